@@ -1,0 +1,4 @@
+"""Models registered in MMDetection's MODELS registry."""
+from . import classifiers, distillers, losses  # noqa: F401
+
+__all__ = ['classifiers', 'distillers', 'losses']

@@ -1,0 +1,2 @@
+"""Small utilities: environment checks, safe checkpoint loading, CPU-friendly distributed set-up."""
+__all__ = []

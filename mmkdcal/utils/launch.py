@@ -1,0 +1,71 @@
+"""Shared set-up of the command-line entry points (``tools/train.py``, ``tools/test.py``...).
+
+The one thing here that stock MMDetection lacks is :func:`setup_cpu_distributed`: MMEngine 0.10.7's
+``pytorch`` launcher calls ``torch.cuda.set_device`` and wraps the model with
+``device_ids=[LOCAL_RANK]``, both of which fail on a machine without CUDA. Multi-process runs on CPU
+(``torchrun --nproc_per_node 2 tools/train.py CFG --launcher pytorch``) are useful to debug
+distributed code paths, so the entry points initialise a ``gloo`` process group themselves and
+ask for a device-less DDP wrapper when CUDA is absent.
+"""
+import os
+import os.path as osp
+from typing import Optional
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+
+__all__ = ['default_work_dir', 'setup_cpu_distributed']
+
+
+def default_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> str:
+    """Work dir priority: command line > ``work_dir`` in the config > ``./work_dirs/<config name>``."""
+    if work_dir is not None:
+        return work_dir
+    if cfg.get('work_dir', None) is not None:
+        return cfg.work_dir
+    return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def setup_cpu_distributed(cfg: Config) -> bool:
+    """Prepare ``cfg`` (and the process group) for a ``pytorch``-launched run on CPU only.
+
+    Does nothing (returns False) unless ``cfg.launcher == 'pytorch'`` and CUDA is unavailable.
+    Otherwise it initialises a ``gloo`` process group from the ``torchrun`` environment variables
+    (so MMEngine's ``init_dist`` with its ``torch.cuda.set_device`` call is skipped), records
+    ``backend='gloo'`` in ``env_cfg.dist_cfg``, and sets ``model_wrapper_cfg.device_ids=None`` so
+    that DistributedDataParallel wraps a CPU module.
+
+    Args:
+        cfg: The full config; ``cfg.launcher`` must already be set.
+
+    Returns:
+        True if the CPU distributed set-up was applied.
+    """
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
+        return False
+    missing = [k for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')
+               if k not in os.environ]
+    if missing:
+        raise RuntimeError(
+            f'--launcher pytorch needs the environment variables {missing}; start the script with '
+            '`torchrun --nproc_per_node N tools/train.py CONFIG --launcher pytorch` '
+            '(or tools/dist_train.sh).')
+    dist_cfg = cfg.setdefault('env_cfg', ConfigDict()).setdefault('dist_cfg', ConfigDict())
+    backend = dist_cfg.get('backend', 'nccl')
+    if backend != 'gloo':
+        print_log(f'CUDA is not available: using the gloo backend instead of env_cfg.dist_cfg.'
+                  f'backend={backend!r} (nccl needs GPUs).', logger='current')
+    dist_cfg['backend'] = 'gloo'
+    if not torch_dist.is_initialized():
+        init_kwargs = {k: v for k, v in dist_cfg.items() if k != 'backend'}
+        torch_dist.init_process_group(
+            backend='gloo',
+            rank=int(os.environ['RANK']),
+            world_size=int(os.environ['WORLD_SIZE']),
+            **init_kwargs)
+    wrapper = cfg.get('model_wrapper_cfg', None) or ConfigDict(type='MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    return True

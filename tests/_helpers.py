@@ -1,0 +1,230 @@
+"""Tiny COCO-format data and tiny detector configs for the end-to-end tests.
+
+The data has real signal (each class is a filled shape of its own colour on a noisy background),
+so a few iterations move the losses, but it is small enough for CPU tests.
+"""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+from typing import Dict, List, Optional
+
+import numpy as np
+from PIL import Image
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CLASSES = ('red', 'green', 'blue')
+COLOURS = ((220, 40, 40), (40, 200, 40), (40, 40, 230))
+MEAN = [123.675, 116.28, 103.53]
+STD = [58.395, 57.12, 57.375]
+
+
+def write_coco(root: str, n_images: int = 8, size: int = 64, seed: int = 0) -> Dict[str, str]:
+    """Write ``root/images/*.png`` and ``root/ann.json`` (1-3 boxes per image)."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(osp.join(root, 'images'), exist_ok=True)
+    images, annotations = [], []
+    for i in range(n_images):
+        img = rng.integers(80, 140, size=(size, size, 3)).astype(np.uint8)
+        for _ in range(int(rng.integers(1, 4))):
+            c = int(rng.integers(0, len(CLASSES)))
+            w, h = (int(v) for v in rng.integers(size // 5, size // 2, size=2))
+            x, y = int(rng.integers(0, size - w)), int(rng.integers(0, size - h))
+            img[y:y + h, x:x + w] = COLOURS[c]
+            annotations.append(dict(id=len(annotations) + 1, image_id=i + 1, category_id=c + 1,
+                                    bbox=[x, y, w, h], area=w * h, iscrowd=0))
+        name = f'{i:04d}.png'
+        Image.fromarray(img).save(osp.join(root, 'images', name))
+        images.append(dict(id=i + 1, file_name=name, width=size, height=size))
+    categories = [dict(id=i + 1, name=n) for i, n in enumerate(CLASSES)]
+    ann = osp.join(root, 'ann.json')
+    with open(ann, 'w') as f:
+        json.dump(dict(images=images, annotations=annotations, categories=categories), f)
+    return dict(root=root, ann='ann.json', img='images/')
+
+
+def _dataloader(data: Dict[str, str], train: bool, batch_size: int = 2) -> dict:
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='Resize', scale=(64, 64), keep_ratio=True),
+        dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                                              'scale_factor')),
+    ]
+    return dict(
+        batch_size=batch_size, num_workers=0, persistent_workers=False,
+        sampler=dict(type='DefaultSampler', shuffle=train),
+        **(dict(batch_sampler=dict(type='AspectRatioBatchSampler')) if train else {}),
+        dataset=dict(type='CocoDataset', data_root=data['root'], ann_file=data['ann'],
+                     data_prefix=dict(img=data['img']), metainfo=dict(classes=CLASSES),
+                     filter_cfg=dict(filter_empty_gt=False), pipeline=pipeline,
+                     test_mode=not train))
+
+
+def _backbone(width: int) -> dict:
+    return dict(type='ResNet', depth=18, base_channels=width, num_stages=4, out_indices=(1, 2, 3),
+                frozen_stages=-1, norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False,
+                style='pytorch', init_cfg=None)
+
+
+def _preprocessor() -> dict:
+    return dict(type='DetDataPreprocessor', mean=MEAN, std=STD, bgr_to_rgb=True,
+                pad_size_divisor=32)
+
+
+def retinanet_model(width: int = 8, num_classes: int = 3, strides=(8, 16, 32)) -> dict:
+    """A tiny RetinaNet (ResNet-18 layout with ``base_channels=width``)."""
+    return dict(
+        type='RetinaNet', data_preprocessor=_preprocessor(), backbone=_backbone(width),
+        neck=dict(type='FPN', in_channels=[2 * width, 4 * width, 8 * width], out_channels=16,
+                  start_level=0, add_extra_convs='on_input', num_outs=len(strides)),
+        bbox_head=dict(
+            type='RetinaHead', num_classes=num_classes, in_channels=16, stacked_convs=1,
+            feat_channels=16,
+            anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4,
+                                  scales_per_octave=2, ratios=[0.5, 1.0, 2.0],
+                                  strides=list(strides)),
+            bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0],
+                            target_stds=[1.0, 1.0, 1.0, 1.0]),
+            loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
+                          loss_weight=1.0),
+            loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+        train_cfg=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4,
+                                     min_pos_iou=0, ignore_iof_thr=-1),
+                       sampler=dict(type='PseudoSampler'), allowed_border=-1, pos_weight=-1,
+                       debug=False),
+        test_cfg=dict(nms_pre=200, min_bbox_size=0, score_thr=0.0,
+                      nms=dict(type='nms', iou_threshold=0.5), max_per_img=50))
+
+
+def gfl_model(width: int = 8, num_classes: int = 3, stacked_convs: int = 1) -> dict:
+    """A tiny GFL detector."""
+    return dict(
+        type='GFL', data_preprocessor=_preprocessor(), backbone=_backbone(width),
+        neck=dict(type='FPN', in_channels=[2 * width, 4 * width, 8 * width], out_channels=16,
+                  start_level=0, add_extra_convs='on_output', num_outs=3),
+        bbox_head=dict(
+            type='GFLHead', num_classes=num_classes, in_channels=16, stacked_convs=stacked_convs,
+            feat_channels=16, norm_cfg=dict(type='GN', num_groups=4, requires_grad=True),
+            anchor_generator=dict(type='AnchorGenerator', ratios=[1.0], octave_base_scale=4,
+                                  scales_per_octave=1, strides=[8, 16, 32]),
+            loss_cls=dict(type='QualityFocalLoss', use_sigmoid=True, beta=2.0, loss_weight=1.0),
+            loss_dfl=dict(type='DistributionFocalLoss', loss_weight=0.25),
+            reg_max=8, loss_bbox=dict(type='GIoULoss', loss_weight=2.0)),
+        train_cfg=dict(assigner=dict(type='ATSSAssigner', topk=9), allowed_border=-1,
+                       pos_weight=-1, debug=False),
+        test_cfg=dict(nms_pre=200, min_bbox_size=0, score_thr=0.0,
+                      nms=dict(type='nms', iou_threshold=0.6), max_per_img=50))
+
+
+def faster_rcnn_model(width: int = 8, num_classes: int = 3) -> dict:
+    """A tiny Faster R-CNN."""
+    return dict(
+        type='FasterRCNN', data_preprocessor=_preprocessor(), backbone=_backbone(width),
+        neck=dict(type='FPN', in_channels=[2 * width, 4 * width, 8 * width], out_channels=16,
+                  num_outs=3),
+        rpn_head=dict(
+            type='RPNHead', in_channels=16, feat_channels=16,
+            anchor_generator=dict(type='AnchorGenerator', scales=[4], ratios=[0.5, 1.0, 2.0],
+                                  strides=[8, 16, 32]),
+            bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0],
+                            target_stds=[1.0, 1.0, 1.0, 1.0]),
+            loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+            loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+        roi_head=dict(
+            type='StandardRoIHead',
+            bbox_roi_extractor=dict(type='SingleRoIExtractor',
+                                    roi_layer=dict(type='RoIAlign', output_size=7,
+                                                   sampling_ratio=0),
+                                    out_channels=16, featmap_strides=[8, 16, 32]),
+            bbox_head=dict(type='Shared2FCBBoxHead', in_channels=16, fc_out_channels=32,
+                           roi_feat_size=7, num_classes=num_classes,
+                           bbox_coder=dict(type='DeltaXYWHBBoxCoder',
+                                           target_means=[0., 0., 0., 0.],
+                                           target_stds=[0.1, 0.1, 0.2, 0.2]),
+                           reg_class_agnostic=False,
+                           loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False,
+                                         loss_weight=1.0),
+                           loss_bbox=dict(type='L1Loss', loss_weight=1.0))),
+        train_cfg=dict(
+            rpn=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3,
+                                   min_pos_iou=0.3, match_low_quality=True, ignore_iof_thr=-1),
+                     sampler=dict(type='RandomSampler', num=64, pos_fraction=0.5,
+                                  neg_pos_ub=-1, add_gt_as_proposals=False),
+                     allowed_border=-1, pos_weight=-1, debug=False),
+            rpn_proposal=dict(nms_pre=200, max_per_img=100,
+                              nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
+            rcnn=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5,
+                                    min_pos_iou=0.5, match_low_quality=False, ignore_iof_thr=-1),
+                      sampler=dict(type='RandomSampler', num=64, pos_fraction=0.25,
+                                   neg_pos_ub=-1, add_gt_as_proposals=True),
+                      pos_weight=-1, debug=False)),
+        test_cfg=dict(
+            rpn=dict(nms_pre=200, max_per_img=100, nms=dict(type='nms', iou_threshold=0.7),
+                     min_bbox_size=0),
+            rcnn=dict(score_thr=0.0, nms=dict(type='nms', iou_threshold=0.5),
+                      max_per_img=50)))
+
+
+def train_config(model: dict, data: Dict[str, str], max_iters: int = 4,
+                 checkpoint_interval: Optional[int] = None, lr: float = 0.01,
+                 custom_hooks: Optional[List[dict]] = None) -> dict:
+    """A complete runnable config dict (iteration-based, CocoMetric validation at the end)."""
+    ann = osp.join(data['root'], data['ann'])
+    cfg = dict(
+        default_scope='mmdet',
+        custom_imports=dict(imports=['mmkdcal'], allow_failed_imports=False),
+        model=model,
+        train_dataloader=_dataloader(data, True),
+        val_dataloader=_dataloader(data, False),
+        test_dataloader=_dataloader(data, False),
+        val_evaluator=dict(type='CocoMetric', ann_file=ann, metric='bbox', format_only=False),
+        test_evaluator=dict(type='CocoMetric', ann_file=ann, metric='bbox', format_only=False),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters),
+        val_cfg=dict(type='ValLoop'),
+        test_cfg=dict(type='TestLoop'),
+        optim_wrapper=dict(type='OptimWrapper',
+                           optimizer=dict(type='SGD', lr=lr, momentum=0.9, weight_decay=1e-4),
+                           clip_grad=dict(max_norm=10.0)),
+        param_scheduler=[dict(type='ConstantLR', factor=1.0, by_epoch=False)],
+        default_hooks=dict(
+            timer=dict(type='IterTimerHook'),
+            logger=dict(type='LoggerHook', interval=1),
+            param_scheduler=dict(type='ParamSchedulerHook'),
+            checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                            interval=checkpoint_interval or max_iters),
+            sampler_seed=dict(type='DistSamplerSeedHook')),
+        env_cfg=dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork'),
+                     dist_cfg=dict(backend='nccl')),
+        log_processor=dict(type='LogProcessor', window_size=1, by_epoch=False),
+        log_level='INFO',
+        load_from=None,
+        resume=False,
+        randomness=dict(seed=0),
+    )
+    if custom_hooks:
+        cfg['custom_hooks'] = custom_hooks
+    return cfg
+
+
+def dump_config(cfg: dict, path: str) -> str:
+    """Write a config dict as an MMEngine ``.py`` config file."""
+    from mmengine.config import Config
+    Config(cfg).dump(path)
+    return path
+
+
+def run_tool(*args: str, timeout: int = 300, env: Optional[dict] = None) -> str:
+    """Run ``python tools/<script> ...`` from the repo root; return its output, fail loudly."""
+    full_env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', **(env or {}))
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, timeout=timeout,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f'{" ".join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}')
+    return proc.stdout
+
+
+def last_checkpoint(work_dir: str) -> str:
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()

@@ -1,0 +1,12 @@
+"""Shared test set-up: the repo root and tests/ on sys.path, single-threaded torch."""
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+for path in (ROOT, HERE):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+os.environ.setdefault('MPLBACKEND', 'Agg')
