@@ -217,7 +217,8 @@ def dump_config(cfg: dict, path: str) -> str:
 
 def run_tool(*args: str, timeout: int = 300, env: Optional[dict] = None) -> str:
     """Run ``python tools/<script> ...`` from the repo root; return its output, fail loudly."""
-    full_env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', **(env or {}))
+    full_env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    full_env.update(env or {})
     proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, timeout=timeout,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if proc.returncode != 0:

@@ -10,3 +10,10 @@ for path in (ROOT, HERE):
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 os.environ.setdefault('MPLBACKEND', 'Agg')
+
+try:  # build mmdet models outside a Runner (default scope 'mmdet'), as MMDetection's tests do
+    from mmdet.utils import register_all_modules
+except ImportError:  # pragma: no cover - calibration-only environments
+    register_all_modules = None
+if register_all_modules is not None:
+    register_all_modules(init_default_scope=True)

@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Union
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from torch import Tensor
 
 from mmdet.models.detectors import TwoStageDetector
@@ -57,6 +57,8 @@ class DistillTwoStageDetector(TeacherMixin, TwoStageDetector):
                  neck: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
+        train_cfg = ConfigDict(train_cfg) if isinstance(train_cfg, dict) else train_cfg
+        test_cfg = ConfigDict(test_cfg) if isinstance(test_cfg, dict) else test_cfg
         super().__init__(
             backbone=backbone,
             neck=neck,
@@ -132,8 +134,7 @@ class DistillTwoStageDetector(TeacherMixin, TwoStageDetector):
         if not torch.isfinite(t_roi_cls).all():
             raise FloatingPointError('The teacher produced NaN/inf RoI logits: check teacher_ckpt '
                                      'and the input normalisation, or disable teacher_fp16.')
-        labels = torch.cat([res.labels for res in sampling_results]) if 'roi_cls' in need \
-            else None
+        labels = self._roi_labels(sampling_results) if 'roi_cls' in need else None
         for name, inputs in self.distill_inputs.items():
             if inputs == 'roi_cls':
                 losses[name] = self._call_roi_loss(
@@ -144,6 +145,15 @@ class DistillTwoStageDetector(TeacherMixin, TwoStageDetector):
                 losses[name] = sum(self._call_distill_loss(name, s, t)
                                    for s, t in zip(feats, t_feats))
         return losses
+
+    def _roi_labels(self, sampling_results) -> Tensor:
+        """Ground-truth class of each sampled RoI (positives first, as in ``res.priors``); the
+        background index ``num_classes`` for negatives."""
+        k = self.roi_head.bbox_head.num_classes
+        return torch.cat([
+            torch.cat([res.pos_gt_labels.long(),
+                       res.pos_gt_labels.new_full((len(res.neg_priors),), k).long()])
+            for res in sampling_results])
 
     def _call_roi_loss(self, name: str, s_cls: Tensor, t_cls: Tensor, labels: Tensor) -> Tensor:
         if self._loss_wants_labels[name]:

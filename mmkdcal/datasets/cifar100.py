@@ -1,0 +1,296 @@
+"""CIFAR-100 reader for the standard ``cifar-100-python`` folder, with a restricted unpickler.
+
+The dataset files of Krizhevsky, "Learning Multiple Layers of Features from Tiny Images" (2009),
+as distributed on https://www.cs.toronto.edu/~kriz/cifar.html (``cifar-100-python.tar.gz``), are
+Python pickles: ``train`` and ``test`` hold a dict with ``data`` (N x 3072 uint8, each row the
+1024 red, then 1024 green, then 1024 blue values of a 32x32 image in row-major order),
+``fine_labels`` (0..99), ``coarse_labels`` (0..19), ``filenames`` and ``batch_label``;
+``meta`` holds ``fine_label_names`` and ``coarse_label_names``. Nothing is ever downloaded here.
+
+Unpickling runs code named by the file, so the files are read with :class:`CifarUnpickler`, which
+only resolves the globals that a numpy array inside a dict needs and refuses anything else.
+"""
+import os
+import os.path as osp
+import pickle
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+from mmdet.registry import DATASETS, TRANSFORMS
+from mmengine.dataset import BaseDataset
+
+from . import transforms  # noqa: F401  (registers RandomCropPad, RandomHFlip, PackClsInputs)
+
+__all__ = ['CIFAR100Dataset', 'CifarUnpickler', 'load_cifar_pickle', 'write_cifar100_like']
+
+CIFAR100_FOLDER = 'cifar-100-python'
+CIFAR100_FILES = ('train', 'test', 'meta')
+_GET_IT = ('get the `cifar-100-python.tar.gz` archive from the CIFAR page '
+           '(https://www.cs.toronto.edu/~kriz/cifar.html) and unpack it there, e.g. '
+           '`mkdir -p data/cifar100 && tar -xzf cifar-100-python.tar.gz -C data/cifar100`')
+
+
+def _numpy_reconstruct():
+    # numpy >= 2 keeps the implementation in numpy._core; older releases in numpy.core.
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # pragma: no cover - numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    return _reconstruct
+
+
+def _codecs_encode():
+    import _codecs
+    return _codecs.encode
+
+
+#: (module, name) -> resolver of the only globals a CIFAR pickle may reference. A numpy array is
+#: pickled as ``_reconstruct(ndarray, shape, dtype)`` + state; Python 3 protocol-2 writers encode
+#: raw bytes through ``_codecs.encode(str, 'latin1')``.
+_ALLOWED_GLOBALS = {
+    ('numpy.core.multiarray', '_reconstruct'): _numpy_reconstruct,
+    ('numpy._core.multiarray', '_reconstruct'): _numpy_reconstruct,
+    ('numpy', 'ndarray'): lambda: np.ndarray,
+    ('numpy', 'dtype'): lambda: np.dtype,
+    ('_codecs', 'encode'): _codecs_encode,
+}
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """Unpickler that only builds dicts/lists/strings/numbers and numpy arrays.
+
+    Any other global (``os.system``, ``builtins.eval``, ``subprocess.Popen``...) raises
+    ``pickle.UnpicklingError`` naming it, before it can be called.
+
+    Args:
+        file: Binary file object to read.
+        source (str): File name used in error messages.
+    """
+
+    def __init__(self, file, source: str = '<stream>') -> None:
+        super().__init__(file, encoding='latin1')
+        self.source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        """Resolve an allowed global or refuse.
+
+        Args:
+            module (str): Module named by the pickle.
+            name (str): Attribute named by the pickle.
+
+        Returns:
+            Any: the allowed object.
+        """
+        resolver = _ALLOWED_GLOBALS.get((module, name))
+        if resolver is None:
+            raise pickle.UnpicklingError(
+                f'{self.source}: refusing to load global {module}.{name}: a CIFAR-100 file only '
+                'holds dicts, lists, strings and numpy arrays. The file is not a genuine CIFAR-100 '
+                f'pickle (possibly malicious); replace it with a fresh copy ({_GET_IT}).')
+        return resolver()
+
+    def persistent_load(self, pid: Any) -> Any:
+        """Refuse persistent ids (a CIFAR pickle has none)."""
+        raise pickle.UnpicklingError(f'{self.source}: persistent id {pid!r} refused; not a CIFAR '
+                                     'pickle.')
+
+
+def load_cifar_pickle(path: str) -> Dict[str, Any]:
+    """Load one CIFAR pickle safely and return its dict with ``str`` keys.
+
+    Args:
+        path (str): File to read.
+
+    Returns:
+        dict[str, Any]: the unpickled dict (bytes keys decoded as latin-1).
+    """
+    with open(path, 'rb') as f:
+        obj = CifarUnpickler(f, source=path).load()
+    if not isinstance(obj, dict):
+        raise ValueError(f'{path}: expected a pickled dict (CIFAR-100 format), got '
+                         f'{type(obj).__name__}.')
+    return {(k.decode('latin1') if isinstance(k, bytes) else k): v for k, v in obj.items()}
+
+
+def _as_str(value: Union[str, bytes]) -> str:
+    return value.decode('latin1') if isinstance(value, bytes) else str(value)
+
+
+def resolve_cifar100_folder(data_root: str) -> str:
+    """Return the folder holding ``train``, ``test`` and ``meta``.
+
+    ``data_root`` is either the directory that contains ``cifar-100-python/`` (the unpacked archive)
+    or that folder itself.
+
+    Args:
+        data_root (str): User-given path.
+
+    Returns:
+        str: the ``cifar-100-python`` folder.
+    """
+    if not isinstance(data_root, (str, os.PathLike)) or not str(data_root):
+        raise TypeError('CIFAR100Dataset: data_root must be a non-empty path to the directory '
+                        f'that contains `{CIFAR100_FOLDER}/`, got {data_root!r}.')
+    data_root = str(data_root)
+    nested = osp.join(data_root, CIFAR100_FOLDER)
+    if osp.isdir(nested):
+        folder = nested
+    elif all(osp.isfile(osp.join(data_root, name)) for name in CIFAR100_FILES):
+        folder = data_root
+    else:
+        folder = nested
+    missing = [name for name in CIFAR100_FILES if not osp.isfile(osp.join(folder, name))]
+    if missing:
+        raise FileNotFoundError(
+            f'CIFAR100Dataset: missing {", ".join(missing)} in {folder} (expected the files '
+            f'{", ".join(CIFAR100_FILES)} of the python version of CIFAR-100 under '
+            f'{osp.join(data_root, CIFAR100_FOLDER)}). Nothing is downloaded automatically: '
+            f'{_GET_IT}, or set data_root to where the unpacked folder lives.')
+    return folder
+
+
+@DATASETS.register_module()
+class CIFAR100Dataset(BaseDataset):
+    """CIFAR-100 (train: 50,000 images, test: 10,000; 100 fine / 20 coarse classes).
+
+    Each item after ``get_data_info`` is ``dict(img=HxWx3 uint8 RGB array, gt_label=int,
+    img_index=int, sample_idx=int)``; with the default pipeline (:class:`PackClsInputs`) it becomes
+    ``dict(inputs=3x32x32 uint8 tensor, data_samples=BaseDataElement(gt_label=0-dim long))``.
+
+    Args:
+        data_root (str): Directory containing ``cifar-100-python/`` (or that folder itself).
+        split (str): ``'train'`` or ``'test'``.
+        pipeline (Sequence[dict | callable]): Transforms, e.g. ``[dict(type='RandomCropPad'),
+            dict(type='RandomHFlip'), dict(type='PackClsInputs')]``.
+        label_type (str): ``'fine'`` (100 classes, the KD benchmark) or ``'coarse'`` (20).
+        **kwargs: Forwarded to :class:`mmengine.dataset.BaseDataset` (``indices``,
+            ``serialize_data``, ``lazy_init``, ``test_mode``, ``max_refetch``, ``metainfo``).
+    """
+
+    METAINFO: dict = dict(dataset_name='CIFAR-100')
+
+    def __init__(self,
+                 data_root: str,
+                 split: str = 'train',
+                 pipeline: Sequence[Union[dict, Any]] = (),
+                 label_type: str = 'fine',
+                 **kwargs) -> None:
+        if split not in ('train', 'test'):
+            raise ValueError(f"CIFAR100Dataset: split must be 'train' or 'test', got {split!r}.")
+        if label_type not in ('fine', 'coarse'):
+            raise ValueError("CIFAR100Dataset: label_type must be 'fine' (100 classes) or "
+                             f"'coarse' (20 classes), got {label_type!r}.")
+        for key in ('ann_file', 'data_prefix'):
+            if key in kwargs:
+                raise ValueError(f'CIFAR100Dataset: `{key}` is not used (the files are found from '
+                                 f'data_root); remove it from the config.')
+        self.folder = resolve_cifar100_folder(data_root)
+        self.split = split
+        self.label_type = label_type
+        meta = load_cifar_pickle(osp.join(self.folder, 'meta'))
+        names_key = f'{label_type}_label_names'
+        if names_key not in meta:
+            raise ValueError(f'{osp.join(self.folder, "meta")}: no `{names_key}` entry (keys: '
+                             f'{sorted(meta)}); not a CIFAR-100 meta file.')
+        classes = tuple(_as_str(n) for n in meta[names_key])
+        metainfo = dict(kwargs.pop('metainfo', None) or {})
+        metainfo.setdefault('classes', classes)
+        self._images: Optional[np.ndarray] = None
+        # Build the transforms from mmdet's registry here, so that the dataset also works outside a
+        # Runner (no default scope set); instances and callables are kept as given.
+        transforms = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
+        super().__init__(data_root=str(data_root), metainfo=metainfo, pipeline=transforms,
+                         **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        """Read the split file and return one small dict per image (images kept in one array).
+
+        Returns:
+            list[dict]: ``dict(img_index=i, gt_label=label)`` per image.
+        """
+        path = osp.join(self.folder, self.split)
+        content = load_cifar_pickle(path)
+        label_key = f'{self.label_type}_labels'
+        for key in ('data', label_key):
+            if key not in content:
+                raise ValueError(f'{path}: no `{key}` entry (keys: {sorted(content)}); not a '
+                                 f'CIFAR-100 {self.split} file.')
+        data = np.asarray(content['data'])
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+            raise ValueError(f'{path}: `data` must be an (N, 3072) uint8 array, got '
+                             f'{data.dtype} {data.shape}.')
+        labels = np.asarray(content[label_key], dtype=np.int64)
+        num_classes = len(self.metainfo['classes'])
+        if labels.shape != (data.shape[0],):
+            raise ValueError(f'{path}: `{label_key}` has {labels.size} entries for '
+                             f'{data.shape[0]} images.')
+        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(f'{path}: `{label_key}` values must lie in [0, {num_classes}), got '
+                             f'[{labels.min()}, {labels.max()}].')
+        # rows are R-plane, G-plane, B-plane, each 32x32 row-major -> (N, 32, 32, 3) RGB
+        self._images = np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        return [dict(img_index=i, gt_label=int(label)) for i, label in enumerate(labels)]
+
+    def get_data_info(self, idx: int) -> dict:
+        """Return the info of item ``idx`` with its image attached.
+
+        Args:
+            idx (int): Index in the (possibly subset) dataset.
+
+        Returns:
+            dict: ``img`` (32x32x3 uint8 RGB copy), ``gt_label``, ``img_index``, ``sample_idx``.
+        """
+        info = super().get_data_info(idx)
+        info['img'] = self._images[info['img_index']].copy()
+        info['img_shape'] = info['ori_shape'] = (32, 32)
+        return info
+
+
+def write_cifar100_like(root: str,
+                        n_train: int = 8,
+                        n_test: int = 4,
+                        seed: int = 0) -> Dict[str, Any]:
+    """Write a tiny fake CIFAR-100 in the real on-disk format, for tests.
+
+    Creates ``root/cifar-100-python/{train,test,meta}`` as protocol-2 pickles with the same keys,
+    dtypes and pixel layout as the real files (random pixels and labels; class names
+    ``fine_00``..``fine_99`` and ``coarse_00``..``coarse_19``).
+
+    Args:
+        root (str): Directory to create the folder in.
+        n_train (int): Number of training images.
+        n_test (int): Number of test images.
+        seed (int): Seed of the random pixels/labels.
+
+    Returns:
+        dict: the planted values, ``{'train': (images (N,32,32,3) uint8 RGB, fine labels (N,),
+        coarse labels (N,)), 'test': (...), 'fine_label_names': [...],
+        'coarse_label_names': [...], 'folder': path}``.
+    """
+    if n_train < 0 or n_test < 0:
+        raise ValueError(f'write_cifar100_like: n_train and n_test must be >= 0, got {n_train}, '
+                         f'{n_test}.')
+    rng = np.random.default_rng(seed)
+    folder = osp.join(str(root), CIFAR100_FOLDER)
+    os.makedirs(folder, exist_ok=True)
+    planted: Dict[str, Any] = dict(folder=folder)
+    for split, n in (('train', n_train), ('test', n_test)):
+        images = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+        fine = rng.integers(0, 100, size=n).astype(np.int64)
+        coarse = rng.integers(0, 20, size=n).astype(np.int64)
+        content = {
+            'filenames': [f'fake_{split}_{i:05d}.png' for i in range(n)],
+            'batch_label': f'{split}ing batch 1 of 1',
+            'fine_labels': [int(v) for v in fine],
+            'coarse_labels': [int(v) for v in coarse],
+            'data': np.ascontiguousarray(images.transpose(0, 3, 1, 2).reshape(n, 3072)),
+        }
+        with open(osp.join(folder, split), 'wb') as f:
+            pickle.dump(content, f, protocol=2)
+        planted[split] = (images, fine, coarse)
+    meta = dict(fine_label_names=[f'fine_{i:02d}' for i in range(100)],
+                coarse_label_names=[f'coarse_{i:02d}' for i in range(20)])
+    with open(osp.join(folder, 'meta'), 'wb') as f:
+        pickle.dump(meta, f, protocol=2)
+    planted.update(meta)
+    return planted

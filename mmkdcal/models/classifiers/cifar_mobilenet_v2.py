@@ -1,0 +1,145 @@
+"""MobileNetV2 adapted to 32x32 inputs, as in the CIFAR-100 distillation benchmark.
+
+Inverted residual blocks follow Sandler et al., "MobileNetV2: Inverted Residuals and Linear
+Bottlenecks" (CVPR 2018, Table 2): 1x1 expansion conv-BN-ReLU, 3x3 depth-wise conv-BN-ReLU, 1x1
+linear projection conv-BN, residual when stride 1 and widths match. The CIFAR variant is the one
+of Tian et al., "Contrastive Representation Distillation" (ICLR 2020,
+github.com/HobbitLong/RepDistiller, ``models/mobilenetv2.py``, ``mobile_half``; mdistiller's
+``MobileNetV2``): expansion ``T=6``, width multiplier 0.5, stride-2 3x3 stem, the (t, c, n, s) table
+below, the expansion conv kept even where t = 1, ReLU (not ReLU6), a 1x1 conv-BN-ReLU to 1280
+channels (1280 is not scaled down when the width multiplier is below 1), global average pooling
+and a linear classifier. The 32x32 input ends at 2x2 before pooling.
+
+With ``num_classes=100`` the default model has 812,836 parameters (checked in
+``tests/models/classifiers/``).
+"""
+from typing import List, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+
+__all__ = ['CifarMobileNetV2']
+
+#: (expansion placeholder flag, channels, repeats, first stride); an expansion of None means T.
+_SETTINGS: Sequence[Tuple[object, int, int, int]] = (
+    (1, 16, 1, 1),
+    (None, 24, 2, 1),
+    (None, 32, 3, 2),
+    (None, 64, 4, 2),
+    (None, 96, 3, 1),
+    (None, 160, 3, 2),
+    (None, 320, 1, 1),
+)
+#: indices of the block groups whose outputs are returned as stage features
+_FEATURE_GROUPS = (1, 2, 4, 6)
+
+
+class _InvertedResidual(nn.Module):
+    """Expand (1x1) -> depth-wise (3x3) -> project (1x1, linear), residual if shapes match.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        stride (int): Depth-wise convolution stride (1 or 2).
+        expand_ratio (int): Expansion factor t.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int,
+                 expand_ratio: int) -> None:
+        super().__init__()
+        hidden = in_channels * expand_ratio
+        self.use_residual = stride == 1 and in_channels == out_channels
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block to (N, C_in, H, W)."""
+        out = self.conv(x)
+        return x + out if self.use_residual else out
+
+
+@MODELS.register_module()
+class CifarMobileNetV2(nn.Module):
+    """MobileNetV2 for 32x32 images returning class logits.
+
+    Args:
+        expand_ratio (int): Expansion factor T of the blocks (except the first). Defaults to 6.
+        width_mult (float): Width multiplier of every block and of the stem. Defaults to 0.5.
+        num_classes (int): Number of classes. Defaults to 100.
+        in_channels (int): Input image channels. Defaults to 3.
+    """
+
+    def __init__(self, expand_ratio: int = 6, width_mult: float = 0.5, num_classes: int = 100,
+                 in_channels: int = 3) -> None:
+        super().__init__()
+        if not isinstance(expand_ratio, int) or expand_ratio < 1:
+            raise ValueError('CifarMobileNetV2: expand_ratio must be a positive int, got '
+                             f'{expand_ratio!r}.')
+        if not width_mult > 0:
+            raise ValueError(f'CifarMobileNetV2: width_mult must be > 0, got {width_mult!r}.')
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError('CifarMobileNetV2: num_classes must be a positive int, got '
+                             f'{num_classes!r}.')
+        self.num_classes = num_classes
+        channels = int(32 * width_mult)
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, 2, 1, bias=False), nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True))
+        groups = []
+        for t, c, n, s in _SETTINGS:
+            out_channels = int(c * width_mult)
+            t = expand_ratio if t is None else t
+            blocks = []
+            for j in range(n):
+                blocks.append(_InvertedResidual(channels, out_channels, s if j == 0 else 1, t))
+                channels = out_channels
+            groups.append(nn.Sequential(*blocks))
+        self.groups = nn.ModuleList(groups)
+        last = int(1280 * width_mult) if width_mult > 1.0 else 1280
+        self.conv_last = nn.Sequential(
+            nn.Conv2d(channels, last, 1, bias=False), nn.BatchNorm2d(last), nn.ReLU(inplace=True))
+        self.feat_dim = last
+        self.fc = nn.Linear(last, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Compute the pre-logit feature and the per-stage feature maps.
+
+        Args:
+            x (Tensor): (N, 3, 32, 32) normalised images.
+
+        Returns:
+            tuple[Tensor, list[Tensor]]: the pooled feature (N, 1280) and ``[stem (16x16),
+            group1 (16x16), group2 (8x8), group4 (4x4), group6 (2x2)]`` feature maps.
+        """
+        out = self.stem(x)
+        feats = [out]
+        for i, group in enumerate(self.groups):
+            out = group(out)
+            if i in _FEATURE_GROUPS:
+                feats.append(out)
+        out = self.conv_last(out)
+        pooled = torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
+        return pooled, feats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return (N, num_classes) class logits for (N, 3, 32, 32) images."""
+        pooled, _ = self.forward_features(x)
+        return self.fc(pooled)

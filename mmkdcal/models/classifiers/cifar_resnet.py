@@ -1,0 +1,175 @@
+"""ResNets for 32x32 inputs, in the layout of the CIFAR-100 distillation benchmark.
+
+Architecture (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, Sec. 4.2): a 3x3
+stem convolution, three stages of ``n`` basic blocks at 32x32, 16x16 and 8x8 (stride-2 first block
+in stages 2 and 3), global average pooling and a linear classifier; depth = 6n + 2. The channel
+widths follow the benchmark of Tian et al., "Contrastive Representation Distillation" (ICLR 2020,
+github.com/HobbitLong/RepDistiller, ``models/resnet.py``), reused unchanged by mdistiller
+(github.com/megvii-research/mdistiller): stem/stage widths (16, 16, 32, 64) for resnet20/56/110 and
+(32, 64, 128, 256) for the "x4" variants resnet8x4/resnet32x4. As in that benchmark, a block whose
+input and output widths differ (or which strides) uses a 1x1 convolution + BN projection shortcut.
+
+Parameter counts with ``num_classes=100`` (computed by ``sum(p.numel())`` and checked in
+``tests/models/classifiers/test_cls_backbones.py``): resnet20 278,324, resnet56 861,620,
+resnet110 1,736,564, resnet8x4 1,233,540, resnet32x4 7,433,860.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+
+__all__ = ['CifarResNet', 'CIFAR_RESNET_ARCHS']
+
+#: arch name -> (depth, (stem, stage1, stage2, stage3) widths)
+CIFAR_RESNET_ARCHS: Dict[str, Tuple[int, Tuple[int, int, int, int]]] = {
+    'resnet8': (8, (16, 16, 32, 64)),
+    'resnet14': (14, (16, 16, 32, 64)),
+    'resnet20': (20, (16, 16, 32, 64)),
+    'resnet32': (32, (16, 16, 32, 64)),
+    'resnet44': (44, (16, 16, 32, 64)),
+    'resnet56': (56, (16, 16, 32, 64)),
+    'resnet110': (110, (16, 16, 32, 64)),
+    'resnet8x4': (8, (32, 64, 128, 256)),
+    'resnet32x4': (32, (32, 64, 128, 256)),
+}
+
+
+class _BasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers with an identity or 1x1-projection shortcut, ReLU after the sum.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        stride (int): Stride of the first convolution (and of the projection shortcut).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut: Optional[nn.Module] = None
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block.
+
+        Args:
+            x (Tensor): (N, C_in, H, W) input.
+
+        Returns:
+            Tensor: (N, C_out, H / stride, W / stride) output.
+        """
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = x if self.shortcut is None else self.shortcut(x)
+        return F.relu(out + identity)
+
+
+@MODELS.register_module()
+class CifarResNet(nn.Module):
+    """CIFAR ResNet (6n+2 layers, basic blocks) returning class logits.
+
+    Give either ``arch`` (a key of :data:`CIFAR_RESNET_ARCHS`, e.g. ``'resnet8x4'``) or both
+    ``depth`` and ``widths``.
+
+    Args:
+        arch (str, optional): Named benchmark architecture.
+        depth (int, optional): Network depth, 6n + 2 (n >= 1).
+        widths (Sequence[int], optional): Four channel widths (stem, stage 1, stage 2, stage 3).
+        num_classes (int): Number of classes of the linear classifier. Defaults to 100.
+        in_channels (int): Input image channels. Defaults to 3.
+    """
+
+    def __init__(self,
+                 arch: Optional[str] = None,
+                 depth: Optional[int] = None,
+                 widths: Optional[Sequence[int]] = None,
+                 num_classes: int = 100,
+                 in_channels: int = 3) -> None:
+        super().__init__()
+        if arch is not None:
+            if depth is not None or widths is not None:
+                raise ValueError('CifarResNet: give either `arch` or (`depth`, `widths`), not both '
+                                 f'(got arch={arch!r}, depth={depth!r}, widths={widths!r}).')
+            if arch not in CIFAR_RESNET_ARCHS:
+                raise ValueError(f'CifarResNet: unknown arch={arch!r}; choose one of '
+                                 f'{sorted(CIFAR_RESNET_ARCHS)} or give `depth` and `widths`.')
+            depth, widths = CIFAR_RESNET_ARCHS[arch]
+        if depth is None or widths is None:
+            raise ValueError('CifarResNet: give `arch` (e.g. arch="resnet8x4") or both `depth` and '
+                             '`widths`.')
+        if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
+            raise ValueError(f'CifarResNet: depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 56, '
+                             f'110, ...), got depth={depth!r}.')
+        widths = tuple(int(w) for w in widths)
+        if len(widths) != 4 or min(widths) < 1:
+            raise ValueError('CifarResNet: widths must be 4 positive ints (stem, stage1, stage2, '
+                             f'stage3), got widths={widths!r}.')
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError('CifarResNet: num_classes must be a positive int, got '
+                             f'{num_classes!r}.')
+        self.arch = arch
+        self.depth = depth
+        self.widths = widths
+        self.num_classes = num_classes
+        blocks_per_stage = (depth - 2) // 6
+
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        stages = []
+        channels = widths[0]
+        for width, stride in zip(widths[1:], (1, 2, 2)):
+            blocks = []
+            for j in range(blocks_per_stage):
+                blocks.append(_BasicBlock(channels, width, stride if j == 0 else 1))
+                channels = width
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.ModuleList(stages)
+        self.feat_dim = channels
+        self.fc = nn.Linear(channels, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Compute the pre-logit feature and the per-stage feature maps.
+
+        Args:
+            x (Tensor): (N, 3, 32, 32) normalised images.
+
+        Returns:
+            tuple[Tensor, list[Tensor]]: the pooled feature (N, feat_dim) that the classifier
+            reads, and ``[stem, stage1, stage2, stage3]`` feature maps (post-ReLU).
+        """
+        out = F.relu(self.bn1(self.conv1(x)))
+        feats = [out]
+        for stage in self.stages:
+            out = stage(out)
+            feats.append(out)
+        pooled = torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
+        return pooled, feats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class logits.
+
+        Args:
+            x (Tensor): (N, 3, 32, 32) normalised images.
+
+        Returns:
+            Tensor: (N, num_classes) logits.
+        """
+        pooled, _ = self.forward_features(x)
+        return self.fc(pooled)

@@ -1,0 +1,160 @@
+"""ShuffleNetV2 adapted to 32x32 inputs, as in the CIFAR-100 distillation benchmark.
+
+Units follow Ma et al., "ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design"
+(ECCV 2018, Fig. 3c/3d): a basic unit splits the channels in two halves, keeps one and sends the
+other through 1x1 conv-BN-ReLU, 3x3 depth-wise conv-BN, 1x1 conv-BN-ReLU, concatenates and
+shuffles channels (2 groups); a down-sampling unit runs two stride-2 branches on the full input and
+concatenates them. The CIFAR adaptation is the one of Tian et al., "Contrastive Representation
+Distillation" (ICLR 2020, github.com/HobbitLong/RepDistiller, ``models/ShuffleNetv2.py``, used by
+mdistiller as ``ShuffleV2``): a 1x1 stem convolution to 24 channels (no stride, no max-pool), three
+stages each made of one down-sampling unit followed by ``num_blocks`` basic units, a 1x1
+conv-BN-ReLU to the final width, global average pooling and a linear classifier.
+
+``net_size=1.0`` (``ShuffleV2``) has stage widths (116, 232, 464), final width 1024 and (3, 7, 3)
+basic units; with ``num_classes=100`` it has 1,355,528 parameters (checked in
+``tests/models/classifiers/``).
+"""
+from typing import Dict, List, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+
+__all__ = ['CifarShuffleNetV2', 'CIFAR_SHUFFLENETV2_SIZES']
+
+#: net_size -> (stage widths + final width, basic units per stage)
+CIFAR_SHUFFLENETV2_SIZES: Dict[float, Tuple[Tuple[int, int, int, int], Tuple[int, int, int]]] = {
+    0.5: ((48, 96, 192, 1024), (3, 7, 3)),
+    1.0: ((116, 232, 464, 1024), (3, 7, 3)),
+    1.5: ((176, 352, 704, 1024), (3, 7, 3)),
+    2.0: ((224, 488, 976, 2048), (3, 7, 3)),
+}
+
+
+def channel_shuffle(x: torch.Tensor, groups: int = 2) -> torch.Tensor:
+    """Interleave the channels of ``groups`` equal groups: (N, g*c, H, W) -> (N, c*g, H, W).
+
+    Args:
+        x (Tensor): (N, C, H, W) input, C divisible by ``groups``.
+        groups (int): Number of groups.
+
+    Returns:
+        Tensor: the shuffled tensor, channel ``i*groups + j`` is input channel ``j*c + i``.
+    """
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+def _conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,
+             relu: bool = True) -> nn.Sequential:
+    layers = [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+              nn.BatchNorm2d(cout)]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class _BasicUnit(nn.Module):
+    """Channel-split unit: identity on one half, 1x1 -> dw3x3 -> 1x1 on the other, shuffle.
+
+    Args:
+        channels (int): Input = output channels (even).
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        half = channels // 2
+        self.branch = nn.Sequential(
+            _conv_bn(half, half, 1),
+            _conv_bn(half, half, 3, groups=half, relu=False),
+            _conv_bn(half, half, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the unit to (N, C, H, W) and return (N, C, H, W)."""
+        half = x.shape[1] // 2
+        kept, processed = x[:, :half], x[:, half:]
+        return channel_shuffle(torch.cat([kept, self.branch(processed)], 1))
+
+
+class _DownUnit(nn.Module):
+    """Stride-2 unit: two branches on the full input, each giving half of ``out_channels``.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels (even).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        mid = out_channels // 2
+        self.left = nn.Sequential(
+            _conv_bn(in_channels, in_channels, 3, 2, groups=in_channels, relu=False),
+            _conv_bn(in_channels, mid, 1))
+        self.right = nn.Sequential(
+            _conv_bn(in_channels, mid, 1),
+            _conv_bn(mid, mid, 3, 2, groups=mid, relu=False),
+            _conv_bn(mid, mid, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the unit to (N, C_in, H, W) and return (N, C_out, H/2, W/2)."""
+        return channel_shuffle(torch.cat([self.left(x), self.right(x)], 1))
+
+
+@MODELS.register_module()
+class CifarShuffleNetV2(nn.Module):
+    """ShuffleNetV2 for 32x32 images returning class logits.
+
+    Args:
+        net_size (float): Width setting, one of 0.5, 1.0, 1.5, 2.0. Defaults to 1.0 (``ShuffleV2``
+            of the distillation benchmark).
+        num_classes (int): Number of classes. Defaults to 100.
+        in_channels (int): Input image channels. Defaults to 3.
+    """
+
+    def __init__(self, net_size: float = 1.0, num_classes: int = 100, in_channels: int = 3) -> None:
+        super().__init__()
+        if float(net_size) not in CIFAR_SHUFFLENETV2_SIZES:
+            raise ValueError(f'CifarShuffleNetV2: net_size must be one of '
+                             f'{sorted(CIFAR_SHUFFLENETV2_SIZES)}, got {net_size!r}.')
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError('CifarShuffleNetV2: num_classes must be a positive int, got '
+                             f'{num_classes!r}.')
+        widths, num_units = CIFAR_SHUFFLENETV2_SIZES[float(net_size)]
+        self.net_size = float(net_size)
+        self.num_classes = num_classes
+        self.stem = _conv_bn(in_channels, 24, 1)
+        channels = 24
+        stages = []
+        for width, units in zip(widths[:3], num_units):
+            stages.append(nn.Sequential(_DownUnit(channels, width),
+                                        *[_BasicUnit(width) for _ in range(units)]))
+            channels = width
+        self.stages = nn.ModuleList(stages)
+        self.conv_last = _conv_bn(channels, widths[3], 1)
+        self.feat_dim = widths[3]
+        self.fc = nn.Linear(widths[3], num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Compute the pre-logit feature and the per-stage feature maps.
+
+        Args:
+            x (Tensor): (N, 3, 32, 32) normalised images.
+
+        Returns:
+            tuple[Tensor, list[Tensor]]: the pooled feature (N, feat_dim) and
+            ``[stem (32x32), stage1 (16x16), stage2 (8x8), stage3 (4x4)]`` feature maps.
+        """
+        out = self.stem(x)
+        feats = [out]
+        for stage in self.stages:
+            out = stage(out)
+            feats.append(out)
+        out = self.conv_last(out)
+        pooled = torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
+        return pooled, feats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return (N, num_classes) class logits for (N, 3, 32, 32) images."""
+        pooled, _ = self.forward_features(x)
+        return self.fc(pooled)

@@ -1,0 +1,181 @@
+"""Wide residual networks for 32x32 inputs (WRN-d-k), as in the CIFAR-100 distillation benchmark.
+
+Architecture (Zagoruyko & Komodakis, "Wide Residual Networks", BMVC 2016): a 3x3 stem convolution
+with 16 channels, three groups of ``n = (d - 4) / 6`` pre-activation basic blocks (BN-ReLU-conv
+twice) with widths (16k, 32k, 64k) at 32x32, 16x16 and 8x8, a final BN-ReLU, global average pooling
+and a linear classifier. A block whose input and output widths differ uses a 1x1 convolution
+shortcut applied to the pre-activated input. Same layout as the benchmark of Tian et al.,
+"Contrastive Representation Distillation" (ICLR 2020, github.com/HobbitLong/RepDistiller,
+``models/wrn.py``) and mdistiller (github.com/megvii-research/mdistiller).
+
+Parameter counts with ``num_classes=100`` (checked in ``tests/models/classifiers/``):
+wrn_16_2 703,284, wrn_40_2 2,255,156.
+"""
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+
+__all__ = ['CifarWideResNet', 'CIFAR_WRN_ARCHS']
+
+#: arch name -> (depth, widen_factor)
+CIFAR_WRN_ARCHS: Dict[str, Tuple[int, int]] = {
+    'wrn_16_1': (16, 1),
+    'wrn_16_2': (16, 2),
+    'wrn_40_1': (40, 1),
+    'wrn_40_2': (40, 2),
+}
+
+
+class _PreActBlock(nn.Module):
+    """Pre-activation basic block (BN-ReLU-conv3x3, BN-ReLU-conv3x3) of a wide ResNet.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        stride (int): Stride of the first convolution and of the shortcut.
+        drop_rate (float): Dropout probability between the two convolutions.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int,
+                 drop_rate: float = 0.0) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.drop_rate = drop_rate
+        self.shortcut: Optional[nn.Module] = None
+        if in_channels != out_channels:
+            self.shortcut = nn.Conv2d(in_channels, out_channels, 1, stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block.
+
+        Args:
+            x (Tensor): (N, C_in, H, W) input.
+
+        Returns:
+            Tensor: (N, C_out, H / stride, W / stride) output (not activated).
+        """
+        pre = F.relu(self.bn1(x))
+        out = F.relu(self.bn2(self.conv1(pre)))
+        if self.drop_rate > 0:
+            out = F.dropout(out, p=self.drop_rate, training=self.training)
+        out = self.conv2(out)
+        # With a projection, the shortcut reads the pre-activated input (Zagoruyko & Komodakis).
+        identity = x if self.shortcut is None else self.shortcut(pre)
+        return out + identity
+
+
+@MODELS.register_module()
+class CifarWideResNet(nn.Module):
+    """Wide ResNet WRN-depth-widen_factor for 32x32 images, returning class logits.
+
+    Give either ``arch`` (``'wrn_40_2'``, ``'wrn_16_2'``, ...) or ``depth`` and ``widen_factor``.
+
+    Args:
+        arch (str, optional): Named architecture, a key of :data:`CIFAR_WRN_ARCHS`.
+        depth (int, optional): Depth 6n + 4 (n >= 1).
+        widen_factor (int, optional): Width multiplier k.
+        num_classes (int): Number of classes. Defaults to 100.
+        drop_rate (float): Dropout inside blocks. Defaults to 0.0 (the benchmark's setting).
+        in_channels (int): Input image channels. Defaults to 3.
+    """
+
+    def __init__(self,
+                 arch: Optional[str] = None,
+                 depth: Optional[int] = None,
+                 widen_factor: Optional[int] = None,
+                 num_classes: int = 100,
+                 drop_rate: float = 0.0,
+                 in_channels: int = 3) -> None:
+        super().__init__()
+        if arch is not None:
+            if depth is not None or widen_factor is not None:
+                raise ValueError('CifarWideResNet: give either `arch` or (`depth`, '
+                                 f'`widen_factor`), not both (got arch={arch!r}, depth={depth!r}, '
+                                 f'widen_factor={widen_factor!r}).')
+            if arch not in CIFAR_WRN_ARCHS:
+                raise ValueError(f'CifarWideResNet: unknown arch={arch!r}; choose one of '
+                                 f'{sorted(CIFAR_WRN_ARCHS)} or give `depth` and `widen_factor`.')
+            depth, widen_factor = CIFAR_WRN_ARCHS[arch]
+        if depth is None or widen_factor is None:
+            raise ValueError('CifarWideResNet: give `arch` (e.g. arch="wrn_40_2") or both `depth` '
+                             'and `widen_factor`.')
+        if not isinstance(depth, int) or depth < 10 or (depth - 4) % 6 != 0:
+            raise ValueError(f'CifarWideResNet: depth must be 6n+4 with n >= 1 (10, 16, 28, 40, '
+                             f'...), got depth={depth!r}.')
+        if not isinstance(widen_factor, int) or widen_factor < 1:
+            raise ValueError('CifarWideResNet: widen_factor must be a positive int, got '
+                             f'{widen_factor!r}.')
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError('CifarWideResNet: num_classes must be a positive int, got '
+                             f'{num_classes!r}.')
+        if not 0.0 <= drop_rate < 1.0:
+            raise ValueError(f'CifarWideResNet: drop_rate must be in [0, 1), got {drop_rate!r}.')
+        self.arch = arch
+        self.depth = depth
+        self.widen_factor = widen_factor
+        self.num_classes = num_classes
+        n = (depth - 4) // 6
+        widths = (16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor)
+
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+        stages = []
+        channels = widths[0]
+        for width, stride in zip(widths[1:], (1, 2, 2)):
+            blocks = []
+            for j in range(n):
+                blocks.append(_PreActBlock(channels, width, stride if j == 0 else 1, drop_rate))
+                channels = width
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.ModuleList(stages)
+        self.bn_final = nn.BatchNorm2d(channels)
+        self.feat_dim = channels
+        self.fc = nn.Linear(channels, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Compute the pre-logit feature and the per-stage feature maps.
+
+        Args:
+            x (Tensor): (N, 3, 32, 32) normalised images.
+
+        Returns:
+            tuple[Tensor, list[Tensor]]: the pooled feature (N, feat_dim) and
+            ``[stem, group1, group2, group3]`` feature maps (group outputs are pre-activation, as
+            the network is pre-activated; the final BN-ReLU is applied before pooling).
+        """
+        out = self.conv1(x)
+        feats = [out]
+        for stage in self.stages:
+            out = stage(out)
+            feats.append(out)
+        out = F.relu(self.bn_final(out))
+        pooled = torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
+        return pooled, feats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class logits.
+
+        Args:
+            x (Tensor): (N, 3, 32, 32) normalised images.
+
+        Returns:
+            Tensor: (N, num_classes) logits.
+        """
+        pooled, _ = self.forward_features(x)
+        return self.fc(pooled)

@@ -1,0 +1,20 @@
+"""Knowledge-distillation losses, registered in MMDetection's ``MODELS`` registry.
+
+Logit losses: :class:`KDLoss` (softmax), :class:`BinaryKDLoss` (per-class sigmoid, BCKD /
+QFL-style), :class:`DKDLoss` (decoupled), :class:`MLKDLoss` (multi-level); localization:
+:class:`LDLoss`; features: :class:`FeatureMSELoss` (FitNets), :class:`PKDLoss` (Pearson),
+:class:`CWDLoss` (channel-wise). Every loss detaches its teacher input.
+"""
+from .binary_kd_loss import BinaryKDLoss
+from .cwd_loss import CWDLoss
+from .dkd_loss import DKDLoss
+from .feature_mse_loss import FeatureMSELoss
+from .kd_loss import KDLoss
+from .ld_loss import LDLoss
+from .mlkd_loss import MLKDLoss
+from .pkd_loss import PKDLoss
+
+__all__ = [
+    'KDLoss', 'BinaryKDLoss', 'DKDLoss', 'MLKDLoss', 'LDLoss', 'FeatureMSELoss', 'PKDLoss',
+    'CWDLoss'
+]

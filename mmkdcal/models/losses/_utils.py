@@ -1,0 +1,175 @@
+"""Input checks and reductions shared by the distillation losses.
+
+Pure torch (no MMDetection import), so the helpers can be tested and reused on their own.
+"""
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    'check_reduction', 'check_positive', 'check_non_negative', 'check_same_shape',
+    'check_ndim', 'check_weight', 'detach_teacher', 'weighted_reduce'
+]
+
+_REDUCTIONS = ('none', 'mean', 'sum')
+
+
+def check_reduction(reduction: str) -> str:
+    """Validate a ``reduction`` argument.
+
+    Args:
+        reduction (str): One of ``'none'``, ``'mean'``, ``'sum'``.
+
+    Returns:
+        str: The validated reduction.
+    """
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f'reduction must be one of {_REDUCTIONS}, got {reduction!r}.')
+    return reduction
+
+
+def check_positive(name: str, value: Union[int, float]) -> float:
+    """Validate a strictly positive finite number (temperatures, factors).
+
+    Args:
+        name (str): Argument name, used in the error message.
+        value (int | float): The value to check.
+
+    Returns:
+        float: ``value`` as a float.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f'{name} must be a number, got {type(value).__name__}.')
+    value = float(value)
+    if not (value > 0 and value != float('inf')):
+        raise ValueError(f'{name} must be a positive finite number, got {value}.')
+    return value
+
+
+def check_non_negative(name: str, value: Union[int, float]) -> float:
+    """Validate a non-negative finite number (loss weights, exponents).
+
+    Args:
+        name (str): Argument name, used in the error message.
+        value (int | float): The value to check.
+
+    Returns:
+        float: ``value`` as a float.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f'{name} must be a number, got {type(value).__name__}.')
+    value = float(value)
+    if not (value >= 0 and value != float('inf')):
+        raise ValueError(f'{name} must be a non-negative finite number, got {value}.')
+    return value
+
+
+def _check_tensor(name: str, x: Tensor) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f'{name} must be a torch.Tensor, got {type(x).__name__}.')
+    if not x.is_floating_point():
+        raise TypeError(f'{name} must be a floating-point tensor, got dtype {x.dtype}.')
+
+
+def check_same_shape(student_name: str, student: Tensor, teacher_name: str,
+                     teacher: Tensor) -> None:
+    """Check that a student and a teacher tensor are float tensors of one shape.
+
+    Args:
+        student_name (str): Name of the student argument, for the message.
+        student (Tensor): Student tensor.
+        teacher_name (str): Name of the teacher argument, for the message.
+        teacher (Tensor): Teacher tensor.
+    """
+    _check_tensor(student_name, student)
+    _check_tensor(teacher_name, teacher)
+    if student.shape != teacher.shape:
+        raise ValueError(
+            f'{student_name} and {teacher_name} must have the same shape, got '
+            f'{tuple(student.shape)} and {tuple(teacher.shape)}; gather the student and '
+            'teacher outputs for the same samples and layout before calling the loss.')
+
+
+def check_ndim(name: str, x: Tensor, ndim: int, layout: str) -> None:
+    """Check the number of dimensions of an input.
+
+    Args:
+        name (str): Argument name, used in the error message.
+        x (Tensor): The tensor to check.
+        ndim (int): Expected number of dimensions.
+        layout (str): Human-readable expected layout, e.g. ``'(M, C)'``.
+    """
+    _check_tensor(name, x)
+    if x.dim() != ndim:
+        raise ValueError(f'{name} must have shape {layout} ({ndim} dims), got '
+                         f'{tuple(x.shape)}.')
+
+
+def check_weight(weight: Optional[Tensor], shapes: Sequence[torch.Size]) -> None:
+    """Check that an optional weight tensor has one of the allowed shapes.
+
+    Args:
+        weight (Tensor, optional): Weight tensor, or None.
+        shapes (Sequence[torch.Size]): Allowed shapes.
+    """
+    if weight is None:
+        return
+    if not isinstance(weight, Tensor):
+        raise TypeError(f'weight must be a torch.Tensor or None, got {type(weight).__name__}.')
+    if weight.shape not in [torch.Size(s) for s in shapes]:
+        allowed = ' or '.join(str(tuple(s)) for s in shapes)
+        raise ValueError(f'weight must have shape {allowed}, got {tuple(weight.shape)}.')
+
+
+def detach_teacher(teacher: Tensor, student: Tensor) -> Tensor:
+    """Cut the teacher tensor from the graph and cast it to the student's dtype.
+
+    The cast lets a teacher run in fp16 teach an fp32 student with the loss computed in the
+    student's precision.
+
+    Args:
+        teacher (Tensor): Teacher tensor.
+        student (Tensor): Student tensor whose dtype is used.
+
+    Returns:
+        Tensor: The detached teacher tensor in ``student.dtype``.
+    """
+    return teacher.detach().to(dtype=student.dtype)
+
+
+def weighted_reduce(loss: Tensor,
+                    weight: Optional[Tensor] = None,
+                    reduction: str = 'mean',
+                    avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
+    """Weight per-sample losses and reduce them.
+
+    ``mean`` without ``avg_factor`` averages over the samples (an empty input gives a zero that
+    is still connected to the graph, so that a batch without samples back-propagates nothing);
+    ``mean`` with ``avg_factor`` returns ``sum(w * l) / (avg_factor + eps)``, as MMDetection's
+    losses do; ``sum`` sums; ``none`` returns the weighted per-sample losses.
+
+    Args:
+        loss (Tensor): Per-sample (or per-element) losses.
+        weight (Tensor, optional): Weights broadcastable to ``loss``. Defaults to None.
+        reduction (str): ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
+        avg_factor (float | Tensor, optional): Normaliser for ``'mean'``. Defaults to None.
+
+    Returns:
+        Tensor: The reduced loss.
+    """
+    check_reduction(reduction)
+    if weight is not None:
+        loss = loss * weight.to(loss.dtype)
+    if avg_factor is not None:
+        if reduction != 'mean':
+            raise ValueError(f'avg_factor is only used with reduction="mean", got '
+                             f'reduction={reduction!r}; drop avg_factor or use "mean".')
+        if float(avg_factor) < 0:
+            raise ValueError(f'avg_factor must be non-negative, got {float(avg_factor)}.')
+        return loss.sum() / (avg_factor + torch.finfo(torch.float32).eps)
+    if reduction == 'none':
+        return loss
+    if reduction == 'sum' or loss.numel() == 0:
+        return loss.sum()
+    return loss.mean()

@@ -1,0 +1,93 @@
+"""Per-class sigmoid (binary) knowledge distillation for dense detectors."""
+from typing import Optional, Union
+
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from torch import Tensor
+
+from ._utils import (check_ndim, check_non_negative, check_positive, check_reduction,
+                    check_same_shape, check_weight, detach_teacher, weighted_reduce)
+
+__all__ = ['BinaryKDLoss']
+
+
+@MODELS.register_module()
+class BinaryKDLoss(nn.Module):
+    r"""Binary (per-class sigmoid) knowledge distillation with an optional focal modulation.
+
+    Dense detectors (RetinaNet, FCOS, ATSS, GFL) score each class with an independent sigmoid,
+    so the teacher's soft target is one Bernoulli probability per class. For anchor/point
+    :math:`i` and class :math:`k`, with :math:`q_{ik} = \sigma(t_{ik}/\tau)` and
+    :math:`p_{ik} = \sigma(s_{ik}/\tau)`:
+
+    .. math::
+        \ell_{ik} = \mathrm{BCE}(p_{ik}, q_{ik}) \, |q_{ik} - p_{ik}|^{\beta}, \qquad
+        \mathrm{BCE}(p, q) = -q \log p - (1 - q) \log (1 - p),
+
+    summed over the :math:`K` classes, weighted, and averaged over the :math:`M` samples
+    (or summed and divided by ``avg_factor``).
+
+    * ``beta=0``: plain binary KD, the classification distillation of BCKD (Yang et al.,
+      "Bridging Cross-task Protocol Inconsistency for Distillation in Dense Object
+      Detection", ICCV 2023, arXiv 2308.14286).
+    * ``beta=2``: Quality-Focal-style KD (the soft-target Quality Focal Loss of Li et al.,
+      "Generalized Focal Loss", NeurIPS 2020, arXiv 2006.04388, used with teacher targets by
+      LD and CrossKD); with ``tau=1`` it equals MMDetection's
+      ``quality_focal_loss_tensor_target`` with target :math:`\sigma(t)`.
+
+    The BCE is computed from logits (``binary_cross_entropy_with_logits``), so it stays
+    finite for saturated logits. The temperature is not squared into the loss (unlike softmax
+    KD). The teacher logits are detached.
+
+    Args:
+        tau (float): Temperature applied to both logits. Defaults to 1.0.
+        beta (float): Exponent of the modulating factor: 0, or at least 1 (exponents in
+            (0, 1) have an infinite gradient where student and teacher agree). Defaults to 0.0.
+        loss_weight (float): Multiplier of the loss. Defaults to 1.0.
+        reduction (str): ``'none'``, ``'mean'`` or ``'sum'`` over samples. Defaults to
+            ``'mean'``.
+    """
+
+    def __init__(self, tau: float = 1.0, beta: float = 0.0, loss_weight: float = 1.0,
+                 reduction: str = 'mean') -> None:
+        super().__init__()
+        self.tau = check_positive('tau', tau)
+        self.beta = check_non_negative('beta', beta)
+        if 0 < self.beta < 1:
+            raise ValueError(f'beta must be 0 or >= 1, got {beta}: |q - p|^beta with 0 < beta < 1 '
+                             'has an infinite gradient where student and teacher agree.')
+        self.loss_weight = check_non_negative('loss_weight', loss_weight)
+        self.reduction = check_reduction(reduction)
+
+    def forward(self,
+                student_logits: Tensor,
+                teacher_logits: Tensor,
+                weight: Optional[Tensor] = None,
+                avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            student_logits (Tensor): Student class logits, shape (M, K).
+            teacher_logits (Tensor): Teacher class logits, shape (M, K).
+            weight (Tensor, optional): Weights, shape (M,) per sample or (M, K) per sample and
+                class. Defaults to None.
+            avg_factor (float | Tensor, optional): With ``reduction='mean'``, the loss is
+                ``sum / avg_factor`` instead of the mean over samples. Defaults to None.
+
+        Returns:
+            Tensor: Scalar loss (or shape (M,) with ``reduction='none'``).
+        """
+        check_ndim('student_logits', student_logits, 2, '(M, K)')
+        check_same_shape('student_logits', student_logits, 'teacher_logits', teacher_logits)
+        check_weight(weight, [student_logits.shape[:1], student_logits.shape])
+        s = student_logits / self.tau
+        q = (detach_teacher(teacher_logits, s) / self.tau).sigmoid()
+        loss = F.binary_cross_entropy_with_logits(s, q, reduction='none')
+        if self.beta > 0:
+            loss = loss * (q - s.sigmoid()).abs().pow(self.beta)
+        if weight is not None and weight.dim() == 2:
+            loss = loss * weight.to(loss.dtype)
+            weight = None
+        return self.loss_weight * weighted_reduce(loss.sum(dim=1), weight, self.reduction,
+                                                  avg_factor)

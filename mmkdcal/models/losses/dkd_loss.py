@@ -1,0 +1,146 @@
+"""Decoupled knowledge distillation (Zhao et al., CVPR 2022)."""
+import numbers
+from typing import Optional, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from torch import Tensor
+
+from ._utils import (check_ndim, check_non_negative, check_positive, check_same_shape,
+                    check_weight, detach_teacher, weighted_reduce)
+
+__all__ = ['DKDLoss']
+
+
+def _kl(log_q: Tensor, log_p: Tensor) -> Tensor:
+    """KL divergence between distributions given by log-probabilities, summed over dim 1."""
+    return (log_q.exp() * (log_q - log_p)).sum(dim=1)
+
+
+@MODELS.register_module()
+class DKDLoss(nn.Module):
+    r"""Decoupled knowledge distillation: target-class KD plus non-target-class KD.
+
+    From Zhao, Cui, Song, Qiu, Liang, "Decoupled Knowledge Distillation" (CVPR 2022,
+    arXiv 2203.08679). With :math:`p = \mathrm{softmax}(s/\tau)`,
+    :math:`q = \mathrm{softmax}(t/\tau)` and ground-truth class :math:`g` of a sample:
+
+    .. math::
+        \mathrm{TCKD} = \tau^2\, \mathrm{KL}\big([q_g, 1 - q_g] \,\|\, [p_g, 1 - p_g]\big),
+        \quad
+        \mathrm{NCKD} = \tau^2\, \mathrm{KL}\big(\hat q \,\|\, \hat p\big),
+
+    where :math:`\hat q_c = q_c / (1 - q_g)` for :math:`c \ne g` is the teacher's distribution
+    over the non-target classes (the softmax of the logits with class :math:`g` removed, which
+    the reference implementation obtains by subtracting a large constant from the gt logit; we
+    drop the gt column exactly, which is the same distribution without the constant). The
+    per-sample loss is :math:`\alpha\,\mathrm{TCKD} + \beta\,\mathrm{NCKD}`, weighted, and
+    averaged over samples (or summed and divided by ``avg_factor``).
+
+    Warm-up: with ``warmup_iters > 0`` the loss is multiplied by
+    :math:`\min((i + 1) / \text{warmup\_iters}, 1)` where :math:`i` is the 0-based current
+    iteration (MMEngine's ``runner.iter``), the iteration analogue of the reference code's
+    ``min(epoch / warmup, 1)`` with 1-based epochs. The loss then needs ``cur_iter``
+    (``needs_iter`` is True and the distiller passes it).
+
+    The teacher logits are detached.
+
+    Args:
+        alpha (float): Weight of TCKD. Defaults to 1.0.
+        beta (float): Weight of NCKD. Defaults to 8.0.
+        tau (float): Softening temperature. Defaults to 4.0.
+        warmup_iters (int): Length of the linear warm-up in iterations; 0 disables it.
+            Defaults to 0.
+        loss_weight (float): Multiplier of the loss. Defaults to 1.0.
+    """
+
+    def __init__(self, alpha: float = 1.0, beta: float = 8.0, tau: float = 4.0,
+                 warmup_iters: int = 0, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = check_non_negative('alpha', alpha)
+        self.beta = check_non_negative('beta', beta)
+        self.tau = check_positive('tau', tau)
+        if isinstance(warmup_iters, bool) or not isinstance(warmup_iters, int) \
+                or warmup_iters < 0:
+            raise ValueError(f'warmup_iters must be a non-negative int, got {warmup_iters!r}.')
+        self.warmup_iters = warmup_iters
+        self.loss_weight = check_non_negative('loss_weight', loss_weight)
+        self.needs_iter = warmup_iters > 0
+
+    def warmup_factor(self, cur_iter: Optional[int]) -> float:
+        """Linear warm-up factor for the 0-based iteration ``cur_iter``.
+
+        Args:
+            cur_iter (int, optional): Current 0-based iteration; required when
+                ``warmup_iters > 0``.
+
+        Returns:
+            float: ``min((cur_iter + 1) / warmup_iters, 1)``, or 1 without warm-up.
+        """
+        if self.warmup_iters == 0:
+            return 1.0
+        if cur_iter is None:
+            raise ValueError(f'DKDLoss has warmup_iters={self.warmup_iters} and needs the '
+                             'current iteration: pass cur_iter=<0-based iteration> (the '
+                             'distiller does so because needs_iter is True).')
+        if isinstance(cur_iter, bool) or not isinstance(cur_iter, numbers.Integral) \
+                or cur_iter < 0:
+            raise ValueError(f'cur_iter must be a non-negative int, got {cur_iter!r}.')
+        return min((cur_iter + 1) / self.warmup_iters, 1.0)
+
+    def forward(self,
+                student_logits: Tensor,
+                teacher_logits: Tensor,
+                labels: Tensor,
+                weight: Optional[Tensor] = None,
+                avg_factor: Optional[Union[float, Tensor]] = None,
+                cur_iter: Optional[int] = None) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            student_logits (Tensor): Student logits, shape (M, C), C >= 2.
+            teacher_logits (Tensor): Teacher logits, shape (M, C).
+            labels (Tensor): Ground-truth class indices in [0, C), shape (M,), integer dtype.
+            weight (Tensor, optional): Per-sample weights, shape (M,). Defaults to None.
+            avg_factor (float | Tensor, optional): If given, the loss is ``sum / avg_factor``
+                instead of the mean over samples. Defaults to None.
+            cur_iter (int, optional): 0-based current iteration, needed with warm-up.
+
+        Returns:
+            Tensor: Scalar loss.
+        """
+        check_ndim('student_logits', student_logits, 2, '(M, C)')
+        check_same_shape('student_logits', student_logits, 'teacher_logits', teacher_logits)
+        m, c = student_logits.shape
+        if c < 2:
+            raise ValueError(f'DKDLoss needs at least 2 classes, got logits of shape {(m, c)}.')
+        if not isinstance(labels, Tensor) or labels.dtype.is_floating_point \
+                or labels.dtype == torch.bool:
+            raise TypeError('labels must be an integer tensor of class indices, got '
+                            f'{getattr(labels, "dtype", type(labels).__name__)}.')
+        if labels.shape != (m, ):
+            raise ValueError(f'labels must have shape ({m},) to match logits {(m, c)}, got '
+                             f'{tuple(labels.shape)}.')
+        if m > 0 and (labels.min() < 0 or labels.max() >= c):
+            raise ValueError(f'labels must lie in [0, {c}) for logits with {c} classes, got '
+                             f'values in [{int(labels.min())}, {int(labels.max())}].')
+        check_weight(weight, [(m, )])
+        factor = self.warmup_factor(cur_iter)
+
+        gt_mask = F.one_hot(labels.long(), c).bool()
+        log_p = F.log_softmax(student_logits / self.tau, dim=1)
+        log_q = F.log_softmax(detach_teacher(teacher_logits, student_logits) / self.tau, dim=1)
+        # Non-target log-probabilities, gt column removed: (M, C - 1).
+        log_p_other = log_p[~gt_mask].view(m, c - 1)
+        log_q_other = log_q[~gt_mask].view(m, c - 1)
+        # TCKD: binary distribution [target, all non-targets].
+        log_p_bin = torch.stack([log_p[gt_mask], torch.logsumexp(log_p_other, dim=1)], dim=1)
+        log_q_bin = torch.stack([log_q[gt_mask], torch.logsumexp(log_q_other, dim=1)], dim=1)
+        tckd = _kl(log_q_bin, log_p_bin)
+        # NCKD: renormalised distribution over the non-target classes.
+        nckd = _kl(F.log_softmax(log_q_other, dim=1), F.log_softmax(log_p_other, dim=1))
+        per_sample = (self.alpha * tckd + self.beta * nckd) * self.tau**2
+        return self.loss_weight * factor * weighted_reduce(per_sample, weight, 'mean',
+                                                           avg_factor)

@@ -1,0 +1,104 @@
+"""Feature imitation with a mean squared error (FitNets, Romero et al., 2015)."""
+from typing import Optional
+
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from torch import Tensor
+
+from ._utils import check_ndim, check_non_negative, detach_teacher
+
+__all__ = ['FeatureMSELoss']
+
+
+def _check_channels(name: str, value: Optional[int]) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f'{name} must be a positive int or None, got {value!r}.')
+    return value
+
+
+@MODELS.register_module()
+class FeatureMSELoss(nn.Module):
+    r"""Mean squared error between (adapted) student and teacher feature maps.
+
+    From Romero, Ballas, Kahou, Chassang, Gatta, Bengio, "FitNets: Hints for Thin Deep Nets"
+    (ICLR 2015, arXiv 1412.6550): the student's "guided" layer, passed through a learned
+    regressor :math:`r`, imitates the teacher's "hint" layer:
+
+    .. math::
+        L = \frac{w}{N C_t H W} \sum_{n,c,h,w} \big(r(F^s)_{nchw} - F^t_{nchw}\big)^2 .
+
+    :math:`r` is a 1x1 convolution from :math:`C_s` to :math:`C_t` channels (with bias),
+    created when both channel counts are given and differ, or when ``adapter=True``;
+    otherwise :math:`r` is the identity. The adapter is a learnable part of the loss: the
+    module owning the loss must register it so that its parameters are optimised.
+
+    Spatial sizes must match: a mismatch raises a ValueError instead of silently resizing
+    (pick student and teacher levels with the same stride, e.g. the same FPN level).
+
+    The teacher features are detached.
+
+    Args:
+        student_channels (int, optional): :math:`C_s`. Defaults to None.
+        teacher_channels (int, optional): :math:`C_t`. Defaults to None.
+        loss_weight (float): :math:`w`. Defaults to 1.0.
+        adapter (bool, optional): Force (True) or forbid (False) the 1x1 adapter; None creates
+            it only when both channel counts are given and differ. Defaults to None.
+    """
+
+    def __init__(self,
+                 student_channels: Optional[int] = None,
+                 teacher_channels: Optional[int] = None,
+                 loss_weight: float = 1.0,
+                 adapter: Optional[bool] = None) -> None:
+        super().__init__()
+        self.student_channels = _check_channels('student_channels', student_channels)
+        self.teacher_channels = _check_channels('teacher_channels', teacher_channels)
+        self.loss_weight = check_non_negative('loss_weight', loss_weight)
+        if adapter not in (None, True, False):
+            raise TypeError(f'adapter must be None, True or False, got {adapter!r}.')
+        both = student_channels is not None and teacher_channels is not None
+        if adapter is None:
+            adapter = both and student_channels != teacher_channels
+        elif adapter and not both:
+            raise ValueError('adapter=True needs student_channels and teacher_channels to '
+                             'build the 1x1 convolution; set both.')
+        elif not adapter and both and student_channels != teacher_channels:
+            raise ValueError(f'student_channels={student_channels} and teacher_channels='
+                             f'{teacher_channels} differ, so an adapter is needed; drop '
+                             'adapter=False.')
+        self.adapter = nn.Conv2d(student_channels, teacher_channels, 1) if adapter else None
+
+    def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            student_feat (Tensor): Student feature map, shape (N, Cs, H, W).
+            teacher_feat (Tensor): Teacher feature map, shape (N, Ct, H, W).
+
+        Returns:
+            Tensor: Scalar loss.
+        """
+        check_ndim('student_feat', student_feat, 4, '(N, Cs, H, W)')
+        check_ndim('teacher_feat', teacher_feat, 4, '(N, Ct, H, W)')
+        s_shape, t_shape = tuple(student_feat.shape), tuple(teacher_feat.shape)
+        if self.student_channels is not None and s_shape[1] != self.student_channels:
+            raise ValueError(f'student_feat has {s_shape[1]} channels (shape {s_shape}) but '
+                             f'student_channels={self.student_channels}.')
+        if self.teacher_channels is not None and t_shape[1] != self.teacher_channels:
+            raise ValueError(f'teacher_feat has {t_shape[1]} channels (shape {t_shape}) but '
+                             f'teacher_channels={self.teacher_channels}.')
+        if s_shape[0] != t_shape[0] or s_shape[2:] != t_shape[2:]:
+            raise ValueError(f'student_feat {s_shape} and teacher_feat {t_shape} must share the '
+                             'batch size and spatial size (N, H, W); distil levels of the same '
+                             'stride.')
+        if self.adapter is not None:
+            student_feat = self.adapter(student_feat)
+        elif s_shape[1] != t_shape[1]:
+            raise ValueError(f'student_feat {s_shape} and teacher_feat {t_shape} have different '
+                             'channel counts; set student_channels and teacher_channels to add '
+                             'a 1x1 adapter.')
+        return self.loss_weight * F.mse_loss(student_feat,
+                                                detach_teacher(teacher_feat, student_feat))

@@ -1,0 +1,141 @@
+"""Multi-level logit distillation (Jin et al., CVPR 2023)."""
+from typing import Dict, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from torch import Tensor
+
+from ._utils import (check_ndim, check_non_negative, check_positive, check_same_shape,
+                    detach_teacher)
+
+__all__ = ['MLKDLoss']
+
+
+@MODELS.register_module()
+class MLKDLoss(nn.Module):
+    r"""Multi-level logit distillation: instance, batch and class-level alignment.
+
+    From Jin, Wang, Lin, "Multi-Level Logit Distillation" (CVPR 2023); the normalisations
+    follow the authors' public implementation (``Jin-Ying/Multi-Level-Logit-Distillation``).
+    For each temperature :math:`\tau` in ``temperatures``, with
+    :math:`P^s = \mathrm{softmax}(S/\tau)` and :math:`P^t = \mathrm{softmax}(T/\tau)`
+    (row-wise, shape (B, C)):
+
+    * instance level, the classic KD term averaged over the (kept) samples:
+      :math:`L_{ins}(\tau) = \tau^2 \frac{1}{|\mathcal{K}|} \sum_{i \in \mathcal{K}}
+      \mathrm{KL}(P^t_i \| P^s_i)`;
+    * batch level, on the (B, B) Gram matrices of the predictions
+      :math:`G = P P^\top`: :math:`L_{batch}(\tau) = \frac{1}{B} \|G^t - G^s\|_F^2`;
+    * class level, on the (C, C) class-correlation matrices :math:`M = P^\top P`:
+      :math:`L_{class}(\tau) = \frac{1}{C} \|M^t - M^s\|_F^2`.
+
+    The loss is
+
+    .. math::
+        L = \frac{w}{|\mathcal{T}|} \sum_{\tau \in \mathcal{T}} \big(
+        w_{ins} L_{ins}(\tau) + w_{batch} L_{batch}(\tau) + w_{class} L_{class}(\tau)\big).
+
+    The reference code *sums* over its five temperatures; averaging here keeps the scale of
+    the loss independent of how many temperatures are used (multiply the three weights by
+    ``len(temperatures)`` to reproduce the sum). The reference code's strong/weak augmentation
+    pairs belong to the data pipeline and are not part of this loss.
+
+    Confidence mask: with ``conf_threshold`` set, the samples whose teacher top-class
+    probability :math:`\max_c \mathrm{softmax}(T_i)_c` (at temperature 1, i.e. on the logits as
+    given, already divided by the calibration temperature) is below the threshold are excluded
+    from the instance term: :math:`\mathcal{K}` is the set of kept samples, and if none is kept
+    the instance term is zero. The batch and class terms always use the whole batch.
+
+    The teacher logits are detached.
+
+    Args:
+        temperatures (Sequence[float]): Temperatures :math:`\mathcal{T}`. Defaults to
+            (2.0, 3.0, 4.0, 5.0, 6.0).
+        instance_weight (float): :math:`w_{ins}`. Defaults to 1.0.
+        batch_weight (float): :math:`w_{batch}`. Defaults to 1.0.
+        class_weight (float): :math:`w_{class}`. Defaults to 1.0.
+        conf_threshold (float, optional): Teacher-confidence threshold in (0, 1] for the
+            instance term; None keeps every sample. Defaults to None.
+        loss_weight (float): :math:`w`, multiplier of the loss. Defaults to 1.0.
+    """
+
+    def __init__(self,
+                 temperatures: Sequence[float] = (2.0, 3.0, 4.0, 5.0, 6.0),
+                 instance_weight: float = 1.0,
+                 batch_weight: float = 1.0,
+                 class_weight: float = 1.0,
+                 conf_threshold: Optional[float] = None,
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if isinstance(temperatures, (str, bytes)) or not isinstance(temperatures, Sequence) \
+                or len(temperatures) == 0:
+            raise ValueError('temperatures must be a non-empty sequence of positive numbers, '
+                             f'got {temperatures!r}.')
+        self.temperatures = tuple(
+            check_positive(f'temperatures[{i}]', t) for i, t in enumerate(temperatures))
+        self.instance_weight = check_non_negative('instance_weight', instance_weight)
+        self.batch_weight = check_non_negative('batch_weight', batch_weight)
+        self.class_weight = check_non_negative('class_weight', class_weight)
+        if conf_threshold is not None:
+            conf_threshold = check_positive('conf_threshold', conf_threshold)
+            if conf_threshold > 1:
+                raise ValueError('conf_threshold must lie in (0, 1] (a probability) or be None, '
+                                 f'got {conf_threshold}.')
+        self.conf_threshold = conf_threshold
+        self.loss_weight = check_non_negative('loss_weight', loss_weight)
+
+    def _check(self, student_logits: Tensor, teacher_logits: Tensor) -> None:
+        check_ndim('student_logits', student_logits, 2, '(B, C)')
+        check_same_shape('student_logits', student_logits, 'teacher_logits', teacher_logits)
+        if student_logits.shape[0] == 0:
+            raise ValueError('MLKDLoss needs a non-empty batch, got student_logits of shape '
+                             f'{tuple(student_logits.shape)}.')
+
+    def components(self, student_logits: Tensor, teacher_logits: Tensor) -> Dict[str, Tensor]:
+        """Unweighted instance, batch and class terms, each averaged over the temperatures.
+
+        Args:
+            student_logits (Tensor): Student logits, shape (B, C).
+            teacher_logits (Tensor): Teacher logits, shape (B, C).
+
+        Returns:
+            dict[str, Tensor]: Scalars under ``'instance'``, ``'batch'`` and ``'class'``.
+        """
+        self._check(student_logits, teacher_logits)
+        teacher_logits = detach_teacher(teacher_logits, student_logits)
+        b, c = student_logits.shape
+        if self.conf_threshold is None:
+            keep = torch.ones(b, dtype=torch.bool, device=student_logits.device)
+        else:
+            keep = F.softmax(teacher_logits, dim=1).max(dim=1).values >= self.conf_threshold
+        n_keep = keep.sum()
+        instance = student_logits.new_zeros(())
+        batch = student_logits.new_zeros(())
+        klass = student_logits.new_zeros(())
+        for tau in self.temperatures:
+            log_p = F.log_softmax(student_logits / tau, dim=1)
+            log_q = F.log_softmax(teacher_logits / tau, dim=1)
+            p, q = log_p.exp(), log_q.exp()
+            kl = (q * (log_q - log_p)).sum(dim=1) * tau**2
+            instance = instance + (kl * keep).sum() / n_keep.clamp(min=1)
+            batch = batch + (q @ q.t() - p @ p.t()).pow(2).sum() / b
+            klass = klass + (q.t() @ q - p.t() @ p).pow(2).sum() / c
+        n = len(self.temperatures)
+        return {'instance': instance / n, 'batch': batch / n, 'class': klass / n}
+
+    def forward(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            student_logits (Tensor): Student logits, shape (B, C).
+            teacher_logits (Tensor): Teacher logits, shape (B, C).
+
+        Returns:
+            Tensor: Scalar loss.
+        """
+        parts = self.components(student_logits, teacher_logits)
+        return self.loss_weight * (self.instance_weight * parts['instance'] +
+                                   self.batch_weight * parts['batch'] +
+                                   self.class_weight * parts['class'])

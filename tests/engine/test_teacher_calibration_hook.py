@@ -1,0 +1,186 @@
+"""TeacherCalibrationHook and the calibration pass: planted temperatures, resume, DDP."""
+import copy
+import json
+import math
+import os
+import os.path as osp
+
+import pytest
+import torch
+
+import mmkdcal  # noqa: F401
+from mmengine.config import ConfigDict
+from mmengine.runner import Runner
+from mmdet.registry import MODELS
+
+from mmkdcal.calibration import fit_temperature
+from mmkdcal.engine import collect_calibration_data, fit_and_report
+from mmkdcal.utils.checkpoint import load_checkpoint_file
+from _helpers import (ROOT, dump_config, faster_rcnn_model, gfl_model, last_checkpoint, run_tool,
+                      train_config, write_coco)
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    return write_coco(str(tmp_path_factory.mktemp('coco')), n_images=6)
+
+
+def _loader(data):
+    cfg = train_config(gfl_model(), data)['val_dataloader']
+    return Runner.build_dataloader(cfg, seed=0)
+
+
+@pytest.mark.parametrize('model_fn,fit_on', [(gfl_model, 'anchors'),
+                                             (faster_rcnn_model, 'rois')])
+def test_fitted_temperature_tracks_a_planted_logit_scale(data, model_fn, fit_on):
+    """Multiplying the teacher's classifier by 3 multiplies its fitted temperature by 3."""
+    torch.manual_seed(0)
+    model = MODELS.build(ConfigDict(model_fn(width=16)))
+    cls = model.bbox_head.gfl_cls if fit_on == 'anchors' else model.roi_head.bbox_head.fc_cls
+    if fit_on == 'rois':  # an untrained RoI head carries no signal; favour background, as trained
+        with torch.no_grad():  # heads do (most sampled RoIs are background)
+            cls.bias[-1] = 2.0
+    loader = _loader(data)
+    torch.manual_seed(0)  # the RoI sampler is random: sample the same RoIs in both passes
+    base = collect_calibration_data(model, loader, fit_on, progress=False)
+    assert base['logits'].shape[0] == base['labels'].shape[0] > 50
+    t1 = fit_temperature(base['logits'], base['labels'],
+                         mode='sigmoid' if fit_on == 'anchors' else 'softmax')
+    with torch.no_grad():
+        cls.weight.mul_(3.0)
+        cls.bias.mul_(3.0)
+    torch.manual_seed(0)
+    scaled = collect_calibration_data(model, loader, fit_on, progress=False)
+    # same samples (the assignment does not depend on class scores), logits x3
+    assert torch.equal(scaled['labels'], base['labels'])
+    assert torch.allclose(scaled['logits'], 3 * base['logits'], rtol=1e-3, atol=1e-4)
+    t3 = fit_temperature(scaled['logits'], scaled['labels'],
+                         mode='sigmoid' if fit_on == 'anchors' else 'softmax')
+    assert float(t3) / float(t1) == pytest.approx(3.0, rel=1e-3)
+
+
+def test_report_before_after_and_files(data, tmp_path):
+    torch.manual_seed(0)
+    model = MODELS.build(ConfigDict(gfl_model(width=16)))
+    with torch.no_grad():  # an over-confident teacher
+        model.bbox_head.gfl_cls.weight.mul_(5.0)
+    collected = collect_calibration_data(model, _loader(data), 'anchors', progress=False)
+    report = fit_and_report(collected, 'anchors', objective='nll', out_dir=str(tmp_path))
+    assert report['temperature'] == pytest.approx(
+        float(fit_temperature(collected['logits'], collected['labels'], mode='sigmoid')),
+        rel=1e-5)
+    with open(tmp_path / 'teacher_calibration.json') as f:
+        saved = json.load(f)
+    assert saved['temperature'] == pytest.approx(report['temperature'])
+    assert saved['num_samples'] == len(collected['labels'])
+    assert (tmp_path / 'teacher_calibration.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    with pytest.raises(ValueError, match='no samples'):
+        fit_and_report({'logits': torch.zeros(0, 3), 'labels': torch.zeros(0).long()}, 'anchors')
+    with pytest.raises(FloatingPointError, match='NaN'):
+        fit_and_report({'logits': torch.full((4, 3), float('nan')),
+                        'labels': torch.zeros(4).long()}, 'anchors')
+
+
+def _kd_cal_config(tmp_path, data, max_iters, hook=None, temperature=None):
+    teacher_cfg = gfl_model(width=16, stacked_convs=2)
+    torch.manual_seed(1)
+    teacher = MODELS.build(ConfigDict(copy.deepcopy(teacher_cfg)))
+    teacher.init_weights()  # heads start from their class prior, as trained ones roughly are
+    t_cfg = dump_config(dict(model=teacher_cfg), str(tmp_path / 'teacher.py'))
+    ckpt = str(tmp_path / 'teacher.pth')
+    torch.save({'state_dict': teacher.state_dict()}, ckpt)
+    student = gfl_model(width=8)
+    student.update(type='DistillSingleStageDetector', teacher_config=t_cfg, teacher_ckpt=ckpt,
+                   teacher_temperature=temperature,
+                   distill_losses=dict(loss_kd=dict(type='BinaryKDLoss', inputs='cls')))
+    hooks = [hook or dict(type='TeacherCalibrationHook', fit_on='detections', score_thr=0.0)]
+    cfg = train_config(student, data, max_iters=max_iters, checkpoint_interval=2,
+                       custom_hooks=hooks)
+    return dump_config(cfg, str(tmp_path / 'kd_cal.py'))
+
+
+def test_kd_cal_run_fits_saves_and_resumes_with_the_same_temperature(data, tmp_path):
+    cfg_path = _kd_cal_config(tmp_path, data, max_iters=4,
+                              hook=dict(type='TeacherCalibrationHook', fit_on='anchors'))
+    work = str(tmp_path / 'work')
+    out = run_tool('tools/train.py', cfg_path, '--work-dir', work,
+                   '--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=100')
+    assert 'Calibrating the teacher' in out and 'Teacher calibration: temperature' in out
+    with open(osp.join(work, 'teacher_calibration.json')) as f:
+        fitted = json.load(f)['temperature']
+    assert fitted > 0 and math.isfinite(fitted)
+    ckpt2 = load_checkpoint_file(last_checkpoint(work))
+    assert ckpt2['meta']['teacher_temperature'] == pytest.approx(fitted)
+    # plain student checkpoint: no teacher weights inside
+    assert not any(k.startswith('teacher') for k in ckpt2['state_dict'])
+
+    out = run_tool('tools/train.py', cfg_path, '--work-dir', work, '--resume')
+    assert 'resumed epoch: 0, iter: 2' in out
+    assert 'Calibrating the teacher' not in out
+    assert 'Teacher temperature from the checkpoint' in out
+    assert 'Iter(train) [3/4]' in out and 'Iter(train) [1/4]' not in out
+    ckpt4 = last_checkpoint(work)
+    assert load_checkpoint_file(ckpt4)['meta']['teacher_temperature'] == pytest.approx(fitted)
+
+    # the distilled checkpoint loads into the plain student config and evaluates
+    student_cfg = train_config(gfl_model(width=8), data)
+    student_path = dump_config(student_cfg, str(tmp_path / 'student.py'))
+    out = run_tool('tools/test.py', student_path, ckpt4, '--work-dir', str(tmp_path / 'test'))
+    assert 'coco/bbox_mAP_50' in out
+    assert 'unexpected key' not in out and 'missing keys' not in out
+
+
+def test_given_temperature_is_used_without_a_pass(data, tmp_path):
+    cfg_path = _kd_cal_config(tmp_path, data, max_iters=1, temperature=1.7)
+    out = run_tool('tools/train.py', cfg_path, '--work-dir', str(tmp_path / 'w'),
+                   '--cfg-options', 'train_cfg.val_interval=100')
+    assert 'Teacher temperature from the config: 1.7' in out
+    assert 'Calibrating the teacher' not in out
+
+
+RANK_DUMP = '''
+import json, os
+from mmengine.hooks import Hook
+from mmdet.registry import HOOKS
+
+@HOOKS.register_module()
+class RankDumpHook(Hook):
+    priority = 'LOWEST'
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        model = runner.model.module
+        path = os.path.join(os.environ['RANK_DUMP_DIR'], f"rank{os.environ['RANK']}.json")
+        with open(path, 'w') as f:
+            json.dump(dict(t=model.teacher_temperature.tolist(),
+                           world=runner.world_size,
+                           n_data=len(runner.train_dataloader),
+                           losses={k: float(v) for k, v in outputs.items()}), f)
+'''
+
+
+def test_two_process_cpu_ddp_kd_cal(data, tmp_path):
+    (tmp_path / 'rank_dump.py').write_text(RANK_DUMP)
+    cfg_path = _kd_cal_config(tmp_path, data, max_iters=2, hook=dict(
+        type='TeacherCalibrationHook', fit_on='anchors'))
+    from mmengine.config import Config
+    cfg = Config.fromfile(cfg_path)
+    cfg.custom_imports = dict(imports=['mmkdcal', 'rank_dump'], allow_failed_imports=False)
+    cfg.custom_hooks.append(dict(type='RankDumpHook'))
+    cfg.dump(cfg_path)
+    work = str(tmp_path / 'work')
+    env = dict(PYTHONPATH=f'{ROOT}{os.pathsep}{tmp_path}', RANK_DUMP_DIR=str(tmp_path))
+    run_tool('-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29533',
+             'tools/train.py', cfg_path, '--launcher', 'pytorch', '--work-dir', work,
+             '--cfg-options', 'train_cfg.val_interval=100', env=env, timeout=400)
+    dumps = [json.load(open(tmp_path / f'rank{r}.json')) for r in (0, 1)]
+    assert dumps[0]['world'] == dumps[1]['world'] == 2
+    assert dumps[0]['t'] == dumps[1]['t'] and dumps[0]['t'] > 0
+    # sharded data: 6 images, batch 2, 2 ranks -> 2 batches per rank (3 without sharding)
+    assert dumps[0]['n_data'] == 2
+    for d in dumps:
+        assert all(math.isfinite(v) for v in d['losses'].values())
+        assert 'loss_kd' in d['losses']
+    with open(osp.join(work, 'teacher_calibration.json')) as f:
+        assert json.load(f)['temperature'] == pytest.approx(dumps[0]['t'])
+    assert last_checkpoint(work).endswith('iter_2.pth')

@@ -1,0 +1,271 @@
+"""The distillers: teacher handling, temperature plumbing, losses on the right outputs, errors."""
+import copy
+
+import pytest
+import torch
+
+import mmkdcal  # noqa: F401
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData
+
+from _helpers import dump_config, faster_rcnn_model, gfl_model, retinanet_model
+
+torch.set_num_threads(1)
+
+
+def _save_teacher(model_cfg, tmp_path, name='teacher', seed=1):
+    torch.manual_seed(seed)
+    teacher = MODELS.build(ConfigDict(copy.deepcopy(model_cfg)))
+    teacher.init_weights()
+    cfg_path = dump_config(dict(model=model_cfg), str(tmp_path / f'{name}.py'))
+    ckpt = str(tmp_path / f'{name}.pth')
+    torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, ckpt)
+    return cfg_path, ckpt, teacher
+
+
+def _distiller(student_cfg, teacher_cfg_path, ckpt, **kw):
+    cfg = copy.deepcopy(student_cfg)
+    cfg['type'] = 'DistillTwoStageDetector' if 'roi_head' in cfg else 'DistillSingleStageDetector'
+    cfg.update(teacher_config=teacher_cfg_path, teacher_ckpt=ckpt, **kw)
+    return MODELS.build(cfg)
+
+
+def _batch(model, n=2, size=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for _ in range(n):
+        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
+                                        pad_shape=(size, size), scale_factor=(1.0, 1.0),
+                                        batch_input_shape=(size, size)))
+        xy = torch.rand(2, 2, generator=g) * size / 2
+        s.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + size / 3], 1),
+                                      labels=torch.tensor([0, 2]))
+        samples.append(s)
+    imgs = torch.rand(n, 3, size, size, generator=g) * 255
+    return model.data_preprocessor(dict(inputs=list(imgs), data_samples=samples), True)
+
+
+KD = dict(loss_kd=dict(type='BinaryKDLoss', inputs='cls', beta=0.0, loss_weight=1.0))
+
+
+@pytest.fixture(scope='module')
+def gfl_teacher(tmp_path_factory):
+    return _save_teacher(gfl_model(width=16, stacked_convs=2), tmp_path_factory.mktemp('gfl'))
+
+
+def test_teacher_is_frozen_hidden_and_moves(gfl_teacher):
+    cfg_path, ckpt, ref = gfl_teacher
+    model = _distiller(gfl_model(width=8), cfg_path, ckpt, teacher_temperature=2.0,
+                       distill_losses=KD)
+    # weights come from the checkpoint
+    for k, v in ref.state_dict().items():
+        assert torch.equal(model.teacher.state_dict()[k], v)
+    # not a sub-module: a plain student checkpoint and parameter list
+    student = MODELS.build(gfl_model(width=8))
+    assert set(model.state_dict()) == set(student.state_dict())
+    assert not any(k.startswith('teacher') for k in model.state_dict())
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        p.numel() for p in student.parameters())
+    assert all(not p.requires_grad for p in model.teacher.parameters())
+    model.train()
+    assert model.training and model.backbone.training and not model.teacher.training
+    model.double()
+    assert next(model.teacher.parameters()).dtype == torch.float64
+    assert model._teacher_temperature.dtype == torch.float64  # buffer moved with the module
+    model.float()
+    # the temperature is not part of the state dict (it lives in checkpoint meta)
+    assert '_teacher_temperature' not in model.state_dict()
+
+
+def test_cls_kd_sees_teacher_logits_divided_by_temperature(gfl_teacher):
+    cfg_path, ckpt, _ = gfl_teacher
+    t_val = 2.5
+    model = _distiller(gfl_model(width=8), cfg_path, ckpt, teacher_temperature=t_val,
+                       distill_losses=KD)
+    model.train()
+    data = _batch(model)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert {'loss_cls', 'loss_bbox', 'loss_dfl', 'loss_kd'} <= set(losses)
+
+    # recompute by hand: flatten (level, image, y, x) and divide the teacher by T
+    with torch.no_grad():
+        s_out = model.bbox_head(model.extract_feat(data['inputs']))[0]
+        t_out = model.teacher.bbox_head(model.teacher.extract_feat(data['inputs']))[0]
+    s = torch.cat([o.permute(0, 2, 3, 1).reshape(-1, 3) for o in s_out])
+    t = torch.cat([o.permute(0, 2, 3, 1).reshape(-1, 3) for o in t_out])
+    target = (t / t_val).sigmoid()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(s, target, reduction='none')
+    expected = bce.sum() / t.sigmoid().max(1).values.sum().clamp(min=1)
+    assert losses['loss_kd'].item() == pytest.approx(expected.item(), rel=1e-4)
+
+    # the same student with T=1 gives a different KD loss (temperature really applied)
+    model.set_teacher_temperature(1.0)
+    losses1 = model.loss(data['inputs'], data['data_samples'])
+    assert abs(losses1['loss_kd'].item() - losses['loss_kd'].item()) > 1e-4
+
+
+def test_teacher_gets_no_gradient_and_student_does(gfl_teacher):
+    cfg_path, ckpt, _ = gfl_teacher
+    model = _distiller(gfl_model(width=8), cfg_path, ckpt, teacher_temperature=1.5,
+                       distill_losses=dict(
+                           loss_kd=dict(type='BinaryKDLoss', inputs='cls', beta=2.0),
+                           loss_ld=dict(type='LDLoss', inputs='reg', tau=10.0),
+                           loss_pkd=dict(type='PKDLoss', inputs='neck')))
+    model.train()
+    data = _batch(model)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    total = sum(v for k, v in losses.items() if k.startswith('loss_') and torch.is_tensor(v))
+    # KD-only gradient reaches the student
+    model.zero_grad()
+    (losses['loss_kd'] + losses['loss_ld'] + losses['loss_pkd']).backward(retain_graph=True)
+    assert model.bbox_head.gfl_cls.weight.grad.abs().sum() > 0
+    assert model.bbox_head.gfl_reg.weight.grad.abs().sum() > 0
+    assert model.neck.fpn_convs[0].conv.weight.grad.abs().sum() > 0
+    total.backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    for k in ('loss_kd', 'loss_ld', 'loss_pkd'):
+        assert torch.isfinite(losses[k]) and losses[k] > 0
+
+
+def test_missing_temperature_fails_with_instructions(gfl_teacher):
+    cfg_path, ckpt, _ = gfl_teacher
+    model = _distiller(gfl_model(width=8), cfg_path, ckpt, distill_losses=KD)
+    data = _batch(model)
+    with pytest.raises(RuntimeError, match='TeacherCalibrationHook'):
+        model.loss(data['inputs'], data['data_samples'])
+
+
+def test_per_class_temperature_broadcasts_over_classes(gfl_teacher):
+    cfg_path, ckpt, _ = gfl_teacher
+    model = _distiller(gfl_model(width=8), cfg_path, ckpt, teacher_temperature=[1.0, 2.0, 4.0],
+                       distill_losses=KD)
+    logits = torch.tensor([[2.0, 2.0, 2.0], [-4.0, 8.0, 12.0]])
+    assert torch.allclose(model.scale_teacher_logits(logits),
+                          torch.tensor([[2.0, 1.0, 0.5], [-4.0, 4.0, 3.0]]))
+    with pytest.raises(ValueError, match='3 classification logits'):
+        model.set_teacher_temperature([1.0, 2.0])
+
+
+@pytest.mark.parametrize('temperature,match', [(0.0, '> 0'), (-1.0, '> 0'),
+                                               (float('nan'), 'finite')])
+def test_bad_temperature_fails_at_build(gfl_teacher, temperature, match):
+    cfg_path, ckpt, _ = gfl_teacher
+    with pytest.raises(ValueError, match=match):
+        _distiller(gfl_model(width=8), cfg_path, ckpt, teacher_temperature=temperature)
+
+
+def test_build_errors_name_the_field(gfl_teacher, tmp_path):
+    cfg_path, ckpt, _ = gfl_teacher
+    student = gfl_model(width=8)
+    with pytest.raises(ValueError, match='teacher_ckpt is required'):
+        _distiller(student, cfg_path, None)
+    with pytest.raises(FileNotFoundError, match='teacher_ckpt'):
+        _distiller(student, cfg_path, str(tmp_path / 'missing.pth'))
+    corrupt = tmp_path / 'corrupt.pth'
+    corrupt.write_bytes(b'this is not a checkpoint')
+    with pytest.raises(RuntimeError, match='could not be read'):
+        _distiller(student, cfg_path, str(corrupt))
+    # a checkpoint of another architecture
+    other_cfg, other_ckpt, _ = _save_teacher(retinanet_model(width=16), tmp_path, 'other')
+    with pytest.raises(RuntimeError, match='missing from it'):
+        _distiller(student, cfg_path, other_ckpt)
+    # class-count mismatch
+    k4_cfg, k4_ckpt, _ = _save_teacher(gfl_model(width=16, num_classes=4), tmp_path, 'k4')
+    with pytest.raises(ValueError, match='Class-count mismatch'):
+        _distiller(student, k4_cfg, k4_ckpt, teacher_temperature=1.0)
+    # head-layout mismatch (strides)
+    rs_cfg, rs_ckpt, _ = _save_teacher(retinanet_model(width=16, strides=(8, 16, 64)), tmp_path,
+                                       'rs')
+    with pytest.raises(ValueError, match='strides'):
+        _distiller(retinanet_model(width=8), rs_cfg, rs_ckpt, teacher_temperature=1.0)
+    with pytest.raises(ValueError, match='inputs'):
+        _distiller(student, cfg_path, ckpt, distill_losses=dict(
+            loss_kd=dict(type='BinaryKDLoss', inputs='logits')))
+    with pytest.raises(ValueError, match='must start with "loss_"'):
+        _distiller(student, cfg_path, ckpt, distill_losses=dict(
+            kd=dict(type='BinaryKDLoss', inputs='cls')))
+    # normalisation mismatch between teacher and student
+    odd = gfl_model(width=16, stacked_convs=2)
+    odd['data_preprocessor']['std'] = [1.0, 1.0, 1.0]
+    odd_cfg = dump_config(dict(model=odd), str(tmp_path / 'odd.py'))
+    with pytest.raises(ValueError, match='std'):
+        _distiller(student, odd_cfg, ckpt)
+
+
+def test_nan_teacher_logits_fail_loudly(gfl_teacher, tmp_path):
+    cfg_path, ckpt, ref = gfl_teacher
+    state = {k: v.clone() for k, v in ref.state_dict().items()}
+    state['bbox_head.gfl_cls.bias'][:] = float('nan')
+    bad = str(tmp_path / 'nan.pth')
+    torch.save({'state_dict': state}, bad)
+    model = _distiller(gfl_model(width=8), cfg_path, bad, teacher_temperature=1.0,
+                       distill_losses=KD)
+    data = _batch(model)
+    with pytest.raises(FloatingPointError, match='NaN'):
+        model.loss(data['inputs'], data['data_samples'])
+
+
+def test_retinanet_multi_anchor_alignment(tmp_path):
+    """9 anchors per location: rows of flattened cls and box outputs line up per anchor."""
+    cfg_path, ckpt, _ = _save_teacher(retinanet_model(width=16), tmp_path)
+    model = _distiller(retinanet_model(width=8), cfg_path, ckpt, teacher_temperature=1.0,
+                       distill_losses=dict(
+                           loss_kd=dict(type='BinaryKDLoss', inputs='cls'),
+                           loss_fit=dict(type='FeatureMSELoss', inputs='reg')))
+    data = _batch(model)
+    seen = {}
+    orig = model.distill_losses['loss_fit'].forward
+
+    def record(s, t, weight=None, avg_factor=None):
+        seen.update(s=s, t=t, weight=weight)
+        return (s - t).pow(2).mean()
+    model.distill_losses['loss_fit'].forward = record
+    model.loss(data['inputs'], data['data_samples'])
+    model.distill_losses['loss_fit'].forward = orig
+    # 6 anchors per location (2 scales x 3 ratios), 4 box deltas per anchor
+    n_loc = sum(2 * (64 // s) ** 2 for s in (8, 16, 32))
+    assert seen['s'].shape == (n_loc * 6, 4) and seen['weight'].shape == (n_loc * 6,)
+    with torch.no_grad():
+        t_reg = model.teacher.bbox_head(model.teacher.extract_feat(data['inputs']))[1][0]
+    # row 0..5 are the 6 anchors of image 0, location (0, 0) of level 0
+    assert torch.allclose(seen['t'][:6], t_reg[0, :, 0, 0].reshape(6, 4))
+
+
+def test_two_stage_roi_kd_on_student_rois(tmp_path):
+    cfg_path, ckpt, _ = _save_teacher(faster_rcnn_model(width=16), tmp_path)
+    model = _distiller(faster_rcnn_model(width=8), cfg_path, ckpt, teacher_temperature=3.0,
+                       distill_losses=dict(
+                           loss_kd_roi=dict(type='KDLoss', inputs='roi_cls', tau=1.0),
+                           loss_dkd_roi=dict(type='DKDLoss', inputs='roi_cls'),
+                           loss_kd_rpn=dict(type='BinaryKDLoss', inputs='rpn_cls')))
+    model.train()
+    data = _batch(model)
+    seen = {}
+    t_fwd = model.teacher.roi_head._bbox_forward
+
+    def teacher_bbox_forward(x, rois):
+        seen['rois'] = rois
+        out = t_fwd(x, rois)
+        seen['t_logits'] = out['cls_score'].clone()
+        return out
+    model.teacher.roi_head._bbox_forward = teacher_bbox_forward
+    kd = model.distill_losses['loss_kd_roi']
+    kd_fwd = kd.forward
+
+    def kd_record(s, t, *a, **k):
+        seen['s'], seen['t'] = s, t
+        return kd_fwd(s, t, *a, **k)
+    kd.forward = kd_record
+    losses = model.loss(data['inputs'], data['data_samples'])
+    for k in ('loss_rpn_cls', 'loss_cls', 'loss_kd_roi', 'loss_dkd_roi', 'loss_kd_rpn'):
+        assert k in losses
+    # the teacher classified exactly the student's sampled RoIs, and KD saw its logits / T
+    n_rois = seen['rois'].shape[0]
+    assert seen['s'].shape == (n_rois, 4) and seen['t'].shape == (n_rois, 4)
+    assert torch.allclose(seen['t'], seen['t_logits'] / 3.0)
+    total = sum(v for k, v in losses.items() if k.startswith('loss_') and torch.is_tensor(v))
+    total.backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    assert model.roi_head.bbox_head.fc_cls.weight.grad.abs().sum() > 0

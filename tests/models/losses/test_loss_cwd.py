@@ -1,0 +1,43 @@
+"""Tests for CWDLoss (channel-wise distillation, Shu et al. ICCV 2021)."""
+import math
+
+import pytest
+import torch
+
+from mmkdcal.models.losses import CWDLoss
+
+
+def test_hand_computed():
+    # N=1, C=2, H=1, W=2. Channel 0: q = (1/4, 3/4) vs p = (1/2, 1/2); channel 1 equal.
+    kl = 0.25 * math.log(0.5) + 0.75 * math.log(1.5)
+    s = torch.zeros(1, 2, 1, 2)
+    t = torch.zeros(1, 2, 1, 2)
+    t[0, 0, 0, 1] = math.log(3.0)
+    assert CWDLoss(tau=1.0)(s, t).item() == pytest.approx(kl / 2, rel=1e-6)
+    # tau=4 on 4x logits: same distributions, times tau^2 = 16.
+    assert CWDLoss(tau=4.0, loss_weight=0.5)(s, 4 * t).item() == pytest.approx(
+        0.5 * 16 * kl / 2, rel=1e-6)
+
+
+def test_normalised_by_batch_and_channels():
+    torch.manual_seed(0)
+    s, t = torch.randn(1, 3, 4, 4), torch.randn(1, 3, 4, 4)
+    one = CWDLoss()(s, t).item()
+    # Repeating the same sample / channels leaves the per-(n, c) average unchanged.
+    assert CWDLoss()(s.repeat(2, 2, 1, 1), t.repeat(2, 2, 1, 1)).item() == pytest.approx(
+        one, rel=1e-5)
+
+
+def test_teacher_gets_no_gradient():
+    s = torch.randn(2, 3, 4, 4, requires_grad=True)
+    t = torch.randn(2, 3, 4, 4, requires_grad=True)
+    CWDLoss(tau=2.0)(s, t).backward()
+    assert t.grad is None
+    assert s.grad.abs().sum() > 0
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match=r'\(2, 3, 4, 4\).*\(2, 3, 2, 2\)'):
+        CWDLoss()(torch.randn(2, 3, 4, 4), torch.randn(2, 3, 2, 2))
+    with pytest.raises(ValueError, match='tau'):
+        CWDLoss(tau=0)
