@@ -24,6 +24,7 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
     parser.add_argument('--out', help='dump predictions to a .pkl file for offline evaluation')
+    parser.add_argument('--metrics-out', help='write the evaluation metrics to this JSON file')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -52,6 +53,12 @@ def main(argv=None):
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     metrics = runner.test()
+    if args.metrics_out:
+        import json
+        os.makedirs(osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)
+        with open(args.metrics_out, 'w') as f:
+            json.dump({k: float(v) if isinstance(v, (int, float)) else v
+                       for k, v in metrics.items()}, f, indent=2)
     return metrics
 
 

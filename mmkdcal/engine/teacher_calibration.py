@@ -33,7 +33,7 @@ from mmengine.utils import ProgressBar
 
 from .. import calibration as cal
 
-__all__ = ['FIT_ON', 'collect_calibration_data', 'default_fit_on', 'fit_and_report', 'format_report']
+__all__ = ['FIT_ON', 'calibration_report', 'collect_calibration_data', 'default_fit_on', 'fit_and_report', 'format_report']
 
 FIT_ON = ('detections', 'anchors', 'rois', 'logits')
 
@@ -176,8 +176,9 @@ def collect_calibration_data(model: torch.nn.Module,
     return {k: torch.cat([g[k] for g in gathered]) for k in local}
 
 
-def _report(data: Dict[str, torch.Tensor], fit_on: str, t: torch.Tensor, n_bins: int
-            ) -> Dict[str, float]:
+def calibration_report(data: Dict[str, torch.Tensor], fit_on: str, t: torch.Tensor, n_bins: int
+                       ) -> Dict[str, float]:
+    """Calibration errors of collected data with its logits divided by ``t`` (no fitting)."""
     z = data['logits'] / t
     if fit_on == 'detections':
         p = z.sigmoid()
@@ -251,8 +252,8 @@ def fit_and_report(data: Dict[str, torch.Tensor],
         t = torch.as_tensor(t, dtype=torch.float32).detach().cpu()
         result = [dict(temperature=t.tolist(), fit_on=fit_on, objective=objective,
                        num_samples=n,
-                       before=_report(data, fit_on, torch.ones(()), n_bins),
-                       after=_report(data, fit_on, t, n_bins))]
+                       before=calibration_report(data, fit_on, torch.ones(()), n_bins),
+                       after=calibration_report(data, fit_on, t, n_bins))]
         if out_dir is not None:
             os.makedirs(out_dir, exist_ok=True)
             with open(osp.join(out_dir, f'{prefix}.json'), 'w') as f:

@@ -1,0 +1,442 @@
+"""The COCO distillation configs (configs/{gfl,retinanet,atss,fcos,faster_rcnn}) and their READMEs.
+
+Nothing is downloaded and no backbone is built: the configs are parsed, the teacher config is
+resolved, and only the heads are built to check that student and teacher outputs line up. The
+teacher checkpoint URLs and the published box APs in the READMEs are checked against
+MMDetection's own ``metafile.yml`` files.
+"""
+import copy
+import functools
+import os
+import os.path as osp
+import re
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+import torch
+import yaml
+
+import mmkdcal  # noqa: F401  (registers the distillers, losses and hooks)
+import mmdet
+from mmengine.config import Config, ConfigDict
+from mmdet.registry import HOOKS, MODELS
+from mmkdcal.models.distillers import (DistillSingleStageDetector, DistillTwoStageDetector,
+                                       check_dense_head_layout, load_teacher_config)
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG_ROOT = osp.join(ROOT, 'configs')
+MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
+FAMILIES = ('gfl', 'retinanet', 'atss', 'fcos', 'faster_rcnn')
+
+# The config set this test expects (a missing or unexpected file fails test_expected_files).
+EXPECTED_FILES = {
+    'gfl/kd_gfl_r50_r101_1x_coco.py',
+    'gfl/kd-cal_gfl_r50_r101_1x_coco.py',
+    'gfl/kd-pkd_gfl_r50_r101_1x_coco.py',
+    'gfl/kd-cal-pkd_gfl_r50_r101_1x_coco.py',
+    'gfl/ld_gfl_r50_r101_1x_coco.py',
+    'gfl/ld-cal_gfl_r50_r101_1x_coco.py',
+    'retinanet/kd_retinanet_r50_r101_1x_coco.py',
+    'retinanet/kd-cal_retinanet_r50_r101_1x_coco.py',
+    'atss/kd_atss_r50_r101_1x_coco.py',
+    'atss/kd-cal_atss_r50_r101_1x_coco.py',
+    'fcos/kd_fcos_r50-caffe_r101-caffe_1x_coco.py',
+    'fcos/kd-cal_fcos_r50-caffe_r101-caffe_1x_coco.py',
+    'faster_rcnn/faster-rcnn_r18_fpn_1x_coco.py',
+    'faster_rcnn/kd_faster-rcnn_r50_r101_1x_coco.py',
+    'faster_rcnn/kd-cal_faster-rcnn_r50_r101_1x_coco.py',
+    'faster_rcnn/dkd_faster-rcnn_r50_r101_1x_coco.py',
+    'faster_rcnn/dkd-cal_faster-rcnn_r50_r101_1x_coco.py',
+    'faster_rcnn/kd_faster-rcnn_r18_r101_1x_coco.py',
+    'faster_rcnn/kd-cal_faster-rcnn_r18_r101_1x_coco.py',
+    'faster_rcnn/dkd_faster-rcnn_r18_r101_1x_coco.py',
+    'faster_rcnn/dkd-cal_faster-rcnn_r18_r101_1x_coco.py',
+}
+# Plain student configs (no distiller) that some distillation configs are compared with.
+BASELINE_FILES = {'faster_rcnn/faster-rcnn_r18_fpn_1x_coco.py'}
+
+# The stock MMDetection student config of each (family, student) named in a file name; the
+# R-18 Faster R-CNN student has no stock 1x config and is defined in this repo.
+STUDENT_BASES = {
+    ('gfl', 'gfl_r50'): 'mmdet::gfl/gfl_r50_fpn_1x_coco.py',
+    ('retinanet', 'retinanet_r50'): 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+    ('atss', 'atss_r50'): 'mmdet::atss/atss_r50_fpn_1x_coco.py',
+    ('fcos', 'fcos_r50-caffe'): 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+    ('faster_rcnn', 'faster-rcnn_r50'): 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    ('faster_rcnn', 'faster-rcnn_r18'): 'faster_rcnn/faster-rcnn_r18_fpn_1x_coco.py',
+}
+# The detector type of each family (student stock type and teacher type).
+FAMILY_TYPES = {'gfl': 'GFL', 'retinanet': 'RetinaNet', 'atss': 'ATSS', 'fcos': 'FCOS',
+                'faster_rcnn': 'FasterRCNN'}
+# Calibration data per family: detection scores are sigmoid(class logit) for GFL/RetinaNet;
+# FCOS/ATSS fuse centerness into the score, so their class logits are calibrated on 'anchors';
+# Faster R-CNN's RoI logits on 'rois'.
+FIT_ON = {'gfl': 'detections', 'retinanet': 'detections', 'atss': 'anchors', 'fcos': 'anchors',
+          'faster_rcnn': 'rois'}
+# The losses each method (its '-'-separated name without 'cal') must configure.
+METHOD_LOSSES = {
+    ('single', 'kd'): {'BinaryKDLoss'},
+    ('single', 'kd-pkd'): {'BinaryKDLoss', 'PKDLoss'},
+    ('single', 'ld'): {'BinaryKDLoss', 'LDLoss'},
+    ('two', 'kd'): {'KDLoss'},
+    ('two', 'dkd'): {'DKDLoss'},
+}
+DISTILLER_KEYS = ('type', 'teacher_config', 'teacher_ckpt', 'teacher_temperature',
+                  'teacher_fp16', 'distill_losses')
+NOT_MEASURED = 'not yet measured'
+NOT_PUBLISHED = 'not published'
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _found_files() -> List[str]:
+    found = []
+    for family in FAMILIES:
+        folder = osp.join(CONFIG_ROOT, family)
+        for dirpath, _, files in os.walk(folder):
+            found += [osp.relpath(osp.join(dirpath, f), CONFIG_ROOT) for f in files
+                      if f.endswith('.py')]
+    return sorted(found)
+
+
+FOUND = _found_files()
+DISTILL_FILES = [f for f in FOUND if f not in BASELINE_FILES]
+
+
+@functools.lru_cache(maxsize=None)
+def _load(path: str) -> Config:
+    """Load a repo config (relative to configs/) or an ``mmdet::`` one."""
+    if path.startswith('mmdet::'):
+        return Config.fromfile(osp.join(MMDET_CONFIGS, path[len('mmdet::'):]))
+    return Config.fromfile(osp.join(CONFIG_ROOT, path))
+
+
+@functools.lru_cache(maxsize=None)
+def _teacher_model(teacher_config: str) -> ConfigDict:
+    return load_teacher_config(teacher_config)
+
+
+def _teacher(path: str) -> ConfigDict:
+    """The teacher's model config of a distillation config, as the distiller resolves it."""
+    return _teacher_model(_load(path).model.teacher_config)
+
+
+class _Name:
+    """``<method>_<student>_<teacher>_<schedule>_<dataset>.py`` split into its parts."""
+
+    def __init__(self, rel: str):
+        self.family, fname = rel.split('/')
+        stem = fname[:-len('.py')]
+        parts = stem.split('_')
+        assert len(parts) == 6, f'{fname}: expected <method>_<student>_<teacher>_<schedule>_' \
+                                '<dataset> with a two-part student (detector_backbone)'
+        self.method = parts[0]
+        self.student = '_'.join(parts[1:3])
+        self.teacher_backbone = parts[3]
+        self.schedule, self.dataset = parts[4], parts[5]
+        tokens = self.method.split('-')
+        self.calibrated = 'cal' in tokens
+        self.base_method = '-'.join(t for t in tokens if t != 'cal')
+        self.twin = rel.replace(f'/{self.method}_', f'/{self.base_method}_') \
+            if self.calibrated else None
+        self.kind = 'two' if self.family == 'faster_rcnn' else 'single'
+
+    @property
+    def student_depth(self) -> int:
+        return int(re.match(r'r(\d+)', self.student.split('_')[1]).group(1))
+
+    @property
+    def teacher_depth(self) -> int:
+        return int(re.match(r'r(\d+)', self.teacher_backbone).group(1))
+
+
+@functools.lru_cache(maxsize=None)
+def _metafile(family: str) -> Dict[str, dict]:
+    """MMDetection's metafile of a family: config stem -> dict(weights, box_ap)."""
+    with open(osp.join(MMDET_CONFIGS, family, 'metafile.yml')) as f:
+        data = yaml.safe_load(f)
+    out = {}
+    for m in data['Models']:
+        ap = [r['Metrics']['box AP'] for r in m.get('Results', [])
+              if 'box AP' in r.get('Metrics', {})]
+        stem = osp.splitext(osp.basename(m['Config']))[0]
+        out[stem] = dict(weights=m.get('Weights'), box_ap=float(ap[0]) if ap else None)
+    return out
+
+
+def _published(config_path: str) -> Optional[dict]:
+    """Metafile entry of an ``mmdet::<family>/<stem>.py`` config (None for repo configs)."""
+    if not config_path.startswith('mmdet::'):
+        return None
+    family, fname = config_path[len('mmdet::'):].split('/')
+    return _metafile(family).get(osp.splitext(fname)[0])
+
+
+def _heads(rel: str) -> Tuple[torch.nn.Module, torch.nn.Module]:
+    """Build the student's and the teacher's dense heads as the detectors would."""
+    s_model, t_model = _load(rel).model, _teacher(rel)
+    heads = []
+    for m in (s_model, t_model):
+        cfg = m.bbox_head.copy()
+        cfg.update(train_cfg=m.get('train_cfg'), test_cfg=m.get('test_cfg'))
+        heads.append(MODELS.build(cfg))
+    return heads[0], heads[1]
+
+
+def _roi_heads(rel: str) -> Tuple[torch.nn.Module, torch.nn.Module]:
+    s_model, t_model = _load(rel).model, _teacher(rel)
+    return (MODELS.build(s_model.roi_head.bbox_head.copy()),
+            MODELS.build(t_model.roi_head.bbox_head.copy()))
+
+
+def _unscoped(obj):
+    """A plain copy of a config (part) without the ``_scope_='mmdet'`` entries that inheriting
+    an ``mmdet::`` config adds to every dict (the default scope is 'mmdet' anyway)."""
+    if isinstance(obj, dict):
+        return {k: _unscoped(v) for k, v in obj.items() if k != '_scope_'}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_unscoped(v) for v in obj)
+    return obj
+
+
+def _strip(model: ConfigDict, keys=DISTILLER_KEYS) -> dict:
+    """The model dict without ``keys`` (and without ``_scope_``)."""
+    return {k: v for k, v in _unscoped(model.to_dict()).items() if k not in keys}
+
+
+def _rest(cfg: Config, drop=('model', )) -> dict:
+    """Every top-level setting except ``drop`` (and without ``_scope_``)."""
+    return {k: v for k, v in _unscoped(cfg.to_dict()).items() if k not in drop}
+
+
+def _calibration_hooks(cfg: Config) -> List[dict]:
+    return [h for h in cfg.get('custom_hooks', []) if h['type'] == 'TeacherCalibrationHook']
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# ---------------------------------------------------------------------------------- the set
+def test_expected_files():
+    assert set(FOUND) == EXPECTED_FILES | BASELINE_FILES
+    for family in FAMILIES:
+        assert osp.isfile(osp.join(CONFIG_ROOT, family, 'README.md')), family
+
+
+# ---------------------------------------------------------------------------------- per config
+@pytest.mark.parametrize('rel', DISTILL_FILES)
+def test_name_and_distiller_type(rel):
+    name = _Name(rel)
+    cfg = _load(rel)
+    assert name.schedule == '1x' and name.dataset == 'coco'
+    assert cfg.custom_imports.imports == ['mmkdcal']
+    assert cfg.custom_imports.allow_failed_imports is False
+    expected_cls = DistillTwoStageDetector if name.kind == 'two' else DistillSingleStageDetector
+    assert MODELS.get(cfg.model.type) is expected_cls
+    # The backbone depths named in the file name are those of the configs.
+    assert cfg.model.backbone.depth == name.student_depth
+    assert _teacher(rel).backbone.depth == name.teacher_depth
+    assert _teacher(rel).type == FAMILY_TYPES[name.family]
+    # fcos_r50-caffe names a caffe-style student; the teacher token must say so too.
+    for token, model in ((name.student, cfg.model), (name.teacher_backbone, _teacher(rel))):
+        assert ('caffe' in token) == (model.backbone.style == 'caffe'), (token, rel)
+    assert cfg.model.teacher_fp16 is False
+
+
+@pytest.mark.parametrize('rel', DISTILL_FILES)
+def test_calibration_matches_name(rel):
+    name = _Name(rel)
+    cfg = _load(rel)
+    hooks = _calibration_hooks(cfg)
+    if name.calibrated:
+        assert cfg.model.teacher_temperature is None
+        assert len(hooks) == 1
+        assert hooks[0]['fit_on'] == FIT_ON[name.family]
+        assert hooks[0]['objective'] == 'nll'
+        hook = HOOKS.build(dict(hooks[0]))  # the arguments are valid for the hook
+        assert hook.fit_on == FIT_ON[name.family]
+    else:
+        assert cfg.model.teacher_temperature == 1.0
+        assert hooks == []
+
+
+@pytest.mark.parametrize('rel', [f for f in DISTILL_FILES if _Name(f).calibrated])
+def test_calibrated_config_differs_from_its_twin_only_in_calibration(rel):
+    """X-cal = X with teacher_temperature None and the calibration hook, nothing else."""
+    twin = _Name(rel).twin
+    assert twin in DISTILL_FILES, f'{rel} has no uncalibrated twin {twin}'
+    cal, base = _load(rel), _load(twin)
+    assert _strip(cal.model, ('teacher_temperature', )) == \
+        _strip(base.model, ('teacher_temperature', ))
+    cal_rest, base_rest = _rest(cal), _rest(base)
+    cal_hooks = cal_rest.pop('custom_hooks')
+    assert [h for h in cal_hooks if h['type'] != 'TeacherCalibrationHook'] == \
+        base_rest.pop('custom_hooks', [])
+    assert cal_rest == base_rest
+
+
+@pytest.mark.parametrize('rel', DISTILL_FILES)
+def test_only_distillation_changes_the_student(rel):
+    """The student model and every non-model setting are the stock student config's."""
+    name = _Name(rel)
+    cfg = _load(rel)
+    stock = _load(STUDENT_BASES[(name.family, name.student)])
+    assert _strip(cfg.model) == _strip(stock.model)
+    ours = _rest(cfg, drop=('model', 'custom_imports', 'custom_hooks', 'teacher_ckpt'))
+    assert ours == _rest(stock)
+
+
+def test_r18_student_is_r50_with_resnet18():
+    r18 = _load('faster_rcnn/faster-rcnn_r18_fpn_1x_coco.py')
+    r50 = _load('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    assert r18.model.type == 'FasterRCNN'
+    assert r18.model.backbone.depth == 18
+    assert r18.model.backbone.init_cfg == dict(type='Pretrained',
+                                               checkpoint='torchvision://resnet18')
+    assert r18.model.neck.in_channels == [64, 128, 256, 512]
+    a, b = _strip(r18.model, ()), _strip(r50.model, ())
+    for d in (a, b):
+        d['backbone'] = {k: v for k, v in d['backbone'].items()
+                         if k not in ('depth', 'init_cfg')}
+        d['neck'] = {k: v for k, v in d['neck'].items() if k != 'in_channels'}
+    assert a == b
+    assert _rest(r18) == _rest(r50)
+
+
+@pytest.mark.parametrize('rel', DISTILL_FILES)
+def test_distill_losses_valid(rel):
+    name = _Name(rel)
+    cfg = _load(rel)
+    cls = MODELS.get(cfg.model.type)
+    losses = cfg.model.distill_losses
+    assert len(losses) > 0
+    types = set()
+    for key, loss_cfg in losses.items():
+        assert key.startswith('loss_'), key
+        loss_cfg = dict(loss_cfg)
+        inputs = loss_cfg.pop('inputs')
+        assert inputs in cls.DISTILL_INPUTS, (key, inputs)
+        assert MODELS.get(loss_cfg['type']) is not None, loss_cfg['type']
+        loss = MODELS.build(loss_cfg)  # the arguments are valid for the loss
+        assert isinstance(loss, torch.nn.Module)
+        types.add(loss_cfg['type'])
+        if inputs == 'reg':  # LD needs general box distributions on both sides
+            s_head, t_head = _heads(rel)
+            assert s_head.reg_max == t_head.reg_max == 16
+        if inputs == 'neck':  # feature losses need equal FPN widths and levels
+            t_neck = _teacher(rel).neck
+            assert cfg.model.neck.out_channels == t_neck.out_channels
+            assert cfg.model.neck.num_outs == t_neck.num_outs
+        if inputs in ('cls', 'roi_cls'):
+            assert loss_cfg['type'] in (('BinaryKDLoss', ) if inputs == 'cls' else
+                                        ('KDLoss', 'DKDLoss'))
+    assert types == METHOD_LOSSES[(name.kind, name.base_method)]
+
+
+@pytest.mark.parametrize('rel', [f for f in DISTILL_FILES if _Name(f).kind == 'single'])
+def test_dense_heads_compatible(rel):
+    s_head, t_head = _heads(rel)
+    check_dense_head_layout(s_head, t_head)  # raises ValueError on a mismatch
+    assert s_head.cls_out_channels == t_head.cls_out_channels == 80
+    assert type(s_head) is type(t_head)
+    s_out = [tuple(p.shape) for p in s_head.parameters()]
+    t_out = [tuple(p.shape) for p in t_head.parameters()]
+    assert s_out == t_out  # same head layout: same convs, norms and output widths
+
+
+def test_dense_head_check_rejects_a_different_anchor_layout():
+    """The compatibility check above can fail: a 3-ratio teacher against a 9-anchor student."""
+    rel = 'retinanet/kd_retinanet_r50_r101_1x_coco.py'
+    s_model, t_model = _load(rel).model, _teacher(rel)
+    t_cfg = t_model.bbox_head.copy()
+    t_cfg.anchor_generator = dict(t_cfg.anchor_generator, scales_per_octave=1)
+    s_head = MODELS.build(s_model.bbox_head.copy())
+    t_head = MODELS.build(t_cfg)
+    with pytest.raises(ValueError, match='priors per location'):
+        check_dense_head_layout(s_head, t_head)
+
+
+@pytest.mark.parametrize('rel', [f for f in DISTILL_FILES if _Name(f).kind == 'two'])
+def test_roi_heads_compatible(rel):
+    s_head, t_head = _roi_heads(rel)
+    assert s_head.num_classes == t_head.num_classes == 80
+    # (K+1)-way softmax on both sides: what KDLoss / DKDLoss compare.
+    assert s_head.fc_cls.out_features == t_head.fc_cls.out_features == 81
+    assert not s_head.loss_cls.use_sigmoid and not t_head.loss_cls.use_sigmoid
+
+
+@pytest.mark.parametrize('rel', DISTILL_FILES)
+def test_data_preprocessors_agree(rel):
+    s_pre = _load(rel).model.data_preprocessor
+    t_pre = _teacher(rel).data_preprocessor
+    for key in ('mean', 'std', 'bgr_to_rgb'):
+        assert s_pre[key] == t_pre[key], key
+    if _Name(rel).family == 'fcos':  # the caffe-style pair
+        assert s_pre.std == [1.0, 1.0, 1.0] and s_pre.bgr_to_rgb is False
+
+
+@pytest.mark.parametrize('rel', DISTILL_FILES)
+def test_teacher_checkpoint_is_the_published_one(rel):
+    cfg = _load(rel)
+    entry = _published(cfg.model.teacher_config)
+    assert entry is not None, f'{cfg.model.teacher_config} is not in MMDetection\'s metafile'
+    assert cfg.model.teacher_ckpt == entry['weights']
+    assert cfg.model.teacher_ckpt.startswith('https://download.openmmlab.com/')
+    # Overridable from the command line (tools/train.py --cfg-options model.teacher_ckpt=...).
+    cfg2 = copy.deepcopy(cfg)
+    cfg2.merge_from_dict({'model.teacher_ckpt': '/data/teacher.pth'})
+    assert cfg2.model.teacher_ckpt == '/data/teacher.pth'
+
+
+# ---------------------------------------------------------------------------------- READMEs
+def _readme_rows(family: str) -> Dict[str, List[str]]:
+    """Rows of the README's results table (the section '## Results ...') whose first cell is a
+    config file name: name -> cells."""
+    rows = {}
+    with open(osp.join(CONFIG_ROOT, family, 'README.md')) as f:
+        lines = f.read().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith('## Results')]
+    assert len(starts) == 1, f'configs/{family}/README.md needs one "## Results" section'
+    for line in lines[starts[0]:]:
+        if line.startswith('## ') and not line.startswith('## Results'):
+            break
+        cells = [c.strip() for c in line.strip().strip('|').split('|')]
+        m = re.fullmatch(r'`([\w.-]+\.py)`', cells[0]) if line.startswith('|') else None
+        if m:
+            assert m.group(1) not in rows, f'{m.group(1)} appears twice in the results table'
+            rows[m.group(1)] = [c.strip('`') for c in cells]
+    return rows
+
+
+def _ap_cell(entry: Optional[dict]) -> str:
+    return NOT_PUBLISHED if entry is None or entry['box_ap'] is None \
+        else f"{entry['box_ap']:.1f}"
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_readme_tables_match_the_metafiles(family):
+    """One row per distillation config: student / teacher with their published box AP (as in
+    MMDetection's metafile.yml), and our result, not yet measured."""
+    rows = _readme_rows(family)
+    configs = [f for f in DISTILL_FILES if f.startswith(family + '/')]
+    assert sorted(rows) == sorted(osp.basename(f) for f in configs)
+    with open(osp.join(CONFIG_ROOT, family, 'README.md')) as f:
+        text = f.read()
+    assert 'metafile.yml' in text
+    for rel in configs:
+        name, cfg = _Name(rel), _load(rel)
+        cells = rows[osp.basename(rel)]
+        assert len(cells) == 6, cells
+        student_base = STUDENT_BASES[(name.family, name.student)]
+        assert cells[1] == osp.splitext(osp.basename(student_base))[0]
+        assert cells[2] == _ap_cell(_published(student_base))
+        assert cells[3] == osp.splitext(osp.basename(cfg.model.teacher_config))[0]
+        assert cells[4] == _ap_cell(_published(cfg.model.teacher_config))
+        assert cells[5] == NOT_MEASURED
+        for cmd in (f'python tools/train.py configs/{rel}',
+                    f'bash tools/dist_train.sh configs/{rel} 8'):
+            assert cmd in text, cmd

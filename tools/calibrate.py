@@ -1,0 +1,118 @@
+"""Measure a trained detector's (or classifier's) calibration, fit a temperature, report it.
+
+Runs the model once over a split, reports D-ECE / ECE / ACE before and after temperature
+scaling, writes ``<out>/calibration.json`` and the before/after reliability diagram
+``<out>/calibration.png``, and prints the temperature to put into a distillation config
+(``model.teacher_temperature=...``).
+
+Examples:
+    python tools/calibrate.py configs/demo/gfl_r18w32_digits.py work_dirs/teacher/iter_1500.pth
+    python tools/calibrate.py CONFIG CKPT --split test --objective ace --fit-on anchors --out DIR
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmkdcal  # noqa: E402,F401
+from mmengine.config import Config, DictAction  # noqa: E402
+
+from mmkdcal.engine.teacher_calibration import FIT_ON  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Calibrate a trained model (mmkdcal)')
+    parser.add_argument('config', help='the model\'s config file')
+    parser.add_argument('checkpoint', help='its checkpoint')
+    parser.add_argument('--split', default='val',
+                        help="dataloader of the config to run on: 'val', 'test', 'train', or the "
+                             "name of any '<name>_dataloader' variable in the config (e.g. calib)")
+    parser.add_argument('--also-split', nargs='+', default=[],
+                        help='also report calibration before/after the fitted temperature on '
+                             'these splits (the temperature is fitted on --split only)')
+    parser.add_argument('--objective', choices=['nll', 'ace', 'ece'], default='nll')
+    parser.add_argument('--fit-on', choices=FIT_ON, default=None,
+                        help='what to calibrate (default: detections for dense detectors, rois '
+                             'for two-stage, logits for classifiers)')
+    parser.add_argument('--per-class', action='store_true', help='one temperature per class')
+    parser.add_argument('--score-thr', type=float, default=0.05)
+    parser.add_argument('--iou-thr', type=float, default=0.5)
+    parser.add_argument('--n-bins', type=int, default=15)
+    parser.add_argument('--out', default=None, help='output dir (default: work_dirs/calibrate/'
+                                                    '<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(argv)
+
+
+def calibrate(args) -> dict:
+    """Run the calibration; return the report dict (also written to ``<out>/calibration.json``)."""
+    import torch
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner, load_checkpoint
+
+    from mmdet.registry import MODELS
+    from mmkdcal.engine import collect_calibration_data, default_fit_on, fit_and_report
+    from mmkdcal.engine.teacher_calibration import calibration_report, format_report
+
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    choices = sorted(k[:-len('_dataloader')] for k in cfg.keys() if k.endswith('_dataloader'))
+    for split in [args.split] + list(args.also_split):
+        if f'{split}_dataloader' not in cfg:
+            raise ValueError(f'split {split!r}: the config has no {split}_dataloader; choose one '
+                             f'of {choices}.')
+    key = f'{args.split}_dataloader'
+    out = args.out or osp.join('work_dirs', 'calibrate',
+                               osp.splitext(osp.basename(args.config))[0])
+    DefaultScope.get_instance(f'calibrate-{id(args)}',
+                              scope_name=cfg.get('default_scope', 'mmdet'))
+    model_cfg = cfg.model
+    if hasattr(MODELS.get(model_cfg.type), 'set_teacher_temperature'):
+        raise ValueError(f'{args.config} is a distillation config; calibrate its teacher with the '
+                         'teacher\'s own config and checkpoint (or let TeacherCalibrationHook do it).')
+    model = MODELS.build(model_cfg)
+    load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+    if torch.cuda.is_available():
+        model = model.cuda()
+    loader = Runner.build_dataloader(cfg[key], seed=0)
+    fit_on = args.fit_on or default_fit_on(model)
+    print(f'Calibrating {osp.basename(args.config)} on {len(loader.dataset)} images of '
+          f'{key} (fit_on={fit_on}, objective={args.objective})')
+    data = collect_calibration_data(model, loader, fit_on, score_thr=args.score_thr,
+                                    iou_thr=args.iou_thr)
+    report = fit_and_report(data, fit_on, objective=args.objective, per_class=args.per_class,
+                            n_bins=args.n_bins, out_dir=out, prefix='calibration')
+    print(format_report(report))
+    if args.also_split:
+        t = torch.as_tensor(report['temperature'])
+        report['also'] = {}
+        for split in args.also_split:
+            other = collect_calibration_data(
+                model, Runner.build_dataloader(cfg[f'{split}_dataloader'], seed=0), fit_on,
+                score_thr=args.score_thr, iou_thr=args.iou_thr)
+            report['also'][split] = dict(
+                num_samples=len(other['logits']),
+                before=calibration_report(other, fit_on, torch.ones(()), args.n_bins),
+                after=calibration_report(other, fit_on, t, args.n_bins))
+            print(f'{split}: ' + ', '.join(
+                f'{k} {v:.4f} -> {report["also"][split]["after"][k]:.4f}'
+                for k, v in report['also'][split]['before'].items()))
+        with open(osp.join(out, 'calibration.json'), 'w') as f:
+            json.dump(report, f, indent=2)
+    print(f'Wrote {osp.join(out, "calibration.json")} and {osp.join(out, "calibration.png")}')
+    t = report['temperature']
+    print(f'Put it into a distillation config: --cfg-options model.teacher_temperature={t}'
+          if isinstance(t, float) else
+          f'Put it into a distillation config: model.teacher_temperature={t}')
+    return report
+
+
+def main(argv=None):
+    return calibrate(parse_args(argv))
+
+
+if __name__ == '__main__':
+    main()
