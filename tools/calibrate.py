@@ -40,6 +40,9 @@ def parse_args(argv=None):
     parser.add_argument('--score-thr', type=float, default=0.05)
     parser.add_argument('--iou-thr', type=float, default=0.5)
     parser.add_argument('--n-bins', type=int, default=15)
+    parser.add_argument('--report-score-thr', type=float, default=None,
+                        help='--also-split, detections: report D-ECE of the detections whose '
+                             '(scaled) score is at least this, as DetectionCalibrationMetric')
     parser.add_argument('--out', default=None, help='output dir (default: work_dirs/calibrate/'
                                                     '<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -95,11 +98,12 @@ def calibrate(args) -> dict:
                 score_thr=args.score_thr, iou_thr=args.iou_thr)
             report['also'][split] = dict(
                 num_samples=len(other['logits']),
-                before=calibration_report(other, fit_on, torch.ones(()), args.n_bins),
-                after=calibration_report(other, fit_on, t, args.n_bins))
+                before=calibration_report(other, fit_on, torch.ones(()), args.n_bins,
+                                          args.report_score_thr),
+                after=calibration_report(other, fit_on, t, args.n_bins, args.report_score_thr))
             print(f'{split}: ' + ', '.join(
                 f'{k} {v:.4f} -> {report["also"][split]["after"][k]:.4f}'
-                for k, v in report['also'][split]['before'].items()))
+                for k, v in report['also'][split]['before'].items() if k != 'num_dets'))
         with open(osp.join(out, 'calibration.json'), 'w') as f:
             json.dump(report, f, indent=2)
     print(f'Wrote {osp.join(out, "calibration.json")} and {osp.join(out, "calibration.png")}')

@@ -96,16 +96,25 @@ def _collect_batch(model, data, fit_on, score_thr, iou_thr, max_per_batch, gener
             pred, gt = res.pred_instances, res.gt_instances
             keep = pred.scores >= score_thr
             scores, labels, boxes = pred.scores[keep], pred.labels[keep], pred.bboxes[keep]
+            gt_boxes, gt_labels = gt.bboxes, gt.labels
+            gt_ignore = torch.zeros(len(gt_labels), dtype=torch.bool, device=gt_labels.device)
             ignore = res.get('ignored_instances', None)
-            matched = cal.match_detections(
-                boxes, scores, labels, gt.bboxes, gt.labels, iou_thr=iou_thr,
-                gt_ignore=None if ignore is None or len(ignore) == 0 else ignore.bboxes)
+            if ignore is not None and len(ignore) > 0:  # crowd boxes: matching one is neutral
+                gt_boxes = torch.cat([gt_boxes, ignore.bboxes])
+                gt_labels = torch.cat([gt_labels, ignore.labels])
+                gt_ignore = torch.cat([gt_ignore, gt_ignore.new_ones(len(ignore))])
+            matched, ignored = cal.match_detections(
+                boxes, scores, labels, gt_boxes, gt_labels, iou_thr=iou_thr,
+                gt_ignore=gt_ignore, return_ignored=True)
+            keep_det = ~torch.as_tensor(ignored, dtype=torch.bool)
+            scores, labels, boxes = scores[keep_det], labels[keep_det], boxes[keep_det]
+            matched = torch.as_tensor(matched, dtype=torch.bool)[keep_det]
             p = scores.float().clamp(1e-6, 1 - 1e-6)
             out['logits'].append((p.log() - (-p).log1p()).cpu())
-            out['matched'].append(torch.as_tensor(matched).bool().cpu())
+            out['matched'].append(matched.cpu())
             out['boxes'].append(boxes.float().cpu())
             h, w = res.metainfo['img_shape'][:2]
-            out['sizes'].append(torch.tensor([[w, h]], dtype=torch.float32).expand(len(p), 2))
+            out['sizes'].append(torch.tensor([[h, w]], dtype=torch.float32).expand(len(p), 2))
         return {k: torch.cat(v) for k, v in out.items()}
     store: List[Dict[str, torch.Tensor]] = []
     with _capture_cls_loss(_cls_loss_module(model, fit_on), store):
@@ -176,20 +185,36 @@ def collect_calibration_data(model: torch.nn.Module,
     return {k: torch.cat([g[k] for g in gathered]) for k in local}
 
 
-def calibration_report(data: Dict[str, torch.Tensor], fit_on: str, t: torch.Tensor, n_bins: int
-                       ) -> Dict[str, float]:
-    """Calibration errors of collected data with its logits divided by ``t`` (no fitting)."""
+def calibration_report(data: Dict[str, torch.Tensor], fit_on: str, t: torch.Tensor,
+                       n_bins: int, score_thr: Optional[float] = None) -> Dict[str, float]:
+    """Calibration errors of collected data with its logits divided by ``t`` (no fitting).
+
+    Args:
+        data: Output of :func:`collect_calibration_data`.
+        fit_on: How ``data`` was collected.
+        t: Temperature (0-dim or per class).
+        n_bins: Bins (per dimension for D-ECE).
+        score_thr: ``'detections'`` only: keep detections whose *scaled* score is at least this
+            (as ``DetectionCalibrationMetric`` does on a model's output); None keeps all.
+
+    Returns:
+        ``'detections'``: ``d_ece``, ``d_ece_box`` (confidence x relative box centre, as
+        ``DetectionCalibrationMetric``), ``num_dets``; ``'anchors'``: ``top_label_ece``,
+        ``classwise_ece``; ``'rois'``/``'logits'``: ``ece``, ``ace``.
+    """
     z = data['logits'] / t
     if fit_on == 'detections':
-        p = z.sigmoid()
-        out = dict(d_ece=cal.detection_ece(p, data['matched'], n_bins=n_bins),
-                   binary_ece=cal.binary_ece(p, data['matched'], n_bins=max(n_bins, 15)))
-        if len(p):
-            rel = torch.cat([(data['boxes'][:, :2] + data['boxes'][:, 2:]) / 2 / data['sizes'],
-                             (data['boxes'][:, 2:] - data['boxes'][:, :2]) / data['sizes']], 1)
-            out['d_ece_box'] = cal.detection_ece(p, data['matched'], boxes=rel.clamp(0, 1),
-                                             n_bins=n_bins)
-        return out
+        p, matched = z.sigmoid(), data['matched']
+        boxes, sizes = data['boxes'], data['sizes']
+        if score_thr is not None:
+            keep = p >= score_thr
+            p, matched, boxes, sizes = p[keep], matched[keep], boxes[keep], sizes[keep]
+        if len(p) == 0:
+            return dict(d_ece=float('nan'), d_ece_box=float('nan'), num_dets=0)
+        return dict(d_ece=cal.detection_ece(p, matched, n_bins=n_bins),
+                    d_ece_box=cal.detection_ece(p, matched, boxes=boxes, image_sizes=sizes,
+                                                n_bins=n_bins),
+                    num_dets=int(len(p)))
     labels = data['labels']
     if fit_on == 'anchors':
         p = z.sigmoid()
@@ -197,10 +222,11 @@ def calibration_report(data: Dict[str, torch.Tensor], fit_on: str, t: torch.Tens
         fg = labels < p.shape[1]
         onehot[fg, labels[fg]] = 1.0
         top_p, top_k = p.max(dim=1)
-        return dict(top_label_ece=cal.binary_ece(top_p, (top_k == labels).float(), n_bins=n_bins),
-                    classwise_ece=float(np.mean([
-                        cal.binary_ece(p[:, k], onehot[:, k], n_bins=n_bins)
-                        for k in range(p.shape[1])])))
+        classwise = [cal.binary_ece(p[:, k], onehot[:, k], n_bins=n_bins)
+                     for k in range(p.shape[1])]
+        return dict(top_label_ece=cal.binary_ece(top_p, (top_k == labels).float(),
+                                                 n_bins=n_bins),
+                    classwise_ece=float(np.mean(classwise)))
     p = z.softmax(dim=1)
     return dict(ece=cal.ece(p, labels, n_bins=n_bins), ace=cal.ace(p, labels, n_bins=n_bins))
 
@@ -278,6 +304,6 @@ def format_report(report: Dict[str, Any]) -> str:
     t = report['temperature']
     t_str = f'{t:.4f}' if isinstance(t, float) else '[' + ', '.join(f'{v:.3f}' for v in t) + ']'
     parts = [f'{k} {report["before"][k]:.4f} -> {report["after"][k]:.4f}'
-             for k in report['before']]
+             for k in report['before'] if k != 'num_dets']
     return (f'temperature {t_str} (fit_on={report["fit_on"]}, objective={report["objective"]}, '
             f'{report["num_samples"]} samples): ' + ', '.join(parts))

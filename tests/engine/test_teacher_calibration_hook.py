@@ -184,3 +184,34 @@ def test_two_process_cpu_ddp_kd_cal(data, tmp_path):
     with open(osp.join(work, 'teacher_calibration.json')) as f:
         assert json.load(f)['temperature'] == pytest.approx(dumps[0]['t'])
     assert last_checkpoint(work).endswith('iter_2.pth')
+
+
+def test_detection_collection_matches_and_drops_crowd_hits():
+    """Detections: logit = log(s/(1-s)), matched by IoU/class, detections on crowd boxes dropped."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    from mmkdcal.engine.teacher_calibration import _collect_batch
+
+    sample = DetDataSample(metainfo=dict(img_shape=(100, 200)))
+    sample.gt_instances = InstanceData(bboxes=torch.tensor([[0., 0., 10., 10.]]),
+                                       labels=torch.tensor([1]))
+    sample.ignored_instances = InstanceData(bboxes=torch.tensor([[50., 50., 90., 90.]]),
+                                            labels=torch.tensor([0]))
+
+    class Fake(torch.nn.Module):
+        def predict(self, inputs, samples, rescale=False):
+            out = samples[0].clone()
+            out.pred_instances = InstanceData(
+                bboxes=torch.tensor([[0., 0., 10., 10.], [0., 0., 10., 11.],
+                                     [51., 51., 90., 90.], [0., 0., 10., 10.]]),
+                scores=torch.tensor([0.9, 0.8, 0.7, 0.2]),
+                labels=torch.tensor([1, 1, 0, 0]))
+            return [out]
+
+    got = _collect_batch(Fake(), dict(inputs=None, data_samples=[sample]), 'detections',
+                         score_thr=0.1, iou_thr=0.5, max_per_batch=0, generator=None)
+    # det 0 matches the GT; det 1 is a duplicate (unmatched); det 2 sits on a crowd box
+    # (dropped); det 3 has the wrong class (unmatched)
+    assert got['matched'].tolist() == [True, False, False]
+    assert torch.allclose(got['logits'], torch.logit(torch.tensor([0.9, 0.8, 0.2])), atol=1e-5)
+    assert got['sizes'].tolist() == [[100.0, 200.0]] * 3

@@ -115,7 +115,7 @@ class DistillSingleStageDetector(TeacherMixin, SingleStageDetector):
         losses = {}
         if need & {'cls', 'reg'}:
             s_cls = flatten_level_outputs(s_outs[0], k)
-            t_cls_raw = flatten_level_outputs(t_outs[0], k)
+            t_cls_raw = flatten_level_outputs(t_outs[0], k).float()  # fp32 sums under AMP
             if not torch.isfinite(t_cls_raw).all():
                 raise FloatingPointError(
                     'The teacher produced NaN/inf classification logits: check teacher_ckpt and '

@@ -28,9 +28,10 @@ class BinaryKDLoss(nn.Module):
     summed over the :math:`K` classes, weighted, and averaged over the :math:`M` samples
     (or summed and divided by ``avg_factor``).
 
-    * ``beta=0``: plain binary KD, the classification distillation of BCKD (Yang et al.,
-      "Bridging Cross-task Protocol Inconsistency for Distillation in Dense Object
-      Detection", ICCV 2023, arXiv 2308.14286).
+    * ``beta=0``: plain binary KD (per-class BCE against the teacher's probabilities).
+    * ``beta=1``: the classification distillation of BCKD (Yang et al., "Bridging Cross-task
+      Protocol Inconsistency for Distillation in Dense Object Detection", ICCV 2023,
+      arXiv 2308.14286), whose official code weights the BCE by :math:`|q - p|`.
     * ``beta=2``: Quality-Focal-style KD (the soft-target Quality Focal Loss of Li et al.,
       "Generalized Focal Loss", NeurIPS 2020, arXiv 2006.04388, used with teacher targets by
       LD and CrossKD); with ``tau=1`` it equals MMDetection's

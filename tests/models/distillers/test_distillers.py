@@ -269,3 +269,18 @@ def test_two_stage_roi_kd_on_student_rois(tmp_path):
     total.backward()
     assert all(p.grad is None for p in model.teacher.parameters())
     assert model.roi_head.bbox_head.fc_cls.weight.grad.abs().sum() > 0
+
+
+def test_teacher_fp16_matches_fp32_within_half_precision(gfl_teacher):
+    cfg_path, ckpt, _ = gfl_teacher
+    model = _distiller(gfl_model(width=8), cfg_path, ckpt, teacher_temperature=2.0,
+                       distill_losses=KD)
+    data = _batch(model)
+    _, t32 = model.teacher_forward(data['inputs'])
+    model.teacher_fp16 = True
+    feats16, t16 = model.teacher_forward(data['inputs'])
+    # outputs come back as fp32 tensors for the losses
+    assert all(o.dtype == torch.float32 for o in t16[0]) and feats16[0].dtype == torch.float32
+    for a, b in zip(t32[0], t16[0]):
+        assert not torch.equal(a, b)  # really computed in half precision
+        assert (a - b).abs().max() < 0.05

@@ -1,0 +1,79 @@
+"""Fast equal-width binning shared by the calibration metrics (torch and numpy versions)."""
+import numpy as np
+import torch
+
+__all__ = []  # private helper
+
+
+def equal_width_index(x: torch.Tensor, edges: torch.Tensor, n_bins: int) -> torch.Tensor:
+    """``torch.bucketize(x, edges, right=True) - 1`` for near-uniform ``edges``, but faster.
+
+    ``floor(x * n_bins)`` is the bin of every value that is not within a few ulps of an edge;
+    those few are re-binned with ``torch.bucketize`` against the exact ``edges``, so the
+    result equals a binary search against ``edges`` (e.g. ``numpy.linspace`` or
+    ``torch.linspace`` ones) bit for bit.
+
+    Args:
+        x: Values in [0, 1], any shape.
+        edges: ``n_bins + 1`` increasing edges from 0 to 1 (equal width up to rounding).
+        n_bins: Number of bins.
+
+    Returns:
+        torch.Tensor: int64 bin indices of the shape of ``x``, in [0, n_bins] (``n_bins``
+        only for x >= edges[-1]).
+    """
+    return equal_width_index_float(x, edges, n_bins).long()
+
+
+def equal_width_index_float(x: torch.Tensor, edges: torch.Tensor, n_bins: int) -> torch.Tensor:
+    """:func:`equal_width_index` as whole numbers in the floating dtype of ``x``.
+
+    Integer conversions are slow on CPU; callers that combine several indices (joint bins)
+    do it in floating point (exact below 2**24 / 2**53) and convert once.
+
+    Args:
+        x: Values, any shape (values outside [0, 1] give indices outside [0, n_bins]).
+        edges: ``n_bins + 1`` increasing edges from 0 to 1.
+        n_bins: Number of bins.
+
+    Returns:
+        torch.Tensor: Bin indices as floats, shape of ``x``.
+    """
+    shape = x.shape
+    x = x.reshape(-1)
+    frac = x * n_bins
+    idx = frac.floor()
+    frac.sub_(idx)  # in place: fresh large buffers cost page faults
+    tol = 64 * torch.finfo(x.dtype).eps * max(n_bins, 1)
+    # a value within tol of an integer multiple of 1/n_bins may sit on either side of an edge
+    near = (frac <= tol).logical_or_(frac >= 1 - tol).nonzero().squeeze(1)
+    if near.numel():
+        dtype = torch.promote_types(x.dtype, edges.dtype)  # compare as numpy/torch would
+        exact = torch.bucketize(x[near].to(dtype), edges.to(dtype), right=True) - 1
+        idx[near] = exact.to(idx.dtype)
+    return idx.view(shape)
+
+
+def equal_width_index_np(x: np.ndarray, edges: np.ndarray, n_bins: int) -> np.ndarray:
+    """NumPy twin of :func:`equal_width_index_float`: ``searchsorted(edges, x, 'right') - 1``.
+
+    Computed as ``floor(x * n_bins)`` with the values within a few ulps of an edge re-binned by
+    ``numpy.searchsorted`` (which compares in the common dtype of ``x`` and ``edges``, as
+    ``numpy.histogramdd`` does).
+
+    Args:
+        x: 1-D floating array.
+        edges: ``n_bins + 1`` increasing edges from 0 to 1.
+        n_bins: Number of bins.
+
+    Returns:
+        np.ndarray: float64 bin indices (whole numbers), shape of ``x``.
+    """
+    r = x * n_bins
+    idx = np.floor(r)
+    np.subtract(r, idx, out=r)  # r is now the fractional part
+    tol = 64 * np.finfo(x.dtype).eps * max(n_bins, 1)
+    near = np.flatnonzero((r <= tol) | (r >= 1 - tol))
+    if near.size:
+        idx[near] = np.searchsorted(edges, x[near], side='right') - 1
+    return idx.astype(np.float64, copy=False)

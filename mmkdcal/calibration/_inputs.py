@@ -1,0 +1,193 @@
+"""Input conversion and validation shared by the calibration functions.
+
+Every public function of :mod:`mmkdcal.calibration` accepts torch tensors or numpy arrays. These
+helpers turn them into tensors and reject bad input early with a message that names the argument
+and says how to fix it.
+"""
+from typing import Any, Optional, Tuple
+
+import numpy as np
+import torch
+
+__all__ = []  # private helpers
+
+
+def as_tensor(x: Any, name: str) -> torch.Tensor:
+    """Convert a tensor, numpy array or nested sequence to a tensor (device kept).
+
+    Args:
+        x: Input data; an object with a ``tensor`` attribute holding a torch.Tensor (such as
+            MMDetection's box structures) gives that tensor.
+        name: Argument name used in error messages.
+
+    Returns:
+        torch.Tensor: ``x`` as a tensor (no copy when it already is one).
+    """
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    if isinstance(getattr(x, 'tensor', None), torch.Tensor):  # box structures (mmdet's BaseBoxes)
+        return x.tensor.detach()
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x))
+    if isinstance(x, (list, tuple)) or np.isscalar(x):
+        return torch.as_tensor(np.asarray(x))
+    raise TypeError(f'`{name}` must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}.')
+
+
+def float_tensor(x: Any, name: str, ndim: Optional[Tuple[int, ...]] = None,
+                 finite: bool = True, allow_empty: bool = False) -> torch.Tensor:
+    """Convert ``x`` to a floating tensor and check its rank and finiteness.
+
+    Args:
+        x: Input data.
+        name: Argument name used in error messages.
+        ndim: Allowed numbers of dimensions, or ``None`` for any.
+        finite: Check for NaN/inf here (callers that run :func:`check_probs` next skip it,
+            since that check also catches them).
+        allow_empty: Accept zero samples (e.g. an image without detections).
+
+    Returns:
+        torch.Tensor: Floating tensor (float16/bfloat16 are promoted to float32).
+    """
+    t = as_tensor(x, name)
+    if t.dtype == torch.bool or not (t.is_floating_point() or t.dtype in _INT_DTYPES):
+        raise TypeError(f'`{name}` must hold real numbers, got dtype {t.dtype}.')
+    if not t.is_floating_point() or t.dtype in (torch.float16, torch.bfloat16):
+        t = t.float()
+    if ndim is not None and t.dim() not in ndim:
+        raise ValueError(f'`{name}` must have {" or ".join(map(str, ndim))} dimension(s), '
+                         f'got shape {tuple(t.shape)}.')
+    if not allow_empty and t.dim() > 0 and t.shape[0] == 0:
+        raise ValueError(f'`{name}` is empty: at least one sample is needed.')
+    if finite:
+        check_finite(t, name)
+    return t
+
+
+def check_finite(t: torch.Tensor, name: str) -> None:
+    """Raise ValueError if a floating tensor holds NaN or inf (one pass over the data).
+
+    Args:
+        t: Floating tensor.
+        name: Argument name used in error messages.
+    """
+    if t.numel() == 0:
+        return
+    lo, hi = torch.aminmax(t)  # NaN propagates into both
+    if not (torch.isfinite(lo) and torch.isfinite(hi)):
+        raise ValueError(f'`{name}` contains NaN or inf values: remove or fix those samples first.')
+
+
+_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def check_probs(p: torch.Tensor, name: str, simplex: bool = False) -> None:
+    """Check that ``p`` holds probabilities (and, if asked, that its rows sum to one).
+
+    Args:
+        p: Probabilities, shape (N,) or (N, K).
+        name: Argument name used in error messages.
+        simplex: When True, require each row of a 2-D ``p`` to sum to 1 (tolerance 1e-3).
+    """
+    lo, hi = torch.aminmax(p)
+    if not (torch.isfinite(lo) and torch.isfinite(hi)):
+        raise ValueError(f'`{name}` contains NaN or inf values: remove or fix those samples first.')
+    if lo < 0 or hi > 1:
+        raise ValueError(f'`{name}` must hold probabilities in [0, 1], got values in '
+                         f'[{lo.item():.4g}, {hi.item():.4g}]: apply softmax/sigmoid '
+                         'to logits first.')
+    if simplex:
+        if p.dim() != 2 or p.shape[1] < 2:
+            raise ValueError(f'`{name}` must have shape (N, K) with K >= 2, got {tuple(p.shape)}.')
+        s = p.sum(dim=1)
+        if ((s - 1).abs() > 1e-3).any():
+            worst = s[(s - 1).abs().argmax()].item()
+            raise ValueError(f'Rows of `{name}` must sum to 1 (softmax probabilities); the '
+                             f'worst row sums to {worst:.6g}. Use the class-wise metrics for '
+                             'independent (sigmoid) probabilities.')
+
+
+def int_labels(labels: Any, n: int, num_classes: int, name: str = 'labels',
+               allow_background: bool = False) -> torch.Tensor:
+    """Convert class indices to a 1-D int64 tensor and check their range.
+
+    Args:
+        labels: Class indices, shape (N,).
+        n: Expected number of samples.
+        num_classes: Number of classes K; indices must lie in [0, K).
+        name: Argument name used in error messages.
+        allow_background: Also accept the index K (background, as in dense detector heads).
+
+    Returns:
+        torch.Tensor: int64 labels of shape (N,).
+    """
+    t = as_tensor(labels, name)
+    if t.is_floating_point() or t.dtype == torch.bool or t.is_complex():
+        raise TypeError(f'`{name}` must hold integer class indices, got dtype {t.dtype}; '
+                        'pass one-hot/binary targets as a (N, K) array instead where supported.')
+    if t.dim() != 1 or t.shape[0] != n:
+        raise ValueError(f'`{name}` must have shape ({n},) to match the predictions, '
+                         f'got {tuple(t.shape)}.')
+    t = t.long()
+    hi = num_classes + 1 if allow_background else num_classes
+    if n and (t.min() < 0 or t.max() >= hi):
+        raise ValueError(f'`{name}` must lie in [0, {hi - 1}] (number of classes K={num_classes}'
+                         f'{", K = background" if allow_background else ""}), got values in '
+                         f'[{t.min().item()}, {t.max().item()}].')
+    return t
+
+
+def binary_targets(targets: Any, shape: Tuple[int, ...], name: str = 'targets') -> torch.Tensor:
+    """Convert 0/1 targets (bool, int or float) to a float64 tensor of the given shape.
+
+    Args:
+        targets: Binary targets.
+        shape: Expected shape.
+        name: Argument name used in error messages.
+
+    Returns:
+        torch.Tensor: float64 tensor of zeros and ones.
+    """
+    t = as_tensor(targets, name)
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f'`{name}` must have shape {tuple(shape)} to match the predictions, '
+                         f'got {tuple(t.shape)}.')
+    if t.dtype != torch.bool and not ((t == 0) | (t == 1)).all():
+        raise ValueError(f'`{name}` must be binary (0/1 or bool); found other values.')
+    return t.to(torch.float64)
+
+
+def targets_matrix(targets: Any, n: int, num_classes: int, name: str = 'labels') -> torch.Tensor:
+    """Turn int labels (N,) or binary targets (N, K) into a float64 (N, K) 0/1 matrix.
+
+    Args:
+        targets: Int class indices of shape (N,) (one-hot encoded here) or binary (N, K).
+        n: Number of samples N.
+        num_classes: Number of classes K.
+        name: Argument name used in error messages.
+
+    Returns:
+        torch.Tensor: float64 matrix of shape (N, K).
+    """
+    t = as_tensor(targets, name)
+    if t.dim() == 1:
+        lab = int_labels(t, n, num_classes, name)
+        out = torch.zeros(n, num_classes, dtype=torch.float64, device=lab.device)
+        out[torch.arange(n, device=lab.device), lab] = 1.0
+        return out
+    return binary_targets(t, (n, num_classes), name)
+
+
+def check_n_bins(n_bins: Any, name: str = 'n_bins') -> int:
+    """Check that the number of bins is a positive int.
+
+    Args:
+        n_bins: Value to check.
+        name: Argument name used in error messages.
+
+    Returns:
+        int: ``n_bins``.
+    """
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f'`{name}` must be a positive int, got {n_bins!r}.')
+    return int(n_bins)

@@ -1,0 +1,204 @@
+"""Reliability diagrams (DeGroot & Fienberg 1983; Niculescu-Mizil & Caruana, ICML 2005).
+
+Each bar is the accuracy (fraction of positives) of the samples whose confidence falls in an
+equal-width bin, drawn against the diagonal of perfect calibration; the shaded part is the gap
+to the bin's mean confidence and a histogram below shows how many samples each bin holds. The
+title reports the ECE and ACE of the same data, and the functions return the numbers they drew.
+
+matplotlib is imported inside the functions (no pyplot, no global backend change): the
+module imports without it.
+"""
+import os
+from typing import Any, Dict, Optional
+
+import torch
+
+from ._inputs import as_tensor, binary_targets, check_n_bins, check_probs, float_tensor
+from .metrics import _bin_sums, _top_label, ace, binary_ece, classwise_ece, ece
+from .temperature import prepare_targets
+
+__all__ = ['reliability_stats', 'reliability_diagram', 'reliability_diagram_before_after']
+
+
+def reliability_stats(probs: Any, labels: Any, n_bins: int = 15) -> Dict[str, Any]:
+    """Numbers behind a reliability diagram.
+
+    Three kinds of input are understood:
+
+    * ``'top-label'``: softmax ``probs`` (N, K) with int ``labels`` (N,): bins of the top-label
+      confidence, bars of accuracy; ``ece`` is :func:`ece`, ``ace`` is :func:`ace`.
+    * ``'binary'``: ``probs`` (N,) with 0/1 ``labels`` (N,) (e.g. detection confidences vs.
+      matched): ``ece`` is :func:`binary_ece`, ``ace`` the ACE of the single column.
+    * ``'class-wise'``: independent (sigmoid) ``probs`` (N, K) with binary ``labels`` (N, K):
+      bars pool all N*K scores; ``ece`` is :func:`classwise_ece`, ``ace`` is :func:`ace`.
+
+    Args:
+        probs: Probabilities as above.
+        labels: Labels/targets as above.
+        n_bins: Number of equal-width bins.
+
+    Returns:
+        dict: ``kind``, ``ece``, ``ace``, ``n`` and the per-bin lists ``bin_count``,
+        ``bin_acc``, ``bin_conf`` (length ``n_bins``; the bin of confidences equal to 1, kept
+        apart by the ECE, is drawn inside the last bar; empty bins have acc = conf = 0).
+    """
+    n_bins = check_n_bins(n_bins)
+    p = float_tensor(probs, 'probs', ndim=(1, 2), finite=False)
+    lab = as_tensor(labels, 'labels')
+    if p.dim() == 1:
+        check_probs(p, 'probs')
+        t = binary_targets(lab, p.shape, 'labels')
+        kind, conf, hits = 'binary', p, t
+        e, a = binary_ece(p, t, n_bins), ace(p[:, None], t[:, None], n_bins)
+    elif lab.dim() == 1:
+        kind = 'top-label'
+        conf, hits = _top_label(p, lab)
+        e, a = ece(p, lab, n_bins), ace(p, lab, n_bins)
+    else:
+        check_probs(p, 'probs')
+        t = binary_targets(lab, p.shape, 'labels')
+        kind, conf, hits = 'class-wise', p.reshape(-1), t.reshape(-1)
+        e, a = classwise_ece(p, t, n_bins), ace(p, t, n_bins)
+    count, s_conf, s_hit = (x[0] for x in _bin_sums(conf, hits, n_bins))
+    count = torch.cat([count[:-2], count[-2:].sum(0, keepdim=True)])
+    s_conf = torch.cat([s_conf[:-2], s_conf[-2:].sum(0, keepdim=True)])
+    s_hit = torch.cat([s_hit[:-2], s_hit[-2:].sum(0, keepdim=True)])
+    safe = count.clamp(min=1)
+    return dict(kind=kind, ece=e, ace=a, n=int(conf.numel()),
+                bin_count=[int(c) for c in count.tolist()],
+                bin_acc=(s_hit / safe).tolist(), bin_conf=(s_conf / safe).tolist())
+
+
+def _draw(fig: Any, spec: Any, stats: Dict[str, Any], title: Optional[str]) -> None:
+    """Draw one reliability panel (bars + gap + diagonal) and its count histogram."""
+    import numpy as np
+
+    n_bins = len(stats['bin_count'])
+    gs = spec.subgridspec(2, 1, height_ratios=(3, 1), hspace=0.08)
+    ax = fig.add_subplot(gs[0])
+    axh = fig.add_subplot(gs[1], sharex=ax)
+    width = 1.0 / n_bins
+    centers = (np.arange(n_bins) + 0.5) * width
+    count = np.asarray(stats['bin_count'], dtype=float)
+    acc = np.asarray(stats['bin_acc'])
+    conf = np.asarray(stats['bin_conf'])
+    full = count > 0
+    ylabel = {'top-label': 'accuracy', 'binary': 'fraction positive (precision)',
+              'class-wise': 'fraction positive (all classes)'}[stats['kind']]
+    ax.bar(centers[full], acc[full], width=width, color='#4C72B0', edgecolor='black',
+           linewidth=0.6, label='output')
+    ax.bar(centers[full], conf[full] - acc[full], bottom=acc[full], width=width,
+           color='#DD8452', alpha=0.45, edgecolor='#C44E52', hatch='//', linewidth=0.6,
+           label='gap to mean confidence')
+    ax.plot([0, 1], [0, 1], '--', color='gray', linewidth=1.2, label='perfect calibration')
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc='upper left', fontsize=8)
+    ax.text(0.97, 0.04, f"ECE = {stats['ece']:.4f}\nACE = {stats['ace']:.4f}\nN = {stats['n']}",
+            transform=ax.transAxes, ha='right', va='bottom', fontsize=9,
+            bbox=dict(boxstyle='round', facecolor='white', alpha=0.85))
+    head = f'{title}\n' if title else ''
+    ax.set_title(f"{head}ECE {stats['ece']:.4f} | ACE {stats['ace']:.4f}", fontsize=10)
+    ax.tick_params(labelbottom=False)
+    axh.bar(centers, np.maximum(count, 0), width=width, color='#55A868', edgecolor='black',
+            linewidth=0.5)
+    if count.max() > 0:
+        axh.set_yscale('log')
+        axh.set_ylim(0.8, count.max() * 2)
+    axh.set_ylabel('count')
+    axh.set_xlabel('confidence')
+
+
+def _save(fig: Any, path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches='tight')
+
+
+def _check_path(path: Any) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f'`path` must be a str or os.PathLike, got {type(path).__name__}.')
+    path = os.fspath(path)
+    if not path.lower().endswith('.png'):
+        raise ValueError(f'`path` must end with .png (a PNG is written), got {path!r}.')
+    return path
+
+
+def reliability_diagram(probs: Any,
+                        labels: Any,
+                        path: str,
+                        n_bins: int = 15,
+                        title: Optional[str] = None) -> Dict[str, Any]:
+    """Write a reliability diagram PNG and return the numbers it shows.
+
+    Args:
+        probs: Softmax (N, K), binary (N,) or sigmoid (N, K) probabilities (see
+            :func:`reliability_stats`).
+        labels: Int labels (N,) or binary targets (N,) / (N, K).
+        path: Output ``.png`` path (parent folders are created).
+        n_bins: Number of equal-width bins.
+        title: Optional first title line.
+
+    Returns:
+        dict: :func:`reliability_stats` of the data, plus ``path``.
+    """
+    path = _check_path(path)
+    stats = reliability_stats(probs, labels, n_bins)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.2, 6.0))
+    _draw(fig, fig.add_gridspec(1, 1)[0], stats, title)
+    _save(fig, path)
+    return dict(stats, path=path)
+
+
+def reliability_diagram_before_after(logits: Any,
+                                     labels: Any,
+                                     temperature: Any,
+                                     path: str,
+                                     mode: str = 'softmax',
+                                     n_bins: int = 15,
+                                     title: Optional[str] = None) -> Dict[str, Any]:
+    """Two reliability diagrams side by side: ``logits`` before and after dividing by ``T``.
+
+    Args:
+        logits: softmax: (N, K); sigmoid: (N, K) or (N,).
+        labels: As :func:`~mmkdcal.calibration.fit_temperature` takes them (int labels; for
+            sigmoid also binary targets, or int labels with K = background).
+        temperature: Scalar (float or 0-dim tensor) or per-class (K,) temperature.
+        path: Output ``.png`` path.
+        mode: ``'softmax'`` or ``'sigmoid'``.
+        n_bins: Number of equal-width bins.
+        title: Optional title prefix.
+
+    Returns:
+        dict: ``{'before': stats, 'after': stats, 'temperature': float or list, 'path': path}``.
+    """
+    path = _check_path(path)
+    z, y, squeeze = prepare_targets(logits, labels, mode)
+    t = float_tensor(temperature, 'temperature', ndim=(0, 1)).to(torch.float64)
+    if (t <= 0).any():
+        raise ValueError(f'`temperature` must be > 0, got {t.tolist()}.')
+    if t.dim() == 1 and t.shape[0] != z.shape[1]:
+        raise ValueError(f'A per-class `temperature` needs {z.shape[1]} entries (one per class), '
+                         f'got {t.shape[0]}.')
+    t = t.to(z.device)
+    results = {}
+    for name, zz in (('before', z), ('after', z / t)):
+        if mode == 'softmax':
+            results[name] = reliability_stats(torch.softmax(zz, dim=1), y, n_bins)
+        elif squeeze:
+            results[name] = reliability_stats(torch.sigmoid(zz[:, 0]), y[:, 0], n_bins)
+        else:
+            results[name] = reliability_stats(torch.sigmoid(zz), y, n_bins)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10.4, 6.0))
+    gs = fig.add_gridspec(1, 2, wspace=0.25)
+    t_txt = f'{t.item():.3f}' if t.dim() == 0 else f'per class, mean {t.mean().item():.3f}'
+    head = f'{title}: ' if title else ''
+    _draw(fig, gs[0], results['before'], f'{head}before (T = 1)')
+    _draw(fig, gs[1], results['after'], f'{head}after (T = {t_txt})')
+    _save(fig, path)
+    return dict(results, temperature=t.item() if t.dim() == 0 else t.tolist(), path=path)

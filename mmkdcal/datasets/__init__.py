@@ -1,0 +1,5 @@
+__all__ = []
+from .cifar100 import CIFAR100Dataset, write_cifar100_like  # noqa: E402
+__all__ += ['CIFAR100Dataset', 'write_cifar100_like']
+from .digits_det import DigitsDetDataset, build_digits_det  # noqa: E402
+__all__ += ['DigitsDetDataset', 'build_digits_det']

@@ -1,0 +1,525 @@
+"""DigitsDet: a small, embedded, deterministic object-detection data set.
+
+DigitsDet is generated from the 1797 real 8x8 handwritten digit scans that ship with
+scikit-learn (:func:`sklearn.datasets.load_digits`, the UCI "Optical Recognition of
+Handwritten Digits" test set), so it needs no download. Each image is a gray
+``canvas x canvas`` picture with a cluttered background (brightness gradient, noise,
+low-contrast strokes, blobs and *fragments* of digit scans that are never whole digits)
+on which 1-6 whole digits are pasted, each upscaled smoothly (bicubic) to 14-40 px with
+a small random aspect and intensity change, at non-overlapping places. The boxes are the
+tight bounding boxes of each digit's ink after scaling (pixels whose scaled value is at
+least :data:`INK_THRESHOLD` of full ink).
+
+The 1797 scans are split, stratified by class, into three disjoint pools (60/20/20 %
+for train/calib/val), so no scan is shared between splits; every annotation records
+the index of its scan in ``load_digits()`` as ``source_index``.
+
+Layout written by :func:`build_digits_det`::
+
+    <root>/meta.json                    parameters, generator version, content hash
+    <root>/annotations/{train,calib,val}.json   COCO format, category ids 1..10 = '0'..'9'
+    <root>/{train,calib,val}/000000.png ...     8-bit gray PNGs (read as 3-channel by mmcv)
+
+The same parameters always give byte-identical JSON and pixel-identical images; a
+folder that already holds the same build is reused without work.
+:class:`DigitsDetDataset` builds the data on first use, so a config works on a fresh
+machine.
+"""
+import hashlib
+import inspect
+import json
+import os
+import os.path as osp
+import shutil
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from mmdet.datasets import CocoDataset
+from mmdet.registry import DATASETS
+from mmengine.dist import barrier, get_dist_info
+from mmengine.logging import MMLogger
+
+__all__ = [
+    'DIGITS_DET_VERSION', 'DIGITS_DET_CLASSES', 'DIGITS_DET_SPLITS', 'INK_THRESHOLD',
+    'build_digits_det', 'digits_det_status', 'DigitsDetDataset'
+]
+
+#: Version of the generator; bump it whenever the pixels or the JSON it writes change.
+DIGITS_DET_VERSION = 1
+#: Class names, in label order (category id = label + 1).
+DIGITS_DET_CLASSES = tuple(str(d) for d in range(10))
+#: Split names, in the order their pools are carved from the scans.
+DIGITS_DET_SPLITS = ('train', 'calib', 'val')
+#: Fraction of every class's scans that goes to each split's pool.
+SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
+#: A scaled digit pixel is "ink" when its value is at least this fraction of full ink.
+INK_THRESHOLD = 0.25
+
+_REBUILD_HINT = ('Rebuild it with `python tools/build_digits_det.py --root {root} --force` '
+                 '(add --n-train/--n-calib/--n-val/--seed to match the config), or point '
+                 '`data_root` at an empty folder.')
+
+
+# --------------------------------------------------------------------------------------
+# Parameters, status and file layout
+# --------------------------------------------------------------------------------------
+def _check_params(n_train: int, n_calib: int, n_val: int, canvas: int, seed: int,
+                  min_digits: int, max_digits: int, digit_size: Sequence[int]) -> Dict[str, Any]:
+    """Validate the build parameters and return them as a JSON-ready dict."""
+    for name, value in (('n_train', n_train), ('n_calib', n_calib), ('n_val', n_val),
+                        ('canvas', canvas), ('seed', seed), ('min_digits', min_digits),
+                        ('max_digits', max_digits)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f'{name} must be an int, got {type(value).__name__} ({value!r}).')
+    for name, value in (('n_train', n_train), ('n_calib', n_calib), ('n_val', n_val)):
+        if value < 1:
+            raise ValueError(f'{name} must be >= 1 (number of images in that split), got {value}.')
+    if seed < 0:
+        raise ValueError(f'seed must be >= 0, got {seed}.')
+    if not 1 <= min_digits <= max_digits:
+        raise ValueError(f'need 1 <= min_digits <= max_digits, got min_digits={min_digits}, '
+                         f'max_digits={max_digits}.')
+    if len(digit_size) != 2 or not all(isinstance(s, (int, np.integer)) for s in digit_size):
+        raise TypeError(f'digit_size must be a pair of ints (min_px, max_px), got {digit_size!r}.')
+    lo, hi = int(digit_size[0]), int(digit_size[1])
+    if not 8 <= lo <= hi:
+        raise ValueError(f'digit_size must satisfy 8 <= min_px <= max_px, got {digit_size!r}.')
+    if canvas < 2 * hi:
+        raise ValueError(f'canvas ({canvas}) must be at least twice the largest digit size '
+                         f'digit_size[1]={hi}; raise canvas or lower digit_size.')
+    return dict(
+        version=DIGITS_DET_VERSION, n_train=int(n_train), n_calib=int(n_calib),
+        n_val=int(n_val), canvas=int(canvas), seed=int(seed), min_digits=int(min_digits),
+        max_digits=int(max_digits), digit_size=[lo, hi],
+        split_fractions=list(SPLIT_FRACTIONS), ink_threshold=INK_THRESHOLD)
+
+
+def _paths(root: str) -> Dict[str, str]:
+    paths = dict(root=root, meta=osp.join(root, 'meta.json'))
+    for split in DIGITS_DET_SPLITS:
+        paths[f'{split}_ann'] = osp.join(root, 'annotations', f'{split}.json')
+        paths[f'{split}_img'] = osp.join(root, split)
+    return paths
+
+
+def _n_images(params: Dict[str, Any], split: str) -> int:
+    return params[f'n_{split}']
+
+
+def _file_name(index: int) -> str:
+    return f'{index:06d}.png'
+
+
+def digits_det_status(root: str, params: Dict[str, Any]) -> Tuple[str, str]:
+    """Say what a folder holds compared with the build described by ``params``.
+
+    Args:
+        root (str): The data-set folder.
+        params (dict): Parameters as returned by ``_check_params``.
+
+    Returns:
+        tuple[str, str]: ``(state, detail)`` with ``state`` one of ``'absent'`` (missing or
+        empty folder), ``'same'`` (complete build with these parameters), ``'different'``
+        (complete build with other parameters) or ``'partial'`` (files without a valid
+        ``meta.json``, or a ``meta.json`` whose files are missing); ``detail`` explains.
+    """
+    if not osp.isdir(root) or not os.listdir(root):
+        return 'absent', f'{root} is missing or empty'
+    paths = _paths(root)
+    if not osp.isfile(paths['meta']):
+        return 'partial', (f'{root} is not empty but has no meta.json (an interrupted build '
+                           'or other files)')
+    try:
+        with open(paths['meta']) as f:
+            meta = json.load(f)
+        found = meta['params']
+    except (ValueError, KeyError, TypeError) as exc:
+        return 'partial', f'{paths["meta"]} is unreadable ({exc!r})'
+    if found != params:
+        diff = {k: (found.get(k), params.get(k))
+                for k in sorted(set(found) | set(params)) if found.get(k) != params.get(k)}
+        return 'different', ('it holds a DigitsDet build with other parameters '
+                             f'(field: (found, wanted)) {diff}')
+    for split in DIGITS_DET_SPLITS:
+        if not osp.isfile(paths[f'{split}_ann']):
+            return 'partial', f'{paths[split + "_ann"]} is missing'
+        img_dir = paths[f'{split}_img']
+        n = _n_images(params, split)
+        if not osp.isdir(img_dir):
+            return 'partial', f'{img_dir} is missing'
+        names = set(os.listdir(img_dir))
+        missing = [i for i in range(n) if _file_name(i) not in names]
+        if missing:
+            return 'partial', (f'{len(missing)} of {n} images are missing from {img_dir} '
+                               f'(first: {_file_name(missing[0])})')
+    return 'same', f'{root} holds this build (hash {meta.get("content_sha256", "?")[:12]})'
+
+
+# --------------------------------------------------------------------------------------
+# Rendering helpers (pure numpy; every random draw comes from the rng passed in)
+# --------------------------------------------------------------------------------------
+def _cubic_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """Bicubic resampling matrix ``W`` (``n_out x n_in``) so that ``W @ x`` resizes ``x``.
+
+    Keys' cubic convolution kernel with a = -0.5 (R. Keys, "Cubic convolution
+    interpolation for digital image processing", IEEE TASSP 29(6), 1981, eq. 15)::
+
+        k(t) = (a + 2)|t|^3 - (a + 3)|t|^2 + 1          for |t| <= 1
+        k(t) = a|t|^3 - 5a|t|^2 + 8a|t| - 4a            for 1 < |t| < 2
+        k(t) = 0                                         otherwise
+
+    with half-pixel centres
+    (``u = (i + 0.5) * n_in / n_out - 0.5``) and edge replication. For up-sampling this is
+    PIL's ``Image.BICUBIC`` except at the border, where PIL renormalises the in-range taps
+    instead of replicating the edge pixel.
+    """
+    a = -0.5
+    u = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
+    base = np.floor(u).astype(int)
+    w = np.zeros((n_out, n_in))
+    for off in range(-1, 3):
+        j = base + off
+        t = np.abs(u - j)
+        k = np.where(t <= 1, (a + 2) * t**3 - (a + 3) * t**2 + 1,
+                     np.where(t < 2, a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a, 0.0))
+        np.add.at(w, (np.arange(n_out), np.clip(j, 0, n_in - 1)), k)
+    return w
+
+
+class _Resizer:
+    """Caches bicubic matrices and resizes 8x8 scans (or crops of them) to any size."""
+
+    def __init__(self) -> None:
+        self._cache: Dict[Tuple[int, int], np.ndarray] = {}
+
+    def matrix(self, n_out: int, n_in: int) -> np.ndarray:
+        key = (n_out, n_in)
+        if key not in self._cache:
+            self._cache[key] = _cubic_matrix(n_out, n_in)
+        return self._cache[key]
+
+    def __call__(self, img: np.ndarray, h: int, w: int) -> np.ndarray:
+        out = self.matrix(h, img.shape[0]) @ img @ self.matrix(w, img.shape[1]).T
+        return np.clip(out, 0.0, 1.0)
+
+
+def _stratified_pools(targets: np.ndarray, seed: int) -> Dict[str, np.ndarray]:
+    """Split scan indices per class into disjoint train/calib/val pools (60/20/20)."""
+    rng = np.random.default_rng([seed, 9001])
+    pools: Dict[str, List[np.ndarray]] = {s: [] for s in DIGITS_DET_SPLITS}
+    for c in range(10):
+        idx = rng.permutation(np.flatnonzero(targets == c))
+        n_tr = int(round(SPLIT_FRACTIONS[0] * len(idx)))
+        n_ca = int(round(SPLIT_FRACTIONS[1] * len(idx)))
+        pools['train'].append(idx[:n_tr])
+        pools['calib'].append(idx[n_tr:n_tr + n_ca])
+        pools['val'].append(idx[n_tr + n_ca:])
+    return {s: np.sort(np.concatenate(v)) for s, v in pools.items()}
+
+
+def _stamp(canvas: np.ndarray, patch: np.ndarray, y: int, x: int) -> None:
+    """Composite ``patch`` onto ``canvas`` at (y, x) by per-pixel maximum, clipped to it."""
+    h, w = patch.shape
+    H, W = canvas.shape
+    y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + h, H), min(x + w, W)
+    if y1 <= y0 or x1 <= x0:
+        return
+    region = canvas[y0:y1, x0:x1]
+    np.maximum(region, patch[y0 - y:y1 - y, x0 - x:x1 - x], out=region)
+
+
+def _stroke(rng: np.random.Generator, size: int) -> Tuple[np.ndarray, int, int]:
+    """A low-contrast anti-aliased quadratic curve (3 segments), as a local patch."""
+    length = rng.uniform(8, 40)
+    width = rng.uniform(0.8, 2.5)
+    amp = rng.uniform(0.1, 0.4)
+    p0 = rng.uniform(0, size, 2)
+    ang = rng.uniform(0, 2 * np.pi)
+    p2 = p0 + length * np.array([np.cos(ang), np.sin(ang)])
+    p1 = (p0 + p2) / 2 + rng.normal(0, length / 4, 2)
+    t = np.linspace(0, 1, 4)[:, None]
+    pts = (1 - t)**2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2  # (4, 2) as (y, x)
+    pad = int(np.ceil(width)) + 1
+    lo = np.floor(pts.min(0)).astype(int) - pad
+    hi = np.ceil(pts.max(0)).astype(int) + pad
+    yy, xx = np.mgrid[lo[0]:hi[0], lo[1]:hi[1]].astype(float)
+    d = np.full(yy.shape, np.inf)
+    for a, b in zip(pts[:-1], pts[1:]):
+        ab = b - a
+        s = np.clip(((yy - a[0]) * ab[0] + (xx - a[1]) * ab[1]) / max(ab @ ab, 1e-9), 0, 1)
+        d = np.minimum(d, np.hypot(yy - a[0] - s * ab[0], xx - a[1] - s * ab[1]))
+    patch = amp * np.clip(width / 2 + 0.5 - d, 0.0, 1.0)
+    return patch, int(lo[0]), int(lo[1])
+
+
+def _blob(rng: np.random.Generator, size: int) -> Tuple[np.ndarray, int, int]:
+    """A faint Gaussian blob, as a local patch."""
+    sigma = rng.uniform(2.0, 8.0)
+    amp = rng.uniform(0.04, 0.18)
+    cy, cx = rng.uniform(0, size, 2)
+    r = int(np.ceil(3 * sigma))
+    y0, x0 = int(cy) - r, int(cx) - r
+    yy, xx = np.mgrid[y0:y0 + 2 * r + 1, x0:x0 + 2 * r + 1].astype(float)
+    patch = amp * np.exp(-((yy - cy)**2 + (xx - cx)**2) / (2 * sigma**2))
+    return patch, y0, x0
+
+
+def _fragment(rng: np.random.Generator, scan: np.ndarray, resize: _Resizer,
+              size_range: Tuple[int, int], canvas: int) -> Tuple[np.ndarray, int, int]:
+    """A faint piece (at most 5 of 8 rows or columns) of a scan: a stroke, not a digit."""
+    k = int(rng.integers(2, 6))
+    side = int(rng.integers(4))
+    crop = (scan[:k], scan[8 - k:], scan[:, :k], scan[:, 8 - k:])[side]
+    s = int(rng.integers(size_range[0], size_range[1] + 1))
+    h = max(2, round(s * crop.shape[0] / 8))
+    w = max(2, round(s * crop.shape[1] / 8))
+    patch = rng.uniform(0.2, 0.45) * resize(crop, h, w)
+    y, x = rng.integers(-h // 2, canvas - h // 2), rng.integers(-w // 2, canvas - w // 2)
+    return patch, int(y), int(x)
+
+
+def _render_image(rng: np.random.Generator, params: Dict[str, Any], scans: np.ndarray,
+                  labels: np.ndarray, pool: np.ndarray,
+                  resize: _Resizer) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
+    """Render one image and its annotations (without ids)."""
+    size = params['canvas']
+    lo_px, hi_px = params['digit_size']
+    # Background: level + linear gradient, then strokes, blobs, fragments.
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    img = (rng.uniform(0.0, 0.2) + rng.uniform(-0.08, 0.08) * yy +
+           rng.uniform(-0.08, 0.08) * xx)
+    img = np.clip(img, 0.0, None)
+    for _ in range(int(rng.integers(2, 8))):
+        _stamp(img, *_stroke(rng, size))
+    for _ in range(int(rng.integers(0, 4))):
+        _stamp(img, *_blob(rng, size))
+    for _ in range(int(rng.integers(0, 4))):
+        _stamp(img, *_fragment(rng, scans[rng.choice(pool)], resize, (lo_px, hi_px), size))
+
+    # Digits: sizes drawn first, placed largest first without overlapping (2 px gap).
+    n_digits = int(rng.integers(params['min_digits'], params['max_digits'] + 1))
+    sources = rng.choice(pool, n_digits)
+    sizes = rng.integers(lo_px, hi_px + 1, n_digits)
+    aspects = rng.uniform(0.85, 1.15, n_digits)
+    amps = rng.uniform(0.7, 1.0, n_digits)
+    placed: List[Tuple[int, int, int, int]] = []
+    anns = []
+    for i in np.argsort(-sizes, kind='stable'):
+        h = int(sizes[i])
+        w = int(np.clip(round(h * aspects[i]), lo_px, hi_px))
+        pos = None
+        for _ in range(50):
+            y, x = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
+            if all(y + h + 2 <= py or py + ph + 2 <= y or x + w + 2 <= px or px + pw + 2 <= x
+                   for py, px, ph, pw in placed):
+                pos = (y, x)
+                break
+        if pos is None:  # canvas too crowded for this digit: leave it out
+            continue
+        y, x = pos
+        placed.append((y, x, h, w))
+        patch = resize(scans[sources[i]], h, w)
+        ink = patch >= INK_THRESHOLD
+        rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+        _stamp(img, amps[i] * patch, y, x)
+        bx, by = x + int(cols[0]), y + int(rows[0])
+        bw, bh = int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+        anns.append(dict(category_id=int(labels[sources[i]]) + 1, bbox=[bx, by, bw, bh],
+                         area=bw * bh, iscrowd=0, source_index=int(sources[i]),
+                         digit_size=[h, w]))
+    img = img + rng.normal(0.0, rng.uniform(0.01, 0.05), img.shape)
+    return np.round(np.clip(img, 0.0, 1.0) * 255).astype(np.uint8), anns
+
+
+def _write_png(path: str, img: np.ndarray) -> None:
+    from PIL import Image
+    Image.fromarray(img, mode='L').save(path, format='PNG', compress_level=1)
+
+
+# --------------------------------------------------------------------------------------
+# Public builder
+# --------------------------------------------------------------------------------------
+def build_digits_det(root: str = 'data/digits_det',
+                     n_train: int = 3000,
+                     n_calib: int = 500,
+                     n_val: int = 500,
+                     canvas: int = 128,
+                     seed: int = 0,
+                     min_digits: int = 1,
+                     max_digits: int = 6,
+                     digit_size: Sequence[int] = (14, 40),
+                     force: bool = False,
+                     logger: Optional[Any] = None) -> Dict[str, str]:
+    """Build DigitsDet in ``root`` (or reuse the identical build already there).
+
+    Args:
+        root (str): Output folder. Created if needed.
+        n_train (int): Number of training images.
+        n_calib (int): Number of calibration images (for fitting a teacher's temperature).
+        n_val (int): Number of validation/test images.
+        canvas (int): Image side in pixels (square images).
+        seed (int): Seed of every random draw (the scan split included).
+        min_digits (int): Fewest digits per image.
+        max_digits (int): Most digits per image (fewer when the canvas is too crowded to
+            place one without overlap).
+        digit_size (Sequence[int]): ``(min_px, max_px)`` range of the upscaled scan side.
+        force (bool): Remove a different or partial build of DigitsDet in ``root`` (only
+            ``meta.json``, ``annotations/{split}.json`` and the split folders) and rebuild.
+        logger (Any, optional): Object with an ``info(str)`` method for progress messages.
+
+    Returns:
+        dict[str, str]: Paths: ``root``, ``meta``, ``{split}_ann`` and ``{split}_img`` for
+        ``split`` in train/calib/val.
+
+    Raises:
+        RuntimeError: ``root`` holds a different or partial build and ``force`` is False.
+    """
+    params = _check_params(n_train, n_calib, n_val, canvas, seed, min_digits, max_digits,
+                           digit_size)
+    paths = _paths(root)
+    state, detail = digits_det_status(root, params)
+    if state == 'same' and not force:
+        if logger is not None:
+            logger.info(f'DigitsDet: {detail}; nothing to do.')
+        return paths
+    if state in ('different', 'partial') and not force:
+        raise RuntimeError(f'DigitsDet folder {root!r}: {detail}. ' +
+                           _REBUILD_HINT.format(root=root))
+    if state != 'absent':
+        _remove_build(paths)
+
+    from sklearn.datasets import load_digits
+    start = time.perf_counter()
+    digits = load_digits()
+    scans = digits.images.astype(np.float64) / 16.0
+    labels = digits.target.astype(np.int64)
+    pools = _stratified_pools(labels, seed)
+    resize = _Resizer()
+    sha = hashlib.sha256()
+    sha.update(json.dumps(params, sort_keys=True).encode())
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    counts = {}
+    for split_id, split in enumerate(DIGITS_DET_SPLITS):
+        os.makedirs(paths[f'{split}_img'], exist_ok=True)
+        images, annotations = [], []
+        for i in range(_n_images(params, split)):
+            rng = np.random.default_rng([seed, split_id, i])
+            img, anns = _render_image(rng, params, scans, labels, pools[split], resize)
+            _write_png(osp.join(paths[f'{split}_img'], _file_name(i)), img)
+            sha.update(img.tobytes())
+            images.append(dict(id=i + 1, file_name=_file_name(i), width=canvas,
+                               height=canvas))
+            for ann in anns:
+                annotations.append(dict(id=len(annotations) + 1, image_id=i + 1, **ann))
+        coco = dict(
+            info=dict(description=f'DigitsDet {split} split (generator v{DIGITS_DET_VERSION})',
+                      params=params, source='sklearn.datasets.load_digits',
+                      scan_pool_size=int(len(pools[split]))),
+            images=images, annotations=annotations,
+            categories=[dict(id=c + 1, name=name, supercategory='digit')
+                        for c, name in enumerate(DIGITS_DET_CLASSES)])
+        text = json.dumps(coco, sort_keys=True, separators=(',', ':'))
+        sha.update(text.encode())
+        with open(paths[f'{split}_ann'], 'w') as f:
+            f.write(text)
+        counts[split] = dict(images=len(images), boxes=len(annotations))
+    meta = dict(params=params, content_sha256=sha.hexdigest(), counts=counts,
+                source='sklearn.datasets.load_digits (1797 8x8 scans)')
+    with open(paths['meta'] + '.tmp', 'w') as f:
+        json.dump(meta, f, sort_keys=True, indent=1)
+    os.replace(paths['meta'] + '.tmp', paths['meta'])  # written last: marks a full build
+    if logger is not None:
+        logger.info(f'DigitsDet: built {counts} in {root} in '
+                    f'{time.perf_counter() - start:.1f} s (seed {seed}).')
+    return paths
+
+
+def _remove_build(paths: Dict[str, str]) -> None:
+    """Remove only the files and folders a DigitsDet build writes."""
+    for key in ('meta', *[f'{s}_ann' for s in DIGITS_DET_SPLITS]):
+        for p in (paths[key], paths[key] + '.tmp'):
+            if osp.isfile(p):
+                os.remove(p)
+    for split in DIGITS_DET_SPLITS:
+        if osp.isdir(paths[f'{split}_img']):
+            shutil.rmtree(paths[f'{split}_img'])
+
+
+# --------------------------------------------------------------------------------------
+# MMDetection data set
+# --------------------------------------------------------------------------------------
+_BUILD_KEYS = ('n_train', 'n_calib', 'n_val', 'canvas', 'seed', 'min_digits', 'max_digits',
+               'digit_size')
+
+
+@DATASETS.register_module()
+class DigitsDetDataset(CocoDataset):
+    """DigitsDet in COCO format, built in ``data_root`` on first use.
+
+    A thin :class:`mmdet.datasets.CocoDataset` with the ten digit classes. Before the
+    annotations are loaded it makes sure ``data_root`` holds the DigitsDet build described
+    by ``build_cfg``: an empty or missing folder is built (rank 0 builds, the other ranks
+    wait), the identical build is reused, and a different or partial build raises an
+    error that says how to rebuild it.
+
+    Args:
+        data_root (str): Folder of the build (``annotations/``, ``train/`` ...).
+            Defaults to ``'data/digits_det'``.
+        build_cfg (dict, optional): Keyword arguments of :func:`build_digits_det`
+            (``n_train``, ``n_calib``, ``n_val``, ``canvas``, ``seed``, ``min_digits``,
+            ``max_digits``, ``digit_size``). Missing keys take the builder's defaults.
+        auto_build (bool): Build the data when ``data_root`` is empty. When False an
+            empty folder raises FileNotFoundError. Defaults to True.
+        **kwargs: Passed to :class:`mmdet.datasets.CocoDataset` (``ann_file``,
+            ``data_prefix``, ``pipeline``, ``test_mode``, ``filter_cfg`` ...).
+    """
+
+    METAINFO = {
+        'classes': DIGITS_DET_CLASSES,
+        'palette': [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200),
+                    (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230),
+                    (210, 245, 60), (250, 190, 212)],
+    }
+
+    def __init__(self,
+                 data_root: str = 'data/digits_det',
+                 build_cfg: Optional[Dict[str, Any]] = None,
+                 auto_build: bool = True,
+                 **kwargs) -> None:
+        if not isinstance(data_root, str) or not data_root:
+            raise ValueError('DigitsDetDataset: data_root must be a non-empty folder path '
+                             f'(e.g. "data/digits_det"), got {data_root!r}.')
+        build_cfg = dict(build_cfg or {})
+        unknown = sorted(set(build_cfg) - set(_BUILD_KEYS))
+        if unknown:
+            raise TypeError(f'DigitsDetDataset: unknown build_cfg keys {unknown}; allowed '
+                            f'keys are {list(_BUILD_KEYS)}.')
+        self.build_cfg = build_cfg
+        self._ensure_built(data_root, build_cfg, auto_build)
+        super().__init__(data_root=data_root, **kwargs)
+
+    @staticmethod
+    def _ensure_built(root: str, build_cfg: Dict[str, Any], auto_build: bool) -> None:
+        """Build ``root`` if it is empty, check it otherwise (see class docstring)."""
+        sig = inspect.signature(build_digits_det).parameters
+        defaults = {k: sig[k].default for k in _BUILD_KEYS}
+        params = _check_params(**{**defaults, **build_cfg})
+        logger = MMLogger.get_current_instance()
+        rank, world_size = get_dist_info()
+        if rank == 0:  # only one process writes; the others wait and then check
+            state, detail = digits_det_status(root, params)
+            if state == 'absent':
+                if not auto_build:
+                    raise FileNotFoundError(
+                        f'DigitsDet: {detail} and auto_build=False. Build it with `python '
+                        f'tools/build_digits_det.py --root {root}` or set auto_build=True.')
+                logger.info(f'DigitsDet: {detail}; building it now (one-off, seconds) '
+                            f'with {params}.')
+                build_digits_det(root, logger=logger, **{**defaults, **build_cfg})
+        if world_size > 1:
+            barrier()
+        state, detail = digits_det_status(root, params)
+        if state != 'same':
+            raise RuntimeError(f'DigitsDet folder {root!r}: {detail}. ' +
+                               _REBUILD_HINT.format(root=root))

@@ -1,0 +1,190 @@
+"""Calibration of a detector as an MMEngine metric (D-ECE, Kueppers et al. 2020)."""
+import logging
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from mmdet.registry import METRICS
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
+from mmengine.structures import BaseDataElement
+
+from .. import calibration as cal
+
+__all__ = ['DetectionCalibrationMetric']
+
+
+def _array(x: Any) -> np.ndarray:
+    """Tensor / box structure / sequence -> numpy (boxes structures expose ``.tensor``)."""
+    if hasattr(x, 'tensor') and not isinstance(x, (torch.Tensor, np.ndarray)):
+        x = x.tensor
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+@METRICS.register_module()
+class DetectionCalibrationMetric(BaseMetric):
+    """Detection calibration error of the predicted boxes, usable next to ``CocoMetric``.
+
+    For each image, the detections with ``score >= score_thr`` are matched one-to-one to the
+    ground truth of their class at ``iou_thr`` (COCO-style greedy matching,
+    :func:`mmkdcal.calibration.match_detections`); detections that only overlap ignored
+    (crowd) ground truth are dropped. Over all images, the D-ECE compares the precision with
+    the mean confidence in equal-width bins, over the confidence alone (``dece``) and jointly
+    over the confidence and the relative box features ``box_features`` (``dece_box``), exactly
+    as ``netcal.metrics.ECE(n_bins, detection=True)`` does.
+
+    Ground truth is read from the data sample, in original-image coordinates like the
+    predictions: ``instances`` (list of dicts with ``bbox`` (x1, y1, x2, y2), ``bbox_label`` and
+    optional ``ignore_flag``, present when ``PackDetInputs`` keeps the ``'instances'`` meta key)
+    when available, else ``gt_instances`` (``bboxes``, ``labels``) plus ``ignored_instances``
+    (as packed by ``PackDetInputs`` after ``LoadAnnotations`` in mmdet's test pipelines).
+    ``ori_shape`` (H, W) makes the box features relative.
+
+    ``process`` stores small per-image arrays in ``self.results`` (scores, matched flags, box
+    features), so BaseMetric's result gathering makes it DDP-safe.
+
+    Reported keys (prefix ``calib`` by default): ``dece``, ``dece_box``, ``num_dets`` (kept
+    detections), ``precision`` (matched / kept) and ``recall`` (matched / non-ignored ground
+    truths). With no detection above ``score_thr`` the D-ECEs are nan (a warning is logged).
+
+    Args:
+        score_thr: Keep detections with ``score >= score_thr``.
+        iou_thr: IoU of a true positive.
+        n_bins: Bins per dimension (int), or one per dimension for ``dece_box``.
+        box_features: Relative box features of ``dece_box``, a subset of
+            ``('cx', 'cy', 'w', 'h')``.
+        collect_device: ``'cpu'`` or ``'gpu'``, where results are gathered.
+        prefix: Key prefix; defaults to ``'calib'``.
+    """
+
+    default_prefix: Optional[str] = 'calib'
+
+    def __init__(self,
+                 score_thr: float = 0.3,
+                 iou_thr: float = 0.5,
+                 n_bins: Union[int, Sequence[int]] = 10,
+                 box_features: Sequence[str] = ('cx', 'cy'),
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if not 0 <= score_thr < 1:
+            raise ValueError(f'DetectionCalibrationMetric.score_thr must be in [0, 1), got '
+                             f'{score_thr!r}.')
+        if not 0 < iou_thr <= 1:
+            raise ValueError(f'DetectionCalibrationMetric.iou_thr must be in (0, 1], got '
+                             f'{iou_thr!r}.')
+        box_features = tuple(box_features)
+        if (not box_features or len(set(box_features)) != len(box_features)
+                or any(f not in ('cx', 'cy', 'w', 'h') for f in box_features)):
+            raise ValueError('DetectionCalibrationMetric.box_features must be distinct names '
+                             f"from ('cx', 'cy', 'w', 'h'), got {box_features!r}.")
+        dims = 1 + len(box_features)
+        if isinstance(n_bins, (list, tuple)):
+            if len(n_bins) != dims:
+                raise ValueError(f'DetectionCalibrationMetric.n_bins has {len(n_bins)} entries; '
+                                 f'give one int or {dims} (confidence + {box_features}).')
+            bins = list(n_bins)
+        else:
+            bins = [n_bins]
+        if any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in bins):
+            raise ValueError(f'DetectionCalibrationMetric.n_bins must be positive ints, got '
+                             f'{n_bins!r}.')
+        self.score_thr = float(score_thr)
+        self.iou_thr = float(iou_thr)
+        self.n_bins = n_bins
+        self.box_features = box_features
+
+    @staticmethod
+    def _ground_truth(sample: dict, i: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes (G, 4), labels (G,) and ignore flags (G,) of one data sample."""
+        if 'instances' in sample:
+            inst = sample['instances']
+            boxes = np.asarray([a['bbox'] for a in inst], dtype=np.float64).reshape(-1, 4)
+            labels = np.asarray([a['bbox_label'] for a in inst], dtype=np.int64)
+            ignore = np.asarray([bool(a.get('ignore_flag', 0)) for a in inst], dtype=bool)
+            return boxes, labels, ignore
+        if 'gt_instances' in sample:
+            parts = []
+            for key, flag in (('gt_instances', False), ('ignored_instances', True)):
+                inst = sample.get(key)
+                if inst is None or 'bboxes' not in inst:
+                    continue
+                b = _array(inst['bboxes']).astype(np.float64).reshape(-1, 4)
+                lab = _array(inst['labels']).astype(np.int64).reshape(-1)
+                parts.append((b, lab, np.full(len(b), flag)))
+            if parts:
+                return (np.concatenate([p[0] for p in parts]),
+                        np.concatenate([p[1] for p in parts]),
+                        np.concatenate([p[2] for p in parts]))
+        raise ValueError(f'DetectionCalibrationMetric: data_samples[{i}] has no ground truth: '
+                         'it needs `instances` (add "instances" to PackDetInputs meta_keys) or '
+                         '`gt_instances` (keep LoadAnnotations in the test pipeline).')
+
+    def process(self, data_batch: Any,
+                data_samples: Sequence[Union[dict, BaseDataElement]]) -> None:
+        """Match each image's detections and store its scores, matches and box features.
+
+        Args:
+            data_batch: Unused.
+            data_samples: Predicted detection samples with ``pred_instances``, ground truth
+                and ``ori_shape``.
+        """
+        for i, sample in enumerate(data_samples):
+            if isinstance(sample, BaseDataElement):
+                sample = sample.to_dict()
+            if 'pred_instances' not in sample:
+                raise ValueError(f'DetectionCalibrationMetric: data_samples[{i}] has no '
+                                 '`pred_instances`; run the detector in mode="predict".')
+            if 'ori_shape' not in sample:
+                raise ValueError(f'DetectionCalibrationMetric: data_samples[{i}] has no '
+                                 '`ori_shape`; keep it in PackDetInputs meta_keys.')
+            pred = sample['pred_instances']
+            scores = _array(pred['scores']).astype(np.float32).reshape(-1)
+            boxes = _array(pred['bboxes']).astype(np.float64).reshape(-1, 4)
+            labels = _array(pred['labels']).astype(np.int64).reshape(-1)
+            keep = scores >= self.score_thr
+            scores, boxes, labels = scores[keep], boxes[keep], labels[keep]
+            gt_boxes, gt_labels, gt_ignore = self._ground_truth(sample, i)
+            matched, ignored = cal.match_detections(
+                boxes, scores, labels, gt_boxes, gt_labels, iou_thr=self.iou_thr,
+                gt_ignore=gt_ignore, return_ignored=True)
+            use = ~ignored.numpy()
+            h, w = (float(v) for v in sample['ori_shape'][:2])
+            feats = (cal.relative_box_features(boxes[use], (h, w), self.box_features).numpy()
+                     if use.any() else np.zeros((0, len(self.box_features))))
+            self.results.append(dict(scores=scores[use], matched=matched.numpy()[use],
+                                     features=feats, num_gt=int((~gt_ignore).sum())))
+
+    def compute_metrics(self, results: List[Dict[str, Any]]) -> Dict[str, float]:
+        """Compute D-ECE, precision and recall over all gathered images.
+
+        Args:
+            results: One dict per image from all ranks.
+
+        Returns:
+            dict[str, float]: ``dece``, ``dece_box``, ``num_dets``, ``precision``, ``recall``.
+        """
+        if not results:
+            raise ValueError('DetectionCalibrationMetric: no images were processed; the '
+                             'evaluation dataloader is empty.')
+        scores = np.concatenate([r['scores'] for r in results])
+        matched = np.concatenate([r['matched'] for r in results])
+        feats = np.concatenate([r['features'] for r in results])
+        num_gt = sum(r['num_gt'] for r in results)
+        n = int(scores.shape[0])
+        recall = float(matched.sum() / num_gt) if num_gt else float('nan')
+        if n == 0:
+            print_log(f'DetectionCalibrationMetric: no detection has score >= {self.score_thr} '
+                      'on the evaluation set; D-ECE is nan.', logger='current',
+                      level=logging.WARNING)
+            return dict(dece=float('nan'), dece_box=float('nan'), num_dets=0,
+                        precision=float('nan'), recall=recall)
+        conf_bins = self.n_bins[0] if isinstance(self.n_bins, (list, tuple)) else self.n_bins
+        return dict(
+            dece=cal.detection_ece(scores, matched, n_bins=conf_bins),
+            dece_box=cal.detection_ece(scores, matched, features=feats, n_bins=self.n_bins),
+            num_dets=n,
+            precision=float(matched.mean()),
+            recall=recall)
