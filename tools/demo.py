@@ -60,6 +60,10 @@ def parse_args(argv=None):
     parser.add_argument('--data-root', default=None,
                         help='default: data/digits_det (data/digits_det_quick with --quick)')
     parser.add_argument('--seeds', type=int, nargs='+', default=None, help='student seeds')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads of the teacher training (the later steps run in '
+                             'parallel with one thread each); 1 is fastest on a shared 2-core '
+                             'machine, where competing OpenMP threads stall each other')
     parser.add_argument('--retrain', action='store_true',
                         help='retrain everything, even what the work dir already holds')
     return parser.parse_args(argv)
@@ -217,7 +221,8 @@ def main(argv=None):
     print('== 2. teacher')
     t_opts = _options(mode_cfg, data_root, mode_cfg['teacher_iters'], seed=0)
     teacher_dir = osp.join(work, 'teacher')
-    teacher_ckpt = _train(TEACHER_CFG, teacher_dir, t_opts, logs, 'teacher', args.retrain)
+    teacher_ckpt = _train(TEACHER_CFG, teacher_dir, t_opts, logs, 'teacher', args.retrain,
+                          threads=args.threads)
 
     print('== 3-4. teacher evaluation and calibration (calib split); students, in parallel '
           '(one thread each)')
@@ -231,6 +236,7 @@ def main(argv=None):
     def teacher_calibration():
         _run(['tools/calibrate.py', TEACHER_CFG, teacher_ckpt, '--split', 'calib',
               '--also-split', 'val', '--n-bins', '10', '--report-score-thr', str(thr),
+              '--score-thr', str(min(thr, 0.05)),
               '--out', cal_dir, '--cfg-options',
               *_calib_options(mode_cfg, data_root, 'calib_dataloader.'),
               *_calib_options(mode_cfg, data_root, 'val_dataloader.'),

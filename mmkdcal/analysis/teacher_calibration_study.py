@@ -225,42 +225,50 @@ def build_mlp(hidden: Sequence[int], dropout: float = 0.0, in_features: int = 64
     return nn.Sequential(*layers)
 
 
-def default_teacher_recipes(quick: bool = False) -> List[TrainRecipe]:
+#: Teacher families of :func:`default_teacher_recipes`.
+FAMILIES = ('matched', 'mixed')
+
+
+def default_teacher_recipes(quick: bool = False, family: str = 'matched') -> List[TrainRecipe]:
     """The teacher family: sizes, data, schedules and regularisers that move calibration both ways.
 
-    Long training without regularisation (no augmentation, small data) drives the training loss
-    to ~0 and the logits up (over-confidence, Guo et al., ICML 2017); short schedules, label
-    smoothing, mixup, dropout and strong weight decay pull confidences down (under-confidence on
-    easy data; Mueller et al., NeurIPS 2019; Thulasidasan et al., NeurIPS 2019).
+    Long training without regularisation, a high learning rate or a small training subset
+    drives the training loss to ~0 and the logits up (over-confidence, Guo et al., ICML 2017);
+    short schedules, label smoothing, mixup, dropout and strong weight decay pull confidences
+    down (under-confidence on easy data; Mueller et al., NeurIPS 2019; Thulasidasan et al.,
+    NeurIPS 2019).
+
+    Two families:
+
+    * ``'matched'`` (default): every teacher trains on the shift-augmented images, the same
+      distribution as the student's KD images (the subset teachers on a subset of them), as in
+      the usual KD set-up where teacher and student share the training pipeline.
+    * ``'mixed'``: the over-confident teachers are made by dropping the augmentation, so KD
+      queries them on shifted images they never saw (their accuracy there is ~50-57%); kept to
+      reproduce that contrast (see docs/teacher_calibration_study.md).
 
     Args:
         quick: A 4-teacher, few-epoch family for tests.
+        family: ``'matched'`` or ``'mixed'``.
 
     Returns:
         list[TrainRecipe]: The recipes, in table order.
     """
+    if family not in FAMILIES:
+        raise ValueError(f'`family` must be one of {FAMILIES}, got {family!r}.')
     if quick:
         return [
             TrainRecipe('mlp64_e4', (64, ), epochs=4, lr=3e-3, note='small, short'),
-            TrainRecipe('noaug256_e60', (256, ), epochs=60, lr=3e-3, augment=False,
-                        note='no augmentation, long, no regularisation'),
+            TrainRecipe('long256_e60', (256, ), epochs=60, lr=3e-3,
+                        augment=family == 'matched',
+                        note='long, no regularisation'),
             TrainRecipe('mlp128_ls30', (128, ), epochs=5, lr=3e-3, label_smoothing=0.3,
                         note='label smoothing 0.3'),
-            TrainRecipe('sub25_256_e120', (256, ), epochs=120, lr=3e-3, augment=False,
-                        train_fraction=0.25, note='25% of the data, long, no regularisation'),
+            TrainRecipe('sub25_256_e60', (256, ), epochs=60, lr=3e-3, train_fraction=0.25,
+                        augment=family == 'matched',
+                        note='25% of the data, long, no regularisation'),
         ]
-    return [
-        TrainRecipe('mlp128_e30', (128, ), epochs=30, note='medium, short schedule'),
-        TrainRecipe('mlp512x2_e40', (512, 512), epochs=40, lr=2e-3,
-                    note='large, standard schedule'),
-        TrainRecipe('noaug1024_e300', (1024, ), epochs=300, lr=3e-3, augment=False,
-                    note='wide, no augmentation, very long, no regularisation'),
-        TrainRecipe('noaug512x2_e300', (512, 512), epochs=300, lr=2e-3, augment=False,
-                    note='large, no augmentation, very long, no regularisation'),
-        TrainRecipe('sub50_256x2_e400', (256, 256), epochs=400, lr=2e-3, augment=False,
-                    train_fraction=0.5, note='50% of the data, no augmentation, very long'),
-        TrainRecipe('sub25_512x2_e600', (512, 512), epochs=600, lr=2e-3, augment=False,
-                    train_fraction=0.25, note='25% of the data, no augmentation, very long'),
+    under = [
         TrainRecipe('mlp256x2_drop30', (256, 256), epochs=40, dropout=0.3, note='dropout 0.3'),
         TrainRecipe('mlp256x2_wd05', (256, 256), epochs=40, weight_decay=0.5,
                     note='weight decay 0.5 (AdamW)'),
@@ -271,6 +279,32 @@ def default_teacher_recipes(quick: bool = False) -> List[TrainRecipe]:
         TrainRecipe('mlp256x2_mix02', (256, 256), epochs=40, mixup_alpha=0.2, note='mixup 0.2'),
         TrainRecipe('mlp256x2_mix10', (256, 256), epochs=40, mixup_alpha=1.0, note='mixup 1.0'),
     ]
+    base = [
+        TrainRecipe('mlp128_e30', (128, ), epochs=30, note='medium, short schedule'),
+        TrainRecipe('mlp512x2_e40', (512, 512), epochs=40, lr=2e-3,
+                    note='large, standard schedule'),
+    ]
+    if family == 'matched':
+        over = [
+            TrainRecipe('mlp512x2_e100', (512, 512), epochs=100, lr=5e-3,
+                        note='large, long, high lr, no regularisation'),
+            TrainRecipe('sub50_256x2_e150', (256, 256), epochs=150, lr=2e-3, train_fraction=0.5,
+                        note='50% of the data, long, no regularisation'),
+            TrainRecipe('sub25_512x2_e200', (512, 512), epochs=200, lr=2e-3, train_fraction=0.25,
+                        note='25% of the data, very long, no regularisation'),
+        ]
+    else:
+        over = [
+            TrainRecipe('noaug1024_e300', (1024, ), epochs=300, lr=3e-3, augment=False,
+                        note='wide, no augmentation, very long, no regularisation'),
+            TrainRecipe('noaug512x2_e300', (512, 512), epochs=300, lr=2e-3, augment=False,
+                        note='large, no augmentation, very long, no regularisation'),
+            TrainRecipe('sub50_256x2_e400', (256, 256), epochs=400, lr=2e-3, augment=False,
+                        train_fraction=0.5, note='50% of the data, no augmentation, very long'),
+            TrainRecipe('sub25_512x2_e600', (512, 512), epochs=600, lr=2e-3, augment=False,
+                        train_fraction=0.25, note='25% of the data, no augmentation, very long'),
+        ]
+    return base + over + under
 
 
 def default_student_recipe(quick: bool = False) -> TrainRecipe:
@@ -901,7 +935,8 @@ def write_markdown(results: Dict[str, Any], path: str, figure: Optional[str] = N
         f"- Data: scikit-learn digits (1797 real 8x8 scans), stratified split (seed "
         f"{cfg['split_seed']}): train {sizes['train']} ({sizes['train_augmented']} with the four "
         f"1-pixel shifts), calibration {sizes['cal']} (only to fit T_cal), test {sizes['test']}.",
-        f"- Teachers: {len(rows)} MLP recipes (below); T_cal fitted by NLL (L-BFGS on log T) on "
+        f"- Teachers: {len(rows)} MLP recipes (below; family "
+        f"`{results.get('family', 'custom')}`); T_cal fitted by NLL (L-BFGS on log T) on "
         'the calibration split; metrics on the test split, ECE/ACE with '
         f"{cfg['n_bins']} bins (equal-width / equal-mass per class).",
         f"- Student: MLP 64-{'-'.join(map(str, st['hidden']))}-10, {st['epochs']} epochs, AdamW "
@@ -909,8 +944,11 @@ def write_markdown(results: Dict[str, Any], path: str, figure: Optional[str] = N
         f"{cfg['kd_weight']} KD (tau = {cfg['tau']}, `mmkdcal.models.losses.KDLoss`), teacher "
         'logits raw or divided by T_cal; same initialisation and batches for both.',
         f"- Seeds: {cfg['seeds']} (each seed retrains every teacher and student). Machine: "
-        f"{results['machine']}. Wall time: {results['wall_time_s']:.0f} s.", '',
+        f"{results['machine']}. Wall time: {results['wall_time_s']:.0f} s.",
     ]
+    if results.get('command'):
+        lines.append(f"- Command: `{results['command']}`")
+    lines.append('')
     if figure:
         lines += [f'![teacher calibration study]({figure})', '']
     lines += ['## Teachers (test split, mean over seeds)', '',
@@ -1017,6 +1055,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                         help='number of seeds 0..N-1 (default 4, or 2 with --quick)')
     parser.add_argument('--quick', action='store_true',
                         help='4 small teachers, short schedules, smaller splits (tests)')
+    parser.add_argument('--family', choices=FAMILIES, default='matched',
+                        help="teacher family: 'matched' (all teachers train on the student's "
+                        "augmented images) or 'mixed' (over-confident teachers without "
+                        'augmentation)')
     parser.add_argument('--threads', type=int, default=1,
                         help='torch CPU threads (default 1)')
     args = parser.parse_args(argv)
@@ -1029,9 +1071,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     config = StudyConfig(seeds=tuple(range(n_seeds)),
                          n_cal=300 if args.quick else 400,
                          n_test=400 if args.quick else 600,
-                         teachers=default_teacher_recipes(args.quick),
+                         teachers=default_teacher_recipes(args.quick, args.family),
                          student=default_student_recipe(args.quick))
     results = summarize(run_study(config, out_dir=args.out))
+    results['family'] = args.family
+    results['command'] = ('python tools/analysis/teacher_calibration_study.py'
+                          + (' --quick' if args.quick else '') + f' --seeds {n_seeds}'
+                          + f' --family {args.family} --out {args.out}')
     fig = plot_study(results, osp.join(args.out, 'teacher_calibration_study.png'))
     with open(osp.join(args.out, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1, default=_json_default)

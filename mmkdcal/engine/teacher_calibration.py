@@ -27,6 +27,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmengine.dist import all_gather_object, broadcast_object_list, get_rank
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
@@ -210,8 +211,11 @@ def calibration_report(data: Dict[str, torch.Tensor], fit_on: str, t: torch.Tens
             keep = p >= score_thr
             p, matched, boxes, sizes = p[keep], matched[keep], boxes[keep], sizes[keep]
         if len(p) == 0:
-            return dict(d_ece=float('nan'), d_ece_box=float('nan'), num_dets=0)
+            return dict(d_ece=float('nan'), d_ece_box=float('nan'), nll=float('nan'),
+                        num_dets=0)
+        zk = z if score_thr is None else z[keep]
         return dict(d_ece=cal.detection_ece(p, matched, n_bins=n_bins),
+                    nll=float(F.binary_cross_entropy_with_logits(zk, matched.float())),
                     d_ece_box=cal.detection_ece(p, matched, boxes=boxes, image_sizes=sizes,
                                                 n_bins=n_bins),
                     num_dets=int(len(p)))
@@ -226,9 +230,12 @@ def calibration_report(data: Dict[str, torch.Tensor], fit_on: str, t: torch.Tens
                      for k in range(p.shape[1])]
         return dict(top_label_ece=cal.binary_ece(top_p, (top_k == labels).float(),
                                                  n_bins=n_bins),
-                    classwise_ece=float(np.mean(classwise)))
+                    classwise_ece=float(np.mean(classwise)),
+                    nll=float(F.binary_cross_entropy_with_logits(z, onehot, reduction='sum')
+                              / len(z)))
     p = z.softmax(dim=1)
-    return dict(ece=cal.ece(p, labels, n_bins=n_bins), ace=cal.ace(p, labels, n_bins=n_bins))
+    return dict(ece=cal.ece(p, labels, n_bins=n_bins), ace=cal.ace(p, labels, n_bins=n_bins),
+                nll=float(F.cross_entropy(z, labels)))
 
 
 def fit_and_report(data: Dict[str, torch.Tensor],
