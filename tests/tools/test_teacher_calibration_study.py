@@ -307,6 +307,13 @@ def test_recipe_and_config_validation():
         tcs.TrainRecipe('a b')
     with pytest.raises(ValueError, match='teachers'):
         tcs.run_study(tcs.StudyConfig(student=tcs.default_student_recipe(True)))
+    with pytest.raises(ValueError, match='family'):
+        tcs.default_teacher_recipes(family='cifar')
+    # the two families differ only in how the over-confident teachers are made
+    matched, mixed = tcs.default_teacher_recipes(), tcs.default_teacher_recipes(family='mixed')
+    assert all(r.augment for r in matched)
+    assert {r.name for r in mixed if not r.augment} == {r.name for r in mixed} - {
+        r.name for r in matched}
     with pytest.raises(ValueError, match='kd_weight'):
         tcs.StudyConfig(kd_weight=0.0)
     with pytest.raises(ValueError, match='tau'):
