@@ -75,7 +75,8 @@ def calibrate(args) -> dict:
     model_cfg = cfg.model
     if hasattr(MODELS.get(model_cfg.type), 'set_teacher_temperature'):
         raise ValueError(f'{args.config} is a distillation config; calibrate its teacher with the '
-                         'teacher\'s own config and checkpoint (or let TeacherCalibrationHook do it).')
+                         "teacher's own config and checkpoint (or let TeacherCalibrationHook do "
+                         'it).')
     model = MODELS.build(model_cfg)
     load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
     if torch.cuda.is_available():

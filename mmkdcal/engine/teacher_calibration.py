@@ -29,12 +29,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.dist import all_gather_object, broadcast_object_list, get_rank
-from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
 from .. import calibration as cal
 
-__all__ = ['FIT_ON', 'calibration_report', 'collect_calibration_data', 'default_fit_on', 'fit_and_report', 'format_report']
+__all__ = ['FIT_ON', 'calibration_report', 'collect_calibration_data', 'default_fit_on',
+           'fit_and_report', 'format_report']
 
 FIT_ON = ('detections', 'anchors', 'rois', 'logits')
 
@@ -252,7 +252,8 @@ def fit_and_report(data: Dict[str, torch.Tensor],
     Args:
         data: Output of :func:`collect_calibration_data`.
         fit_on: How ``data`` was collected.
-        objective: ``'nll'``, ``'ece'`` or ``'ace'`` (see :func:`mmkdcal.calibration.fit_temperature`).
+        objective: ``'nll'``, ``'ece'`` or ``'ace'``
+            (see :func:`mmkdcal.calibration.fit_temperature`).
         per_class: One temperature per class (not with ``'detections'``).
         n_bins: Bins of the reported metrics.
         out_dir: Where rank 0 writes ``<prefix>.json`` and ``<prefix>.png``; None: nowhere.
@@ -277,11 +278,11 @@ def fit_and_report(data: Dict[str, torch.Tensor],
     if get_rank() == 0:
         if fit_on == 'detections':
             t = cal.fit_temperature(data['logits'], data['matched'].float(), mode='sigmoid',
-                                objective=objective, n_bins=n_bins)
+                                    objective=objective, n_bins=n_bins)
         else:
             mode = 'sigmoid' if fit_on == 'anchors' else 'softmax'
-            t = cal.fit_temperature(data['logits'], data['labels'], mode=mode, objective=objective,
-                                per_class=per_class, n_bins=n_bins)
+            t = cal.fit_temperature(data['logits'], data['labels'], mode=mode,
+                                    objective=objective, per_class=per_class, n_bins=n_bins)
         t = torch.as_tensor(t, dtype=torch.float32).detach().cpu()
         result = [dict(temperature=t.tolist(), fit_on=fit_on, objective=objective,
                        num_samples=n,

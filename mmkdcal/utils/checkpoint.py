@@ -107,4 +107,3 @@ def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
             'this file and know what the object is, register its class with '
             '`torch.serialization.add_safe_globals([TheClass])` before loading, or re-save the '
             'checkpoint with only tensors and plain containers.') from exc
-

@@ -20,7 +20,7 @@ __all__ = ['default_work_dir', 'setup_cpu_distributed']
 
 
 def default_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> str:
-    """Work dir priority: command line > ``work_dir`` in the config > ``./work_dirs/<config name>``."""
+    """Work dir: the command line's, else the config's, else ``./work_dirs/<config name>``."""
     if work_dir is not None:
         return work_dir
     if cfg.get('work_dir', None) is not None:

@@ -38,8 +38,8 @@ def test_demo_quick_end_to_end(tmp_path):
     for tag in ('student_seed0', 'kd_seed0', 'kd_cal_seed0'):
         with open(work / tag / 'last_checkpoint') as f:
             state = load_checkpoint_file(f.read().strip())['state_dict']
-        missing, unexpected = student.load_state_dict(state, strict=True), None
-        assert not missing.missing_keys and not missing.unexpected_keys
+        result = student.load_state_dict(state, strict=True)
+        assert not result.missing_keys and not result.unexpected_keys
         assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
     assert (work / 'teacher_calibration' / 'calibration.png').stat().st_size > 10_000
     assert (work / 'results.md').read_text().count('|') > 20

@@ -1,5 +1,4 @@
 """Checkpoint loading keeps weights_only=True: allow-listed MMEngine objects load, others don't."""
-import os.path as osp
 import pickle
 
 import numpy as np

@@ -126,8 +126,9 @@ class TeacherMixin:
         if missing:
             raise RuntimeError(
                 f'model.teacher_ckpt {teacher_ckpt!r} does not match model.teacher_config: '
-                f'{len(missing)} teacher weights are missing from it (e.g. {missing[:3]}). A teacher '
-                'with random weights would teach noise; use the checkpoint trained with that config.')
+                f'{len(missing)} teacher weights are missing from it (e.g. {missing[:3]}). A '
+                'teacher with random weights would teach noise; use the checkpoint trained with '
+                'that config.')
         shape_errors = [k for k, v in own.items() if tuple(state_dict[k].shape) != tuple(v.shape)]
         if shape_errors:
             k = shape_errors[0]

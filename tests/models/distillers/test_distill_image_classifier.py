@@ -1,4 +1,4 @@
-"""DistillImageClassifier: temperature plumbing, DKD labels, a 2-iteration KD+cal run on CIFAR data."""
+"""DistillImageClassifier: temperature plumbing, DKD labels, 2 iterations of KD+cal on CIFAR."""
 import json
 import os.path as osp
 
