@@ -116,7 +116,7 @@ class StudyConfig:
         teachers: Teacher recipes.
         student: Student recipe (one architecture and schedule for all students).
     """
-    seeds: Sequence[int] = (0, 1, 2)
+    seeds: Sequence[int] = (0, 1, 2, 3)
     split_seed: int = 0
     n_cal: int = 400
     n_test: int = 600
@@ -292,6 +292,8 @@ def default_teacher_recipes(quick: bool = False, family: str = 'matched') -> Lis
                         note='50% of the data, long, no regularisation'),
             TrainRecipe('sub25_512x2_e200', (512, 512), epochs=200, lr=2e-3, train_fraction=0.25,
                         note='25% of the data, very long, no regularisation'),
+            TrainRecipe('sub25_256_e300', (256, ), epochs=300, lr=3e-3, train_fraction=0.25,
+                        note='25% of the data, very long, high lr, no regularisation'),
         ]
     else:
         over = [
@@ -377,9 +379,10 @@ def train_classifier(recipe: TrainRecipe,
                 lam = float(rng.beta(recipe.mixup_alpha, recipe.mixup_alpha))
                 perm = torch.randperm(xb.shape[0], generator=gen)
                 out = model(lam * xb + (1 - lam) * xb[perm])
-                loss = (lam * F.cross_entropy(out, yb, label_smoothing=recipe.label_smoothing) +
-                        (1 - lam) * F.cross_entropy(out, yb[perm],
-                                                    label_smoothing=recipe.label_smoothing))
+                loss = ce_weight * (
+                    lam * F.cross_entropy(out, yb, label_smoothing=recipe.label_smoothing) +
+                    (1 - lam) * F.cross_entropy(out, yb[perm],
+                                                label_smoothing=recipe.label_smoothing))
             else:
                 out = model(xb)
                 loss = ce_weight * F.cross_entropy(out, yb,
@@ -395,7 +398,15 @@ def train_classifier(recipe: TrainRecipe,
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Logits of ``model`` on ``x`` (eval mode, no gradient)."""
+    """Logits of ``model`` on ``x`` in eval mode, without gradient.
+
+    Args:
+        model: A classifier.
+        x: Inputs (N, 8, 8).
+
+    Returns:
+        torch.Tensor: Logits (N, K).
+    """
     return model.eval()(x)
 
 
@@ -707,16 +718,25 @@ def _fmt_r(c: Dict[str, Optional[float]]) -> str:
             f"Spearman rho = {c['spearman_rho']:+.2f} (p = {c['spearman_p']:.2g})")
 
 
+def _fmt_r_short(c: Dict[str, Optional[float]]) -> str:
+    if c['pearson_r'] is None:
+        return 'r = n/a'
+    return (f"r = {c['pearson_r']:+.2f} (p = {c['pearson_p']:.1g}), "
+            f"rho = {c['spearman_rho']:+.2f} (p = {c['spearman_p']:.1g})")
+
+
 def plot_study(results: Dict[str, Any], path: str) -> str:
-    """Draw the study figure: teacher ACE / accuracy / T_cal against the student's accuracy.
+    """Draw the 2x2 study figure: teacher ACE / accuracy / ECE_o vs. the student, and the gain.
 
     Panel (a), like Figure 1 of Kim et al. 2025: teacher ACE (log scale) vs. student test
     accuracy, one filled marker per raw teacher and a hollow one for the same teacher after
     temperature scaling (joined by an arrow), coloured by the direction of miscalibration
     (red: over-confident, ``T_cal > 1``; blue: under-confident), means over seeds with their
     std as error bars; the dashed line and band are the no-KD student. Panel (b): teacher
-    accuracy vs. student accuracy. Panel (c): the gain of calibrating (student accuracy with
-    the calibrated minus the raw teacher) against ``T_cal``.
+    accuracy, (c): teacher over-confidence ECE_o, each vs. student accuracy. Panel (d): the
+    gain of calibrating (student accuracy with the calibrated minus the raw teacher) against
+    ``T_cal``. Correlations in the titles are those of ``results['correlations']`` (raw
+    teachers, one point per teacher; (d): all (seed, teacher) pairs).
 
     Args:
         results: Output of :func:`summarize`.
@@ -725,13 +745,9 @@ def plot_study(results: Dict[str, Any], path: str) -> str:
     Returns:
         str: ``path``.
     """
-    import matplotlib
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
-
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    del matplotlib
 
     def log_axis(axis: Any) -> None:
         axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
@@ -741,60 +757,63 @@ def plot_study(results: Dict[str, Any], path: str) -> str:
     rows = results['per_teacher']
     corr = results['correlations']
     base = results['baseline_summary']
-    fig = Figure(figsize=(17, 5.6), dpi=120)
-    axes = fig.subplots(1, 3, gridspec_kw=dict(width_ratios=(1.25, 1, 1)))
-    fig.subplots_adjust(left=0.05, right=0.99, top=0.83, bottom=0.11, wspace=0.22)
-    for ax in axes[:2]:
+    fig = Figure(figsize=(14, 11), dpi=110)
+    axes = fig.subplots(2, 2).ravel()
+    fig.subplots_adjust(left=0.065, right=0.985, top=0.9, bottom=0.06, wspace=0.2, hspace=0.3)
+
+    def student_panel(ax: Any, key: str, scale: float, arrows: bool) -> None:
+        """Raw (filled) and calibrated (hollow) teachers of metric ``key`` vs. the student."""
         ax.axhline(100 * base['mean'], color='0.35', ls='--', lw=1, zorder=1)
         if base['std'] is not None:
             ax.axhspan(100 * (base['mean'] - base['std']), 100 * (base['mean'] + base['std']),
-                       color='0.85', zorder=0)
+                       color='0.88', zorder=0)
+        cal_key = key if key == 'acc' else key + '_scaled'
+        for i, r in enumerate(rows, 1):
+            c = _COLOURS[r['direction']]
+            x0, y0 = scale * r[key], 100 * r['student_acc_raw']
+            x1, y1 = scale * r[cal_key], 100 * r['student_acc_cal']
+            if arrows:
+                ax.annotate('', xy=(x1, y1), xytext=(x0, y0),
+                            arrowprops=dict(arrowstyle='-|>', color=c, alpha=0.45, lw=1,
+                                            mutation_scale=11, shrinkA=5, shrinkB=5))
+            ax.errorbar(x0, y0, xerr=scale * r[key + '_std'],
+                        yerr=100 * r['student_acc_raw_std'], fmt='o', color=c, ms=8, capsize=2,
+                        elinewidth=0.8, zorder=3)
+            ax.errorbar(x1, y1, xerr=scale * r[cal_key + '_std'],
+                        yerr=100 * r['student_acc_cal_std'], fmt='s', mfc='white', mec=c,
+                        ecolor=c, ms=7, capsize=2, elinewidth=0.8, zorder=3)
+            ax.annotate(str(i), (x0, y0), xytext=(5, 4), textcoords='offset points',
+                        fontsize=8, color=c)
+        ax.set_ylabel('student test accuracy (%)')
+
     ax = axes[0]
-    for i, r in enumerate(rows, 1):
-        c = _COLOURS[r['direction']]
-        x0, y0 = r['ace'], 100 * r['student_acc_raw']
-        x1, y1 = r['ace_scaled'], 100 * r['student_acc_cal']
-        ax.annotate('', xy=(x1, y1), xytext=(x0, y0),
-                    arrowprops=dict(arrowstyle='-|>', color=c, alpha=0.5, lw=1,
-                                    mutation_scale=12, shrinkA=5, shrinkB=5))
-        ax.errorbar(x0, y0, xerr=r['ace_std'], yerr=100 * r['student_acc_raw_std'], fmt='o',
-                    color=c, ms=8, capsize=2, elinewidth=0.8, zorder=3)
-        ax.errorbar(x1, y1, xerr=r['ace_scaled_std'], yerr=100 * r['student_acc_cal_std'],
-                    fmt='s', mfc='white', mec=c, ecolor=c, ms=7, capsize=2, elinewidth=0.8,
-                    zorder=3)
-        ax.annotate(str(i), (x0, y0), xytext=(5, 4), textcoords='offset points', fontsize=8,
-                    color=c)
+    student_panel(ax, 'ace', 1.0, arrows=True)
     ax.set_xscale('log')
     log_axis(ax.xaxis)
     ax.set_xlabel('teacher ACE on test (log scale)')
-    ax.set_ylabel('student test accuracy (%)')
     ax.set_title('(a) teacher ACE vs student accuracy\nraw teachers: '
-                 + _fmt_r(corr['per_teacher_raw']['ace']), fontsize=9.5)
+                 + _fmt_r_short(corr['per_teacher_raw']['ace']), fontsize=10)
     handles = [
-        Line2D([], [], marker='o', ls='', color=_COLOURS['over'], label='over-confident teacher '
-               '(T_cal > 1), raw'),
+        Line2D([], [], marker='o', ls='', color=_COLOURS['over'],
+               label='over-confident teacher (T_cal > 1), raw'),
         Line2D([], [], marker='o', ls='', color=_COLOURS['under'],
                label='under-confident teacher (T_cal < 1), raw'),
-        Line2D([], [], marker='s', ls='', mfc='white', mec='0.3', label='same teacher / T_cal '
-               '(calibrated)'),
+        Line2D([], [], marker='s', ls='', mfc='white', mec='0.3',
+               label='same teacher / T_cal (calibrated)'),
         Line2D([], [], ls='--', color='0.35', label='student without KD (mean +- std)'),
     ]
-    ax.legend(handles=handles, fontsize=7.5, loc='best', framealpha=0.85)
+    ax.legend(handles=handles, fontsize=8, loc='best', framealpha=0.85)
     ax = axes[1]
-    for i, r in enumerate(rows, 1):
-        c = _COLOURS[r['direction']]
-        x = 100 * r['acc']
-        ax.errorbar(x, 100 * r['student_acc_raw'], xerr=100 * r['acc_std'],
-                    yerr=100 * r['student_acc_raw_std'], fmt='o', color=c, ms=8, capsize=2,
-                    elinewidth=0.8, zorder=3)
-        ax.errorbar(x, 100 * r['student_acc_cal'], yerr=100 * r['student_acc_cal_std'], fmt='s',
-                    mfc='white', mec=c, ecolor=c, ms=7, capsize=2, elinewidth=0.8, zorder=3)
-        ax.annotate(str(i), (x, 100 * r['student_acc_raw']), xytext=(5, 4),
-                    textcoords='offset points', fontsize=8, color=c)
-    ax.set_xlabel('teacher test accuracy (%)')
+    student_panel(ax, 'acc', 100.0, arrows=False)
+    ax.set_xlabel('teacher test accuracy (%) (unchanged by T_cal)')
     ax.set_title('(b) teacher accuracy vs student accuracy\nraw teachers: '
-                 + _fmt_r(corr['per_teacher_raw']['acc']), fontsize=9.5)
+                 + _fmt_r_short(corr['per_teacher_raw']['acc']), fontsize=10)
     ax = axes[2]
+    student_panel(ax, 'ece_o', 1.0, arrows=True)
+    ax.set_xlabel('teacher over-confidence ECE_o on test')
+    ax.set_title('(c) teacher ECE_o vs student accuracy\nraw teachers: '
+                 + _fmt_r_short(corr['per_teacher_raw']['ece_o']), fontsize=10)
+    ax = axes[3]
     ax.axhline(0, color='0.35', lw=1)
     ax.axvline(1, color='0.6', lw=0.8, ls=':')
     for i, r in enumerate(rows, 1):
@@ -808,15 +827,17 @@ def plot_study(results: Dict[str, Any], path: str) -> str:
     ax.set_xlabel('calibration temperature T_cal (log scale)')
     ax.set_ylabel('student accuracy: calibrated - raw teacher (points)')
     g = results['gain']['all']['over_seeds']
-    gt = corr['gain_vs_log_t_cal']
-    ax.set_title(f"(c) gain of calibrating the teacher (mean {100 * g['mean']:+.2f} points)\n"
-                 f"all (seed, teacher) pairs, gain vs log T_cal: {_fmt_r(gt)}", fontsize=9.5)
+    ax.set_title(f"(d) gain of calibrating the teacher (mean {100 * g['mean']:+.2f} points)\n"
+                 f"gain vs log T_cal ({corr['gain_vs_log_t_cal']['n']} pairs): "
+                 + _fmt_r_short(corr['gain_vs_log_t_cal']), fontsize=10)
     cfg = results['config']
     fig.suptitle(
-        f"Teacher calibration and KD on sklearn digits: {len(rows)} teachers, student MLP "
+        f"Teacher calibration and KD on sklearn digits: {len(rows)} teachers "
+        f"(family {results.get('family', 'custom')}), student MLP "
         f"64-{'-'.join(map(str, cfg['student']['hidden']))}-10, KD tau = {cfg['tau']}, "
-        f"w_ce = {cfg['ce_weight']}, w_kd = {cfg['kd_weight']}, {len(cfg['seeds'])} seed(s) "
-        '(markers: mean over seeds, bars: std); numbers = rows of the tables', fontsize=10.5)
+        f"w_ce = {cfg['ce_weight']}, w_kd = {cfg['kd_weight']}, {len(cfg['seeds'])} seed(s)\n"
+        'markers: mean over seeds, bars: std over seeds; numbers: rows of the tables in '
+        'results.md', fontsize=11)
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     fig.savefig(path)
     return path
@@ -858,19 +879,27 @@ def reading(results: Dict[str, Any]) -> List[str]:
     corr = results['correlations']['per_teacher_raw']
     out = []
     c = corr['ace']
+    r_c, p_c = c['pearson_r'], c['pearson_p']
+    if r_c is None:
+        verdict = 'it is undefined here.'
+    elif r_c <= -0.6 and p_c < 0.05:
+        verdict = 'this data shows one (same sign).'
+    elif r_c > 0 and p_c < 0.05:
+        verdict = ('this data shows the opposite sign: teachers with a larger ACE taught better '
+                   'students.')
+    else:
+        verdict = 'this data does not show a strong, significant negative one.'
     out.append(f"Teacher ACE vs student accuracy (raw teachers, one point per teacher): "
                f"{_fmt_r(c)}: {_strength(c['pearson_r'], c['pearson_p'])} (Pearson); "
                f"{_strength(c['spearman_rho'], c['spearman_p'])} (Spearman). The paper reports a "
-               'strong negative correlation; '
-               + ('this data shows one.' if c['pearson_r'] is not None and c['pearson_r'] <= -0.6
-                  and c['pearson_p'] < 0.05 else 'this data does not show a strong, significant '
-                  'negative one.'))
+               f'strong negative correlation; {verdict}')
     a = corr['acc']
-    ra, rc = a['pearson_r'], c['pearson_r']
-    if ra is not None and rc is not None:
-        better = 'teacher ACE' if abs(rc) > abs(ra) else 'teacher accuracy'
+    ra = a['pearson_r']
+    if ra is not None and r_c is not None:
+        better = 'teacher ACE' if abs(r_c) > abs(ra) else 'teacher accuracy'
         out.append(f"Teacher accuracy vs student accuracy: {_fmt_r(a)}. |r| is larger for "
-                   f"{better} ({abs(rc):.2f} for ACE vs {abs(ra):.2f} for accuracy).")
+                   f"{better} ({abs(r_c):.2f} for ACE, sign {r_c:+.2f}, vs {abs(ra):.2f} for "
+                   'accuracy).')
     conf = results['correlations']['teacher_ace_vs_acc']
     if conf['pearson_r'] is not None:
         if abs(conf['pearson_r']) >= 0.3 or abs(conf['spearman_rho']) >= 0.3:
@@ -880,7 +909,11 @@ def reading(results: Dict[str, Any]) -> List[str]:
         else:
             out.append(f"Across teachers, ACE and accuracy are nearly unrelated ({_fmt_r(conf)}),"
                        ' so the family separates the two predictors.')
-    for key in ('ece', 'ece_o', 'ece_u', 'kd_conf'):
+    o = corr['ece_o']
+    out.append(f"Teacher over-confidence ECE_o vs student accuracy: {_fmt_r(o)}: "
+               f"{_strength(o['pearson_r'], o['pearson_p'])}. The paper's reading (over-"
+               'confidence weakens the KD signal) predicts a negative sign here.')
+    for key in ('ece', 'ece_u', 'nll', 'kd_conf'):
         out.append(f"{CORR_METRICS[key]} vs student accuracy: {_fmt_r(corr[key])}.")
     pooled = results['correlations']['per_teacher_pooled']['ace']
     out.append(f"Pooling raw and calibrated teachers ({pooled['n']} points): {_fmt_r(pooled)}.")
@@ -1059,6 +1092,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                         help="teacher family: 'matched' (all teachers train on the student's "
                         "augmented images) or 'mixed' (over-confident teachers without "
                         'augmentation)')
+    parser.add_argument('--replot', action='store_true',
+                        help='no training: re-summarize OUT/results.json and redraw the figure '
+                        'and results.md from it')
     parser.add_argument('--threads', type=int, default=1,
                         help='torch CPU threads (default 1)')
     args = parser.parse_args(argv)
@@ -1068,6 +1104,14 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     if args.threads < 1:
         parser.error(f'--threads must be >= 1, got {args.threads}')
     torch.set_num_threads(args.threads)
+    if args.replot:
+        src = osp.join(args.out, 'results.json')
+        if not osp.isfile(src):
+            raise FileNotFoundError(f'--replot reads {src}, which does not exist: run the study '
+                                    'into this --out first.')
+        with open(src) as f:
+            results = summarize(json.load(f))
+        return _write_outputs(results, args.out)
     config = StudyConfig(seeds=tuple(range(n_seeds)),
                          n_cal=300 if args.quick else 400,
                          n_test=400 if args.quick else 600,
@@ -1078,10 +1122,15 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     results['command'] = ('python tools/analysis/teacher_calibration_study.py'
                           + (' --quick' if args.quick else '') + f' --seeds {n_seeds}'
                           + f' --family {args.family} --out {args.out}')
-    fig = plot_study(results, osp.join(args.out, 'teacher_calibration_study.png'))
-    with open(osp.join(args.out, 'results.json'), 'w') as f:
+    return _write_outputs(results, args.out)
+
+
+def _write_outputs(results: Dict[str, Any], out: str) -> Dict[str, Any]:
+    """Write the figure, ``results.json`` and ``results.md`` into ``out``."""
+    fig = plot_study(results, osp.join(out, 'teacher_calibration_study.png'))
+    with open(osp.join(out, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1, default=_json_default)
-    write_markdown(results, osp.join(args.out, 'results.md'), osp.basename(fig))
-    print(f"wrote {args.out}/results.json, results.md, {osp.basename(fig)}, logits.npz "
-          f"({results['wall_time_s']:.0f} s)")
+    write_markdown(results, osp.join(out, 'results.md'), osp.basename(fig))
+    print(f"wrote {out}/results.json, results.md, {osp.basename(fig)} (study wall time "
+          f"{results['wall_time_s']:.0f} s)")
     return results

@@ -189,7 +189,7 @@ def test_fitted_temperature_lowers_and_minimises_calibration_nll(quick_run):
         t = r['t_cal']
         assert t > 0 and abs(t - 1) > 1e-3  # a real fit, not the identity
         at = float(F.cross_entropy(zc / t, y_cal))
-        assert at < float(F.cross_entropy(zc, y_cal)) - 1e-6, r['teacher']
+        assert at < float(F.cross_entropy(zc, y_cal)), r['teacher']
         assert r['nll_cal_scaled'] < r['nll_cal']
         for factor in (0.98, 1.02):  # T_cal is the minimiser: any nearby T is worse
             assert at <= float(F.cross_entropy(zc / (t * factor), y_cal)) + 1e-7
@@ -323,3 +323,17 @@ def test_recipe_and_config_validation():
     twice = [tcs.TrainRecipe('a'), tcs.TrainRecipe('a')]
     with pytest.raises(ValueError, match='unique'):
         tcs.run_study(tcs.StudyConfig(teachers=twice, student=tcs.default_student_recipe(True)))
+
+
+def test_replot_reproduces_the_summary(quick_run, tmp_path):
+    import shutil
+    out, results, _ = quick_run
+    dst = tmp_path / 'copy'
+    shutil.copytree(out, dst)
+    os.remove(dst / 'teacher_calibration_study.png')
+    again = tcs.main(['--replot', '--out', str(dst)])
+    assert osp.getsize(dst / 'teacher_calibration_study.png') > 0
+    for key in ('per_teacher', 'correlations', 'gain', 'baseline_summary'):
+        assert json.loads(json.dumps(again[key])) == results[key], key
+    with pytest.raises(FileNotFoundError, match='replot'):
+        tcs.main(['--replot', '--out', str(tmp_path / 'missing')])
