@@ -11,37 +11,26 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmkdcal  # noqa: E402,F401
-from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmkdcal.utils.launch import default_work_dir, setup_cpu_distributed  # noqa: E402
+from mmkdcal.utils.launch import (add_common_args, load_config,  # noqa: E402
+                                  setup_cpu_distributed)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (and evaluate) a model (mmkdcal)')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
     parser.add_argument('--out', help='dump predictions to a .pkl file for offline evaluation')
     parser.add_argument('--metrics-out', help='write the evaluation metrics to this JSON file')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(parser)
+    return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = default_work_dir(cfg, args.config, args.work_dir)
+    cfg = load_config(args)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist.')
     cfg.load_from = args.checkpoint

@@ -7,48 +7,34 @@ Examples:
     torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmkdcal  # noqa: E402,F401  (registers modules, safe checkpoint loading)
-from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmkdcal.utils.launch import default_work_dir, setup_cpu_distributed  # noqa: E402
+from mmkdcal.utils.launch import (add_common_args, load_config,  # noqa: E402
+                                  setup_cpu_distributed)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a model (mmkdcal)')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision')
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale the LR by batch size')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint, or (no value) from the latest one in the work dir')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value (e.g. model.teacher_temperature=1.5)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(parser)
+    return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = default_work_dir(cfg, args.config, args.work_dir)
-
+    cfg = load_config(args)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'

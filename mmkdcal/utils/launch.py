@@ -16,7 +16,33 @@ import torch.distributed as torch_dist
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
-__all__ = ['default_work_dir', 'setup_cpu_distributed']
+__all__ = ['add_common_args', 'default_work_dir', 'load_config', 'setup_cpu_distributed']
+
+
+def add_common_args(parser) -> None:
+    """The flags every entry point shares: ``--work-dir``, ``--cfg-options``, ``--launcher``."""
+    from mmengine.config import DictAction
+    parser.add_argument('--work-dir', help='the dir to save logs, checkpoints and metrics')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value (e.g. model.teacher_temperature=1.5)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(args) -> Config:
+    """Read ``args.config``, apply ``--cfg-options``, ``--launcher`` and the work dir.
+
+    Also sets ``LOCAL_RANK`` from ``--local-rank`` when the launcher did not.
+    """
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = default_work_dir(cfg, args.config, args.work_dir)
+    return cfg
 
 
 def default_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> str:
