@@ -236,11 +236,9 @@ def main(argv=None):
     def teacher_calibration():
         _run(['tools/calibrate.py', TEACHER_CFG, teacher_ckpt, '--split', 'calib',
               '--also-split', 'val', '--n-bins', '10', '--report-score-thr', str(thr),
-              '--score-thr', str(min(thr, 0.05)),
               '--out', cal_dir, '--cfg-options',
               *_calib_options(mode_cfg, data_root, 'calib_dataloader.'),
-              *_calib_options(mode_cfg, data_root, 'val_dataloader.'),
-              f'model.test_cfg.score_thr={min(thr, 0.05)}'],
+              *_calib_options(mode_cfg, data_root, 'val_dataloader.')],
              osp.join(logs, 'teacher_calibration.log'), tag='[calibrate] ', threads=1)
         with open(osp.join(cal_dir, 'calibration.json')) as f:
             return json.load(f)

@@ -296,7 +296,8 @@ def test_base_config_evaluator_scores_ground_truth_as_perfect(small_root):
     ds_cfg.update(data_root=data_root, build_cfg=SMALL)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         dataset = DATASETS.build(ds_cfg)
-    metric_cfg = cfg.val_evaluator
+    assert [m['type'] for m in cfg.val_evaluator] == ['CocoMetric', 'DetectionCalibrationMetric']
+    metric_cfg = cfg.val_evaluator[0]
     metric_cfg.ann_file = data_root + 'annotations/val.json'
     metric = METRICS.build(metric_cfg)
     metric.dataset_meta = dataset.metainfo
