@@ -25,3 +25,11 @@ model = dict(
         # config.py: DKD T=1.0 with O(1) weights, loss averaged over the sampled RoIs), since
         # RoI softmax outputs are much less peaked than image-classification ones.
         loss_kd_roi=dict(type='KDLoss', inputs='roi_cls', tau=1.0, loss_weight=1.0)))
+
+# Validation reports the student's COCO bbox mAP and its detection calibration error (D-ECE of the
+# detections scoring >= 0.3, matched at IoU 0.5).
+val_evaluator = [
+    {{_base_.val_evaluator}},
+    dict(type='DetectionCalibrationMetric', score_thr=0.3, iou_thr=0.5),
+]
+test_evaluator = val_evaluator

@@ -28,3 +28,11 @@ model = dict(
         # logits are distilled, not the centerness branch.
         loss_kd_cls=dict(
             type='BinaryKDLoss', inputs='cls', tau=1.0, beta=1.0, loss_weight=1.0)))
+
+# Validation reports the student's COCO bbox mAP and its detection calibration error (D-ECE of the
+# detections scoring >= 0.3, matched at IoU 0.5).
+val_evaluator = [
+    {{_base_.val_evaluator}},
+    dict(type='DetectionCalibrationMetric', score_thr=0.3, iou_thr=0.5),
+]
+test_evaluator = val_evaluator

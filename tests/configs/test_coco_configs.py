@@ -286,8 +286,14 @@ def test_only_distillation_changes_the_student(rel):
     cfg = _load(rel)
     stock = _load(STUDENT_BASES[(name.family, name.student)])
     assert _strip(cfg.model) == _strip(stock.model)
-    ours = _rest(cfg, drop=('model', 'custom_imports', 'custom_hooks', 'teacher_ckpt'))
-    assert ours == _rest(stock)
+    ours = _rest(cfg, drop=('model', 'custom_imports', 'custom_hooks', 'teacher_ckpt',
+                            'val_evaluator', 'test_evaluator'))
+    assert ours == _rest(stock, drop=('model', 'val_evaluator', 'test_evaluator'))
+    # validation adds the student's detection calibration error next to the stock CocoMetric
+    ours_eval, stock_eval = _unscoped(cfg.to_dict()), _unscoped(stock.to_dict())
+    for key in ('val_evaluator', 'test_evaluator'):
+        assert ours_eval[key][0] == stock_eval[key]
+        assert ours_eval[key][1]['type'] == 'DetectionCalibrationMetric'
 
 
 def test_r18_student_is_r50_with_resnet18():
