@@ -29,6 +29,17 @@ def check_reduction(reduction: str) -> str:
     return reduction
 
 
+def _check_number(name: str, value: Union[int, float], allow_zero: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f'{name} must be a number, got {type(value).__name__}.')
+    value = float(value)
+    ok = value >= 0 if allow_zero else value > 0
+    if not (ok and value != float('inf')):
+        kind = 'non-negative' if allow_zero else 'positive'
+        raise ValueError(f'{name} must be a {kind} finite number, got {value}.')
+    return value
+
+
 def check_positive(name: str, value: Union[int, float]) -> float:
     """Validate a strictly positive finite number (temperatures, factors).
 
@@ -39,12 +50,7 @@ def check_positive(name: str, value: Union[int, float]) -> float:
     Returns:
         float: ``value`` as a float.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f'{name} must be a number, got {type(value).__name__}.')
-    value = float(value)
-    if not (value > 0 and value != float('inf')):
-        raise ValueError(f'{name} must be a positive finite number, got {value}.')
-    return value
+    return _check_number(name, value, allow_zero=False)
 
 
 def check_non_negative(name: str, value: Union[int, float]) -> float:
@@ -57,12 +63,7 @@ def check_non_negative(name: str, value: Union[int, float]) -> float:
     Returns:
         float: ``value`` as a float.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f'{name} must be a number, got {type(value).__name__}.')
-    value = float(value)
-    if not (value >= 0 and value != float('inf')):
-        raise ValueError(f'{name} must be a non-negative finite number, got {value}.')
-    return value
+    return _check_number(name, value, allow_zero=True)
 
 
 def _check_tensor(name: str, x: Tensor) -> None:
@@ -165,7 +166,10 @@ def weighted_reduce(loss: Tensor,
         if reduction != 'mean':
             raise ValueError(f'avg_factor is only used with reduction="mean", got '
                              f'reduction={reduction!r}; drop avg_factor or use "mean".')
-        if float(avg_factor) < 0:
+        if isinstance(avg_factor, Tensor) and avg_factor.is_cuda:
+            # checked on the device: reading the value back would sync every training step
+            torch._assert_async(avg_factor >= 0, 'avg_factor must be non-negative')
+        elif float(avg_factor) < 0:
             raise ValueError(f'avg_factor must be non-negative, got {float(avg_factor)}.')
         return loss.sum() / (avg_factor + torch.finfo(torch.float32).eps)
     if reduction == 'none':
