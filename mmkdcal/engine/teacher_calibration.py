@@ -110,12 +110,11 @@ def _collect_batch(model, data, fit_on, score_thr, iou_thr, max_per_batch, gener
             keep_det = ~torch.as_tensor(ignored, dtype=torch.bool)
             scores, labels, boxes = scores[keep_det], labels[keep_det], boxes[keep_det]
             matched = torch.as_tensor(matched, dtype=torch.bool)[keep_det]
-            p = scores.float().clamp(1e-6, 1 - 1e-6)
-            out['logits'].append((p.log() - (-p).log1p()).cpu())
+            out['logits'].append(torch.logit(scores.float(), eps=1e-6).cpu())
             out['matched'].append(matched.cpu())
             out['boxes'].append(boxes.float().cpu())
             h, w = res.metainfo['img_shape'][:2]
-            out['sizes'].append(torch.tensor([[h, w]], dtype=torch.float32).expand(len(p), 2))
+            out['sizes'].append(torch.tensor([[h, w]], dtype=torch.float32).expand(len(scores), 2))
         return {k: torch.cat(v) for k, v in out.items()}
     store: List[Dict[str, torch.Tensor]] = []
     with _capture_cls_loss(_cls_loss_module(model, fit_on), store):
