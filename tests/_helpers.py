@@ -11,6 +11,7 @@ import sys
 from typing import Dict, List, Optional
 
 import numpy as np
+import torch
 from PIL import Image
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -229,3 +230,45 @@ def run_tool(*args: str, timeout: int = 300, env: Optional[dict] = None) -> str:
 def last_checkpoint(work_dir: str) -> str:
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         return f.read().strip()
+
+
+def save_teacher(model_cfg, tmp_path, name='teacher', seed=1):
+    """Build a teacher with random weights; save its config and checkpoint under ``tmp_path``."""
+    import copy
+    from mmdet.registry import MODELS
+    from mmengine.config import ConfigDict
+    torch.manual_seed(seed)
+    teacher = MODELS.build(ConfigDict(copy.deepcopy(model_cfg)))
+    teacher.init_weights()
+    cfg_path = dump_config(dict(model=model_cfg), str(tmp_path / f'{name}.py'))
+    ckpt = str(tmp_path / f'{name}.pth')
+    torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, ckpt)
+    return cfg_path, ckpt, teacher
+
+
+def distiller(student_cfg, teacher_cfg_path, ckpt, **kw):
+    """Build the distiller of ``student_cfg`` (single- or two-stage) with the given teacher."""
+    import copy
+    from mmdet.registry import MODELS
+    cfg = copy.deepcopy(student_cfg)
+    cfg['type'] = 'DistillTwoStageDetector' if 'roi_head' in cfg else 'DistillSingleStageDetector'
+    cfg.update(teacher_config=teacher_cfg_path, teacher_ckpt=ckpt, **kw)
+    return MODELS.build(cfg)
+
+
+def batch(model, n=2, size=64, seed=0):
+    """A preprocessed random batch with two boxes (classes 0 and 2) per image."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for _ in range(n):
+        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
+                                        pad_shape=(size, size), scale_factor=(1.0, 1.0),
+                                        batch_input_shape=(size, size)))
+        xy = torch.rand(2, 2, generator=g) * size / 2
+        s.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + size / 3], 1),
+                                      labels=torch.tensor([0, 2]))
+        samples.append(s)
+    imgs = torch.rand(n, 3, size, size, generator=g) * 255
+    return model.data_preprocessor(dict(inputs=list(imgs), data_samples=samples), True)

@@ -19,6 +19,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmkdcal  # noqa: E402,F401
 from mmengine.config import Config, DictAction  # noqa: E402
 
+from mmkdcal.calibration import OBJECTIVES  # noqa: E402
 from mmkdcal.engine.teacher_calibration import FIT_ON  # noqa: E402
 
 
@@ -32,7 +33,7 @@ def parse_args(argv=None):
     parser.add_argument('--also-split', nargs='+', default=[],
                         help='also report calibration before/after the fitted temperature on '
                              'these splits (the temperature is fitted on --split only)')
-    parser.add_argument('--objective', choices=['nll', 'ace', 'ece'], default='nll')
+    parser.add_argument('--objective', choices=OBJECTIVES, default='nll')
     parser.add_argument('--fit-on', choices=FIT_ON, default=None,
                         help='what to calibrate (default: detections for dense detectors, rois '
                              'for two-stage, logits for classifiers)')

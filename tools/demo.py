@@ -278,7 +278,7 @@ def main(argv=None):
     after_val = calibration['also']['val']['after']
     rows = {'teacher': rows['teacher'],
             'teacher, T-scaled': [dict(rows['teacher'][0], **{
-                'calib/dece': after_val['d_ece'], 'calib/dece_box': after_val.get('d_ece_box')})],
+                'calib/dece': after_val['dece'], 'calib/dece_box': after_val.get('dece_box')})],
             **{k: v for k, v in rows.items() if k != 'teacher'}}
 
     print('== 5. results')
@@ -298,8 +298,8 @@ def main(argv=None):
         f'# mmkdcal demo on DigitsDet ({mode} mode)', '',
         f'Teacher temperature fitted on the calib split (NLL on its detections): '
         f'**T = {temperature:.3f}**; teacher D-ECE on the calib split '
-        f'{cb["d_ece"]:.4f} -> {ca["d_ece"]:.4f}, on val '
-        f'{calibration["also"]["val"]["before"]["d_ece"]:.4f} -> {after_val["d_ece"]:.4f}.',
+        f'{cb["dece"]:.4f} -> {ca["dece"]:.4f}, on val '
+        f'{calibration["also"]["val"]["before"]["dece"]:.4f} -> {after_val["dece"]:.4f}.',
         f'TeacherCalibrationHook refitted inside each KD+cal run: T = '
         f'{", ".join(f"{t:.3f}" for t in fitted)}.', '',
         f'Evaluation on the val split ({len(seeds)} student seed(s): {seeds}'

@@ -21,8 +21,8 @@ from ._binning import equal_width_index_np
 from ._inputs import as_tensor, binary_targets, check_n_bins, float_tensor
 
 __all__ = [
-    'box_iou', 'match_detections', 'match_detections_batch', 'relative_box_features',
-    'detection_ece'
+    'box_iou', 'match_detections', 'match_detections_batch', 'match_image_detections',
+    'relative_box_features', 'detection_ece'
 ]
 
 #: Box features understood by :func:`relative_box_features` (all relative to the image size).
@@ -201,6 +201,51 @@ def match_detections_batch(
     if return_ignored:
         return torch.cat(matched), torch.cat(ignored)
     return torch.cat(matched)
+
+
+def match_image_detections(det_boxes: Any,
+                           det_scores: Any,
+                           det_labels: Any,
+                           gt_boxes: Any,
+                           gt_labels: Any,
+                           gt_ignore: Optional[Any],
+                           image_size: Sequence[float],
+                           iou_thr: float = 0.5,
+                           box_features: Sequence[str] = ('cx', 'cy')) -> Dict[str, np.ndarray]:
+    """Everything D-ECE needs from one image: the one matching both the calibration pass and
+    ``DetectionCalibrationMetric`` use.
+
+    Matches the detections to the ground truth (:func:`match_detections`, crowd rule
+    included), drops the ignored ones, and computes the relative box features of the rest.
+    Detections and ground truth must be in the same coordinates as ``image_size`` (mmdet's
+    ``ori_shape`` with predictions rescaled to the original image).
+
+    Args:
+        det_boxes, det_scores, det_labels: The image's detections (D, 4), (D,), (D,).
+        gt_boxes, gt_labels: Its ground truth (G, 4), (G,).
+        gt_ignore: Bool flags (G,) of ignored (crowd) ground truths, or None.
+        image_size: ``(H, W)`` of the image.
+        iou_thr: IoU of a match.
+        box_features: Relative box features to compute (subset of cx, cy, w, h).
+
+    Returns:
+        dict: ``scores`` float32 (D',), ``matched`` bool (D',), ``features`` float64
+        (D', len(box_features)) of the D' non-ignored detections, in input order; ``num_gt``,
+        the number of non-ignored ground truths.
+    """
+    matched, ignored = match_detections(det_boxes, det_scores, det_labels, gt_boxes, gt_labels,
+                                        iou_thr=iou_thr, gt_ignore=gt_ignore, return_ignored=True)
+    use = ~ignored.numpy()
+    scores = _np_floats(det_scores, 'det_scores', (1,)) if len(use) else np.zeros(0)
+    scores = scores.astype(np.float32)[use]
+    boxes = _boxes(det_boxes, 'det_boxes')[torch.from_numpy(use)]
+    h, w = (float(v) for v in image_size[:2])
+    feats = (relative_box_features(boxes, (h, w), box_features).numpy() if len(boxes)
+             else np.zeros((0, len(box_features))))
+    num_gt = int(as_tensor(gt_labels, 'gt_labels').numel())
+    if gt_ignore is not None:  # validated by match_detections
+        num_gt -= int(as_tensor(gt_ignore, 'gt_ignore').bool().sum())
+    return dict(scores=scores, matched=matched.numpy()[use], features=feats, num_gt=num_gt)
 
 
 def relative_box_features(boxes: Any,

@@ -134,7 +134,7 @@ def ece_over_under(probs: Any, labels: Any, n_bins: int = 15) -> Tuple[float, fl
         n_bins: Number of equal-width bins.
 
     Returns:
-        tuple: ``(ece_o, ece_u)`` as floats.
+        tuple: ``(ece_over, ece_under)`` as floats.
     """
     count, s_conf, s_hit = _top_label_bins(probs, labels, n_bins)
     gap = (s_conf - s_hit) / count.sum()

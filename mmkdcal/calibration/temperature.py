@@ -37,10 +37,11 @@ import torch.nn.functional as F
 from ._inputs import (as_tensor, binary_targets, check_n_bins, float_tensor, int_labels)
 from .metrics import _ace_sorted, _bin_sums, _sorted_by_class
 
-__all__ = ['fit_temperature', 'prepare_targets']
+__all__ = ['OBJECTIVES', 'fit_temperature', 'prepare_targets']
 
 _MODES = ('softmax', 'sigmoid')
-_OBJECTIVES = ('nll', 'ece', 'ace')
+#: The temperature-fitting objectives (:func:`fit_temperature`).
+OBJECTIVES = ('nll', 'ece', 'ace')
 
 
 def prepare_targets(logits: Any, targets: Any,
@@ -263,8 +264,8 @@ def fit_temperature(logits: Any,
         torch.Tensor: float32 temperature, 0-dim, or (K,) with ``per_class=True``, on the
         device of ``logits``.
     """
-    if objective not in _OBJECTIVES:
-        raise ValueError(f'`objective` must be one of {_OBJECTIVES}, got {objective!r}.')
+    if objective not in OBJECTIVES:
+        raise ValueError(f'`objective` must be one of {OBJECTIVES}, got {objective!r}.')
     if not isinstance(per_class, bool):
         raise TypeError(f'`per_class` must be a bool, got {type(per_class).__name__}.')
     n_bins = check_n_bins(n_bins)

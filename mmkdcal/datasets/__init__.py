@@ -1,3 +1,7 @@
+from .. import require_openmmlab
+
+require_openmmlab(__name__)
+
 __all__ = []
 from .cifar100 import CIFAR100Dataset, write_cifar100_like  # noqa: E402
 __all__ += ['CIFAR100Dataset', 'write_cifar100_like']

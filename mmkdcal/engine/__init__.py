@@ -1,7 +1,16 @@
-"""Engine parts: the teacher calibration pass and its hook (registered in HOOKS)."""
-from . import hooks  # noqa: F401
-from .teacher_calibration import (collect_calibration_data, default_fit_on, fit_and_report,
-                                  format_report)
+"""Engine parts: the calibration modes, the teacher calibration pass and its hook (in HOOKS)."""
+from .. import require_openmmlab
 
-__all__ = ['collect_calibration_data', 'default_fit_on', 'fit_and_report', 'format_report',
-           'hooks']
+require_openmmlab(__name__)
+
+from . import hooks  # noqa: F401
+from .calibration_modes import (CALIBRATION_MODES, CalibrationContext, CalibrationMode,
+                                GroundTruthIndex, default_fit_on, get_calibration_mode,
+                                register_calibration_mode)
+from .teacher_calibration import (FIT_ON, calibration_report, collect_calibration_data,
+                                  fit_and_report, format_report)
+
+__all__ = ['CALIBRATION_MODES', 'CalibrationContext', 'CalibrationMode', 'FIT_ON',
+           'GroundTruthIndex', 'calibration_report', 'collect_calibration_data', 'default_fit_on',
+           'fit_and_report', 'format_report', 'get_calibration_mode', 'hooks',
+           'register_calibration_mode']

@@ -99,8 +99,8 @@ class ClassificationCalibrationMetric(BaseMetric):
         probs = torch.from_numpy(np.stack([r['probs'] for r in results]))
         labels = torch.tensor([r['label'] for r in results], dtype=torch.long)
         n_bins = self.n_bins
-        ece_o, ece_u = cal.ece_over_under(probs, labels, n_bins)
-        out = dict(ece=cal.ece(probs, labels, n_bins), ece_over=ece_o, ece_under=ece_u,
+        ece_over, ece_under = cal.ece_over_under(probs, labels, n_bins)
+        out = dict(ece=cal.ece(probs, labels, n_bins), ece_over=ece_over, ece_under=ece_under,
                    mce=cal.mce(probs, labels, n_bins),
                    classwise_ece=cal.classwise_ece(probs, labels, n_bins),
                    nll=cal.nll(probs, labels), brier=cal.brier(probs, labels),

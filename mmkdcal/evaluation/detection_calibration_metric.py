@@ -145,17 +145,11 @@ class DetectionCalibrationMetric(BaseMetric):
             boxes = _array(pred['bboxes']).astype(np.float64).reshape(-1, 4)
             labels = _array(pred['labels']).astype(np.int64).reshape(-1)
             keep = scores >= self.score_thr
-            scores, boxes, labels = scores[keep], boxes[keep], labels[keep]
             gt_boxes, gt_labels, gt_ignore = self._ground_truth(sample, i)
-            matched, ignored = cal.match_detections(
-                boxes, scores, labels, gt_boxes, gt_labels, iou_thr=self.iou_thr,
-                gt_ignore=gt_ignore, return_ignored=True)
-            use = ~ignored.numpy()
-            h, w = (float(v) for v in sample['ori_shape'][:2])
-            feats = (cal.relative_box_features(boxes[use], (h, w), self.box_features).numpy()
-                     if use.any() else np.zeros((0, len(self.box_features))))
-            self.results.append(dict(scores=scores[use], matched=matched.numpy()[use],
-                                     features=feats, num_gt=int((~gt_ignore).sum())))
+            self.results.append(cal.match_image_detections(
+                boxes[keep], scores[keep], labels[keep], gt_boxes, gt_labels, gt_ignore,
+                image_size=sample['ori_shape'][:2], iou_thr=self.iou_thr,
+                box_features=self.box_features))
 
     def compute_metrics(self, results: List[Dict[str, Any]]) -> Dict[str, float]:
         """Compute D-ECE, precision and recall over all gathered images.

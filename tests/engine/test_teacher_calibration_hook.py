@@ -11,6 +11,8 @@ import torch
 import mmkdcal  # noqa: F401
 from mmengine.config import ConfigDict
 from mmengine.runner import Runner
+from mmengine.structures import InstanceData
+from mmdet.structures import DetDataSample
 from mmdet.registry import MODELS
 
 from mmkdcal.calibration import fit_temperature
@@ -159,7 +161,10 @@ class RankDumpHook(Hook):
 '''
 
 
-def test_two_process_cpu_ddp_kd_cal(data, tmp_path):
+def test_two_process_cpu_ddp_kd_cal(tmp_path):
+    """Both ranks get one temperature, the one a single process fits: with an odd image count
+    the distributed sampler repeats an image, and each image counts once."""
+    data = write_coco(str(tmp_path / 'odd'), n_images=5, seed=3)
     (tmp_path / 'rank_dump.py').write_text(RANK_DUMP)
     cfg_path = _kd_cal_config(tmp_path, data, max_iters=2, hook=dict(
         type='TeacherCalibrationHook', fit_on='anchors'))
@@ -176,42 +181,92 @@ def test_two_process_cpu_ddp_kd_cal(data, tmp_path):
     dumps = [json.load(open(tmp_path / f'rank{r}.json')) for r in (0, 1)]
     assert dumps[0]['world'] == dumps[1]['world'] == 2
     assert dumps[0]['t'] == dumps[1]['t'] and dumps[0]['t'] > 0
-    # sharded data: 6 images, batch 2, 2 ranks -> 2 batches per rank (3 without sharding)
+    # sharded data: 5 images, batch 2, 2 ranks -> 2 batches per rank (3 without sharding)
     assert dumps[0]['n_data'] == 2
     for d in dumps:
         assert all(math.isfinite(v) for v in d['losses'].values())
         assert 'loss_kd' in d['losses']
     with open(osp.join(work, 'teacher_calibration.json')) as f:
-        assert json.load(f)['temperature'] == pytest.approx(dumps[0]['t'])
+        report = json.load(f)
+    assert report['temperature'] == pytest.approx(dumps[0]['t'])
+    assert report['num_images'] == 5
     assert last_checkpoint(work).endswith('iter_2.pth')
+    # the single-process fit of the same teacher on the same split
+    teacher = MODELS.build(ConfigDict(gfl_model(width=16, stacked_convs=2)))
+    teacher.load_state_dict(torch.load(str(tmp_path / 'teacher.pth'))['state_dict'])
+    single = fit_and_report(collect_calibration_data(teacher, _loader(data), 'anchors',
+                                                     progress=False), 'anchors')
+    assert single['temperature'] == pytest.approx(report['temperature'], rel=1e-6)
 
 
-def test_detection_collection_matches_and_drops_crowd_hits():
-    """Detections: logit = log(s/(1-s)), matched by IoU/class, detections on crowd boxes dropped."""
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-    from mmkdcal.engine.teacher_calibration import _collect_batch
+class _FakeDataset:
+    """Annotations of one 100 x 200 image (a box of class 1, a crowd box of class 0)."""
 
-    sample = DetDataSample(metainfo=dict(img_shape=(100, 200)))
-    sample.gt_instances = InstanceData(bboxes=torch.tensor([[0., 0., 10., 10.]]),
-                                       labels=torch.tensor([1]))
-    sample.ignored_instances = InstanceData(bboxes=torch.tensor([[50., 50., 90., 90.]]),
-                                            labels=torch.tensor([0]))
+    def __len__(self):
+        return 1
 
-    class Fake(torch.nn.Module):
-        def predict(self, inputs, samples, rescale=False):
-            out = samples[0].clone()
-            out.pred_instances = InstanceData(
-                bboxes=torch.tensor([[0., 0., 10., 10.], [0., 0., 10., 11.],
-                                     [51., 51., 90., 90.], [0., 0., 10., 10.]]),
-                scores=torch.tensor([0.9, 0.8, 0.7, 0.2]),
-                labels=torch.tensor([1, 1, 0, 0]))
-            return [out]
+    def get_data_info(self, i):
+        return dict(img_id=7, instances=[
+            dict(bbox=[0., 0., 10., 10.], bbox_label=1, ignore_flag=0),
+            dict(bbox=[50., 50., 90., 90.], bbox_label=0, ignore_flag=1)])
 
-    got = _collect_batch(Fake(), dict(inputs=None, data_samples=[sample]), 'detections',
-                         score_thr=0.1, iou_thr=0.5, max_per_batch=0, generator=None)
+
+class _FakeDetector(torch.nn.Module):
+    """Predicts fixed boxes, in original coordinates only when asked to rescale (x2 resize)."""
+
+    def predict(self, inputs, samples, rescale=False):
+        out = samples[0].clone()
+        boxes = torch.tensor([[0., 0., 10., 10.], [0., 0., 10., 11.], [51., 51., 90., 90.],
+                              [0., 0., 10., 10.]])
+        out.pred_instances = InstanceData(bboxes=boxes if rescale else boxes * 2,
+                                          scores=torch.tensor([0.9, 0.8, 0.7, 0.2]),
+                                          labels=torch.tensor([1, 1, 0, 0]))
+        return [out]
+
+
+def test_detection_collection_matches_in_original_coordinates_and_drops_crowd_hits():
+    """logit = log(s/(1-s)); matched by IoU/class against the dataset's annotations in original
+    coordinates (the input was resized x2); detections on crowd boxes dropped."""
+    from mmkdcal.engine.calibration_modes import CalibrationContext, GroundTruthIndex, \
+        get_calibration_mode
+
+    sample = DetDataSample(metainfo=dict(img_id=7, img_shape=(200, 400), ori_shape=(100, 200),
+                                         scale_factor=(2.0, 2.0)))
+    ctx = CalibrationContext(score_thr=0.1, iou_thr=0.5,
+                             ground_truth=GroundTruthIndex(_FakeDataset()))
+    mode = get_calibration_mode('detections')
+    (key, got), = mode.collect(_FakeDetector(), dict(inputs=None, data_samples=[sample]), ctx)
+    assert key == ('img_id', 7)
     # det 0 matches the GT; det 1 is a duplicate (unmatched); det 2 sits on a crowd box
     # (dropped); det 3 has the wrong class (unmatched)
     assert got['matched'].tolist() == [True, False, False]
     assert torch.allclose(got['logits'], torch.logit(torch.tensor([0.9, 0.8, 0.2])), atol=1e-5)
-    assert got['sizes'].tolist() == [[100.0, 200.0]] * 3
+    # relative box centres (cx / W, cy / H) of the kept detections, W = 200, H = 100
+    assert torch.allclose(got['features'], torch.tensor([[0.025, 0.05], [0.025, 0.055],
+                                                         [0.025, 0.05]]), atol=1e-6)
+
+
+def test_metric_and_pass_share_the_matching():
+    """DetectionCalibrationMetric and the pass report the same D-ECE on the same detections."""
+    from mmkdcal.calibration import detection_ece
+    from mmkdcal.engine.calibration_modes import CalibrationContext, GroundTruthIndex, \
+        get_calibration_mode
+    from mmkdcal.evaluation import DetectionCalibrationMetric
+
+    sample = DetDataSample(metainfo=dict(img_id=7, img_shape=(200, 400), ori_shape=(100, 200),
+                                         scale_factor=(2.0, 2.0)))
+    pred = _FakeDetector().predict(None, [sample], rescale=True)[0]
+    pred.gt_instances = InstanceData(bboxes=torch.tensor([[0., 0., 10., 10.]]),
+                                     labels=torch.tensor([1]))
+    pred.ignored_instances = InstanceData(bboxes=torch.tensor([[50., 50., 90., 90.]]),
+                                          labels=torch.tensor([0]))
+    metric = DetectionCalibrationMetric(score_thr=0.1, n_bins=5)
+    metric.process({}, [pred])
+    got = metric.compute_metrics(metric.results)
+    ctx = CalibrationContext(score_thr=0.1, ground_truth=GroundTruthIndex(_FakeDataset()))
+    (_, rec), = get_calibration_mode('detections').collect(
+        _FakeDetector(), dict(inputs=None, data_samples=[sample]), ctx)
+    p = rec['logits'].sigmoid()
+    assert got['dece'] == pytest.approx(detection_ece(p, rec['matched'], n_bins=5), abs=1e-6)
+    assert got['dece_box'] == pytest.approx(
+        detection_ece(p, rec['matched'], features=rec['features'], n_bins=5), abs=1e-6)

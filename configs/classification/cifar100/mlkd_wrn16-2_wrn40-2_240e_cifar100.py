@@ -4,7 +4,7 @@
 # 0.1 CE + 0.9 per term, lr 0.025. Their code *sums* the terms over the 5 temperatures while
 # MLKDLoss averages them, hence the x5 level weights. Differences from their code: one
 # (standard-augmentation) view instead of a weak + strong pair, no per-batch median confidence
-# mask (conf_threshold=None), 240 epochs for every pair.
+# mask (min_teacher_conf=None), 240 epochs for every pair.
 _base_ = ['./wrn16-2_240e_cifar100.py']
 
 model = dict(
@@ -21,7 +21,7 @@ model = dict(
             instance_weight=5.0,
             batch_weight=5.0,
             class_weight=5.0,
-            conf_threshold=None,
+            min_teacher_conf=None,
             loss_weight=0.9)),
     ce_loss_weight=0.1)
 optim_wrapper = dict(optimizer=dict(lr=0.025))

@@ -1,40 +1,58 @@
-"""Fit the teacher's calibration temperature once, before distillation starts."""
+"""Fit the teacher's calibration temperature before distillation, and keep the distiller's
+run-time state (temperature, adapters, iteration) with the run."""
+import hashlib
 from typing import Optional, Union
 
+import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmdet.registry import HOOKS
 
-from ..teacher_calibration import (FIT_ON, collect_calibration_data, default_fit_on,
-                                   fit_and_report, format_report)
+from ... import calibration as cal
+from ..calibration_modes import CALIBRATION_MODES, default_fit_on, get_calibration_mode
+from ..teacher_calibration import collect_calibration_data, fit_and_report, format_report
 
-__all__ = ['TeacherCalibrationHook']
+__all__ = ['TeacherCalibrationHook', 'teacher_fingerprint']
+
+
+def teacher_fingerprint(teacher: torch.nn.Module) -> str:
+    """sha256 (first 16 hex digits) of the teacher's weights: which teacher a temperature fits."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(teacher.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 @HOOKS.register_module()
 class TeacherCalibrationHook(Hook):
     """Calibrate a distiller's teacher by temperature scaling before the first iteration.
 
-    ``before_train``: if the distiller has no temperature (``model.teacher_temperature=None`` and
-    none restored from a resumed checkpoint), run the teacher once over the calibration
-    dataloader, gather (logits, targets) from all ranks, fit the temperature on rank 0, set it on
-    every rank, log calibration error before/after, and write ``teacher_calibration.json`` and
-    ``teacher_calibration.png`` (reliability diagrams) in the work dir. A temperature given in the
-    config or found in the resumed checkpoint is used as is (no refit).
+    Every distillation config carries this hook. It
 
-    The temperature is saved in checkpoint ``meta['teacher_temperature']`` and restored on resume.
+    - ``before_train``: fits the temperature unless one is set. It runs the teacher once over the
+      calibration dataloader, gathers (logits, targets) from all ranks (each image once), fits
+      the temperature on rank 0, sets it on every rank, logs calibration error before/after,
+      and writes ``teacher_calibration.json`` and ``teacher_calibration.png`` (reliability
+      diagrams) in the work dir. A temperature given in the config is used as is; one found in
+      the checkpoint is reused only on a true ``--resume`` with the *same* teacher (same weights,
+      checked by fingerprint); after ``load_from`` or with another teacher it is refitted.
+    - saves the temperature, its source and the teacher's fingerprint in checkpoint ``meta``,
+      and the distillation-only parameters (feature adapters) under
+      ``checkpoint['distill_state_dict']``, outside the student's ``state_dict``; restores both
+      on resume;
+    - hands the distiller the iteration before each one (for losses with a warm-up).
 
     Args:
         dataloader: Calibration dataloader config; default: the runner's ``val_dataloader``
             config. Use a split the student is not evaluated on when you have one.
-        objective: ``'nll'`` (Guo et al. 2017), ``'ace'`` or ``'ece'``.
-        fit_on: ``'detections'``, ``'anchors'``, ``'rois'`` or ``'logits'``
-            (see :mod:`mmkdcal.engine.teacher_calibration`); default by model type.
+        objective: One of :data:`mmkdcal.calibration.OBJECTIVES` (``'nll'``: Guo et al. 2017).
+        fit_on: A calibration mode (:data:`mmkdcal.engine.FIT_ON`); default by model type.
         per_class: One temperature per class.
         score_thr: ``'detections'``: ignore teacher detections below this score.
         iou_thr: ``'detections'``: IoU of a true detection.
-        max_per_batch: ``'anchors'``/``'rois'``: samples kept per batch.
+        max_per_image: ``'anchors'``: priors kept per image.
         n_bins: Bins of the logged calibration errors.
     """
 
@@ -47,26 +65,33 @@ class TeacherCalibrationHook(Hook):
                  per_class: bool = False,
                  score_thr: float = 0.05,
                  iou_thr: float = 0.5,
-                 max_per_batch: int = 4096,
+                 max_per_image: int = 1024,
                  n_bins: int = 15) -> None:
-        if objective not in ('nll', 'ace', 'ece'):
-            raise ValueError(f"TeacherCalibrationHook.objective must be 'nll', 'ace' or 'ece', "
-                             f'got {objective!r}.')
-        if fit_on is not None and fit_on not in FIT_ON:
-            raise ValueError(f'TeacherCalibrationHook.fit_on must be one of {FIT_ON} or None, '
-                             f'got {fit_on!r}.')
-        if per_class and fit_on == 'detections':
-            raise ValueError("TeacherCalibrationHook: per_class=True needs class logits; use "
-                             "fit_on='anchors', 'rois' or 'logits'.")
+        if objective not in cal.OBJECTIVES:
+            raise ValueError(f'TeacherCalibrationHook.objective must be one of '
+                             f'{cal.OBJECTIVES}, got {objective!r}.')
+        if fit_on is not None:
+            get_calibration_mode(fit_on)  # a known mode (whether it fits the model: before_run)
+            if per_class and not CALIBRATION_MODES[fit_on].per_class:
+                raise ValueError(f"TeacherCalibrationHook: per_class=True needs class logits; "
+                                 f"fit_on='{fit_on}' has none.")
+        if not 0 <= score_thr < 1 or not 0 < iou_thr <= 1:
+            raise ValueError('TeacherCalibrationHook: score_thr must be in [0, 1) and iou_thr in '
+                             f'(0, 1], got {score_thr!r} and {iou_thr!r}.')
+        if isinstance(max_per_image, bool) or not isinstance(max_per_image, int) \
+                or max_per_image < 0:
+            raise ValueError('TeacherCalibrationHook.max_per_image must be an int >= 0 (0: all), '
+                             f'got {max_per_image!r}.')
         self.dataloader = dataloader
         self.objective = objective
         self.fit_on = fit_on
         self.per_class = per_class
         self.score_thr = score_thr
         self.iou_thr = iou_thr
-        self.max_per_batch = max_per_batch
+        self.max_per_image = max_per_image
         self.n_bins = n_bins
         self.report = None
+        self._fingerprint: Optional[str] = None
 
     @staticmethod
     def _distiller(runner):
@@ -78,6 +103,25 @@ class TeacherCalibrationHook(Hook):
                 f'{type(model).__name__}. Remove the hook or use a distiller config.')
         return model
 
+    def _teacher_id(self, model) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = teacher_fingerprint(model.teacher)
+        return self._fingerprint
+
+    def _resolve_fit_on(self, model) -> str:
+        fit_on = self.fit_on or default_fit_on(model.teacher)
+        try:
+            get_calibration_mode(fit_on, model.teacher)
+        except ValueError as exc:
+            raise ValueError(f'TeacherCalibrationHook.fit_on: {exc}') from None
+        return fit_on
+
+    def before_run(self, runner) -> None:
+        model = self._distiller(runner)
+        model._calibration_hook = True
+        if not model.has_teacher_temperature:
+            self._resolve_fit_on(model)  # a mode that cannot work fails before training
+
     def before_train(self, runner) -> None:
         model = self._distiller(runner)
         if model.has_teacher_temperature:
@@ -85,18 +129,18 @@ class TeacherCalibrationHook(Hook):
                 f'Teacher temperature from the {model.temperature_source}: '
                 f'{model.teacher_temperature.tolist()} (no calibration pass).')
             return
+        fit_on = self._resolve_fit_on(model)
         loader_cfg = self.dataloader if self.dataloader is not None else runner.cfg.get(
             'val_dataloader', None)
         if loader_cfg is None:
             raise ValueError('TeacherCalibrationHook has no calibration data: set its '
                              '`dataloader` or define val_dataloader in the config.')
-        dataloader = runner.build_dataloader(loader_cfg, seed=runner.seed)
-        fit_on = self.fit_on or default_fit_on(model.teacher)
+        dataloader = self._build_dataloader(runner, loader_cfg)
         runner.logger.info(f'Calibrating the teacher on {len(dataloader.dataset)} images '
                            f'(fit_on={fit_on}, objective={self.objective})...')
         data = collect_calibration_data(
             model.teacher, dataloader, fit_on, data_preprocessor=model.data_preprocessor,
-            score_thr=self.score_thr, iou_thr=self.iou_thr, max_per_batch=self.max_per_batch,
+            score_thr=self.score_thr, iou_thr=self.iou_thr, max_per_image=self.max_per_image,
             seed=runner.seed or 0)
         self.report = fit_and_report(data, fit_on, objective=self.objective,
                                      per_class=self.per_class, n_bins=self.n_bins,
@@ -105,16 +149,51 @@ class TeacherCalibrationHook(Hook):
         runner.logger.info('Teacher calibration: ' + format_report(self.report))
         runner.message_hub.update_info('teacher_temperature', self.report['temperature'])
 
+    @staticmethod
+    def _build_dataloader(runner, loader_cfg):
+        dataset_cfg = loader_cfg.get('dataset', {}) if isinstance(loader_cfg, dict) else {}
+        where = dataset_cfg.get('ann_file', dataset_cfg.get('type', '?'))
+        try:
+            dataloader = runner.build_dataloader(loader_cfg, seed=runner.seed)
+        except ValueError as exc:
+            if 'need at least one array to concatenate' in str(exc):
+                raise ValueError(
+                    f'The calibration dataset ({where}) has no images: point '
+                    'TeacherCalibrationHook.dataloader at an annotated split with images.'
+                ) from exc
+            raise
+        if len(dataloader.dataset) == 0 or len(dataloader) == 0:
+            raise ValueError(f'The calibration dataset ({where}) has no images: point '
+                             'TeacherCalibrationHook.dataloader at an annotated split.')
+        return dataloader
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._distiller(runner).set_train_iter(runner.iter)
+
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         model = self._distiller(runner)
+        meta = checkpoint.setdefault('meta', {})
         if model.has_teacher_temperature:
-            meta = checkpoint.setdefault('meta', {})
             meta['teacher_temperature'] = model.teacher_temperature.tolist()
             meta['teacher_temperature_source'] = model.temperature_source
+            meta['teacher_ckpt'] = str(model.teacher_ckpt)
+            meta['teacher_fingerprint'] = self._teacher_id(model)
+        distill_state = model.distill_state_dict()
+        if distill_state:
+            checkpoint['distill_state_dict'] = {k: v.cpu() for k, v in distill_state.items()}
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         model = self._distiller(runner)
-        saved = checkpoint.get('meta', {}).get('teacher_temperature', None)
+        resuming = bool(getattr(runner, '_resume', False))
+        distill_state = checkpoint.get('distill_state_dict', None)
+        if resuming and distill_state:
+            # loaded with the student weights, where MMEngine loads the state dict next
+            prefix = 'module.' if any(k.startswith('module.')
+                                      for k in checkpoint.get('state_dict', {})) else ''
+            checkpoint.setdefault('state_dict', {}).update(
+                {prefix + k: v for k, v in distill_state.items()})
+        meta = checkpoint.get('meta', {})
+        saved = meta.get('teacher_temperature', None)
         if saved is None:
             return
         if model.temperature_source == 'config':
@@ -122,5 +201,19 @@ class TeacherCalibrationHook(Hook):
                 runner.logger.warning(
                     f'The checkpoint holds teacher_temperature={saved} but the config sets '
                     f'{model.teacher_temperature.tolist()}; using the config value.')
+            return
+        if not resuming:
+            runner.logger.info(
+                f'The loaded checkpoint holds teacher_temperature={saved} (fitted for teacher '
+                f"{meta.get('teacher_ckpt', '?')}); load_from starts a new run, so the "
+                'temperature is fitted again for this run\'s teacher.')
+            return
+        if meta.get('teacher_fingerprint') != self._teacher_id(model):
+            runner.logger.warning(
+                f'The resumed checkpoint holds teacher_temperature={saved}, fitted for teacher '
+                f"{meta.get('teacher_ckpt', '?')} (fingerprint "
+                f"{meta.get('teacher_fingerprint')}), but this run's teacher is "
+                f'{model.teacher_ckpt} (fingerprint {self._teacher_id(model)}); the '
+                'temperature is fitted again for this teacher.')
             return
         model.set_teacher_temperature(saved, source='checkpoint')

@@ -1,8 +1,16 @@
 """Distillers: the student model class plus a frozen, calibrated teacher."""
 from .distill_image_classifier import DistillImageClassifier
+from .distill_inputs import DistillBatch, DistillInput, call_distill_loss, check_loss_input
 from .distill_single_stage import DistillSingleStageDetector, check_dense_head_layout
 from .distill_two_stage import DistillTwoStageDetector
-from .teacher_mixin import TeacherMixin, load_teacher_config
+from .distiller_mixin import DistillerMixin, flatten_level_outputs, load_teacher_config
+from .head_semantics import (DenseHeadSemantics, dense_head_semantics, register_dense_head,
+                             score_logits)
+from .taps import OutputTaps
 
-__all__ = ['DistillImageClassifier', 'DistillSingleStageDetector', 'DistillTwoStageDetector',
-           'TeacherMixin', 'check_dense_head_layout', 'load_teacher_config']
+__all__ = [
+    'DenseHeadSemantics', 'DistillBatch', 'DistillImageClassifier', 'DistillInput',
+    'DistillSingleStageDetector', 'DistillTwoStageDetector', 'DistillerMixin', 'OutputTaps',
+    'call_distill_loss', 'check_dense_head_layout', 'check_loss_input', 'dense_head_semantics',
+    'flatten_level_outputs', 'load_teacher_config', 'register_dense_head', 'score_logits'
+]

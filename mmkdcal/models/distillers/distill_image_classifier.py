@@ -1,7 +1,7 @@
 """Distillation for image classifiers (the CIFAR-100 KD benchmark), with the detectors' teacher
 handling and calibration temperature."""
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Set, Union
 
 import torch
 from mmengine.config import Config
@@ -10,19 +10,22 @@ from mmengine.structures import BaseDataElement
 from mmdet.registry import MODELS
 
 from ..classifiers.image_classifier import ImageClassifier
-from .teacher_mixin import TeacherMixin, TemperatureLike
+from .distill_inputs import DistillBatch, DistillInput
+from .distill_single_stage import _single_call
+from .distiller_mixin import DistillerMixin, TemperatureLike
+from .taps import OutputTaps
 
 __all__ = ['DistillImageClassifier']
 
 
 @MODELS.register_module()
-class DistillImageClassifier(TeacherMixin, ImageClassifier):
+class DistillImageClassifier(DistillerMixin, ImageClassifier):
     """An :class:`ImageClassifier` student distilled from a frozen, calibrated classifier teacher.
 
-    Loss: ``ce_loss_weight * CE(student, y)`` plus every configured distillation loss on
-    ``inputs='logits'``: the student's logits against the teacher's logits divided by the
-    calibration temperature (losses whose ``forward`` takes ``labels``, like ``DKDLoss``, also get
-    the ground-truth labels).
+    Loss: ``ce_loss_weight`` times the student's own classification loss (the stock
+    ``ImageClassifier.loss``), plus every configured distillation loss on ``inputs='logits'``:
+    the student's logits against the teacher's logits divided by the calibration temperature,
+    with the ground-truth labels for losses that need them (``DKDLoss``).
 
     Args:
         backbone, data_preprocessor, loss, label_smoothing, init_cfg: The student, as for
@@ -37,7 +40,10 @@ class DistillImageClassifier(TeacherMixin, ImageClassifier):
         teacher_fp16: Run the teacher under fp16 autocast.
     """
 
-    DISTILL_INPUTS = ('logits',)
+    DISTILL_INPUTS = (
+        DistillInput('logits', 'logits', 'image softmax logits (N, K)', activation='softmax',
+                     provides=frozenset({'labels'}), temperature=True),
+    )
 
     def __init__(self,
                  backbone: dict,
@@ -53,42 +59,45 @@ class DistillImageClassifier(TeacherMixin, ImageClassifier):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(backbone=backbone, data_preprocessor=data_preprocessor, loss=loss,
                          label_smoothing=label_smoothing, init_cfg=init_cfg)
-        if ce_loss_weight < 0:
-            raise ValueError(f'ce_loss_weight must be >= 0, got {ce_loss_weight}.')
+        if isinstance(ce_loss_weight, bool) or not isinstance(ce_loss_weight, (int, float)) \
+                or ce_loss_weight < 0:
+            raise ValueError(f'model.ce_loss_weight must be a number >= 0, got '
+                             f'{ce_loss_weight!r}.')
         self.ce_loss_weight = float(ce_loss_weight)
-        self._init_teacher(teacher_config, teacher_ckpt, teacher_temperature, teacher_fp16)
+        self._init_distiller(teacher_config, teacher_ckpt, teacher_temperature, teacher_fp16,
+                             distill_losses)
+
+    def _check_teacher(self, teacher) -> None:
+        k = getattr(getattr(teacher, 'backbone', None), 'num_classes', None)
+        if not hasattr(teacher, 'extract_logits') or k is None:
+            raise ValueError(f'model.teacher_config builds a {type(teacher).__name__}: the '
+                             'teacher must be an ImageClassifier whose backbone has '
+                             '`num_classes`.')
         s_k = getattr(self.backbone, 'num_classes', None)
-        t_k = self.num_teacher_logit_classes()
-        if s_k is not None and s_k != t_k:
+        if s_k is not None and s_k != k:
             raise ValueError(f'Class-count mismatch: the student backbone has num_classes={s_k}, '
-                             f'the teacher {t_k}.')
-        self._init_distill_losses(distill_losses)
+                             f'the teacher {k}.')
 
     def num_teacher_logit_classes(self) -> int:
-        k = getattr(getattr(self.teacher, 'backbone', None), 'num_classes', None)
-        if k is None:
-            raise ValueError('The teacher must be an ImageClassifier whose backbone has '
-                             '`num_classes`.')
-        return int(k)
+        return int(self.teacher.backbone.num_classes)
 
     def loss(self, inputs: torch.Tensor,
              data_samples: Sequence[BaseDataElement]) -> Dict[str, torch.Tensor]:
-        """Weighted cross-entropy plus the distillation losses."""
-        logits = self.extract_logits(inputs)
-        labels = self.stack_labels(data_samples, inputs.shape[0]).to(logits.device)
-        losses = dict(loss_cls=self.ce_loss_weight * self.classification_loss(logits, labels))
-        if not self.distill_losses:
-            return losses
+        """Weighted classification loss plus the distillation losses."""
+        losses = super().loss(inputs, data_samples)
+        losses['loss_cls'] = self.ce_loss_weight * losses['loss_cls']
+        return losses
+
+    def _tap_student(self, taps: OutputTaps, needed: Set[str]) -> None:
+        taps.module_output('logits', self.backbone)
+
+    def _distill_batches(self, taps: OutputTaps, inputs: torch.Tensor, data_samples,
+                         needed: Set[str]) -> Dict[str, DistillBatch]:
         with self.teacher_context(inputs.device.type):
             t_logits = self.teacher.extract_logits(inputs)
         t_logits = t_logits.float()
-        if not torch.isfinite(t_logits).all():
-            raise FloatingPointError('The teacher produced NaN/inf logits: check teacher_ckpt '
-                                     'and the data_preprocessor, or disable teacher_fp16.')
-        t_logits = self.scale_teacher_logits(t_logits)
-        for name in self.distill_losses:
-            if self._loss_wants_labels[name]:
-                losses[name] = self._call_distill_loss(name, logits, t_logits, labels)
-            else:
-                losses[name] = self._call_distill_loss(name, logits, t_logits)
-        return losses
+        self._check_finite(t_logits, 'logits')
+        s_logits = _single_call(taps['logits'], 'backbone')
+        labels = self.stack_labels(data_samples, inputs.shape[0]).to(s_logits.device)
+        return {'logits': DistillBatch(s_logits, self.scale_teacher_logits(t_logits),
+                                       labels=labels)}

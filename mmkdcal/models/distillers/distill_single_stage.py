@@ -1,38 +1,52 @@
 """Distillation for dense (single-stage) detectors: RetinaNet, FCOS, ATSS, GFL..."""
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Set, Tuple, Union
 
 import torch
 from mmengine.config import Config
 from torch import Tensor
 
 from mmdet.models.detectors import SingleStageDetector
-from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
-from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
-from .teacher_mixin import TeacherMixin, TemperatureLike, flatten_level_outputs
+from .distill_inputs import DistillBatch, DistillInput
+from .distiller_mixin import DistillerMixin, TemperatureLike, flatten_level_outputs
+from .head_semantics import dense_head_semantics, score_logits
+from .taps import OutputTaps
 
-__all__ = ['DistillSingleStageDetector', 'check_dense_head_layout']
+__all__ = ['DistillSingleStageDetector', 'check_dense_head_layout', 'neck_channels']
+
+
+def neck_channels(detector) -> Optional[int]:
+    """The width of a detector's neck outputs (or its backbone's), when its config states one."""
+    neck = getattr(detector, 'neck', None)
+    width = getattr(neck, 'out_channels', None) if neck is not None else None
+    if isinstance(width, (list, tuple)):
+        width = width[0] if len(set(width)) == 1 else None
+    return int(width) if isinstance(width, int) else None
 
 
 @MODELS.register_module()
-class DistillSingleStageDetector(TeacherMixin, SingleStageDetector):
+class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
     """A single-stage student detector distilled from a frozen, calibrated teacher.
 
     It *is* the student (a :class:`~mmdet.models.detectors.SingleStageDetector` built from the
-    usual ``backbone``/``neck``/``bbox_head``), so ``predict`` and checkpoints are the student's.
-    In ``loss`` the teacher runs its backbone, neck and head forward under ``no_grad`` (never its
-    own target assignment or loss), its classification logits are divided by the calibration
-    temperature, and each configured distillation loss compares one kind of output:
+    usual ``backbone``/``neck``/``bbox_head``), so ``predict`` and checkpoints are the student's,
+    and its training step is the stock ``SingleStageDetector.loss`` (target assignment and task
+    losses untouched), observed to record the neck features and raw head outputs. The teacher runs
+    only its backbone, neck and head forward under ``no_grad`` (never its own target assignment
+    or loss). What each input means comes from the head's declaration
+    (:mod:`~mmkdcal.models.distillers.head_semantics`):
 
-    - ``inputs='cls'``: per-location classification logits, flattened to (M, K). Logit losses
-      (e.g. ``BinaryKDLoss``) get ``avg_factor`` = sum over locations of the *uncalibrated*
-      teacher's max class probability (a soft count of foreground locations that does not change
-      with the temperature, so KD and KD+cal runs are normalised alike).
-    - ``inputs='reg'``: per-location box-regression outputs (GFL's distributions for ``LDLoss``),
-      weighted by the teacher's max class probability, same ``avg_factor``.
+    - ``inputs='cls'``: per-prior logits of the per-class detection score (the class logits for
+      RetinaNet/GFL, the logit of ``sigmoid(cls) * sigmoid(centerness)`` for FCOS/ATSS, ...),
+      flattened to (M, K) in (level, image, y, x, prior) order; the teacher's are divided by the
+      calibration temperature. ``avg_factor`` = the sum over priors of the *uncalibrated*
+      teacher's max class score (a soft count of foreground priors that does not change with
+      the temperature, so KD and KD+cal runs are normalised alike).
+    - ``inputs='reg'``: the head's final box output per prior (GFL's distributions for
+      ``LDLoss``), ``weight`` = the teacher's max class score, same ``avg_factor``.
     - ``inputs='neck'``: the FPN feature maps, the loss summed over levels.
 
     Args:
@@ -47,7 +61,14 @@ class DistillSingleStageDetector(TeacherMixin, SingleStageDetector):
         teacher_fp16: Run the teacher under fp16 autocast.
     """
 
-    DISTILL_INPUTS = ('cls', 'reg', 'neck')
+    DISTILL_INPUTS = (
+        DistillInput('cls', 'logits', 'per-prior sigmoid logits of the detection score (M, K)',
+                     activation='sigmoid', provides=frozenset({'avg_factor'}), temperature=True),
+        DistillInput('reg', 'boxes', 'per-prior box regression outputs (M, 4)',
+                     provides=frozenset({'weight', 'avg_factor'})),
+        DistillInput('neck', 'features', 'neck feature maps (N, C, H, W) per level',
+                     per_level=True),
+    )
 
     def __init__(self,
                  backbone: ConfigType,
@@ -70,17 +91,37 @@ class DistillSingleStageDetector(TeacherMixin, SingleStageDetector):
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self._init_teacher(teacher_config, teacher_ckpt, teacher_temperature, teacher_fp16)
-        self._check_head_layout()
-        self._init_distill_losses(distill_losses)
+        self.head_semantics = dense_head_semantics(self.bbox_head)
+        self._init_distiller(teacher_config, teacher_ckpt, teacher_temperature, teacher_fp16,
+                             distill_losses)
 
-    def _check_head_layout(self) -> None:
-        t_head = getattr(self.teacher, 'bbox_head', None)
-        if t_head is None:
+    def _check_teacher(self, teacher) -> None:
+        t_head = getattr(teacher, 'bbox_head', None)
+        if t_head is None or hasattr(teacher, 'roi_head'):
             raise ValueError(
-                f'The teacher ({type(self.teacher).__name__}) has no bbox_head: a single-stage '
-                'student needs a single-stage teacher of the same head family.')
+                f'model.teacher_config builds a {type(teacher).__name__}, which has no dense '
+                'bbox_head: a single-stage student needs a single-stage teacher of the same '
+                'head family.')
+        if type(t_head).__name__ != type(self.bbox_head).__name__:
+            raise ValueError(
+                f'Head-family mismatch: the student head is {type(self.bbox_head).__name__}, the '
+                f'teacher head {type(t_head).__name__}; dense KD compares outputs prior by prior, '
+                'so use a teacher of the same head family.')
         check_dense_head_layout(self.bbox_head, t_head)
+
+    def _input_specs(self) -> List[DistillInput]:
+        cls, reg, neck = self.DISTILL_INPUTS
+        sem = self.head_semantics
+        if not getattr(self.bbox_head, 'use_sigmoid_cls', True):
+            cls = DistillInput(cls.name, 'logits', 'per-prior softmax logits (M, K + 1)',
+                               activation='softmax', provides=cls.provides, temperature=True)
+        if sem.box_kind == 'distribution':
+            reg = DistillInput(reg.name, 'distribution',
+                               'per-prior box-side distributions (M, 4 (reg_max + 1))',
+                               provides=reg.provides)
+        s_ch = neck_channels(self)
+        t_ch = neck_channels(self.teacher)
+        return [cls, reg, neck.with_channels(None if None in (s_ch, t_ch) else (s_ch, t_ch))]
 
     def num_teacher_logit_classes(self) -> int:
         return self.teacher.bbox_head.cls_out_channels
@@ -96,47 +137,40 @@ class DistillSingleStageDetector(TeacherMixin, SingleStageDetector):
         return feats, outs
 
     # ------------------------------------------------------------------ training
-    def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> dict:
-        """Student task losses plus the configured distillation losses."""
-        feats = self.extract_feat(batch_inputs)
-        s_outs = self.bbox_head(feats)
-        gt_instances, gt_ignore, img_metas = unpack_gt_instances(batch_data_samples)
-        losses = self.bbox_head.loss_by_feat(*s_outs, gt_instances, img_metas, gt_ignore)
-        if len(self.distill_losses) == 0:
-            return losses
-        t_feats, t_outs = self.teacher_forward(batch_inputs)
-        losses.update(self.distill_loss(feats, s_outs, t_feats, t_outs))
-        return losses
+    def _tap_student(self, taps: OutputTaps, needed: Set[str]) -> None:
+        if 'neck' in needed:
+            taps.module_output('feats', self.neck if self.with_neck else self.backbone)
+        if needed & {'cls', 'reg'}:
+            taps.module_output('head', self.bbox_head)
 
-    def distill_loss(self, feats, s_outs, t_feats, t_outs) -> Dict[str, Tensor]:
-        """Evaluate every configured distillation loss on student and teacher outputs."""
-        k = self.bbox_head.cls_out_channels
-        need = set(self.distill_inputs.values())
-        losses = {}
-        if need & {'cls', 'reg'}:
-            s_cls = flatten_level_outputs(s_outs[0], k)
-            t_cls_raw = flatten_level_outputs(t_outs[0], k).float()  # fp32 sums under AMP
-            if not torch.isfinite(t_cls_raw).all():
-                raise FloatingPointError(
-                    'The teacher produced NaN/inf classification logits: check teacher_ckpt and '
-                    'the input normalisation (data_preprocessor), or disable teacher_fp16.')
-            t_prob_max = t_cls_raw.sigmoid().max(dim=1).values
+    def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
+                         needed: Set[str]) -> Dict[str, DistillBatch]:
+        t_feats, t_outs = self.teacher_forward(batch_inputs)
+        batches: Dict[str, DistillBatch] = {}
+        if needed & {'cls', 'reg'}:
+            s_outs = _single_call(taps['head'], 'bbox_head')
+            k = self.bbox_head.cls_out_channels
+            sem = self.head_semantics
+            s_cls = flatten_level_outputs(score_logits(sem, s_outs, k), k)
+            # fp32 sums under AMP
+            t_cls_raw = flatten_level_outputs(score_logits(sem, t_outs, k), k).float()
+            self._check_finite(t_cls_raw, 'classification logits')
+            if getattr(self.bbox_head, 'use_sigmoid_cls', True):
+                t_prob_max = t_cls_raw.sigmoid().max(dim=1).values
+            else:  # softmax with a background column last: foreground confidence
+                t_prob_max = t_cls_raw.softmax(dim=1)[:, :-1].max(dim=1).values
             avg_factor = t_prob_max.sum().clamp(min=1.0)
-        for name, inputs in self.distill_inputs.items():
-            if inputs == 'cls':
-                t_cls = self.scale_teacher_logits(t_cls_raw)
-                losses[name] = self._call_distill_loss(name, s_cls, t_cls, avg_factor=avg_factor)
-            elif inputs == 'reg':
-                s_reg, t_reg = self._flat_reg(s_outs[1], t_outs[1], s_cls.shape[0])
-                losses[name] = self._call_distill_loss(
-                    name, s_reg, t_reg, weight=t_prob_max, avg_factor=avg_factor)
-            else:  # neck
-                if len(feats) != len(t_feats):
-                    raise ValueError(f'{name}: the student has {len(feats)} neck levels, the '
-                                     f'teacher {len(t_feats)}.')
-                losses[name] = sum(
-                    self._call_distill_loss(name, s, t) for s, t in zip(feats, t_feats))
-        return losses
+            batches['cls'] = DistillBatch(s_cls, self.scale_teacher_logits(t_cls_raw),
+                                          avg_factor=avg_factor)
+            if 'reg' in needed:
+                s_reg, t_reg = self._flat_reg(sem.output(s_outs, sem.box_output),
+                                              sem.output(t_outs, sem.box_output), s_cls.shape[0])
+                batches['reg'] = DistillBatch(s_reg, t_reg, weight=t_prob_max,
+                                              avg_factor=avg_factor)
+        if 'neck' in needed:
+            batches['neck'] = DistillBatch(list(_single_call(taps['feats'], 'neck')),
+                                           list(t_feats))
+        return batches
 
     @staticmethod
     def _flat_reg(s_reg, t_reg, num_priors: int) -> Tuple[Tensor, Tensor]:
@@ -149,6 +183,14 @@ class DistillSingleStageDetector(TeacherMixin, SingleStageDetector):
         locations = sum(r.shape[0] * r.shape[2] * r.shape[3] for r in s_reg)
         per_prior = s_c * locations // num_priors
         return flatten_level_outputs(s_reg, per_prior), flatten_level_outputs(t_reg, per_prior)
+
+
+def _single_call(records, what: str):
+    """The one recorded output of a module that the stock loss calls exactly once."""
+    if len(records) != 1:
+        raise RuntimeError(f'The student {what} ran {len(records)} times in one loss() call; '
+                           'expected once. This detector is not supported by this distiller.')
+    return records[0]
 
 
 def check_dense_head_layout(s_head, t_head) -> None:

@@ -1,37 +1,41 @@
-"""Distillation for two-stage detectors (Faster R-CNN and relatives with a bbox-only RoI head)."""
-import copy
+"""Distillation for two-stage detectors (Faster R-CNN and relatives)."""
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Set, Union
 
-import torch
 from mmengine.config import Config, ConfigDict
 from torch import Tensor
 
 from mmdet.models.detectors import TwoStageDetector
-from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
-from mmdet.structures import SampleList
-from mmdet.structures.bbox import bbox2roi
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
-from .teacher_mixin import TeacherMixin, TemperatureLike, flatten_level_outputs
+from .distill_inputs import DistillBatch, DistillInput
+from .distill_single_stage import _single_call, neck_channels
+from .distiller_mixin import DistillerMixin, TemperatureLike, flatten_level_outputs
+from .taps import OutputTaps
 
 __all__ = ['DistillTwoStageDetector']
 
 
 @MODELS.register_module()
-class DistillTwoStageDetector(TeacherMixin, TwoStageDetector):
+class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
     """A two-stage student detector distilled from a frozen, calibrated teacher.
 
-    RoI-level KD as in mdistiller's detection KD: the *student's* RPN proposals are assigned and
-    sampled as in stock training, and the teacher's RoI head runs on the same sampled RoIs (on the
-    teacher's own features), so both classify exactly the same boxes. The teacher's (K+1)-way
-    softmax logits are divided by the calibration temperature. Supported ``inputs``:
+    The student trains through MMDetection's own ``TwoStageDetector.loss`` and RoI-head ``loss``
+    (RPN, proposal assignment and sampling, task losses), observed, not copied: the RoI head's
+    ``bbox_head.loss_and_target`` call is recorded for the RoIs the sampler chose, the student's
+    logits on them and their assigned labels, and the RPN head's forward for its objectness.
+    RoI-level KD as in mdistiller's detection KD: the teacher's RoI head runs on exactly those
+    RoIs (on the teacher's own features), so both classify the same boxes. Supported ``inputs``:
 
-    - ``'roi_cls'``: RoI classification logits (M, K+1), e.g. ``KDLoss`` / ``DKDLoss`` (which
-      also receive the sampled RoIs' labels as ``labels``).
-    - ``'rpn_cls'``: RPN objectness logits per anchor (sigmoid, not temperature-scaled: the
-      calibration temperature belongs to the classification head), e.g. ``BinaryKDLoss``.
+    - ``'roi_cls'``: RoI classification logits (M, K+1) of the student's sampled RoIs (positives
+      first, per image, as the sampler orders them); the teacher's (K+1)-way softmax logits are
+      divided by the calibration temperature; ``labels`` are the RoIs' assigned labels (``K`` =
+      background), e.g. for ``KDLoss`` / ``DKDLoss``.
+    - ``'rpn_cls'``: RPN objectness logits, one row per anchor (M, 1) in (level, image, y, x,
+      anchor) order like dense heads (sigmoid, not temperature-scaled: the calibration temperature belongs to the
+      classification head), with ``avg_factor`` = the sum over anchors of the teacher's max
+      objectness probability, e.g. ``BinaryKDLoss``.
     - ``'neck'``: FPN features, summed over levels.
 
     Args:
@@ -41,11 +45,18 @@ class DistillTwoStageDetector(TeacherMixin, TwoStageDetector):
             :class:`~mmkdcal.models.distillers.DistillSingleStageDetector`.
     """
 
-    DISTILL_INPUTS = ('roi_cls', 'rpn_cls', 'neck')
+    DISTILL_INPUTS = (
+        DistillInput('roi_cls', 'logits', "softmax logits (M, K + 1) of the student's sampled "
+                     'RoIs', activation='softmax', provides=frozenset({'labels'}),
+                     temperature=True),
+        DistillInput('rpn_cls', 'logits', 'per-anchor sigmoid RPN objectness logits (M, 1)',
+                     activation='sigmoid', provides=frozenset({'avg_factor'})),
+        DistillInput('neck', 'features', 'neck feature maps (N, C, H, W) per level',
+                     per_level=True),
+    )
 
     def __init__(self,
                  backbone: ConfigType,
-                 rpn_head: ConfigType,
                  roi_head: ConfigType,
                  train_cfg: ConfigType,
                  test_cfg: ConfigType,
@@ -55,6 +66,7 @@ class DistillTwoStageDetector(TeacherMixin, TwoStageDetector):
                  distill_losses: Optional[Dict[str, dict]] = None,
                  teacher_fp16: bool = False,
                  neck: OptConfigType = None,
+                 rpn_head: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         train_cfg = ConfigDict(train_cfg) if isinstance(train_cfg, dict) else train_cfg
@@ -68,18 +80,14 @@ class DistillTwoStageDetector(TeacherMixin, TwoStageDetector):
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self._init_teacher(teacher_config, teacher_ckpt, teacher_temperature, teacher_fp16)
-        self._check_layout()
-        self._init_distill_losses(distill_losses)
+        self._init_distiller(teacher_config, teacher_ckpt, teacher_temperature, teacher_fp16,
+                             distill_losses)
 
-    def _check_layout(self) -> None:
-        if self.with_mask:
-            raise ValueError('DistillTwoStageDetector supports bbox-only RoI heads; the student '
-                             'config has a mask_head.')
-        t_roi = getattr(self.teacher, 'roi_head', None)
-        if t_roi is None or not getattr(self.teacher, 'with_rpn', False):
-            raise ValueError(f'The teacher ({type(self.teacher).__name__}) must be a two-stage '
-                             'detector with an RPN and a RoI head.')
+    def _check_teacher(self, teacher) -> None:
+        t_roi = getattr(teacher, 'roi_head', None)
+        if t_roi is None or not getattr(teacher, 'with_rpn', False):
+            raise ValueError(f'model.teacher_config builds a {type(teacher).__name__}: the '
+                             'teacher must be a two-stage detector with an RPN and a RoI head.')
         s_k = self.roi_head.bbox_head.num_classes
         t_k = t_roi.bbox_head.num_classes
         if s_k != t_k:
@@ -88,84 +96,52 @@ class DistillTwoStageDetector(TeacherMixin, TwoStageDetector):
         if getattr(self.roi_head.bbox_head, 'custom_cls_channels', False):
             raise ValueError('RoI heads with custom classification channels are not supported.')
 
+    def _input_specs(self) -> List[DistillInput]:
+        roi, rpn, neck = self.DISTILL_INPUTS
+        s_ch, t_ch = neck_channels(self), neck_channels(self.teacher)
+        neck = neck.with_channels(None if None in (s_ch, t_ch) else (s_ch, t_ch))
+        # a student that takes given proposals has no RPN outputs to distil
+        return [roi, rpn, neck] if self.with_rpn else [roi, neck]
+
     def num_teacher_logit_classes(self) -> int:
         return self.teacher.roi_head.bbox_head.num_classes + 1
 
-    def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> dict:
-        """RPN + RoI losses of the student, plus RoI/RPN/feature distillation."""
-        feats = self.extract_feat(batch_inputs)
-        gt_instances, gt_ignore, img_metas = unpack_gt_instances(batch_data_samples)
-        need = set(self.distill_inputs.values())
-        losses = {}
+    # ------------------------------------------------------------------ training
+    def _tap_student(self, taps: OutputTaps, needed: Set[str]) -> None:
+        if 'neck' in needed:
+            taps.module_output('feats', self.neck if self.with_neck else self.backbone)
+        if 'rpn_cls' in needed:
+            taps.module_output('rpn', self.rpn_head)
+        if 'roi_cls' in needed:
+            taps.method_call('roi', self.roi_head.bbox_head, 'loss_and_target')
 
-        # RPN (as in TwoStageDetector.loss, keeping the head outputs for objectness KD)
-        proposal_cfg = self.train_cfg.get('rpn_proposal', self.test_cfg.rpn)
-        rpn_gt = copy.deepcopy(gt_instances)
-        for gt in rpn_gt:
-            gt.labels = torch.zeros_like(gt.labels)
-        rpn_outs = self.rpn_head(feats)
-        rpn_losses = self.rpn_head.loss_by_feat(*rpn_outs, rpn_gt, img_metas, gt_ignore)
-        for key in list(rpn_losses):
-            if 'loss' in key and 'rpn' not in key:
-                rpn_losses[f'rpn_{key}'] = rpn_losses.pop(key)
-        losses.update(rpn_losses)
-        proposals = self.rpn_head.predict_by_feat(
-            *rpn_outs, batch_img_metas=img_metas, cfg=proposal_cfg)
-
-        # RoI assignment and sampling on the student's proposals
-        sampling_results = []
-        for i, props in enumerate(proposals):
-            props.priors = props.pop('bboxes')
-            assign = self.roi_head.bbox_assigner.assign(props, gt_instances[i], gt_ignore[i])
-            sampling_results.append(self.roi_head.bbox_sampler.sample(
-                assign, props, gt_instances[i], feats=[f[i][None] for f in feats]))
-        bbox_results = self.roi_head.bbox_loss(feats, sampling_results)
-        losses.update(bbox_results['loss_bbox'])
-        if not self.distill_losses:
-            return losses
-
-        rois = bbox2roi([res.priors for res in sampling_results])
+    def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
+                         needed: Set[str]) -> Dict[str, DistillBatch]:
+        batches: Dict[str, DistillBatch] = {}
+        roi = _single_call(taps['roi'], 'RoI head') if 'roi_cls' in needed else None
         with self.teacher_context(batch_inputs.device.type):
             t_feats = self.teacher.extract_feat(batch_inputs)
-            t_roi_cls = self.teacher.roi_head._bbox_forward(t_feats, rois)['cls_score']
-            t_rpn_cls = self.teacher.rpn_head(t_feats)[0] if 'rpn_cls' in need else None
+            t_rpn = self.teacher.rpn_head(t_feats)[0] if 'rpn_cls' in needed else None
+            t_roi = (self.teacher.roi_head._bbox_forward(t_feats, roi['rois'])['cls_score']
+                     if roi is not None else None)
         if self.teacher_fp16:
-            t_feats, t_roi_cls, t_rpn_cls = self._float((t_feats, t_roi_cls, t_rpn_cls))
-        if not torch.isfinite(t_roi_cls).all():
-            raise FloatingPointError('The teacher produced NaN/inf RoI logits: check teacher_ckpt '
-                                     'and the input normalisation, or disable teacher_fp16.')
-        labels = self._roi_labels(sampling_results) if 'roi_cls' in need else None
-        for name, inputs in self.distill_inputs.items():
-            if inputs == 'roi_cls':
-                losses[name] = self._call_roi_loss(
-                    name, bbox_results['cls_score'], self.scale_teacher_logits(t_roi_cls), labels)
-            elif inputs == 'rpn_cls':
-                losses[name] = self._rpn_kd(name, rpn_outs[0], t_rpn_cls)
-            else:
-                losses[name] = sum(self._call_distill_loss(name, s, t)
-                                   for s, t in zip(feats, t_feats))
-        return losses
-
-    def _roi_labels(self, sampling_results) -> Tensor:
-        """Ground-truth class of each sampled RoI (positives first, as in ``res.priors``); the
-        background index ``num_classes`` for negatives."""
-        k = self.roi_head.bbox_head.num_classes
-        return torch.cat([
-            torch.cat([res.pos_gt_labels.long(),
-                       res.pos_gt_labels.new_full((len(res.neg_priors),), k).long()])
-            for res in sampling_results])
-
-    def _call_roi_loss(self, name: str, s_cls: Tensor, t_cls: Tensor, labels: Tensor) -> Tensor:
-        if self._loss_wants_labels[name]:
-            return self._call_distill_loss(name, s_cls, t_cls, labels)
-        return self._call_distill_loss(name, s_cls, t_cls)
-
-    def _rpn_kd(self, name: str, s_rpn: List[Tensor], t_rpn: List[Tensor]) -> Tensor:
-        c = self.rpn_head.cls_out_channels
-        s = flatten_level_outputs(s_rpn, c)
-        t = flatten_level_outputs(t_rpn, c)
-        if s.shape != t.shape:
-            raise ValueError(f'{name}: RPN outputs differ in shape, {tuple(s.shape)} (student) vs '
-                             f'{tuple(t.shape)} (teacher): use the same anchor_generator.')
-        avg = t.sigmoid().max(dim=1).values.sum().clamp(min=1.0)
-        return self._call_distill_loss(name, s, t, avg_factor=avg)
+            t_feats, t_rpn, t_roi = self._float((t_feats, t_rpn, t_roi))
+        if roi is not None:
+            self._check_finite(t_roi, 'RoI logits')
+            labels = roi['result']['bbox_targets'][0]
+            batches['roi_cls'] = DistillBatch(roi['cls_score'], self.scale_teacher_logits(t_roi),
+                                              labels=labels)
+        if t_rpn is not None:
+            c = self.rpn_head.cls_out_channels
+            s = flatten_level_outputs(_single_call(taps['rpn'], 'RPN head')[0], c)
+            t = flatten_level_outputs(t_rpn, c)
+            if s.shape != t.shape:
+                raise ValueError(f"inputs='rpn_cls': RPN outputs differ in shape, "
+                                 f'{tuple(s.shape)} (student) vs {tuple(t.shape)} (teacher): use '
+                                 'the same anchor_generator.')
+            avg = t.sigmoid().max(dim=1).values.sum().clamp(min=1.0)
+            batches['rpn_cls'] = DistillBatch(s, t, avg_factor=avg)
+        if 'neck' in needed:
+            batches['neck'] = DistillBatch(list(_single_call(taps['feats'], 'neck')),
+                                           list(t_feats))
+        return batches

@@ -2,10 +2,13 @@
 
 Logit losses: :class:`KDLoss` (softmax), :class:`BinaryKDLoss` (per-class sigmoid, BCKD /
 QFL-style), :class:`DKDLoss` (decoupled), :class:`MLKDLoss` (multi-level); localization:
-:class:`LDLoss`; features: :class:`FeatureMSELoss` (FitNets), :class:`PKDLoss` (Pearson),
-:class:`CWDLoss` (channel-wise). Every loss detaches its teacher input.
+:class:`LDLoss`, :class:`BoxKDLoss`; features: :class:`FeatureMSELoss` (FitNets), :class:`PKDLoss` (Pearson),
+:class:`CWDLoss` (channel-wise). Every loss detaches its teacher input and subclasses
+:class:`DistillLoss`, declaring what it compares and needs (checked when a distiller is built).
 """
+from .base import INPUT_KINDS, DistillLoss
 from .binary_kd_loss import BinaryKDLoss
+from .box_kd_loss import BoxKDLoss
 from .cwd_loss import CWDLoss
 from .dkd_loss import DKDLoss
 from .feature_mse_loss import FeatureMSELoss
@@ -15,6 +18,6 @@ from .mlkd_loss import MLKDLoss
 from .pkd_loss import PKDLoss
 
 __all__ = [
-    'KDLoss', 'BinaryKDLoss', 'DKDLoss', 'MLKDLoss', 'LDLoss', 'FeatureMSELoss', 'PKDLoss',
+    'DistillLoss', 'INPUT_KINDS', 'KDLoss', 'BoxKDLoss', 'BinaryKDLoss', 'DKDLoss', 'MLKDLoss', 'LDLoss', 'FeatureMSELoss', 'PKDLoss',
     'CWDLoss'
 ]

@@ -9,7 +9,7 @@ from torch import Tensor
 
 __all__ = [
     'check_reduction', 'check_positive', 'check_non_negative', 'check_same_shape',
-    'check_ndim', 'check_weight', 'detach_teacher', 'weighted_reduce'
+    'check_ndim', 'check_weight', 'detach_teacher', 'equal_widths', 'kl_div', 'weighted_reduce'
 ]
 
 _REDUCTIONS = ('none', 'mean', 'sum')
@@ -137,6 +137,40 @@ def detach_teacher(teacher: Tensor, student: Tensor) -> Tensor:
         Tensor: The detached teacher tensor in ``student.dtype``.
     """
     return teacher.detach().to(dtype=student.dtype)
+
+
+def equal_widths(loss_name: str, spec) -> Optional[str]:
+    """Why a loss without an adapter cannot compare ``spec``'s feature maps, or None.
+
+    Args:
+        loss_name (str): The loss class name, for the message.
+        spec: A distiller input whose ``channels`` is ``(student, teacher)`` or None (unknown).
+
+    Returns:
+        str or None: A sentence naming the widths and the fix, or None if they agree or are
+        unknown at build time.
+    """
+    channels = getattr(spec, 'channels', None)
+    if channels is None or channels[0] == channels[1]:
+        return None
+    return (f'{loss_name} compares feature maps of equal width, but inputs={spec.name!r} has '
+            f'{channels[0]} student and {channels[1]} teacher channels; use FeatureMSELoss with '
+            f'student_channels={channels[0]}, teacher_channels={channels[1]} (a 1x1 adapter), or '
+            'necks of equal out_channels')
+
+
+def kl_div(log_q: Tensor, log_p: Tensor, dim: int = -1) -> Tensor:
+    """KL divergence ``KL(q || p) = sum q (log q - log p)`` from log-probabilities, summed over ``dim``.
+
+    Args:
+        log_q (Tensor): Log-probabilities of the target (teacher) distribution.
+        log_p (Tensor): Log-probabilities of the predicted (student) distribution, same shape.
+        dim (int): The dimension that holds the distribution. Defaults to -1.
+
+    Returns:
+        Tensor: The divergences, ``dim`` reduced.
+    """
+    return (log_q.exp() * (log_q - log_p)).sum(dim=dim)
 
 
 def weighted_reduce(loss: Tensor,

@@ -1,19 +1,19 @@
 """Per-class sigmoid (binary) knowledge distillation for dense detectors."""
 from typing import Optional, Union
 
-import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
 from ._utils import (check_ndim, check_non_negative, check_positive, check_reduction,
-                    check_same_shape, check_weight, detach_teacher, weighted_reduce)
+                     check_same_shape, check_weight, detach_teacher, weighted_reduce)
+from .base import DistillLoss
 
 __all__ = ['BinaryKDLoss']
 
 
 @MODELS.register_module()
-class BinaryKDLoss(nn.Module):
+class BinaryKDLoss(DistillLoss):
     r"""Binary (per-class sigmoid) knowledge distillation with an optional focal modulation.
 
     Dense detectors (RetinaNet, FCOS, ATSS, GFL) score each class with an independent sigmoid,
@@ -49,6 +49,11 @@ class BinaryKDLoss(nn.Module):
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'`` over samples. Defaults to
             ``'mean'``.
     """
+
+    input_kinds = ('logits', 'masks')
+    logit_activation = 'sigmoid'
+    accepts_weight = True
+    accepts_avg_factor = True
 
     def __init__(self, tau: float = 1.0, beta: float = 0.0, loss_weight: float = 1.0,
                  reduction: str = 'mean') -> None:

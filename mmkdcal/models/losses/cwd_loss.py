@@ -1,17 +1,17 @@
 """Channel-wise distillation of feature maps (Shu et al., ICCV 2021)."""
-import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
 from ._utils import (check_ndim, check_non_negative, check_positive, check_same_shape,
-                    detach_teacher)
+                     detach_teacher, equal_widths, kl_div)
+from .base import DistillLoss
 
 __all__ = ['CWDLoss']
 
 
 @MODELS.register_module()
-class CWDLoss(nn.Module):
+class CWDLoss(DistillLoss):
     r"""Channel-wise distillation: KL divergence between per-channel spatial distributions.
 
     From Shu, Liu, Gao, Yan, Shen, "Channel-wise Knowledge Distillation for Dense Prediction"
@@ -30,6 +30,12 @@ class CWDLoss(nn.Module):
         tau (float): Temperature :math:`\tau`. Defaults to 1.0.
         loss_weight (float): :math:`w`. Defaults to 1.0.
     """
+
+    input_kinds = ('features', )
+
+    def check_input(self, spec):
+        """Also refuse feature maps of different widths (CWD has no adapter)."""
+        return super().check_input(spec) or equal_widths('CWDLoss', spec)
 
     def __init__(self, tau: float = 1.0, loss_weight: float = 1.0) -> None:
         super().__init__()
@@ -55,5 +61,5 @@ class CWDLoss(nn.Module):
         log_p = F.log_softmax(student_feat.flatten(2) / self.tau, dim=2)
         teacher_feat = detach_teacher(teacher_feat, student_feat)
         log_q = F.log_softmax(teacher_feat.flatten(2) / self.tau, dim=2)
-        kl = (log_q.exp() * (log_q - log_p)).sum()
+        kl = kl_div(log_q, log_p, dim=2).sum()
         return self.loss_weight * kl * self.tau**2 / (n * c)

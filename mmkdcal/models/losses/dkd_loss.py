@@ -3,24 +3,19 @@ import numbers
 from typing import Optional, Union
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
 from ._utils import (check_ndim, check_non_negative, check_positive, check_same_shape,
-                    check_weight, detach_teacher, weighted_reduce)
+                     check_weight, detach_teacher, kl_div, weighted_reduce)
+from .base import DistillLoss
 
 __all__ = ['DKDLoss']
 
 
-def _kl(log_q: Tensor, log_p: Tensor) -> Tensor:
-    """KL divergence between distributions given by log-probabilities, summed over dim 1."""
-    return (log_q.exp() * (log_q - log_p)).sum(dim=1)
-
-
 @MODELS.register_module()
-class DKDLoss(nn.Module):
+class DKDLoss(DistillLoss):
     r"""Decoupled knowledge distillation: target-class KD plus non-target-class KD.
 
     From Zhao, Cui, Song, Qiu, Liang, "Decoupled Knowledge Distillation" (CVPR 2022,
@@ -43,7 +38,9 @@ class DKDLoss(nn.Module):
     :math:`\min((i + 1) / \text{warmup\_iters}, 1)` where :math:`i` is the 0-based current
     iteration (MMEngine's ``runner.iter``), the iteration analogue of the reference code's
     ``min(epoch / warmup, 1)`` with 1-based epochs. The loss then needs ``cur_iter``
-    (``needs_iter`` is True and the distiller passes it).
+    (``needs_iter`` is True and the distiller passes it). DKD needs the ground-truth class of
+    every row (``needs_labels``): a distiller input without labels (dense per-prior logits) is
+    refused when the model is built.
 
     The teacher logits are detached.
 
@@ -55,6 +52,12 @@ class DKDLoss(nn.Module):
             Defaults to 0.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
     """
+
+    input_kinds = ('logits', )
+    logit_activation = 'softmax'
+    accepts_weight = True
+    accepts_avg_factor = True
+    needs_labels = True
 
     def __init__(self, alpha: float = 1.0, beta: float = 8.0, tau: float = 4.0,
                  warmup_iters: int = 0, loss_weight: float = 1.0) -> None:
@@ -138,9 +141,10 @@ class DKDLoss(nn.Module):
         # TCKD: binary distribution [target, all non-targets].
         log_p_bin = torch.stack([log_p[gt_mask], torch.logsumexp(log_p_other, dim=1)], dim=1)
         log_q_bin = torch.stack([log_q[gt_mask], torch.logsumexp(log_q_other, dim=1)], dim=1)
-        tckd = _kl(log_q_bin, log_p_bin)
+        tckd = kl_div(log_q_bin, log_p_bin, dim=1)
         # NCKD: renormalised distribution over the non-target classes.
-        nckd = _kl(F.log_softmax(log_q_other, dim=1), F.log_softmax(log_p_other, dim=1))
+        nckd = kl_div(F.log_softmax(log_q_other, dim=1), F.log_softmax(log_p_other, dim=1),
+                      dim=1)
         per_sample = (self.alpha * tckd + self.beta * nckd) * self.tau**2
         return self.loss_weight * factor * weighted_reduce(per_sample, weight, 'mean',
                                                            avg_factor)

@@ -7,6 +7,7 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from ._utils import check_ndim, check_non_negative, detach_teacher
+from .base import DistillLoss
 
 __all__ = ['FeatureMSELoss']
 
@@ -20,7 +21,7 @@ def _check_channels(name: str, value: Optional[int]) -> Optional[int]:
 
 
 @MODELS.register_module()
-class FeatureMSELoss(nn.Module):
+class FeatureMSELoss(DistillLoss):
     r"""Mean squared error between (adapted) student and teacher feature maps.
 
     From Romero, Ballas, Kahou, Chassang, Gatta, Bengio, "FitNets: Hints for Thin Deep Nets"
@@ -32,8 +33,9 @@ class FeatureMSELoss(nn.Module):
 
     :math:`r` is a 1x1 convolution from :math:`C_s` to :math:`C_t` channels (with bias),
     created when both channel counts are given and differ, or when ``adapter=True``;
-    otherwise :math:`r` is the identity. The adapter is a learnable part of the loss: the
-    module owning the loss must register it so that its parameters are optimised.
+    otherwise :math:`r` is the identity. The adapter is a learnable part of the loss, trained
+    with the student; a distiller keeps it out of the student's ``state_dict`` (it is saved
+    apart in the checkpoint), so distilled checkpoints load into the plain student config.
 
     Spatial sizes must match: a mismatch raises a ValueError instead of silently resizing
     (pick student and teacher levels with the same stride, e.g. the same FPN level).
@@ -47,6 +49,27 @@ class FeatureMSELoss(nn.Module):
         adapter (bool, optional): Force (True) or forbid (False) the 1x1 adapter; None creates
             it only when both channel counts are given and differ. Defaults to None.
     """
+
+    input_kinds = ('features', )
+
+    def check_input(self, spec) -> Optional[str]:
+        """Also check the widths of ``spec`` against the adapter (or its absence)."""
+        problem = super().check_input(spec)
+        channels = getattr(spec, 'channels', None)
+        if problem or channels is None:
+            return problem
+        if self.adapter is None:
+            if channels[0] != channels[1]:
+                return (f'FeatureMSELoss has no adapter, but inputs={spec.name!r} has '
+                        f'{channels[0]} student and {channels[1]} teacher channels; set '
+                        f'student_channels={channels[0]}, teacher_channels={channels[1]}')
+            return None
+        if (self.student_channels, self.teacher_channels) != tuple(channels):
+            return (f'FeatureMSELoss has student_channels={self.student_channels}, '
+                    f'teacher_channels={self.teacher_channels}, but inputs={spec.name!r} has '
+                    f'{channels[0]} student and {channels[1]} teacher channels; set '
+                    f'student_channels={channels[0]}, teacher_channels={channels[1]}')
+        return None
 
     def __init__(self,
                  student_channels: Optional[int] = None,

@@ -1,19 +1,19 @@
 """Softmax knowledge distillation loss (Hinton et al., 2015)."""
 from typing import Optional, Union
 
-import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
 from ._utils import (check_ndim, check_non_negative, check_positive, check_reduction,
-                    check_same_shape, check_weight, detach_teacher, weighted_reduce)
+                     check_same_shape, check_weight, detach_teacher, kl_div, weighted_reduce)
+from .base import DistillLoss
 
 __all__ = ['KDLoss']
 
 
 @MODELS.register_module()
-class KDLoss(nn.Module):
+class KDLoss(DistillLoss):
     r"""Softmax knowledge distillation with a temperature.
 
     From Hinton, Vinyals, Dean, "Distilling the Knowledge in a Neural Network" (arXiv 1503.02531,
@@ -39,6 +39,11 @@ class KDLoss(nn.Module):
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'`` over samples. Defaults to
             ``'mean'``.
     """
+
+    input_kinds = ('logits', )
+    logit_activation = 'softmax'
+    accepts_weight = True
+    accepts_avg_factor = True
 
     def __init__(self, tau: float = 4.0, loss_weight: float = 1.0,
                  reduction: str = 'mean') -> None:
@@ -70,6 +75,6 @@ class KDLoss(nn.Module):
         check_weight(weight, [student_logits.shape[:1]])
         log_q = F.log_softmax(detach_teacher(teacher_logits, student_logits) / self.tau, dim=1)
         log_p = F.log_softmax(student_logits / self.tau, dim=1)
-        per_sample = (log_q.exp() * (log_q - log_p)).sum(dim=1) * self.tau**2
+        per_sample = kl_div(log_q, log_p, dim=1) * self.tau**2
         return self.loss_weight * weighted_reduce(per_sample, weight, self.reduction,
                                                   avg_factor)

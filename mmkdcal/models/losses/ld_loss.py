@@ -1,19 +1,19 @@
 """Localization distillation on general box distributions (Zheng et al., CVPR 2022)."""
 from typing import Optional, Union
 
-import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
 from ._utils import (check_ndim, check_non_negative, check_positive, check_reduction,
-                    check_same_shape, check_weight, detach_teacher, weighted_reduce)
+                     check_same_shape, check_weight, detach_teacher, kl_div, weighted_reduce)
+from .base import DistillLoss
 
 __all__ = ['LDLoss']
 
 
 @MODELS.register_module()
-class LDLoss(nn.Module):
+class LDLoss(DistillLoss):
     r"""Localization distillation (LD) between GFL-style edge distributions.
 
     From Zheng, Ye, Wang, Ren, Hu, Zuo, Cheng, "Localization Distillation for Dense Object
@@ -46,6 +46,10 @@ class LDLoss(nn.Module):
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'`` over boxes. Defaults to
             ``'mean'``.
     """
+
+    input_kinds = ('distribution', )
+    accepts_weight = True
+    accepts_avg_factor = True
 
     def __init__(self, tau: float = 10.0, loss_weight: float = 0.25,
                  reg_max: Optional[int] = None, reduction: str = 'mean') -> None:
@@ -93,6 +97,6 @@ class LDLoss(nn.Module):
         t = detach_teacher(teacher_dist, student_dist).reshape(m * 4, bins)
         log_p = F.log_softmax(s / self.tau, dim=1)
         log_q = F.log_softmax(t / self.tau, dim=1)
-        per_side = (log_q.exp() * (log_q - log_p)).sum(dim=1) * (self.tau**2 / bins)
+        per_side = kl_div(log_q, log_p, dim=1) * (self.tau**2 / bins)
         per_box = per_side.view(m, 4).mean(dim=1)
         return self.loss_weight * weighted_reduce(per_box, weight, self.reduction, avg_factor)

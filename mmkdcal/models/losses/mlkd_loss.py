@@ -2,19 +2,19 @@
 from typing import Dict, Optional, Sequence
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
 from ._utils import (check_ndim, check_non_negative, check_positive, check_same_shape,
-                    detach_teacher)
+                     detach_teacher, kl_div)
+from .base import DistillLoss
 
 __all__ = ['MLKDLoss']
 
 
 @MODELS.register_module()
-class MLKDLoss(nn.Module):
+class MLKDLoss(DistillLoss):
     r"""Multi-level logit distillation: instance, batch and class-level alignment.
 
     From Jin, Wang, Lin, "Multi-Level Logit Distillation" (CVPR 2023); the normalisations
@@ -42,11 +42,19 @@ class MLKDLoss(nn.Module):
     ``len(temperatures)`` to reproduce the sum). The reference code's strong/weak augmentation
     pairs belong to the data pipeline and are not part of this loss.
 
-    Confidence mask: with ``conf_threshold`` set, the samples whose teacher top-class
-    probability :math:`\max_c \mathrm{softmax}(T_i)_c` (at temperature 1, i.e. on the logits as
-    given, already divided by the calibration temperature) is below the threshold are excluded
-    from the instance term: :math:`\mathcal{K}` is the set of kept samples, and if none is kept
-    the instance term is zero. The batch and class terms always use the whole batch.
+    :math:`\mathcal{K}` is the whole batch unless ``min_teacher_conf`` is set: then the samples
+    whose teacher top-class probability :math:`\max_c \mathrm{softmax}(T_i)_c` (at temperature 1,
+    i.e. on the logits as given, already divided by the calibration temperature) is below it are
+    excluded from the instance term (if none is kept, the instance term is zero). The batch and
+    class terms always use the whole batch.
+
+    ``min_teacher_conf`` is mmkdcal's own option, *not* the authors' confidence masking. Their
+    code (``KD_ours.py``) builds a mask of the samples at or *below* the batch's median teacher
+    confidence (and of the classes below the median class confidence), but multiplies it into
+    losses that are already averaged to scalars, so the mask only scales those weak-view terms
+    by the kept fraction (about 1/2) and selects no sample. That behaviour is not reproduced:
+    with ``min_teacher_conf=None`` (default) every sample counts, which equals the reference up
+    to those constant factors (fold them into the weights if wanted).
 
     The teacher logits are detached.
 
@@ -56,17 +64,21 @@ class MLKDLoss(nn.Module):
         instance_weight (float): :math:`w_{ins}`. Defaults to 1.0.
         batch_weight (float): :math:`w_{batch}`. Defaults to 1.0.
         class_weight (float): :math:`w_{class}`. Defaults to 1.0.
-        conf_threshold (float, optional): Teacher-confidence threshold in (0, 1] for the
-            instance term; None keeps every sample. Defaults to None.
+        min_teacher_conf (float, optional): Instance term only on samples whose teacher
+            top-class probability is at least this, in (0, 1]; None keeps every sample.
+            Defaults to None.
         loss_weight (float): :math:`w`, multiplier of the loss. Defaults to 1.0.
     """
+
+    input_kinds = ('logits', )
+    logit_activation = 'softmax'
 
     def __init__(self,
                  temperatures: Sequence[float] = (2.0, 3.0, 4.0, 5.0, 6.0),
                  instance_weight: float = 1.0,
                  batch_weight: float = 1.0,
                  class_weight: float = 1.0,
-                 conf_threshold: Optional[float] = None,
+                 min_teacher_conf: Optional[float] = None,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         if isinstance(temperatures, (str, bytes)) or not isinstance(temperatures, Sequence) \
@@ -78,12 +90,12 @@ class MLKDLoss(nn.Module):
         self.instance_weight = check_non_negative('instance_weight', instance_weight)
         self.batch_weight = check_non_negative('batch_weight', batch_weight)
         self.class_weight = check_non_negative('class_weight', class_weight)
-        if conf_threshold is not None:
-            conf_threshold = check_positive('conf_threshold', conf_threshold)
-            if conf_threshold > 1:
-                raise ValueError('conf_threshold must lie in (0, 1] (a probability) or be None, '
-                                 f'got {conf_threshold}.')
-        self.conf_threshold = conf_threshold
+        if min_teacher_conf is not None:
+            min_teacher_conf = check_positive('min_teacher_conf', min_teacher_conf)
+            if min_teacher_conf > 1:
+                raise ValueError('min_teacher_conf must lie in (0, 1] (a probability) or be '
+                                 f'None, got {min_teacher_conf}.')
+        self.min_teacher_conf = min_teacher_conf
         self.loss_weight = check_non_negative('loss_weight', loss_weight)
 
     def _check(self, student_logits: Tensor, teacher_logits: Tensor) -> None:
@@ -106,10 +118,10 @@ class MLKDLoss(nn.Module):
         self._check(student_logits, teacher_logits)
         teacher_logits = detach_teacher(teacher_logits, student_logits)
         b, c = student_logits.shape
-        if self.conf_threshold is None:
+        if self.min_teacher_conf is None:
             keep = torch.ones(b, dtype=torch.bool, device=student_logits.device)
         else:
-            keep = F.softmax(teacher_logits, dim=1).max(dim=1).values >= self.conf_threshold
+            keep = F.softmax(teacher_logits, dim=1).max(dim=1).values >= self.min_teacher_conf
         n_keep = keep.sum()
         instance = student_logits.new_zeros(())
         batch = student_logits.new_zeros(())
@@ -118,7 +130,7 @@ class MLKDLoss(nn.Module):
             log_p = F.log_softmax(student_logits / tau, dim=1)
             log_q = F.log_softmax(teacher_logits / tau, dim=1)
             p, q = log_p.exp(), log_q.exp()
-            kl = (q * (log_q - log_p)).sum(dim=1) * tau**2
+            kl = kl_div(log_q, log_p, dim=1) * tau**2
             instance = instance + (kl * keep).sum() / n_keep.clamp(min=1)
             batch = batch + (q @ q.t() - p @ p.t()).pow(2).sum() / b
             klass = klass + (q.t() @ q - p.t() @ p).pow(2).sum() / c

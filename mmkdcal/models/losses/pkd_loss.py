@@ -1,10 +1,10 @@
 """Feature distillation via the Pearson correlation coefficient (PKD, Cao et al., 2022)."""
-import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ._utils import check_ndim, check_non_negative, detach_teacher
+from ._utils import check_ndim, check_non_negative, detach_teacher, equal_widths
+from .base import DistillLoss
 
 __all__ = ['PKDLoss']
 
@@ -17,7 +17,7 @@ def _standardise(feat: Tensor, eps: float) -> Tensor:
 
 
 @MODELS.register_module()
-class PKDLoss(nn.Module):
+class PKDLoss(DistillLoss):
     r"""Pearson-correlation feature distillation.
 
     From Cao, Zhang, Gao, Cheng, Cheng, Cheng, "PKD: General Distillation Framework for Object
@@ -50,6 +50,11 @@ class PKDLoss(nn.Module):
     """
 
     eps = 1e-6
+    input_kinds = ('features', )
+
+    def check_input(self, spec):
+        """Also refuse feature maps of different widths (PKD has no adapter)."""
+        return super().check_input(spec) or equal_widths('PKDLoss', spec)
 
     def __init__(self, loss_weight: float = 1.0, resize_stu: bool = True) -> None:
         super().__init__()

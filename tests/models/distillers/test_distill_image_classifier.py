@@ -46,9 +46,9 @@ def test_kd_and_dkd_see_teacher_logits_over_temperature(wrn_teacher):
     dkd = model.distill_losses['loss_dkd']
     orig = dkd.forward
 
-    def record(s, t, lab, **kw):
-        seen['labels'] = lab
-        return orig(s, t, lab, **kw)
+    def record(s, t, labels, **kw):  # the distiller passes the declared labels= keyword
+        seen['labels'] = labels
+        return orig(s, t, labels, **kw)
     dkd.forward = record
     losses = model(data['inputs'], data['data_samples'], mode='loss')
     with torch.no_grad():

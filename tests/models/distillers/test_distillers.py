@@ -6,45 +6,12 @@ import torch
 
 import mmkdcal  # noqa: F401
 from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
 from mmengine.config import ConfigDict
-from mmengine.structures import InstanceData
 
-from _helpers import dump_config, faster_rcnn_model, gfl_model, retinanet_model
+from _helpers import (batch as _batch, distiller as _distiller, dump_config, faster_rcnn_model,
+                      gfl_model, retinanet_model, save_teacher as _save_teacher)
 
 torch.set_num_threads(1)
-
-
-def _save_teacher(model_cfg, tmp_path, name='teacher', seed=1):
-    torch.manual_seed(seed)
-    teacher = MODELS.build(ConfigDict(copy.deepcopy(model_cfg)))
-    teacher.init_weights()
-    cfg_path = dump_config(dict(model=model_cfg), str(tmp_path / f'{name}.py'))
-    ckpt = str(tmp_path / f'{name}.pth')
-    torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, ckpt)
-    return cfg_path, ckpt, teacher
-
-
-def _distiller(student_cfg, teacher_cfg_path, ckpt, **kw):
-    cfg = copy.deepcopy(student_cfg)
-    cfg['type'] = 'DistillTwoStageDetector' if 'roi_head' in cfg else 'DistillSingleStageDetector'
-    cfg.update(teacher_config=teacher_cfg_path, teacher_ckpt=ckpt, **kw)
-    return MODELS.build(cfg)
-
-
-def _batch(model, n=2, size=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    samples = []
-    for _ in range(n):
-        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                        pad_shape=(size, size), scale_factor=(1.0, 1.0),
-                                        batch_input_shape=(size, size)))
-        xy = torch.rand(2, 2, generator=g) * size / 2
-        s.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + size / 3], 1),
-                                      labels=torch.tensor([0, 2]))
-        samples.append(s)
-    imgs = torch.rand(n, 3, size, size, generator=g) * 255
-    return model.data_preprocessor(dict(inputs=list(imgs), data_samples=samples), True)
 
 
 KD = dict(loss_kd=dict(type='BinaryKDLoss', inputs='cls', beta=0.0, loss_weight=1.0))
@@ -148,11 +115,14 @@ def test_per_class_temperature_broadcasts_over_classes(gfl_teacher):
         model.set_teacher_temperature([1.0, 2.0])
 
 
-@pytest.mark.parametrize('temperature,match', [(0.0, '> 0'), (-1.0, '> 0'),
-                                               (float('nan'), 'finite')])
-def test_bad_temperature_fails_at_build(gfl_teacher, temperature, match):
+@pytest.mark.parametrize('temperature,exc,match', [
+    (0.0, ValueError, 'within'), (-1.0, ValueError, 'within'), (float('nan'), ValueError, 'finite'),
+    (1e-40, ValueError, r'within \[0.001, 1000\]'), (1e9, ValueError, 'within'),
+    (True, TypeError, 'must be a number'), ('abc', TypeError, 'model.teacher_temperature must be'),
+    ([[1.0, 2.0]], TypeError, 'must be a number'), ([1.0, 2.0], ValueError, '3 classification')])
+def test_bad_temperature_fails_at_build(gfl_teacher, temperature, exc, match):
     cfg_path, ckpt, _ = gfl_teacher
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(exc, match=match):
         _distiller(gfl_model(width=8), cfg_path, ckpt, teacher_temperature=temperature)
 
 
@@ -194,16 +164,22 @@ def test_build_errors_name_the_field(gfl_teacher, tmp_path):
         _distiller(student, odd_cfg, ckpt)
 
 
-def test_nan_teacher_logits_fail_loudly(gfl_teacher, tmp_path):
+def test_nan_teacher_fails_at_build_and_inf_logits_fail_the_step(gfl_teacher, tmp_path):
     cfg_path, ckpt, ref = gfl_teacher
     state = {k: v.clone() for k, v in ref.state_dict().items()}
     state['bbox_head.gfl_cls.bias'][:] = float('nan')
     bad = str(tmp_path / 'nan.pth')
     torch.save({'state_dict': state}, bad)
-    model = _distiller(gfl_model(width=8), cfg_path, bad, teacher_temperature=1.0,
+    with pytest.raises(ValueError, match=r"NaN/inf weights .*bbox_head\.gfl_cls\.bias"):
+        _distiller(gfl_model(width=8), cfg_path, bad, teacher_temperature=1.0,
+                   distill_losses=KD)
+    # outputs that overflow at run time (e.g. under fp16) are caught in the step
+    model = _distiller(gfl_model(width=8), cfg_path, ckpt, teacher_temperature=1.0,
                        distill_losses=KD)
+    with torch.no_grad():
+        model.teacher.bbox_head.gfl_cls.bias[:] = float('inf')
     data = _batch(model)
-    with pytest.raises(FloatingPointError, match='NaN'):
+    with pytest.raises(FloatingPointError, match='NaN/inf classification logits'):
         model.loss(data['inputs'], data['data_samples'])
 
 
@@ -213,7 +189,7 @@ def test_retinanet_multi_anchor_alignment(tmp_path):
     model = _distiller(retinanet_model(width=8), cfg_path, ckpt, teacher_temperature=1.0,
                        distill_losses=dict(
                            loss_kd=dict(type='BinaryKDLoss', inputs='cls'),
-                           loss_fit=dict(type='FeatureMSELoss', inputs='reg')))
+                           loss_fit=dict(type='BoxKDLoss', inputs='reg')))
     data = _batch(model)
     seen = {}
     orig = model.distill_losses['loss_fit'].forward

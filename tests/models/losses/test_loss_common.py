@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mmkdcal.models.losses import (BinaryKDLoss, CWDLoss, DKDLoss, FeatureMSELoss, KDLoss,
+from mmkdcal.models.losses import (BinaryKDLoss, BoxKDLoss, CWDLoss, DKDLoss, FeatureMSELoss, KDLoss,
                                    LDLoss, MLKDLoss, PKDLoss)
 from mmkdcal.models.losses._utils import weighted_reduce
 
@@ -12,6 +12,7 @@ LOGIT_CASES = [
     (DKDLoss, (6, 5), {'labels': torch.tensor([0, 1, 2, 3, 4, 0])}),
     (MLKDLoss, (6, 5), {}),
     (LDLoss, (6, 4 * 9), {}),
+    (BoxKDLoss, (6, 4), {}),
     (FeatureMSELoss, (2, 3, 4, 4), {}),
     (PKDLoss, (2, 3, 4, 4), {}),
     (CWDLoss, (2, 3, 4, 4), {}),

@@ -1,0 +1,442 @@
+"""The calibration modes (``fit_on``), one record each.
+
+A :class:`CalibrationMode` says, for one kind of model output, everything the calibration pass
+does with it: which models it applies to, what one batch contributes per image (``collect``),
+what the temperature is fitted on (``fit_data`` + ``fit_kind``), what is reported before and
+after (``report``) and what the reliability diagram shows (``plot_view``). A new mode is one
+record passed to :func:`register_calibration_mode`.
+
+Ground truth comes from the calibration *dataset's annotations* (original image coordinates, as
+``CocoMetric`` reads them), never from the batch, so the pipeline needs no ``LoadAnnotations``
+and its transform order cannot misalign boxes; for modes that assign targets in the network's
+input frame the boxes are mapped there with the batch's own ``scale_factor`` and ``flip``.
+
+Each image's contribution is keyed by its sample index (or ``img_id``): in distributed runs the
+sampler's padding repeats images, and the pass keeps each key once, in key order, so the fit is
+the same as a single-process fit. Random choices (subsampling priors, sampling RoIs) are seeded
+per image for the same reason.
+"""
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .. import calibration as cal
+
+__all__ = ['CALIBRATION_MODES', 'CalibrationContext', 'CalibrationMode', 'GroundTruthIndex',
+           'default_fit_on', 'get_calibration_mode', 'register_calibration_mode']
+
+#: One image's contribution: (key, {name: tensor}).
+ImageRecord = Tuple[Tuple[str, Any], Dict[str, Tensor]]
+
+
+@dataclass(frozen=True)
+class CalibrationMode:
+    """Everything the calibration pass does for one ``fit_on`` mode.
+
+    Args:
+        name: The ``fit_on`` value.
+        description: Half a sentence for logs and docs.
+        supports: ``model -> None`` if the mode applies to it, else the reason (a sentence).
+        collect: ``(model, data, ctx) -> [ImageRecord]`` for one preprocessed batch, under
+            ``no_grad`` with the model in eval mode.
+        fit_kind: ``'sigmoid'`` or ``'softmax'``: how :func:`~mmkdcal.calibration.fit_temperature`
+            reads ``fit_data``.
+        fit_data: ``data -> (logits, targets)`` for the fit.
+        report: ``(data, t, n_bins, score_thr) -> {metric: value}`` with logits divided by ``t``.
+        plot_view: ``data -> (logits, targets, kind)`` for the reliability diagram.
+        per_class: Whether one temperature per class can be fitted.
+        needs_ground_truth: Whether it reads the dataset's boxes.
+    """
+
+    name: str
+    description: str
+    supports: Callable[[torch.nn.Module], Optional[str]]
+    collect: Callable[..., List[ImageRecord]]
+    fit_kind: str
+    fit_data: Callable[[Dict[str, Tensor]], Tuple[Tensor, Tensor]]
+    report: Callable[..., Dict[str, float]]
+    plot_view: Callable[[Dict[str, Tensor]], Tuple[Tensor, Tensor, str]]
+    per_class: bool = False
+    needs_ground_truth: bool = True
+
+
+@dataclass
+class CalibrationContext:
+    """What ``collect`` functions need besides the model and the batch."""
+
+    score_thr: float = 0.05
+    iou_thr: float = 0.5
+    max_per_image: int = 1024
+    seed: int = 0
+    box_features: Tuple[str, ...] = ('cx', 'cy')
+    ground_truth: Optional['GroundTruthIndex'] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def generator(self, key: Any) -> torch.Generator:
+        """A generator seeded by the pass seed and the image key (same on every rank)."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + key_hash(key))
+
+
+#: Metainfo fields that identify an image, in order of preference.
+KEY_FIELDS = ('sample_idx', 'img_id', 'img_path')
+
+
+def key_hash(key: Tuple[str, Any]) -> int:
+    """A stable non-negative integer for an image key."""
+    return zlib.crc32(repr(key).encode())
+
+
+def image_key(sample) -> Tuple[str, Any]:
+    """The identity of a data sample: ``('sample_idx', i)``, else ``('img_id', id)``, else
+    ``('img_path', path)`` (named, so that an index and an id never collide)."""
+    meta = sample.metainfo if hasattr(sample, 'metainfo') else sample
+    for name in KEY_FIELDS:
+        if name in meta:
+            value = meta[name]
+            return name, int(value) if isinstance(value, (int, np.integer)) else str(value)
+    raise ValueError(
+        'A calibration data sample has no sample_idx, img_id or img_path in its metainfo, so '
+        "its ground truth cannot be found: keep 'img_id' in the pipeline's PackDetInputs "
+        'meta_keys.')
+
+
+class GroundTruthIndex:
+    """Ground-truth boxes per image from a dataset's annotations, in original coordinates.
+
+    Args:
+        dataset: An MMEngine detection dataset whose ``get_data_info(i)`` has ``instances``
+            (``bbox`` as x1, y1, x2, y2, ``bbox_label``, optional ``ignore_flag``) and
+            ``img_id`` (mmdet's ``CocoDataset`` and relatives).
+    """
+
+    def __init__(self, dataset) -> None:
+        self.by_key: Dict[Any, Tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        n_boxes = 0
+        for i in range(len(dataset)):
+            info = dataset.get_data_info(i)
+            if 'instances' not in info:
+                raise ValueError(
+                    f'The calibration dataset ({type(dataset).__name__}) gives no `instances` '
+                    'for its images, so there is no ground truth to calibrate against; use an '
+                    'annotated split (a COCO-format ann_file with boxes).')
+            inst = info['instances']
+            boxes = np.asarray([a['bbox'] for a in inst], dtype=np.float64).reshape(-1, 4)
+            labels = np.asarray([a['bbox_label'] for a in inst], dtype=np.int64)
+            ignore = np.asarray([bool(a.get('ignore_flag', 0)) for a in inst], dtype=bool)
+            n_boxes += int((~ignore).sum())
+            gt = (boxes, labels, ignore)
+            self.by_key[('sample_idx', i)] = gt
+            for name in KEY_FIELDS[1:]:
+                if name in info:
+                    value = info[name]
+                    value = int(value) if isinstance(value, (int, np.integer)) else str(value)
+                    self.by_key[(name, value)] = gt
+        if n_boxes == 0:
+            raise ValueError(
+                f'There are no ground-truth boxes in the calibration split ({len(dataset)} '
+                'images, 0 boxes): calibrating needs annotated objects; check its ann_file.')
+
+    def get(self, sample) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(boxes (G, 4), labels (G,), ignore (G,)) of one data sample, original coordinates."""
+        key = image_key(sample)
+        if key not in self.by_key:
+            raise KeyError(f'The calibration dataset has no annotation for image {key!r}.')
+        return self.by_key[key]
+
+    def in_input_frame(self, sample) -> Tuple[Tensor, Tensor, Tensor]:
+        """The sample's boxes mapped into the network's input frame (scale_factor, flip)."""
+        boxes, labels, ignore = self.get(sample)
+        meta = sample.metainfo
+        b = torch.as_tensor(boxes, dtype=torch.float32).clone()
+        sx, sy = (float(v) for v in meta.get('scale_factor', (1.0, 1.0))[:2])
+        b[:, 0::2] *= sx
+        b[:, 1::2] *= sy
+        if meta.get('flip', False):
+            h, w = meta['img_shape'][:2]
+            direction = meta.get('flip_direction', 'horizontal')
+            if direction in ('horizontal', 'diagonal'):
+                b[:, 0::2] = w - b[:, [2, 0]]
+            if direction in ('vertical', 'diagonal'):
+                b[:, 1::2] = h - b[:, [3, 1]]
+        return b, torch.as_tensor(labels), torch.as_tensor(ignore)
+
+
+# ---------------------------------------------------------------------- detections
+def _supports_detector(model) -> Optional[str]:
+    if hasattr(model, 'predict') and not hasattr(model, 'extract_logits'):
+        return None
+    return f'{type(model).__name__} is not a detector (predict() giving pred_instances)'
+
+
+def _collect_detections(model, data, ctx: CalibrationContext) -> List[ImageRecord]:
+    results = model.predict(data['inputs'], data['data_samples'], rescale=True)
+    records = []
+    for res in results:
+        pred = res.pred_instances
+        if not torch.isfinite(pred.scores).all():
+            raise FloatingPointError(
+                'The calibrated model produced NaN/inf detection scores: check its checkpoint '
+                'and the input normalisation (data_preprocessor).')
+        keep = pred.scores >= ctx.score_thr
+        gt_boxes, gt_labels, gt_ignore = ctx.ground_truth.get(res)
+        m = cal.match_image_detections(
+            pred.bboxes[keep], pred.scores[keep], pred.labels[keep], gt_boxes, gt_labels,
+            gt_ignore, image_size=res.metainfo['ori_shape'][:2], iou_thr=ctx.iou_thr,
+            box_features=ctx.box_features)
+        records.append((image_key(res), dict(
+            logits=torch.logit(torch.as_tensor(m['scores'], dtype=torch.float32), eps=1e-6),
+            matched=torch.as_tensor(m['matched']),
+            features=torch.as_tensor(m['features'], dtype=torch.float32))))
+    return records
+
+
+def _report_detections(data, t, n_bins, score_thr=None) -> Dict[str, float]:
+    z = data['logits'] / t
+    matched, feats = data['matched'], data['features']
+    if score_thr is not None:
+        keep = z.sigmoid() >= score_thr
+        z, matched, feats = z[keep], matched[keep], feats[keep]
+    if len(z) == 0:
+        return dict(dece=float('nan'), dece_box=float('nan'), nll=float('nan'), num_dets=0)
+    p = z.sigmoid()
+    return dict(dece=cal.detection_ece(p, matched, n_bins=n_bins),
+                dece_box=cal.detection_ece(p, matched, features=feats, n_bins=n_bins),
+                nll=float(F.binary_cross_entropy_with_logits(z, matched.float())),
+                num_dets=int(len(z)))
+
+
+DETECTIONS = CalibrationMode(
+    name='detections',
+    description="final detections' scores vs matched to ground truth at iou_thr (D-ECE)",
+    supports=_supports_detector,
+    collect=_collect_detections,
+    fit_kind='sigmoid',
+    fit_data=lambda d: (d['logits'], d['matched'].float()),
+    report=_report_detections,
+    plot_view=lambda d: (d['logits'], d['matched'].float(), 'sigmoid'))
+
+
+# ---------------------------------------------------------------------- anchors
+def _supports_anchors(model) -> Optional[str]:
+    from ..models.distillers.head_semantics import DENSE_HEADS
+    head = getattr(model, 'bbox_head', None)
+    if head is None or hasattr(model, 'roi_head'):
+        return f'{type(model).__name__} has no dense bbox_head'
+    sem = DENSE_HEADS.get(type(head).__name__)
+    if sem is None or sem.prior_targets is None:
+        return (f'{type(head).__name__} declares no per-prior target function, so only '
+                "fit_on='detections' is supported for it")
+    return None
+
+
+def _gt_batch(data, ctx):
+    from mmengine.structures import InstanceData
+    gts, ignores = [], []
+    for sample in data['data_samples']:
+        boxes, labels, ignore = ctx.ground_truth.in_input_frame(sample)
+        gts.append(InstanceData(bboxes=boxes[~ignore], labels=labels[~ignore]))
+        ignores.append(InstanceData(bboxes=boxes[ignore], labels=labels[ignore]))
+    return gts, ignores
+
+
+def _collect_anchors(model, data, ctx: CalibrationContext) -> List[ImageRecord]:
+    from ..models.distillers.head_semantics import dense_head_semantics, score_logits
+    head = model.bbox_head
+    sem = dense_head_semantics(head)
+    samples = data['data_samples']
+    outs = head(model.extract_feat(data['inputs']))
+    k = head.cls_out_channels
+    scores = score_logits(sem, outs, k)
+    gts, ignores = _gt_batch(data, ctx)
+    metas = [s.metainfo for s in samples]
+    device = scores[0].device
+    gts = [g.to(device) for g in gts]
+    ignores = [g.to(device) for g in ignores]
+    labels, weights = sem.prior_targets(head, sem.output(outs, 'cls'), gts, metas, ignores)
+    records = []
+    for i, sample in enumerate(samples):
+        z = torch.cat([s[i].permute(1, 2, 0).reshape(-1, k) for s in scores]).float().cpu()
+        y = torch.cat([lab[i].reshape(-1) for lab in labels]).long().cpu()
+        w = torch.cat([wt[i].reshape(-1) for wt in weights]).cpu()
+        z, y = z[w > 0], y[w > 0]
+        key = image_key(sample)
+        if ctx.max_per_image and len(y) > ctx.max_per_image:
+            idx = torch.randperm(len(y), generator=ctx.generator(key))[:ctx.max_per_image]
+            z, y = z[idx], y[idx]
+        records.append((key, dict(logits=z, labels=y)))
+    return records
+
+
+def _report_anchors(data, t, n_bins, score_thr=None) -> Dict[str, float]:
+    z, labels = data['logits'] / t, data['labels']
+    p = z.sigmoid()
+    onehot = torch.zeros_like(p)
+    fg = labels < p.shape[1]
+    onehot[fg, labels[fg]] = 1.0
+    top_p, top_k = p.max(dim=1)
+    classwise = [cal.binary_ece(p[:, c], onehot[:, c], n_bins=n_bins) for c in range(p.shape[1])]
+    return dict(top_label_ece=cal.binary_ece(top_p, (top_k == labels).float(), n_bins=n_bins),
+                classwise_ece=float(np.mean(classwise)),
+                nll=float(F.binary_cross_entropy_with_logits(z, onehot, reduction='sum') / len(z)))
+
+
+def _plot_anchors(data):
+    # top-label view of a sigmoid head: max class probability vs "that class is right"
+    logits, top_k = data['logits'].max(dim=1)
+    return logits, (top_k == data['labels']).float(), 'sigmoid'
+
+
+ANCHORS = CalibrationMode(
+    name='anchors',
+    description="per-prior score logits vs the head's own target assignment",
+    supports=_supports_anchors,
+    collect=_collect_anchors,
+    fit_kind='sigmoid',
+    fit_data=lambda d: (d['logits'], d['labels']),
+    report=_report_anchors,
+    plot_view=_plot_anchors,
+    per_class=True)
+
+
+# ---------------------------------------------------------------------- rois
+def _supports_rois(model) -> Optional[str]:
+    roi_head = getattr(model, 'roi_head', None)
+    if roi_head is None or not getattr(model, 'with_rpn', False):
+        return f'{type(model).__name__} is not a two-stage detector with an RPN'
+    if not hasattr(roi_head, 'bbox_assigner') or isinstance(roi_head.bbox_assigner, list):
+        return (f'{type(roi_head).__name__} has no single-stage bbox assigner/sampler; use '
+                "fit_on='detections'")
+    if model.train_cfg is None or 'rcnn' not in model.train_cfg:
+        return ("the model's config has no train_cfg.rcnn (the RoI assigner/sampler that "
+                "picks the RoIs); use fit_on='detections' or add it")
+    return None
+
+
+def _collect_rois(model, data, ctx: CalibrationContext) -> List[ImageRecord]:
+    from mmdet.structures.bbox import bbox2roi
+    samples = data['data_samples']
+    metas = [s.metainfo for s in samples]
+    feats = model.extract_feat(data['inputs'])
+    proposal_cfg = model.train_cfg.get('rpn_proposal', model.test_cfg.rpn)
+    proposals = model.rpn_head.predict_by_feat(*model.rpn_head(feats), batch_img_metas=metas,
+                                               cfg=proposal_cfg, rescale=False)
+    gts, ignores = _gt_batch(data, ctx)
+    roi_head, records = model.roi_head, []
+    for i, (props, sample) in enumerate(zip(proposals, samples)):
+        key = image_key(sample)
+        gt, ignore = gts[i].to(props.bboxes.device), ignores[i].to(props.bboxes.device)
+        props.priors = props.pop('bboxes')
+        devices = [props.priors.device] if props.priors.is_cuda else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(ctx.seed * 1_000_003 + key_hash(key))
+            assign = roi_head.bbox_assigner.assign(props, gt, ignore)
+            res = roi_head.bbox_sampler.sample(assign, props, gt,
+                                               feats=[f[i][None] for f in feats])
+        rois = bbox2roi([res.priors])
+        rois[:, 0] = i
+        logits = roi_head._bbox_forward(feats, rois)['cls_score']
+        labels = roi_head.bbox_head.get_targets([res], model.train_cfg.rcnn)[0]
+        records.append((key, dict(logits=logits.float().cpu(), labels=labels.long().cpu())))
+    return records
+
+
+def _report_softmax(data, t, n_bins, score_thr=None) -> Dict[str, float]:
+    z, labels = data['logits'] / t, data['labels']
+    p = z.softmax(dim=1)
+    over, under = cal.ece_over_under(p, labels, n_bins=n_bins)
+    return dict(ece=cal.ece(p, labels, n_bins=n_bins), ece_over=over, ece_under=under,
+                ace=cal.ace(p, labels, n_bins=n_bins), nll=float(F.cross_entropy(z, labels)))
+
+
+ROIS = CalibrationMode(
+    name='rois',
+    description="RoI head softmax logits of its sampled proposals vs their assigned labels",
+    supports=_supports_rois,
+    collect=_collect_rois,
+    fit_kind='softmax',
+    fit_data=lambda d: (d['logits'], d['labels']),
+    report=_report_softmax,
+    plot_view=lambda d: (d['logits'], d['labels'], 'softmax'),
+    per_class=True)
+
+
+# ---------------------------------------------------------------------- logits
+def _supports_logits(model) -> Optional[str]:
+    if hasattr(model, 'extract_logits'):
+        return None
+    return f'{type(model).__name__} is not an image classifier (no extract_logits)'
+
+
+def _collect_logits(model, data, ctx: CalibrationContext) -> List[ImageRecord]:
+    samples = data['data_samples']
+    logits = model(data['inputs'], samples, mode='tensor').float().cpu()
+    return [(image_key(s), dict(logits=logits[i:i + 1],
+                                labels=torch.as_tensor(s.gt_label).reshape(1).long().cpu()))
+            for i, s in enumerate(samples)]
+
+
+LOGITS = CalibrationMode(
+    name='logits',
+    description='image logits vs labels',
+    supports=_supports_logits,
+    collect=_collect_logits,
+    fit_kind='softmax',
+    fit_data=lambda d: (d['logits'], d['labels']),
+    report=_report_softmax,
+    plot_view=lambda d: (d['logits'], d['labels'], 'softmax'),
+    per_class=True,
+    needs_ground_truth=False)
+
+#: The registered modes by name.
+CALIBRATION_MODES: Dict[str, CalibrationMode] = {}
+
+
+def register_calibration_mode(mode: CalibrationMode, force: bool = False) -> None:
+    """Make ``mode`` available as ``fit_on=mode.name``.
+
+    Args:
+        mode: The record.
+        force: Replace a mode of the same name.
+    """
+    if mode.name in CALIBRATION_MODES and not force:
+        raise KeyError(f'calibration mode {mode.name!r} exists; pass force=True to replace it.')
+    if mode.fit_kind not in ('sigmoid', 'softmax'):
+        raise ValueError(f"{mode.name}: fit_kind must be 'sigmoid' or 'softmax'.")
+    CALIBRATION_MODES[mode.name] = mode
+
+
+for _mode in (DETECTIONS, ANCHORS, ROIS, LOGITS):
+    register_calibration_mode(_mode)
+
+
+def get_calibration_mode(fit_on: str, model: Optional[torch.nn.Module] = None) -> CalibrationMode:
+    """The record of ``fit_on``, checked against ``model`` when given.
+
+    Raises:
+        ValueError: unknown mode, or one that does not apply to ``model`` (naming the modes that
+            do).
+    """
+    if fit_on not in CALIBRATION_MODES:
+        raise ValueError(f'fit_on must be one of {list(CALIBRATION_MODES)}, got {fit_on!r}.')
+    mode = CALIBRATION_MODES[fit_on]
+    if model is not None:
+        reason = mode.supports(model)
+        if reason is not None:
+            ok = [m.name for m in CALIBRATION_MODES.values() if m.supports(model) is None]
+            raise ValueError(f"fit_on='{fit_on}' does not apply: {reason}. Modes that apply to "
+                             f'{type(model).__name__}: {ok}.')
+    return mode
+
+
+def default_fit_on(model: torch.nn.Module) -> str:
+    """``'logits'`` for classifiers, ``'rois'`` for two-stage and ``'detections'`` for dense."""
+    if _supports_logits(model) is None:
+        return 'logits'
+    if _supports_rois(model) is None:
+        return 'rois'
+    return 'detections'

@@ -1,0 +1,141 @@
+"""The contract between distillers and distillation losses.
+
+A distiller declares, once per class, the named outputs it can hand to a loss
+(:class:`DistillInput`: what the tensors are, what comes with them). A loss declares what it
+compares and needs (:class:`~mmkdcal.models.losses.DistillLoss`). When the model is built,
+:func:`check_loss_input` matches every configured ``distill_losses`` entry against the
+distiller's inputs and refuses, naming the loss, the field and the fix, any pair that cannot
+work. In the training step the distiller fills one :class:`DistillBatch` per input that a loss
+uses and :func:`call_distill_loss` passes exactly the keyword arguments the loss declared.
+"""
+from dataclasses import dataclass, field, replace
+from typing import Dict, FrozenSet, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+__all__ = ['DistillBatch', 'DistillInput', 'call_distill_loss', 'check_loss_input']
+
+
+@dataclass(frozen=True)
+class DistillInput:
+    """One kind of output a distiller can hand to a loss.
+
+    Args:
+        name: The ``inputs`` value that selects it in ``distill_losses``.
+        kind: What the tensors are: ``'logits'`` (rows of class logits), ``'distribution'``
+            (GFL-style box-side distributions), ``'boxes'`` (box regression outputs),
+            ``'features'`` (feature maps, one per level) or ``'masks'`` (mask logits).
+        description: Half a sentence for messages and docs, e.g. ``'per-prior sigmoid class
+            logits (M, K)'``.
+        activation: For logits: ``'sigmoid'`` or ``'softmax'``.
+        provides: Which optional loss arguments come with it: ``'labels'``, ``'weight'``,
+            ``'avg_factor'``.
+        temperature: Whether the teacher side is divided by the calibration temperature.
+        per_level: The tensors are lists of levels; the loss is evaluated per level and summed.
+        channels: ``(student, teacher)`` feature widths when known at build time.
+        box_format: For boxes: ``'xyxy'`` when they are decoded corner boxes, None for raw
+            regression outputs (deltas, distances).
+    """
+
+    name: str
+    kind: str
+    description: str
+    activation: Optional[str] = None
+    provides: FrozenSet[str] = field(default_factory=frozenset)
+    temperature: bool = False
+    per_level: bool = False
+    channels: Optional[Tuple[int, int]] = None
+    box_format: Optional[str] = None
+
+    def with_channels(self, channels: Optional[Tuple[int, int]]) -> 'DistillInput':
+        """A copy with the feature widths filled in."""
+        return replace(self, channels=channels)
+
+
+@dataclass
+class DistillBatch:
+    """The student and teacher tensors of one :class:`DistillInput` in one training step.
+
+    Args:
+        student: Student tensor, or a list of per-level tensors.
+        teacher: Teacher tensor(s) of the same layout (temperature already applied).
+        labels: Integer class index per row, when the input provides labels.
+        weight: Per-row weights, when the input provides them.
+        avg_factor: Normaliser, when the input provides one.
+    """
+
+    student: Union[Tensor, Sequence[Tensor]]
+    teacher: Union[Tensor, Sequence[Tensor]]
+    labels: Optional[Tensor] = None
+    weight: Optional[Tensor] = None
+    avg_factor: Optional[Tensor] = None
+
+
+def check_loss_input(key: str, loss, spec: Optional[DistillInput], distiller: str,
+                     specs: Dict[str, DistillInput]) -> None:
+    """Raise ValueError unless ``loss`` can compare the distiller input ``spec``.
+
+    Args:
+        key: The ``distill_losses`` key (``'loss_kd'``), for the message.
+        loss: The built loss (a :class:`~mmkdcal.models.losses.DistillLoss`).
+        spec: The chosen input, or None when ``inputs`` names none of the distiller's.
+        distiller: The distiller class name, for the message.
+        specs: All inputs of the distiller, to suggest the ones that would work.
+    """
+    from ..losses.base import DistillLoss
+    loss_name = type(loss).__name__
+    if not isinstance(loss, DistillLoss):
+        raise TypeError(
+            f'distill_losses.{key}: {loss_name} is not an mmkdcal DistillLoss, so it does not '
+            'declare what it compares; subclass mmkdcal.models.losses.DistillLoss and set '
+            'input_kinds (and logit_activation / needs_labels / ... as needed).')
+    fits = [n for n, s in specs.items() if loss.check_input(s) is None]
+    hint = (f'inputs that {loss_name} can use here: {fits}' if fits else
+            f'{distiller} has no input that {loss_name} can use')
+    if spec is None:
+        raise ValueError(f'distill_losses.{key}.inputs must be one of {list(specs)} for '
+                         f'{distiller}; {hint}.')
+    problem = loss.check_input(spec)
+    if problem is not None:
+        raise ValueError(f'distill_losses.{key} cannot work: {problem}. Fix: change '
+                         f'distill_losses.{key}.inputs or its type ({hint}).')
+
+
+def call_distill_loss(loss, batch: DistillBatch, spec: DistillInput,
+                      cur_iter: Optional[int]) -> Tensor:
+    """Evaluate ``loss`` on ``batch`` with exactly the keyword arguments it declared.
+
+    Args:
+        loss: The loss module.
+        batch: The student/teacher tensors and what comes with them.
+        spec: The input the batch belongs to (``per_level`` decides the call pattern).
+        cur_iter: The 0-based iteration, for losses that declare ``needs_iter``.
+
+    Returns:
+        Tensor: The loss (summed over levels for per-level inputs).
+    """
+    kwargs = {}
+    if loss.needs_labels:
+        kwargs['labels'] = batch.labels
+    if loss.accepts_weight and batch.weight is not None:
+        kwargs['weight'] = batch.weight
+    if loss.accepts_avg_factor and batch.avg_factor is not None:
+        kwargs['avg_factor'] = batch.avg_factor
+    if loss.needs_iter:
+        if cur_iter is None:
+            raise RuntimeError(
+                f'{type(loss).__name__} needs the training iteration, which '
+                'TeacherCalibrationHook hands to the distiller before each iteration: add '
+                "custom_hooks=[dict(type='TeacherCalibrationHook')] to the config.")
+        kwargs['cur_iter'] = cur_iter
+    if not spec.per_level:
+        return loss(batch.student, batch.teacher, **kwargs)
+    if len(batch.student) != len(batch.teacher):
+        raise ValueError(f'inputs={spec.name!r}: the student has {len(batch.student)} levels, '
+                         f'the teacher {len(batch.teacher)}; distil necks with the same levels.')
+    total = None
+    for s, t in zip(batch.student, batch.teacher):
+        value = loss(s, t, **kwargs)
+        total = value if total is None else total + value
+    return total if total is not None else torch.zeros(())

@@ -1,0 +1,464 @@
+"""What every mmkdcal distiller shares: the frozen teacher, its calibration temperature, the
+configured distillation losses and the one training step that uses them.
+
+The teacher is a plain attribute (``object.__setattr__``), so it is not a sub-module: it is not in
+``state_dict()``, ``parameters()`` or the DDP wrapper, and ``.to()/.cuda()/.cpu()`` move it through
+an extended ``_apply``. Distillation-only parameters (the losses' feature adapters) are trained
+but kept out of ``state_dict()`` too: :meth:`DistillerMixin.distill_state_dict` holds them, and
+``TeacherCalibrationHook`` saves them apart in the checkpoint. Every checkpoint is therefore a
+plain student checkpoint.
+
+The calibration temperature ``T`` (a scalar or one value per class) divides the teacher's
+classification logits, on the inputs whose :class:`DistillInput` says so, before any loss sees
+them. It lives in a non-persistent buffer; the hook fits it, writes it into checkpoint ``meta``
+and restores it on a true resume.
+
+The training step (:meth:`DistillerMixin.loss`) is the same for every distiller:
+
+1. the student's stock MMDetection ``loss()`` runs unchanged while :class:`OutputTaps` records
+   what distillation needs (``_tap_student``);
+2. the teacher runs only the forward parts those inputs need, under ``no_grad``
+   (``_distill_batches``, per distiller);
+3. each configured loss gets its :class:`DistillBatch` with exactly the keyword arguments it
+   declared (:func:`call_distill_loss`).
+"""
+import copy
+import math
+import os.path as osp
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Union
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
+from torch import Tensor
+
+from mmdet.registry import MODELS
+
+from .distill_inputs import DistillBatch, DistillInput, call_distill_loss, check_loss_input
+from .taps import OutputTaps
+
+__all__ = ['DistillerMixin', 'TEMPERATURE_RANGE', 'flatten_level_outputs', 'load_teacher_config']
+
+TemperatureLike = Union[None, float, int, Sequence[float], torch.Tensor]
+
+#: Temperatures accepted from a config or a checkpoint (the NLL fit's own range).
+TEMPERATURE_RANGE = (1e-3, 1e3)
+
+#: state_dict prefixes of distillation-only modules (kept out of the student checkpoint).
+DISTILL_ONLY_PREFIXES = ('distill_losses.', )
+
+
+def load_teacher_config(teacher_config: Union[str, Path, dict, Config]) -> ConfigDict:
+    """Return the teacher's model config from a path, an ``mmdet::`` path, a config or a dict.
+
+    Args:
+        teacher_config: A config file path, ``'mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py'``, a full
+            config (with a ``model`` key) or the model dict itself.
+
+    Returns:
+        The teacher's model config.
+    """
+    if isinstance(teacher_config, Path):
+        teacher_config = str(teacher_config)
+    if isinstance(teacher_config, str):
+        if teacher_config.startswith('mmdet::'):
+            from mmengine.hub import get_config
+            cfg = get_config(teacher_config)
+        else:
+            if not osp.isfile(teacher_config):
+                raise FileNotFoundError(
+                    f'teacher_config {teacher_config!r} does not exist: give a config file path '
+                    "(relative to where training starts), an 'mmdet::<family>/<config>.py' path "
+                    'or the model dict.')
+            cfg = Config.fromfile(teacher_config)
+        teacher_config = cfg
+    if not isinstance(teacher_config, (dict, Config)):
+        raise TypeError(f'teacher_config must be a path or a dict, got {type(teacher_config)}.')
+    model_cfg = teacher_config.get('model', teacher_config)
+    if 'type' not in model_cfg:
+        raise ValueError('teacher_config has no model type: it must be a config with a `model` '
+                         'dict or the model dict itself.')
+    return ConfigDict(model_cfg)
+
+
+def check_temperature(temperature, num_classes: Optional[int]) -> Tensor:
+    """Validate a calibration temperature; return it as a 0-dim or (K,) float32 CPU tensor.
+
+    Args:
+        temperature: A positive number, or one per class.
+        num_classes: Number of teacher classification logits (for per-class values), or None.
+
+    Returns:
+        Tensor: The temperature.
+    """
+    field = 'model.teacher_temperature'
+    lo, hi = TEMPERATURE_RANGE
+    values = temperature.tolist() if isinstance(temperature, Tensor) else temperature
+    flat = values if isinstance(values, (list, tuple)) else [values]
+    if not flat or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in flat):
+        raise TypeError(
+            f'{field} must be a number (e.g. 1.5) or a list with one number per class, got '
+            f'{temperature!r}; use None to let TeacherCalibrationHook fit it and 1.0 to distil '
+            'from the uncalibrated teacher.')
+    t = torch.tensor([float(v) for v in flat], dtype=torch.float32)
+    if isinstance(values, (list, tuple)) and any(isinstance(v, (list, tuple)) for v in values):
+        raise ValueError(f'{field} must be a number or a flat list, got {temperature!r}.')
+    if not all(math.isfinite(float(v)) and lo <= float(v) <= hi for v in flat):
+        raise ValueError(
+            f'{field} must be finite and within [{lo:g}, {hi:g}] (the range the calibration fit '
+            f'searches; T = 1 leaves the teacher as it is), got {values}.')
+    if not isinstance(values, (list, tuple)) or len(flat) == 1:
+        return t.reshape(())
+    if num_classes is not None and len(flat) != num_classes:
+        raise ValueError(f'{field} has {len(flat)} values but the teacher has {num_classes} '
+                         'classification logits: give one value, or one per logit.')
+    return t
+
+
+def flatten_level_outputs(outputs: Sequence[Tensor], channels: int) -> Tensor:
+    """Flatten per-level dense-head outputs (N, A*C, H, W) to (N * sum(A*H*W), C).
+
+    The ordering is (level, image, y, x, anchor) and identical for student and teacher when
+    their head layouts agree.
+    """
+    return torch.cat([o.permute(0, 2, 3, 1).reshape(-1, channels) for o in outputs], dim=0)
+
+
+class DistillerMixin:
+    """The shared part of every distiller; mix into an MMDetection model class (first in the MRO).
+
+    Subclasses set :attr:`DISTILL_INPUTS`, call :meth:`_init_distiller` at the end of
+    ``__init__``, and implement :meth:`_check_teacher`, :meth:`num_teacher_logit_classes`,
+    :meth:`_tap_student` and :meth:`_distill_batches`.
+    """
+
+    #: The outputs this distiller can hand to a loss, selected by ``inputs``.
+    DISTILL_INPUTS: Sequence[DistillInput] = ()
+
+    teacher: nn.Module
+
+    # ------------------------------------------------------------------ construction
+    def _init_distiller(self,
+                        teacher_config: Union[str, Path, dict, Config],
+                        teacher_ckpt: Optional[str],
+                        teacher_temperature: TemperatureLike,
+                        teacher_fp16: bool,
+                        distill_losses: Optional[Dict[str, dict]]) -> None:
+        """Build, check, load and freeze the teacher; build and check the losses."""
+        if not teacher_ckpt:
+            raise ValueError(
+                'model.teacher_ckpt is required: distillation needs a trained teacher. Set '
+                'model.teacher_ckpt to a checkpoint path or URL (e.g. with '
+                '`--cfg-options model.teacher_ckpt=PATH`).')
+        teacher = MODELS.build(load_teacher_config(teacher_config))
+        # what the teacher *is* comes first: family, classes, head layout, normalisation
+        self._check_teacher(teacher)
+        self._check_preprocessors(teacher)
+        self._load_teacher_weights(teacher, teacher_ckpt)
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        object.__setattr__(self, 'teacher', teacher)
+        self.teacher_ckpt = teacher_ckpt
+        self.teacher_fp16 = bool(teacher_fp16)
+        self.register_buffer('_teacher_temperature', torch.ones(()), persistent=False)
+        self.temperature_source: Optional[str] = None
+        self._cur_iter: Optional[int] = None
+        if teacher_temperature is not None:
+            self.set_teacher_temperature(teacher_temperature, source='config')
+        self._init_distill_losses(distill_losses)
+        self._register_state_dict_hook(_drop_distill_only_keys)
+
+    def _check_teacher(self, teacher: nn.Module) -> None:
+        """Raise ValueError unless ``teacher`` can teach this student (family, classes, layout)."""
+        raise NotImplementedError
+
+    def _check_preprocessors(self, teacher: nn.Module) -> None:
+        """The teacher sees the student's preprocessed batch: the normalisation must agree.
+
+        Compares the *effective* normalisation: a preprocessor without mean/std normalises
+        nothing (mean 0, std 1), and one without ``bgr_to_rgb`` converts no channels.
+        """
+        def effective(pre):
+            on = bool(getattr(pre, '_enable_normalize', False))
+            mean = pre.mean.detach().float().flatten().cpu() if on else torch.zeros(1)
+            std = pre.std.detach().float().flatten().cpu() if on else torch.ones(1)
+            return dict(mean=mean, std=std,
+                        bgr_to_rgb=bool(getattr(pre, '_channel_conversion', False)))
+
+        s_pre = getattr(self, 'data_preprocessor', None)
+        t_pre = getattr(teacher, 'data_preprocessor', None)
+        if s_pre is None or t_pre is None:
+            return
+        s, t = effective(s_pre), effective(t_pre)
+        for key in ('mean', 'std'):
+            a, b = torch.broadcast_tensors(s[key], t[key])
+            if not torch.allclose(a, b, atol=1e-3):
+                raise ValueError(
+                    f'The teacher normalises images with {key}={t[key].tolist()} but the student '
+                    f'with {key}={s[key].tolist()} (no mean/std means no normalisation); the '
+                    "teacher runs on the student's batch, so set the same data_preprocessor "
+                    'mean/std in both configs (or use a teacher trained with the student\'s '
+                    'normalisation).')
+        if s['bgr_to_rgb'] != t['bgr_to_rgb']:
+            raise ValueError(
+                f"data_preprocessor.bgr_to_rgb is {t['bgr_to_rgb']} for the teacher but "
+                f"{s['bgr_to_rgb']} for the student: set the same value in both configs.")
+
+    @staticmethod
+    def _load_teacher_weights(teacher: nn.Module, teacher_ckpt: str) -> None:
+        is_url = teacher_ckpt.startswith(('http://', 'https://'))
+        if not is_url:
+            if osp.isdir(teacher_ckpt):
+                raise IsADirectoryError(
+                    f'model.teacher_ckpt {teacher_ckpt!r} is a directory; point it at the '
+                    "teacher's checkpoint file inside it (e.g. a work dir's iter_*.pth / "
+                    'epoch_*.pth, whose name its last_checkpoint file holds).')
+            if not osp.isfile(teacher_ckpt):
+                raise FileNotFoundError(
+                    f'model.teacher_ckpt {teacher_ckpt!r} does not exist. Train the teacher first '
+                    'or point teacher_ckpt at its checkpoint (path or URL).')
+        try:
+            ckpt = _load_checkpoint(teacher_ckpt, map_location='cpu')
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise RuntimeError(
+                f'model.teacher_ckpt {teacher_ckpt!r} could not be read as a checkpoint '
+                f'({type(exc).__name__}: {exc}). Check that the file is complete and was written '
+                'by torch.save / MMEngine.') from exc
+        state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+        if not isinstance(state_dict, dict):
+            raise RuntimeError(f'model.teacher_ckpt {teacher_ckpt!r} holds no state_dict.')
+        state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
+                      for k, v in state_dict.items()}
+        own = teacher.state_dict()
+        missing = [k for k in own if k not in state_dict]
+        if missing:
+            raise RuntimeError(
+                f'model.teacher_ckpt {teacher_ckpt!r} does not match model.teacher_config: '
+                f'{len(missing)} teacher weights are missing from it (e.g. {missing[:3]}). A '
+                'teacher with random weights would teach noise; use the checkpoint trained with '
+                'that config.')
+        shape_errors = [k for k, v in own.items() if tuple(state_dict[k].shape) != tuple(v.shape)]
+        if shape_errors:
+            k = shape_errors[0]
+            raise RuntimeError(
+                f'model.teacher_ckpt {teacher_ckpt!r} does not match model.teacher_config: '
+                f'{k} has shape {tuple(state_dict[k].shape)} in the checkpoint but '
+                f'{tuple(own[k].shape)} in the model (e.g. a different num_classes).')
+        bad = [k for k in own if state_dict[k].is_floating_point()
+               and not torch.isfinite(state_dict[k]).all()]
+        if bad:
+            raise ValueError(
+                f'model.teacher_ckpt {teacher_ckpt!r} holds NaN/inf weights ({len(bad)} tensors, '
+                f'e.g. {bad[:3]}): the teacher would teach NaN. Use an earlier checkpoint of the '
+                'teacher run (training probably diverged).')
+        load_state_dict(teacher, state_dict, strict=False)
+
+    @property
+    def distill_input_specs(self) -> Dict[str, DistillInput]:
+        """The inputs this distiller offers, by name (feature widths filled in where known)."""
+        return {spec.name: spec for spec in self._input_specs()}
+
+    def _input_specs(self) -> List[DistillInput]:
+        """The class's :attr:`DISTILL_INPUTS`; subclasses may fill in ``channels``."""
+        return list(self.DISTILL_INPUTS)
+
+    def _init_distill_losses(self, distill_losses: Optional[Dict[str, dict]]) -> None:
+        """Build ``distill_losses`` (name -> loss config with an ``inputs`` key) and check each
+        against the distiller input it names."""
+        self.distill_losses = nn.ModuleDict()
+        self.distill_inputs: Dict[str, str] = {}
+        specs = self.distill_input_specs
+        if distill_losses is not None and not isinstance(distill_losses, dict):
+            raise TypeError(f'model.distill_losses must be a dict of loss configs, got '
+                            f'{type(distill_losses).__name__}.')
+        for name, cfg in (distill_losses or {}).items():
+            if not name.startswith('loss_'):
+                raise ValueError(
+                    f'distill_losses key {name!r} must start with "loss_" (MMEngine only '
+                    f'back-propagates loss_* entries); rename it to "loss_{name}".')
+            if not isinstance(cfg, dict) or 'type' not in cfg:
+                raise ValueError(f'distill_losses.{name} must be a loss config dict with a '
+                                 "'type' and an 'inputs' key.")
+            cfg = dict(cfg)
+            inputs = cfg.pop('inputs', None)
+            loss = MODELS.build(cfg)
+            check_loss_input(name, loss, specs.get(inputs), type(self).__name__, specs)
+            self.distill_losses[name] = loss
+            self.distill_inputs[name] = inputs
+
+    # ------------------------------------------------------------------ temperature
+    @property
+    def has_teacher_temperature(self) -> bool:
+        """Whether a calibration temperature was given or fitted."""
+        return self.temperature_source is not None
+
+    @property
+    def teacher_temperature(self) -> torch.Tensor:
+        """The calibration temperature (0-dim, or one value per class)."""
+        if not self.has_teacher_temperature:
+            raise RuntimeError(
+                'The teacher has no calibration temperature yet: model.teacher_temperature is None '
+                'and no TeacherCalibrationHook fitted one. Add '
+                "custom_hooks=[dict(type='TeacherCalibrationHook')] to the config, or set "
+                'model.teacher_temperature (1.0 = distil from the uncalibrated teacher).')
+        return self._teacher_temperature
+
+    def num_teacher_logit_classes(self) -> int:
+        """Number of classification logits per location/RoI/image of the teacher."""
+        raise NotImplementedError
+
+    def set_teacher_temperature(self, temperature: TemperatureLike, source: str = 'given') -> None:
+        """Set the calibration temperature.
+
+        Args:
+            temperature: A positive float in :data:`TEMPERATURE_RANGE`, or a sequence/tensor
+                with one such value per class of the teacher's classification logits.
+            source: Where it comes from (``'config'``, ``'fitted'``, ``'checkpoint'``), for logs.
+        """
+        if temperature is None:
+            raise ValueError('teacher_temperature must be a positive number or one per class, '
+                             'not None.')
+        t = check_temperature(temperature, self.num_teacher_logit_classes())
+        self._teacher_temperature = t.to(self._teacher_temperature.device)
+        self.temperature_source = source
+
+    def scale_teacher_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Divide teacher classification logits (classes in the last dim) by the temperature."""
+        t = self.teacher_temperature
+        return logits / t.to(dtype=logits.dtype)
+
+    def set_train_iter(self, cur_iter: int) -> None:
+        """Tell the distiller the 0-based iteration (called by the hook before each one)."""
+        self._cur_iter = int(cur_iter)
+
+    # ------------------------------------------------------------------ the training step
+    def train_step(self, data, optim_wrapper):
+        """MMEngine's training step, refused when run-time state would be lost.
+
+        Distillation-only parameters (feature adapters) are saved by TeacherCalibrationHook,
+        not in the student's state_dict; without the hook a resumed run would restart them.
+        """
+        if self.distill_state_dict() and not getattr(self, '_calibration_hook', False):
+            raise RuntimeError(
+                f'{type(self).__name__} has distillation-only parameters '
+                f'({sorted(self.distill_state_dict())[:2]}...), which TeacherCalibrationHook '
+                'saves apart from the student weights: add '
+                "custom_hooks=[dict(type='TeacherCalibrationHook')] to the config.")
+        return super().train_step(data, optim_wrapper)
+
+    def loss(self, batch_inputs: Tensor, batch_data_samples) -> dict:
+        """The student's stock losses plus every configured distillation loss."""
+        if not self.distill_losses:
+            return super().loss(batch_inputs, batch_data_samples)
+        needed = set(self.distill_inputs.values())
+        with OutputTaps() as taps:
+            self._tap_student(taps, needed)
+            losses = super().loss(batch_inputs, batch_data_samples)
+        batches = self._distill_batches(taps, batch_inputs, batch_data_samples, needed)
+        specs = self.distill_input_specs
+        for name, loss in self.distill_losses.items():
+            spec = specs[self.distill_inputs[name]]
+            losses[name] = call_distill_loss(loss, batches[spec.name], spec, self._cur_iter)
+        return losses
+
+    def _tap_student(self, taps: OutputTaps, needed: Set[str]) -> None:
+        """Register on ``taps`` what the student's stock ``loss()`` must record."""
+        raise NotImplementedError
+
+    def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
+                         needed: Set[str]) -> Dict[str, DistillBatch]:
+        """Run the teacher's needed parts and pair its outputs with the student's."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ running the teacher
+    @contextmanager
+    def teacher_context(self, device_type: str) -> Iterator[None]:
+        """``no_grad`` (+ fp16 autocast when ``teacher_fp16``) around teacher computations."""
+        with torch.no_grad():
+            if self.teacher_fp16:
+                with torch.autocast(device_type=device_type, dtype=torch.float16):
+                    yield
+            else:
+                yield
+
+    @staticmethod
+    def _float(x):
+        """Cast (nested lists/tuples of) fp16 outputs back to fp32."""
+        if isinstance(x, torch.Tensor):
+            return x.float() if x.is_floating_point() else x
+        if isinstance(x, (list, tuple)):
+            return type(x)(DistillerMixin._float(v) for v in x)
+        return x
+
+    @staticmethod
+    def _check_finite(t: Tensor, what: str) -> None:
+        """Fail on NaN/inf teacher outputs (checked on the device on CUDA: no sync per step)."""
+        msg = (f'The teacher produced NaN/inf {what}: check teacher_ckpt and the input '
+               'normalisation (data_preprocessor), or disable teacher_fp16.')
+        if t.is_cuda:
+            torch._assert_async(torch.isfinite(t).all(), msg)
+        elif not torch.isfinite(t).all():
+            raise FloatingPointError(msg)
+
+    # ------------------------------------------------------------------ distillation-only state
+    def distill_state_dict(self) -> Dict[str, Tensor]:
+        """Parameters and buffers of the distillation-only modules (feature adapters)."""
+        out: Dict[str, Tensor] = {}
+        for prefix in DISTILL_ONLY_PREFIXES:
+            module = getattr(self, prefix.rstrip('.'))
+            for k, v in module.state_dict().items():
+                out[prefix + k] = v.detach()
+        return out
+
+    def load_distill_state_dict(self, state: Dict[str, Tensor]) -> None:
+        """Load :meth:`distill_state_dict` output (strict: every key, every shape)."""
+        for prefix in DISTILL_ONLY_PREFIXES:
+            module = getattr(self, prefix.rstrip('.'))
+            sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            module.load_state_dict(sub, strict=True)
+
+    # ------------------------------------------------------------------ nn.Module plumbing
+    def _apply(self, fn, *args, **kwargs):
+        """Apply ``fn`` (``.to()``, ``.cuda()``...) to the teacher too."""
+        teacher = self.__dict__.get('teacher', None)
+        if teacher is not None:
+            teacher._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
+
+    def train(self, mode: bool = True):
+        """The student follows ``mode``; the teacher stays in eval mode."""
+        super().train(mode)
+        teacher = self.__dict__.get('teacher', None)
+        if teacher is not None:
+            teacher.train(False)
+        return self
+
+    def __deepcopy__(self, memo):
+        """Copies (e.g. an EMA model) share the frozen teacher instead of duplicating it."""
+        teacher = self.__dict__.get('teacher', None)
+        if teacher is not None:
+            memo[id(teacher)] = teacher
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            object.__setattr__(new, key, copy.deepcopy(value, memo))
+        return new
+
+    @staticmethod
+    def _log(msg: str) -> None:
+        print_log(msg, logger='current')
+
+
+def _drop_distill_only_keys(module, state_dict, prefix, local_metadata):
+    """state_dict hook: the student's state_dict holds no distillation-only entries."""
+    for key in [k for k in state_dict
+                if any(k.startswith(prefix + p) for p in DISTILL_ONLY_PREFIXES)]:
+        del state_dict[key]
+    return state_dict
