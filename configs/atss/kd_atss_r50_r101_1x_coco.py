@@ -21,8 +21,8 @@ model = dict(
         # Classification KD of BCKD (Yang et al., ICCV 2023, arXiv 2308.14286; official code:
         # BCE(s, sigmoid(t)) * |sigmoid(t) - sigmoid(s)|^1 over all locations and classes, no
         # softening temperature, loss_weight 1.0, divided by the number of positives). Here the
-        # divisor is the teacher's soft foreground count, of the same order. Only the class
-        # logits are distilled, not the centerness branch.
+        # divisor is the teacher's soft foreground count, of the same order. The distiller
+        # compares the logits of the fused detection score, sigmoid(cls) * sigmoid(centerness).
         loss_kd_cls=dict(
             type='BinaryKDLoss', inputs='cls', tau=1.0, beta=1.0, loss_weight=1.0)))
 

@@ -26,61 +26,17 @@ from mmkdcal.models.distillers import (DistillSingleStageDetector, DistillTwoSta
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_ROOT = osp.join(ROOT, 'configs')
 MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
-FAMILIES = ('gfl', 'retinanet', 'atss', 'fcos', 'faster_rcnn')
-
-# The config set this test expects (a missing or unexpected file fails test_expected_files).
-EXPECTED_FILES = {
-    'gfl/kd_gfl_r50_r101_1x_coco.py',
-    'gfl/kd-cal_gfl_r50_r101_1x_coco.py',
-    'gfl/kd-pkd_gfl_r50_r101_1x_coco.py',
-    'gfl/kd-cal-pkd_gfl_r50_r101_1x_coco.py',
-    'gfl/ld_gfl_r50_r101_1x_coco.py',
-    'gfl/ld-cal_gfl_r50_r101_1x_coco.py',
-    'retinanet/kd_retinanet_r50_r101_1x_coco.py',
-    'retinanet/kd-cal_retinanet_r50_r101_1x_coco.py',
-    'atss/kd_atss_r50_r101_1x_coco.py',
-    'atss/kd-cal_atss_r50_r101_1x_coco.py',
-    'fcos/kd_fcos_r50-caffe_r101-caffe_1x_coco.py',
-    'fcos/kd-cal_fcos_r50-caffe_r101-caffe_1x_coco.py',
-    'faster_rcnn/faster-rcnn_r18_fpn_1x_coco.py',
-    'faster_rcnn/kd_faster-rcnn_r50_r101_1x_coco.py',
-    'faster_rcnn/kd-cal_faster-rcnn_r50_r101_1x_coco.py',
-    'faster_rcnn/dkd_faster-rcnn_r50_r101_1x_coco.py',
-    'faster_rcnn/dkd-cal_faster-rcnn_r50_r101_1x_coco.py',
-    'faster_rcnn/kd_faster-rcnn_r18_r101_1x_coco.py',
-    'faster_rcnn/kd-cal_faster-rcnn_r18_r101_1x_coco.py',
-    'faster_rcnn/dkd_faster-rcnn_r18_r101_1x_coco.py',
-    'faster_rcnn/dkd-cal_faster-rcnn_r18_r101_1x_coco.py',
-}
-# Plain student configs (no distiller) that some distillation configs are compared with.
-BASELINE_FILES = {'faster_rcnn/faster-rcnn_r18_fpn_1x_coco.py'}
-
-# The stock MMDetection student config of each (family, student) named in a file name; the
-# R-18 Faster R-CNN student has no stock 1x config and is defined in this repo.
-STUDENT_BASES = {
-    ('gfl', 'gfl_r50'): 'mmdet::gfl/gfl_r50_fpn_1x_coco.py',
-    ('retinanet', 'retinanet_r50'): 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
-    ('atss', 'atss_r50'): 'mmdet::atss/atss_r50_fpn_1x_coco.py',
-    ('fcos', 'fcos_r50-caffe'): 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
-    ('faster_rcnn', 'faster-rcnn_r50'): 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-    ('faster_rcnn', 'faster-rcnn_r18'): 'faster_rcnn/faster-rcnn_r18_fpn_1x_coco.py',
-}
-# The detector type of each family (student stock type and teacher type).
-FAMILY_TYPES = {'gfl': 'GFL', 'retinanet': 'RetinaNet', 'atss': 'ATSS', 'fcos': 'FCOS',
-                'faster_rcnn': 'FasterRCNN'}
-# Calibration data per family: detection scores are sigmoid(class logit) for GFL/RetinaNet;
-# FCOS/ATSS fuse centerness into the score, so their class logits are calibrated on 'anchors';
-# Faster R-CNN's RoI logits on 'rois'.
-FIT_ON = {'gfl': 'detections', 'retinanet': 'detections', 'atss': 'anchors', 'fcos': 'anchors',
-          'faster_rcnn': 'rois'}
-# The losses each method (its '-'-separated name without 'cal') must configure.
-METHOD_LOSSES = {
-    ('single', 'kd'): {'BinaryKDLoss'},
-    ('single', 'kd-pkd'): {'BinaryKDLoss', 'PKDLoss'},
-    ('single', 'ld'): {'BinaryKDLoss', 'LDLoss'},
-    ('two', 'kd'): {'KDLoss'},
-    ('two', 'dkd'): {'DKDLoss'},
-}
+#: The COCO config folders: every folder of configs/ with a '## Results' table in its README.
+FAMILIES = tuple(sorted(
+    d for d in os.listdir(CONFIG_ROOT)
+    if osp.isfile(osp.join(CONFIG_ROOT, d, 'README.md'))
+    and '## Results' in open(osp.join(CONFIG_ROOT, d, 'README.md')).read()
+    and any(f.endswith('_coco.py') for f in os.listdir(osp.join(CONFIG_ROOT, d)))))
+#: The distillation method's '-'-separated tokens (without 'cal') -> the loss each configures;
+#: 'kd' is binary (sigmoid) KD on dense heads and softmax KD on RoI heads.
+METHOD_TOKEN_LOSSES = {
+    ('single', 'kd'): 'BinaryKDLoss', ('two', 'kd'): 'KDLoss', ('two', 'dkd'): 'DKDLoss',
+    ('single', 'pkd'): 'PKDLoss', ('single', 'ld'): 'LDLoss', ('single', 'cwd'): 'CWDLoss'}
 DISTILLER_KEYS = ('type', 'teacher_config', 'teacher_ckpt', 'teacher_temperature',
                   'teacher_fp16', 'distill_losses')
 NOT_MEASURED = 'not yet measured'
@@ -98,8 +54,37 @@ def _found_files() -> List[str]:
     return sorted(found)
 
 
+def _is_distiller(rel: str) -> bool:
+    return 'teacher_config' in Config.fromfile(osp.join(CONFIG_ROOT, rel)).model
+
+
 FOUND = _found_files()
-DISTILL_FILES = [f for f in FOUND if f not in BASELINE_FILES]
+DISTILL_FILES = [f for f in FOUND if _is_distiller(f)]
+BASELINE_FILES = [f for f in FOUND if f not in DISTILL_FILES]
+
+
+def _base_of(rel: str) -> str:
+    """The ``_base_`` a repo config inherits (repo-relative, or an ``mmdet::`` path)."""
+    text = open(osp.join(CONFIG_ROOT, rel)).read()
+    m = re.search(r"^_base_\s*=\s*\[?\s*'([^']+)'", text, re.M)
+    assert m, f'{rel} has no _base_'
+    base = m.group(1)
+    if base.startswith('mmdet::'):
+        return base
+    return osp.normpath(osp.join(osp.dirname(rel), base))
+
+
+def _student_base(rel: str) -> str:
+    """The plain student config a distillation config distils: where its ``_base_`` chain leaves
+    the distillation configs, or the repo's baseline config whose model it is."""
+    end = rel
+    while end in DISTILL_FILES:
+        end = _base_of(end)
+    student = _strip(_load(rel).model)
+    for candidate in [end] + [b for b in BASELINE_FILES if b.split('/')[0] == rel.split('/')[0]]:
+        if _strip(_load(candidate).model) == student:
+            return candidate
+    return end
 
 
 @functools.lru_cache(maxsize=None)
@@ -138,7 +123,7 @@ class _Name:
         self.base_method = '-'.join(t for t in tokens if t != 'cal')
         self.twin = rel.replace(f'/{self.method}_', f'/{self.base_method}_') \
             if self.calibrated else None
-        self.kind = 'two' if self.family == 'faster_rcnn' else 'single'
+        self.kind = 'two' if 'roi_head' in _load(rel).model else 'single'
 
     @property
     def student_depth(self) -> int:
@@ -221,10 +206,14 @@ def _one_thread():
 
 
 # ---------------------------------------------------------------------------------- the set
-def test_expected_files():
-    assert set(FOUND) == EXPECTED_FILES | BASELINE_FILES
-    for family in FAMILIES:
-        assert osp.isfile(osp.join(CONFIG_ROOT, family, 'README.md')), family
+def test_the_set_is_found_and_named():
+    assert {'gfl', 'retinanet', 'atss', 'fcos', 'faster_rcnn'} <= set(FAMILIES)
+    assert len(DISTILL_FILES) >= 20
+    for rel in DISTILL_FILES:
+        name = _Name(rel)
+        assert name.base_method, rel
+        if name.calibrated:  # every X-cal has its X
+            assert name.twin in DISTILL_FILES, f'{rel} has no uncalibrated twin {name.twin}'
 
 
 # ---------------------------------------------------------------------------------- per config
@@ -240,7 +229,7 @@ def test_name_and_distiller_type(rel):
     # The backbone depths named in the file name are those of the configs.
     assert cfg.model.backbone.depth == name.student_depth
     assert _teacher(rel).backbone.depth == name.teacher_depth
-    assert _teacher(rel).type == FAMILY_TYPES[name.family]
+    assert _teacher(rel).type == _load(_student_base(rel)).model.type
     # fcos_r50-caffe names a caffe-style student; the teacher token must say so too.
     for token, model in ((name.student, cfg.model), (name.teacher_backbone, _teacher(rel))):
         assert ('caffe' in token) == (model.backbone.style == 'caffe'), (token, rel)
@@ -249,16 +238,27 @@ def test_name_and_distiller_type(rel):
 
 @pytest.mark.parametrize('rel', DISTILL_FILES)
 def test_calibration_matches_name(rel):
+    """X-cal fits T with a mode that applies to its teacher; X distils the raw teacher."""
+    from mmkdcal.engine import CALIBRATION_MODES
     name = _Name(rel)
     cfg = _load(rel)
     hooks = _calibration_hooks(cfg)
     if name.calibrated:
         assert cfg.model.teacher_temperature is None
         assert len(hooks) == 1
-        assert hooks[0]['fit_on'] == FIT_ON[name.family]
         assert hooks[0]['objective'] == 'nll'
         hook = HOOKS.build(dict(hooks[0]))  # the arguments are valid for the hook
-        assert hook.fit_on == FIT_ON[name.family]
+        t_model = _teacher(rel)
+        if 'bbox_head' in t_model:  # the mode applies to the teacher's head (built alone)
+            head, _ = _heads(rel)
+            stub = type(t_model.type, (), dict(bbox_head=head, predict=None))()
+        else:
+            from types import SimpleNamespace
+            cascade = isinstance(t_model.train_cfg.rcnn, (list, tuple))
+            stub = SimpleNamespace(with_rpn=True, predict=None, train_cfg=t_model.train_cfg,
+                                   roi_head=SimpleNamespace(bbox_assigner=[] if cascade
+                                                            else object()))
+        assert CALIBRATION_MODES[hook.fit_on].supports(stub) is None, (rel, hook.fit_on)
     else:
         assert cfg.model.teacher_temperature == 1.0
         assert hooks == []
@@ -282,9 +282,8 @@ def test_calibrated_config_differs_from_its_twin_only_in_calibration(rel):
 @pytest.mark.parametrize('rel', DISTILL_FILES)
 def test_only_distillation_changes_the_student(rel):
     """The student model and every non-model setting are the stock student config's."""
-    name = _Name(rel)
     cfg = _load(rel)
-    stock = _load(STUDENT_BASES[(name.family, name.student)])
+    stock = _load(_student_base(rel))
     assert _strip(cfg.model) == _strip(stock.model)
     ours = _rest(cfg, drop=('model', 'custom_imports', 'custom_hooks', 'teacher_ckpt',
                             'val_evaluator', 'test_evaluator'))
@@ -315,20 +314,21 @@ def test_r18_student_is_r50_with_resnet18():
 
 @pytest.mark.parametrize('rel', DISTILL_FILES)
 def test_distill_losses_valid(rel):
+    """Each loss passes the distiller's build-time check, and the losses are the method's."""
+    from mmkdcal.models.distillers import check_loss_input
     name = _Name(rel)
     cfg = _load(rel)
     cls = MODELS.get(cfg.model.type)
+    specs = {spec.name: spec for spec in (
+        cls.input_specs_for(_heads(rel)[0]) if name.kind == 'single' else cls.DISTILL_INPUTS)}
     losses = cfg.model.distill_losses
     assert len(losses) > 0
     types = set()
     for key, loss_cfg in losses.items():
-        assert key.startswith('loss_'), key
         loss_cfg = dict(loss_cfg)
         inputs = loss_cfg.pop('inputs')
-        assert inputs in cls.DISTILL_INPUTS, (key, inputs)
-        assert MODELS.get(loss_cfg['type']) is not None, loss_cfg['type']
         loss = MODELS.build(loss_cfg)  # the arguments are valid for the loss
-        assert isinstance(loss, torch.nn.Module)
+        check_loss_input(key, loss, specs.get(inputs), cls.__name__, specs)
         types.add(loss_cfg['type'])
         if inputs == 'reg':  # LD needs general box distributions on both sides
             s_head, t_head = _heads(rel)
@@ -337,10 +337,9 @@ def test_distill_losses_valid(rel):
             t_neck = _teacher(rel).neck
             assert cfg.model.neck.out_channels == t_neck.out_channels
             assert cfg.model.neck.num_outs == t_neck.num_outs
-        if inputs in ('cls', 'roi_cls'):
-            assert loss_cfg['type'] in (('BinaryKDLoss', ) if inputs == 'cls' else
-                                        ('KDLoss', 'DKDLoss'))
-    assert types == METHOD_LOSSES[(name.kind, name.base_method)]
+    tokens = name.base_method.split('-')
+    assert types == {METHOD_TOKEN_LOSSES[(name.kind, t)] for t in tokens} | (
+        {'BinaryKDLoss'} if tokens == ['ld'] else set())
 
 
 @pytest.mark.parametrize('rel', [f for f in DISTILL_FILES if _Name(f).kind == 'single'])
@@ -437,7 +436,7 @@ def test_readme_tables_match_the_metafiles(family):
         name, cfg = _Name(rel), _load(rel)
         cells = rows[osp.basename(rel)]
         assert len(cells) == 6, cells
-        student_base = STUDENT_BASES[(name.family, name.student)]
+        student_base = _student_base(rel)
         assert cells[1] == osp.splitext(osp.basename(student_base))[0]
         assert cells[2] == _ap_cell(_published(student_base))
         assert cells[3] == osp.splitext(osp.basename(cfg.model.teacher_config))[0]

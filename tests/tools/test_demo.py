@@ -25,7 +25,7 @@ def test_demo_quick_end_to_end(tmp_path):
             assert 0.0 <= value <= 1.0
     # the fitted temperature lowers the teacher's D-ECE on the split it was fitted on
     cal = results['calibration']
-    assert cal['after']['d_ece'] < cal['before']['d_ece']
+    assert cal['after']['dece'] < cal['before']['dece']
     # the hook inside the KD+cal run fitted the same temperature on the same split
     assert results['hook_temperatures'][0] == pytest_approx(results['temperature'])
     # every student checkpoint is a plain student checkpoint

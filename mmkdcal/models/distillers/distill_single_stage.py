@@ -110,18 +110,31 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
         check_dense_head_layout(self.bbox_head, t_head)
 
     def _input_specs(self) -> List[DistillInput]:
-        cls, reg, neck = self.DISTILL_INPUTS
-        sem = self.head_semantics
-        if not getattr(self.bbox_head, 'use_sigmoid_cls', True):
-            cls = DistillInput(cls.name, 'logits', 'per-prior softmax logits (M, K + 1)',
-                               activation='softmax', provides=cls.provides, temperature=True)
-        if sem.box_kind == 'distribution':
+        return self.input_specs_for(self.bbox_head, neck_channels(self),
+                                    neck_channels(self.teacher))
+
+    @classmethod
+    def input_specs_for(cls, bbox_head, student_channels: Optional[int] = None,
+                        teacher_channels: Optional[int] = None) -> List[DistillInput]:
+        """The inputs offered for a student head (and neck widths, when known).
+
+        Args:
+            bbox_head: The student's dense head (its declaration decides what ``'reg'`` is).
+            student_channels: Student neck width, or None.
+            teacher_channels: Teacher neck width, or None.
+        """
+        cls_in, reg, neck = cls.DISTILL_INPUTS
+        if not getattr(bbox_head, 'use_sigmoid_cls', True):
+            cls_in = DistillInput(cls_in.name, 'logits', 'per-prior softmax logits (M, K + 1)',
+                                  activation='softmax', provides=cls_in.provides,
+                                  temperature=True)
+        if dense_head_semantics(bbox_head).box_kind == 'distribution':
             reg = DistillInput(reg.name, 'distribution',
                                'per-prior box-side distributions (M, 4 (reg_max + 1))',
                                provides=reg.provides)
-        s_ch = neck_channels(self)
-        t_ch = neck_channels(self.teacher)
-        return [cls, reg, neck.with_channels(None if None in (s_ch, t_ch) else (s_ch, t_ch))]
+        channels = None if None in (student_channels, teacher_channels) else (
+            student_channels, teacher_channels)
+        return [cls_in, reg, neck.with_channels(channels)]
 
     def num_teacher_logit_classes(self) -> int:
         return self.teacher.bbox_head.cls_out_channels
