@@ -85,7 +85,10 @@ class AtomicCheckpointHook(CheckpointHook):
         self._written: Set[str] = set()
 
     def _is_local(self) -> bool:
-        return isinstance(getattr(self, 'file_backend', None), LocalBackend)
+        backend = getattr(self, 'file_backend', None)
+        if isinstance(backend, _DeferredRemoval):
+            backend = backend._backend
+        return isinstance(backend, LocalBackend)
 
     def before_train(self, runner: Runner) -> None:
         """Set up as the stock hook, then remove ``.part`` files a killed run left behind."""
