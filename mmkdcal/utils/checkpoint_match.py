@@ -7,6 +7,7 @@ first: every weight of the model must be in the checkpoint with the same shape, 
 checkpoint must hold nothing else. A checkpoint of a distillation run passes for the plain student
 config, since it holds only the student's weights.
 """
+from collections import OrderedDict
 from typing import Any, Dict, List, Mapping
 
 import torch
@@ -38,8 +39,13 @@ def checkpoint_state_dict(checkpoint: Any, filename: str) -> Dict[str, torch.Ten
     if not isinstance(state_dict, Mapping) or not all(
             isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointMismatchError(f'checkpoint {filename!r} holds no state_dict of tensors.')
-    return {k[len('module.'):] if k.startswith('module.') else k: v
-            for k, v in state_dict.items()}
+    stripped = OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v)
+                           for k, v in state_dict.items())
+    metadata = getattr(state_dict, '_metadata', None)  # module versions, for load_state_dict
+    if metadata is not None:
+        stripped._metadata = OrderedDict(
+            (k[len('module.'):] if k.startswith('module.') else k, v) for k, v in metadata.items())
+    return stripped
 
 
 def _examples(keys: List[str]) -> str:

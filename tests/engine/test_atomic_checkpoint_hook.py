@@ -93,9 +93,9 @@ def test_sigkill_during_a_save_keeps_the_previous_checkpoint(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert running and osp.exists(marker), (tmp_path / 'train.log').read_text()[-4000:]
+    _assert_iter_2_is_the_good_checkpoint(work)
     # killed while the new checkpoint was half written: it is only a .part file
     assert osp.isfile(osp.join(work, 'iter_4.pth.part'))
-    _assert_iter_2_is_the_good_checkpoint(work)
 
     code, out = _run(MMDET_TRAIN, cfg_path, '--work-dir', work, '--resume')
     assert code == 0, out[-4000:]
