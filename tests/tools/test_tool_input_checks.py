@@ -179,3 +179,23 @@ def test_resume_without_last_checkpoint_resumes_from_the_newest(tmp_path, traine
     assert 'Iter(train) [5/6]' in out and 'Iter(train) [1/6]' not in out
     assert {n: _sha(osp.join(work, n)) for n in before} == before  # nothing overwritten
     assert load_checkpoint_file(osp.join(work, 'iter_6.pth'))['meta']['iter'] == 6
+
+
+def test_hook_refuses_a_resume_that_resumed_nothing(tmp_path, trained):
+    """The same case under MMDetection's own tools/train.py (``resume=True``, no load_from, no
+    last_checkpoint): MMEngine resumes nothing; the config's AtomicCheckpointHook refuses to
+    start over before iteration 1."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    from mmkdcal.utils.checkpoint_files import ResumeError
+    work = _copy_work(trained, tmp_path)
+    os.remove(osp.join(work, 'last_checkpoint'))
+    before = {n: _sha(osp.join(work, n)) for n in ('iter_2.pth', 'iter_4.pth')}
+    cfg = Config.fromfile(trained['cfg'])
+    cfg.work_dir, cfg.resume, cfg.load_from = work, True, None
+    cfg.train_cfg.max_iters = 6
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ResumeError, match=f'--resume {osp.join(work, "iter_4.pth")}'):
+        runner.train()
+    assert runner.iter == 0
+    assert {n: _sha(osp.join(work, n)) for n in before} == before

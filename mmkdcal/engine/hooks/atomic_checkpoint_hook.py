@@ -37,6 +37,7 @@ from mmengine.runner import Runner
 from mmdet.registry import HOOKS
 
 from ...utils.checkpoint import install
+from ...utils.checkpoint_files import ResumeError, list_checkpoints
 
 __all__ = ['AtomicCheckpointHook']
 
@@ -91,8 +92,14 @@ class AtomicCheckpointHook(CheckpointHook):
         return isinstance(backend, LocalBackend)
 
     def before_train(self, runner: Runner) -> None:
-        """Set up as the stock hook, then remove ``.part`` files a killed run left behind."""
+        """Set up as the stock hook, refuse a resume that resumed nothing, remove ``.part`` files.
+
+        A resume request (``resume=True``) that loaded no checkpoint (MMEngine finds only what
+        ``last_checkpoint`` names) would start at iteration 0 and overwrite the checkpoints in
+        the work dir: that is refused here, also under MMDetection's own ``tools/train.py``.
+        """
         super().before_train(runner)
+        self._refuse_a_resume_that_resumed_nothing(runner)
         if not self._is_local():
             runner.logger.warning(
                 f'Checkpoints go to {self.out_dir}, which is not a local directory: they are '
@@ -105,6 +112,20 @@ class AtomicCheckpointHook(CheckpointHook):
                 if name.endswith('.pth' + PART_SUFFIX) and osp.isfile(path):
                     os.remove(path)
                     runner.logger.info(f'Removed {path}, left by an interrupted save.')
+
+    def _refuse_a_resume_that_resumed_nothing(self, runner: Runner) -> None:
+        if not getattr(runner, '_resume', False) or runner.iter > 0 or runner.epoch > 0:
+            return
+        if not self._is_local():
+            return
+        found = list_checkpoints(self.out_dir, self.filename_tmpl)
+        if found:
+            raise ResumeError(
+                f'resume was requested, but no checkpoint was resumed (MMEngine reads only '
+                f'{osp.join(runner.work_dir, "last_checkpoint")}), and starting at iteration 0 '
+                f'would overwrite the checkpoints in {self.out_dir} ({found[-1][1]} is the '
+                f'newest). Resume from it explicitly (--resume {found[-1][1]}), or use '
+                "mmkdcal's tools/train.py, whose --resume finds it.")
 
     def _save_checkpoint_with_step(self, runner: Runner, step: int, meta: dict) -> None:
         with self._transaction(runner):
