@@ -1,11 +1,12 @@
 """AtomicCheckpointHook: a save that is killed or runs out of disk loses nothing.
 
-Real training processes (tiny RetinaNet, 2 + 2 iterations, a checkpoint every 2, max_keep_ckpts=1).
-A test-only patch of MMEngine's local file write (``LocalBackend.put``, which every checkpoint
-save goes through) makes the save of ``iter_4`` deterministic: it writes half of the bytes,
-then either hangs (and the test kills the process with SIGKILL) or raises ENOSPC. With MMEngine's
-own CheckpointHook, ``iter_2.pth`` is already deleted at that moment, so both tests fail.
+Tiny RetinaNet runs (2 + 2 iterations, a checkpoint every 2, max_keep_ckpts=1). A test-only patch
+of MMEngine's local file write (``LocalBackend.put``, which every checkpoint save goes through)
+makes the save of ``iter_4`` deterministic: it writes half of the bytes, then either hangs (in a
+real training process, which the test kills with SIGKILL) or raises ENOSPC. With MMEngine's own
+CheckpointHook, ``iter_2.pth`` is already deleted at that moment, so both tests fail.
 """
+import errno
 import os
 import os.path as osp
 import signal
@@ -14,6 +15,9 @@ import sys
 import time
 
 import pytest
+from mmengine.config import Config
+from mmengine.fileio.backends.local_backend import LocalBackend
+from mmengine.runner import Runner
 
 from mmkdcal.utils.checkpoint import load_checkpoint_file
 from mmkdcal.utils.checkpoint_files import is_complete
@@ -21,11 +25,11 @@ from _helpers import ROOT, dump_config, last_checkpoint, retinanet_model, train_
 
 MMDET_TRAIN = osp.join(osp.dirname(__import__('mmdet').__file__), '.mim', 'tools', 'train.py')
 
-FAULT = r'''
-import errno, os, runpy, sys, time
+HANG_IN_SAVE = r'''
+import os, runpy, sys, time
 from mmengine.fileio.backends.local_backend import LocalBackend
 
-MODE, TARGET, MARKER = sys.argv[1:4]
+TARGET, MARKER = sys.argv[1:3]
 stock_put = LocalBackend.put
 
 
@@ -36,15 +40,13 @@ def put(self, obj, filepath):
         f.write(obj[:len(obj) // 2])
         f.flush()
         os.fsync(f.fileno())
-        if MODE == 'enospc':
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         open(MARKER, 'w').close()
         while True:  # hang in the middle of the write until killed
             time.sleep(1)
 
 
 LocalBackend.put = put
-sys.argv = sys.argv[4:]
+sys.argv = sys.argv[3:]
 runpy.run_path(sys.argv[0], run_name='__main__')
 '''
 
@@ -55,19 +57,18 @@ def _setup(tmp_path):
     cfg['train_cfg']['val_interval'] = 100  # no validation: only the saves matter here
     cfg['default_hooks']['checkpoint'].update(type='AtomicCheckpointHook', max_keep_ckpts=1)
     cfg_path = dump_config(cfg, str(tmp_path / 'retinanet_tiny.py'))
-    fault = tmp_path / 'fault.py'
-    fault.write_text(FAULT)
-    return cfg_path, str(fault), str(tmp_path / 'work')
+    return cfg_path, str(tmp_path / 'work')
 
 
-def _env():
-    return dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+def _runner(cfg_path, work, resume=False):
+    cfg = Config.fromfile(cfg_path)
+    cfg.work_dir, cfg.resume = work, resume  # resume=True, no load_from: as `--resume`
+    return Runner.from_cfg(cfg)
 
 
-def _run(*args):
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=_env(), timeout=900,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return proc.returncode, proc.stdout
+def _log(runner):
+    with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
+        return f.read()
 
 
 def _assert_iter_2_is_the_good_checkpoint(work):
@@ -78,14 +79,32 @@ def _assert_iter_2_is_the_good_checkpoint(work):
     assert not osp.exists(osp.join(work, 'iter_4.pth'))
 
 
+def _assert_resumes_from_iter_2(cfg_path, work):
+    runner = _runner(cfg_path, work, resume=True)
+    runner.train()
+    log = _log(runner)
+    assert 'resumed epoch: 0, iter: 2' in log and 'Iter(train) [3/4]' in log
+    assert 'Iter(train) [1/4]' not in log
+    assert load_checkpoint_file(osp.join(work, 'iter_4.pth'))['meta']['iter'] == 4
+    assert osp.samefile(last_checkpoint(work), osp.join(work, 'iter_4.pth'))
+    # max_keep_ckpts=1: the old one goes, after the new one is complete; no partial file stays
+    assert sorted(n for n in os.listdir(work) if '.pth' in n) == ['iter_4.pth']
+    return log
+
+
 def test_sigkill_during_a_save_keeps_the_previous_checkpoint(tmp_path):
-    """Run by MMDetection's own tools/train.py: the config alone selects the hook."""
-    cfg_path, fault, work = _setup(tmp_path)
+    """Killed inside a real training process run by MMDetection's own tools/train.py: the
+    config alone selects the hook."""
+    cfg_path, work = _setup(tmp_path)
     marker = str(tmp_path / 'writing')
+    hang = tmp_path / 'hang_in_save.py'
+    hang.write_text(HANG_IN_SAVE)
     with open(tmp_path / 'train.log', 'w') as log:
         proc = subprocess.Popen(
-            [sys.executable, fault, 'hang', 'iter_4.pth', marker, MMDET_TRAIN, cfg_path,
-             '--work-dir', work], cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+            [sys.executable, str(hang), 'iter_4.pth', marker, MMDET_TRAIN, cfg_path,
+             '--work-dir', work], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT,
+                                                     OMP_NUM_THREADS='1'),
+            stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 900  # a guard against a hang, not a speed requirement
         while not osp.exists(marker) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -97,41 +116,41 @@ def test_sigkill_during_a_save_keeps_the_previous_checkpoint(tmp_path):
     # killed while the new checkpoint was half written: it is only a .part file
     assert osp.isfile(osp.join(work, 'iter_4.pth.part'))
 
-    code, out = _run(MMDET_TRAIN, cfg_path, '--work-dir', work, '--resume')
-    assert code == 0, out[-4000:]
-    assert 'resumed epoch: 0, iter: 2' in out and 'Iter(train) [3/4]' in out
-    assert 'iter_4.pth.part, left by an interrupted save' in out
-    assert load_checkpoint_file(osp.join(work, 'iter_4.pth'))['meta']['iter'] == 4
-    assert osp.samefile(last_checkpoint(work), osp.join(work, 'iter_4.pth'))
-    # max_keep_ckpts=1: the old one goes, after the new one is complete; no partial file stays
-    assert sorted(n for n in os.listdir(work) if '.pth' in n) == ['iter_4.pth']
+    log = _assert_resumes_from_iter_2(cfg_path, work)
+    assert 'iter_4.pth.part, left by an interrupted save' in log
 
 
-def test_disk_full_at_a_save_names_the_file_and_leaves_no_partial_file(tmp_path):
-    cfg_path, fault, work = _setup(tmp_path)
-    code, out = _run(fault, 'enospc', 'iter_4.pth', '-', 'tools/train.py', cfg_path,
-                     '--work-dir', work)
-    assert code != 0
+def test_disk_full_at_a_save_names_the_file_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    cfg_path, work = _setup(tmp_path)
+    stock_put = LocalBackend.put
+
+    def put(self, obj, filepath):
+        if 'iter_4.pth' not in osp.basename(filepath):
+            return stock_put(self, obj, filepath)
+        with open(filepath, 'wb') as f:  # the disk fills up half way through the write
+            f.write(obj[:len(obj) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # no file name, as the OS
+
+    monkeypatch.setattr(LocalBackend, 'put', put)
+    with pytest.raises(OSError) as err:
+        _runner(cfg_path, work).train()
+    monkeypatch.undo()
     final = osp.join(work, 'iter_4.pth')
-    assert f'[Errno 28] could not write checkpoint {final} (No space left on device)' in out
-    assert f'The last complete checkpoint, {osp.join(work, "iter_2.pth")}, is intact' in out
+    assert err.value.errno == errno.ENOSPC
+    msg = str(err.value)
+    assert f'could not write checkpoint {final} (No space left on device)' in msg
+    assert f'the partial file {final}.part was removed' in msg
+    assert f'The last complete checkpoint, {osp.join(work, "iter_2.pth")}, is intact' in msg
     assert not osp.exists(final + '.part')
     _assert_iter_2_is_the_good_checkpoint(work)
-
-    code, out = _run('tools/train.py', cfg_path, '--work-dir', work, '--resume')
-    assert code == 0, out[-4000:]
-    assert 'resumed epoch: 0, iter: 2' in out
-    assert load_checkpoint_file(final)['meta']['iter'] == 4
+    _assert_resumes_from_iter_2(cfg_path, work)
 
 
 @pytest.mark.parametrize('save_best', [False, True])
-def test_old_checkpoints_are_removed_only_after_the_new_one_is_written(tmp_path, save_best):
+def test_old_checkpoints_are_removed_only_after_the_new_one_is_written(tmp_path, monkeypatch,
+                                                                       save_best):
     """In-process: the order of the file operations of one save (and of a best-checkpoint save)."""
-    from mmengine.fileio.backends.local_backend import LocalBackend
-    from mmengine.runner import Runner
-
-    cfg_path, _, work = _setup(tmp_path)
-    from mmengine.config import Config
+    cfg_path, work = _setup(tmp_path)
     cfg = Config.fromfile(cfg_path)
     cfg.work_dir = work
     if save_best:  # validate every 2 iterations and keep the best by bbox mAP
@@ -154,11 +173,10 @@ def test_old_checkpoints_are_removed_only_after_the_new_one_is_written(tmp_path,
         events.append(('remove', osp.basename(filepath), None))
         return stock_remove(self, filepath)
 
-    LocalBackend.put, LocalBackend.remove = put, remove
-    try:
-        runner.train()
-    finally:
-        LocalBackend.put, LocalBackend.remove = stock_put, stock_remove
+    monkeypatch.setattr(LocalBackend, 'put', put)
+    monkeypatch.setattr(LocalBackend, 'remove', remove)
+    runner.train()
+    monkeypatch.undo()
     writes = [e for e in events if e[0] == 'write']
     # (a best-checkpoint save writes iter_N again, to store the new best in it)
     assert sorted({w[1] for w in writes if w[1].startswith('iter_')}) == ['iter_2.pth.part',
