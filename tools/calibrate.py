@@ -6,7 +6,8 @@ scaling, writes ``<out>/calibration.json`` and the before/after reliability diag
 (``model.teacher_temperature=...``).
 
 Examples:
-    python tools/calibrate.py configs/demo/gfl_r18w32_digits.py work_dirs/teacher/iter_1500.pth
+    python tools/calibrate.py configs/demo/gfl_r18w32_digits.py \
+        work_dirs/gfl_r18w32_digits/iter_400.pth
     python tools/calibrate.py CONFIG CKPT --split test --objective ace --fit-on anchors --out DIR
 """
 import argparse
@@ -54,11 +55,16 @@ def calibrate(args) -> dict:
     """Run the calibration; return the report dict (also written to ``<out>/calibration.json``)."""
     import torch
     from mmengine.registry import DefaultScope
-    from mmengine.runner import Runner, load_checkpoint
+    from mmengine.runner import Runner
+    from mmengine.runner.checkpoint import CheckpointLoader
 
     from mmdet.registry import MODELS
     from mmkdcal.engine import collect_calibration_data, default_fit_on, fit_and_report
     from mmkdcal.engine.teacher_calibration import calibration_report, format_report
+    from mmkdcal.utils.checkpoint import install
+    from mmkdcal.utils.checkpoint_match import check_checkpoint_matches, checkpoint_state_dict
+
+    install()
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
@@ -79,7 +85,10 @@ def calibrate(args) -> dict:
                          "teacher's own config and checkpoint (or let TeacherCalibrationHook do "
                          'it).')
     model = MODELS.build(model_cfg)
-    load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+    state_dict = checkpoint_state_dict(
+        CheckpointLoader.load_checkpoint(args.checkpoint, map_location='cpu'), args.checkpoint)
+    check_checkpoint_matches(model, state_dict, args.checkpoint, args.config)
+    model.load_state_dict(state_dict, strict=True)
     if torch.cuda.is_available():
         model = model.cuda()
     loader = Runner.build_dataloader(cfg[key], seed=0)

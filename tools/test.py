@@ -1,7 +1,11 @@
 """Evaluate a checkpoint (the stock MMDetection entry point plus ``import mmkdcal``).
 
+The checkpoint must fit the config's model exactly (every weight present, same shapes, nothing
+else): MMEngine alone would warn and evaluate random weights.
+
 Example:
-    python tools/test.py configs/demo/gfl_r18w16_digits.py work_dirs/kd/iter_1000.pth
+    python tools/test.py configs/demo/gfl_r18w16_digits.py \
+        work_dirs/kd_gfl_r18w16_r18w32_digits/iter_400.pth
 """
 import argparse
 import os
@@ -11,9 +15,14 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmkdcal  # noqa: E402,F401
+from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+from mmengine.runner.checkpoint import CheckpointLoader  # noqa: E402
 
+from mmkdcal.utils.checkpoint import check_complete, install  # noqa: E402
+from mmkdcal.utils.checkpoint_match import (check_checkpoint_matches,  # noqa: E402
+                                            checkpoint_state_dict)
 from mmkdcal.utils.launch import (add_common_args, load_config,  # noqa: E402
                                   setup_cpu_distributed)
 
@@ -30,12 +39,20 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    install()
     cfg = load_config(args)
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist.')
+    is_url = args.checkpoint.startswith(('http://', 'https://'))
+    if not is_url:
+        if not osp.isfile(args.checkpoint):
+            raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist.')
+        check_complete(args.checkpoint)
     cfg.load_from = args.checkpoint
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    state_dict = checkpoint_state_dict(
+        CheckpointLoader.load_checkpoint(args.checkpoint, map_location='cpu'), args.checkpoint)
+    check_checkpoint_matches(model, state_dict, args.checkpoint, args.config)
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must end with .pkl or .pickle, got {args.out!r}.')

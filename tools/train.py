@@ -4,7 +4,12 @@ plus ``import mmkdcal`` and multi-process CPU support).
 Examples:
     python tools/train.py configs/demo/kd-cal_gfl_r18w16_r18w32_digits.py
     python tools/train.py CONFIG --resume                       # resume from the latest checkpoint
+    python tools/train.py CONFIG --resume work_dirs/NAME/iter_200.pth
     torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch
+
+``--resume`` without a path resumes from the newest checkpoint in the work dir, also when its
+``last_checkpoint`` file is missing, and refuses when it cannot tell which one that is; it never
+starts over in a work dir that holds checkpoints. The work dir is checked for writing first.
 """
 import argparse
 import os.path as osp
@@ -16,8 +21,9 @@ import mmkdcal  # noqa: E402,F401  (registers modules, safe checkpoint loading)
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmkdcal.utils.launch import (add_common_args, load_config,  # noqa: E402
-                                  setup_cpu_distributed)
+from mmkdcal.utils.checkpoint import install  # noqa: E402
+from mmkdcal.utils.launch import (add_common_args, check_writable_dir,  # noqa: E402
+                                  configure_resume, load_config, setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -43,12 +49,9 @@ def main(argv=None):
             raise RuntimeError('--auto-scale-lr needs `auto_scale_lr=dict(base_batch_size=...)` '
                                'in the config.')
         cfg.auto_scale_lr.enable = True
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
+    install()
+    check_writable_dir(cfg.work_dir)
+    configure_resume(cfg, args.resume)
 
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

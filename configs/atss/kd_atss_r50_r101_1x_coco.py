@@ -33,3 +33,7 @@ val_evaluator = [
     dict(type='DetectionCalibrationMetric', score_thr=0.3, iou_thr=0.5),
 ]
 test_evaluator = val_evaluator
+
+# Checkpoints: MMDetection's CheckpointHook with atomic saves (mmkdcal's AtomicCheckpointHook: a
+# killed or disk-full save keeps the previous checkpoint); the other settings stay the base's.
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))

@@ -80,7 +80,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1),
+    # AtomicCheckpointHook (mmkdcal): CheckpointHook whose saves are atomic (a killed or disk-full
+    # save keeps the previous checkpoint)
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=max_iters,
+                    max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=False)

@@ -5,7 +5,8 @@
 _base_ = ['./gfl_r18w16_digits.py']
 
 teacher_config = 'configs/demo/gfl_r18w32_digits.py'
-teacher_ckpt = 'work_dirs/gfl_r18w32_digits/iter_600.pth'
+# what `python tools/train.py configs/demo/gfl_r18w32_digits.py` writes (its max_iters = 400)
+teacher_ckpt = 'work_dirs/gfl_r18w32_digits/iter_400.pth'
 model = dict(
     type='DistillSingleStageDetector',
     teacher_config=teacher_config,

@@ -1,29 +1,55 @@
 """Safe checkpoint loading for torch>=2.6 with MMEngine 0.10.7.
 
 Since torch 2.6, ``torch.load`` defaults to ``weights_only=True``: only tensors, containers and
-an allow-list of classes are unpickled. MMEngine 0.10.7 calls ``torch.load`` without the argument,
-and its training checkpoints hold a few non-tensor objects (``HistoryBuffer`` in the message hub,
-numpy arrays and scalars), so ``--resume`` fails out of the box.
+an allow-list of classes are unpickled. MMEngine 0.10.7's training checkpoints hold a few
+non-tensor objects (``HistoryBuffer`` in the message hub, numpy arrays and scalars), so
+``--resume`` fails out of the box.
 
 mmkdcal keeps ``weights_only=True`` and extends torch's allow-list with exactly the classes those
 checkpoints hold (:data:`ALLOWED_GLOBALS`). Anything else in a checkpoint (a custom class, a
 ``__reduce__`` payload) is refused with :class:`UnsafeCheckpointError`, which names the file and
-the offending global. ``install()`` (run by ``import mmkdcal``) registers the allow-list and
-replaces MMEngine's local-file loader with :func:`load_checkpoint_file`.
+the offending global; nothing is unpickled.
+
+:func:`install` does two things, once per process (it is idempotent), and nothing else:
+
+1. It registers :data:`ALLOWED_GLOBALS` with ``torch.serialization.add_safe_globals``. This is
+   what safe loading of MMEngine checkpoints needs.
+2. It registers :func:`load_checkpoint_file` as MMEngine's loader of local files (the ``''``
+   prefix of ``CheckpointLoader``; the URL loaders are left alone). That loader is the same
+   ``torch.load`` that MMEngine's ``load_from_local`` makes, with two differences:
+
+   - it passes ``weights_only=True`` explicitly. MMEngine passes nothing, so the environment
+     variable ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` would silently turn its load into a full
+     unpickler; an explicit argument is not overridden by it;
+   - its errors name the file and the fix: the refused global (e.g. ``posix.system``) without
+     torch's advice to retry with ``weights_only=False``, and, for a truncated file (torch says
+     only "PytorchStreamReader failed reading zip archive"), the file and the previous complete
+     checkpoint beside it. ``--resume``, ``load_from`` and a distiller's ``teacher_ckpt`` all
+     load through MMEngine, so this is the one place where those messages can be given.
+
+``install`` runs when OpenMMLab parts are used: by the entry points in ``tools/``, by
+:class:`~mmkdcal.engine.hooks.AtomicCheckpointHook` (which the project's configs select, so that
+a run started by MMDetection's own ``tools/train.py`` has it before it resumes), and when the
+package's OpenMMLab parts are imported.
 """
 import os.path as osp
 import pickle
+import re
 from typing import Any, List, Optional
 
 import numpy as np
 import torch
 
-__all__ = ['ALLOWED_GLOBALS', 'UnsafeCheckpointError', 'allowed_globals', 'install',
-           'load_checkpoint_file']
+__all__ = ['ALLOWED_GLOBALS', 'CheckpointReadError', 'UnsafeCheckpointError', 'allowed_globals',
+           'check_complete', 'install', 'load_checkpoint_file']
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds an object outside mmkdcal's allow-list; it was not unpickled."""
+
+
+class CheckpointReadError(RuntimeError):
+    """A checkpoint file is truncated or corrupt (not a complete torch checkpoint)."""
 
 
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
@@ -65,16 +91,79 @@ ALLOWED_GLOBALS: Optional[List[Any]] = None
 
 
 def install() -> None:
-    """Register :func:`allowed_globals` with torch and use :func:`load_checkpoint_file` in MMEngine.
+    """Register the allow-list with torch and :func:`load_checkpoint_file` with MMEngine.
 
-    Idempotent. Called by ``import mmkdcal``.
+    Idempotent: the second and later calls change nothing. See the module docstring for why the
+    local-file loader is registered.
     """
     global ALLOWED_GLOBALS
     if ALLOWED_GLOBALS is None:
         ALLOWED_GLOBALS = allowed_globals()
         torch.serialization.add_safe_globals(ALLOWED_GLOBALS)
     from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', force=True)(load_checkpoint_file)
+    if getattr(CheckpointLoader, '_schemes', {}).get('') is not load_checkpoint_file:
+        CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)
+
+
+_GLOBAL = re.compile(r'GLOBAL ([\w.]+)')
+
+
+def _refused_reason(message: str) -> Optional[str]:
+    """What torch's weights_only unpickler refused, or None if the error is not a refusal."""
+    names = list(dict.fromkeys(_GLOBAL.findall(message)))
+    if names:
+        return 'it asks to unpickle ' + ', '.join(f'`{n}`' for n in names)
+    for line in message.splitlines():
+        if 'only HistoryBuffer' in line:
+            return line.strip()
+        if 'Unsupported' in line or 'unsupported' in line:
+            # e.g. an unsupported pickle opcode; drop torch's advice that follows in the line
+            return line.strip().split('. ')[0]
+    return None
+
+
+_DAMAGE_MARKERS = ('PytorchStreamReader', 'unexpected EOF', 'corrupted', 'truncated')
+
+
+def _looks_damaged(filename: str, exc: BaseException) -> bool:
+    """Whether ``torch.load`` failed because the file is cut short or corrupt."""
+    from .checkpoint_files import is_complete
+    if isinstance(exc, EOFError) or type(exc).__module__ == 'struct':
+        return True
+    return any(m in str(exc) for m in _DAMAGE_MARKERS) or not is_complete(filename)
+
+
+def _read_error(filename: str, exc: BaseException) -> CheckpointReadError:
+    from .checkpoint_files import previous_checkpoint
+    detail = str(exc).split('. ')[0] or type(exc).__name__
+    previous = previous_checkpoint(filename)
+    if previous:
+        hint = (f' The previous complete checkpoint in {osp.dirname(osp.abspath(filename))} is '
+                f'{previous}: use it instead (to resume training: --resume {previous}).')
+    else:
+        hint = ' No other complete checkpoint is beside it.'
+
+    return CheckpointReadError(
+        f'checkpoint file {filename!r} could not be read: it is truncated or corrupt '
+        f'({type(exc).__name__}: {detail}). A save that was interrupted (a killed process, a '
+        f'full disk) leaves such a file.{hint}')
+
+
+def check_complete(filename: str) -> None:
+    """Raise :class:`CheckpointReadError` if ``filename`` is a zip checkpoint cut short.
+
+    Cheap (reads the zip directory, unpickles nothing): the entry points call it before they
+    build a runner, so that a damaged checkpoint fails before datasets are loaded.
+
+    Args:
+        filename: A local checkpoint file.
+
+    Raises:
+        CheckpointReadError: naming the file and the previous complete checkpoint beside it.
+    """
+    from .checkpoint_files import is_complete
+    if osp.isfile(filename) and not is_complete(filename):
+        raise _read_error(filename, EOFError('its zip directory, written last, is missing'))
 
 
 def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
@@ -89,21 +178,31 @@ def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
 
     Raises:
         FileNotFoundError: ``filename`` does not exist.
+        IsADirectoryError: ``filename`` is a directory.
         UnsafeCheckpointError: the file holds an object outside the allow-list.
+        CheckpointReadError: the file is truncated or corrupt.
     """
+    install()
     filename = osp.expanduser(filename)
+    if osp.isdir(filename):
+        raise IsADirectoryError(f'checkpoint {filename!r} is a directory, not a checkpoint file.')
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint file {filename!r} does not exist.')
     try:
         return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines()
-                 if 'Unsupported' in ln or 'only HistoryBuffer' in ln]
-        reason = lines[0] if lines else str(exc).splitlines()[0]
+        reason = _refused_reason(str(exc))
+        if reason is None:
+            if _looks_damaged(filename, exc):  # e.g. legacy format cut short
+                raise _read_error(filename, exc) from exc
+            raise
         raise UnsafeCheckpointError(
-            f'Refused to load {filename!r}: it holds an object outside the allow-list of '
-            f'safe types, so it was not unpickled ({reason}). '
-            'Checkpoints written by MMEngine/MMDetection/mmkdcal load as they are. If you trust '
-            'this file and know what the object is, register its class with '
-            '`torch.serialization.add_safe_globals([TheClass])` before loading, or re-save the '
-            'checkpoint with only tensors and plain containers.') from exc
+            f'Refused to load {filename!r}: {reason}, which is outside the allow-list of safe '
+            'types, so nothing was unpickled. Checkpoints written by MMEngine/MMDetection/'
+            'mmkdcal load as they are. If you trust this file and know what that object is, '
+            'register it with `torch.serialization.add_safe_globals([...])` before loading, or '
+            're-save the checkpoint with only tensors and plain containers.') from exc
+    except Exception as exc:
+        if _looks_damaged(filename, exc):
+            raise _read_error(filename, exc) from exc
+        raise  # e.g. a CUDA checkpoint on a machine without CUDA: torch's message says so

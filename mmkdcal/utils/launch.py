@@ -7,8 +7,10 @@ The one thing here that stock MMDetection lacks is :func:`setup_cpu_distributed`
 distributed code paths, so the entry points initialise a ``gloo`` process group themselves and
 ask for a device-less DDP wrapper when CUDA is absent.
 """
+import logging
 import os
 import os.path as osp
+import tempfile
 from typing import Optional
 
 import torch
@@ -16,7 +18,8 @@ import torch.distributed as torch_dist
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
-__all__ = ['add_common_args', 'default_work_dir', 'load_config', 'setup_cpu_distributed']
+__all__ = ['add_common_args', 'check_writable_dir', 'configure_resume', 'default_work_dir',
+           'load_config', 'setup_cpu_distributed']
 
 
 def add_common_args(parser) -> None:
@@ -52,6 +55,90 @@ def default_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> 
     if cfg.get('work_dir', None) is not None:
         return cfg.work_dir
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def check_writable_dir(path: str, what: str = 'work dir') -> None:
+    """Create ``path`` if needed and write (then remove) a probe file in it.
+
+    Run before the runner is built, so that a work dir that cannot be written (a read-only
+    mount, a path under ``/proc``, a path through a regular file) fails at once with its name,
+    not with a bare "No such file or directory" from deep inside MMEngine.
+
+    Args:
+        path: The directory.
+        what: What it is, for the message (``'work dir'``).
+
+    Raises:
+        OSError: with the failing call's ``errno``, naming ``path`` and the fix.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix='.write_probe_', dir=path)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise OSError(exc.errno, f'{what} {path!r} cannot be written ({exc.strerror or exc}): '
+                      'logs and checkpoints go there. Choose a writable directory with '
+                      '--work-dir DIR.') from exc
+
+
+def configure_resume(cfg: Config, resume: Optional[str]) -> Optional[str]:
+    """Set ``cfg.resume``/``cfg.load_from`` for ``--resume`` (``'auto'``) or ``--resume PATH``.
+
+    Unlike MMEngine's auto-resume, which reads only ``last_checkpoint`` and otherwise starts a new
+    run that overwrites the work dir's checkpoints, ``'auto'`` resumes from the newest checkpoint
+    file (:func:`~mmkdcal.utils.checkpoint_files.resolve_resume`) or refuses; a work dir with
+    no checkpoint at all starts a new run. The chosen file must be complete
+    (:func:`~mmkdcal.utils.checkpoint.check_complete`).
+
+    Args:
+        cfg: The full config, with ``work_dir`` set.
+        resume: None (no resume), ``'auto'``, or a checkpoint path or URL.
+
+    Returns:
+        The checkpoint resumed from, or None.
+
+    Raises:
+        ResumeError: ``'auto'`` cannot tell which checkpoint is the latest.
+        FileNotFoundError: ``resume`` names a local file that does not exist.
+        CheckpointReadError: the checkpoint is truncated.
+    """
+    from .checkpoint import check_complete
+    from .checkpoint_files import (checkpoint_step, checkpoint_template, list_checkpoints,
+                                   resolve_resume)
+    if resume is None:
+        return None
+    hook = (cfg.get('default_hooks', None) or {}).get('checkpoint', None) or {}
+    template = checkpoint_template(hook)
+    ckpt_dir = cfg.work_dir
+    if hook.get('out_dir', None):
+        ckpt_dir = osp.join(hook['out_dir'], osp.basename(cfg.work_dir.rstrip(osp.sep)))
+    if resume == 'auto':
+        path = resolve_resume(cfg.work_dir, template, ckpt_dir)
+        if path is None:
+            print_log(f'--resume: {ckpt_dir} holds no checkpoint and no last_checkpoint, so there '
+                      'is nothing to resume: starting a new run.', logger='current')
+            cfg.resume = False
+            cfg.load_from = None
+            return None
+        print_log(f'--resume: resuming from {path}', logger='current')
+    else:
+        path = resume
+        if '://' not in path:
+            if not osp.isfile(path):
+                raise FileNotFoundError(f'--resume {path!r}: no such checkpoint file.')
+            step = checkpoint_step(path, template)
+            newer = [p for s, p in list_checkpoints(ckpt_dir, template)
+                     if step is not None and s > step]
+            if newer:
+                print_log(f'--resume {path}: {ckpt_dir} holds newer checkpoints ({newer}); this '
+                          'run will replace those it reaches again.', logger='current',
+                          level=logging.WARNING)
+    if '://' not in path:
+        check_complete(path)
+    cfg.resume = True
+    cfg.load_from = path
+    return path
 
 
 def setup_cpu_distributed(cfg: Config) -> bool:

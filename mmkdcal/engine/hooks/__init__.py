@@ -1,4 +1,5 @@
 """Hooks registered in MMDetection's HOOKS registry."""
+from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .teacher_calibration_hook import TeacherCalibrationHook
 
-__all__ = ['TeacherCalibrationHook']
+__all__ = ['AtomicCheckpointHook', 'TeacherCalibrationHook']

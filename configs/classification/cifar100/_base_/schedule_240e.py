@@ -23,8 +23,9 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # epoch_240.pth is what the distillation configs load as `teacher_ckpt`
-    checkpoint=dict(type='CheckpointHook', interval=40, max_keep_ckpts=2,
+    # epoch_240.pth is what the distillation configs load as `teacher_ckpt`;
+    # AtomicCheckpointHook (mmkdcal): CheckpointHook with atomic saves
+    checkpoint=dict(type='AtomicCheckpointHook', interval=40, max_keep_ckpts=2,
                     save_best='accuracy/top1', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'))
 

@@ -1,0 +1,213 @@
+"""Finding checkpoints in a work dir: the latest one to resume from, the previous complete one.
+
+MMEngine's auto-resume reads only ``<work_dir>/last_checkpoint``; when that file is missing it
+starts a new run in the same work dir, and that run overwrites ``iter_*.pth``. These helpers look
+at the checkpoint files themselves (the names the ``CheckpointHook`` writes, ``iter_{}.pth`` /
+``epoch_{}.pth`` or the config's ``filename_tmpl``) so that ``tools/train.py --resume`` resumes
+from the latest one or refuses, and so that an error about a damaged checkpoint can name the
+previous complete one.
+
+A torch checkpoint is a zip archive (the format since torch 1.6). "Complete" here means that its
+central directory, written last, can be read: a file cut short by a crash or a full disk fails
+that test. Nothing is unpickled to decide it.
+"""
+import os
+import os.path as osp
+import re
+import zipfile
+from typing import List, Optional, Tuple
+
+__all__ = ['ResumeError', 'checkpoint_step', 'checkpoint_template', 'is_complete',
+           'list_checkpoints', 'previous_checkpoint', 'resolve_resume']
+
+_ZIP_MAGIC = b'PK\x03\x04'
+
+
+class ResumeError(RuntimeError):
+    """``--resume`` cannot tell which checkpoint to resume from; nothing was started."""
+
+
+def checkpoint_template(checkpoint_hook_cfg: Optional[dict]) -> str:
+    """The file name template the config's ``CheckpointHook`` writes (``'iter_{}.pth'``...).
+
+    Args:
+        checkpoint_hook_cfg: ``cfg.default_hooks.checkpoint`` (or None).
+
+    Returns:
+        ``filename_tmpl`` if the config sets it, else ``'epoch_{}.pth'`` when the hook saves by
+        epoch (its default) and ``'iter_{}.pth'`` otherwise.
+    """
+    hook = checkpoint_hook_cfg or {}
+    if hook.get('filename_tmpl'):
+        return hook['filename_tmpl']
+    return 'epoch_{}.pth' if hook.get('by_epoch', True) else 'iter_{}.pth'
+
+
+def _pattern(template: str) -> 're.Pattern':
+    head, sep, tail = template.partition('{}')
+    if not sep:
+        raise ValueError(f'checkpoint filename_tmpl {template!r} has no "{{}}" for the step.')
+    return re.compile(re.escape(head) + r'(\d+)' + re.escape(tail) + r'\Z')
+
+
+def checkpoint_step(path: str, template: str) -> Optional[int]:
+    """The step in a checkpoint's file name (``iter_40.pth`` -> 40), or None if it has none.
+
+    Args:
+        path: A checkpoint path.
+        template: The file name template (:func:`checkpoint_template`).
+
+    Returns:
+        The step, or None when the file name does not follow ``template``.
+    """
+    match = _pattern(template).match(osp.basename(path))
+    return int(match.group(1)) if match else None
+
+
+def list_checkpoints(directory: str, template: str) -> List[Tuple[int, str]]:
+    """The files in ``directory`` named by ``template``, as ``(step, path)``, oldest first.
+
+    Args:
+        directory: Where the checkpoints are.
+        template: A file name template with one ``{}`` for the step, e.g. ``'iter_{}.pth'``.
+
+    Returns:
+        ``(step, path)`` pairs sorted by step; empty if the directory does not exist.
+    """
+    if not osp.isdir(directory):
+        return []
+    pattern = _pattern(template)
+    found = []
+    for name in os.listdir(directory):
+        match = pattern.match(name)
+        path = osp.join(directory, name)
+        if match and osp.isfile(path):
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def is_complete(path: str) -> bool:
+    """Whether ``path`` is a checkpoint whose zip central directory can be read.
+
+    Files that are not zip archives at all (torch's legacy format) count as complete: only the
+    loader can judge them.
+
+    Args:
+        path: A checkpoint file.
+
+    Returns:
+        False for a missing, empty or cut-short zip checkpoint, True otherwise.
+    """
+    try:
+        with open(path, 'rb') as f:
+            magic = f.read(4)
+    except OSError:
+        return False
+    if magic != _ZIP_MAGIC:
+        return len(magic) > 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            archive.namelist()
+        return True
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+
+
+def previous_checkpoint(path: str) -> Optional[str]:
+    """The newest complete checkpoint beside ``path`` that is older than it.
+
+    "Older" is by step when both names carry one (``iter_8.pth`` before ``iter_10.pth``), else by
+    modification time.
+
+    Args:
+        path: A (damaged) checkpoint file.
+
+    Returns:
+        The path of that checkpoint, or None if there is none.
+    """
+    directory = osp.dirname(osp.abspath(path))
+    if not osp.isdir(directory):
+        return None
+    name = osp.basename(path)
+    step_of = re.compile(r'^(.*?)(\d+)(\.pth)\Z')
+    own = step_of.match(name)
+    try:
+        own_mtime = osp.getmtime(path)
+    except OSError:
+        own_mtime = float('inf')
+    older = []
+    for other in os.listdir(directory):
+        full = osp.join(directory, other)
+        if other == name or not other.endswith('.pth') or not osp.isfile(full):
+            continue
+        match = step_of.match(other)
+        if own and match and match.group(1) == own.group(1):
+            key = (int(match.group(2)), osp.getmtime(full))
+            if key[0] >= int(own.group(2)):
+                continue
+        else:
+            key = (-1, osp.getmtime(full))
+            if key[1] > own_mtime:
+                continue
+        older.append((key, full))
+    for _, candidate in sorted(older, reverse=True):
+        if is_complete(candidate):
+            return candidate
+    return None
+
+
+def _read_last_checkpoint(work_dir: str) -> Optional[str]:
+    save_file = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(save_file):
+        return None
+    with open(save_file) as f:
+        return f.read().strip()
+
+
+def resolve_resume(work_dir: str, template: str, ckpt_dir: Optional[str] = None) -> Optional[str]:
+    """The checkpoint that ``--resume`` (without a path) must resume from.
+
+    Rules: the newest checkpoint file named by ``template`` wins. ``last_checkpoint`` (MMEngine's
+    pointer) is used when it names that same file; when it names an older one, or a file that is
+    not there while others are, the caller gets a :class:`ResumeError` or the newest file, as
+    listed below. No checkpoint at all means a new run (None): nothing can be overwritten.
+
+    - ``last_checkpoint`` names an existing file and no checkpoint is newer: that file.
+    - ``last_checkpoint`` names an existing file but a newer checkpoint exists: ResumeError (the
+      two disagree; resuming from the older one would overwrite the newer ones).
+    - ``last_checkpoint`` is missing, empty or names a missing file: the newest checkpoint file.
+    - ``last_checkpoint`` names a missing file and there is no checkpoint: ResumeError.
+
+    Args:
+        work_dir: The run's work dir (where ``last_checkpoint`` is).
+        template: File name template of the run's checkpoints (:func:`checkpoint_template`).
+        ckpt_dir: Where the checkpoints are written, if not ``work_dir`` (``CheckpointHook``'s
+            ``out_dir`` joined with the work dir's name).
+
+    Returns:
+        The checkpoint path, or None when the work dir holds no checkpoint.
+
+    Raises:
+        ResumeError: as listed above.
+    """
+    ckpt_dir = ckpt_dir or work_dir
+    found = list_checkpoints(ckpt_dir, template)
+    newest = found[-1][1] if found else None
+    named = _read_last_checkpoint(work_dir)
+    if named and osp.isfile(named):
+        step = checkpoint_step(named, template)
+        if newest is None or step is None or step >= found[-1][0]:
+            return named
+        raise ResumeError(
+            f'--resume: {osp.join(work_dir, "last_checkpoint")} names {named}, but {ckpt_dir} '
+            f'holds a newer checkpoint, {newest}. Resuming from the older one would overwrite '
+            f'the newer ones. Say which one to resume from: --resume {newest} (or --resume '
+            f'{named} after moving the newer checkpoints away).')
+    if newest is not None:
+        return newest
+    if named:
+        raise ResumeError(
+            f'--resume: {osp.join(work_dir, "last_checkpoint")} names {named}, which does not '
+            f'exist, and {ckpt_dir} holds no {template.replace("{}", "*")} checkpoint. Give the '
+            'checkpoint with --resume PATH, or train without --resume to start a new run.')
+    return None
