@@ -246,8 +246,13 @@ def cmd_publish(args) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    return dict(plan=cmd_plan, run=cmd_run, collect=cmd_collect, release=cmd_release,
-                publish=cmd_publish)[args.command](args)
+    command = dict(plan=cmd_plan, run=cmd_run, collect=cmd_collect, release=cmd_release,
+                   publish=cmd_publish)[args.command]
+    try:
+        return command(args)
+    except (FileNotFoundError, KeyError, ValueError) as exc:  # bad input: say why, no traceback
+        print(f'tools/benchmark.py {args.command}: error: {exc}', file=sys.stderr)
+        return 2
 
 
 if __name__ == '__main__':

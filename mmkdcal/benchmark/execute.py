@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from .plan import (ROOT, Command, Launcher, Run, in_root, missing_scripts, root_relative,
                    test_command, train_command)
-from .state import LOG_DIR, inspect_run, read_record, write_record
+from .state import LOG_DIR, inspect_run, read_record, same_settings, write_record
 
 __all__ = ['Outcome', 'execute_plan', 'git_info', 'host_info', 'print_summary']
 
@@ -143,9 +143,10 @@ class _Executor:
             self.say(f'{head}: already finished ({osp.basename(state.checkpoint)} and '
                      f'{osp.basename(run.metrics_file)}), skipped')
             return Outcome(run, 'skipped', 'already finished')
-        record = read_record(in_root(run.work_dir)) or dict(
-            config=run.config, seed=run.seed, cfg_options=run.cfg_options,
-            work_dir=run.work_dir, attempts=[])
+        record = read_record(in_root(run.work_dir))
+        if record is None or not same_settings(record, run):  # (no checkpoint: start over)
+            record = dict(config=run.config, seed=run.seed, cfg_options=run.cfg_options,
+                          work_dir=run.work_dir, attempts=[])
         if state.stage in ('new', 'partial'):
             resume = root_relative(state.checkpoint) if state.stage == 'partial' else None
             self.say(f'{head}: ' + (f'{state.message}, resuming from {resume}' if resume

@@ -7,7 +7,8 @@ A run is
   furthest one with ``--resume``);
 - ``'trained'``: a checkpoint at the schedule's end (``max_epochs`` / ``max_iters``), no metrics;
 - ``'done'``: trained, and ``test_metrics.json`` written after that checkpoint;
-- ``'conflict'``: the work dir was started with other options (it is left alone).
+- ``'conflict'``: the work dir holds checkpoints of a run with other options (it is left
+  alone; without a checkpoint, a new run simply starts over).
 
 The record (``benchmark_run.json``) lists every attempt the benchmark made in the work dir: the
 command, start and end time, exit code, log file, git commit of the code and the host.
@@ -23,7 +24,7 @@ from typing import Any, Dict, List, Optional
 from .plan import Run, in_root
 
 __all__ = ['LOG_DIR', 'RECORD_FILE', 'RunState', 'checkpoint_progress', 'inspect_run',
-           'is_intact_checkpoint', 'read_record', 'write_record']
+           'is_intact_checkpoint', 'read_record', 'same_settings', 'write_record']
 
 RECORD_FILE = 'benchmark_run.json'
 LOG_DIR = 'benchmark_logs'
@@ -63,6 +64,11 @@ def write_record(work_dir: str, record: Dict[str, Any]) -> None:
     with open(path + '.tmp', 'w') as f:
         json.dump(record, f, indent=2)
     os.replace(path + '.tmp', path)
+
+
+def same_settings(record: Dict[str, Any], run: Run) -> bool:
+    """Whether a work dir's record was made for ``run``'s config and options."""
+    return record.get('config') == run.config and record.get('cfg_options') == run.cfg_options
 
 
 def is_intact_checkpoint(path: str) -> bool:
@@ -116,13 +122,6 @@ def _candidates(work_dir: str) -> List[str]:
 def inspect_run(run: Run) -> RunState:
     """The state of ``run`` from its work dir (see the module docstring)."""
     work_dir = in_root(run.work_dir)
-    record = read_record(work_dir)
-    if record is not None and (record.get('config') != run.config
-                               or record.get('cfg_options') != run.cfg_options):
-        return RunState('conflict', message=(
-            f'{run.work_dir} was started with other settings (config {record.get("config")}, '
-            f'options {record.get("cfg_options")}); now: config {run.config}, options '
-            f'{run.cfg_options}. Use another --work-root, or delete the work dir to restart.'))
     best, best_progress = None, -1
     for path in _candidates(work_dir):
         if not is_intact_checkpoint(path):
@@ -133,6 +132,12 @@ def inspect_run(run: Run) -> RunState:
     unit = 'epoch' if run.by_epoch else 'iter'
     if best is None:
         return RunState('new', message='no checkpoint yet')
+    record = read_record(work_dir)
+    if record is not None and not same_settings(record, run):
+        return RunState('conflict', best, best_progress, message=(
+            f'{run.work_dir} holds a run with other settings (config {record.get("config")}, '
+            f'options {record.get("cfg_options")}); now: config {run.config}, options '
+            f'{run.cfg_options}. Use another --work-root, or delete the work dir to restart.'))
     if best_progress < run.max_steps:
         return RunState('partial', best, best_progress,
                         f'interrupted at {unit} {best_progress}/{run.max_steps}')

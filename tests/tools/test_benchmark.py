@@ -147,6 +147,8 @@ def test_benchmark_end_to_end(setup, tmp_path, capsys):
         (state, log1.read_text()[-3000:])
     records = _records(work)
     assert records[CAL]['attempts'][-1]['end'] is None  # killed: never recorded its end
+    assert bench.main(_args(setup, 'plan')) == 0  # the plan now resumes it
+    assert f'--resume {state.checkpoint} --cfg-options' in capsys.readouterr().out
 
     # -- run again: the KD+cal run resumes, a failing third run does not stop the others
     assert bench.main(_args(setup, 'run', 'three.txt', '--jobs', '2')) == 1
