@@ -216,22 +216,27 @@ def cmd_release(args) -> int:
 
 
 def cmd_publish(args) -> int:
-    from mmkdcal.benchmark.tables import publish_readme
+    from mmkdcal.benchmark.tables import TableError, publish_readme
     with open(args.results) as f:
         results = json.load(f)
     summary, releases = results['summary'], results.get('releases', {})
     readmes = args.readme or sorted({osp.join(in_root(e['folder']), 'README.md')
                                      for e in summary.values()})
-    covered = set()
+    covered, failed = set(), []
     for path in readmes:
         if not osp.isfile(path):
             print(f'{path}: no such README, skipped')
             continue
         with open(path) as f:
             text = f.read()
-        new, changed, rows = publish_readme(
-            text, summary, releases, readme_dir=osp.dirname(osp.abspath(path)),
-            metric=args.metric, scale=args.scale, decimals=args.decimals)
+        try:
+            new, changed, rows = publish_readme(
+                text, summary, releases, readme_dir=osp.dirname(osp.abspath(path)),
+                metric=args.metric, scale=args.scale, decimals=args.decimals)
+        except TableError as exc:  # the other READMEs are still published
+            print(f'{path}: not published: {exc}')
+            failed.append(path)
+            continue
         covered.update(rows)
         if new != text:
             with open(path, 'w') as f:
@@ -241,7 +246,7 @@ def cmd_publish(args) -> int:
     left = sorted(set(summary) - covered)
     if left:
         print(f'no README row for: {", ".join(left)}')
-    return 0
+    return 1 if failed else 0
 
 
 def main(argv=None) -> int:

@@ -32,14 +32,14 @@ def sha256_of(path: str) -> str:
     return h.hexdigest()
 
 
-def _student_model(model_cfg: Dict[str, Any]) -> torch.nn.Module:
+def _student_model(model_cfg: Any) -> torch.nn.Module:
     """Build the plain student of a (distiller or plain) model config, weights not loaded."""
     import mmkdcal  # noqa: F401  (registers the distillers)
     from mmdet.registry import MODELS
     from mmengine.registry import DefaultScope
 
     from mmkdcal.models.distillers.teacher_mixin import TeacherMixin
-    cfg = dict(model_cfg)
+    cfg = model_cfg
     with DefaultScope.overwrite_default_scope('mmdet'):
         cls = MODELS.get(cfg['type'])
         if cls is None:
@@ -63,7 +63,7 @@ def plain_student_keys(config: str, cfg_options: Sequence[str] = (),
         student_config: A stock student config to take the model from instead (e.g.
             ``mmdet::gfl/gfl_r50_fpn_1x_coco.py``).
     """
-    from mmengine.config import Config
+    from mmengine.config import Config, ConfigDict
 
     from .plan import in_root, parse_cfg_options
     if student_config is not None:
@@ -76,8 +76,7 @@ def plain_student_keys(config: str, cfg_options: Sequence[str] = (),
         cfg = Config.fromfile(in_root(config))
         cfg.merge_from_dict(parse_cfg_options(cfg_options))
         model_cfg = cfg.model
-    model_cfg = model_cfg.to_dict() if hasattr(model_cfg, 'to_dict') else dict(model_cfg)
-    student = _student_model(model_cfg)
+    student = _student_model(ConfigDict(model_cfg))  # attribute access, as detectors expect
     return {k: v.shape for k, v in student.state_dict().items()}
 
 

@@ -87,6 +87,19 @@ def test_plain_student_keys_of_a_distiller_config(student):
     assert keys == {k: v.shape for k, v in student.state_dict().items()}
 
 
+@pytest.mark.parametrize('config,stock', [
+    ('configs/gfl/kd-cal_gfl_r50_r101_1x_coco.py', 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'),
+    ('configs/faster_rcnn/dkd_faster-rcnn_r18_r101_1x_coco.py',
+     osp.join(ROOT, 'configs/faster_rcnn/faster-rcnn_r18_fpn_1x_coco.py')),
+])
+def test_plain_student_keys_of_coco_configs_are_the_stock_students(config, stock):
+    """Single- and two-stage distillers: the same keys and shapes as the stock student."""
+    from mmengine.hub import get_config
+    cfg = get_config(stock) if stock.startswith('mmdet::') else Config.fromfile(stock)
+    reference = MODELS.build(cfg.model).state_dict()
+    assert plain_student_keys(config) == {k: v.shape for k, v in reference.items()}
+
+
 def test_release_strips_optimizer_and_distillation_state(student, tmp_path):
     state = dict(student.state_dict())
     state['distill_losses.loss_fitnet.adapter.weight'] = torch.randn(8, 4, 1, 1)  # FitNet
