@@ -155,7 +155,9 @@ def test_benchmark_end_to_end(setup, tmp_path, capsys):
     out = capsys.readouterr().out
     assert re.search(r'FAILED: gfl_r18w16_digits seed 0 \(configs/demo/gfl_r18w16_digits.py\): '
                      r'training exited with 1', out), out[-3000:]
-    assert '2 done, 0 skipped (already finished), 1 failed' in out
+    counts = re.search(r'3 runs: (\d) done, (\d) skipped \(already finished\), 1 failed, '
+                       r'0 interrupted', out)
+    assert counts and int(counts.group(1)) + int(counts.group(2)) == 2, out[-3000:]
     assert f'[{CAL} seed 0]   Iter(train) [{ITERS}/{ITERS}]' in out  # progress, tagged per run
     assert f'[{CAL} seed 0]   Iter(test)' in out
     records = _records(work)
