@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .plan import (ROOT, Command, Launcher, Run, in_root, missing_scripts, root_relative,
                    test_command, train_command)
@@ -88,7 +88,7 @@ class _Executor:
 
     # ------------------------------------------------------------------ one command
     def attempt(self, slot: int, run: Run, record: dict, stage: str, cmd: Command,
-                resume_from: Optional[str] = None) -> (int, str):
+                resume_from: Optional[str] = None) -> Tuple[int, str]:
         number = sum(1 for a in record['attempts'] if a['stage'] == stage) + 1
         log_path = osp.join(run.work_dir, LOG_DIR, f'{stage}_{number}.log')
         os.makedirs(osp.dirname(in_root(log_path)), exist_ok=True)
