@@ -433,24 +433,30 @@ def _ap_cell(entry: Optional[dict]) -> str:
 
 @pytest.mark.parametrize('family', FAMILIES)
 def test_readme_tables_match_the_metafiles(family):
-    """One row per distillation config: student / teacher with their published box AP (as in
-    MMDetection's metafile.yml), and our result, not yet measured."""
+    """One row per distillation config (and plain student baseline): student / teacher with their
+    published box AP (as in MMDetection's metafile.yml), then our generated columns (a result
+    or "not yet measured")."""
     rows = _readme_rows(family)
     configs = [f for f in DISTILL_FILES if f.startswith(family + '/')]
-    assert sorted(rows) == sorted(osp.basename(f) for f in configs)
+    baselines = [f for f in BASELINE_FILES if f.startswith(family + '/')]
+    assert sorted(rows) == sorted(osp.basename(f) for f in configs + baselines)
     with open(osp.join(CONFIG_ROOT, family, 'README.md')) as f:
         text = f.read()
     assert 'metafile.yml' in text
+    for rel in baselines:  # a plain student: it is its own student, no teacher
+        cells = rows[osp.basename(rel)]
+        assert cells[1:5] == [osp.splitext(osp.basename(rel))[0], NOT_PUBLISHED, '-', '-']
+        assert cells[5] == NOT_MEASURED or re.fullmatch(r'\d+\.\d( ± .*)?', cells[5])
     for rel in configs:
         name, cfg = _Name(rel), _load(rel)
         cells = rows[osp.basename(rel)]
-        assert len(cells) == 6, cells
+        assert len(cells) == 10, cells
         student_base = _student_base(rel)
         assert cells[1] == osp.splitext(osp.basename(student_base))[0]
         assert cells[2] == _ap_cell(_published(student_base))
         assert cells[3] == osp.splitext(osp.basename(cfg.model.teacher_config))[0]
         assert cells[4] == _ap_cell(_published(cfg.model.teacher_config))
-        assert cells[5] == NOT_MEASURED
+        assert cells[5] == NOT_MEASURED or re.fullmatch(r'\d+\.\d( ± .*)?', cells[5]), cells[5]
         for cmd in (f'python tools/train.py configs/{rel}',
                     f'bash tools/dist_train.sh configs/{rel} 8'):
             assert cmd in text, cmd
