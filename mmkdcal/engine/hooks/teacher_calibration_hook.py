@@ -1,4 +1,5 @@
 """Fit the teacher's calibration temperature once, before distillation starts."""
+import os.path as osp
 from typing import Optional, Union
 
 from mmengine.hooks import Hook
@@ -8,6 +9,7 @@ from mmdet.registry import HOOKS
 
 from ..teacher_calibration import (FIT_ON, collect_calibration_data, default_fit_on,
                                    fit_and_report, format_report)
+from .calibration_visualization import log_calibration_to_visualizer
 
 __all__ = ['TeacherCalibrationHook']
 
@@ -104,6 +106,8 @@ class TeacherCalibrationHook(Hook):
         model.set_teacher_temperature(self.report['temperature'], source='fitted')
         runner.logger.info('Teacher calibration: ' + format_report(self.report))
         runner.message_hub.update_info('teacher_temperature', self.report['temperature'])
+        log_calibration_to_visualizer(runner, self.report,
+                                      osp.join(runner.work_dir, 'teacher_calibration.png'))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         model = self._distiller(runner)
