@@ -238,7 +238,7 @@ def plot_ranking(result: Dict[str, Any], path: str) -> str:
     quality, q_label = ('acc', 'accuracy') if fit_on == 'logits' else ('map', 'bbox mAP')
     names = [f'{r["rank"]}. {r["name"]}' for r in rows]
     y = np.arange(len(rows))[::-1]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 1.2 + 0.55 * len(rows)),
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 1.6 + 0.55 * len(rows)),
                                    gridspec_kw=dict(width_ratios=[3, 2]))
     over = np.array([r.get(f'{err}_over', np.nan) for r in rows])
     under = np.array([r.get(f'{err}_under', np.nan) for r in rows])
@@ -247,12 +247,14 @@ def plot_ranking(result: Dict[str, Any], path: str) -> str:
     ax1.barh(y + 0.2, under, 0.4, left=over, color='#1f77b4',
              label=f'{label} under-confidence')
     ax1.barh(y - 0.2, after, 0.4, color='#7f7f7f', label=f'{label} after T')
-    for yi, r in zip(y, rows):
-        ax1.text(0, yi - 0.2, f' T={_scalar_t(r["temperature"]):.3f}', va='center', fontsize=8,
-                 color='white' if r.get(f'{err}_after', 0) > 0.02 else 'black')
+    for yi, a, r in zip(y, after, rows):
+        ax1.text(0 if np.isnan(a) else a, yi - 0.2, f' T={_scalar_t(r["temperature"]):.3f}',
+                 va='center', fontsize=8)
     ax1.set_yticks(y, names)
     ax1.set_xlabel(f'{label} on the {result["split"]} split')
-    ax1.legend(fontsize=8, loc='lower right')
+    top = np.nanmax(np.concatenate([over + under, after, [1e-3]]))
+    ax1.set_xlim(0, 1.2 * top)
+    ax1.legend(fontsize=8, loc='lower left', bbox_to_anchor=(0, 1.0), ncol=3, frameon=False)
     ax1.grid(axis='x', alpha=0.3)
     values = [r.get(quality) for r in rows]
     ax2.barh(y, [np.nan if v is None else v for v in values], 0.6, color='#2ca02c')
