@@ -70,6 +70,7 @@ class DevelopWithMim(develop):
         _ship(osp.join(here, 'mmkdcal', '.mim'), link=True)
         super().run()
 
+
 version = {}
 with open(osp.join(here, 'mmkdcal', 'version.py')) as f:
     exec(f.read(), version)
