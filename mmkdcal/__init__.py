@@ -3,7 +3,9 @@
 Importing this package (``custom_imports=dict(imports=['mmkdcal'])`` in a config) registers every
 model, loss, hook, metric and dataset of the project in MMDetection's registries, after checking
 that the installed OpenMMLab stack is one mmkdcal works with, and registers the checkpoint
-allow-list that safe ``weights_only=True`` loading needs (:mod:`mmkdcal.utils.checkpoint`).
+allow-list that safe ``weights_only=True`` loading needs (:mod:`mmkdcal.utils.checkpoint`). It
+also makes ``mmkdcal::`` config paths resolve in ``Config.fromfile``
+(:mod:`mmkdcal.utils.config_scope`).
 
 ``mmkdcal.calibration`` needs only torch and numpy. Where MMDetection is missing, or installed but
 unusable (a wrong version, mmcv without its compiled ops), ``import mmkdcal.calibration`` still
@@ -42,6 +44,8 @@ def register_all_modules() -> None:
         raise ImportError(f'mmkdcal cannot register its MMDetection parts: {problem}')
     from .utils import checkpoint
     checkpoint.install()
+    from .utils.config_scope import register_config_scope
+    register_config_scope()
     from . import datasets, engine, evaluation, models  # noqa: F401
 
 

@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmkdcal  # noqa: E402,F401
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 from mmkdcal.calibration import OBJECTIVES  # noqa: E402
 from mmkdcal.engine.teacher_calibration import FIT_ON  # noqa: E402
@@ -26,7 +26,7 @@ from mmkdcal.engine.teacher_calibration import FIT_ON  # noqa: E402
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Calibrate a trained model (mmkdcal)')
-    parser.add_argument('config', help='the model\'s config file')
+    parser.add_argument('config', help="the model's config file (or 'mmkdcal::<folder>/<file>')")
     parser.add_argument('checkpoint', help='its checkpoint')
     parser.add_argument('--split', default='val',
                         help="dataloader of the config to run on: 'val', 'test', 'train', or the "
@@ -54,44 +54,17 @@ def parse_args(argv=None):
 def calibrate(args) -> dict:
     """Run the calibration; return the report dict (also written to ``<out>/calibration.json``)."""
     import torch
-    from mmengine.registry import DefaultScope
-    from mmengine.runner import Runner
-    from mmengine.runner.checkpoint import CheckpointLoader
 
-    from mmdet.registry import MODELS
     from mmkdcal.engine import collect_calibration_data, default_fit_on, fit_and_report
     from mmkdcal.engine.teacher_calibration import calibration_report, format_report
-    from mmkdcal.utils.checkpoint import install
-    from mmkdcal.utils.checkpoint_match import check_checkpoint_matches, checkpoint_state_dict
+    from mmkdcal.engine.trained_model import build_split_loader, load_trained_model
 
-    install()
-
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    choices = sorted(k[:-len('_dataloader')] for k in cfg.keys() if k.endswith('_dataloader'))
-    for split in [args.split] + list(args.also_split):
-        if f'{split}_dataloader' not in cfg:
-            raise ValueError(f'split {split!r}: the config has no {split}_dataloader; choose one '
-                             f'of {choices}.')
+    cfg, model = load_trained_model(args.config, args.checkpoint, args.cfg_options,
+                                    splits=[args.split] + list(args.also_split))
     key = f'{args.split}_dataloader'
     out = args.out or osp.join('work_dirs', 'calibrate',
                                osp.splitext(osp.basename(args.config))[0])
-    DefaultScope.get_instance(f'calibrate-{id(args)}',
-                              scope_name=cfg.get('default_scope', 'mmdet'))
-    model_cfg = cfg.model
-    if hasattr(MODELS.get(model_cfg.type), 'set_teacher_temperature'):
-        raise ValueError(f'{args.config} is a distillation config; calibrate its teacher with the '
-                         "teacher's own config and checkpoint (or let TeacherCalibrationHook do "
-                         'it).')
-    model = MODELS.build(model_cfg)
-    state_dict = checkpoint_state_dict(
-        CheckpointLoader.load_checkpoint(args.checkpoint, map_location='cpu'), args.checkpoint)
-    check_checkpoint_matches(model, state_dict, args.checkpoint, args.config)
-    model.load_state_dict(state_dict, strict=True)
-    if torch.cuda.is_available():
-        model = model.cuda()
-    loader = Runner.build_dataloader(cfg[key], seed=0)
+    loader = build_split_loader(cfg, args.split)
     fit_on = args.fit_on or default_fit_on(model)
     print(f'Calibrating {osp.basename(args.config)} on {len(loader.dataset)} images of '
           f'{key} (fit_on={fit_on}, objective={args.objective})')
@@ -105,7 +78,7 @@ def calibrate(args) -> dict:
         report['also'] = {}
         for split in args.also_split:
             other = collect_calibration_data(
-                model, Runner.build_dataloader(cfg[f'{split}_dataloader'], seed=0), fit_on,
+                model, build_split_loader(cfg, split), fit_on,
                 score_thr=args.score_thr, iou_thr=args.iou_thr)
             report['also'][split] = dict(
                 num_samples=len(other['logits']),

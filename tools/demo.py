@@ -9,7 +9,10 @@
 6. print a table, write ``<work-dir>/results.md``, ``results.json`` and reliability PNGs.
 
 Every step runs the project's command-line tools (tools/train.py, tools/test.py,
-tools/calibrate.py) in a subprocess, so the logs show exactly what a user would run.
+tools/calibrate.py) in a subprocess, so the logs show exactly what a user would run. The console
+shows each step's progress with an ETA (MMEngine's iteration lines, the calibration and
+evaluation passes' progress bars), a ``demo: k/N`` step count with the demo's own ETA, and at
+the end where every file went.
 
     python tools/demo.py            # default: about 15 minutes on a 2-core CPU
     python tools/demo.py --quick    # a minute or two, small data and schedules (for tests)
@@ -20,6 +23,7 @@ import hashlib
 import json
 import os
 import os.path as osp
+import re
 import shutil
 import statistics
 import subprocess
@@ -70,11 +74,40 @@ def parse_args(argv=None):
 
 
 _PRINT = threading.Lock()
+#: The demo's step counter (EtaProgress), set by main().
+_STEPS = [None]
+_STEP_LOCK = threading.Lock()
 
 
 def _say(msg):
     with _PRINT:
         print(msg, flush=True)
+
+
+#: A progress-bar line of a calibration or evaluation pass (MMEngine's ProgressBar, whose
+#: carriage returns the text-mode pipe turns into line ends).
+_BAR = re.compile(r'^\[[> ]*\] (\d+)/(\d+), .*ETA: *\S+')
+#: Seconds between two forwarded progress-bar lines of one step.
+BAR_INTERVAL = 15.0
+
+
+def _forward(line, tag, last_bar):
+    """Print what a user waits on: iteration lines (with MMEngine's eta), metrics, the
+    calibration result, and progress-bar lines (with ETA) every ``BAR_INTERVAL`` seconds."""
+    if ' - mmengine - ' in line:
+        if any(k in line for k in ('Iter(train)', 'Iter(test)', 'bbox_mAP:',
+                                   'Teacher calibration', 'Calibrating the teacher')):
+            _say(f'{tag}   ' + line.split(' - mmengine - INFO - ')[-1].rstrip()[:150])
+    elif line.startswith(('temperature', 'val:')):
+        _say(f'{tag}   ' + line.rstrip()[:200])
+    else:
+        bar = _BAR.match(line.strip())
+        if bar is not None:
+            done, total = int(bar.group(1)), int(bar.group(2))
+            now = time.monotonic()
+            if done == total or now - last_bar[0] >= BAR_INTERVAL:
+                last_bar[0] = now
+                _say(f'{tag}   pass ' + line.strip().split('] ', 1)[-1][:120])
 
 
 def _run(args, log_path, tag='', threads=None):
@@ -84,22 +117,27 @@ def _run(args, log_path, tag='', threads=None):
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     cmd = [sys.executable] + list(args)
     _say(f'{tag}$ python {args[0]} {args[1]} ... (log: {osp.relpath(log_path, ROOT)})')
+    last_bar = [float('-inf')]
     with open(log_path, 'w') as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         for line in proc.stdout:
             log.write(line)
-            if ' - mmengine - ' in line and ('Iter(train)' in line or 'bbox_mAP:' in line
-                                             or 'Teacher calibration' in line):
-                _say(f'{tag}   ' + line.split(' - mmengine - INFO - ')[-1].rstrip()[:150])
-            elif line.startswith(('temperature', 'val:')):
-                _say(f'{tag}   ' + line.rstrip()[:200])
+            _forward(line, tag, last_bar)
         proc.wait()
     if proc.returncode != 0:
         with open(log_path) as f:
             tail = f.read()[-4000:]
         raise RuntimeError(f'step failed ({proc.returncode}): python {" ".join(args)}\n'
                            f'log: {log_path}\n{tail}')
+    _step_done(f'{tag.strip() or args[0]} {osp.basename(args[0])[:-3]} finished')
+
+
+def _step_done(what):
+    """Count one finished demo step and print the steps' progress with an ETA."""
+    if _STEPS[0] is not None:
+        with _STEP_LOCK:
+            _STEPS[0].update(note=f'steps done ({what})', force=True)
 
 
 def _options(mode_cfg, data_root, iters, seed=None, extra=()):
@@ -147,6 +185,7 @@ def _train(cfg, work_dir, opts, logs, name, retrain, threads=None):
         ckpt = open(last).read().strip()
         if osp.isfile(ckpt):
             _say(f'[{name}] reusing {ckpt}')
+            _step_done(f'[{name}] reused')
             return ckpt
     if osp.isdir(work_dir):
         shutil.rmtree(work_dir)
@@ -215,8 +254,16 @@ def main(argv=None):
     t_start = time.time()
 
     from mmkdcal.datasets import build_digits_det
+    from mmkdcal.utils.progress import EtaProgress
+
+    class _Log:
+        info = staticmethod(_say)
+
     print(f'== 1. DigitsDet in {data_root}')
-    build_digits_det(data_root, **mode_cfg['data'])
+    build_digits_det(data_root, logger=_Log(), **mode_cfg['data'])
+    # the subprocess steps: teacher training, its evaluation and calibration, and a training
+    # plus an evaluation per student run
+    _STEPS[0] = EtaProgress(3 + 6 * len(seeds), 'demo', log=_say)
 
     print('== 2. teacher')
     t_opts = _options(mode_cfg, data_root, mode_cfg['teacher_iters'], seed=0)
@@ -310,15 +357,43 @@ def main(argv=None):
         'so the T-scaled teacher has the same mAP.', '', *table, '',
         f'Wall time: {(time.time() - t_start) / 60:.1f} min.',
         f'Reliability diagram of the teacher before/after: `{cal_dir}/calibration.png`.']
+    files = _written_files(work, teacher_ckpt, cal_dir, runs, seeds)
+    lines += ['', 'Files written:', ''] + [f'- {what}: `{path}`' for what, path in files]
     md = '\n'.join(lines) + '\n'
     with open(osp.join(work, 'results.md'), 'w') as f:
         f.write(md)
     with open(osp.join(work, 'results.json'), 'w') as f:
         json.dump(dict(mode=mode, seeds=seeds, temperature=temperature, calibration=calibration,
-                       hook_temperatures=fitted, summary=summary, runs=rows), f, indent=2)
+                       hook_temperatures=fitted, summary=summary, runs=rows,
+                       files=dict(files)), f, indent=2)
     print('\n' + md)
-    print(f'Wrote {osp.join(work, "results.md")} and results.json')
+    print(f'Wrote {osp.join(work, "results.md")} and {osp.join(work, "results.json")}; the '
+          'files listed above hold the checkpoints, logs and reliability diagrams.')
     return summary
+
+
+def _written_files(work, teacher_ckpt, cal_dir, runs, seeds):
+    """``(what, path)`` of every file a user may want after the demo, as written."""
+    files = [('teacher checkpoint', teacher_ckpt),
+             ('teacher reliability diagram, calib split, before/after T',
+              osp.join(cal_dir, 'calibration.png')),
+             ('teacher calibration report', osp.join(cal_dir, 'calibration.json'))]
+    for seed in seeds:
+        for name, key, _, _ in runs:
+            run_dir = osp.join(work, f'{key}_seed{seed}')
+            last = osp.join(run_dir, 'last_checkpoint')
+            if osp.isfile(last):
+                with open(last) as f:
+                    files.append((f'{name} checkpoint (seed {seed})', f.read().strip()))
+            files.append((f'{name} val metrics (seed {seed})',
+                          osp.join(run_dir, 'val_metrics.json')))
+            hook_png = osp.join(run_dir, 'teacher_calibration.png')
+            if osp.isfile(hook_png):
+                files.append((f'{name}: the hook\'s reliability diagram (seed {seed})', hook_png))
+    files.append(('logs of every step', osp.join(work, 'logs')))
+    return ([('table (this summary)', osp.join(work, 'results.md')),  # written next
+             ('all numbers', osp.join(work, 'results.json'))] +
+            [(what, path) for what, path in files if osp.exists(path)])
 
 
 if __name__ == '__main__':

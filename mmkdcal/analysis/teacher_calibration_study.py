@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmkdcal.calibration import ace, ece, ece_over_under, fit_temperature, nll
+from mmkdcal.utils.progress import EtaProgress
 
 __all__ = [
     'TrainRecipe', 'StudyConfig', 'load_digit_splits', 'shift_augment', 'build_mlp',
@@ -508,6 +509,9 @@ def run_study(config: StudyConfig, out_dir: Optional[str] = None,
     baseline: List[Dict[str, Any]] = []
     arrays: Dict[str, np.ndarray] = dict(y_cal=data['y_cal'].numpy(),
                                          y_test=data['y_test'].numpy())
+    # one unit per (seed, teacher): its training, its two students; logged with elapsed and ETA
+    progress = EtaProgress(len(config.seeds) * len(config.teachers), 'study', log=log,
+                           interval=0.0)
     for seed in config.seeds:
         t0 = time.time()
         base = train_classifier(config.student, x_stu, y_stu, seed)
@@ -541,10 +545,11 @@ def run_study(config: StudyConfig, out_dir: Optional[str] = None,
             runs.append(rec)
             arrays[f's{seed}/{recipe.name}/cal'] = z_cal.numpy()
             arrays[f's{seed}/{recipe.name}/test'] = z_test.numpy()
-            log(f'seed {seed} {recipe.name:18s} acc {rec["acc"]:.4f} ACE {rec["ace"]:.4f} '
+            progress.update(note=(
+                f'| seed {seed} {recipe.name:18s} acc {rec["acc"]:.4f} ACE {rec["ace"]:.4f} '
                 f'ECE {rec["ece"]:.4f} T_cal {rec["t_cal"]:.3f} -> ACE {rec["ace_scaled"]:.4f}'
                 f' | student raw {rec["student_acc_raw"]:.4f} cal {rec["student_acc_cal"]:.4f}'
-                f' ({rec["teacher_train_s"]:.1f}s)')
+                f' ({rec["teacher_train_s"]:.1f}s)'))
         log(f'seed {seed} done in {time.time() - t0:.1f}s (baseline student '
             f'{baseline[-1]["student_acc"]:.4f})')
     if out_dir is not None:

@@ -22,7 +22,7 @@ from ._inputs import as_tensor, binary_targets, check_n_bins, float_tensor
 
 __all__ = [
     'box_iou', 'match_detections', 'match_detections_batch', 'match_image_detections',
-    'relative_box_features', 'detection_ece'
+    'relative_box_features', 'detection_ece', 'detection_ece_over_under'
 ]
 
 #: Box features understood by :func:`relative_box_features` (all relative to the image size).
@@ -291,33 +291,10 @@ def relative_box_features(boxes: Any,
     return torch.stack([cols[f] for f in feats], dim=1)
 
 
-def detection_ece(scores: Any,
-                  matched: Any,
-                  boxes: Optional[Any] = None,
-                  image_sizes: Optional[Any] = None,
-                  n_bins: Union[int, Sequence[int]] = 10,
-                  box_features: Sequence[str] = ('cx', 'cy'),
-                  features: Optional[Any] = None) -> float:
-    """Detection ECE (D-ECE), binned over confidence and optionally relative box features.
-
-    Reproduces ``netcal.metrics.ECE(n_bins, detection=True).measure(X, matched)`` with
-    ``X = [scores]`` (no boxes), ``X = [scores, relative_box_features(boxes, image_sizes,
-    box_features)]`` or ``X = [scores, features]``: each column is clipped to [eps, 1 - eps],
-    binned into equal-width bins of [0, 1], and
-    ``D-ECE = sum_b (n_b / N) |mean(matched in b) - mean(score in b)|`` over the joint bins.
-
-    Args:
-        scores: Detection confidences in [0, 1], shape (N,).
-        matched: 0/1 or bool, shape (N,): 1 for a true positive (see :func:`match_detections`).
-        boxes: Optional boxes (N, 4) (x1, y1, x2, y2) in pixels, binned by position/size.
-        image_sizes: ``(H, W)`` or (N, 2) image sizes; required with ``boxes``.
-        n_bins: Bins per dimension: one int for all, or one per column of X (confidence first).
-        box_features: Which relative box features to bin (subset of cx, cy, w, h).
-        features: Precomputed extra columns (N, F) in [0, 1] instead of ``boxes``.
-
-    Returns:
-        float: D-ECE in [0, 1].
-    """
+def _detection_columns(scores: Any, matched: Any, boxes: Optional[Any],
+                       image_sizes: Optional[Any], box_features: Sequence[str],
+                       features: Optional[Any]) -> Tuple[List[np.ndarray], np.ndarray]:
+    """Check the inputs of :func:`detection_ece`; return its binned columns and the outcomes."""
     s = _np_floats(scores, 'scores', (1,))
     lo, hi = s.min(), s.max()  # NaN propagates into both
     if not (np.isfinite(lo) and np.isfinite(hi)):
@@ -350,7 +327,70 @@ def detection_ece(scores: Any,
         # netcal stacks all columns into one array: one dtype, hence one clipping eps
         dtype = np.result_type(*cols)
         cols = [c.astype(dtype, copy=False) for c in cols]
-    return _joint_binned_ece(cols, hit, n_bins)
+    return cols, hit
+
+
+def detection_ece(scores: Any,
+                  matched: Any,
+                  boxes: Optional[Any] = None,
+                  image_sizes: Optional[Any] = None,
+                  n_bins: Union[int, Sequence[int]] = 10,
+                  box_features: Sequence[str] = ('cx', 'cy'),
+                  features: Optional[Any] = None) -> float:
+    """Detection ECE (D-ECE), binned over confidence and optionally relative box features.
+
+    Reproduces ``netcal.metrics.ECE(n_bins, detection=True).measure(X, matched)`` with
+    ``X = [scores]`` (no boxes), ``X = [scores, relative_box_features(boxes, image_sizes,
+    box_features)]`` or ``X = [scores, features]``: each column is clipped to [eps, 1 - eps],
+    binned into equal-width bins of [0, 1], and
+    ``D-ECE = sum_b (n_b / N) |mean(matched in b) - mean(score in b)|`` over the joint bins.
+
+    Args:
+        scores: Detection confidences in [0, 1], shape (N,).
+        matched: 0/1 or bool, shape (N,): 1 for a true positive (see :func:`match_detections`).
+        boxes: Optional boxes (N, 4) (x1, y1, x2, y2) in pixels, binned by position/size.
+        image_sizes: ``(H, W)`` or (N, 2) image sizes; required with ``boxes``.
+        n_bins: Bins per dimension: one int for all, or one per column of X (confidence first).
+        box_features: Which relative box features to bin (subset of cx, cy, w, h).
+        features: Precomputed extra columns (N, F) in [0, 1] instead of ``boxes``.
+
+    Returns:
+        float: D-ECE in [0, 1].
+    """
+    s_conf, s_hit, n = _joint_bin_sums(
+        *_detection_columns(scores, matched, boxes, image_sizes, box_features, features), n_bins)
+    return float(np.abs(s_hit - s_conf).sum() / n)
+
+
+def detection_ece_over_under(scores: Any,
+                             matched: Any,
+                             boxes: Optional[Any] = None,
+                             image_sizes: Optional[Any] = None,
+                             n_bins: Union[int, Sequence[int]] = 10,
+                             box_features: Sequence[str] = ('cx', 'cy'),
+                             features: Optional[Any] = None) -> Tuple[float, float]:
+    """Split the D-ECE into its over- and under-confidence parts.
+
+    With the bins of :func:`detection_ece`, ``D-ECE_o = sum_{b: conf_b > prec_b} (n_b / N)
+    (conf_b - prec_b)`` (``prec_b``: the fraction of matched detections in bin b) and ``D-ECE_u``
+    the same over the bins with ``conf_b < prec_b``, so ``D-ECE_o + D-ECE_u = D-ECE``.
+
+    Args:
+        scores: Detection confidences in [0, 1], shape (N,).
+        matched: 0/1 or bool, shape (N,).
+        boxes: Optional boxes (N, 4), as in :func:`detection_ece`.
+        image_sizes: ``(H, W)`` or (N, 2) image sizes; required with ``boxes``.
+        n_bins: Bins per dimension.
+        box_features: Which relative box features to bin.
+        features: Precomputed extra columns (N, F) in [0, 1] instead of ``boxes``.
+
+    Returns:
+        tuple: ``(dece_over, dece_under)`` as floats.
+    """
+    s_conf, s_hit, n = _joint_bin_sums(
+        *_detection_columns(scores, matched, boxes, image_sizes, box_features, features), n_bins)
+    gap = (s_conf - s_hit) / n
+    return float(np.clip(gap, 0, None).sum()), float(np.clip(-gap, 0, None).sum())
 
 
 def _np_floats(x: Any, name: str, ndim: Tuple[int, ...]) -> np.ndarray:
@@ -380,9 +420,9 @@ def _np_binary(x: Any, n: int, name: str) -> np.ndarray:
     return a.astype(np.float64)
 
 
-def _joint_binned_ece(cols: List[np.ndarray], hit: np.ndarray,
-                      n_bins: Union[int, Sequence[int]]) -> float:
-    """D-ECE of the joint equal-width binning of ``cols`` (``cols[0]``: the confidence).
+def _joint_bin_sums(cols: List[np.ndarray], hit: np.ndarray,
+                    n_bins: Union[int, Sequence[int]]) -> Tuple[np.ndarray, np.ndarray, int]:
+    """Per-bin sums of the joint equal-width binning of ``cols`` (``cols[0]``: the confidence).
 
     NumPy on purpose: single-threaded SIMD kernels are as fast as torch's here and do not
     slow down on a busy machine the way multi-threaded element-wise ops can.
@@ -393,7 +433,8 @@ def _joint_binned_ece(cols: List[np.ndarray], hit: np.ndarray,
         n_bins: One int for all columns or one per column.
 
     Returns:
-        float: The D-ECE.
+        tuple: ``(sum of clipped confidences, sum of outcomes, N)``; the sums are float64 arrays
+        over the occupied bins (and possibly some empty ones).
     """
     f, n = len(cols), cols[0].shape[0]
     if isinstance(n_bins, (list, tuple)):
@@ -427,4 +468,4 @@ def _joint_binned_ece(cols: List[np.ndarray], hit: np.ndarray,
         size = int(flat.max()) + 1
     s_conf = np.bincount(flat, weights=conf, minlength=size)
     s_hit = np.bincount(flat, weights=hit, minlength=size)
-    return float(np.abs(s_hit - s_conf).sum() / n)
+    return s_conf, s_hit, n

@@ -22,7 +22,8 @@ from ._inputs import (as_tensor, binary_targets, check_n_bins, check_probs, floa
                       int_labels, targets_matrix)
 
 __all__ = [
-    'ece', 'mce', 'ece_over_under', 'ace', 'classwise_ece', 'binary_ece', 'nll', 'brier'
+    'ece', 'mce', 'ece_over_under', 'ace', 'ace_over_under', 'classwise_ece', 'binary_ece',
+    'nll', 'brier'
 ]
 
 
@@ -200,6 +201,22 @@ def _ace_sorted(p_sorted: torch.Tensor, t_sorted: torch.Tensor, n_bins: int,
     Returns:
         torch.Tensor: float64 scalar, or (K,) with ``per_class``.
     """
+    gaps = _ace_group_gaps(p_sorted, t_sorted, n_bins).abs()
+    return gaps.mean(1) if per_class else gaps.mean()
+
+
+def _ace_group_gaps(p_sorted: torch.Tensor, t_sorted: torch.Tensor,
+                    n_bins: int) -> torch.Tensor:
+    """Signed ``conf - acc`` of every equal-mass group of every class, float64 (K, R).
+
+    Args:
+        p_sorted: Scores (K, N), each row sorted ascending.
+        t_sorted: 0/1 targets (K, N) permuted like ``p_sorted``.
+        n_bins: Number of equal-mass groups R (N >= R).
+
+    Returns:
+        torch.Tensor: The gaps, shape (K, R).
+    """
     k, n = p_sorted.shape
     q, r = divmod(n, n_bins)
     sizes = torch.full((n_bins,), q, dtype=torch.long, device=p_sorted.device)
@@ -209,8 +226,7 @@ def _ace_sorted(p_sorted: torch.Tensor, t_sorted: torch.Tensor, n_bins: int,
     s_t = torch.zeros_like(s_p)
     s_p.index_add_(1, group, p_sorted.to(torch.float64))
     s_t.index_add_(1, group, t_sorted.to(torch.float64))
-    gaps = (s_t - s_p).abs() / sizes
-    return gaps.mean(1) if per_class else gaps.mean()
+    return (s_p - s_t) / sizes
 
 
 def _sorted_by_class(p: torch.Tensor, t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -245,6 +261,33 @@ def ace(probs: Any, labels: Any, n_bins: int = 15) -> float:
                          f'equal-mass bins, got N={n}: lower `n_bins` or add samples.')
     t = targets_matrix(labels, n, k, 'labels').to(p.device)
     return float(_ace_sorted(*_sorted_by_class(p, t), n_bins))
+
+
+def ace_over_under(probs: Any, labels: Any, n_bins: int = 15) -> Tuple[float, float]:
+    """Split the ACE into its over- and under-confidence parts.
+
+    With the equal-mass groups of :func:`ace`, ``ACE_o = 1/(K R) sum_{k, r: conf > acc}
+    (conf(r, k) - acc(r, k))`` and ``ACE_u`` the same over the groups with ``conf < acc``, so
+    ``ACE_o + ACE_u = ACE``.
+
+    Args:
+        probs: Probabilities, shape (N, K).
+        labels: Int class indices (N,) or binary targets (N, K).
+        n_bins: Number of groups R per class; needs N >= R.
+
+    Returns:
+        tuple: ``(ace_o, ace_u)`` as floats.
+    """
+    n_bins = check_n_bins(n_bins)
+    p = float_tensor(probs, 'probs', ndim=(2,), finite=False)
+    check_probs(p, 'probs')
+    n, k = p.shape
+    if n < n_bins:
+        raise ValueError(f'ace_over_under needs at least `n_bins`={n_bins} samples per class, '
+                         f'got N={n}: lower `n_bins` or add samples.')
+    t = targets_matrix(labels, n, k, 'labels').to(p.device)
+    gaps = _ace_group_gaps(*_sorted_by_class(p, t), n_bins)
+    return float(gaps.clamp(min=0).mean()), float((-gaps).clamp(min=0).mean())
 
 
 def nll(probs: Any, labels: Any, eps: float = 1e-12) -> float:

@@ -40,6 +40,8 @@ from mmdet.registry import DATASETS
 from mmengine.dist import barrier, get_dist_info
 from mmengine.logging import MMLogger
 
+from ..utils.progress import EtaProgress
+
 __all__ = [
     'DIGITS_DET_VERSION', 'DIGITS_DET_CLASSES', 'DIGITS_DET_SPLITS', 'INK_THRESHOLD',
     'build_digits_det', 'digits_det_status', 'DigitsDetDataset'
@@ -350,7 +352,8 @@ def build_digits_det(root: str = 'data/digits_det',
                      max_digits: int = 6,
                      digit_size: Sequence[int] = (14, 40),
                      force: bool = False,
-                     logger: Optional[Any] = None) -> Dict[str, str]:
+                     logger: Optional[Any] = None,
+                     progress_interval: float = 2.0) -> Dict[str, str]:
     """Build DigitsDet in ``root`` (or reuse the identical build already there).
 
     Args:
@@ -366,7 +369,9 @@ def build_digits_det(root: str = 'data/digits_det',
         digit_size (Sequence[int]): ``(min_px, max_px)`` range of the upscaled scan side.
         force (bool): Remove a different or partial build of DigitsDet in ``root`` (only
             ``meta.json``, ``annotations/{split}.json`` and the split folders) and rebuild.
-        logger (Any, optional): Object with an ``info(str)`` method for progress messages.
+        logger (Any, optional): Object with an ``info(str)`` method for progress messages:
+            images done, elapsed time and ETA, every ``progress_interval`` seconds.
+        progress_interval (float): Seconds between two progress messages.
 
     Returns:
         dict[str, str]: Paths: ``root``, ``meta``, ``{split}_ann`` and ``{split}_img`` for
@@ -400,6 +405,11 @@ def build_digits_det(root: str = 'data/digits_det',
     sha.update(json.dumps(params, sort_keys=True).encode())
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
     counts = {}
+    progress = None
+    if logger is not None:
+        total = sum(_n_images(params, split) for split in DIGITS_DET_SPLITS)
+        progress = EtaProgress(max(1, total), f'DigitsDet: building {root}', log=logger.info,
+                               interval=progress_interval)
     for split_id, split in enumerate(DIGITS_DET_SPLITS):
         os.makedirs(paths[f'{split}_img'], exist_ok=True)
         images, annotations = [], []
@@ -412,6 +422,8 @@ def build_digits_det(root: str = 'data/digits_det',
                                height=canvas))
             for ann in anns:
                 annotations.append(dict(id=len(annotations) + 1, image_id=i + 1, **ann))
+            if progress is not None:
+                progress.update(note=f'({split} split)')
         coco = dict(
             info=dict(description=f'DigitsDet {split} split (generator v{DIGITS_DET_VERSION})',
                       params=params, source='sklearn.datasets.load_digits',

@@ -202,9 +202,12 @@ def _report_detections(data, t, n_bins, score_thr=None) -> Dict[str, float]:
         keep = z.sigmoid() >= score_thr
         z, matched, feats = z[keep], matched[keep], feats[keep]
     if len(z) == 0:
-        return dict(dece=float('nan'), dece_box=float('nan'), nll=float('nan'), num_dets=0)
+        nan = float('nan')
+        return dict(dece=nan, dece_over=nan, dece_under=nan, dece_box=nan, nll=nan, num_dets=0)
     p = z.sigmoid()
-    return dict(dece=cal.detection_ece(p, matched, n_bins=n_bins),
+    over, under = cal.detection_ece_over_under(p, matched, n_bins=n_bins)
+    return dict(dece=cal.detection_ece(p, matched, n_bins=n_bins), dece_over=over,
+                dece_under=under,
                 dece_box=cal.detection_ece(p, matched, features=feats, n_bins=n_bins),
                 nll=float(F.binary_cross_entropy_with_logits(z, matched.float())),
                 num_dets=int(len(z)))
@@ -349,8 +352,10 @@ def _report_softmax(data, t, n_bins, score_thr=None) -> Dict[str, float]:
     z, labels = data['logits'] / t, data['labels']
     p = z.softmax(dim=1)
     over, under = cal.ece_over_under(p, labels, n_bins=n_bins)
+    ace_over, ace_under = cal.ace_over_under(p, labels, n_bins=n_bins)
     return dict(ece=cal.ece(p, labels, n_bins=n_bins), ece_over=over, ece_under=under,
-                ace=cal.ace(p, labels, n_bins=n_bins), nll=float(F.cross_entropy(z, labels)))
+                ace=cal.ace(p, labels, n_bins=n_bins), ace_over=ace_over, ace_under=ace_under,
+                nll=float(F.cross_entropy(z, labels)))
 
 
 ROIS = CalibrationMode(

@@ -1,2 +1,3 @@
-"""Small utilities: environment checks, safe checkpoint loading, CPU-friendly distributed set-up."""
+"""Small utilities: environment checks, safe checkpoint loading, CPU-friendly distributed set-up,
+``mmkdcal::`` config paths, progress lines with ETA."""
 __all__ = []

@@ -1,15 +1,21 @@
 """Shared set-up of the command-line entry points (``tools/train.py``, ``tools/test.py``...).
 
 The one thing here that stock MMDetection lacks is :func:`setup_cpu_distributed`: MMEngine 0.10.7's
-``pytorch`` launcher calls ``torch.cuda.set_device`` and wraps the model with
+``pytorch`` and ``slurm`` launchers call ``torch.cuda.set_device`` and wrap the model with
 ``device_ids=[LOCAL_RANK]``, both of which fail on a machine without CUDA. Multi-process runs on CPU
-(``torchrun --nproc_per_node 2 tools/train.py CFG --launcher pytorch``) are useful to debug
-distributed code paths, so the entry points initialise a ``gloo`` process group themselves and
-ask for a device-less DDP wrapper when CUDA is absent.
+(``torchrun --nproc_per_node 2 tools/train.py CFG --launcher pytorch``, or ``srun`` on CPU-only
+nodes with ``--launcher slurm``) are useful to debug distributed code paths, so the entry points
+initialise a ``gloo`` process group themselves and ask for a device-less DDP wrapper when CUDA is
+absent. With CUDA, both launchers are MMEngine's own.
+
+The config argument may be a scoped path (``mmkdcal::demo/gfl_r18w32_digits.py``, see
+:mod:`mmkdcal.utils.config_scope`).
 """
 import logging
 import os
 import os.path as osp
+import shlex
+import subprocess
 import tempfile
 from typing import Optional
 
@@ -17,6 +23,8 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
+
+from .config_scope import resolve_config_path
 
 __all__ = ['add_common_args', 'check_writable_dir', 'configure_resume', 'default_work_dir',
            'load_config', 'setup_cpu_distributed']
@@ -40,7 +48,7 @@ def load_config(args) -> Config:
     """
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
-    cfg = Config.fromfile(args.config)
+    cfg = Config.fromfile(resolve_config_path(args.config))
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -141,13 +149,37 @@ def configure_resume(cfg: Config, resume: Optional[str]) -> Optional[str]:
     return path
 
 
-def setup_cpu_distributed(cfg: Config) -> bool:
-    """Prepare ``cfg`` (and the process group) for a ``pytorch``-launched run on CPU only.
+def _slurm_environment() -> None:
+    """Set the ``torchrun`` variables from Slurm's, as MMEngine's ``slurm`` launcher does.
 
-    Does nothing (returns False) unless ``cfg.launcher == 'pytorch'`` and CUDA is unavailable.
-    Otherwise it initialises a ``gloo`` process group from the ``torchrun`` environment variables
-    (so MMEngine's ``init_dist`` with its ``torch.cuda.set_device`` call is skipped), records
-    ``backend='gloo'`` in ``env_cfg.dist_cfg``, and sets ``model_wrapper_cfg.device_ids=None`` so
+    ``RANK`` = ``SLURM_PROCID``, ``WORLD_SIZE`` = ``SLURM_NTASKS``, ``LOCAL_RANK`` =
+    ``SLURM_LOCALID``, ``MASTER_ADDR`` = the first host of ``SLURM_NODELIST`` (``scontrol show
+    hostname``) unless set, ``MASTER_PORT`` = 29500 unless set.
+    """
+    missing = [k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')
+               if k not in os.environ]
+    if missing:
+        raise RuntimeError(
+            f'--launcher slurm needs the Slurm environment variables {missing}: start the script '
+            'with srun (tools/slurm_train.sh / tools/slurm_test.sh).')
+    if 'MASTER_ADDR' not in os.environ:
+        nodes = os.environ['SLURM_NODELIST']
+        addr = subprocess.getoutput(f'scontrol show hostname {shlex.quote(nodes)} | head -n1')
+        os.environ['MASTER_ADDR'] = addr.strip()
+    os.environ.setdefault('MASTER_PORT', '29500')
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+
+
+def setup_cpu_distributed(cfg: Config) -> bool:
+    """Prepare ``cfg`` (and the process group) for a ``pytorch``/``slurm`` run on CPU only.
+
+    Does nothing (returns False) unless ``cfg.launcher`` is ``'pytorch'`` or ``'slurm'`` and CUDA
+    is unavailable. Otherwise it initialises a ``gloo`` process group from the ``torchrun``
+    environment variables (for ``slurm``: derived from Slurm's first, as MMEngine does), so that
+    MMEngine's ``init_dist`` with its ``torch.cuda.set_device`` call is skipped; records
+    ``backend='gloo'`` in ``env_cfg.dist_cfg``; and sets ``model_wrapper_cfg.device_ids=None`` so
     that DistributedDataParallel wraps a CPU module.
 
     Args:
@@ -156,8 +188,11 @@ def setup_cpu_distributed(cfg: Config) -> bool:
     Returns:
         True if the CPU distributed set-up was applied.
     """
-    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
+    launcher = cfg.get('launcher', 'none')
+    if launcher not in ('pytorch', 'slurm') or torch.cuda.is_available():
         return False
+    if launcher == 'slurm':
+        _slurm_environment()
     missing = [k for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')
                if k not in os.environ]
     if missing:

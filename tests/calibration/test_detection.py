@@ -7,8 +7,9 @@ import pytest
 import torch
 from netcal.metrics import ECE as NetcalECE
 
-from mmkdcal.calibration import (box_iou, detection_ece, match_detections,
-                                 match_detections_batch, relative_box_features)
+from mmkdcal.calibration import (box_iou, detection_ece, detection_ece_over_under,
+                                 match_detections, match_detections_batch,
+                                 relative_box_features)
 
 
 def test_box_iou_hand_values():
@@ -197,6 +198,22 @@ def test_detection_ece_hand_value():
     hand = (abs(1 - .2) + abs(0 - .4) + abs(1 - .6) + abs(0.5 - 1.7 / 2) * 2) / 5
     got = detection_ece(scores, matched, boxes, (10, 10), n_bins=[2, 2], box_features=('cx',))
     assert got == pytest.approx(hand)
+
+
+def test_detection_ece_over_under_hand_value_and_split():
+    # 2 bins: [0.2, 0.3] precision 0.5 > conf 0.25 (under 0.25 * 2/4), [0.8, 0.9] precision
+    # 0.5 < conf 0.85 (over 0.35 * 2/4)
+    scores, matched = np.array([0.9, 0.8, 0.3, 0.2]), np.array([1, 0, 0, 1])
+    assert detection_ece_over_under(scores, matched, n_bins=2) == pytest.approx((0.175, 0.125))
+    rng = np.random.default_rng(5)
+    s = rng.uniform(size=2000)
+    hit = rng.uniform(size=2000) < s ** 2  # over-confident
+    xy = np.sort(rng.uniform(0, 100, size=(2000, 2, 2)), axis=1)  # (min, max) of x and y
+    boxes = xy.transpose(0, 2, 1).reshape(2000, 4)[:, [0, 2, 1, 3]]
+    for kw in (dict(), dict(boxes=boxes, image_sizes=(100, 100), n_bins=5)):
+        over, under = detection_ece_over_under(s, hit, **kw)
+        assert over + under == pytest.approx(detection_ece(s, hit, **kw), abs=1e-12)
+        assert over > 10 * under
 
 
 def test_detection_inputs_fail_clearly():

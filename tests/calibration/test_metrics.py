@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from torchmetrics.functional.classification import (binary_calibration_error,
                                                     multiclass_calibration_error)
 
-from mmkdcal.calibration import (ace, binary_ece, brier, classwise_ece, ece, ece_over_under, mce,
-                                 nll)
+from mmkdcal.calibration import (ace, ace_over_under, binary_ece, brier, classwise_ece, ece,
+                                 ece_over_under, mce, nll)
 from mmkdcal.calibration._binning import equal_width_index, equal_width_index_np
 
 
@@ -128,6 +128,22 @@ def test_ace_hand_value():
     assert ace(probs, labels, 2) == pytest.approx((0.35 + 0.2 + 0.2 + 0.35) / 4)
     with pytest.raises(ValueError, match='n_bins'):
         ace(probs, labels, 5)
+
+
+def test_ace_over_under_hand_value_and_split():
+    # one score column p = [0.9, 0.8, 0.3, 0.2], targets [1, 0, 0, 1], two groups of two:
+    # sorted [0.2, 0.3 | 0.8, 0.9]: conf 0.25 < acc 0.5 (under 0.25), conf 0.85 > acc 0.5
+    # (over 0.35); ACE = (0.25 + 0.35) / 2
+    probs = torch.tensor([[0.9], [0.8], [0.3], [0.2]], dtype=torch.float64)
+    targets = torch.tensor([[1], [0], [0], [1]])
+    assert ace(probs, targets, 2) == pytest.approx(0.30)
+    assert ace_over_under(probs, targets, 2) == pytest.approx((0.35 / 2, 0.25 / 2))
+    probs, labels = _softmax_data(n=600, k=5, scale=4.0, seed=7)  # over-confident
+    a_o, a_u = ace_over_under(probs, labels, 10)
+    assert a_o + a_u == pytest.approx(ace(probs, labels, 10), abs=1e-12)
+    assert a_o > a_u
+    with pytest.raises(ValueError, match='n_bins'):
+        ace_over_under(probs[:4], labels[:4], 5)
 
 
 def test_nll_and_brier():

@@ -2,6 +2,7 @@
 import json
 import math
 import os.path as osp
+import re
 
 import torch
 
@@ -13,6 +14,11 @@ def test_demo_quick_end_to_end(tmp_path):
     out = run_tool('tools/demo.py', '--quick', '--work-dir', str(work), '--data-root', str(data),
                    timeout=1500)
     assert '| KD + calibrated teacher |' in out
+    # progress with ETAs: the data set build, every step, the passes; the files it wrote
+    assert 'DigitsDet: building' in out and re.search(r'256/256 \(100%\).*ETA 0:00:00', out)
+    assert re.search(r'demo: 9/9 \(100%\), elapsed \d+:\d\d:\d\d, ETA 0:00:00', out)
+    assert re.search(r'\[calibrate\]    pass \d+/\d+, .*ETA', out)
+    assert 'eta: ' in out  # MMEngine's iteration lines
     with open(work / 'results.json') as f:
         results = json.load(f)
     rows = results['summary']
@@ -43,6 +49,11 @@ def test_demo_quick_end_to_end(tmp_path):
         assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
     assert (work / 'teacher_calibration' / 'calibration.png').stat().st_size > 10_000
     assert (work / 'results.md').read_text().count('|') > 20
+    files = results['files']
+    assert files['teacher reliability diagram, calib split, before/after T'] == str(
+        work / 'teacher_calibration' / 'calibration.png')
+    assert all(osp.exists(p) for p in files.values()) and len(files) >= 12
+    assert f'`{work / "results.json"}`' in (work / 'results.md').read_text()
 
 
 def pytest_approx(x):

@@ -1,6 +1,7 @@
 """Fit the teacher's calibration temperature before distillation, and keep the distiller's
 run-time state (temperature, adapters, iteration) with the run."""
 import hashlib
+import os.path as osp
 from typing import Optional, Union
 
 import torch
@@ -12,6 +13,7 @@ from mmdet.registry import HOOKS
 from ... import calibration as cal
 from ..calibration_modes import CALIBRATION_MODES, default_fit_on, get_calibration_mode
 from ..teacher_calibration import collect_calibration_data, fit_and_report, format_report
+from .calibration_visualization import log_calibration_to_visualizer
 
 __all__ = ['TeacherCalibrationHook', 'teacher_fingerprint']
 
@@ -148,6 +150,8 @@ class TeacherCalibrationHook(Hook):
         model.set_teacher_temperature(self.report['temperature'], source='fitted')
         runner.logger.info('Teacher calibration: ' + format_report(self.report))
         runner.message_hub.update_info('teacher_temperature', self.report['temperature'])
+        log_calibration_to_visualizer(runner, self.report,
+                                      osp.join(runner.work_dir, 'teacher_calibration.png'))
 
     @staticmethod
     def _build_dataloader(runner, loader_cfg):

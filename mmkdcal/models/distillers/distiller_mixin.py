@@ -38,6 +38,7 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 
+from ...utils.config_scope import resolve_config_path
 from .distill_inputs import DistillBatch, DistillInput, call_distill_loss, check_loss_input
 from .taps import OutputTaps
 
@@ -53,11 +54,12 @@ DISTILL_ONLY_PREFIXES = ('distill_losses.', )
 
 
 def load_teacher_config(teacher_config: Union[str, Path, dict, Config]) -> ConfigDict:
-    """Return the teacher's model config from a path, an ``mmdet::`` path, a config or a dict.
+    """Return the teacher's model config from a path, a ``<scope>::`` path, a config or a dict.
 
     Args:
-        teacher_config: A config file path, ``'mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py'``, a full
-            config (with a ``model`` key) or the model dict itself.
+        teacher_config: A config file path, a scoped path (``'mmkdcal::demo/...py'``,
+            ``'mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py'``), a full config (with a ``model`` key) or
+            the model dict itself.
 
     Returns:
         The teacher's model config.
@@ -65,17 +67,13 @@ def load_teacher_config(teacher_config: Union[str, Path, dict, Config]) -> Confi
     if isinstance(teacher_config, Path):
         teacher_config = str(teacher_config)
     if isinstance(teacher_config, str):
-        if teacher_config.startswith('mmdet::'):
-            from mmengine.hub import get_config
-            cfg = get_config(teacher_config)
-        else:
-            if not osp.isfile(teacher_config):
-                raise FileNotFoundError(
-                    f'teacher_config {teacher_config!r} does not exist: give a config file path '
-                    "(relative to where training starts), an 'mmdet::<family>/<config>.py' path "
-                    'or the model dict.')
-            cfg = Config.fromfile(teacher_config)
-        teacher_config = cfg
+        teacher_config = resolve_config_path(teacher_config)  # 'mmkdcal::...', 'mmdet::...'
+        if not osp.isfile(teacher_config):
+            raise FileNotFoundError(
+                f'model.teacher_config {teacher_config!r} does not exist: give a config file path '
+                "(relative to where training starts), a '<scope>::<family>/<config>.py' path "
+                "('mmkdcal::', 'mmdet::') or the model dict.")
+        teacher_config = Config.fromfile(teacher_config)
     if not isinstance(teacher_config, (dict, Config)):
         raise TypeError(f'teacher_config must be a path or a dict, got {type(teacher_config)}.')
     model_cfg = teacher_config.get('model', teacher_config)
