@@ -1,6 +1,7 @@
 from .. import require_openmmlab
 
 require_openmmlab(__name__)
+# the imports below need a working stack (checked above)
 
 __all__ = []
 from .cifar100 import CIFAR100Dataset, write_cifar100_like  # noqa: E402

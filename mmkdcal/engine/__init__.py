@@ -3,7 +3,8 @@ from .. import require_openmmlab
 
 require_openmmlab(__name__)
 
-from . import hooks  # noqa: F401
+# flake8: noqa: E402
+from . import hooks
 from .calibration_modes import (CALIBRATION_MODES, CalibrationContext, CalibrationMode,
                                 GroundTruthIndex, default_fit_on, get_calibration_mode,
                                 register_calibration_mode)

@@ -17,7 +17,7 @@ from mmkdcal.engine import collect_calibration_data, fit_and_report
 from mmkdcal.engine.hooks import TeacherCalibrationHook
 from mmkdcal.utils.checkpoint import load_checkpoint_file
 
-from _helpers import (ROOT, dump_config, gfl_model, last_checkpoint, run_tool, save_teacher,
+from _helpers import (dump_config, gfl_model, last_checkpoint, run_tool, save_teacher,
                       train_config, write_coco)
 
 torch.set_num_threads(1)

@@ -2,7 +2,6 @@
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple, Union
 
-import torch
 from mmengine.config import Config
 from torch import Tensor
 
@@ -102,7 +101,7 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
                 f'model.teacher_config builds a {type(teacher).__name__}, which has no dense '
                 'bbox_head: a single-stage student needs a single-stage teacher of the same '
                 'head family.')
-        if type(t_head).__name__ != type(self.bbox_head).__name__:
+        if type(t_head) is not type(self.bbox_head):
             raise ValueError(
                 f'Head-family mismatch: the student head is {type(self.bbox_head).__name__}, the '
                 f'teacher head {type(t_head).__name__}; dense KD compares outputs prior by prior, '

@@ -33,8 +33,8 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
       divided by the calibration temperature; ``labels`` are the RoIs' assigned labels (``K`` =
       background), e.g. for ``KDLoss`` / ``DKDLoss``.
     - ``'rpn_cls'``: RPN objectness logits, one row per anchor (M, 1) in (level, image, y, x,
-      anchor) order like dense heads (sigmoid, not temperature-scaled: the calibration temperature belongs to the
-      classification head), with ``avg_factor`` = the sum over anchors of the teacher's max
+      anchor) order like dense heads (sigmoid, not temperature-scaled: the calibration
+      temperature belongs to the classification head), with ``avg_factor`` = the sum over anchors of the teacher's max
       objectness probability, e.g. ``BinaryKDLoss``.
     - ``'neck'``: FPN features, summed over levels.
 

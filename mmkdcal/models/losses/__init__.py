@@ -2,8 +2,8 @@
 
 Logit losses: :class:`KDLoss` (softmax), :class:`BinaryKDLoss` (per-class sigmoid, BCKD /
 QFL-style), :class:`DKDLoss` (decoupled), :class:`MLKDLoss` (multi-level); localization:
-:class:`LDLoss`, :class:`BoxKDLoss`; features: :class:`FeatureMSELoss` (FitNets), :class:`PKDLoss` (Pearson),
-:class:`CWDLoss` (channel-wise). Every loss detaches its teacher input and subclasses
+:class:`LDLoss`, :class:`BoxKDLoss`; features: :class:`FeatureMSELoss` (FitNets),
+:class:`PKDLoss` (Pearson), :class:`CWDLoss` (channel-wise). Every loss detaches its teacher input and subclasses
 :class:`DistillLoss`, declaring what it compares and needs (checked when a distiller is built).
 """
 from .base import INPUT_KINDS, DistillLoss
@@ -18,6 +18,6 @@ from .mlkd_loss import MLKDLoss
 from .pkd_loss import PKDLoss
 
 __all__ = [
-    'DistillLoss', 'INPUT_KINDS', 'KDLoss', 'BoxKDLoss', 'BinaryKDLoss', 'DKDLoss', 'MLKDLoss', 'LDLoss', 'FeatureMSELoss', 'PKDLoss',
-    'CWDLoss'
+    'DistillLoss', 'INPUT_KINDS', 'KDLoss', 'BoxKDLoss', 'BinaryKDLoss', 'DKDLoss', 'MLKDLoss',
+    'LDLoss', 'FeatureMSELoss', 'PKDLoss', 'CWDLoss'
 ]

@@ -160,7 +160,7 @@ def equal_widths(loss_name: str, spec) -> Optional[str]:
 
 
 def kl_div(log_q: Tensor, log_p: Tensor, dim: int = -1) -> Tensor:
-    """KL divergence ``KL(q || p) = sum q (log q - log p)`` from log-probabilities, summed over ``dim``.
+    """``KL(q || p) = sum q (log q - log p)`` from log-probabilities, summed over ``dim``.
 
     Args:
         log_q (Tensor): Log-probabilities of the target (teacher) distribution.

@@ -1,12 +1,9 @@
 """The distillers: teacher handling, temperature plumbing, losses on the right outputs, errors."""
-import copy
-
 import pytest
 import torch
 
 import mmkdcal  # noqa: F401
 from mmdet.registry import MODELS
-from mmengine.config import ConfigDict
 
 from _helpers import (batch as _batch, distiller as _distiller, dump_config, faster_rcnn_model,
                       gfl_model, retinanet_model, save_teacher as _save_teacher)
