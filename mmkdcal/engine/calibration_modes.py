@@ -248,19 +248,20 @@ def _gt_batch(data, ctx):
 
 
 def _collect_anchors(model, data, ctx: CalibrationContext) -> List[ImageRecord]:
-    from ..models.distillers.head_semantics import dense_head_semantics, score_logits
+    from ..models.distillers.head_semantics import (cls_channels, dense_head_semantics,
+                                                    score_logits)
     head = model.bbox_head
     sem = dense_head_semantics(head)
     samples = data['data_samples']
     outs = head(model.extract_feat(data['inputs']))
-    k = head.cls_out_channels
+    k = cls_channels(head)
     scores = score_logits(sem, outs, k)
     gts, ignores = _gt_batch(data, ctx)
     metas = [s.metainfo for s in samples]
     device = scores[0].device
     gts = [g.to(device) for g in gts]
     ignores = [g.to(device) for g in ignores]
-    labels, weights = sem.prior_targets(head, sem.output(outs, 'cls'), gts, metas, ignores)
+    labels, weights = sem.prior_targets(head, sem, outs, gts, metas, ignores)
     records = []
     for i, sample in enumerate(samples):
         z = torch.cat([s[i].permute(1, 2, 0).reshape(-1, k) for s in scores]).float().cpu()

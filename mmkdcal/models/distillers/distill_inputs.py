@@ -52,10 +52,18 @@ class DistillInput:
         """A copy with the feature widths filled in."""
         return replace(self, channels=channels)
 
+    def with_per_level(self, per_level: bool) -> 'DistillInput':
+        """A copy whose tensors are (or are not) lists of levels / stages."""
+        return replace(self, per_level=per_level)
+
 
 @dataclass
 class DistillBatch:
     """The student and teacher tensors of one :class:`DistillInput` in one training step.
+
+    For per-level inputs (``DistillInput.per_level``) ``student``/``teacher`` are lists of levels
+    (FPN levels, cascade stages), and ``labels``/``weight``/``avg_factor`` may be lists too (one
+    per level); ``level_weights`` weights the levels' losses (e.g. cascade stage weights).
 
     Args:
         student: Student tensor, or a list of per-level tensors.
@@ -63,13 +71,15 @@ class DistillBatch:
         labels: Integer class index per row, when the input provides labels.
         weight: Per-row weights, when the input provides them.
         avg_factor: Normaliser, when the input provides one.
+        level_weights: Per-level loss weights; None: all 1.
     """
 
     student: Union[Tensor, Sequence[Tensor]]
     teacher: Union[Tensor, Sequence[Tensor]]
-    labels: Optional[Tensor] = None
-    weight: Optional[Tensor] = None
-    avg_factor: Optional[Tensor] = None
+    labels: Optional[Union[Tensor, Sequence[Tensor]]] = None
+    weight: Optional[Union[Tensor, Sequence[Tensor]]] = None
+    avg_factor: Optional[Union[Tensor, Sequence[Tensor]]] = None
+    level_weights: Optional[Sequence[float]] = None
 
 
 def check_loss_input(key: str, loss, spec: Optional[DistillInput], distiller: str,
@@ -134,8 +144,10 @@ def call_distill_loss(loss, batch: DistillBatch, spec: DistillInput,
     if len(batch.student) != len(batch.teacher):
         raise ValueError(f'inputs={spec.name!r}: the student has {len(batch.student)} levels, '
                          f'the teacher {len(batch.teacher)}; distil necks with the same levels.')
+    weights = batch.level_weights or [1.0] * len(batch.student)
     total = None
-    for s, t in zip(batch.student, batch.teacher):
-        value = loss(s, t, **kwargs)
+    for i, (s, t) in enumerate(zip(batch.student, batch.teacher)):
+        level_kwargs = {k: v[i] if isinstance(v, (list, tuple)) else v for k, v in kwargs.items()}
+        value = weights[i] * loss(s, t, **level_kwargs)
         total = value if total is None else total + value
     return total if total is not None else torch.zeros(())

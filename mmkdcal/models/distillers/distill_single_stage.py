@@ -11,10 +11,11 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
 from .distill_inputs import DistillBatch, DistillInput
 from .distiller_mixin import DistillerMixin, TemperatureLike, flatten_level_outputs
-from .head_semantics import dense_head_semantics, score_logits
+from .head_semantics import cls_channels, dense_head_semantics, score_logits
 from .taps import OutputTaps
 
-__all__ = ['DistillSingleStageDetector', 'check_dense_head_layout', 'neck_channels']
+__all__ = ['DistillSingleStageDetector', 'align_feature_stats', 'check_dense_head_layout',
+           'neck_channels']
 
 
 def neck_channels(detector) -> Optional[int]:
@@ -47,10 +48,17 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
     - ``inputs='reg'``: the head's final box output per prior (GFL's distributions for
       ``LDLoss``), ``weight`` = the teacher's max class score, same ``avg_factor``.
     - ``inputs='neck'``: the FPN feature maps, the loss summed over levels.
+    - With ``crosskd=dict(layer=k)``, CrossKD (Wang et al., "CrossKD: Cross-Head Knowledge
+      Distillation for Object Detection", CVPR 2024): the student's head features after ``k``
+      convs of each tower (standardised per channel and given the teacher's channel mean and std,
+      as the authors do) go through the teacher's remaining head layers, with gradients to the
+      student; ``inputs='crosskd_cls'`` / ``'crosskd_reg'`` compare those crossed outputs with the
+      teacher's own (``'cls'``/``'reg'`` layout; the teacher's logits divided by the temperature).
 
     Args:
-        backbone, neck, bbox_head, train_cfg, test_cfg, data_preprocessor, init_cfg: The student
-            detector, as for any :class:`SingleStageDetector`.
+        student keyword arguments: The student detector (``backbone``, ``neck``, ``bbox_head``,
+            ``train_cfg``, ``test_cfg``, ``data_preprocessor``, ``init_cfg`` and whatever its
+            class takes, e.g. RTMDet's ``use_syncbn``).
         teacher_config: The teacher's config (file path, ``mmdet::`` path or model dict). Its
             ``bbox_head`` must have the student's layout (strides, priors per location, classes).
         teacher_ckpt: The teacher's checkpoint (path or URL); required.
@@ -58,8 +66,13 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
             ``TeacherCalibrationHook`` before training), a float, or one float per class.
         distill_losses: ``{name: loss config with an 'inputs' key}``; names start with ``loss_``.
         teacher_fp16: Run the teacher under fp16 autocast.
+        student_type: The student's own detector class (``'RTMDet'``, ``'YOLOX'``...), so that
+            its class-specific behaviour is kept; None: a plain ``SingleStageDetector``.
+        crosskd: ``dict(layer=k)`` enables the CrossKD inputs (heads that declare their towers:
+            GFL, RetinaNet, ATSS); None: off.
     """
 
+    STUDENT_BASE = SingleStageDetector
     DISTILL_INPUTS = (
         DistillInput('cls', 'logits', 'per-prior sigmoid logits of the detection score (M, K)',
                      activation='sigmoid', provides=frozenset({'avg_factor'}), temperature=True),
@@ -70,29 +83,38 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
     )
 
     def __init__(self,
-                 backbone: ConfigType,
-                 bbox_head: ConfigType,
                  teacher_config: Union[str, Path, dict, Config],
                  teacher_ckpt: Optional[str] = None,
                  teacher_temperature: TemperatureLike = None,
                  distill_losses: Optional[Dict[str, dict]] = None,
                  teacher_fp16: bool = False,
-                 neck: OptConfigType = None,
-                 train_cfg: OptConfigType = None,
-                 test_cfg: OptConfigType = None,
-                 data_preprocessor: OptConfigType = None,
-                 init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(
-            backbone=backbone,
-            neck=neck,
-            bbox_head=bbox_head,
-            train_cfg=train_cfg,
-            test_cfg=test_cfg,
-            data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
+                 student_type: Optional[str] = None,
+                 crosskd: Optional[dict] = None,
+                 **student) -> None:
+        super().__init__(**student)
         self.head_semantics = dense_head_semantics(self.bbox_head)
+        self.crosskd_layer = self._check_crosskd(crosskd)
         self._init_distiller(teacher_config, teacher_ckpt, teacher_temperature, teacher_fp16,
                              distill_losses)
+
+    def _check_crosskd(self, crosskd: Optional[dict]) -> Optional[int]:
+        if crosskd is None:
+            return None
+        sem = self.head_semantics
+        name = type(self.bbox_head).__name__
+        if sem.towers is None or sem.tail is None:
+            raise ValueError(f'model.crosskd: {name} declares no head towers and tail, so its '
+                             'intermediate features cannot go through the teacher head; CrossKD '
+                             'is supported for GFLHead, RetinaHead, ATSSHead.')
+        if not isinstance(crosskd, dict) or set(crosskd) - {'layer'}:
+            raise ValueError(f'model.crosskd must be dict(layer=k), got {crosskd!r}.')
+        layer = crosskd.get('layer')
+        n = len(getattr(self.bbox_head, sem.towers[0]))
+        if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer <= n:
+            raise ValueError(f'model.crosskd.layer must be an int in [0, {n}] (how many of the '
+                             f"student's {n} tower convs run before the teacher's), got "
+                             f'{layer!r}.')
+        return layer
 
     def _check_teacher(self, teacher) -> None:
         t_head = getattr(teacher, 'bbox_head', None)
@@ -107,10 +129,24 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
                 f'teacher head {type(t_head).__name__}; dense KD compares outputs prior by prior, '
                 'so use a teacher of the same head family.')
         check_dense_head_layout(self.bbox_head, t_head)
+        if self.crosskd_layer is not None:
+            tower = self.head_semantics.towers[0]
+            s_n, t_n = len(getattr(self.bbox_head, tower)), len(getattr(t_head, tower))
+            if s_n != t_n:
+                raise ValueError(f'model.crosskd: the student head has {s_n} tower convs, the '
+                                 f'teacher {t_n}; CrossKD crosses towers of the same depth.')
 
     def _input_specs(self) -> List[DistillInput]:
-        return self.input_specs_for(self.bbox_head, neck_channels(self),
-                                    neck_channels(self.teacher))
+        specs = self.input_specs_for(self.bbox_head, neck_channels(self),
+                                     neck_channels(self.teacher))
+        if self.crosskd_layer is None:
+            return specs
+        cross = [DistillInput(f'crosskd_{spec.name}', spec.kind,
+                              f'{spec.description}, student features through the teacher head',
+                              activation=spec.activation, provides=spec.provides,
+                              temperature=spec.temperature)
+                 for spec in specs if spec.name in ('cls', 'reg')]
+        return specs + cross
 
     @classmethod
     def input_specs_for(cls, bbox_head, student_channels: Optional[int] = None,
@@ -127,20 +163,30 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
             cls_in = DistillInput(cls_in.name, 'logits', 'per-prior softmax logits (M, K + 1)',
                                   activation='softmax', provides=cls_in.provides,
                                   temperature=True)
-        if dense_head_semantics(bbox_head).box_kind == 'distribution':
+        sem = dense_head_semantics(bbox_head)
+        if sem.box_kind == 'distribution':
             reg = DistillInput(reg.name, 'distribution',
                                'per-prior box-side distributions (M, 4 (reg_max + 1))',
                                provides=reg.provides)
         channels = None if None in (student_channels, teacher_channels) else (
             student_channels, teacher_channels)
-        return [cls_in, reg, neck.with_channels(channels)]
+        return [cls_in] + ([reg] if sem.box_output is not None else []) + [
+            neck.with_channels(channels)]
 
     def num_teacher_logit_classes(self) -> int:
-        return self.teacher.bbox_head.cls_out_channels
+        return cls_channels(self.teacher.bbox_head)
 
     # ------------------------------------------------------------------ teacher
-    def teacher_forward(self, batch_inputs: Tensor) -> Tuple[Tuple[Tensor, ...], Tuple]:
-        """The teacher's neck features and raw head outputs (no temperature), under no_grad."""
+    def teacher_forward(self, batch_inputs: Tensor,
+                        taps: Optional[OutputTaps] = None) -> Tuple[Tuple[Tensor, ...], Tuple]:
+        """The teacher's neck features and raw head outputs (no temperature), under no_grad.
+
+        Args:
+            batch_inputs: The preprocessed batch.
+            taps: Where to record the teacher's tower features for CrossKD, if wanted.
+        """
+        if taps is not None:
+            self._tap_towers(taps, self.teacher.bbox_head, 'teacher')
         with self.teacher_context(batch_inputs.device.type):
             feats = self.teacher.extract_feat(batch_inputs)
             outs = self.teacher.bbox_head(feats)
@@ -150,20 +196,30 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
 
     # ------------------------------------------------------------------ training
     def _tap_student(self, taps: OutputTaps, needed: Set[str]) -> None:
-        if 'neck' in needed:
+        cross = any(n.startswith('crosskd_') for n in needed)
+        if 'neck' in needed or (cross and self.crosskd_layer == 0):
             taps.module_output('feats', self.neck if self.with_neck else self.backbone)
-        if needed & {'cls', 'reg'}:
+        if needed & {'cls', 'reg', 'crosskd_cls', 'crosskd_reg'}:
             taps.module_output('head', self.bbox_head)
+        if cross:
+            self._tap_towers(taps, self.bbox_head, 'student')
+
+    def _tap_towers(self, taps: OutputTaps, head, who: str) -> None:
+        """Record each tower's input to the crossed layer, per level (call order = level order)."""
+        k = self.crosskd_layer
+        for tower in self.head_semantics.towers:
+            if k > 0:
+                taps.module_output(f'{who}_{tower}', getattr(head, tower)[k - 1])
 
     def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
                          needed: Set[str]) -> Dict[str, DistillBatch]:
-        t_feats, t_outs = self.teacher_forward(batch_inputs)
+        cross = any(n.startswith('crosskd_') for n in needed)
+        with OutputTaps() as t_taps:
+            t_feats, t_outs = self.teacher_forward(batch_inputs, t_taps if cross else None)
         batches: Dict[str, DistillBatch] = {}
-        if needed & {'cls', 'reg'}:
-            s_outs = _single_call(taps['head'], 'bbox_head')
-            k = self.bbox_head.cls_out_channels
-            sem = self.head_semantics
-            s_cls = flatten_level_outputs(score_logits(sem, s_outs, k), k)
+        sem = self.head_semantics
+        k = cls_channels(self.bbox_head)
+        if needed - {'neck'}:
             # fp32 sums under AMP
             t_cls_raw = flatten_level_outputs(score_logits(sem, t_outs, k), k).float()
             self._check_finite(t_cls_raw, 'classification logits')
@@ -172,17 +228,47 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
             else:  # softmax with a background column last: foreground confidence
                 t_prob_max = t_cls_raw.softmax(dim=1)[:, :-1].max(dim=1).values
             avg_factor = t_prob_max.sum().clamp(min=1.0)
-            batches['cls'] = DistillBatch(s_cls, self.scale_teacher_logits(t_cls_raw),
-                                          avg_factor=avg_factor)
-            if 'reg' in needed:
-                s_reg, t_reg = self._flat_reg(sem.output(s_outs, sem.box_output),
-                                              sem.output(t_outs, sem.box_output), s_cls.shape[0])
-                batches['reg'] = DistillBatch(s_reg, t_reg, weight=t_prob_max,
-                                              avg_factor=avg_factor)
+            t_cls = self.scale_teacher_logits(t_cls_raw)
+            student_outs = {}
+            if needed & {'cls', 'reg'}:
+                student_outs[''] = _single_call(taps['head'], 'bbox_head')
+            if cross:
+                student_outs['crosskd_'] = self._crossed_outputs(taps, t_taps, t_feats)
+            for prefix, s_outs in student_outs.items():
+                s_cls = flatten_level_outputs(score_logits(sem, s_outs, k), k)
+                batches[prefix + 'cls'] = DistillBatch(s_cls, t_cls, avg_factor=avg_factor)
+                if prefix + 'reg' in needed:
+                    s_reg, t_reg = self._flat_reg(sem.output(s_outs, sem.box_output),
+                                                  sem.output(t_outs, sem.box_output),
+                                                  s_cls.shape[0])
+                    batches[prefix + 'reg'] = DistillBatch(s_reg, t_reg, weight=t_prob_max,
+                                                           avg_factor=avg_factor)
         if 'neck' in needed:
             batches['neck'] = DistillBatch(list(_single_call(taps['feats'], 'neck')),
                                            list(t_feats))
         return batches
+
+    def _crossed_outputs(self, taps: OutputTaps, t_taps: OutputTaps, t_feats) -> Tuple:
+        """The student's tower features through the teacher's remaining head (with gradient)."""
+        k = self.crosskd_layer
+        sem = self.head_semantics
+        t_head = self.teacher.bbox_head
+        per_tower = []
+        for tower in sem.towers:
+            if k == 0:
+                s_in = list(_single_call(taps['feats'], 'neck'))
+                t_in = list(t_feats)
+            else:
+                s_in, t_in = taps[f'student_{tower}'], t_taps[f'teacher_{tower}']
+            crossed = []
+            for s_f, t_f in zip(s_in, t_in):
+                f = align_feature_stats(s_f, t_f.detach().to(s_f.dtype))
+                for conv in getattr(t_head, tower)[k:]:
+                    f = conv(f)
+                crossed.append(f)
+            per_tower.append(crossed)
+        levels = [sem.tail(t_head, lvl, c, r) for lvl, (c, r) in enumerate(zip(*per_tower))]
+        return tuple(list(out) for out in zip(*levels))
 
     @staticmethod
     def _flat_reg(s_reg, t_reg, num_priors: int) -> Tuple[Tensor, Tensor]:
@@ -205,6 +291,18 @@ def _single_call(records, what: str):
     return records[0]
 
 
+def align_feature_stats(student: Tensor, teacher: Tensor, eps: float = 1e-6) -> Tensor:
+    """Give each channel of ``student`` (N, C, H, W) the mean and std of ``teacher``'s channel.
+
+    CrossKD feeds student features into teacher layers that expect the teacher's feature
+    statistics; per channel over (N, H, W), ``(s - mean_s) / (std_s + eps) * std_t + mean_t``.
+    """
+    dims = (0, 2, 3)
+    s_mean, s_std = student.mean(dims, keepdim=True), student.std(dims, keepdim=True)
+    t_mean, t_std = teacher.mean(dims, keepdim=True), teacher.std(dims, keepdim=True)
+    return (student - s_mean) / (s_std + eps) * t_std + t_mean
+
+
 def check_dense_head_layout(s_head, t_head) -> None:
     """Raise ValueError unless two dense heads' outputs can be compared location by location.
 
@@ -212,7 +310,7 @@ def check_dense_head_layout(s_head, t_head) -> None:
         s_head: The student's ``bbox_head``.
         t_head: The teacher's ``bbox_head``.
     """
-    s_k, t_k = s_head.cls_out_channels, t_head.cls_out_channels
+    s_k, t_k = cls_channels(s_head), cls_channels(t_head)
     if s_k != t_k:
         raise ValueError(
             f'Class-count mismatch: the student head predicts {s_k} classification logits per '

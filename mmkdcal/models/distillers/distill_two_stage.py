@@ -1,13 +1,14 @@
-"""Distillation for two-stage detectors (Faster R-CNN and relatives)."""
+"""Distillation for two-stage detectors: Faster/Mask R-CNN, Cascade (Mask) R-CNN and relatives."""
 from pathlib import Path
-from typing import Dict, List, Optional, Set, Union
+from typing import Dict, List, Optional, Sequence, Set, Union
 
+import torch
 from mmengine.config import Config, ConfigDict
-from torch import Tensor
+from torch import Tensor, nn
 
 from mmdet.models.detectors import TwoStageDetector
 from mmdet.registry import MODELS
-from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmdet.structures.bbox import bbox2roi
 
 from .distill_inputs import DistillBatch, DistillInput
 from .distill_single_stage import _single_call, neck_channels
@@ -17,38 +18,56 @@ from .taps import OutputTaps
 __all__ = ['DistillTwoStageDetector']
 
 
+def _is_cascade(roi_head) -> bool:
+    return isinstance(getattr(roi_head, 'bbox_head', None), nn.ModuleList)
+
+
+def _stage_module(modules, stage: int):
+    return modules[stage] if isinstance(modules, nn.ModuleList) else modules
+
+
 @MODELS.register_module()
 class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
     """A two-stage student detector distilled from a frozen, calibrated teacher.
 
     The student trains through MMDetection's own ``TwoStageDetector.loss`` and RoI-head ``loss``
-    (RPN, proposal assignment and sampling, task losses), observed, not copied: the RoI head's
-    ``bbox_head.loss_and_target`` call is recorded for the RoIs the sampler chose, the student's
-    logits on them and their assigned labels, and the RPN head's forward for its objectness.
-    RoI-level KD as in mdistiller's detection KD: the teacher's RoI head runs on exactly those
-    RoIs (on the teacher's own features), so both classify the same boxes. Supported ``inputs``:
+    (RPN or given proposals, assignment and sampling, every cascade stage, the mask branch, task
+    losses), observed, not copied: each stage's ``bbox_head.loss_and_target`` call is recorded for
+    the RoIs its sampler chose, the student's logits on them and their assigned labels, each
+    ``mask_head.loss_and_target`` call for the positive RoIs' mask logits, and the RPN head's
+    forward for its objectness. RoI-level KD as in mdistiller's detection KD: the teacher's RoI
+    head of the *same stage* runs on exactly those RoIs (on the teacher's own features), so both
+    classify the same boxes. Supported ``inputs``:
 
     - ``'roi_cls'``: RoI classification logits (M, K+1) of the student's sampled RoIs (positives
       first, per image, as the sampler orders them); the teacher's (K+1)-way softmax logits are
       divided by the calibration temperature; ``labels`` are the RoIs' assigned labels (``K`` =
-      background), e.g. for ``KDLoss`` / ``DKDLoss``.
+      background), e.g. for ``KDLoss`` / ``DKDLoss``. For cascades, one term per distilled stage
+      (``roi_stages``), weighted by the RoI head's ``stage_loss_weights``.
+    - ``'roi_mask'`` (students and teachers with a mask branch): the mask logits (P, S*S) of the
+      positive RoIs at their ground-truth class, per-pixel sigmoid, ``avg_factor`` = P * S * S
+      (a per-pixel mean, as the mask loss itself), e.g. ``BinaryKDLoss``; per stage for cascades.
     - ``'rpn_cls'``: RPN objectness logits, one row per anchor (M, 1) in (level, image, y, x,
       anchor) order like dense heads (sigmoid, not temperature-scaled: the calibration
-      temperature belongs to the classification head), with ``avg_factor`` = the sum over anchors of the teacher's max
-      objectness probability, e.g. ``BinaryKDLoss``.
+      temperature belongs to the classification head), with ``avg_factor`` = the sum over
+      anchors of the teacher's max objectness probability, e.g. ``BinaryKDLoss``.
     - ``'neck'``: FPN features, summed over levels.
 
     Args:
-        backbone, neck, rpn_head, roi_head, train_cfg, test_cfg, data_preprocessor, init_cfg:
-            The student, as for any :class:`TwoStageDetector`.
-        teacher_config, teacher_ckpt, teacher_temperature, distill_losses, teacher_fp16: As for
-            :class:`~mmkdcal.models.distillers.DistillSingleStageDetector`.
+        student keyword arguments: The student (``backbone``, ``neck``, ``rpn_head``,
+            ``roi_head``, ``train_cfg``, ``test_cfg``, ``data_preprocessor``, ``init_cfg``).
+        teacher_config, teacher_ckpt, teacher_temperature, distill_losses, teacher_fp16,
+            student_type: As for :class:`~mmkdcal.models.distillers.DistillSingleStageDetector`.
+        roi_stages: Cascade stages whose RoIs are distilled (0-based); None: all.
     """
 
+    STUDENT_BASE = TwoStageDetector
     DISTILL_INPUTS = (
         DistillInput('roi_cls', 'logits', "softmax logits (M, K + 1) of the student's sampled "
                      'RoIs', activation='softmax', provides=frozenset({'labels'}),
                      temperature=True),
+        DistillInput('roi_mask', 'masks', 'sigmoid mask logits (P, S * S) of the positive RoIs '
+                     'at their class', activation='sigmoid', provides=frozenset({'avg_factor'})),
         DistillInput('rpn_cls', 'logits', 'per-anchor sigmoid RPN objectness logits (M, 1)',
                      activation='sigmoid', provides=frozenset({'avg_factor'})),
         DistillInput('neck', 'features', 'neck feature maps (N, C, H, W) per level',
@@ -56,30 +75,31 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
     )
 
     def __init__(self,
-                 backbone: ConfigType,
-                 roi_head: ConfigType,
-                 train_cfg: ConfigType,
-                 test_cfg: ConfigType,
                  teacher_config: Union[str, Path, dict, Config],
                  teacher_ckpt: Optional[str] = None,
                  teacher_temperature: TemperatureLike = None,
                  distill_losses: Optional[Dict[str, dict]] = None,
                  teacher_fp16: bool = False,
-                 neck: OptConfigType = None,
-                 rpn_head: OptConfigType = None,
-                 data_preprocessor: OptConfigType = None,
-                 init_cfg: OptMultiConfig = None) -> None:
-        train_cfg = ConfigDict(train_cfg) if isinstance(train_cfg, dict) else train_cfg
-        test_cfg = ConfigDict(test_cfg) if isinstance(test_cfg, dict) else test_cfg
-        super().__init__(
-            backbone=backbone,
-            neck=neck,
-            rpn_head=rpn_head,
-            roi_head=roi_head,
-            train_cfg=train_cfg,
-            test_cfg=test_cfg,
-            data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
+                 student_type: Optional[str] = None,
+                 roi_stages: Optional[Sequence[int]] = None,
+                 **student) -> None:
+        for key in ('train_cfg', 'test_cfg'):  # mmdet reads them by attribute
+            if isinstance(student.get(key), dict) and not isinstance(student[key], ConfigDict):
+                student[key] = ConfigDict(student[key])
+        super().__init__(**student)
+        self.cascade = _is_cascade(self.roi_head)
+        n = self.roi_head.num_stages if self.cascade else 1
+        if roi_stages is None:
+            roi_stages = list(range(n))
+        elif not self.cascade:
+            raise ValueError('model.roi_stages is for cascade RoI heads; this student has one '
+                             'stage. Remove it.')
+        if (not isinstance(roi_stages, (list, tuple)) or not roi_stages
+                or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < n
+                       for s in roi_stages) or len(set(roi_stages)) != len(roi_stages)):
+            raise ValueError(f'model.roi_stages must list distinct stages in [0, {n}), got '
+                             f'{roi_stages!r}.')
+        self.roi_stages = list(roi_stages)
         self._init_distiller(teacher_config, teacher_ckpt, teacher_temperature, teacher_fp16,
                              distill_losses)
 
@@ -88,23 +108,39 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
         if t_roi is None or not getattr(teacher, 'with_rpn', False):
             raise ValueError(f'model.teacher_config builds a {type(teacher).__name__}: the '
                              'teacher must be a two-stage detector with an RPN and a RoI head.')
-        s_k = self.roi_head.bbox_head.num_classes
-        t_k = t_roi.bbox_head.num_classes
+        s_k = _stage_module(self.roi_head.bbox_head, 0).num_classes
+        t_k = _stage_module(t_roi.bbox_head, 0).num_classes
         if s_k != t_k:
             raise ValueError(f'Class-count mismatch: roi_head.bbox_head.num_classes is {s_k} for '
                              f'the student and {t_k} for the teacher.')
-        if getattr(self.roi_head.bbox_head, 'custom_cls_channels', False):
+        if self.cascade and (not _is_cascade(t_roi) or t_roi.num_stages <= max(self.roi_stages)):
+            raise ValueError(
+                f'The student is a {self.roi_head.num_stages}-stage cascade and distils stages '
+                f'{self.roi_stages}; the teacher ({type(t_roi).__name__}) must be a cascade with '
+                'those stages (set model.roi_stages to the stages both have).')
+        if not self.cascade and _is_cascade(t_roi):
+            raise ValueError('The teacher is a cascade but the student has one RoI stage: use a '
+                             'teacher with a single-stage RoI head (or a cascade student).')
+        for roi_head, who in ((self.roi_head, 'student'), (t_roi, 'teacher')):
+            if hasattr(roi_head, 'semantic_head') or 'HybridTaskCascade' in type(roi_head).__name__:
+                raise ValueError(f'The {who} has a {type(roi_head).__name__}, whose RoI forward '
+                                 'needs its semantic and interleaved mask branches; RoI '
+                                 'distillation supports Standard and Cascade RoI heads.')
+        if getattr(_stage_module(self.roi_head.bbox_head, 0), 'custom_cls_channels', False):
             raise ValueError('RoI heads with custom classification channels are not supported.')
 
     def _input_specs(self) -> List[DistillInput]:
-        roi, rpn, neck = self.DISTILL_INPUTS
+        roi, mask, rpn, neck = self.DISTILL_INPUTS
         s_ch, t_ch = neck_channels(self), neck_channels(self.teacher)
-        neck = neck.with_channels(None if None in (s_ch, t_ch) else (s_ch, t_ch))
-        # a student that takes given proposals has no RPN outputs to distil
-        return [roi, rpn, neck] if self.with_rpn else [roi, neck]
+        specs = [roi.with_per_level(self.cascade)]
+        if self.with_mask and getattr(self.teacher, 'with_mask', False):
+            specs.append(mask.with_per_level(self.cascade))
+        if self.with_rpn:  # a student that takes given proposals has no RPN outputs to distil
+            specs.append(rpn)
+        return specs + [neck.with_channels(None if None in (s_ch, t_ch) else (s_ch, t_ch))]
 
     def num_teacher_logit_classes(self) -> int:
-        return self.teacher.roi_head.bbox_head.num_classes + 1
+        return _stage_module(self.teacher.roi_head.bbox_head, 0).num_classes + 1
 
     # ------------------------------------------------------------------ training
     def _tap_student(self, taps: OutputTaps, needed: Set[str]) -> None:
@@ -112,25 +148,63 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
             taps.module_output('feats', self.neck if self.with_neck else self.backbone)
         if 'rpn_cls' in needed:
             taps.module_output('rpn', self.rpn_head)
-        if 'roi_cls' in needed:
-            taps.method_call('roi', self.roi_head.bbox_head, 'loss_and_target')
+        for stage in self.roi_stages:
+            if 'roi_cls' in needed:
+                taps.method_call(f'roi{stage}', _stage_module(self.roi_head.bbox_head, stage),
+                                 'loss_and_target')
+            if 'roi_mask' in needed:
+                taps.method_call(f'mask{stage}', _stage_module(self.roi_head.mask_head, stage),
+                                 'loss_and_target')
+
+    def _teacher_roi(self, t_feats, stage: int, rois: Tensor, mask: bool = False) -> Tensor:
+        t_roi = self.teacher.roi_head
+        if mask:
+            out = (t_roi._mask_forward(stage, t_feats, rois) if self.cascade
+                   else t_roi._mask_forward(t_feats, rois))
+            return out['mask_preds']
+        out = (t_roi._bbox_forward(stage, t_feats, rois) if self.cascade
+               else t_roi._bbox_forward(t_feats, rois))
+        return out['cls_score']
 
     def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
                          needed: Set[str]) -> Dict[str, DistillBatch]:
-        batches: Dict[str, DistillBatch] = {}
-        roi = _single_call(taps['roi'], 'RoI head') if 'roi_cls' in needed else None
+        stages = self.roi_stages
+        rois = {s: _single_call(taps[f'roi{s}'], f'stage-{s} RoI head')
+                for s in stages} if 'roi_cls' in needed else {}
+        masks = {s: _single_call(taps[f'mask{s}'], f'stage-{s} mask head')
+                 for s in stages} if 'roi_mask' in needed else {}
         with self.teacher_context(batch_inputs.device.type):
             t_feats = self.teacher.extract_feat(batch_inputs)
             t_rpn = self.teacher.rpn_head(t_feats)[0] if 'rpn_cls' in needed else None
-            t_roi = (self.teacher.roi_head._bbox_forward(t_feats, roi['rois'])['cls_score']
-                     if roi is not None else None)
+            t_cls = {s: self._teacher_roi(t_feats, s, r['rois']) for s, r in rois.items()}
+            pos_rois = {s: bbox2roi([res.pos_priors for res in m['sampling_results']])
+                        for s, m in masks.items()}
+            t_mask = {s: self._teacher_roi(t_feats, s, pos_rois[s], mask=True) for s in masks}
         if self.teacher_fp16:
-            t_feats, t_rpn, t_roi = self._float((t_feats, t_rpn, t_roi))
-        if roi is not None:
-            self._check_finite(t_roi, 'RoI logits')
-            labels = roi['result']['bbox_targets'][0]
-            batches['roi_cls'] = DistillBatch(roi['cls_score'], self.scale_teacher_logits(t_roi),
-                                              labels=labels)
+            t_feats, t_rpn = self._float((t_feats, t_rpn))
+            t_cls = {s: v.float() for s, v in t_cls.items()}
+            t_mask = {s: v.float() for s, v in t_mask.items()}
+        batches: Dict[str, DistillBatch] = {}
+        weights = ([self.roi_head.stage_loss_weights[s] for s in stages] if self.cascade
+                   else None)
+        if rois:
+            for s in stages:
+                self._check_finite(t_cls[s], 'RoI logits')
+            batches['roi_cls'] = self._per_stage(DistillBatch(
+                [rois[s]['cls_score'] for s in stages],
+                [self.scale_teacher_logits(t_cls[s]) for s in stages],
+                labels=[rois[s]['result']['bbox_targets'][0] for s in stages],
+                level_weights=weights))
+        if masks:
+            s_rows, t_rows, avg = [], [], []
+            for s in stages:
+                results = masks[s]['sampling_results']
+                labels = torch.cat([res.pos_gt_labels for res in results]).long()
+                s_rows.append(_mask_rows(masks[s]['mask_preds'], labels))
+                t_rows.append(_mask_rows(t_mask[s], labels))
+                avg.append(s_rows[-1].new_tensor(float(max(s_rows[-1].numel(), 1))))
+            batches['roi_mask'] = self._per_stage(DistillBatch(
+                s_rows, t_rows, avg_factor=avg, level_weights=weights))
         if t_rpn is not None:
             c = self.rpn_head.cls_out_channels
             s = flatten_level_outputs(_single_call(taps['rpn'], 'RPN head')[0], c)
@@ -145,3 +219,21 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
             batches['neck'] = DistillBatch(list(_single_call(taps['feats'], 'neck')),
                                            list(t_feats))
         return batches
+
+    def _per_stage(self, batch: DistillBatch) -> DistillBatch:
+        """A cascade's batch stays per stage; a single RoI stage is one plain batch."""
+        if self.cascade:
+            return batch
+        return DistillBatch(batch.student[0], batch.teacher[0],
+                            labels=batch.labels[0] if batch.labels else None,
+                            avg_factor=batch.avg_factor[0] if batch.avg_factor else None)
+
+
+def _mask_rows(mask_preds: Tensor, labels: Tensor) -> Tensor:
+    """(P, K or 1, S, S) mask logits -> (P, S * S) at each RoI's class."""
+    p = mask_preds.shape[0]
+    if mask_preds.shape[1] == 1:  # class-agnostic mask head
+        picked = mask_preds[:, 0]
+    else:
+        picked = mask_preds[torch.arange(p, device=mask_preds.device), labels]
+    return picked.reshape(p, -1)

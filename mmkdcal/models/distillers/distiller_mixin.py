@@ -136,8 +136,31 @@ class DistillerMixin:
 
     #: The outputs this distiller can hand to a loss, selected by ``inputs``.
     DISTILL_INPUTS: Sequence[DistillInput] = ()
+    #: The MMDetection class every student of this distiller derives from.
+    STUDENT_BASE: Optional[type] = None
+    _VARIANTS: Dict[tuple, type] = {}
 
     teacher: nn.Module
+
+    def __new__(cls, *args, student_type: Optional[str] = None, **kwargs):
+        """``student_type='RTMDet'`` makes the distiller *that* detector class: a subclass of
+        both this distiller and the registered student class, so the student keeps its own
+        behaviour (RTMDet's SyncBN switch, HTC's ...). None: the plain base class."""
+        if student_type is None:
+            return super().__new__(cls)
+        student_cls = MODELS.get(student_type) if isinstance(student_type, str) else None
+        if student_cls is None:
+            raise KeyError(f'model.student_type {student_type!r} is not a model registered in '
+                           "mmdet's MODELS (e.g. 'RTMDet').")
+        if cls.STUDENT_BASE is None or not issubclass(student_cls, cls.STUDENT_BASE):
+            raise ValueError(f'model.student_type {student_type!r} is not a '
+                             f'{getattr(cls.STUDENT_BASE, "__name__", "?")}, which '
+                             f'{cls.__name__} distils.')
+        key = (cls, student_cls)
+        if key not in DistillerMixin._VARIANTS:
+            DistillerMixin._VARIANTS[key] = type(f'{cls.__name__}[{student_cls.__name__}]',
+                                                 (cls, student_cls), {'__module__': cls.__module__})
+        return super().__new__(DistillerMixin._VARIANTS[key])
 
     # ------------------------------------------------------------------ construction
     def _init_distiller(self,

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['DenseHeadSemantics', 'dense_head_semantics', 'register_dense_head',
+__all__ = ['DenseHeadSemantics', 'cls_channels', 'dense_head_semantics', 'register_dense_head',
            'score_logits', 'DENSE_HEADS']
 
-#: (head, cls_scores, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore)
+#: (head, semantics, outs, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore)
 #: -> (labels, weights): per level, (N, P_l) tensors with the priors in (y, x, prior) order.
 PriorTargets = Callable[..., Tuple[Tensor, Tensor]]
 
@@ -34,48 +34,68 @@ class DenseHeadSemantics:
     """The meaning of a dense head's forward outputs.
 
     Args:
-        outputs: Names of the forward outputs in order; ``'cls'`` and the name in
-            ``box_output`` must be among them.
-        cls_is_prob: The ``'cls'`` output holds probabilities, not logits (e.g. TOOD).
-        score_factor: Name of an output fused multiplicatively into the score as
-            ``sigmoid(factor)`` (centerness, objectness), one channel per prior.
-        box_output: The box output that ``inputs='reg'`` compares (the final, refined one).
+        outputs: Names of the forward outputs in order (in training mode); ``'cls'`` and the
+            name in ``box_output`` must be among them.
+        eval_outputs: Names in eval mode when the head returns other outputs then (VFNet drops
+            its initial boxes); None: the same as ``outputs``. The teacher runs in eval mode.
+        cls_is_prob: The ``'cls'`` output holds probabilities, not logits (e.g. TOOD, CenterNet).
+        score_factor: Name of an output fused into the score as ``sigmoid(factor)`` (centerness,
+            objectness, IoU), one channel per prior.
+        score_fusion: ``'mul'``: score = p * sigmoid(factor); ``'sqrt_mul'``: the geometric
+            mean sqrt(p * sigmoid(factor)) (PAA).
+        box_output: The box output that ``inputs='reg'`` compares (the final, refined one);
+            None: the head has no box output to distil (CenterNet's sizes and offsets).
         box_kind: ``'boxes'`` (deltas / distances / boxes, 4 per prior) or ``'distribution'``
             (GFL's 4 (reg_max + 1) side distributions).
         prior_targets: Per-prior assigned labels for ``fit_on='anchors'``, from the head's own
             target function; None: only ``fit_on='detections'`` is supported.
+        towers: Names of the head's classification and regression conv towers (module lists),
+            for CrossKD; None: CrossKD is not supported.
+        tail: ``(head, level, cls_feat, reg_feat) -> outputs of that level`` (in the training
+            layout): what the head computes after its towers, for CrossKD.
     """
 
     outputs: Tuple[str, ...]
+    eval_outputs: Optional[Tuple[str, ...]] = None
     cls_is_prob: bool = False
     score_factor: Optional[str] = None
-    box_output: str = 'reg'
+    score_fusion: str = 'mul'
+    box_output: Optional[str] = 'reg'
     box_kind: str = 'boxes'
     prior_targets: Optional[PriorTargets] = None
+    towers: Optional[Tuple[str, str]] = None
+    tail: Optional[Callable] = None
 
     def output(self, outs: Sequence, name: str):
-        """The forward output called ``name``."""
-        return outs[self.outputs.index(name)]
+        """The forward output called ``name`` (the layout is told apart by the output count)."""
+        for names in (self.outputs, self.eval_outputs):
+            if names is not None and len(outs) == len(names):
+                return outs[names.index(name)]
+        raise ValueError(f'The head returned {len(outs)} outputs; its declaration names '
+                         f'{self.outputs} (training) and {self.eval_outputs} (eval).')
 
 
-def _anchor_head_targets(head, cls_scores, gt, metas, gt_ignore):
+def _anchor_head_targets(head, sem, outs, gt, metas, gt_ignore):
     """Labels of mmdet's ``AnchorHead.get_targets`` (RetinaNet and relatives)."""
+    cls_scores = sem.output(outs, 'cls')
     sizes = [s.shape[-2:] for s in cls_scores]
     anchors, valid = head.get_anchors(sizes, metas, device=cls_scores[0].device)
     labels, weights = head.get_targets(anchors, valid, gt, metas, gt_ignore)[:2]
     return list(labels), list(weights)
 
 
-def _atss_head_targets(head, cls_scores, gt, metas, gt_ignore):
+def _atss_head_targets(head, sem, outs, gt, metas, gt_ignore):
     """Labels of ``ATSSHead.get_targets`` / ``GFLHead.get_targets`` (anchors come first)."""
+    cls_scores = sem.output(outs, 'cls')
     sizes = [s.shape[-2:] for s in cls_scores]
     anchors, valid = head.get_anchors(sizes, metas, device=cls_scores[0].device)
     labels, weights = head.get_targets(anchors, valid, gt, metas, gt_ignore)[1:3]
     return list(labels), list(weights)
 
 
-def _fcos_head_targets(head, cls_scores, gt, metas, gt_ignore):
+def _fcos_head_targets(head, sem, outs, gt, metas, gt_ignore):
     """Labels of ``FCOSHead.get_targets`` (per level, the images concatenated)."""
+    cls_scores = sem.output(outs, 'cls')
     sizes = [s.shape[-2:] for s in cls_scores]
     points = head.prior_generator.grid_priors(sizes, dtype=cls_scores[0].dtype,
                                               device=cls_scores[0].device)
@@ -84,15 +104,70 @@ def _fcos_head_targets(head, cls_scores, gt, metas, gt_ignore):
     return labels, [torch.ones_like(lab, dtype=torch.float32) for lab in labels]
 
 
+def _rtmdet_head_targets(head, sem, outs, gt, metas, gt_ignore):
+    """Labels of ``RTMDetHead.get_targets`` (dynamic soft-label assignment on the predictions,
+    as RTMDet assigns in training)."""
+    from mmdet.structures.bbox import distance2bbox
+    cls_scores = sem.output(outs, 'cls')
+    sizes = [s.shape[-2:] for s in cls_scores]
+    n = len(gt)
+    anchors, valid = head.get_anchors(sizes, metas, device=cls_scores[0].device)
+    flat_cls = torch.cat([c.permute(0, 2, 3, 1).reshape(n, -1, head.cls_out_channels)
+                          for c in cls_scores], 1)
+    boxes = torch.cat([distance2bbox(a.reshape(-1, 4), b.permute(0, 2, 3, 1).reshape(n, -1, 4))
+                       for a, b in zip(anchors[0], sem.output(outs, 'reg'))], 1)
+    labels, weights = head.get_targets(flat_cls, boxes, anchors, valid, gt, metas,
+                                       gt_ignore)[1:3]
+    return list(labels), list(weights)
+
+
+def _gfl_tail(head, lvl, cls_feat, reg_feat):
+    return head.gfl_cls(cls_feat), head.scales[lvl](head.gfl_reg(reg_feat)).float()
+
+
+def _retina_tail(head, lvl, cls_feat, reg_feat):
+    return head.retina_cls(cls_feat), head.retina_reg(reg_feat)
+
+
+def _atss_tail(head, lvl, cls_feat, reg_feat):
+    return (head.atss_cls(cls_feat), head.scales[lvl](head.atss_reg(reg_feat)).float(),
+            head.atss_centerness(reg_feat))
+
+
+_TOWERS = ('cls_convs', 'reg_convs')
+
 DENSE_HEADS: Dict[str, DenseHeadSemantics] = {
-    'RetinaHead': DenseHeadSemantics(('cls', 'reg'), prior_targets=_anchor_head_targets),
+    'RetinaHead': DenseHeadSemantics(('cls', 'reg'), prior_targets=_anchor_head_targets,
+                                     towers=_TOWERS, tail=_retina_tail),
     'RPNHead': DenseHeadSemantics(('cls', 'reg'), prior_targets=_anchor_head_targets),
     'GFLHead': DenseHeadSemantics(('cls', 'reg'), box_kind='distribution',
-                                  prior_targets=_atss_head_targets),
+                                  prior_targets=_atss_head_targets, towers=_TOWERS,
+                                  tail=_gfl_tail),
     'ATSSHead': DenseHeadSemantics(('cls', 'reg', 'centerness'), score_factor='centerness',
-                                   prior_targets=_atss_head_targets),
+                                   prior_targets=_atss_head_targets, towers=_TOWERS,
+                                   tail=_atss_tail),
     'FCOSHead': DenseHeadSemantics(('cls', 'reg', 'centerness'), score_factor='centerness',
                                    prior_targets=_fcos_head_targets),
+    # RTMDet folds its optional objectness into the class logit itself (inverse_sigmoid of the
+    # geometric mean), so 'cls' is already the score logit; boxes are distances x stride
+    'RTMDetHead': DenseHeadSemantics(('cls', 'reg'), prior_targets=_rtmdet_head_targets),
+    'RTMDetSepBNHead': DenseHeadSemantics(('cls', 'reg'), prior_targets=_rtmdet_head_targets),
+    # TOOD predicts probabilities (sigmoid_geometric_mean of its class logits and a class
+    # probability map); boxes are decoded corners in stride units
+    'TOODHead': DenseHeadSemantics(('cls', 'reg'), cls_is_prob=True),
+    # YOLOX: score = sigmoid(cls) * sigmoid(objectness)
+    'YOLOXHead': DenseHeadSemantics(('cls', 'reg', 'obj'), score_factor='obj'),
+    # VFNet: IoU-aware class logits; the refined boxes are the final ones (eval drops the
+    # initial ones)
+    'VFNetHead': DenseHeadSemantics(('cls', 'reg_init', 'reg'), eval_outputs=('cls', 'reg')),
+    # PAA: score = sqrt(sigmoid(cls) * sigmoid(iou))
+    'PAAHead': DenseHeadSemantics(('cls', 'reg', 'iou'), score_factor='iou',
+                                  score_fusion='sqrt_mul'),
+    # DDOD: score = sigmoid(cls) * sigmoid(iou)
+    'DDODHead': DenseHeadSemantics(('cls', 'reg', 'iou'), score_factor='iou'),
+    # CenterNet: class heat maps are probabilities; one level, no prior generator
+    'CenterNetHead': DenseHeadSemantics(('cls', 'wh', 'offset'), cls_is_prob=True,
+                                        box_output=None),
 }
 
 
@@ -106,13 +181,22 @@ def register_dense_head(name: str, semantics: DenseHeadSemantics, force: bool = 
     """
     if name in DENSE_HEADS and not force:
         raise KeyError(f'{name} is already declared; pass force=True to replace it.')
-    if 'cls' not in semantics.outputs or semantics.box_output not in semantics.outputs:
+    if 'cls' not in semantics.outputs or (semantics.box_output is not None and
+                                          semantics.box_output not in semantics.outputs):
         raise ValueError(f"{name}: outputs {semantics.outputs} must include 'cls' and the "
                          f'box_output {semantics.box_output!r}.')
+    if semantics.score_fusion not in ('mul', 'sqrt_mul'):
+        raise ValueError(f"{name}: score_fusion must be 'mul' or 'sqrt_mul', got "
+                         f'{semantics.score_fusion!r}.')
     if semantics.box_kind not in ('boxes', 'distribution'):
         raise ValueError(f"{name}: box_kind must be 'boxes' or 'distribution', got "
                          f'{semantics.box_kind!r}.')
     DENSE_HEADS[name] = semantics
+
+
+def cls_channels(head) -> int:
+    """Class channels per prior of a dense head (``cls_out_channels``, else ``num_classes``)."""
+    return int(getattr(head, 'cls_out_channels', None) or head.num_classes)
 
 
 def dense_head_semantics(head) -> DenseHeadSemantics:
@@ -157,6 +241,8 @@ def score_logits(semantics: DenseHeadSemantics, outs: Sequence, num_classes: int
             a = f.shape[1]
             log_p = (log_p.view(n, a, num_classes, h, w) +
                      F.logsigmoid(f).view(n, a, 1, h, w)).view(n, a * num_classes, h, w)
+            if semantics.score_fusion == 'sqrt_mul':
+                log_p = log_p / 2
             # log(1 - p q) from log(p q) < 0, stable for p q -> 0 and -> 1
             log_1mp = torch.log(-torch.expm1(log_p.clamp(max=-1e-7)))
         elif not semantics.cls_is_prob:
