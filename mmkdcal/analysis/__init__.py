@@ -7,6 +7,13 @@
   :mod:`~mmkdcal.analysis.teacher_calibration_summary`,
   :mod:`~mmkdcal.analysis.teacher_calibration_plots` and
   :mod:`~mmkdcal.analysis.teacher_calibration_report`.
+- :mod:`~mmkdcal.analysis.detection_teacher_study`: teacher calibration vs. KD student mAP on
+  DigitsDet (CLI: tools/analysis/detection_teacher_study.py); its pieces are
+  :mod:`~mmkdcal.analysis.detection_teacher_measure`, :mod:`~mmkdcal.analysis.study_jobs`,
+  :mod:`~mmkdcal.analysis.detection_study_summary`, :mod:`~mmkdcal.analysis.detection_study_plots`,
+  :mod:`~mmkdcal.analysis.detection_study_report` and the teacher-training loss
+  :mod:`~mmkdcal.analysis.soft_target_focal_loss` (registered only when a config imports it).
+  These import MMDetection and are not imported here.
 - :mod:`~mmkdcal.analysis.statistics`: correlations, t and bootstrap intervals (both studies).
 """
 from .digits_classifiers import TrainRecipe, default_student_recipe, default_teacher_recipes
