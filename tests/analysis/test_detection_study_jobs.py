@@ -1,0 +1,95 @@
+"""The detection study's job graph (no training): dependencies, the teacher temperature each KD
+student gets, and which teachers get the ACE/ECE students; and the job runner's resume rule."""
+import json
+import os.path as osp
+import sys
+
+import pytest
+
+from mmkdcal.analysis import detection_teacher_study as dts
+from mmkdcal.analysis.study_jobs import Job, JobFailed, run_jobs
+
+
+def _fake_deps(cfg, work):
+    """Results as the teacher and measure jobs would return them; D-ECE grows with the index."""
+    deps = {}
+    for i, t in enumerate(cfg.teachers):
+        deps[f'teacher_{t.name}'] = dict(checkpoint=f'{work}/{t.name}.pth',
+                                         config=f'{work}/{t.name}.py', _stamp=f'st{i}')
+        deps[f'measure_{t.name}'] = dict(
+            temperatures=dict(nll=0.5 + i, ace=0.6 + i, ece=0.7 + i), _stamp=f'sm{i}',
+            splits=dict(calib=dict(before=dict(dece=0.01 * (i + 1)))))
+    return deps
+
+
+def test_job_graph_temperatures_and_objective_teachers(tmp_path):
+    cfg = dts.study_config('full')
+    assert len(cfg.teachers) >= 8
+    assert {t.family for t in cfg.teachers} == {'gfl', 'retinanet'}
+    jobs = {j.name: j for j in dts.build_jobs(cfg, str(tmp_path), str(tmp_path / 'data'))}
+    n_t, n_s = len(cfg.teachers), len(cfg.seeds)
+    # teacher + measure per teacher, no-KD per family and seed, raw/nll/ace/ece per teacher+seed
+    assert len(jobs) == 2 * n_t + 2 * n_s + 4 * n_t * n_s
+    deps = _fake_deps(cfg, tmp_path)
+    top = [t.name for t in cfg.teachers][::-1][:cfg.objective_teachers]  # largest D-ECE last
+    for t in cfg.teachers:
+        raw = jobs[f'kd_{t.name}_s1_raw']
+        assert raw.deps == (f'teacher_{t.name}', )
+        argv = raw.command({d: deps[d] for d in raw.deps})
+        assert 'model.teacher_temperature=1.0' in argv
+        assert f'model.teacher_ckpt={tmp_path}/{t.name}.pth' in argv
+        assert 'randomness.seed=1' in argv
+        assert argv[1] == dts.FAMILIES[t.family]['kd']
+        nll = jobs[f'kd_{t.name}_s1_nll']
+        i = [x.name for x in cfg.teachers].index(t.name)
+        argv = nll.command({d: deps[d] for d in nll.deps})
+        assert f'model.teacher_temperature={0.5 + i!r}' in argv
+        ace = jobs[f'kd_{t.name}_s0_ace']
+        assert set(ace.deps) >= {f'measure_{x.name}' for x in cfg.teachers}
+        argv = ace.command({d: deps[d] for d in ace.deps})
+        if t.name in top:
+            assert f'model.teacher_temperature={0.6 + i!r}' in argv
+        else:
+            assert argv is None  # skipped: not among the most miscalibrated
+    # every student of one family trains the same config for the same number of iterations
+    schedule = [a for a in jobs['student_gfl_s0'].command({}) if a.startswith('train_cfg.')]
+    for name in ('kd_gfl_r18w32_s0_raw', 'kd_retina_r18w32_s2_nll'):
+        j = jobs[name]
+        assert [a for a in j.command({d: deps[d] for d in j.deps})
+                if a.startswith('train_cfg.')] == schedule
+    # an early-stopped teacher keeps the full learning-rate schedule
+    stop = next(t for t in cfg.teachers if t.stop is not None)
+    argv = jobs[f'teacher_{stop.name}'].command({})
+    iters, run = dts.teacher_iterations(cfg, stop)
+    assert run < iters and f'train_cfg.max_iters={run}' in argv
+    assert f'param_scheduler.1.end={iters}' in argv
+
+
+def _py_job(tmp_path, name, code, deps=()):
+    wd = str(tmp_path / name)
+
+    def collect(job, d):
+        with open(osp.join(job.work_dir, 'out.json')) as f:
+            return json.load(f)
+    return Job(name, wd, lambda d: ['-c', code.replace('WD', wd)], collect, deps=deps)
+
+
+def test_run_jobs_resumes_and_reruns_what_changed(tmp_path):
+    write = "import json; json.dump(dict(v={v}), open('WD/out.json', 'w'))"
+    jobs = [_py_job(tmp_path, 'a', write.format(v=1)),
+            _py_job(tmp_path, 'b', write.format(v=2), deps=('a', ))]
+    logs = str(tmp_path / 'logs')
+    first = run_jobs(jobs, sys.prefix, logs, workers=2, say=lambda m: None)
+    assert (first['a']['v'], first['b']['v']) == (1, 2)
+    assert not first['a']['_reused']
+    again = run_jobs(jobs, sys.prefix, logs, workers=2, say=lambda m: None)
+    assert again['a']['_reused'] and again['b']['_reused']
+    # changing a reruns a and, through its stamp, b
+    jobs[0] = _py_job(tmp_path, 'a', write.format(v=5))
+    third = run_jobs(jobs, sys.prefix, logs, workers=1, say=lambda m: None)
+    assert third['a']['v'] == 5 and not third['a']['_reused'] and not third['b']['_reused']
+    failing = [_py_job(tmp_path, 'c', 'raise SystemExit(3)')]
+    with pytest.raises(JobFailed, match='c failed'):
+        run_jobs(failing, sys.prefix, logs, say=lambda m: None)
+    with pytest.raises(ValueError, match='unknown'):
+        run_jobs([_py_job(tmp_path, 'd', '', deps=('zz', ))], sys.prefix, logs)
