@@ -22,7 +22,8 @@ STD = [58.395, 57.12, 57.375]
 
 
 def write_coco(root: str, n_images: int = 8, size: int = 64, seed: int = 0) -> Dict[str, str]:
-    """Write ``root/images/*.png`` and ``root/ann.json`` (1-3 boxes per image)."""
+    """Write ``root/images/*.png`` and ``root/ann.json`` (1-3 filled boxes per image; each
+    object's mask is its box, given as a polygon)."""
     rng = np.random.default_rng(seed)
     os.makedirs(osp.join(root, 'images'), exist_ok=True)
     images, annotations = [], []
@@ -34,7 +35,8 @@ def write_coco(root: str, n_images: int = 8, size: int = 64, seed: int = 0) -> D
             x, y = int(rng.integers(0, size - w)), int(rng.integers(0, size - h))
             img[y:y + h, x:x + w] = COLOURS[c]
             annotations.append(dict(id=len(annotations) + 1, image_id=i + 1, category_id=c + 1,
-                                    bbox=[x, y, w, h], area=w * h, iscrowd=0))
+                                    bbox=[x, y, w, h], area=w * h, iscrowd=0,
+                                    segmentation=[[x, y, x + w, y, x + w, y + h, x, y + h]]))
         name = f'{i:04d}.png'
         Image.fromarray(img).save(osp.join(root, 'images', name))
         images.append(dict(id=i + 1, file_name=name, width=size, height=size))
@@ -45,11 +47,12 @@ def write_coco(root: str, n_images: int = 8, size: int = 64, seed: int = 0) -> D
     return dict(root=root, ann='ann.json', img='images/')
 
 
-def _dataloader(data: Dict[str, str], train: bool, batch_size: int = 2) -> dict:
+def _dataloader(data: Dict[str, str], train: bool, batch_size: int = 2, size: int = 64,
+                with_mask: bool = False) -> dict:
     pipeline = [
         dict(type='LoadImageFromFile'),
-        dict(type='LoadAnnotations', with_bbox=True),
-        dict(type='Resize', scale=(64, 64), keep_ratio=True),
+        dict(type='LoadAnnotations', with_bbox=True, with_mask=with_mask),
+        dict(type='Resize', scale=(size, size), keep_ratio=True),
         dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                                               'scale_factor')),
     ]
@@ -170,16 +173,17 @@ def faster_rcnn_model(width: int = 8, num_classes: int = 3) -> dict:
 
 def train_config(model: dict, data: Dict[str, str], max_iters: int = 4,
                  checkpoint_interval: Optional[int] = None, lr: float = 0.01,
-                 custom_hooks: Optional[List[dict]] = None) -> dict:
+                 custom_hooks: Optional[List[dict]] = None, size: int = 64,
+                 with_mask: bool = False) -> dict:
     """A complete runnable config dict (iteration-based, CocoMetric validation at the end)."""
     ann = osp.join(data['root'], data['ann'])
     cfg = dict(
         default_scope='mmdet',
         custom_imports=dict(imports=['mmkdcal'], allow_failed_imports=False),
         model=model,
-        train_dataloader=_dataloader(data, True),
-        val_dataloader=_dataloader(data, False),
-        test_dataloader=_dataloader(data, False),
+        train_dataloader=_dataloader(data, True, size=size, with_mask=with_mask),
+        val_dataloader=_dataloader(data, False, size=size),
+        test_dataloader=_dataloader(data, False, size=size),
         val_evaluator=dict(type='CocoMetric', ann_file=ann, metric='bbox', format_only=False),
         test_evaluator=dict(type='CocoMetric', ann_file=ann, metric='bbox', format_only=False),
         train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters),
@@ -256,8 +260,9 @@ def distiller(student_cfg, teacher_cfg_path, ckpt, **kw):
     return MODELS.build(cfg)
 
 
-def batch(model, n=2, size=64, seed=0):
-    """A preprocessed random batch with two boxes (classes 0 and 2) per image."""
+def batch(model, n=2, size=64, seed=0, masks=False):
+    """A preprocessed random batch with two boxes (classes 0 and 2) per image (and each box's
+    mask with ``masks``)."""
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
     g = torch.Generator().manual_seed(seed)
@@ -269,6 +274,12 @@ def batch(model, n=2, size=64, seed=0):
         xy = torch.rand(2, 2, generator=g) * size / 2
         s.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + size / 3], 1),
                                       labels=torch.tensor([0, 2]))
+        if masks:
+            from mmdet.structures.mask import BitmapMasks
+            m = np.zeros((2, size, size), dtype=np.uint8)
+            for j, (x1, y1, x2, y2) in enumerate(s.gt_instances.bboxes.round().int().tolist()):
+                m[j, y1:y2, x1:x2] = 1
+            s.gt_instances.masks = BitmapMasks(m, size, size)
         samples.append(s)
     imgs = torch.rand(n, 3, size, size, generator=g) * 255
     return model.data_preprocessor(dict(inputs=list(imgs), data_samples=samples), True)

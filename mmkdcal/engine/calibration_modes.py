@@ -184,8 +184,11 @@ def _collect_detections(model, data, ctx: CalibrationContext) -> List[ImageRecor
                 'and the input normalisation (data_preprocessor).')
         keep = pred.scores >= ctx.score_thr
         gt_boxes, gt_labels, gt_ignore = ctx.ground_truth.get(res)
+        boxes = pred.bboxes[keep]
+        # an untrained head can return x2 < x1: such a box has no area and matches nothing
+        boxes = torch.cat([boxes[:, :2], torch.maximum(boxes[:, 2:], boxes[:, :2])], dim=1)
         m = cal.match_image_detections(
-            pred.bboxes[keep], pred.scores[keep], pred.labels[keep], gt_boxes, gt_labels,
+            boxes, pred.scores[keep], pred.labels[keep], gt_boxes, gt_labels,
             gt_ignore, image_size=res.metainfo['ori_shape'][:2], iou_thr=ctx.iou_thr,
             box_features=ctx.box_features)
         records.append((image_key(res), dict(

@@ -49,6 +49,12 @@ TemperatureLike = Union[None, float, int, Sequence[float], torch.Tensor]
 #: Temperatures accepted from a config or a checkpoint (the NLL fit's own range).
 TEMPERATURE_RANGE = (1e-3, 1e3)
 
+#: Loss names that MMDetection's own heads return: a distillation loss must not replace one.
+STOCK_LOSS_NAMES = frozenset({
+    'loss_cls', 'loss_bbox', 'loss_dfl', 'loss_centerness', 'loss_iou', 'loss_obj', 'loss_mask',
+    'loss_rpn_cls', 'loss_rpn_bbox', 'loss_bbox_rf', 'loss_center_heatmap', 'loss_wh',
+    'loss_offset', 'loss_l1', 'loss_semantic_seg', 'loss_mask_iou'})
+
 #: state_dict prefixes of distillation-only modules (kept out of the student checkpoint).
 DISTILL_ONLY_PREFIXES = ('distill_losses.', )
 
@@ -304,6 +310,10 @@ class DistillerMixin:
                 raise ValueError(
                     f'distill_losses key {name!r} must start with "loss_" (MMEngine only '
                     f'back-propagates loss_* entries); rename it to "loss_{name}".')
+            if name in STOCK_LOSS_NAMES:
+                raise ValueError(
+                    f'distill_losses key {name!r} is a name the student\'s own losses use; it '
+                    f'would replace that task loss. Rename it (e.g. "loss_kd_{name[5:]}").')
             if not isinstance(cfg, dict) or 'type' not in cfg:
                 raise ValueError(f'distill_losses.{name} must be a loss config dict with a '
                                  "'type' and an 'inputs' key.")
@@ -385,6 +395,10 @@ class DistillerMixin:
         batches = self._distill_batches(taps, batch_inputs, batch_data_samples, needed)
         specs = self.distill_input_specs
         for name, loss in self.distill_losses.items():
+            if name in losses:
+                raise ValueError(f'distill_losses key {name!r} is also a loss of the student '
+                                 f'({type(self).__name__}); rename it, e.g. to '
+                                 f'"loss_kd_{name[5:]}".')
             spec = specs[self.distill_inputs[name]]
             losses[name] = call_distill_loss(loss, batches[spec.name], spec, self._cur_iter)
         return losses

@@ -80,6 +80,13 @@ def test_ld_on_box_deltas_and_binary_kd_on_softmax_rois_fail(tmp_path, frcnn_tea
                    distill_losses=dict(loss_b=dict(type='KDLoss', inputs='cls')))
 
 
+def test_a_distill_loss_may_not_replace_a_task_loss(gfl_teacher):
+    cfg_path, ckpt, _ = gfl_teacher
+    with pytest.raises(ValueError, match="'loss_cls' is a name the student's own losses use"):
+        _distiller(gfl_model(width=8), cfg_path, ckpt, teacher_temperature=1.0,
+                   distill_losses=dict(loss_cls=dict(type='BinaryKDLoss', inputs='cls')))
+
+
 def test_non_declaring_loss_is_refused(gfl_teacher):
     cfg_path, ckpt, _ = gfl_teacher
     with pytest.raises(TypeError, match='is not an mmkdcal DistillLoss'):

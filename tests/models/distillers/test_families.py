@@ -1,0 +1,321 @@
+"""Every supported CNN detector family, distilled through its own MMDetection code.
+
+For each family (its stock mmdet config at test size, see tests/_families.py): the distiller's task
+losses equal the stock detector's on a fixed batch; a teacher that is a copy of the student gives
+zero KD wherever the loss's floor is zero (so student and teacher rows line up); a 2-iteration
+KD+cal run trains and its checkpoint loads strictly into the stock student. Plus the meaning of
+the outputs of heads that are not plain logits, against hand-computed values.
+"""
+import copy
+import math
+
+import pytest
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import MessageHub
+from mmengine.runner import Runner
+
+import mmkdcal  # noqa: F401
+from mmdet.registry import MODELS
+from mmkdcal.models.distillers import DenseHeadSemantics, score_logits
+from mmkdcal.models.losses import DistillLoss
+from mmkdcal.utils.checkpoint import load_checkpoint_file
+
+from _families import FAMILIES, TWO_STAGE, WITH_MASK, input_size, family_test_pipeline, tiny_model
+from _helpers import batch, last_checkpoint, save_teacher, train_config, write_coco
+
+torch.set_num_threads(1)
+CROSSKD = ('gfl', 'retinanet', 'atss')
+
+
+@pytest.fixture(autouse=True)
+def _epoch():  # TOOD reads the epoch from the message hub (a Runner sets it)
+    MessageHub.get_current_instance().update_info('epoch', 0)
+
+
+def _zero_floor_losses(family: str, model_cfg: dict) -> dict:
+    """Losses whose minimum, 0, is reached exactly when student and teacher agree."""
+    if family in TWO_STAGE:
+        losses = dict(loss_kd_roi=dict(type='KDLoss', inputs='roi_cls', tau=2.0),
+                      loss_kd_rpn=dict(type='BinaryKDLoss', inputs='rpn_cls', beta=1.0),
+                      loss_kd_neck=dict(type='PKDLoss', inputs='neck'))
+        if family in WITH_MASK:
+            losses['loss_kd_mask'] = dict(type='BinaryKDLoss', inputs='roi_mask', beta=1.0)
+        return losses
+    losses = dict(loss_kd_cls=dict(type='BinaryKDLoss', inputs='cls', beta=1.0),
+                  loss_kd_neck=dict(type='PKDLoss', inputs='neck'))
+    if family == 'gfl':
+        losses['loss_kd_reg'] = dict(type='LDLoss', inputs='reg')
+    elif family != 'centernet':
+        losses['loss_kd_reg'] = dict(type='BoxKDLoss', inputs='reg')
+    if family in CROSSKD:
+        losses['loss_kd_xcls'] = dict(type='BinaryKDLoss', inputs='crosskd_cls', beta=1.0)
+        losses['loss_kd_xreg'] = dict(type='LDLoss' if family == 'gfl' else 'BoxKDLoss',
+                                   inputs='crosskd_reg')
+    return losses
+
+
+def _distiller_cfg(family, teacher_cfg_path, ckpt, **kw):
+    cfg = tiny_model(family)
+    kind = 'DistillTwoStageDetector' if family in TWO_STAGE else 'DistillSingleStageDetector'
+    cfg.update(dict(dict(type=kind, student_type=cfg['type'], teacher_config=teacher_cfg_path,
+                         teacher_ckpt=ckpt), **kw))
+    if family in CROSSKD and kind == 'DistillSingleStageDetector':
+        cfg['crosskd'] = dict(layer=0)
+    return cfg
+
+
+@pytest.mark.parametrize('family', sorted(FAMILIES))
+def test_stock_losses_and_zero_kd_from_a_copy(family, tmp_path):
+    cfg = tiny_model(family)
+    t_path, t_ckpt, teacher = save_teacher(cfg, tmp_path, seed=1)
+    model = MODELS.build(ConfigDict(_distiller_cfg(
+        family, t_path, t_ckpt, teacher_temperature=1.0,
+        distill_losses=_zero_floor_losses(family, cfg))))
+    assert isinstance(model, MODELS.get(cfg['type']))  # the student keeps its own class
+    model.load_state_dict(teacher.state_dict(), strict=True)  # the student is the teacher now
+    stock = MODELS.build(ConfigDict(copy.deepcopy(cfg)))
+    stock.load_state_dict(teacher.state_dict(), strict=True)
+    model.train()
+    stock.train()
+    model.teacher.train()  # batch statistics on both sides, so the copy is an exact copy
+    data = batch(model, size=input_size(family), masks=family in WITH_MASK)
+    torch.manual_seed(0)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    torch.manual_seed(0)
+    ref = stock.loss(data['inputs'], data['data_samples'])
+    for key, want in ref.items():
+        got = losses[key]
+        for g, w in zip(got if isinstance(got, (list, tuple)) else [got],
+                        want if isinstance(want, (list, tuple)) else [want]):
+            assert torch.allclose(g, w, rtol=1e-5, atol=1e-6), (family, key, g, w)
+    kd = {k: v for k, v in losses.items() if k not in ref}
+    assert set(kd) == set(_zero_floor_losses(family, cfg))
+    for key, value in kd.items():
+        assert abs(value.item()) < 1e-4, (family, key, value.item())
+
+
+@pytest.fixture(scope='module')
+def coco(tmp_path_factory):
+    root = tmp_path_factory.mktemp('coco')
+    return {size: write_coco(str(root / str(size)), n_images=4, size=size)
+            for size in sorted({input_size(f) for f in FAMILIES})}
+
+
+def _all_detections(cfg: dict) -> dict:
+    """The config with every score threshold at 0, so an untrained teacher still returns boxes
+    (some of which overlap the ground truth) for the calibration pass."""
+    cfg = copy.deepcopy(cfg)
+    test_cfg = cfg['test_cfg']
+    for part in (test_cfg, test_cfg.get('rcnn') or {}):
+        if 'score_thr' in part:
+            part['score_thr'] = 0.0
+    return cfg
+
+
+def _calib_loader(family, calib, size):
+    loader = train_config(tiny_model(family), calib, size=size)['val_dataloader']
+    if family_test_pipeline(family) is not None:
+        loader['dataset']['pipeline'] = family_test_pipeline(family)
+    return loader
+
+
+def _annotate_with_top_detections(family, t_path, t_ckpt, calib, size):
+    """Rewrite the calibration split's annotations as the teacher's own best detection per
+    image: an untrained teacher then has detections that match (and others that do not)."""
+    import json
+    import os.path as osp
+    teacher = MODELS.build(ConfigDict(Config.fromfile(t_path).model))
+    teacher.load_state_dict(load_checkpoint_file(t_ckpt)['state_dict'])
+    teacher.eval()
+    loader = Runner.build_dataloader(_calib_loader(family, calib, size), seed=0)
+    path = osp.join(calib['root'], calib['ann'])
+    with open(path) as f:
+        ann = json.load(f)
+    ann['annotations'] = []
+    with torch.no_grad():
+        for data in loader:
+            data = teacher.data_preprocessor(data, False)
+            for res in teacher.predict(data['inputs'], data['data_samples'], rescale=True):
+                pred = res.pred_instances
+                h, w = res.ori_shape[:2]
+                b = pred.bboxes
+                cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+                valid = ((b[:, 2] > b[:, 0] + 1) & (b[:, 3] > b[:, 1] + 1)  # area, centre inside
+                         & (cx > 0) & (cx < w) & (cy > 0) & (cy < h))
+                best = int(torch.where(valid, pred.scores, -1.0).argmax())
+                x1, y1, x2, y2 = b[best].tolist()
+                ann['annotations'].append(dict(
+                    id=len(ann['annotations']) + 1, image_id=res.img_id,
+                    category_id=int(pred.labels[best]) + 1, bbox=[x1, y1, x2 - x1, y2 - y1],
+                    area=(x2 - x1) * (y2 - y1), iscrowd=0))
+    with open(path, 'w') as f:
+        json.dump(ann, f)
+
+
+@pytest.mark.parametrize('family', sorted(FAMILIES))
+def test_two_iteration_kd_cal_run_reloads_into_the_stock_student(family, coco, tmp_path):
+    cfg = tiny_model(family)
+    size = input_size(family)
+    data = coco[size]
+    t_path, t_ckpt, teacher = save_teacher(_all_detections(cfg), tmp_path, seed=1)
+    if family == 'centernet':  # untrained, it predicts zero-size boxes: plant a 16 px size
+        with torch.no_grad():
+            teacher.bbox_head.wh_head[-1].bias.fill_(4.0)  # in output-stride (4) units
+        torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, t_ckpt)
+    calib = write_coco(str(tmp_path / 'calib'), n_images=2, size=size)
+    # heads that declare their targets calibrate per prior; the others on their detections,
+    # on a split annotated with the (untrained) teacher's own best box per image
+    fit_on = 'anchors' if family in ('fcos', 'rtmdet') else 'detections'
+    if fit_on == 'detections':
+        _annotate_with_top_detections(family, t_path, t_ckpt, calib, size)
+    model = _distiller_cfg(family, t_path, t_ckpt, teacher_temperature=None,
+                           distill_losses=_zero_floor_losses(family, cfg))
+    run = train_config(model, data, max_iters=2, size=size, with_mask=family in WITH_MASK,
+                       custom_hooks=[dict(type='TeacherCalibrationHook', fit_on=fit_on,
+                                          objective='ece', score_thr=0.0,
+                                          dataloader=_calib_loader(family, calib, size))])
+    run['train_cfg']['val_interval'] = 1000
+    run.update(work_dir=str(tmp_path / 'work'), experiment_name=f'family_{family}',
+               val_cfg=None, val_dataloader=None, val_evaluator=None)
+    Runner.from_cfg(Config(run)).train()
+    ckpt = load_checkpoint_file(last_checkpoint(str(tmp_path / 'work')))
+    assert ckpt['meta']['iter'] == 2 and ckpt['meta']['teacher_temperature'] > 0
+    stock = MODELS.build(ConfigDict(cfg))
+    result = stock.load_state_dict(ckpt['state_dict'], strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+
+
+# ---------------------------------------------------------------------- what outputs mean
+def test_fused_scores_by_hand():
+    g = torch.Generator().manual_seed(0)
+    cls = torch.randn(2, 6, 3, 3, generator=g)  # 2 priors x 3 classes
+    obj = torch.randn(2, 2, 3, 3, generator=g)  # one factor per prior
+    yolox = DenseHeadSemantics(('cls', 'reg', 'obj'), score_factor='obj')
+    got = score_logits(yolox, ([cls], [None], [obj]), 3)[0].double()
+    p = cls.double().sigmoid().view(2, 2, 3, 3, 3) * obj.double().sigmoid().view(2, 2, 1, 3, 3)
+    assert torch.allclose(got, torch.logit(p.view(2, 6, 3, 3)), atol=1e-6)
+    paa = DenseHeadSemantics(('cls', 'reg', 'iou'), score_factor='iou', score_fusion='sqrt_mul')
+    got = score_logits(paa, ([cls], [None], [obj]), 3)[0].double()
+    assert torch.allclose(got, torch.logit(p.sqrt().view(2, 6, 3, 3)), atol=1e-6)
+    tood = DenseHeadSemantics(('cls', 'reg'), cls_is_prob=True)
+    probs = torch.tensor([[[[0.01]], [[0.5]], [[0.99]]]])
+    got = score_logits(tood, ([probs], [None]), 3)[0]
+    assert torch.allclose(got.sigmoid(), probs, atol=1e-6)  # 0.01 stays 0.01, not 0.5
+    assert got[0, 0].item() == pytest.approx(math.log(0.01 / 0.99), abs=1e-4)
+
+
+@MODELS.register_module(force=True)
+class _FamilyRecordingLoss(DistillLoss):
+    """Records the rows it is given."""
+    input_kinds = ('logits', 'boxes')
+    accepts_avg_factor = True
+    accepts_weight = True
+    seen = {}
+
+    def forward(self, s, t, **kwargs):
+        _FamilyRecordingLoss.seen = dict(s=s.detach(), t=t.detach(), **kwargs)
+        return (s - t.detach()).abs().sum() * 0
+
+
+@pytest.mark.parametrize('family', ['tood', 'yolox', 'vfnet'])
+def test_teacher_targets_are_the_heads_own_scores_and_final_boxes(family, tmp_path):
+    """TOOD: the teacher's target is its predicted probability; YOLOX: sigmoid(cls) x
+    sigmoid(obj); VFNet: refined boxes against refined boxes (the teacher runs in eval mode,
+    where VFNet returns only those)."""
+    cfg = tiny_model(family)
+    t_path, t_ckpt, _ = save_teacher(cfg, tmp_path, seed=1)
+    inputs = 'reg' if family == 'vfnet' else 'cls'
+    model = MODELS.build(ConfigDict(_distiller_cfg(
+        family, t_path, t_ckpt, teacher_temperature=2.0,
+        distill_losses=dict(loss_rec=dict(type='_FamilyRecordingLoss', inputs=inputs)))))
+    model.train()
+    data = batch(model, size=input_size(family))
+    model.loss(data['inputs'], data['data_samples'])
+    seen = _FamilyRecordingLoss.seen
+    with torch.no_grad():
+        outs = model.teacher.bbox_head(model.teacher.extract_feat(data['inputs']))
+        s_outs = model.bbox_head(model.extract_feat(data['inputs']))
+
+    def flat(levels, c):
+        return torch.cat([o.permute(0, 2, 3, 1).reshape(-1, c) for o in levels])
+    if family == 'tood':
+        want = flat(outs[0], 3)  # probabilities
+        assert torch.allclose((seen['t'] * 2.0).sigmoid(), want, atol=1e-5)
+    elif family == 'yolox':
+        n = flat(outs[0], 3).sigmoid() * flat(outs[2], 1).sigmoid()
+        assert torch.allclose(seen['t'] * 2.0, torch.logit(n), atol=1e-4)
+    else:
+        assert len(outs) == 2 and len(s_outs) == 3
+        assert torch.allclose(seen['t'], flat(outs[1], 4), atol=1e-5)  # teacher refined
+        assert torch.allclose(seen['s'], flat(s_outs[2], 4), atol=1e-5)  # student refined
+        assert not torch.allclose(seen['s'], flat(s_outs[1], 4))
+
+
+def test_rtmdet_keeps_its_syncbn_switch_in_ddp(tmp_path, monkeypatch):
+    import mmdet.models.detectors.rtmdet as rtmdet_module
+    cfg = tiny_model('rtmdet')
+    t_path, t_ckpt, _ = save_teacher(cfg, tmp_path)
+    monkeypatch.setattr(rtmdet_module, 'get_world_size', lambda: 2)
+    model = MODELS.build(ConfigDict(_distiller_cfg('rtmdet', t_path, t_ckpt,
+                                                   teacher_temperature=1.0)))
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.backbone.modules())
+    with pytest.raises(ValueError, match="student_type 'CascadeRCNN' is not a SingleStage"):
+        MODELS.build(ConfigDict(_distiller_cfg('rtmdet', t_path, t_ckpt,
+                                               student_type='CascadeRCNN')))
+
+
+def test_feature_adapter_96_to_128_stays_out_of_the_student_checkpoint(tmp_path):
+    """RTMDet-tiny-like (96-wide neck) distilled from an -s-like teacher (128): the adapter
+    trains but the checkpoint is a plain student's."""
+    teacher_cfg = tiny_model('rtmdet')
+    for key, width in (('neck', 128), ('bbox_head', 128)):
+        teacher_cfg[key]['out_channels' if key == 'neck' else 'in_channels'] = width
+    teacher_cfg['bbox_head']['feat_channels'] = 128
+    t_path, t_ckpt, _ = save_teacher(teacher_cfg, tmp_path)
+    student = tiny_model('rtmdet')
+    student['neck']['out_channels'] = student['bbox_head']['in_channels'] = 96
+    student['bbox_head']['feat_channels'] = 96
+    cfg = dict(student, type='DistillSingleStageDetector', student_type='RTMDet',
+               teacher_config=t_path, teacher_ckpt=t_ckpt, teacher_temperature=1.0,
+               distill_losses=dict(loss_fit=dict(type='FeatureMSELoss', inputs='neck',
+                                                 student_channels=96, teacher_channels=128)))
+    model = MODELS.build(ConfigDict(cfg))
+    plain = MODELS.build(ConfigDict(student))
+    assert set(model.state_dict()) == set(plain.state_dict())
+    assert 'distill_losses.loss_fit.adapter.weight' in model.distill_state_dict()
+    plain.load_state_dict(model.state_dict(), strict=True)
+    model.train()
+    data = batch(model, size=64)
+    loss = model.loss(data['inputs'], data['data_samples'])['loss_fit']
+    loss.backward()
+    assert model.distill_losses.loss_fit.adapter.weight.grad.abs().sum() > 0
+
+
+def test_crosskd_and_cascade_build_errors(tmp_path):
+    cfg = tiny_model('faster_rcnn')
+    t_path, t_ckpt, _ = save_teacher(cfg, tmp_path, 'frcnn')
+    c_path, c_ckpt, _ = save_teacher(tiny_model('cascade_rcnn'), tmp_path, 'cascade')
+    with pytest.raises(ValueError, match='must be a cascade'):
+        MODELS.build(ConfigDict(_distiller_cfg('cascade_rcnn', t_path, t_ckpt,
+                                               teacher_temperature=1.0)))
+    with pytest.raises(ValueError, match='teacher is a cascade but the student has one'):
+        MODELS.build(ConfigDict(_distiller_cfg('faster_rcnn', c_path, c_ckpt,
+                                               teacher_temperature=1.0)))
+    with pytest.raises(ValueError, match=r'roi_stages must list distinct stages in \[0, 3\)'):
+        MODELS.build(ConfigDict(_distiller_cfg('cascade_rcnn', c_path, c_ckpt,
+                                               teacher_temperature=1.0, roi_stages=[3])))
+    y_path, y_ckpt, _ = save_teacher(tiny_model('yolox'), tmp_path, 'yolox')
+    with pytest.raises(ValueError, match='CrossKD is supported for GFLHead, RetinaHead, ATSSHead'):
+        MODELS.build(ConfigDict(_distiller_cfg('yolox', y_path, y_ckpt, teacher_temperature=1.0,
+                                               crosskd=dict(layer=0))))
+    g_path, g_ckpt, _ = save_teacher(tiny_model('gfl'), tmp_path, 'gfl')
+    with pytest.raises(ValueError, match=r'crosskd.layer must be an int in \[0, 1\]'):
+        MODELS.build(ConfigDict(dict(_distiller_cfg('gfl', g_path, g_ckpt,
+                                                    teacher_temperature=1.0),
+                                     crosskd=dict(layer=2))))
+    with pytest.raises(ValueError, match="inputs must be one of"):
+        MODELS.build(ConfigDict(dict(_distiller_cfg('gfl', g_path, g_ckpt,
+                                                    teacher_temperature=1.0), crosskd=None,
+                                     distill_losses=dict(loss_x=dict(type='BinaryKDLoss',
+                                                                     inputs='crosskd_cls')))))
