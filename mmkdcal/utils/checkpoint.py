@@ -17,6 +17,7 @@ from typing import Any, List, Optional
 
 import numpy as np
 import torch
+from packaging.version import Version
 
 __all__ = ['ALLOWED_GLOBALS', 'UnsafeCheckpointError', 'allowed_globals', 'install',
            'load_checkpoint_file']
@@ -63,6 +64,12 @@ def allowed_globals() -> List[Any]:
 
 ALLOWED_GLOBALS: Optional[List[Any]] = None
 
+#: ``torch.serialization.add_safe_globals`` exists from torch 2.4 on. With an older torch (only
+#: the MMRazor benchmark environment, torch 1.13) ``weights_only=True`` loading still works for
+#: tensors and plain containers, and anything else (MMEngine's ``HistoryBuffer`` in a training
+#: checkpoint) is refused with :class:`UnsafeCheckpointError` instead of being allow-listed.
+TORCH_HAS_SAFE_GLOBALS = Version(torch.__version__.split('+')[0]) >= Version('2.4.0')
+
 
 def install() -> None:
     """Register :func:`allowed_globals` with torch and use :func:`load_checkpoint_file` in MMEngine.
@@ -72,7 +79,8 @@ def install() -> None:
     global ALLOWED_GLOBALS
     if ALLOWED_GLOBALS is None:
         ALLOWED_GLOBALS = allowed_globals()
-        torch.serialization.add_safe_globals(ALLOWED_GLOBALS)
+        if TORCH_HAS_SAFE_GLOBALS:
+            torch.serialization.add_safe_globals(ALLOWED_GLOBALS)
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(prefixes='', force=True)(load_checkpoint_file)
 
