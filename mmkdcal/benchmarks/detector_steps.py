@@ -270,7 +270,8 @@ def markdown(report: dict) -> str:
                  for prec in a['precisions'] if 'mmdet_ld_step_ms' in m[prec]]
     if peer_rows:
         lines += ['', '| model | precision | ours (LD) step ms | MMDetection LD step ms '
-                  '| ours/mmdet | ours peak MiB | mmdet peak MiB |', '|---|---|---|---|---|---|---|']
+                  '| ours/mmdet | ours peak MiB | mmdet peak MiB |',
+                  '|---|---|---|---|---|---|---|']
         for name, prec, r in peer_rows:
             lines.append(f"| {name} | {prec} | {r['ours_ld_step_ms']:.2f} "
                          f"| {r['mmdet_ld_step_ms']:.2f} | {r['ours_ld_over_mmdet_ld']:.3f} "

@@ -133,7 +133,8 @@ def build_student(student_cfg: dict, seed: int = 1):
     torch.manual_seed(seed)
     student = MODELS.build(copy.deepcopy(student_cfg))
     student.init_weights()
-    return student.train()
+    student.train()
+    return student
 
 
 def build_distiller(student_cfg: dict, teacher_cfg: dict, teacher_ckpt: str,
@@ -164,7 +165,8 @@ def build_distiller(student_cfg: dict, teacher_cfg: dict, teacher_ckpt: str,
     distiller = MODELS.build(dcfg)
     if student_state is not None:
         distiller.load_state_dict(student_state, strict=True)
-    return distiller.train()
+    distiller.train()
+    return distiller
 
 
 def build_pair(student_cfg: dict, teacher_cfg: dict, distill_losses: Dict[str, dict],

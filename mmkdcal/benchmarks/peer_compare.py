@@ -319,7 +319,7 @@ def compare_with_rss(python: str, peer: str, spec: dict, rss: bool = True) -> di
         result['peak_rss'] = {c: run_worker(python, 'rss', spec, peer=peer, candidate=c)
                               for c in RSS_CANDIDATES}
         peaks = {c: r['peak_rss_bytes'] for c, r in result['peak_rss'].items()}
-        result['ratios']['ours_peak_rss_over_peer'] = peaks['ours'] / peaks['peer']
+        result['peak_rss_ours_over_peer'] = peaks['ours'] / peaks['peer']
     return result
 
 

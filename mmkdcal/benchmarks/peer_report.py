@@ -42,7 +42,8 @@ def markdown(report: dict) -> str:
     for size, runs in report['runs'].items():
         for peer, r in runs.items():
             if 'skipped' in r or 'error' in r:
-                lines.append(f"| {size} | {_NAMES[peer]} | {r.get('skipped') or 'ERROR: ' + r['error']} |")
+                why = r.get('skipped') or f"ERROR: {r['error']}"
+                lines.append(f'| {size} | {_NAMES[peer]} | {why} |')
                 continue
             t, q = r['times_ms'], r['ratios']
             rss = r.get('peak_rss', {})
@@ -80,6 +81,7 @@ def markdown(report: dict) -> str:
                 lines.append(f"| {size} | {_NAMES[peer]} | {name} | {c['ours']:.6g} "
                              f"| {c['peer']:.6g} | {'-' if conv is None else f'{conv:.6g}'} "
                              f"| {'-' if rel is None else f'{rel:.1e}'} | {c['convention']} |")
+    lines += _profiles(report)
     c = report.get('calibration_pass')
     if c is not None:
         lines += ['']
@@ -96,6 +98,31 @@ def markdown(report: dict) -> str:
                 f"{c['detections_predicted']} predicted.")
     lines += ['', _targets(report)]
     return '\n'.join(lines)
+
+
+def _profiles(report: dict, top: int = 8) -> List[str]:
+    out = []
+    for size, runs in report['runs'].items():
+        for peer, r in runs.items():
+            prof = r.get('profile')
+            if not prof:
+                continue
+            ours, theirs = prof['ours'], prof['peer']
+            out += ['', f"Profile, {size}, one step each (self CPU ms): ours "
+                    f"{ours['total_self_cpu_ms']:.0f}, {_NAMES[peer]} "
+                    f"{theirs['total_self_cpu_ms']:.0f}", '',
+                    '| operator | ours ms | calls | peer ms | calls |', '|---|---|---|---|---|']
+            t_rows = {e['op']: e for e in theirs['top']}
+            o_rows = {e['op']: e for e in ours['top']}
+            names = [e['op'] for e in ours['top'][:top]]
+            names += [e['op'] for e in theirs['top'][:top] if e['op'] not in names]
+            for op in names:
+                cells = []
+                for row in (o_rows.get(op), t_rows.get(op)):
+                    cells += ['-', '-'] if row is None else [f"{row['self_cpu_ms']:.0f}",
+                                                              str(row['calls'])]
+                out.append(f"| {op} | {' | '.join(cells)} |")
+    return out
 
 
 def _targets(report: dict) -> str:

@@ -15,7 +15,7 @@ teacher outputs. The loss reports compare the values on one fixed batch with ide
 and state the conventions under which they must be equal.
 """
 import copy
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 
@@ -72,7 +72,8 @@ def build_mmdet_ld(student_cfg: dict, teacher_cfg: dict, teacher_ckpt: str,
     cfg.update(teacher_config=dict(model=copy.deepcopy(teacher_cfg)), teacher_ckpt=teacher_ckpt)
     model = MODELS.build(cfg)
     model.load_state_dict(student_state, strict=True)
-    return model.train()
+    model.train()  # (MMDetection's and MMRazor's train() return None)
+    return model
 
 
 def _level_mapping(recorder: str, idx: int, by_call: bool) -> dict:
@@ -114,7 +115,8 @@ def build_mmrazor_distill(student_cfg: dict, teacher_cfg: dict, teacher_ckpt: st
                      distill_losses=losses, loss_forward_mappings=mappings)
     model = SingleTeacherDistill(distiller=distiller, teacher=teacher, teacher_ckpt=teacher_ckpt,
                                  architecture=student)
-    return model.train()
+    model.train()  # (MMDetection's and MMRazor's train() return None)
+    return model
 
 
 def sum_losses(losses: dict) -> Dict[str, float]:
@@ -137,14 +139,19 @@ def _task(losses: Dict[str, float], prefix: str = '') -> Dict[str, float]:
     return {k: losses[prefix + k] for k in ('loss_cls', 'loss_bbox', 'loss_dfl')}
 
 
-def _ld_in_mmdet_convention(student, teacher, inputs, samples) -> float:
-    """Our ``LDLoss`` evaluated the way ``LDHead`` selects and weights its rows.
+def _ld_head_terms(student, teacher, inputs, samples) -> Tuple[float, float]:
+    """Our ``LDLoss`` evaluated the way ``LDHead`` selects and weights its rows, and the sum of
+    those weights.
 
     ``LDHead`` distils only the ATSS-positive locations, each side's distribution weighted by the
     student's detached max class score, summed per level with ``avg_factor=4``
     (``KnowledgeDistillationKLDivLoss`` over the 4 sides); ``LDLoss(...)(s, t, w, avg_factor=1)``
     with those rows is that term (see its docstring). The assignment is the student head's own
     (``get_anchors`` + ``get_targets``).
+
+    Returns:
+        ``(ld, weight_sum)``: the LD term in ``LDHead``'s convention, and the sum over positives
+        of the student's max class score (the box-loss normaliser of ``GFLHead``/``LDHead``).
     """
     from mmdet.models.utils import unpack_gt_instances
     from mmdet.registry import MODELS
@@ -159,7 +166,7 @@ def _ld_in_mmdet_convention(student, teacher, inputs, samples) -> float:
         targets = head.get_targets(anchors, valid, gt, metas, batch_gt_instances_ignore=gt_ignore)
         labels_list = targets[1]
         width = 4 * (head.reg_max + 1)
-        total = 0.0
+        total, weight_sum = 0.0, 0.0
         for cls, s_reg, t, labels in zip(cls_scores, bbox_preds, t_reg, labels_list):
             labels = labels.reshape(-1)
             pos = (labels >= 0) & (labels < head.num_classes)
@@ -169,7 +176,8 @@ def _ld_in_mmdet_convention(student, teacher, inputs, samples) -> float:
             s = s_reg.permute(0, 2, 3, 1).reshape(-1, width)
             t = t.permute(0, 2, 3, 1).reshape(-1, width)
             total += float(ld(s[pos], t[pos], w[pos], avg_factor=1.0))
-    return total
+            weight_sum += float(w[pos].sum())
+    return total, weight_sum
 
 
 def _kd_avg_factor(teacher, inputs) -> float:
@@ -204,16 +212,26 @@ def loss_report(peer: str, models: dict, inputs: torch.Tensor, samples: List) ->
     prefix = 'student.' if peer == 'mmrazor' else ''
     for key, value in _task(student).items():
         checks[f'task_{key}'] = dict(
-            ours=ours[key], peer=peer_v[prefix + key], rel_diff=_rel(ours[key], peer_v[prefix + key]),
+            ours=ours[key], peer=peer_v[prefix + key], student=value,
+            rel_diff=_rel(ours[key], peer_v[prefix + key]),
             convention='identical: the same student head and weights compute it on both sides')
-        checks[f'task_{key}']['student'] = value
     if peer == 'mmdet_ld':
+        ld_ours_conv, weight_sum = _ld_head_terms(models['student'], teacher, inputs, samples)
+        for key in ('loss_bbox', 'loss_dfl'):
+            conv = peer_v[key] * (weight_sum + 1e-6) / max(weight_sum, 1.0)
+            checks[f'task_{key}'].update(
+                peer_in_our_convention=conv, rel_diff=_rel(ours[key], conv),
+                weight_sum=weight_sum,
+                convention="GFLHead divides by max(S, 1), LDHead by S + 1e-6 (no clamp), S = sum "
+                           "over positives of the student's max class score: theirs x (S + "
+                           '1e-6) / max(S, 1) is ours; equal as they are once S >= 1')
         ld_theirs = peer_v['loss_ld']
-        ld_ours_conv = _ld_in_mmdet_convention(models['student'], teacher, inputs, samples)
         checks['ld_kernel'] = dict(
             ours=ld_ours_conv, peer=ld_theirs, rel_diff=_rel(ld_ours_conv, ld_theirs),
             convention="our LDLoss on LDHead's rows (ATSS positives, student-score weights, "
-                       'sum per level with avg_factor 4) equals its loss_ld')
+                       'sum per level with avg_factor 4) is its loss_ld, up to float32 rounding '
+                       '(its kl_div takes the log of a softmax, ours a log_softmax; the '
+                       'difference shows when the KL is tiny, as between random networks)')
         checks['ld_as_configured'] = dict(
             ours=ours['loss_ld'], peer=ld_theirs,
             convention='not equal by design: ours distils every location weighted by the '

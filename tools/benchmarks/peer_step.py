@@ -95,8 +95,8 @@ def parse_args(argv=None):
 def peer_python(env_dir: str):
     """The Python of the peer environment, or None (with the reason) when it is not built."""
     python = osp.join(env_dir, 'bin', 'python')
-    if not osp.isfile(python):
-        return None, f'not run: no peer environment at {env_dir}; build it with {SETUP}'
+    if not osp.isfile(osp.join(env_dir, 'READY')):  # written by the setup script when complete
+        return None, f'not run: no complete peer environment at {env_dir}; build it with {SETUP}'
     return python, None
 
 

@@ -12,8 +12,10 @@
 #   bash tools/benchmarks/setup_peer_env.sh [DIR]     # default DIR: work_dirs/peer_env
 #
 # Idempotent: each step is skipped when what it installs is already there. The mmcv build takes
-# 16-20 minutes on 2 cores (MAX_JOBS defaults to the core count); pip caches the built wheel
-# (keyed by the build inputs, so it is reused only with this same torch).
+# 16-20 minutes on 2 cores (MAX_JOBS defaults to the core count). pip's wheel cache is keyed by
+# the sdist, not by the torch it was built against, so this environment keeps its own pip cache
+# (DIR/pip-cache): a wheel built against another torch is never reused here, and a rebuild of
+# this environment reuses its own wheel.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -43,6 +45,7 @@ mmdet==3.3.0
 mmrazor==1.0.0
 EOF
 export PIP_CONSTRAINT="$CONSTRAINTS"
+export PIP_CACHE_DIR="$ENV_DIR/pip-cache"
 
 has() { "$PY" -c "$1" >/dev/null 2>&1; }
 
@@ -57,7 +60,9 @@ fi
 if ! has "import mmcv.ops"; then
   say "building mmcv 2.1.0 with its ops against torch 1.13.1 (16-20 minutes on 2 cores)"
   t0=$(date +%s)
-  MAX_JOBS=${MAX_JOBS:-$(nproc)} $PIP install --no-build-isolation mmcv==2.1.0
+  MAX_JOBS=${MAX_JOBS:-$(nproc)} $PIP install --no-build-isolation --force-reinstall --no-deps \
+    mmcv==2.1.0
+  $PIP install -q mmcv==2.1.0  # its dependencies
   say "mmcv build and install took $(( $(date +%s) - t0 )) s"
   has "import mmcv.ops" || { say "mmcv was installed without its ops"; exit 1; }
 fi
@@ -71,6 +76,7 @@ if ! has "import mmrazor, ordered_set"; then
   $PIP install -q --no-deps mmrazor==1.0.0
   $PIP install -q ordered-set
 fi
+rm -f "$ENV_DIR/READY"
 PYTHONPATH="$ROOT" "$PY" - <<'PYEOF'
 import mmcv, mmcv.ops, mmdet, mmengine, mmrazor, torch  # noqa: F401
 from mmrazor.models import ConfigurableDistiller, SingleTeacherDistill  # noqa: F401
@@ -78,3 +84,5 @@ import mmkdcal.models  # noqa: F401
 print(f'[peer-env] ready: torch {torch.__version__}, mmcv {mmcv.__version__}, '
       f'mmengine {mmengine.__version__}, mmdet {mmdet.__version__}, mmrazor {mmrazor.__version__}')
 PYEOF
+# what tools/benchmarks/peer_step.py and the tests look for: the environment is complete
+date -u +%FT%TZ > "$ENV_DIR/READY"
