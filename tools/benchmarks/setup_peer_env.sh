@@ -49,7 +49,7 @@ export PIP_CACHE_DIR="$ENV_DIR/pip-cache"
 
 has() { "$PY" -c "$1" >/dev/null 2>&1; }
 
-if ! has "import torch, numpy, setuptools, wheel; assert torch.__version__.startswith('1.13.1')"; then
+if ! has "import torch, numpy, wheel; assert torch.__version__.startswith('1.13.1')"; then
   say "installing torch 1.13.1, numpy 1.x, setuptools, wheel"
   $PIP install -q "setuptools<70" wheel torch==1.13.1 "numpy<2"
 fi
@@ -70,11 +70,11 @@ if ! has "import mmdet"; then
   say "installing mmdet 3.3.0"
   $PIP install -q mmdet==3.3.0
 fi
-if ! has "import mmrazor, ordered_set"; then
+if ! has "import mmrazor, ordered_set, joblib"; then
   say "installing mmrazor 1.0.0"
-  # --no-deps: its only runtime dependency besides the stack above is ordered-set
+  # --no-deps: its wheel declares only ordered-set; mmrazor.models also imports joblib
   $PIP install -q --no-deps mmrazor==1.0.0
-  $PIP install -q ordered-set
+  $PIP install -q ordered-set joblib
 fi
 rm -f "$ENV_DIR/READY"
 PYTHONPATH="$ROOT" "$PY" - <<'PYEOF'
