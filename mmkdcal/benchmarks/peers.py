@@ -244,6 +244,9 @@ def loss_report(peer: str, models: dict, inputs: torch.Tensor, samples: List) ->
         pkd_expected = 0.0
         for i, f in enumerate(feats):
             n = f.shape[0] * f.shape[2] * f.shape[3]
+            if n < 2:
+                raise ValueError(f'FPN level {i} has {n} value per channel: the sample std of '
+                                 "MMRazor's PKD is undefined; use a larger batch or image size.")
             pkd_expected += peer_v[f'distill.loss_pkd_fpn{i}'] * n / (n - 1)
         checks['pkd'] = dict(
             ours=ours['loss_pkd'], peer=sum(peer_v[f'distill.loss_pkd_fpn{i}']

@@ -117,8 +117,10 @@ def test_peak_rss_and_calibration_workers_tiny():
                            'with bash tools/benchmarks/setup_peer_env.sh; the main suite never '
                            'builds it)')
 def test_peer_step_tiny_mmrazor_in_peer_env(tmp_path):
+    # batch 2: the 1x1 top FPN level then has 2 values per channel (MMRazor's PKD takes a sample
+    # std over them)
     run_tool('tools/benchmarks/peer_step.py', '--models', 'tiny', '--sizes', '64x64', '--batch',
-             '1', '--iters', '1', '--warmup', '1', '--rss-steps', '0', '--calib-repeats', '0',
+             '2', '--iters', '1', '--warmup', '1', '--rss-steps', '0', '--calib-repeats', '0',
              '--peers', 'mmrazor', '--out', str(tmp_path), timeout=900)
     r = json.load(open(tmp_path / 'peer_step.json'))['runs']['64x64']['mmrazor']
     assert r['env']['torch'].startswith('1.13') and r['env']['mmrazor'] == '1.0.0'
