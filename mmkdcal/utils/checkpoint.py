@@ -39,6 +39,7 @@ from typing import Any, List, Optional
 
 import numpy as np
 import torch
+from packaging.version import Version
 
 __all__ = ['ALLOWED_GLOBALS', 'CheckpointReadError', 'UnsafeCheckpointError', 'allowed_globals',
            'check_complete', 'install', 'load_checkpoint_file']
@@ -89,6 +90,12 @@ def allowed_globals() -> List[Any]:
 
 ALLOWED_GLOBALS: Optional[List[Any]] = None
 
+#: ``torch.serialization.add_safe_globals`` exists from torch 2.4 on. With an older torch (only
+#: the MMRazor benchmark environment, torch 1.13) ``weights_only=True`` loading still works for
+#: tensors and plain containers, and anything else (MMEngine's ``HistoryBuffer`` in a training
+#: checkpoint) is refused with :class:`UnsafeCheckpointError` instead of being allow-listed.
+TORCH_HAS_SAFE_GLOBALS = Version(torch.__version__.split('+')[0]) >= Version('2.4.0')
+
 
 def install() -> None:
     """Register the allow-list with torch and :func:`load_checkpoint_file` with MMEngine.
@@ -99,7 +106,8 @@ def install() -> None:
     global ALLOWED_GLOBALS
     if ALLOWED_GLOBALS is None:
         ALLOWED_GLOBALS = allowed_globals()
-        torch.serialization.add_safe_globals(ALLOWED_GLOBALS)
+        if TORCH_HAS_SAFE_GLOBALS:
+            torch.serialization.add_safe_globals(ALLOWED_GLOBALS)
     from mmengine.runner.checkpoint import CheckpointLoader
     if getattr(CheckpointLoader, '_schemes', {}).get('') is not load_checkpoint_file:
         CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)

@@ -1,0 +1,351 @@
+"""Ours against a peer's own distiller, in one process: step times, loss values, peak RSS.
+
+One *comparison* (:data:`~mmkdcal.benchmarks.peers.PEERS`) builds, from one seed, the plain
+student, our distiller and the peer's distiller with identical student and teacher weights, and
+then, in that order:
+
+1. the loss values of all three on one fixed batch (:func:`~.peers.loss_report`);
+2. interleaved timing (after the same warm-up for all) of the candidates:
+
+   - ``student``: the plain student's ``loss`` + backward + SGD step;
+   - ``teacher``: the teacher's own forward, ``teacher(inputs, mode='tensor')`` under
+     ``no_grad`` (what a distiller needs of it);
+   - ``teacher_loss_mode`` (MMRazor only): ``teacher(inputs, samples, mode='loss')`` under
+     ``no_grad``, which is what ``SingleTeacherDistill`` runs (target assignment and losses
+     included);
+   - ``ours``: our distiller's ``loss`` + backward + step;
+   - ``peer``: the peer's ``loss`` + backward + step;
+
+3. optionally a ``torch.profiler`` table of one ``ours`` and one ``peer`` step;
+4. the peak RSS of each of ``student``, ``ours``, ``peer`` training steps, each measured in a
+   fresh process of the same environment that builds only that model (so allocator caches of
+   the others do not blur it): the kernel's high-water mark (``VmHWM``), reset after building,
+   over ``rss_steps`` steps.
+
+Run it with ``python -m mmkdcal.benchmarks.peer_compare compare --spec JSON --out FILE`` (what
+``tools/benchmarks/peer_step.py`` does, with the environment's own Python for each peer).
+"""
+import argparse
+import gc
+import json
+import os
+import os.path as osp
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+from .calibration_pass import bench_calibration_pass
+from .data import synthetic_batch
+from .memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss
+from .models import (PAIRS, build_distiller, build_student, load_model_cfg, num_classes_of,
+                     save_random_teacher, shrink_model_cfg)
+from .peers import PEERS, build_mmdet_ld, build_mmrazor_distill, loss_report, ours_losses
+from .step import TrainStep
+from .timing import ratio_summary, summarize, time_interleaved
+
+__all__ = ['DEFAULT_SPEC', 'RSS_CANDIDATES', 'build_models', 'environment', 'main',
+           'measure_rss', 'pair_configs', 'profile_steps', 'run_calibration', 'run_comparison']
+
+#: The fields of a spec (what every process of one run agrees on) and their defaults.
+DEFAULT_SPEC = dict(models='coco', size=[800, 1333], batch=2, warmup=1, iters=3, threads=1,
+                    seed=0, lr=1e-3, rss_steps=2, profile=False, calib_batches=2,
+                    calib_repeats=2)
+#: Candidates whose peak RSS is measured, each in its own process.
+RSS_CANDIDATES = ('student', 'ours', 'peer')
+
+
+def pair_configs(models: str) -> Tuple[dict, dict]:
+    """The GFL R-50 student and R-101 teacher model dicts (``'coco'``), or shrunk (``'tiny'``)."""
+    if models not in ('coco', 'tiny'):
+        raise ValueError(f"models must be 'coco' or 'tiny', got {models!r}.")
+    student, teacher = (load_model_cfg(name) for name in PAIRS['gfl'])
+    if models == 'tiny':
+        student, teacher = shrink_model_cfg(student), shrink_model_cfg(teacher)
+    return student, teacher
+
+
+def environment() -> dict:
+    """Versions, threads and machine of this process."""
+    import mmcv
+    import mmdet
+    import mmengine
+    info = dict(python=platform.python_version(), torch=torch.__version__,
+                mmcv=mmcv.__version__, mmengine=mmengine.__version__, mmdet=mmdet.__version__,
+                torch_threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
+                machine=platform.machine(), cpu_model=_cpu_model(),
+                load_average=list(os.getloadavg()))
+    try:
+        import mmrazor
+        info['mmrazor'] = mmrazor.__version__
+    except Exception:  # noqa: BLE001 - absent or not importable: not part of this side
+        info['mmrazor'] = None
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _setup(spec: dict) -> None:
+    import mmkdcal  # noqa: F401  (registers the distillers and losses)
+    from mmdet.utils import register_all_modules
+    from mmengine.logging import MMLogger
+    register_all_modules(init_default_scope=True)
+    MMLogger.get_current_instance().setLevel('WARNING')  # no per-parameter init_weights lines
+    torch.set_num_threads(spec['threads'])
+
+
+def _batch(spec: dict, student_cfg: dict, preprocessor) -> Tuple[torch.Tensor, list]:
+    h, w = spec['size']
+    raw = synthetic_batch(spec['batch'], h, w, num_classes_of(student_cfg), seed=spec['seed'])
+    data = preprocessor(raw, True)
+    return data['inputs'], data['data_samples']
+
+
+def build_models(peer: str, spec: dict, tmp: str, want=('student', 'ours', 'peer')) -> dict:
+    """Build the wanted models of one comparison, from the spec's seed.
+
+    Args:
+        peer: A key of :data:`PEERS`.
+        spec: The run's spec (``models``, ``seed``).
+        tmp: Folder for the teacher checkpoint.
+        want: Which of ``student``, ``ours``, ``peer`` to return.
+
+    Returns:
+        Name -> model, all in train mode, with the same student weights (seed + 1) and the same
+        teacher checkpoint (seed); plus ``student_cfg``/``teacher_cfg``.
+    """
+    s_cfg, t_cfg = pair_configs(spec['models'])
+    want = set(want)
+    out = dict(student_cfg=s_cfg, teacher_cfg=t_cfg)
+    ckpt = None
+    if want & {'ours', 'peer'}:
+        ckpt = save_random_teacher(t_cfg, osp.join(tmp, 'teacher.pth'), spec['seed'])
+        gc.collect()
+    student = build_student(s_cfg, spec['seed'] + 1)
+    state = student.state_dict()
+    if 'ours' in want:
+        out['ours'] = build_distiller(s_cfg, t_cfg, ckpt, ours_losses(peer), 1.0, state)
+    if 'peer' in want:
+        if peer == 'mmdet_ld':
+            out['peer'] = build_mmdet_ld(s_cfg, t_cfg, ckpt, state)
+        else:
+            out['peer'] = build_mmrazor_distill(s_cfg, t_cfg, ckpt, state,
+                                                num_levels=s_cfg['neck']['num_outs'])
+    if 'student' in want:
+        out['student'] = student
+    else:
+        del student, state
+    gc.collect()
+    return out
+
+
+def profile_steps(fns: Dict[str, callable], top: int = 15) -> Dict[str, dict]:
+    """One profiled call of each function: total and the ``top`` operators by self CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+    out = {}
+    for name, fn in fns.items():
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            fn()
+        events = prof.key_averages()
+        rows = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)
+        out[name] = dict(
+            total_self_cpu_ms=sum(e.self_cpu_time_total for e in events) / 1e3,
+            top=[dict(op=e.key, self_cpu_ms=e.self_cpu_time_total / 1e3, calls=e.count)
+                 for e in rows[:top]])
+    return out
+
+
+def run_comparison(peer: str, spec: dict) -> dict:
+    """Loss values, interleaved step times and (optionally) profiles of one comparison."""
+    _setup(spec)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        m = build_models(peer, spec, tmp)
+    build_s = time.perf_counter() - t0
+    student, ours, peer_model = m['student'], m['ours'], m['peer']
+    inputs, samples = _batch(spec, m['student_cfg'], student.data_preprocessor)
+    result = dict(peer=peer, env=environment(), spec=spec, build_s=build_s,
+                  student_params=sum(p.numel() for p in student.parameters()),
+                  teacher_params=sum(p.numel() for p in ours.teacher.parameters()),
+                  padded_input_shape=list(inputs.shape))
+    result['losses'] = loss_report(peer, m, inputs, samples)
+
+    device = torch.device('cpu')
+    steps = {name: TrainStep(model, device, None, spec['lr'])
+             for name, model in (('student', student), ('ours', ours), ('peer', peer_model))}
+    teacher = ours.teacher
+
+    def teacher_forward():
+        with torch.no_grad():
+            teacher(inputs, mode='tensor')
+
+    def teacher_loss_mode():
+        with torch.no_grad():
+            teacher(inputs, samples, mode='loss')
+
+    fns = dict(student=lambda: steps['student'](inputs, samples), teacher=teacher_forward)
+    if peer == 'mmrazor':
+        fns['teacher_loss_mode'] = teacher_loss_mode
+    fns['ours'] = lambda: steps['ours'](inputs, samples)
+    fns['peer'] = lambda: steps['peer'](inputs, samples)
+    t0 = time.perf_counter()
+    times = time_interleaved(fns, spec['warmup'], spec['iters'], device)
+    result['timing_wall_s'] = time.perf_counter() - t0
+    for name, step in steps.items():
+        if not torch.isfinite(step.last_loss).all():
+            raise FloatingPointError(f'{peer}: the {name} training loss became '
+                                     f'{float(step.last_loss)}; lower lr (now {spec["lr"]}).')
+    result['times_ms'] = {name: summarize(v) for name, v in times.items()}
+    result['samples_ms'] = times
+    ratios = dict(
+        ours_over_peer=ratio_summary(times['ours'], [times['peer']]),
+        ours_over_student_plus_teacher=ratio_summary(
+            times['ours'], [times['student'], times['teacher']]),
+        peer_over_student_plus_teacher=ratio_summary(
+            times['peer'], [times['student'], times['teacher']]))
+    if peer == 'mmrazor':
+        ratios['peer_over_student_plus_teacher_loss_mode'] = ratio_summary(
+            times['peer'], [times['student'], times['teacher_loss_mode']])
+        ratios['teacher_loss_mode_over_teacher'] = ratio_summary(
+            times['teacher_loss_mode'], [times['teacher']])
+    result['ratios'] = ratios
+    if spec.get('profile'):
+        result['profile'] = profile_steps({'ours': fns['ours'], 'peer': fns['peer']})
+    result['env']['load_average_end'] = list(os.getloadavg())
+    return result
+
+
+def measure_rss(peer: str, spec: dict, candidate: str) -> dict:
+    """Peak RSS of ``spec['rss_steps']`` training steps of one candidate, built alone here.
+
+    Meant to run in a fresh process (``python -m mmkdcal.benchmarks.peer_compare rss``).
+    """
+    if candidate not in RSS_CANDIDATES:
+        raise ValueError(f'candidate must be one of {RSS_CANDIDATES}, got {candidate!r}.')
+    _setup(spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        m = build_models(peer, spec, tmp, want=(candidate, ))
+    model = m[candidate]
+    inputs, samples = _batch(spec, m['student_cfg'], model.data_preprocessor)
+    step = TrainStep(model, torch.device('cpu'), None, spec['lr'])
+    gc.collect()
+    was_reset = reset_peak_rss()
+    before = current_rss_bytes()
+    for _ in range(spec['rss_steps']):
+        step(inputs, samples)
+    peak = peak_rss_bytes()
+    return dict(candidate=candidate, peak_rss_bytes=peak, rss_before_steps_bytes=before,
+                peak_rise_bytes=None if before is None else peak - before,
+                peak_reset_after_build=was_reset, steps=spec['rss_steps'])
+
+
+def run_calibration(spec: dict) -> dict:
+    """The calibration pass vs plain inference of the R-101 teacher at the spec's size."""
+    from mmdet.registry import MODELS
+    _setup(spec)
+    _, t_cfg = pair_configs(spec['models'])
+    torch.manual_seed(spec['seed'])
+    teacher = MODELS.build(t_cfg)
+    teacher.init_weights()
+    h, w = spec['size']
+    batches = [synthetic_batch(spec['batch'], h, w, num_classes_of(t_cfg),
+                               seed=spec['seed'] + 100 + i) for i in range(spec['calib_batches'])]
+    out = bench_calibration_pass(teacher, batches, spec['warmup'], spec['calib_repeats'])
+    out['env'] = environment()
+    return out
+
+
+def _python_env(threads: int) -> dict:
+    """Environment of child processes: this mmkdcal first on the path, the same threads."""
+    import mmkdcal
+    root = osp.dirname(osp.dirname(osp.abspath(mmkdcal.__file__)))
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join([root] + [p for p in env.get('PYTHONPATH', '').split(
+        os.pathsep) if p and osp.abspath(p) != root])
+    env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(threads)
+    return env
+
+
+def run_worker(python: str, task: str, spec: dict, peer: Optional[str] = None,
+               candidate: Optional[str] = None, timeout: Optional[float] = None) -> dict:
+    """Run one task of this module in a fresh ``python`` process and return its JSON.
+
+    Args:
+        python: The interpreter of the environment to run in.
+        task: ``'compare'``, ``'rss'`` or ``'calibration'``.
+        spec: The run's spec.
+        peer: The comparison (``compare``, ``rss``).
+        candidate: ``rss`` only.
+        timeout: Seconds before the process is stopped.
+
+    Returns:
+        The task's result; raises ``RuntimeError`` with the process's output if it failed.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = osp.join(tmp, 'result.json')
+        cmd = [python, '-m', 'mmkdcal.benchmarks.peer_compare', task, '--spec', json.dumps(spec),
+               '--out', out]
+        if peer:
+            cmd += ['--peer', peer]
+        if candidate:
+            cmd += ['--candidate', candidate]
+        proc = subprocess.run(cmd, env=_python_env(spec['threads']), timeout=timeout,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0 or not osp.isfile(out):
+            raise RuntimeError(f'{" ".join(cmd[:4])} {task} {peer or ""} {candidate or ""} '
+                               f'failed ({proc.returncode}):\n{proc.stdout[-4000:]}')
+        with open(out) as f:
+            return json.load(f)
+
+
+def compare_with_rss(python: str, peer: str, spec: dict, rss: bool = True) -> dict:
+    """:func:`run_comparison` and, each in its own process, :func:`measure_rss` of every
+    candidate, all in the environment of ``python``."""
+    result = run_worker(python, 'compare', spec, peer=peer)
+    if rss:
+        result['peak_rss'] = {c: run_worker(python, 'rss', spec, peer=peer, candidate=c)
+                              for c in RSS_CANDIDATES}
+        peaks = {c: r['peak_rss_bytes'] for c, r in result['peak_rss'].items()}
+        result['peak_rss_ours_over_peer'] = peaks['ours'] / peaks['peer']
+    return result
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point of the worker processes (see the module docstring)."""
+    p = argparse.ArgumentParser(description='one task of the peer comparison, as JSON')
+    p.add_argument('task', choices=['compare', 'rss', 'calibration'])
+    p.add_argument('--spec', required=True, help='the run spec, JSON')
+    p.add_argument('--peer', choices=sorted(PEERS))
+    p.add_argument('--candidate', choices=RSS_CANDIDATES)
+    p.add_argument('--out', required=True, help='where the JSON result is written')
+    args = p.parse_args(argv)
+    spec = dict(DEFAULT_SPEC, **json.loads(args.spec))
+    if args.task in ('compare', 'rss') and args.peer is None:
+        p.error(f'{args.task} needs --peer')
+    if args.task == 'compare':
+        result = run_comparison(args.peer, spec)
+    elif args.task == 'rss':
+        if args.candidate is None:
+            p.error('rss needs --candidate')
+        result = measure_rss(args.peer, spec, args.candidate)
+    else:
+        result = run_calibration(spec)
+    with open(args.out, 'w') as f:
+        json.dump(result, f, indent=1)
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])

@@ -1,0 +1,142 @@
+"""Markdown tables of a ``tools/benchmarks/peer_step.py`` report."""
+from typing import List
+
+__all__ = ['markdown']
+
+#: The targets of the comparison.
+TARGET_VS_PEER, TARGET_OVERHEAD, TARGET_CALIBRATION = 1.0, 1.05, 0.9
+_NAMES = {'mmdet_ld': "MMDetection's LD", 'mmrazor': 'MMRazor'}
+
+
+def _mib(n) -> str:
+    return '-' if n is None else f'{n / 2**20:.0f}'
+
+
+def _ratio(r: dict) -> str:
+    return (f"{r['per_round_median']:.3f} [{r['per_round_min']:.3f}, {r['per_round_max']:.3f}]")
+
+
+def _machine(report: dict) -> str:
+    for runs in report['runs'].values():
+        for res in runs.values():
+            if 'env' in res:
+                e = res['env']
+                return (f"{e['cpu_count']}-core {e['machine']} CPU ({e['cpu_model']}), "
+                        f"{e['torch_threads']} torch thread(s) per process")
+    return 'unknown machine'
+
+
+def markdown(report: dict) -> str:
+    """Step times, peak RSS, loss checks and the calibration pass, with targets marked."""
+    a = report['args']
+    lines = [f"### Ours vs the peers' distillers, {_machine(report)}", '',
+             f"GFL R-101 -> R-50 ({a['models']} models, random weights), batch {a['batch']}; "
+             f"median of {a['iters']} interleaved rounds after {a['warmup']} warm-up; ratios: "
+             'median of per-round ratios [min, max]; peak RSS: one process per model, '
+             f"{a['rss_steps']} steps.", '',
+             '| size | peer | torch | student ms | teacher fwd ms | ours ms | peer ms '
+             '| ours/peer | ours/(student+teacher) | peer/(student+teacher) '
+             '| peak RSS student / ours / peer MiB |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
+    notes: List[str] = []
+    for size, runs in report['runs'].items():
+        for peer, r in runs.items():
+            if 'skipped' in r or 'error' in r:
+                why = r.get('skipped') or f"ERROR: {r['error']}"
+                lines.append(f'| {size} | {_NAMES[peer]} | {why} |')
+                continue
+            t, q = r['times_ms'], r['ratios']
+            rss = r.get('peak_rss', {})
+            mem = ' / '.join(_mib(rss.get(c, {}).get('peak_rss_bytes')) for c in
+                             ('student', 'ours', 'peer'))
+            lines.append(
+                f"| {size} | {_NAMES[peer]} | {r['env']['torch']} | {t['student']['median']:.0f} "
+                f"| {t['teacher']['median']:.0f} | {t['ours']['median']:.0f} "
+                f"| {t['peer']['median']:.0f} | {_ratio(q['ours_over_peer'])} "
+                f"| {_ratio(q['ours_over_student_plus_teacher'])} "
+                f"| {_ratio(q['peer_over_student_plus_teacher'])} | {mem} |")
+            if 'teacher_loss_mode' in t:
+                notes.append(
+                    f"{size}, {_NAMES[peer]}: its teacher runs in loss mode, "
+                    f"{t['teacher_loss_mode']['median']:.0f} ms vs {t['teacher']['median']:.0f} "
+                    f"ms for the forward alone "
+                    f"({_ratio(q['teacher_loss_mode_over_teacher'])}x); its step / (student + "
+                    f"loss-mode teacher) = {_ratio(q['peer_over_student_plus_teacher_loss_mode'])}")
+            for side in ('student', 'teacher', 'ours', 'peer'):
+                if t[side]['rel_spread'] > 0.2:
+                    notes.append(f"{size}, {_NAMES[peer]}: {side} rounds spread "
+                                 f"{t[side]['rel_spread']:.0%} of the median "
+                                 f"[{t[side]['min']:.0f}, {t[side]['max']:.0f}] ms")
+    if notes:
+        lines += [''] + [f'- {n}' for n in notes]
+    lines += ['', '| size | peer | loss | ours | peer | peer in our convention | rel. diff '
+              '| convention |', '|---|---|---|---|---|---|---|---|']
+    for size, runs in report['runs'].items():
+        for peer, r in runs.items():
+            if 'losses' not in r:
+                continue
+            for name, c in r['losses']['checks'].items():
+                conv = c.get('peer_in_our_convention')
+                rel = c.get('rel_diff')
+                lines.append(f"| {size} | {_NAMES[peer]} | {name} | {c['ours']:.6g} "
+                             f"| {c['peer']:.6g} | {'-' if conv is None else f'{conv:.6g}'} "
+                             f"| {'-' if rel is None else f'{rel:.1e}'} | {c['convention']} |")
+    lines += _profiles(report)
+    c = report.get('calibration_pass')
+    if c is not None:
+        lines += ['']
+        if 'error' in c:
+            lines.append(f"Calibration pass: ERROR: {c['error']}")
+        else:
+            met = 'met' if c['collect_over_predict_throughput'] >= TARGET_CALIBRATION else 'MISSED'
+            lines.append(
+                f"Calibration pass ({c['size'][0]}x{c['size'][1]}, {c['images']} images, "
+                f"R-101 teacher, torch {c['env']['torch']}): {c['collect_images_per_s']:.3f} "
+                f"img/s vs plain predict {c['predict_images_per_s']:.3f} img/s = "
+                f"{c['collect_over_predict_throughput']:.3f}x (target >= {TARGET_CALIBRATION}: "
+                f"{met}); {c['detections_collected']} detections collected, "
+                f"{c['detections_predicted']} predicted.")
+    lines += ['', _targets(report)]
+    return '\n'.join(lines)
+
+
+def _profiles(report: dict, top: int = 8) -> List[str]:
+    out = []
+    for size, runs in report['runs'].items():
+        for peer, r in runs.items():
+            prof = r.get('profile')
+            if not prof:
+                continue
+            ours, theirs = prof['ours'], prof['peer']
+            out += ['', f"Profile, {size}, one step each (self CPU ms): ours "
+                    f"{ours['total_self_cpu_ms']:.0f}, {_NAMES[peer]} "
+                    f"{theirs['total_self_cpu_ms']:.0f}", '',
+                    '| operator | ours ms | calls | peer ms | calls |', '|---|---|---|---|---|']
+            t_rows = {e['op']: e for e in theirs['top']}
+            o_rows = {e['op']: e for e in ours['top']}
+            names = [e['op'] for e in ours['top'][:top]]
+            names += [e['op'] for e in theirs['top'][:top] if e['op'] not in names]
+            for op in names:
+                cells = []
+                for row in (o_rows.get(op), t_rows.get(op)):
+                    cells += ['-', '-'] if row is None else [f"{row['self_cpu_ms']:.0f}",
+                                                              str(row['calls'])]
+                out.append(f"| {op} | {' | '.join(cells)} |")
+    return out
+
+
+def _targets(report: dict) -> str:
+    out = []
+    for size, runs in report['runs'].items():
+        for peer, r in runs.items():
+            if 'ratios' not in r:
+                continue
+            q = r['ratios']
+            v = q['ours_over_peer']['per_round_median']
+            out.append(f"{size} vs {_NAMES[peer]}: ours/peer {v:.3f} (target <= "
+                       f"{TARGET_VS_PEER}: {'met' if v <= TARGET_VS_PEER else 'MISSED'})")
+            if size == '800x1333':
+                o = q['ours_over_student_plus_teacher']['per_round_median']
+                out.append(f"{size} ({_NAMES[peer]} set): ours/(student+teacher) {o:.3f} (target "
+                           f"<= {TARGET_OVERHEAD}: {'met' if o <= TARGET_OVERHEAD else 'MISSED'})")
+    return 'Targets: ' + ('; '.join(out) if out else 'none measured') + '.'

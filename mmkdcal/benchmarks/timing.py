@@ -1,0 +1,98 @@
+"""Interleaved timing of several candidates in one process, and summaries of the samples."""
+import statistics
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+
+__all__ = ['cuda_peak_above_base', 'ratio_summary', 'summarize', 'synchronize',
+           'time_interleaved']
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels (CUDA); a no-op on CPU."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(fns: Dict[str, Callable[[], object]], warmup: int, iters: int,
+                     device: Optional[torch.device] = None) -> Dict[str, List[float]]:
+    """Run every function ``warmup`` times, then time ``iters`` rounds, interleaved.
+
+    Rounds alternate the order (A B C, C B A, ...) so that slow drift (clocks, other load)
+    falls on every function alike; warm-up rounds run in the first order.
+
+    Args:
+        fns: Name -> function to time.
+        warmup: Untimed rounds first.
+        iters: Timed rounds.
+        device: Synchronised before and after each timed call (CUDA). Defaults to CPU.
+
+    Returns:
+        Name -> list of ``iters`` durations in milliseconds.
+    """
+    if iters < 1 or warmup < 0:
+        raise ValueError(f'iters must be >= 1 and warmup >= 0, got iters={iters}, '
+                         f'warmup={warmup}.')
+    device = device or torch.device('cpu')
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    times: Dict[str, List[float]] = {name: [] for name in names}
+    for i in range(iters):
+        for name in (names if i % 2 == 0 else names[::-1]):
+            synchronize(device)
+            t0 = time.perf_counter()
+            fns[name]()
+            synchronize(device)
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def summarize(samples: Sequence[float]) -> Dict[str, float]:
+    """Median and spread of timing samples.
+
+    Args:
+        samples: Durations (ms), at least one.
+
+    Returns:
+        ``median``, ``min``, ``max`` and ``rel_spread`` = (max - min) / median.
+    """
+    if len(samples) == 0:
+        raise ValueError('summarize needs at least one sample.')
+    med = float(statistics.median(samples))
+    lo, hi = float(min(samples)), float(max(samples))
+    return dict(median=med, min=lo, max=hi, rel_spread=(hi - lo) / med if med > 0 else 0.0)
+
+
+def ratio_summary(num: Sequence[float], den: Sequence[Sequence[float]]) -> Dict[str, float]:
+    """``num / sum(den)`` as a ratio of medians and as the median of per-round ratios.
+
+    The per-round ratio pairs samples taken in the same round, so a change of machine load
+    between rounds cancels; the two agree when the load was steady.
+
+    Args:
+        num: Samples of the numerator.
+        den: One or more sample lists whose per-round sum is the denominator.
+
+    Returns:
+        ``of_medians``, ``per_round_median``, ``per_round_min``, ``per_round_max``.
+    """
+    if not den or any(len(d) != len(num) for d in den):
+        raise ValueError('ratio_summary needs denominators with as many rounds as the numerator.')
+    den_rounds = [sum(vals) for vals in zip(*den)]
+    rounds = [n / d for n, d in zip(num, den_rounds)]
+    return dict(of_medians=statistics.median(num) / sum(statistics.median(d) for d in den),
+                per_round_median=float(statistics.median(rounds)),
+                per_round_min=float(min(rounds)), per_round_max=float(max(rounds)))
+
+
+def cuda_peak_above_base(fn: Callable[[], object], device: torch.device) -> int:
+    """Peak ``max_memory_allocated`` during ``fn()`` minus what was allocated before it."""
+    synchronize(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - base

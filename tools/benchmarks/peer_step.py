@@ -1,0 +1,163 @@
+"""Ours against the peers' own distillers, side by side on this CPU: step time, peak RSS, losses.
+
+A thin command line over :mod:`mmkdcal.benchmarks.peer_compare`. For each image size and each
+peer it runs one comparison in a fresh process of the peer's environment:
+
+- ``mmdet_ld``: MMDetection's ``KnowledgeDistillationSingleStageDetector`` + ``LDHead`` vs our
+  distiller with ``LDLoss``, in this environment;
+- ``mmrazor``: MMRazor 1.0's ``SingleTeacherDistill`` + ``ConfigurableDistiller`` (PKD on the
+  FPN + KL on the class logits) vs our distiller with ``PKDLoss`` + ``KDLoss``, in the
+  benchmark-only environment built by ``tools/benchmarks/setup_peer_env.sh`` (torch 1.13.1,
+  which MMRazor imports under); our side runs there too, so both share one torch.
+
+Both on GFL R-101 -> R-50 (random weights, nothing downloaded), the same threads and warm-up for
+every candidate, interleaved rounds, medians and spread. Then the calibration pass against plain
+inference of the teacher at the largest size. Targets: ours <= 1.0x each peer; ours <= 1.05x
+(student step + teacher forward) at COCO size; calibration pass >= 0.9x plain inference.
+
+Examples::
+
+    python tools/benchmarks/peer_step.py                          # 320x320 and 800x1333, batch 2
+    python tools/benchmarks/peer_step.py --sizes 800x1333 --profile
+    python tools/benchmarks/peer_step.py --models tiny --sizes 64x64 --batch 1 --iters 1  # toy
+
+Writes ``peer_step.json`` and ``peer_step.md`` (the tables printed) to ``--out`` (default
+``$OUT`` if set, else ``work_dirs/benchmarks``). A comparison that fails records its error and
+the script exits non-zero; a missing peer environment is reported as not run, with the command
+that builds it.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import time
+import traceback
+
+from mmkdcal.benchmarks.peer_compare import DEFAULT_SPEC, compare_with_rss, run_worker
+from mmkdcal.benchmarks.peer_report import markdown
+from mmkdcal.benchmarks.peers import PEERS
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SETUP = 'bash tools/benchmarks/setup_peer_env.sh'
+
+
+def _size(text: str):
+    try:
+        h, w = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'a size is HxW, e.g. 800x1333; got {text!r}')
+    if min(h, w) < 64:
+        raise argparse.ArgumentTypeError(f'sizes must be at least 64x64 (GFL strides up to 128 '
+                                         f'with padding), got {text!r}')
+    return [h, w]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--models', default='coco', choices=['coco', 'tiny'],
+                   help='coco: stock GFL R-50 student / R-101 teacher; tiny: shrunk copies '
+                        '(toy runs) (default coco)')
+    p.add_argument('--sizes', type=_size, nargs='+', default=[[320, 320], [800, 1333]],
+                   metavar='HxW', help='image sizes (default 320x320 800x1333)')
+    p.add_argument('--batch', type=int, default=2, help='images per batch (default 2)')
+    p.add_argument('--iters', type=int, default=3, help='timed rounds (default 3)')
+    p.add_argument('--warmup', type=int, default=1, help='untimed rounds first (default 1)')
+    p.add_argument('--threads', type=int, default=1,
+                   help='torch threads of every process, both sides (default 1)')
+    p.add_argument('--peers', nargs='+', default=sorted(PEERS), choices=sorted(PEERS),
+                   help='peers to compare with (default: all)')
+    p.add_argument('--peer-env', default=osp.join(ROOT, 'work_dirs', 'peer_env'),
+                   help=f'the MMRazor environment (default work_dirs/peer_env; built by {SETUP})')
+    p.add_argument('--rss-steps', type=int, default=2,
+                   help='training steps of each peak-RSS measurement; 0: skip (default 2)')
+    p.add_argument('--profile', action='store_true',
+                   help='also profile one step of ours and of the peer (torch.profiler)')
+    p.add_argument('--calib-batches', type=int, default=2,
+                   help='batches of the calibration-pass comparison (default 2)')
+    p.add_argument('--calib-repeats', type=int, default=2,
+                   help='timed passes over them (default 2); 0: skip the calibration pass')
+    p.add_argument('--lr', type=float, default=1e-3, help='SGD learning rate (default 1e-3)')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--out', default=None,
+                   help='output folder (default $OUT, else work_dirs/benchmarks)')
+    args = p.parse_args(argv)
+    for key in ('batch', 'iters', 'threads'):
+        if getattr(args, key) < 1:
+            p.error(f'--{key} must be >= 1, got {getattr(args, key)}')
+    for key in ('warmup', 'rss_steps', 'calib_repeats', 'calib_batches'):
+        if getattr(args, key) < 0:
+            p.error(f'--{key.replace("_", "-")} must be >= 0, got {getattr(args, key)}')
+    args.out = args.out or os.environ.get('OUT') or osp.join('work_dirs', 'benchmarks')
+    return args
+
+
+def peer_python(env_dir: str):
+    """The Python of the peer environment, or None (with the reason) when it is not built."""
+    python = osp.join(env_dir, 'bin', 'python')
+    if not osp.isfile(osp.join(env_dir, 'READY')):  # written by the setup script when complete
+        return None, f'not run: no complete peer environment at {env_dir}; build it with {SETUP}'
+    return python, None
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    spec_base = dict(DEFAULT_SPEC, models=args.models, batch=args.batch, warmup=args.warmup,
+                     iters=args.iters, threads=args.threads, seed=args.seed, lr=args.lr,
+                     rss_steps=args.rss_steps, profile=args.profile,
+                     calib_batches=args.calib_batches, calib_repeats=args.calib_repeats)
+    pythons = {'main': (sys.executable, None), 'peer': peer_python(args.peer_env)}
+    report = dict(args=vars(args), runs={}, errors=[])
+    os.makedirs(args.out, exist_ok=True)
+    path = osp.join(args.out, 'peer_step.json')
+
+    def save():
+        with open(path, 'w') as f:
+            json.dump(report, f, indent=1)
+
+    for size in args.sizes:
+        key = f'{size[0]}x{size[1]}'
+        report['runs'][key] = {}
+        for peer in args.peers:
+            python, why_not = pythons[PEERS[peer]]
+            if python is None:
+                report['runs'][key][peer] = dict(skipped=why_not)
+                print(f'{key} {peer}: {why_not}', flush=True)
+                continue
+            t0 = time.perf_counter()
+            try:
+                result = compare_with_rss(python, peer, dict(spec_base, size=size),
+                                          rss=args.rss_steps > 0)
+            except Exception as exc:  # noqa: BLE001 - recorded, printed, exit non-zero
+                result = dict(error=f'{type(exc).__name__}: {exc}')
+                report['errors'].append(f'{key}.{peer}')
+                print(f'ERROR in {key} {peer}:\n{traceback.format_exc()}', flush=True)
+            result['wall_s'] = time.perf_counter() - t0
+            report['runs'][key][peer] = result
+            print(f"{key} {peer}: done in {result['wall_s']:.0f} s", flush=True)
+            save()
+    if args.calib_repeats > 0 and args.calib_batches > 0:
+        size = max(args.sizes, key=lambda s: s[0] * s[1])
+        t0 = time.perf_counter()
+        try:
+            report['calibration_pass'] = run_worker(sys.executable, 'calibration',
+                                                    dict(spec_base, size=size))
+            report['calibration_pass']['size'] = size
+        except Exception as exc:  # noqa: BLE001
+            report['calibration_pass'] = dict(error=f'{type(exc).__name__}: {exc}')
+            report['errors'].append('calibration_pass')
+            print(f'ERROR in the calibration pass:\n{traceback.format_exc()}', flush=True)
+        print(f'calibration pass: done in {time.perf_counter() - t0:.0f} s', flush=True)
+    save()
+    text = markdown(report)
+    with open(osp.join(args.out, 'peer_step.md'), 'w') as f:
+        f.write(text + '\n')
+    print(text)
+    print(f'\nwrote {path}')
+    return report
+
+
+if __name__ == '__main__':
+    failed = main()['errors']
+    if failed:
+        sys.exit(f'failed (see their "error" in the JSON): {failed}')
