@@ -1,4 +1,4 @@
-"""The benchmark scripts at toy size and the helpers of mmkdcal.benchmarks.
+"""The benchmark scripts at toy size and the helpers of mmkdcal.speed.
 
 The scripts are run with shrunk models for one round: the tests check the JSON structure and what
 must hold physically (equal loss values where the conventions say so, the calibration pass keeping
@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from _helpers import ROOT, run_tool
-from mmkdcal.benchmarks import (TrainStep, peak_rss_bytes, random_rois, ratio_summary,
+from mmkdcal.speed import (TrainStep, peak_rss_bytes, random_rois, ratio_summary,
                                 reset_peak_rss, summarize, synthetic_batch, time_interleaved)
-from mmkdcal.benchmarks.peer_compare import DEFAULT_SPEC, measure_rss, run_calibration
-from mmkdcal.benchmarks.peers import sum_losses
+from mmkdcal.speed.peer_compare import DEFAULT_SPEC, measure_rss, run_calibration
+from mmkdcal.speed.peers import sum_losses
 
 PEER_ENV = osp.join(ROOT, 'work_dirs', 'peer_env')
 PEER_READY = osp.join(PEER_ENV, 'READY')  # written by setup_peer_env.sh when complete

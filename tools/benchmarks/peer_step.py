@@ -1,6 +1,6 @@
 """Ours against the peers' own distillers, side by side on this CPU: step time, peak RSS, losses.
 
-A thin command line over :mod:`mmkdcal.benchmarks.peer_compare`. For each image size and each
+A thin command line over :mod:`mmkdcal.speed.peer_compare`. For each image size and each
 peer it runs one comparison in a fresh process of the peer's environment:
 
 - ``mmdet_ld``: MMDetection's ``KnowledgeDistillationSingleStageDetector`` + ``LDHead`` vs our
@@ -34,9 +34,9 @@ import sys
 import time
 import traceback
 
-from mmkdcal.benchmarks.peer_compare import DEFAULT_SPEC, compare_with_rss, run_worker
-from mmkdcal.benchmarks.peer_report import markdown
-from mmkdcal.benchmarks.peers import PEERS
+from mmkdcal.speed.peer_compare import DEFAULT_SPEC, compare_with_rss, run_worker
+from mmkdcal.speed.peer_report import markdown
+from mmkdcal.speed.peers import PEERS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SETUP = 'bash tools/benchmarks/setup_peer_env.sh'

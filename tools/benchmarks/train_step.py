@@ -1,6 +1,6 @@
 """Training-step cost of KD from a calibrated teacher on stock MMDetection pairs (GPU or CPU).
 
-A thin command line over :mod:`mmkdcal.benchmarks.detector_steps` (see its docstring for what is
+A thin command line over :mod:`mmkdcal.speed.detector_steps` (see its docstring for what is
 timed): student step, teacher forward and KD+cal step at fp32 and AMP, MMDetection's built-in
 KD (LD) on the same GFL pair, peak CUDA memory, the teacher in fp16 and the calibration pass.
 
@@ -26,8 +26,8 @@ import time
 
 import torch
 
-from mmkdcal.benchmarks.detector_steps import bench_model, failed_sections, markdown
-from mmkdcal.benchmarks.models import PAIRS
+from mmkdcal.speed.detector_steps import bench_model, failed_sections, markdown
+from mmkdcal.speed.models import PAIRS
 
 
 def parse_args(argv=None):

@@ -1,4 +1,5 @@
-"""Benchmark helpers: synthetic batches, model pairs, timed training steps, the peers' distillers.
+"""Speed benchmark helpers (tools/benchmarks/): synthetic batches, model pairs, timed training
+steps, the peers' distillers.
 
 ``tools/benchmarks/*.py`` are thin command lines over this package. Importing it needs torch;
 the functions that build detectors import MMDetection (and, for the MMRazor comparison, MMRazor)

@@ -5,7 +5,44 @@ import torch
 
 from .timing import summarize, time_interleaved
 
-__all__ = ['bench_calibration_pass']
+__all__ = ['SyntheticCalibrationLoader', 'bench_calibration_pass']
+
+
+class _Annotations:
+    """A dataset view of the batches' own ground truth (``get_data_info`` by sample index)."""
+
+    def __init__(self, infos: List[dict]) -> None:
+        self.infos = infos
+
+    def __len__(self) -> int:
+        return len(self.infos)
+
+    def get_data_info(self, index: int) -> dict:
+        return self.infos[index]
+
+
+class SyntheticCalibrationLoader:
+    """Raw batches as the calibration pass reads a dataloader: iterable, sized, and with a
+    ``dataset`` whose annotations are the batches' own ground truth (each sample gets a unique
+    ``sample_idx``, so no image is mistaken for a repeat of another)."""
+
+    def __init__(self, batches: List[dict]) -> None:
+        self.batches = batches
+        infos = []
+        for batch in batches:
+            for sample in batch['data_samples']:
+                sample.set_metainfo(dict(sample_idx=len(infos)))
+                gt = sample.gt_instances
+                infos.append(dict(instances=[
+                    dict(bbox=box.tolist(), bbox_label=int(lab), ignore_flag=0)
+                    for box, lab in zip(gt.bboxes, gt.labels)]))
+        self.dataset = _Annotations(infos)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 def bench_calibration_pass(teacher: torch.nn.Module, batches: List[dict], warmup: int,
@@ -35,8 +72,10 @@ def bench_calibration_pass(teacher: torch.nn.Module, batches: List[dict], warmup
     collected = {}
     counted = []
 
+    loader = SyntheticCalibrationLoader(batches)
+
     def calib():
-        collected.update(collect_calibration_data(teacher, batches, 'detections',
+        collected.update(collect_calibration_data(teacher, loader, 'detections',
                                                   score_thr=0.0, progress=False))
 
     def plain():

@@ -1,6 +1,6 @@
 """Ours against a peer's own distiller, in one process: step times, loss values, peak RSS.
 
-One *comparison* (:data:`~mmkdcal.benchmarks.peers.PEERS`) builds, from one seed, the plain
+One *comparison* (:data:`~mmkdcal.speed.peers.PEERS`) builds, from one seed, the plain
 student, our distiller and the peer's distiller with identical student and teacher weights, and
 then, in that order:
 
@@ -22,7 +22,7 @@ then, in that order:
    the others do not blur it): the kernel's high-water mark (``VmHWM``), reset after building,
    over ``rss_steps`` steps.
 
-Run it with ``python -m mmkdcal.benchmarks.peer_compare compare --spec JSON --out FILE`` (what
+Run it with ``python -m mmkdcal.speed.peer_compare compare --spec JSON --out FILE`` (what
 ``tools/benchmarks/peer_step.py`` does, with the environment's own Python for each peer).
 """
 import argparse
@@ -231,7 +231,7 @@ def run_comparison(peer: str, spec: dict) -> dict:
 def measure_rss(peer: str, spec: dict, candidate: str) -> dict:
     """Peak RSS of ``spec['rss_steps']`` training steps of one candidate, built alone here.
 
-    Meant to run in a fresh process (``python -m mmkdcal.benchmarks.peer_compare rss``).
+    Meant to run in a fresh process (``python -m mmkdcal.speed.peer_compare rss``).
     """
     if candidate not in RSS_CANDIDATES:
         raise ValueError(f'candidate must be one of {RSS_CANDIDATES}, got {candidate!r}.')
@@ -296,7 +296,7 @@ def run_worker(python: str, task: str, spec: dict, peer: Optional[str] = None,
     """
     with tempfile.TemporaryDirectory() as tmp:
         out = osp.join(tmp, 'result.json')
-        cmd = [python, '-m', 'mmkdcal.benchmarks.peer_compare', task, '--spec', json.dumps(spec),
+        cmd = [python, '-m', 'mmkdcal.speed.peer_compare', task, '--spec', json.dumps(spec),
                '--out', out]
         if peer:
             cmd += ['--peer', peer]
