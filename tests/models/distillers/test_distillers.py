@@ -257,3 +257,25 @@ def test_teacher_fp16_matches_fp32_within_half_precision(gfl_teacher):
     for a, b in zip(t32[0], t16[0]):
         assert not torch.equal(a, b)  # really computed in half precision
         assert (a - b).abs().max() < 0.05
+
+
+def test_teacher_ckpt_directory_and_wrong_teacher_family_named_first(gfl_teacher, tmp_path):
+    cfg_path, ckpt, _ = gfl_teacher
+    with pytest.raises(IsADirectoryError, match='is a directory; point it at the teacher'):
+        _distiller(gfl_model(width=8), cfg_path, str(tmp_path))
+    # a teacher config of another family, with a checkpoint that does not fit it either and
+    # another normalisation: the family is what is reported (checked before the checkpoint)
+    other = retinanet_model(width=16)
+    other['data_preprocessor']['std'] = [1.0, 1.0, 1.0]
+    other_cfg = dump_config(dict(model=other), str(tmp_path / 'retina.py'))
+    with pytest.raises(ValueError, match='Head-family mismatch: the student head is GFLHead, the '
+                                         'teacher head RetinaHead'):
+        _distiller(gfl_model(width=8), other_cfg, ckpt)
+    # a student/teacher pair whose normalisations differ only by one leaving it out
+    plain = gfl_model(width=16, stacked_convs=2)
+    plain['data_preprocessor'].pop('mean')
+    plain['data_preprocessor'].pop('std')
+    plain_cfg = dump_config(dict(model=plain), str(tmp_path / 'plain.py'))
+    with pytest.raises(ValueError, match='no mean/std means no normalisation'):
+        _distiller(gfl_model(width=8), plain_cfg, ckpt)
+
