@@ -362,16 +362,17 @@ def _report_softmax(data, t, n_bins, score_thr=None) -> Dict[str, float]:
                 nll=float(F.cross_entropy(z, labels)))
 
 
+#: What the softmax modes (RoIs, image logits) share: fit, report and diagram on (K[+1])-way logits.
+SOFTMAX_LOGITS = dict(fit_kind='softmax', fit_data=lambda d: (d['logits'], d['labels']),
+                      report=_report_softmax,
+                      plot_view=lambda d: (d['logits'], d['labels'], 'softmax'), per_class=True)
+
 ROIS = CalibrationMode(
     name='rois',
     description="RoI head softmax logits of its sampled proposals vs their assigned labels",
     supports=_supports_rois,
     collect=_collect_rois,
-    fit_kind='softmax',
-    fit_data=lambda d: (d['logits'], d['labels']),
-    report=_report_softmax,
-    plot_view=lambda d: (d['logits'], d['labels'], 'softmax'),
-    per_class=True)
+    **SOFTMAX_LOGITS)
 
 
 # ---------------------------------------------------------------------- logits
@@ -394,12 +395,8 @@ LOGITS = CalibrationMode(
     description='image logits vs labels',
     supports=_supports_logits,
     collect=_collect_logits,
-    fit_kind='softmax',
-    fit_data=lambda d: (d['logits'], d['labels']),
-    report=_report_softmax,
-    plot_view=lambda d: (d['logits'], d['labels'], 'softmax'),
-    per_class=True,
-    needs_ground_truth=False)
+    needs_ground_truth=False,
+    **SOFTMAX_LOGITS)
 
 #: The registered modes by name.
 CALIBRATION_MODES: Dict[str, CalibrationMode] = {}
