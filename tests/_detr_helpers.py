@@ -102,6 +102,7 @@ def detr_model(width: int = 8, dims: int = 32, num_queries: int = 8, num_classes
     attn = dict(embed_dims=dims, num_heads=4, dropout=0.0, batch_first=True)
     ffn = dict(embed_dims=dims, feedforward_channels=2 * dims, num_fcs=2, ffn_drop=0.0,
                act_cfg=dict(type='ReLU', inplace=True))
+
     def dec_attn(cross: bool) -> dict:
         if conditional:  # Conditional DETR's own attention (its config's cross_attn flag)
             return dict(embed_dims=dims, num_heads=4, attn_drop=0.0, cross_attn=cross)

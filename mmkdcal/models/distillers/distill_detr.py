@@ -278,8 +278,8 @@ class DETRDistillerMixin(DistillerMixin):
                              description='softmax class logits (M, K + 1, the last one '
                                          '"no object") of the aligned decoder queries of every '
                                          'distilled layer')
-        channels = None if None in (student_dims, teacher_dims) else (student_dims,
-                                                                       teacher_dims)
+        known = None not in (student_dims, teacher_dims)
+        channels = (student_dims, teacher_dims) if known else None
         return [logits, boxes, memory.with_channels(channels)]
 
     def num_teacher_logit_classes(self) -> int:

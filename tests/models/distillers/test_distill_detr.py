@@ -9,8 +9,7 @@ from mmengine.config import ConfigDict
 
 import mmkdcal  # noqa: F401
 from mmdet.registry import MODELS
-from mmkdcal.models.distillers.query_matching import (box_cxcywh_to_xyxy, match_queries,
-                                                      query_match_cost)
+from mmkdcal.models.distillers.query_matching import match_queries, query_match_cost
 
 from _detr_helpers import deformable_detr_model, detr_distiller, detr_model, dino_model
 from _helpers import batch as _batch, dump_config, retinanet_model
@@ -266,8 +265,8 @@ def test_dino_student_checkpoint_is_a_plain_dino_checkpoint(tmp_path):
         return batches
     model._distill_batches = keep
     model.loss(data['inputs'], data['data_samples'])
-    assert [tuple(m.shape) for m in batches['memory'].student] == [(2, 256, 4, 4),
-                                                                    (2, 256, 2, 2)]
+    shapes = [tuple(m.shape) for m in batches['memory'].student]
+    assert shapes == [(2, 256, 4, 4), (2, 256, 2, 2)]
     # rows: 2 images x 2 layers x 8 matching queries (DINO's 8 denoising queries left out)
     assert batches['logits'].student.shape == (32, 3)
     assert batches['boxes'].student.shape == (32, 4)
