@@ -162,7 +162,8 @@ def main(argv=None):
             mean, spread = steps._summary([r.get(key) for r in res])
             summary[name][key] = dict(mean=mean, std=spread, n=len(res))
             cells.append(steps._fmt(mean, spread, len(res)))
-        minutes = ', '.join(f'{s / 60:.0f}' for s in wall.get(name, [])) or '-'
+        minutes = ', '.join(f'{s / 60:.0f}' if s > 5 else 'reused' for s in
+                            wall.get(name, [])) or '-'
         table.append(f'| {name} | ' + ' | '.join(cells) + f' | {minutes} |')
     cb, ca = calibration['before'], calibration['after']
     lines = [
