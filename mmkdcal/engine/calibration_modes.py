@@ -375,6 +375,65 @@ ROIS = CalibrationMode(
     **SOFTMAX_LOGITS)
 
 
+# ---------------------------------------------------------------------- queries (DETR family)
+def _supports_queries(activation: str):
+    other = {'sigmoid': 'queries_softmax', 'softmax': 'queries'}[activation]
+
+    def supports(model) -> Optional[str]:
+        head = getattr(model, 'bbox_head', None)
+        if not hasattr(model, 'forward_transformer') or not hasattr(head, 'get_targets'):
+            return f'{type(model).__name__} is not a DETR-family detector (no forward_transformer)'
+        if getattr(head, 'assigner', None) is None:
+            return (f'its {type(head).__name__} has no assigner (the model config has no '
+                    "train_cfg.assigner); add it or use fit_on='detections'")
+        own = 'sigmoid' if getattr(head.loss_cls, 'use_sigmoid', False) else 'softmax'
+        if own != activation:
+            return (f'{type(head).__name__} scores classes with {own}, this mode fits '
+                    f"{activation} logits; use fit_on='{other}'")
+        return None
+    return supports
+
+
+def _collect_queries(model, data, ctx: CalibrationContext) -> List[ImageRecord]:
+    samples = data['data_samples']
+    head = model.bbox_head
+    head_inputs = model.forward_transformer(model.extract_feat(data['inputs']), samples)
+    cls_scores, bbox_preds = head(**head_inputs)
+    cls_scores, bbox_preds = cls_scores[-1], bbox_preds[-1]  # the layer predict() uses
+    gts, _ = _gt_batch(data, ctx)  # ignored boxes are left out: their queries are background
+    gts = [g.to(cls_scores.device) for g in gts]
+    labels = head.get_targets(list(cls_scores), list(bbox_preds), gts,
+                              [s.metainfo for s in samples])[0]
+    return [(image_key(s), dict(logits=cls_scores[i].float().cpu(),
+                                labels=labels[i].long().cpu()))
+            for i, s in enumerate(samples)]
+
+
+QUERIES = CalibrationMode(
+    name='queries',
+    description=("DETR-family sigmoid class logits of every decoder query (final layer) vs the "
+                 "head's own Hungarian assignment (unmatched: background)"),
+    supports=_supports_queries('sigmoid'),
+    collect=_collect_queries,
+    fit_kind='sigmoid',
+    fit_data=lambda d: (d['logits'], d['labels']),
+    report=_report_anchors,
+    plot_view=_plot_anchors,
+    per_class=True)
+
+QUERIES_SOFTMAX = CalibrationMode(
+    name='queries_softmax',
+    description=("DETR's (K+1)-way softmax logits of every decoder query (final layer) vs the "
+                 "head's own Hungarian assignment (unmatched: the no-object class)"),
+    supports=_supports_queries('softmax'),
+    collect=_collect_queries,
+    fit_kind='softmax',
+    fit_data=lambda d: (d['logits'], d['labels']),
+    report=_report_softmax,
+    plot_view=lambda d: (d['logits'], d['labels'], 'softmax'),
+    per_class=True)
+
+
 # ---------------------------------------------------------------------- logits
 def _supports_logits(model) -> Optional[str]:
     if hasattr(model, 'extract_logits'):
@@ -416,7 +475,7 @@ def register_calibration_mode(mode: CalibrationMode, force: bool = False) -> Non
     CALIBRATION_MODES[mode.name] = mode
 
 
-for _mode in (DETECTIONS, ANCHORS, ROIS, LOGITS):
+for _mode in (DETECTIONS, ANCHORS, ROIS, QUERIES, QUERIES_SOFTMAX, LOGITS):
     register_calibration_mode(_mode)
 
 

@@ -15,6 +15,9 @@ fitted and reported is the ``fit_on`` mode's record in :mod:`mmkdcal.engine.cali
   ``max_per_image`` priors per image (chosen uniformly at random, seeded per image).
 - ``'rois'`` (two-stage): the RoI head's (K+1)-way logits of the RoIs its own RPN proposes and
   its sampler picks, with their assigned labels.
+- ``'queries'`` / ``'queries_softmax'`` (DETR-family teachers with sigmoid / DETR's (K+1)-way
+  softmax heads): every decoder query's class logits (final layer) vs the labels of the head's
+  own Hungarian assignment to the ground truth (unmatched queries: background).
 - ``'logits'`` (classifiers): image logits (B, K) vs labels.
 """
 import json

@@ -36,7 +36,8 @@ def _outside(text):
 
 
 def test_the_coco_readmes_have_marked_tables_that_publish_leaves_alone_without_results():
-    assert len(COCO_READMES) == 5
+    assert {'gfl', 'retinanet', 'atss', 'fcos', 'faster_rcnn', 'dino', 'deformable_detr',
+            'conditional_detr'} <= {osp.basename(osp.dirname(p)) for p in COCO_READMES}
     for path in COCO_READMES:
         text = _read(path)
         new, changed, rows = publish_readme(text, {}, {})

@@ -1,4 +1,5 @@
-"""The COCO distillation configs (configs/{gfl,retinanet,atss,fcos,faster_rcnn}) and their READMEs.
+"""The COCO distillation configs (configs/{gfl,retinanet,atss,fcos,faster_rcnn} and the DETR family:
+configs/{dino,deformable_detr,conditional_detr}) and their READMEs.
 
 Nothing is downloaded and no backbone is built: the configs are parsed, the teacher config is
 resolved, and only the heads are built to check that student and teacher outputs line up. The
@@ -34,11 +35,16 @@ FAMILIES = tuple(sorted(
     and any(f.endswith('_coco.py') for f in os.listdir(osp.join(CONFIG_ROOT, d)))))
 #: The distillation method's '-'-separated tokens (without 'cal') -> the loss each configures;
 #: 'kd' is binary (sigmoid) KD on dense heads and softmax KD on RoI heads.
+#: DETR-family distillers ('detr' kind): 'kd' aligns the decoder queries by Hungarian matching,
+#: 'sqkd' by shared queries; both distil class logits (sigmoid heads: binary KD) and boxes.
 METHOD_TOKEN_LOSSES = {
     ('single', 'kd'): 'BinaryKDLoss', ('two', 'kd'): 'KDLoss', ('two', 'dkd'): 'DKDLoss',
-    ('single', 'pkd'): 'PKDLoss', ('single', 'ld'): 'LDLoss', ('single', 'cwd'): 'CWDLoss'}
+    ('single', 'pkd'): 'PKDLoss', ('single', 'ld'): 'LDLoss', ('single', 'cwd'): 'CWDLoss',
+    ('detr', 'kd'): ('BinaryKDLoss', 'BoxKDLoss'), ('detr', 'sqkd'): ('BinaryKDLoss', 'BoxKDLoss')}
+DETR_ALIGNMENT_TOKENS = {'kd': 'hungarian', 'sqkd': 'shared_queries'}
 DISTILLER_KEYS = ('type', 'teacher_config', 'teacher_ckpt', 'teacher_temperature',
-                  'teacher_fp16', 'distill_losses')
+                  'teacher_fp16', 'distill_losses', 'query_alignment', 'layer_weights',
+                  'teacher_layers', 'match_costs')
 NOT_MEASURED = 'not yet measured'
 NOT_PUBLISHED = 'not published'
 
@@ -123,7 +129,8 @@ class _Name:
         self.base_method = '-'.join(t for t in tokens if t != 'cal')
         self.twin = rel.replace(f'/{self.method}_', f'/{self.base_method}_') \
             if self.calibrated else None
-        self.kind = 'two' if 'roi_head' in _load(rel).model else 'single'
+        model = _load(rel).model
+        self.kind = 'two' if 'roi_head' in model else 'detr' if 'decoder' in model else 'single'
 
     @property
     def student_depth(self) -> int:
@@ -132,6 +139,16 @@ class _Name:
     @property
     def teacher_depth(self) -> int:
         return int(re.match(r'r(\d+)', self.teacher_backbone).group(1))
+
+
+def _schedule_epochs(token: str) -> int:
+    """The epochs a schedule token names: '1x' = 12 (MMDetection's convention), '50e' = 50."""
+    m = re.fullmatch(r'(\d+)x', token)
+    if m:
+        return 12 * int(m.group(1))
+    m = re.fullmatch(r'(\d+)e', token)
+    assert m, f'schedule token {token!r} is neither <n>x nor <n>e'
+    return int(m.group(1))
 
 
 @functools.lru_cache(maxsize=None)
@@ -229,11 +246,18 @@ def test_the_set_is_found_and_named():
 def test_name_and_distiller_type(rel):
     name = _Name(rel)
     cfg = _load(rel)
-    assert name.schedule == '1x' and name.dataset == 'coco'
+    assert name.dataset == 'coco'
+    assert _schedule_epochs(name.schedule) == cfg.train_cfg.max_epochs
     assert cfg.custom_imports.imports == ['mmkdcal']
     assert cfg.custom_imports.allow_failed_imports is False
-    expected_cls = DistillTwoStageDetector if name.kind == 'two' else DistillSingleStageDetector
-    assert MODELS.get(cfg.model.type) is expected_cls
+    if name.kind == 'detr':  # the distiller of the student's own detector class
+        assert MODELS.get(cfg.model.type).STUDENT_CLASS is MODELS.get(
+            _load(_student_base(rel)).model.type)
+        assert cfg.model.query_alignment == DETR_ALIGNMENT_TOKENS[name.base_method]
+    else:
+        expected_cls = DistillTwoStageDetector if name.kind == 'two' else \
+            DistillSingleStageDetector
+        assert MODELS.get(cfg.model.type) is expected_cls
     # The backbone depths named in the file name are those of the configs.
     assert cfg.model.backbone.depth == name.student_depth
     assert _teacher(rel).backbone.depth == name.teacher_depth
@@ -321,6 +345,26 @@ def test_r18_student_is_r50_with_resnet18():
     assert _rest(r18, drop=('model', 'custom_imports')) == _rest(r50)
 
 
+@pytest.mark.parametrize('rel', [f for f in BASELINE_FILES if '_r18_' in f])
+def test_r18_baselines_are_their_stock_r50_config_with_resnet18(rel):
+    """Every R-18 student baseline is the stock R-50 config it inherits, with a ResNet-18
+    (torchvision weights) and the neck reading the ResNet-18 stage widths (R-50's / 4)."""
+    base = _base_of(rel)
+    assert base.startswith('mmdet::') and '_r50_' in base, base
+    r18, r50 = _load(rel), _load(base)
+    assert r18.model.backbone.depth == 18
+    assert r18.model.backbone.init_cfg == dict(type='Pretrained',
+                                               checkpoint='torchvision://resnet18')
+    assert r18.model.neck.in_channels == [c // 4 for c in r50.model.neck.in_channels]
+    a, b = _strip(r18.model, ()), _strip(r50.model, ())
+    for d in (a, b):
+        d['backbone'] = {k: v for k, v in d['backbone'].items()
+                         if k not in ('depth', 'init_cfg')}
+        d['neck'] = {k: v for k, v in d['neck'].items() if k != 'in_channels'}
+    assert a == b
+    assert _rest(r18, drop=('model', 'custom_imports')) == _rest(r50)
+
+
 @pytest.mark.parametrize('rel', DISTILL_FILES)
 def test_distill_losses_valid(rel):
     """Each loss passes the distiller's build-time check, and the losses are the method's."""
@@ -329,7 +373,8 @@ def test_distill_losses_valid(rel):
     cfg = _load(rel)
     cls = MODELS.get(cfg.model.type)
     specs = {spec.name: spec for spec in (
-        cls.input_specs_for(_heads(rel)[0]) if name.kind == 'single' else cls.DISTILL_INPUTS)}
+        cls.input_specs_for(_heads(rel)[0]) if name.kind in ('single', 'detr')
+        else cls.DISTILL_INPUTS)}
     losses = cfg.model.distill_losses
     assert len(losses) > 0
     types = set()
@@ -347,8 +392,11 @@ def test_distill_losses_valid(rel):
             assert cfg.model.neck.out_channels == t_neck.out_channels
             assert cfg.model.neck.num_outs == t_neck.num_outs
     tokens = name.base_method.split('-')
-    assert types == {METHOD_TOKEN_LOSSES[(name.kind, t)] for t in tokens} | (
-        {'BinaryKDLoss'} if tokens == ['ld'] else set())
+    want = set()
+    for t in tokens:
+        loss_types = METHOD_TOKEN_LOSSES[(name.kind, t)]
+        want |= {loss_types} if isinstance(loss_types, str) else set(loss_types)
+    assert types == want | ({'BinaryKDLoss'} if tokens == ['ld'] else set())
 
 
 @pytest.mark.parametrize('rel', [f for f in DISTILL_FILES if _Name(f).kind == 'single'])

@@ -1,4 +1,6 @@
 """Distillers: the student model class plus a frozen, calibrated teacher."""
+from .distill_detr import (DETRDistillerMixin, DistillConditionalDETR, DistillDeformableDETR,
+                           DistillDETR, DistillDINO)
 from .distill_image_classifier import DistillImageClassifier
 from .distill_inputs import DistillBatch, DistillInput, call_distill_loss, check_loss_input
 from .distill_single_stage import DistillSingleStageDetector, check_dense_head_layout
@@ -9,8 +11,10 @@ from .head_semantics import (DenseHeadSemantics, dense_head_semantics, register_
 from .taps import OutputTaps
 
 __all__ = [
-    'DenseHeadSemantics', 'DistillBatch', 'DistillImageClassifier', 'DistillInput',
-    'DistillSingleStageDetector', 'DistillTwoStageDetector', 'DistillerMixin', 'OutputTaps',
+    'DETRDistillerMixin', 'DenseHeadSemantics', 'DistillBatch', 'DistillConditionalDETR',
+    'DistillDETR', 'DistillDINO', 'DistillDeformableDETR', 'DistillImageClassifier',
+    'DistillInput', 'DistillSingleStageDetector', 'DistillTwoStageDetector', 'DistillerMixin',
+    'OutputTaps',
     'call_distill_loss', 'check_dense_head_layout', 'check_loss_input', 'dense_head_semantics',
     'flatten_level_outputs', 'load_teacher_config', 'register_dense_head', 'score_logits'
 ]

@@ -1,0 +1,42 @@
+# DETR-family KD from an *uncalibrated* teacher: Deformable DETR (box refinement, two-stage) R-50 ->
+# R-18 on COCO (50e), query alignment 'shared_queries'. The baseline of
+# sqkd-cal_deformable-detr-refine-twostage_r18_r50_50e_coco.py, which differs only in the teacher's
+# calibration temperature (fitted there, fixed to 1.0 here).
+#   python tools/train.py configs/deformable_detr/sqkd_deformable-detr-refine-twostage_r18_r50_50e_coco.py  # noqa: E501
+# The student is deformable-detr-refine-twostage_r18_16xb2-50e_coco.py of this folder (the stock
+# R-50 config with a ResNet-18); only the model type, the teacher and the distillation losses are
+# added.
+_base_ = './deformable-detr-refine-twostage_r18_16xb2-50e_coco.py'
+
+# Teacher weights: MMDetection model zoo, configs/deformable_detr/metafile.yml,
+# deformable-detr-refine-twostage_r50_16xb2-50e_coco (box AP 47.0). Use a local copy with
+# --cfg-options model.teacher_ckpt=/path/to/teacher.pth
+teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v3.0/deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco/deformable-detr-refine-twostage_r50_16xb2-50e_coco_20221021_184714-acc8a5ff.pth'  # noqa: E501
+
+model = dict(
+    type='DistillDeformableDETR',
+    teacher_config='mmdet::deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco.py',
+    teacher_ckpt=teacher_ckpt,
+    teacher_temperature=1.0,  # 1.0: distil from the uncalibrated teacher
+    teacher_fp16=False,
+    # Consistent distillation points (KD-DETR, Wang et al., CVPR 2024, arXiv 2211.08071): the
+    # teacher's decoder queries and reference points go through the student decoder as well, and
+    # the outputs are compared query by query (no matching).
+    query_alignment='shared_queries',
+    distill_losses=dict(
+        # per-class sigmoid KD of the aligned queries of every decoder layer, weighted by
+        # |p_t - p_s| as in BCKD (Yang et al., ICCV 2023: beta=1), divided by the teacher's soft
+        # object count
+        loss_kd=dict(type='BinaryKDLoss', inputs='logits', tau=1.0, beta=1.0, loss_weight=1.0),
+        # box KD against the aligned teacher boxes with the student's own box-loss weights
+        # (L1 5, GIoU 2), each pair weighted by the teacher's confidence
+        loss_kd_box=dict(type='BoxKDLoss', inputs='boxes', l1_weight=5.0, giou_weight=2.0,
+                         loss_weight=1.0)))
+
+# Validation reports the student's COCO bbox mAP and its detection calibration error (D-ECE of the
+# detections scoring >= 0.3, matched at IoU 0.5).
+val_evaluator = [
+    {{_base_.val_evaluator}},
+    dict(type='DetectionCalibrationMetric', score_thr=0.3, iou_thr=0.5),
+]
+test_evaluator = val_evaluator

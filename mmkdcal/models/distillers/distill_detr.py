@@ -1,0 +1,467 @@
+"""Distillation for query-based detectors: DETR, Conditional DETR, Deformable DETR and DINO.
+
+The student is an MMDetection ``DetectionTransformer`` and trains through its own stock
+``loss()`` (``extract_feat`` -> ``forward_transformer`` -> ``bbox_head.loss``, with its Hungarian
+assignment to the ground truth and, for DINO, its denoising queries), observed, not copied: the
+head's forward is recorded for the decoder outputs of every layer, ``forward_transformer`` for
+DINO's denoising split, and ``forward_decoder`` for the decoder inputs and the encoder memory.
+The teacher runs only its own ``forward_transformer`` and head forward, in eval mode, under
+``no_grad`` (never its assignment or loss), and its class logits of every decoder layer are
+divided by the calibration temperature before any loss or matching sees them.
+
+Query alignment (``query_alignment``):
+
+- ``'hungarian'``: in every distilled decoder layer the student's predictions are matched
+  one-to-one to the teacher's with a classification (KL to the teacher's soft target) + L1 +
+  GIoU cost, the teacher's predictions playing the part of the ground truth, and compared pair
+  by pair: the Hungarian-matching logits distillation of DETRDistill (Chang et al., ICCV 2023,
+  arXiv 2211.10156), including its stage-by-stage distillation of the intermediate decoder
+  layers. See :mod:`~mmkdcal.models.distillers.query_matching`. Works across DETR families as
+  long as both heads score classes alike (sigmoid or softmax) with the same classes.
+- ``'shared_queries'``: the teacher's own decoder queries (content queries, positional queries
+  and reference points) are fed through the student's decoder as well (an extra student decoder
+  pass on its own encoder memory, trained with the KD loss), so query ``i`` of the student and
+  of the teacher look at the same place, and the outputs are compared query by query with no
+  matching: KD-DETR's consistent distillation points (Wang et al., CVPR 2024, arXiv 2211.08071;
+  its "specific" sampling, the teacher's queries; its random "general" points are not built
+  here). It needs a decoder that takes external queries and reference points, so it applies to
+  Deformable DETR and DINO (same family and query width in both), not to DETR and Conditional
+  DETR, whose decoders start from their own learned query embeddings alone; the distiller
+  refuses it for them when it is built.
+
+Inputs for ``distill_losses``:
+
+- ``'logits'``: class logits of the aligned query pairs of every distilled layer (M, K) for the
+  sigmoid (focal) heads of DINO / Deformable / Conditional DETR (``BinaryKDLoss``), (M, K + 1)
+  for DETR's softmax head with its no-object class (``KDLoss``); the teacher's divided by the
+  temperature; ``weight`` = the row's layer weight.
+- ``'boxes'``: the pairs' boxes as normalised (x1, y1, x2, y2) (converted from the heads'
+  normalised cx, cy, w, h), ``weight`` = layer weight x the teacher's confidence (its largest
+  foreground class probability, before temperature scaling), for ``BoxKDLoss`` (L1 + GIoU).
+- ``'memory'``: the encoder memory laid out as one (N, C, H, W) map per feature level, for the
+  feature losses (``FeatureMSELoss``, ``PKDLoss``, ...; the loss is summed over levels).
+
+``avg_factor`` of ``'logits'`` and ``'boxes'`` is the teacher's soft count of objects: the sum,
+over the pairs of a layer, of its uncalibrated confidence, averaged over the distilled layers with
+their weights (at least 1), so KD and KD + calibrated-teacher runs are normalised alike.
+"""
+import inspect
+from dataclasses import replace
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
+
+import torch
+from mmengine.config import Config
+from torch import Tensor
+
+from mmdet.models.detectors import (DETR, DINO, ConditionalDETR, DeformableDETR,
+                                    DetectionTransformer)
+from mmdet.registry import MODELS
+
+from .distill_inputs import DistillBatch, DistillInput
+from .distill_single_stage import _single_call
+from .distiller_mixin import DistillerMixin, TemperatureLike
+from .query_matching import box_cxcywh_to_xyxy, match_queries, query_match_cost
+from .taps import OutputTaps
+
+__all__ = ['ALIGNMENTS', 'DETRDistillerMixin', 'DistillConditionalDETR', 'DistillDETR',
+           'DistillDINO', 'DistillDeformableDETR', 'detr_activation']
+
+#: The ``query_alignment`` values.
+ALIGNMENTS = ('hungarian', 'shared_queries')
+#: The ``teacher_layers`` values: layer l of the student learns from layer l of the teacher
+#: (``'same'``) or from the teacher's final layer (``'last'``).
+TEACHER_LAYERS = ('same', 'last')
+#: Matching-cost weights: those of the HungarianAssigner of MMDetection's DINO and Deformable
+#: DETR configs (FocalLossCost 2, BBoxL1Cost 5, GIoU 2), the classification term here being
+#: the KL divergence to the teacher's soft target.
+DEFAULT_MATCH_COSTS = dict(cls=2.0, l1=5.0, giou=2.0)
+
+
+def detr_activation(bbox_head) -> str:
+    """``'sigmoid'`` or ``'softmax'``: how a DETR-family head scores classes."""
+    return 'sigmoid' if getattr(bbox_head.loss_cls, 'use_sigmoid', False) else 'softmax'
+
+
+def num_decoder_outputs(detector) -> int:
+    """How many decoder layers' outputs a DETR-family detector's head receives."""
+    decoder = detector.decoder
+    return int(decoder.num_layers) if getattr(decoder, 'return_intermediate', True) else 1
+
+
+def _check_number_list(field: str, values, length: int) -> Tuple[float, ...]:
+    if not isinstance(values, (list, tuple)) or any(
+            isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+        raise TypeError(f'{field} must be a list of numbers (one per student decoder layer), '
+                        f'got {values!r}.')
+    if len(values) != length:
+        raise ValueError(f'{field} has {len(values)} values but the student decoder has {length} '
+                         f'layers: give one weight per layer (0 leaves a layer out).')
+    if any(not v >= 0 or v == float('inf') for v in values) or not sum(values) > 0:
+        raise ValueError(f'{field} must be finite and >= 0 with at least one > 0, got '
+                         f'{list(values)}.')
+    return tuple(float(v) for v in values)
+
+
+def _call_kwargs(record: dict, method) -> dict:
+    """Keyword arguments that repeat a recorded call (``**kwargs`` parameters expanded)."""
+    params = inspect.signature(method).parameters
+    kwargs = {}
+    for name, value in record.items():
+        if name == 'result':
+            continue
+        if name in params and params[name].kind is inspect.Parameter.VAR_KEYWORD:
+            kwargs.update(value)
+        else:
+            kwargs[name] = value
+    return kwargs
+
+
+class DETRDistillerMixin(DistillerMixin):
+    """The DETR-family distiller; mix in before an MMDetection ``DetectionTransformer`` class.
+
+    A subclass per detector class (``DistillDINO(DETRDistillerMixin, DINO)``, ...) sets
+    :attr:`STUDENT_CLASS`; the constructor takes the detector's own arguments plus those below.
+
+    Args:
+        *args, **kwargs: The student detector's arguments (``backbone``, ``encoder``,
+            ``decoder``, ``bbox_head``, ``num_queries``, ``dn_cfg``, ...).
+        teacher_config: The teacher's config (file path, ``mmdet::`` path or model dict): a
+            DETR-family detector with the student's classes and class activation.
+        teacher_ckpt: The teacher's checkpoint (path or URL); required.
+        teacher_temperature: Calibration temperature: ``None`` (fitted by
+            ``TeacherCalibrationHook``), a float, or one float per class logit.
+        distill_losses: ``{name: loss config with an 'inputs' key}``; names start with ``loss_``.
+        teacher_fp16: Run the teacher under fp16 autocast.
+        query_alignment: ``'hungarian'`` or ``'shared_queries'`` (see the module docstring).
+        layer_weights: One weight per student decoder layer (0 leaves it out); default 1 each.
+        teacher_layers: ``'same'`` (student layer l <- teacher layer l; needs the same number of
+            decoder layers) or ``'last'`` (every student layer <- the teacher's final layer).
+        match_costs: ``'hungarian'`` cost weights ``dict(cls=, l1=, giou=)``; defaults
+            :data:`DEFAULT_MATCH_COSTS`.
+    """
+
+    #: The MMDetection detector class the student is.
+    STUDENT_CLASS = DetectionTransformer
+
+    DISTILL_INPUTS = (
+        DistillInput('logits', 'logits',
+                     'sigmoid class logits (M, K) of the aligned decoder queries of every '
+                     'distilled layer', activation='sigmoid',
+                     provides=frozenset({'weight', 'avg_factor'}), temperature=True),
+        DistillInput('boxes', 'boxes',
+                     'boxes of the aligned decoder queries, normalised (x1, y1, x2, y2) (M, 4)',
+                     provides=frozenset({'weight', 'avg_factor'}), box_format='xyxy'),
+        DistillInput('memory', 'features',
+                     'encoder memory as (N, C, H, W) maps, one per feature level',
+                     per_level=True),
+    )
+
+    def __init__(self,
+                 *args,
+                 teacher_config: Union[str, Path, dict, Config],
+                 teacher_ckpt: Optional[str] = None,
+                 teacher_temperature: TemperatureLike = None,
+                 distill_losses: Optional[Dict[str, dict]] = None,
+                 teacher_fp16: bool = False,
+                 query_alignment: str = 'hungarian',
+                 layer_weights: Optional[Sequence[float]] = None,
+                 teacher_layers: str = 'same',
+                 match_costs: Optional[Dict[str, float]] = None,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if query_alignment not in ALIGNMENTS:
+            raise ValueError(f'model.query_alignment must be one of {ALIGNMENTS}, got '
+                             f'{query_alignment!r}.')
+        if teacher_layers not in TEACHER_LAYERS:
+            raise ValueError(f'model.teacher_layers must be one of {TEACHER_LAYERS}, got '
+                             f'{teacher_layers!r}.')
+        n_layers = num_decoder_outputs(self)
+        self.query_alignment = query_alignment
+        self.teacher_layers = teacher_layers
+        self.layer_weights = _check_number_list(
+            'model.layer_weights', [1.0] * n_layers if layer_weights is None
+            else list(layer_weights), n_layers)
+        costs = dict(DEFAULT_MATCH_COSTS)
+        if match_costs is not None:
+            unknown = set(match_costs) - set(DEFAULT_MATCH_COSTS)
+            if not isinstance(match_costs, dict) or unknown:
+                raise ValueError(f'model.match_costs must be a dict with keys among '
+                                 f'{list(DEFAULT_MATCH_COSTS)}, got {match_costs!r}.')
+            costs.update(match_costs)
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0
+               for v in costs.values()) or not sum(costs.values()) > 0:
+            raise ValueError(f'model.match_costs must be numbers >= 0, at least one > 0, got '
+                             f'{costs}.')
+        self.match_costs = {k: float(v) for k, v in costs.items()}
+        self._init_distiller(teacher_config, teacher_ckpt, teacher_temperature, teacher_fp16,
+                             distill_losses)
+
+    # ------------------------------------------------------------------ construction checks
+    def _check_teacher(self, teacher) -> None:
+        s_name = self.STUDENT_CLASS.__name__
+        if not isinstance(teacher, DetectionTransformer):
+            raise ValueError(
+                f'Family mismatch: model.teacher_config builds a {type(teacher).__name__}, which '
+                f'is not a DETR-family detector (an MMDetection DetectionTransformer); a '
+                f'{s_name} student is distilled query by query from a DETR-family teacher.')
+        s_head, t_head = self.bbox_head, teacher.bbox_head
+        s_act, t_act = detr_activation(s_head), detr_activation(t_head)
+        if s_act != t_act:
+            raise ValueError(
+                f'Head-family mismatch: the student {type(s_head).__name__} scores classes with '
+                f'{s_act}, the teacher {type(t_head).__name__} with {t_act} '
+                '(bbox_head.loss_cls.use_sigmoid); class KD compares like with like, so use a '
+                'teacher whose head scores classes the same way.')
+        if s_head.cls_out_channels != t_head.cls_out_channels:
+            raise ValueError(
+                f'Class-count mismatch: the student head predicts {s_head.cls_out_channels} '
+                f'class logits per query, the teacher {t_head.cls_out_channels} (num_classes '
+                f'{s_head.num_classes} vs {t_head.num_classes}). Distil from a teacher trained '
+                'on the same classes.')
+        n_s, n_t = num_decoder_outputs(self), num_decoder_outputs(teacher)
+        if self.teacher_layers == 'same' and n_s != n_t:
+            raise ValueError(
+                f"model.teacher_layers='same' pairs decoder layer l of the student with layer l "
+                f'of the teacher, but the student has {n_s} decoder layers and the teacher '
+                f"{n_t}: set teacher_layers='last' (every student layer learns from the "
+                "teacher's final layer).")
+        if self.query_alignment == 'shared_queries':
+            self._check_shared_queries(teacher)
+
+    def _check_shared_queries(self, teacher) -> None:
+        s_name = self.STUDENT_CLASS.__name__
+        if not issubclass(self.STUDENT_CLASS, DeformableDETR):
+            raise ValueError(
+                f"model.query_alignment='shared_queries' feeds the teacher's decoder queries "
+                f'and reference points through the student decoder, which needs a decoder that '
+                f'takes external queries and reference points (DeformableDETR, DINO); the '
+                f'{s_name} decoder starts from its own learned query embeddings alone, so the '
+                f"queries cannot be shared: use query_alignment='hungarian'.")
+        if type(teacher) is not self.STUDENT_CLASS:
+            raise ValueError(
+                f"Family mismatch: query_alignment='shared_queries' needs a teacher of the "
+                f"student's family, whose decoder queries mean the same; the student is "
+                f"{s_name}, the teacher {type(teacher).__name__}: use a {s_name} teacher or "
+                "query_alignment='hungarian'.")
+        if bool(self.as_two_stage) != bool(teacher.as_two_stage):
+            raise ValueError(
+                f"query_alignment='shared_queries': as_two_stage is {self.as_two_stage} for the "
+                f'student and {teacher.as_two_stage} for the teacher, so their decoders take '
+                'reference points of different forms (boxes vs points); use the same '
+                "as_two_stage, or query_alignment='hungarian'.")
+        if self.embed_dims != teacher.embed_dims:
+            raise ValueError(
+                f"Query-dimension mismatch: query_alignment='shared_queries' sends the "
+                f"teacher's decoder queries ({teacher.embed_dims} channels) through the "
+                f'student decoder ({self.embed_dims} channels, embed_dims); use a student with '
+                "the teacher's transformer width, or query_alignment='hungarian' (which compares "
+                'outputs only).')
+
+    def _input_specs(self) -> List[DistillInput]:
+        return self.input_specs_for(self.bbox_head, self.embed_dims, self.teacher.embed_dims)
+
+    @classmethod
+    def input_specs_for(cls, bbox_head, student_dims: Optional[int] = None,
+                        teacher_dims: Optional[int] = None) -> List[DistillInput]:
+        """The inputs offered for a student head (and transformer widths, when known).
+
+        Args:
+            bbox_head: The student's DETR-family head (its class activation decides
+                ``'logits'``).
+            student_dims: The student's ``embed_dims``, or None.
+            teacher_dims: The teacher's ``embed_dims``, or None.
+        """
+        logits, boxes, memory = cls.DISTILL_INPUTS
+        if detr_activation(bbox_head) == 'softmax':
+            logits = replace(logits, activation='softmax',
+                             description='softmax class logits (M, K + 1, the last one '
+                                         '"no object") of the aligned decoder queries of every '
+                                         'distilled layer')
+        known = None not in (student_dims, teacher_dims)
+        channels = (student_dims, teacher_dims) if known else None
+        return [logits, boxes, memory.with_channels(channels)]
+
+    def num_teacher_logit_classes(self) -> int:
+        return self.teacher.bbox_head.cls_out_channels
+
+    # ------------------------------------------------------------------ training
+    def _tap_student(self, taps: OutputTaps, needed: Set[str]) -> None:
+        if needed & {'logits', 'boxes'}:
+            taps.module_output('head', self.bbox_head)
+            taps.method_call('transformer', self, 'forward_transformer')
+        if 'memory' in needed or (needed & {'logits', 'boxes'}
+                                  and self.query_alignment == 'shared_queries'):
+            taps.method_call('decoder', self, 'forward_decoder')
+        if 'memory' in needed:
+            taps.method_call('feats', self, 'extract_feat')
+
+    def teacher_forward(self, batch_inputs: Tensor, batch_data_samples, record_decoder: bool):
+        """The teacher's features, head outputs (all decoder layers, no temperature) and, when
+        asked, its recorded ``forward_decoder`` call; under ``no_grad``, in eval mode."""
+        with OutputTaps() as t_taps:
+            if record_decoder:
+                t_taps.method_call('decoder', self.teacher, 'forward_decoder')
+            with self.teacher_context(batch_inputs.device.type):
+                feats = self.teacher.extract_feat(batch_inputs)
+                head_inputs = self.teacher.forward_transformer(feats, batch_data_samples)
+                outs = self.teacher.bbox_head(**head_inputs)
+        decoder = _single_call(t_taps['decoder'], 'teacher forward_decoder') \
+            if record_decoder else None
+        if self.teacher_fp16:
+            feats, outs = self._float(feats), self._float(outs)
+            if decoder is not None:
+                decoder = {k: self._float(v) for k, v in decoder.items()}
+        return feats, outs, decoder
+
+    def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
+                         needed: Set[str]) -> Dict[str, DistillBatch]:
+        queries = bool(needed & {'logits', 'boxes'})
+        shared = queries and self.query_alignment == 'shared_queries'
+        t_feats, (t_cls, t_box), t_dec = self.teacher_forward(
+            batch_inputs, batch_data_samples, record_decoder=shared or 'memory' in needed)
+        batches: Dict[str, DistillBatch] = {}
+        if queries:
+            t_cls = t_cls.float()
+            self._check_finite(t_cls, 'decoder class logits')
+            if shared:
+                s_cls, s_box = self._shared_query_outputs(taps, t_dec)
+            else:
+                s_cls, s_box = self._matching_outputs(taps)
+            batches.update(self._query_batches(s_cls, s_box, t_cls, t_box.float(), shared))
+        if 'memory' in needed:
+            s_dec = _single_call(taps['decoder'], 'forward_decoder')
+            s_feats = _single_call(taps['feats'], 'extract_feat')['result']
+            batches['memory'] = DistillBatch(_memory_maps(s_dec['memory'], s_feats),
+                                             _memory_maps(t_dec['memory'], t_feats))
+        return batches
+
+    def _matching_outputs(self, taps: OutputTaps) -> Tuple[Tensor, Tensor]:
+        """The student's recorded head outputs of its matching queries (DINO's denoising queries,
+        which come first, left out): (layers, N, Q, C) and (layers, N, Q, 4)."""
+        s_cls, s_box = _single_call(taps['head'], 'bbox_head')
+        head_inputs = _single_call(taps['transformer'], 'forward_transformer')['result']
+        dn_meta = head_inputs.get('dn_meta', None) if isinstance(head_inputs, dict) else None
+        n_dn = int(dn_meta['num_denoising_queries']) if dn_meta else 0
+        s_cls, s_box = s_cls[:, :, n_dn:], s_box[:, :, n_dn:]
+        if s_cls.shape[2] != self.num_queries:
+            raise RuntimeError(
+                f'The student head produced {s_cls.shape[2]} matching queries, expected '
+                f'num_queries={self.num_queries}; this detector is not supported by '
+                f'{type(self).__name__}.')
+        return s_cls, s_box
+
+    def _shared_query_outputs(self, taps: OutputTaps, t_dec: dict) -> Tuple[Tensor, Tensor]:
+        """Run the student decoder once more, on its own encoder memory, with the teacher's
+        queries and reference points; return its head outputs (layers, N, Q_t, ...)."""
+        s_dec = _single_call(taps['decoder'], 'forward_decoder')
+        kwargs = _call_kwargs(s_dec, self.forward_decoder)
+        params = inspect.signature(self.forward_decoder).parameters
+        for key in ('query', 'query_pos', 'reference_points'):
+            if key in t_dec and key in params:
+                kwargs[key] = t_dec[key].detach()
+        if 'dn_mask' in kwargs:
+            kwargs['dn_mask'] = None  # no denoising queries among the shared ones
+        out = self.forward_decoder(**kwargs)
+        head_params = inspect.signature(self.bbox_head.forward).parameters
+        return self.bbox_head(**{k: v for k, v in out.items() if k in head_params})
+
+    def _query_batches(self, s_cls: Tensor, s_box: Tensor, t_cls_raw: Tensor, t_box: Tensor,
+                       shared: bool) -> Dict[str, DistillBatch]:
+        """Align the queries layer by layer and image by image; one row per aligned pair."""
+        n_s, n_t = s_cls.shape[0], t_cls_raw.shape[0]
+        if n_s != len(self.layer_weights):
+            raise RuntimeError(f'The student head received {n_s} decoder layers, expected '
+                               f'{len(self.layer_weights)} (model.layer_weights).')
+        activation = detr_activation(self.bbox_head)
+        t_cls = self.scale_teacher_logits(t_cls_raw)
+        if activation == 'sigmoid':
+            t_conf = t_cls_raw.sigmoid().max(dim=-1).values
+        else:  # softmax with the no-object class last: the foreground confidence
+            t_conf = t_cls_raw.softmax(dim=-1)[..., :-1].max(dim=-1).values
+        rows: Dict[str, List[Tensor]] = {k: [] for k in
+                                         ('s_cls', 't_cls', 's_box', 't_box', 'w', 'conf')}
+        soft_count, weight_sum = t_cls.new_zeros(()), 0.0
+        for layer, w in enumerate(self.layer_weights):
+            if w == 0:
+                continue
+            t_layer = layer if self.teacher_layers == 'same' else n_t - 1
+            layer_conf = t_cls.new_zeros(())
+            for img in range(s_cls.shape[1]):
+                if shared:
+                    t_idx = torch.arange(t_cls.shape[2], device=t_cls.device)
+                    s_idx = t_idx
+                else:
+                    with torch.no_grad():
+                        cost = query_match_cost(s_cls[layer, img], s_box[layer, img],
+                                                t_cls[t_layer, img], t_box[t_layer, img],
+                                                activation, self.match_costs)
+                    s_idx, t_idx = match_queries(cost)
+                conf = t_conf[t_layer, img, t_idx]
+                rows['s_cls'].append(s_cls[layer, img, s_idx])
+                rows['t_cls'].append(t_cls[t_layer, img, t_idx])
+                rows['s_box'].append(s_box[layer, img, s_idx])
+                rows['t_box'].append(t_box[t_layer, img, t_idx])
+                rows['w'].append(conf.new_full(conf.shape, w))
+                rows['conf'].append(conf)
+                layer_conf = layer_conf + conf.sum()
+            soft_count = soft_count + w * layer_conf
+            weight_sum += w
+        cat = {k: torch.cat(v) for k, v in rows.items()}
+        avg_factor = (soft_count / weight_sum).clamp(min=1.0)
+        return {
+            'logits': DistillBatch(cat['s_cls'], cat['t_cls'], weight=cat['w'],
+                                   avg_factor=avg_factor),
+            'boxes': DistillBatch(box_cxcywh_to_xyxy(cat['s_box']),
+                                  box_cxcywh_to_xyxy(cat['t_box']),
+                                  weight=cat['w'] * cat['conf'], avg_factor=avg_factor),
+        }
+
+
+def _memory_maps(memory: Tensor, feats: Sequence[Tensor]) -> List[Tensor]:
+    """Encoder memory (N, sum(H_l W_l), C) as one (N, C, H_l, W_l) map per level.
+
+    Deformable DETR and DINO encode every feature level, DETR and Conditional DETR only the last.
+    """
+    shapes = [tuple(f.shape[-2:]) for f in feats]
+    tokens = memory.shape[1]
+    if sum(h * w for h, w in shapes) != tokens:
+        shapes = shapes[-1:]
+        if shapes[0][0] * shapes[0][1] != tokens:
+            raise RuntimeError(f'The encoder memory has {tokens} tokens, which matches neither '
+                               f'all feature levels {shapes} nor the last one.')
+    maps = memory.split([h * w for h, w in shapes], dim=1)
+    n, _, c = memory.shape
+    return [m.permute(0, 2, 1).reshape(n, c, h, w) for m, (h, w) in zip(maps, shapes)]
+
+
+@MODELS.register_module()
+class DistillDETR(DETRDistillerMixin, DETR):
+    """A DETR student (softmax head with a no-object class) distilled from a DETR-family
+    teacher; ``query_alignment='hungarian'`` only. Arguments: :class:`DETRDistillerMixin`."""
+
+    STUDENT_CLASS = DETR
+
+
+@MODELS.register_module()
+class DistillConditionalDETR(DETRDistillerMixin, ConditionalDETR):
+    """A Conditional DETR student (sigmoid focal head); ``query_alignment='hungarian'`` only.
+    Arguments: :class:`DETRDistillerMixin`."""
+
+    STUDENT_CLASS = ConditionalDETR
+
+
+@MODELS.register_module()
+class DistillDeformableDETR(DETRDistillerMixin, DeformableDETR):
+    """A Deformable DETR student (sigmoid focal head; box refinement and two-stage variants);
+    both query alignments. Arguments: :class:`DETRDistillerMixin`."""
+
+    STUDENT_CLASS = DeformableDETR
+
+
+@MODELS.register_module()
+class DistillDINO(DETRDistillerMixin, DINO):
+    """A DINO student (sigmoid focal head, denoising queries left out of KD); both query
+    alignments. Arguments: :class:`DETRDistillerMixin`."""
+
+    STUDENT_CLASS = DINO

@@ -1,0 +1,116 @@
+"""One-to-one matching of a student's decoder queries to a teacher's (DETR-family KD).
+
+DETR-style decoders output an unordered set of predictions: query ``i`` of the student has no
+reason to describe the object that query ``i`` of the teacher describes. Hungarian-matching
+logits distillation (DETRDistill, Chang et al., ICCV 2023, arXiv 2211.10156) therefore matches
+the student's predictions one-to-one to the teacher's, with the teacher's predictions playing the
+part of the ground truth, before comparing them. The cost of pairing student query ``i`` with
+teacher query ``j`` is
+
+.. math::
+    C_{ij} = w_{cls}\\, \\mathrm{KL}(q_j \\,\\|\\, p_i) + w_{L1} \\lVert b^s_i - b^t_j \\rVert_1
+             - w_{GIoU}\\, \\mathrm{GIoU}(b^s_i, b^t_j),
+
+where :math:`q_j` is the teacher's class distribution (per-class Bernoulli for sigmoid heads,
+a (K+1)-way categorical for DETR's softmax head), :math:`p_i` the student's, and the boxes are
+the heads' normalised (cx, cy, w, h) outputs (GIoU on their corner form). The classification
+term is the KL divergence to the soft target, so a student query that predicts exactly what a
+teacher query predicts costs nothing on that term. All terms are computed for all pairs with
+matrix products (no (Q, Q, K) tensor), and the assignment is SciPy's ``linear_sum_assignment``,
+as MMDetection's ``HungarianAssigner`` uses.
+"""
+from typing import Dict, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ['box_cxcywh_to_xyxy', 'class_kl_cost', 'match_queries', 'pairwise_giou',
+           'query_match_cost']
+
+
+def box_cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
+    """(cx, cy, w, h) -> (x1, y1, x2, y2), any leading shape."""
+    cx, cy, w, h = boxes.unbind(-1)
+    return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=-1)
+
+
+def pairwise_giou(a: Tensor, b: Tensor, eps: float = 1e-7) -> Tensor:
+    """GIoU of every pair of corner boxes: (N, 4) x (M, 4) -> (N, M)."""
+    area_a = (a[:, 2] - a[:, 0]).clamp(min=0) * (a[:, 3] - a[:, 1]).clamp(min=0)
+    area_b = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
+    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(dim=-1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    iou = inter / (union + eps)
+    c_lt = torch.minimum(a[:, None, :2], b[None, :, :2])
+    c_rb = torch.maximum(a[:, None, 2:], b[None, :, 2:])
+    c_area = (c_rb - c_lt).clamp(min=0).prod(dim=-1)
+    return iou - (c_area - union) / (c_area + eps)
+
+
+def class_kl_cost(student_logits: Tensor, teacher_logits: Tensor, activation: str) -> Tensor:
+    """KL(teacher || student) of the class predictions for every pair: (N, K) x (M, K) -> (N, M).
+
+    Args:
+        student_logits: Student class logits, one row per student query.
+        teacher_logits: Teacher class logits (already divided by the calibration temperature),
+            one row per teacher query.
+        activation: ``'sigmoid'`` (per-class Bernoulli KL, summed over classes) or
+            ``'softmax'`` (categorical KL over the K + 1 outputs).
+    """
+    if activation == 'sigmoid':
+        q = teacher_logits.sigmoid()
+        log_p, log_1p = F.logsigmoid(student_logits), F.logsigmoid(-student_logits)
+        log_q, log_1q = F.logsigmoid(teacher_logits), F.logsigmoid(-teacher_logits)
+        cross = -(log_p @ q.T + log_1p @ (1 - q).T)  # (N, M) binary cross-entropy
+        entropy = -(q * log_q + (1 - q) * log_1q).sum(dim=1)  # (M,)
+        return cross - entropy[None, :]
+    if activation == 'softmax':
+        log_q = F.log_softmax(teacher_logits, dim=1)
+        log_p = F.log_softmax(student_logits, dim=1)
+        q = log_q.exp()
+        return -(log_p @ q.T) + (q * log_q).sum(dim=1)[None, :]
+    raise ValueError(f"activation must be 'sigmoid' or 'softmax', got {activation!r}.")
+
+
+def query_match_cost(s_logits: Tensor, s_boxes: Tensor, t_logits: Tensor, t_boxes: Tensor,
+                     activation: str, weights: Dict[str, float]) -> Tensor:
+    """The matching cost of every (student query, teacher query) pair, shape (Qs, Qt).
+
+    Args:
+        s_logits, t_logits: Class logits (Qs, C) and (Qt, C).
+        s_boxes, t_boxes: Normalised (cx, cy, w, h) boxes (Qs, 4) and (Qt, 4).
+        activation: ``'sigmoid'`` or ``'softmax'``.
+        weights: ``dict(cls=..., l1=..., giou=...)``.
+    """
+    s_logits, t_logits = s_logits.float(), t_logits.float()
+    s_boxes, t_boxes = s_boxes.float(), t_boxes.float()
+    cost = s_logits.new_zeros(s_logits.shape[0], t_logits.shape[0])
+    if weights.get('cls', 0):
+        cost = cost + weights['cls'] * class_kl_cost(s_logits, t_logits, activation)
+    if weights.get('l1', 0):
+        cost = cost + weights['l1'] * torch.cdist(s_boxes, t_boxes, p=1)
+    if weights.get('giou', 0):
+        cost = cost - weights['giou'] * pairwise_giou(box_cxcywh_to_xyxy(s_boxes),
+                                                      box_cxcywh_to_xyxy(t_boxes))
+    return cost
+
+
+def match_queries(cost: Tensor) -> Tuple[Tensor, Tensor]:
+    """The minimum-cost one-to-one assignment of a (Qs, Qt) cost matrix.
+
+    Returns:
+        ``(student_index, teacher_index)``, each of length ``min(Qs, Qt)``, ordered by teacher
+        query (so the rows of a distillation batch follow the teacher's query order).
+    """
+    from scipy.optimize import linear_sum_assignment
+    if not torch.isfinite(cost).all():
+        raise FloatingPointError('The query matching cost has NaN/inf entries: the student or '
+                                 'the teacher produced non-finite class logits or boxes.')
+    rows, cols = linear_sum_assignment(cost.detach().cpu().numpy())
+    s_idx = torch.as_tensor(rows, dtype=torch.long, device=cost.device)
+    t_idx = torch.as_tensor(cols, dtype=torch.long, device=cost.device)
+    order = torch.argsort(t_idx)
+    return s_idx[order], t_idx[order]
