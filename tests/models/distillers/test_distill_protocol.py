@@ -91,7 +91,7 @@ def test_non_declaring_loss_is_refused(gfl_teacher):
     cfg_path, ckpt, _ = gfl_teacher
     with pytest.raises(TypeError, match='is not an mmkdcal DistillLoss'):
         _distiller(gfl_model(width=8), cfg_path, ckpt, teacher_temperature=1.0,
-                   distill_losses=dict(loss_l1=dict(type='L1Loss', inputs='cls')))
+                   distill_losses=dict(loss_kd_l1=dict(type='L1Loss', inputs='cls')))
 
 
 def _narrow_neck(width, out_channels):
