@@ -122,7 +122,7 @@ def reading(results: Dict[str, Any]) -> List[str]:
     best = min(held, key=lambda o: held[o]['mean_dece_val'])
     out.append('Temperature objective, calibration on the held-out val split (mean D-ECE after '
                'T over all teachers): ' + ', '.join(f"{o} {h['mean_dece_val']:.4f}"
-                                                   for o, h in held.items())
+                                                    for o, h in held.items())
                + f'; lowest: {best}.')
     if ob['teachers']:
         diffs = '; '.join(
@@ -174,7 +174,7 @@ def write_markdown(results: Dict[str, Any], path: str,
         'detections every calibration number is computed from) and the logs. Finished runs are '
         'reused when the command is run again.', '',
         '## Set-up', '',
-        f"- Data: DigitsDet (`mmkdcal.datasets.build_digits_det`"
+        "- Data: DigitsDet (`mmkdcal.datasets.build_digits_det`"
         + (f", {cfg['data']}" if cfg['data'] else ', default build: train 3000 / calib 500 / '
            'val 500 images') + '). Teachers are measured on the calib split; students are '
         'evaluated on val.',

@@ -116,7 +116,7 @@ def _objective_comparison(rows: List[Dict[str, Any]], students: Sequence[Dict[st
                           best_count=int(sum(
                               1 for r in rows
                               if r[f'dece_val_{o}'] == min(r[f'dece_val_{p}']
-                                                            for p in objectives))))
+                                                           for p in objectives))))
     compared = []
     for r in rows:
         maps = {o: _maps(students, r['teacher'], o) for o in objectives}

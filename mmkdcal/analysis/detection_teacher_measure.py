@@ -27,6 +27,7 @@ from ..calibration import OBJECTIVES, detection_ece_over_under
 __all__ = ['OBJECTIVES', 'coco_map', 'dece_over_under', 'detection_summary', 'measure_teacher',
            'main']
 
+
 def dece_over_under(scores: Any, matched: Any, n_bins: int = 10) -> Tuple[float, float, float]:
     """Confidence-only D-ECE with its over- and under-confident parts
     (:func:`mmkdcal.calibration.detection_ece_over_under`): ``(dece, over, under)``, NaNs for an

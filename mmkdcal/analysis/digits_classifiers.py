@@ -82,8 +82,6 @@ class TrainRecipe:
                              f'{self.train_fraction}.')
 
 
-
-
 def load_digit_splits(n_cal: int = 400, n_test: int = 600,
                       split_seed: int = 0) -> Dict[str, torch.Tensor]:
     """Load scikit-learn's digits and split them, stratified, into train / cal / test.

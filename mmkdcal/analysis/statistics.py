@@ -169,4 +169,3 @@ def correlation_with_ci(x: Sequence[float], y: Sequence[float], n_boot: int = 10
     out = pearson_spearman(x, y)
     out.update(bootstrap_correlation_ci(x, y, n_boot=n_boot, seed=seed))
     return out
-

@@ -210,7 +210,7 @@ def run_jobs(jobs: Sequence[Job], root: str, logs: str, workers: int = 2,
             if errors and not running:
                 break
             ready = [] if errors else [j for j in pending if all(d in results
-                                                                  for d in j.deps)]
+                                                                 for d in j.deps)]
             while ready and len(running) < workers:
                 job = ready.pop(0)
                 pending.remove(job)

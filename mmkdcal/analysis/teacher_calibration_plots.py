@@ -132,5 +132,3 @@ def plot_study(results: Dict[str, Any], path: str) -> str:
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     fig.savefig(path)
     return path
-
-

@@ -90,7 +90,6 @@ class StudyConfig:
                              f'{self.kd_weight!r}.')
 
 
-
 def run_study(config: StudyConfig, out_dir: Optional[str] = None,
               log: Any = print) -> Dict[str, Any]:
     """Train the teachers and students of every seed and gather the raw numbers.
@@ -144,7 +143,7 @@ def run_study(config: StudyConfig, out_dir: Optional[str] = None,
         t0 = time.time()
         base = train_classifier(config.student, x_stu, y_stu, seed)
         baseline.append(dict(seed=seed, student_acc=accuracy(base, data['x_test'],
-                                                              data['y_test'])))
+                                                             data['y_test'])))
         for recipe in config.teachers:
             n_use = max(N_CLASSES, round(recipe.train_fraction * x_train.shape[0]))
             xt, yt = x_train[:n_use], y_train[:n_use]
@@ -190,7 +189,6 @@ def run_study(config: StudyConfig, out_dir: Optional[str] = None,
                                  test=int(data['x_test'].shape[0]),
                                  train_augmented=int(x_aug.shape[0])),
                 wall_time_s=round(time.time() - t_start, 1))
-
 
 
 def _json_default(o: Any) -> Any:

@@ -19,12 +19,11 @@ CORR_METRICS = dict(ace='teacher ACE', ece='teacher ECE', ece_over='teacher ECE_
                     ece_under='teacher ECE_u', nll='teacher NLL', acc='teacher accuracy',
                     kd_conf='teacher confidence on the KD images')
 #: Per-run fields averaged over seeds in the per-teacher table.
-MEAN_FIELDS = ('acc', 'ece', 'ace', 'ece_over', 'ece_under', 'nll', 'mean_conf', 't_cal', 'ece_scaled',
-               'ace_scaled', 'ece_over_scaled', 'ece_under_scaled', 'nll_scaled', 'mean_conf_scaled',
+MEAN_FIELDS = ('acc', 'ece', 'ace', 'ece_over', 'ece_under', 'nll', 'mean_conf', 't_cal',
+               'ece_scaled', 'ace_scaled', 'ece_over_scaled', 'ece_under_scaled', 'nll_scaled',
+               'mean_conf_scaled',
                'nll_cal', 'nll_cal_scaled', 'kd_acc', 'kd_conf', 'kd_conf_scaled',
                'student_acc_raw', 'student_acc_cal', 'gain')
-
-
 
 
 def correlation_table(rows: Sequence[Dict[str, Any]],
@@ -50,8 +49,6 @@ def correlation_table(rows: Sequence[Dict[str, Any]],
             y += [r['student_acc_cal'] for r in rows]
         out[key] = pearson_spearman(x, y)
     return out
-
-
 
 
 def summarize(results: Dict[str, Any]) -> Dict[str, Any]:
@@ -131,4 +128,3 @@ def summarize(results: Dict[str, Any]) -> Dict[str, Any]:
         float(np.mean([r['student_acc_raw'] for r in runs if r['seed'] == b['seed']])) -
         b['student_acc'] for b in results['baseline']])
     return results
-

@@ -389,4 +389,3 @@ def launcher_scripts(launcher: Launcher) -> List[str]:
 def missing_scripts(launcher: Launcher) -> List[str]:
     """The launcher's scripts that this checkout lacks."""
     return [s for s in launcher_scripts(launcher) if not osp.isfile(osp.join(ROOT, s))]
-

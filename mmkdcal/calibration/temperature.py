@@ -100,7 +100,7 @@ def prepare_targets(logits: Any, targets: Any,
 
 
 def _nll_loss(z: torch.Tensor, y: torch.Tensor, mode: str) -> Callable[[torch.Tensor],
-                                                                        torch.Tensor]:
+                                                                       torch.Tensor]:
     n = z.shape[0]
     if mode == 'softmax':
         return lambda s: F.cross_entropy(z * torch.exp(-s), y)
@@ -156,7 +156,8 @@ def _fit_nll(z: torch.Tensor, y: torch.Tensor, mode: str, shape: Tuple[int, ...]
             f'The NLL-optimal temperature is degenerate (T={t.tolist()}): the NLL keeps falling '
             'as T -> 0 or grows as T -> inf, which happens when (nearly) every calibration '
             'sample is right with a margin, or when the logits carry no (or an inverted) '
-            "signal about the targets. Check the (logits, targets) pairing, use more/harder held-out data, or "
+            "signal about the targets. Check the (logits, targets) pairing, use more/harder "
+            "held-out data, or "
             "objective='ece'/'ace' (bounded search).")
     return t
 

@@ -198,8 +198,8 @@ class CIFAR100Dataset(BaseDataset):
         self._images: Optional[np.ndarray] = None
         # Build the transforms from mmdet's registry here, so that the dataset also works outside a
         # Runner (no default scope set); instances and callables are kept as given.
-        transforms = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
-        super().__init__(data_root=str(data_root), metainfo=metainfo, pipeline=transforms,
+        built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
+        super().__init__(data_root=str(data_root), metainfo=metainfo, pipeline=built,
                          **kwargs)
 
     def load_data_list(self) -> List[dict]:

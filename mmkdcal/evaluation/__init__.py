@@ -1,4 +1,5 @@
-"""MMEngine metrics (registered in ``mmdet.registry.METRICS``) built on :mod:`mmkdcal.calibration`."""
+"""MMEngine metrics (registered in ``mmdet.registry.METRICS``) built on
+:mod:`mmkdcal.calibration`."""
 from .. import require_openmmlab
 
 require_openmmlab(__name__)

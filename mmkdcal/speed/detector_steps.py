@@ -141,7 +141,7 @@ def bench_model(name: str, args, device: torch.device) -> dict:
             samples, rois, name))
     guarded('teacher_fp16', lambda: bench_teacher_fp16(args, device, teacher, inputs, rois))
     guarded('calibration_pass', lambda: _calibration(args, device, teacher, num_classes))
-    del student, distiller, teacher, extra
+    student = distiller = teacher = extra = None  # free the models before emptying the cache
     if device.type == 'cuda':
         torch.cuda.empty_cache()
     return result

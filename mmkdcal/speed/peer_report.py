@@ -120,7 +120,7 @@ def _profiles(report: dict, top: int = 8) -> List[str]:
                 cells = []
                 for row in (o_rows.get(op), t_rows.get(op)):
                     cells += ['-', '-'] if row is None else [f"{row['self_cpu_ms']:.0f}",
-                                                              str(row['calls'])]
+                                                             str(row['calls'])]
                 out.append(f"| {op} | {' | '.join(cells)} |")
     return out
 

@@ -41,7 +41,7 @@ def test_soft_target_hand_case():
 
 def test_bad_arguments_fail_early():
     for kw, field in ((dict(pos_target=0.0), 'pos_target'), (dict(use_sigmoid=False),
-                                                              'use_sigmoid'),
+                                                             'use_sigmoid'),
                       (dict(alpha=1.5), 'alpha'), (dict(reduction='avg'), 'reduction')):
         with pytest.raises(ValueError, match=field):
             SoftTargetFocalLoss(**kw)

@@ -17,12 +17,12 @@ from mmengine.config import Config
 from _helpers import ROOT
 
 CONFIG_FILES = sorted(osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'configs', '**',
-                                                                        '*.py'), recursive=True)
+                                                                       '*.py'), recursive=True)
                       if '_base_' not in osp.relpath(p, ROOT).split(osp.sep))
 CONFIG_BY_NAME = {osp.splitext(osp.basename(p))[0]: p for p in CONFIG_FILES}
 DOC_FILES = ['tools/test.py', 'tools/calibrate.py', 'tools/train.py', 'README.md',
              *sorted(osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'configs', '**',
-                                                                          'README.md'),
+                                                                      'README.md'),
                                                              recursive=True))]
 # `python tools/test.py CONFIG CKPT`, `tools/calibrate.py CONFIG CKPT`, `dist_test.sh CONFIG CKPT`
 COMMAND = re.compile(r'tools/(?:test\.py|calibrate\.py|dist_test\.sh)\s+(?:\\\s+)?(\S+\.py)'

@@ -201,6 +201,8 @@ def test_random_crop_pad_value_and_identity_without_padding():
     top, left = int(out[16, 16, 0]) - 13, int(out[16, 16, 1]) - 13
     if top < 4:
         assert (out[:4 - top] == 7).all()
+    if left < 4:
+        assert (out[:, :4 - left] == 7).all()
     np.testing.assert_array_equal(RandomCropPad(size=32, padding=0)(dict(img=img))['img'], img)
     with pytest.raises(ValueError, match='crop size'):
         RandomCropPad(size=48, padding=4)(dict(img=img))

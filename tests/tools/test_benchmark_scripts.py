@@ -15,7 +15,7 @@ import torch
 
 from _helpers import ROOT, run_tool
 from mmkdcal.speed import (TrainStep, peak_rss_bytes, random_rois, ratio_summary,
-                                reset_peak_rss, summarize, synthetic_batch, time_interleaved)
+                           reset_peak_rss, summarize, synthetic_batch, time_interleaved)
 from mmkdcal.speed.peer_compare import DEFAULT_SPEC, measure_rss, run_calibration
 from mmkdcal.speed.peers import sum_losses
 

@@ -159,7 +159,7 @@ def test_teacher_metrics_recomputed_from_saved_logits(quick_run):
                                                       abs=1e-9)
             e_o, e_u = _numpy_ece_over_under(p.numpy(), y_test, n_bins)
             assert (r['ece_over' + suffix], r['ece_under' + suffix]) == pytest.approx((e_o, e_u),
-                                                                              abs=1e-9)
+                                                                                      abs=1e-9)
             assert r['nll' + suffix] == pytest.approx(_numpy_nll(z, y_test, temp), abs=1e-9)
             assert r['nll_cal' + suffix] == pytest.approx(_numpy_nll(zc, y_cal, temp),
                                                           abs=1e-9)
@@ -268,11 +268,11 @@ def test_student_runs_are_paired_and_kd_matters():
     base = dc.train_classifier(rec, x, y, seed=4)
     # zero KD weight: identical initialisation and batches give identical weights
     off = dc.train_classifier(rec, x, y, seed=4, teacher_logits=t_logits, kd_loss=KDLoss(),
-                               ce_weight=1.0, kd_weight=0.0)
+                              ce_weight=1.0, kd_weight=0.0)
     for a, b in zip(base.parameters(), off.parameters()):
         assert torch.equal(a, b)
     on = dc.train_classifier(rec, x, y, seed=4, teacher_logits=t_logits, kd_loss=KDLoss(),
-                              ce_weight=1.0, kd_weight=1.0)
+                             ce_weight=1.0, kd_weight=1.0)
     assert not torch.equal(base[-1].weight, on[-1].weight)
     with pytest.raises(ValueError, match='teacher_logits'):
         dc.train_classifier(rec, x, y, seed=0, teacher_logits=t_logits)

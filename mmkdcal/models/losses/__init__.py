@@ -3,8 +3,9 @@
 Logit losses: :class:`KDLoss` (softmax), :class:`BinaryKDLoss` (per-class sigmoid, BCKD /
 QFL-style), :class:`DKDLoss` (decoupled), :class:`MLKDLoss` (multi-level); localization:
 :class:`LDLoss`, :class:`BoxKDLoss`; features: :class:`FeatureMSELoss` (FitNets),
-:class:`PKDLoss` (Pearson), :class:`CWDLoss` (channel-wise). Every loss detaches its teacher input and subclasses
-:class:`DistillLoss`, declaring what it compares and needs (checked when a distiller is built).
+:class:`PKDLoss` (Pearson), :class:`CWDLoss` (channel-wise). Every loss detaches its teacher
+input and subclasses :class:`DistillLoss`, declaring what it compares and needs (checked when a
+distiller is built).
 """
 from .base import INPUT_KINDS, DistillLoss
 from .binary_kd_loss import BinaryKDLoss

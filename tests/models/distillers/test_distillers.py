@@ -278,4 +278,3 @@ def test_teacher_ckpt_directory_and_wrong_teacher_family_named_first(gfl_teacher
     plain_cfg = dump_config(dict(model=plain), str(tmp_path / 'plain.py'))
     with pytest.raises(ValueError, match='no mean/std means no normalisation'):
         _distiller(gfl_model(width=8), plain_cfg, ckpt)
-

@@ -51,7 +51,7 @@ def _zero_floor_losses(family: str, model_cfg: dict) -> dict:
     if family in CROSSKD:
         losses['loss_kd_xcls'] = dict(type='BinaryKDLoss', inputs='crosskd_cls', beta=1.0)
         losses['loss_kd_xreg'] = dict(type='LDLoss' if family == 'gfl' else 'BoxKDLoss',
-                                   inputs='crosskd_reg')
+                                      inputs='crosskd_reg')
     return losses
 
 

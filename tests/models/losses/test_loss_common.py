@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from mmkdcal.models.losses import (BinaryKDLoss, BoxKDLoss, CWDLoss, DKDLoss, FeatureMSELoss, KDLoss,
-                                   LDLoss, MLKDLoss, PKDLoss)
+from mmkdcal.models.losses import (BinaryKDLoss, BoxKDLoss, CWDLoss, DKDLoss, FeatureMSELoss,
+                                   KDLoss, LDLoss, MLKDLoss, PKDLoss)
 from mmkdcal.models.losses._utils import weighted_reduce
 
 LOGIT_CASES = [
