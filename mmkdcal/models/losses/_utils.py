@@ -9,7 +9,8 @@ from torch import Tensor
 
 __all__ = [
     'check_reduction', 'check_positive', 'check_non_negative', 'check_same_shape',
-    'check_ndim', 'check_weight', 'detach_teacher', 'equal_widths', 'kl_div', 'weighted_reduce'
+    'check_ndim', 'check_weight', 'detach_teacher', 'kl_div', 'standardise_channels',
+    'weighted_reduce'
 ]
 
 _REDUCTIONS = ('none', 'mean', 'sum')
@@ -139,24 +140,19 @@ def detach_teacher(teacher: Tensor, student: Tensor) -> Tensor:
     return teacher.detach().to(dtype=student.dtype)
 
 
-def equal_widths(loss_name: str, spec) -> Optional[str]:
-    """Why a loss without an adapter cannot compare ``spec``'s feature maps, or None.
+def standardise_channels(feat: Tensor, eps: float = 1e-6) -> Tensor:
+    """Per-channel standardisation of an (N, C, H, W) map over (N, H, W), population std.
 
     Args:
-        loss_name (str): The loss class name, for the message.
-        spec: A distiller input whose ``channels`` is ``(student, teacher)`` or None (unknown).
+        feat (Tensor): The feature map.
+        eps (float): Added to the std, so that a constant channel standardises to zeros.
 
     Returns:
-        str or None: A sentence naming the widths and the fix, or None if they agree or are
-        unknown at build time.
+        Tensor: ``(feat - mean_c) / (std_c + eps)``.
     """
-    channels = getattr(spec, 'channels', None)
-    if channels is None or channels[0] == channels[1]:
-        return None
-    return (f'{loss_name} compares feature maps of equal width, but inputs={spec.name!r} has '
-            f'{channels[0]} student and {channels[1]} teacher channels; use FeatureMSELoss with '
-            f'student_channels={channels[0]}, teacher_channels={channels[1]} (a 1x1 adapter), or '
-            'necks of equal out_channels')
+    mean = feat.mean(dim=(0, 2, 3), keepdim=True)
+    std = feat.var(dim=(0, 2, 3), keepdim=True, unbiased=False).sqrt()
+    return (feat - mean) / (std + eps)
 
 
 def kl_div(log_q: Tensor, log_p: Tensor, dim: int = -1) -> Tensor:

@@ -1,27 +1,19 @@
 """Feature imitation with a mean squared error (FitNets, Romero et al., 2015)."""
 from typing import Optional
 
-import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from ._adapter import ChannelAdapterMixin
 from ._utils import check_ndim, check_non_negative, detach_teacher
 from .base import DistillLoss
 
 __all__ = ['FeatureMSELoss']
 
 
-def _check_channels(name: str, value: Optional[int]) -> Optional[int]:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f'{name} must be a positive int or None, got {value!r}.')
-    return value
-
-
 @MODELS.register_module()
-class FeatureMSELoss(DistillLoss):
+class FeatureMSELoss(ChannelAdapterMixin, DistillLoss):
     r"""Mean squared error between (adapted) student and teacher feature maps.
 
     From Romero, Ballas, Kahou, Chassang, Gatta, Bengio, "FitNets: Hints for Thin Deep Nets"
@@ -54,22 +46,7 @@ class FeatureMSELoss(DistillLoss):
 
     def check_input(self, spec) -> Optional[str]:
         """Also check the widths of ``spec`` against the adapter (or its absence)."""
-        problem = super().check_input(spec)
-        channels = getattr(spec, 'channels', None)
-        if problem or channels is None:
-            return problem
-        if self.adapter is None:
-            if channels[0] != channels[1]:
-                return (f'FeatureMSELoss has no adapter, but inputs={spec.name!r} has '
-                        f'{channels[0]} student and {channels[1]} teacher channels; set '
-                        f'student_channels={channels[0]}, teacher_channels={channels[1]}')
-            return None
-        if (self.student_channels, self.teacher_channels) != tuple(channels):
-            return (f'FeatureMSELoss has student_channels={self.student_channels}, '
-                    f'teacher_channels={self.teacher_channels}, but inputs={spec.name!r} has '
-                    f'{channels[0]} student and {channels[1]} teacher channels; set '
-                    f'student_channels={channels[0]}, teacher_channels={channels[1]}')
-        return None
+        return super().check_input(spec) or self._adapter_problem(spec)
 
     def __init__(self,
                  student_channels: Optional[int] = None,
@@ -77,22 +54,8 @@ class FeatureMSELoss(DistillLoss):
                  loss_weight: float = 1.0,
                  adapter: Optional[bool] = None) -> None:
         super().__init__()
-        self.student_channels = _check_channels('student_channels', student_channels)
-        self.teacher_channels = _check_channels('teacher_channels', teacher_channels)
         self.loss_weight = check_non_negative('loss_weight', loss_weight)
-        if adapter not in (None, True, False):
-            raise TypeError(f'adapter must be None, True or False, got {adapter!r}.')
-        both = student_channels is not None and teacher_channels is not None
-        if adapter is None:
-            adapter = both and student_channels != teacher_channels
-        elif adapter and not both:
-            raise ValueError('adapter=True needs student_channels and teacher_channels to '
-                             'build the 1x1 convolution; set both.')
-        elif not adapter and both and student_channels != teacher_channels:
-            raise ValueError(f'student_channels={student_channels} and teacher_channels='
-                             f'{teacher_channels} differ, so an adapter is needed; drop '
-                             'adapter=False.')
-        self.adapter = nn.Conv2d(student_channels, teacher_channels, 1) if adapter else None
+        self._init_adapter(student_channels, teacher_channels, adapter)
 
     def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
         """Compute the loss.
@@ -107,21 +70,10 @@ class FeatureMSELoss(DistillLoss):
         check_ndim('student_feat', student_feat, 4, '(N, Cs, H, W)')
         check_ndim('teacher_feat', teacher_feat, 4, '(N, Ct, H, W)')
         s_shape, t_shape = tuple(student_feat.shape), tuple(teacher_feat.shape)
-        if self.student_channels is not None and s_shape[1] != self.student_channels:
-            raise ValueError(f'student_feat has {s_shape[1]} channels (shape {s_shape}) but '
-                             f'student_channels={self.student_channels}.')
-        if self.teacher_channels is not None and t_shape[1] != self.teacher_channels:
-            raise ValueError(f'teacher_feat has {t_shape[1]} channels (shape {t_shape}) but '
-                             f'teacher_channels={self.teacher_channels}.')
         if s_shape[0] != t_shape[0] or s_shape[2:] != t_shape[2:]:
             raise ValueError(f'student_feat {s_shape} and teacher_feat {t_shape} must share the '
                              'batch size and spatial size (N, H, W); distil levels of the same '
                              'stride.')
-        if self.adapter is not None:
-            student_feat = self.adapter(student_feat)
-        elif s_shape[1] != t_shape[1]:
-            raise ValueError(f'student_feat {s_shape} and teacher_feat {t_shape} have different '
-                             'channel counts; set student_channels and teacher_channels to add '
-                             'a 1x1 adapter.')
+        student_feat, teacher_feat = self._adapt(student_feat, teacher_feat)
         return self.loss_weight * F.mse_loss(student_feat,
-                                                detach_teacher(teacher_feat, student_feat))
+                                             detach_teacher(teacher_feat, student_feat))

@@ -1,23 +1,19 @@
 """Feature distillation via the Pearson correlation coefficient (PKD, Cao et al., 2022)."""
+from typing import Optional
+
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ._utils import check_ndim, check_non_negative, detach_teacher, equal_widths
+from ._adapter import ChannelAdapterMixin
+from ._utils import check_ndim, check_non_negative, detach_teacher, standardise_channels
 from .base import DistillLoss
 
 __all__ = ['PKDLoss']
 
 
-def _standardise(feat: Tensor, eps: float) -> Tensor:
-    """Per-channel standardisation over (N, H, W) with the population std."""
-    mean = feat.mean(dim=(0, 2, 3), keepdim=True)
-    std = feat.var(dim=(0, 2, 3), keepdim=True, unbiased=False).sqrt()
-    return (feat - mean) / (std + eps)
-
-
 @MODELS.register_module()
-class PKDLoss(DistillLoss):
+class PKDLoss(ChannelAdapterMixin, DistillLoss):
     r"""Pearson-correlation feature distillation.
 
     From Cao, Zhang, Gao, Cheng, Cheng, Cheng, "PKD: General Distillation Framework for Object
@@ -38,8 +34,12 @@ class PKDLoss(DistillLoss):
     heterogeneous detectors need no matching. :math:`\epsilon = 10^{-6}` keeps a constant
     channel finite (it standardises to zeros).
 
-    Channel counts must match (PKD needs no adapter for FPN features of equal width). If the
-    spatial sizes differ, the student map is bilinearly resized to the teacher's size
+    FPN features of equal width need no adapter. For necks of different widths (RTMDet-tiny's
+    96 channels against RTMDet-s's 128), ``student_channels``/``teacher_channels`` add a
+    learnable 1x1 convolution (no bias: the standardisation removes it) from the student's
+    width to the teacher's, as MMYOLO's RTMDet distillation does before its normalised
+    channel-wise loss; the adapter is saved apart from the student weights. If the spatial
+    sizes differ, the student map is bilinearly resized to the teacher's size
     (``resize_stu=True``) or the teacher's to the student's.
 
     The teacher features are detached.
@@ -47,17 +47,25 @@ class PKDLoss(DistillLoss):
     Args:
         loss_weight (float): :math:`w`. Defaults to 1.0.
         resize_stu (bool): Which map to resize when spatial sizes differ. Defaults to True.
+        student_channels (int, optional): The student map's width. Defaults to None.
+        teacher_channels (int, optional): The teacher map's width. Defaults to None.
+        adapter (bool, optional): Force (True) or forbid (False) the 1x1 adapter; None creates
+            it only when both widths are given and differ. Defaults to None.
     """
 
     eps = 1e-6
     input_kinds = ('features', )
 
     def check_input(self, spec):
-        """Also refuse feature maps of different widths (PKD has no adapter)."""
-        return super().check_input(spec) or equal_widths('PKDLoss', spec)
+        """Also check the widths of ``spec`` against the adapter (or its absence)."""
+        return super().check_input(spec) or self._adapter_problem(spec)
 
-    def __init__(self, loss_weight: float = 1.0, resize_stu: bool = True) -> None:
+    def __init__(self, loss_weight: float = 1.0, resize_stu: bool = True,
+                 student_channels: Optional[int] = None,
+                 teacher_channels: Optional[int] = None,
+                 adapter: Optional[bool] = None) -> None:
         super().__init__()
+        self._init_adapter(student_channels, teacher_channels, adapter, bias=False)
         self.loss_weight = check_non_negative('loss_weight', loss_weight)
         if not isinstance(resize_stu, bool):
             raise TypeError(f'resize_stu must be a bool, got {resize_stu!r}.')
@@ -67,7 +75,7 @@ class PKDLoss(DistillLoss):
         """Compute the loss.
 
         Args:
-            student_feat (Tensor): Student feature map, shape (N, C, Hs, Ws).
+            student_feat (Tensor): Student feature map, shape (N, Cs, Hs, Ws).
             teacher_feat (Tensor): Teacher feature map, shape (N, C, Ht, Wt).
 
         Returns:
@@ -76,10 +84,10 @@ class PKDLoss(DistillLoss):
         check_ndim('student_feat', student_feat, 4, '(N, C, H, W)')
         check_ndim('teacher_feat', teacher_feat, 4, '(N, C, H, W)')
         s_shape, t_shape = tuple(student_feat.shape), tuple(teacher_feat.shape)
-        if s_shape[:2] != t_shape[:2]:
+        if s_shape[0] != t_shape[0]:
             raise ValueError(f'student_feat {s_shape} and teacher_feat {t_shape} must share the '
-                             'batch size and channel count (N, C); PKD needs no adapter, so '
-                             'distil feature maps of equal width (e.g. FPN outputs).')
+                             'batch size N.')
+        student_feat, teacher_feat = self._adapt(student_feat, teacher_feat)
         teacher_feat = detach_teacher(teacher_feat, student_feat)
         if s_shape[2:] != t_shape[2:]:
             if self.resize_stu:
@@ -88,6 +96,6 @@ class PKDLoss(DistillLoss):
             else:
                 teacher_feat = F.interpolate(
                     teacher_feat, size=s_shape[2:], mode='bilinear', align_corners=False)
-        norm_s = _standardise(student_feat, self.eps)
-        norm_t = _standardise(teacher_feat, self.eps)
+        norm_s = standardise_channels(student_feat, self.eps)
+        norm_t = standardise_channels(teacher_feat, self.eps)
         return self.loss_weight * F.mse_loss(norm_s, norm_t) / 2

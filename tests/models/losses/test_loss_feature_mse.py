@@ -21,7 +21,7 @@ def test_adapter_created_when_channels_differ_and_applied():
     assert loss.adapter.weight.shape == (3, 2, 1, 1)
     with torch.no_grad():  # planted adapter: out = A @ in + b per pixel
         loss.adapter.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])[..., None,
-                                                                                   None])
+                                                                                     None])
         loss.adapter.bias.copy_(torch.tensor([0.0, 1.0, -1.0]))
     s = torch.zeros(1, 2, 1, 2)
     s[0, :, 0, 0] = torch.tensor([1.0, 2.0])  # pixel 0 -> (1, 5, 2); pixel 1 -> (0, 1, -1)
@@ -42,7 +42,7 @@ def test_bad_inputs():
         FeatureMSELoss()(torch.randn(2, 3, 4, 4), torch.randn(2, 5, 4, 4))
     with pytest.raises(ValueError, match='student_channels=2'):
         FeatureMSELoss(student_channels=2, teacher_channels=3)(torch.randn(1, 4, 2, 2),
-                                                                 torch.randn(1, 3, 2, 2))
+                                                               torch.randn(1, 3, 2, 2))
     with pytest.raises(ValueError, match='adapter=False'):
         FeatureMSELoss(student_channels=2, teacher_channels=3, adapter=False)
     with pytest.raises(ValueError, match='adapter=True'):

@@ -54,3 +54,24 @@ def test_bad_inputs():
         PKDLoss()(torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4))
     with pytest.raises(TypeError, match='resize_stu'):
         PKDLoss(resize_stu='yes')
+
+
+def test_adapter_maps_student_width_to_teacher_width():
+    """A planted 1x1 adapter: PKD of the adapted student equals PKD of the hand-mixed map."""
+    torch.manual_seed(2)
+    s, t = torch.randn(2, 2, 3, 3), torch.randn(2, 3, 3, 3)
+    loss = PKDLoss(student_channels=2, teacher_channels=3)
+    assert loss.adapter.weight.shape == (3, 2, 1, 1) and loss.adapter.bias is None
+    a = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, -1.0]])
+    with torch.no_grad():
+        loss.adapter.weight.copy_(a[..., None, None])
+    mixed = torch.einsum('oc,nchw->nohw', a, s)
+    assert loss(s, t).item() == pytest.approx(PKDLoss()(mixed, t).item(), rel=1e-6)
+    s.requires_grad_(True)
+    loss(s, t).backward()
+    assert loss.adapter.weight.grad.abs().sum() > 0 and s.grad.abs().sum() > 0
+    # widths that the adapter does not map are refused, with the fix named
+    with pytest.raises(ValueError, match='student_channels=2'):
+        loss(torch.randn(2, 4, 3, 3), t)
+    with pytest.raises(ValueError, match='adapter=False'):
+        PKDLoss(student_channels=2, teacher_channels=3, adapter=False)

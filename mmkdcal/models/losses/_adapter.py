@@ -1,0 +1,90 @@
+"""The optional learnable 1x1 adapter that maps a student feature map to the teacher's width.
+
+Shared by the feature losses (``FeatureMSELoss``, ``PKDLoss``, ``CWDLoss``). The adapter is a
+learnable part of the loss, trained with the student; a distiller keeps it out of the student's
+``state_dict`` (it is saved apart, under ``distill_state_dict`` in the checkpoint), so a
+distilled checkpoint loads strictly into the plain student config.
+"""
+from typing import Optional, Tuple
+
+import torch.nn as nn
+from torch import Tensor
+
+__all__ = ['ChannelAdapterMixin']
+
+
+def _check_channels(name: str, value: Optional[int]) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f'{name} must be a positive int or None, got {value!r}.')
+    return value
+
+
+class ChannelAdapterMixin:
+    """``student_channels`` / ``teacher_channels`` / ``adapter`` handling for a feature loss.
+
+    The adapter is created when both channel counts are given and differ, or when
+    ``adapter=True``; ``adapter=False`` forbids it. Without an adapter the two maps must have
+    the same width.
+    """
+
+    student_channels: Optional[int]
+    teacher_channels: Optional[int]
+    adapter: Optional[nn.Conv2d]
+
+    def _init_adapter(self, student_channels: Optional[int], teacher_channels: Optional[int],
+                      adapter: Optional[bool], bias: bool = True) -> None:
+        self.student_channels = _check_channels('student_channels', student_channels)
+        self.teacher_channels = _check_channels('teacher_channels', teacher_channels)
+        if adapter not in (None, True, False):
+            raise TypeError(f'adapter must be None, True or False, got {adapter!r}.')
+        both = student_channels is not None and teacher_channels is not None
+        if adapter is None:
+            adapter = both and student_channels != teacher_channels
+        elif adapter and not both:
+            raise ValueError('adapter=True needs student_channels and teacher_channels to '
+                             'build the 1x1 convolution; set both.')
+        elif not adapter and both and student_channels != teacher_channels:
+            raise ValueError(f'student_channels={student_channels} and teacher_channels='
+                             f'{teacher_channels} differ, so an adapter is needed; drop '
+                             'adapter=False.')
+        self.adapter = nn.Conv2d(student_channels, teacher_channels, 1, bias=bias) \
+            if adapter else None
+
+    def _adapter_problem(self, spec) -> Optional[str]:
+        """Why the adapter (or its absence) cannot compare ``spec``'s widths, or None."""
+        name = type(self).__name__
+        channels = getattr(spec, 'channels', None)
+        if channels is None:
+            return None
+        if self.adapter is None:
+            if channels[0] != channels[1]:
+                return (f'{name} has no adapter, but inputs={spec.name!r} has {channels[0]} '
+                        f'student and {channels[1]} teacher channels; set '
+                        f'student_channels={channels[0]}, teacher_channels={channels[1]} '
+                        '(a learnable 1x1 adapter, saved apart from the student weights)')
+            return None
+        if (self.student_channels, self.teacher_channels) != tuple(channels):
+            return (f'{name} has student_channels={self.student_channels}, '
+                    f'teacher_channels={self.teacher_channels}, but inputs={spec.name!r} has '
+                    f'{channels[0]} student and {channels[1]} teacher channels; set '
+                    f'student_channels={channels[0]}, teacher_channels={channels[1]}')
+        return None
+
+    def _adapt(self, student_feat: Tensor, teacher_feat: Tensor) -> Tuple[Tensor, Tensor]:
+        """Check both maps' widths against the configuration, then apply the adapter."""
+        s_shape, t_shape = tuple(student_feat.shape), tuple(teacher_feat.shape)
+        if self.student_channels is not None and s_shape[1] != self.student_channels:
+            raise ValueError(f'student_feat has {s_shape[1]} channels (shape {s_shape}) but '
+                             f'student_channels={self.student_channels}.')
+        if self.teacher_channels is not None and t_shape[1] != self.teacher_channels:
+            raise ValueError(f'teacher_feat has {t_shape[1]} channels (shape {t_shape}) but '
+                             f'teacher_channels={self.teacher_channels}.')
+        if self.adapter is not None:
+            return self.adapter(student_feat), teacher_feat
+        if s_shape[1] != t_shape[1]:
+            raise ValueError(f'student_feat {s_shape} and teacher_feat {t_shape} have different '
+                             'channel counts; set student_channels and teacher_channels to add '
+                             'a 1x1 adapter.')
+        return student_feat, teacher_feat
