@@ -1,5 +1,6 @@
 """Hooks registered in MMDetection's HOOKS registry."""
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .distill_stop_hook import DistillStopHook
 from .teacher_calibration_hook import TeacherCalibrationHook
 
-__all__ = ['AtomicCheckpointHook', 'TeacherCalibrationHook']
+__all__ = ['AtomicCheckpointHook', 'DistillStopHook', 'TeacherCalibrationHook']

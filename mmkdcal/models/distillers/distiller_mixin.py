@@ -147,6 +147,8 @@ class DistillerMixin:
     _VARIANTS: Dict[tuple, type] = {}
 
     teacher: nn.Module
+    #: False once DistillStopHook has stopped distillation (the student trains on its task alone).
+    distill_enabled: bool = True
 
     def __new__(cls, *args, student_type: Optional[str] = None, **kwargs):
         """``student_type='RTMDet'`` makes the distiller *that* detector class: a subclass of
@@ -388,6 +390,14 @@ class DistillerMixin:
         """The student's stock losses plus every configured distillation loss."""
         if not self.distill_losses:
             return super().loss(batch_inputs, batch_data_samples)
+        if not self.distill_enabled:  # stopped by DistillStopHook: no teacher, zero KD terms
+            losses = super().loss(batch_inputs, batch_data_samples)
+            for name, loss in self.distill_losses.items():
+                zero = batch_inputs.new_zeros(())
+                for p in loss.parameters():  # adapters stay in the graph (DDP)
+                    zero = zero + 0.0 * p.sum()
+                losses[name] = zero
+            return losses
         needed = set(self.distill_inputs.values())
         with OutputTaps() as taps:
             self._tap_student(taps, needed)
