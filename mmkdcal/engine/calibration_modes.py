@@ -315,13 +315,26 @@ def _supports_rois(model) -> Optional[str]:
     roi_head = getattr(model, 'roi_head', None)
     if roi_head is None or not getattr(model, 'with_rpn', False):
         return f'{type(model).__name__} is not a two-stage detector with an RPN'
-    if not hasattr(roi_head, 'bbox_assigner') or isinstance(roi_head.bbox_assigner, list):
-        return (f'{type(roi_head).__name__} has no single-stage bbox assigner/sampler; use '
+    if not hasattr(roi_head, 'bbox_assigner'):
+        return (f'{type(roi_head).__name__} has no bbox assigner/sampler; use '
                 "fit_on='detections'")
     if model.train_cfg is None or 'rcnn' not in model.train_cfg:
         return ("the model's config has no train_cfg.rcnn (the RoI assigner/sampler that "
                 "picks the RoIs); use fit_on='detections' or add it")
     return None
+
+
+def _first_stage(model):
+    """``(assigner, sampler, bbox_head, rcnn train cfg, forward)`` of the RoI head's first stage
+    (the only one of a standard RoI head; stage 0 of a cascade, which samples the RPN's
+    proposals)."""
+    roi_head = model.roi_head
+    if isinstance(roi_head.bbox_assigner, (list, tuple)):  # CascadeRoIHead: stage 0
+        return (roi_head.bbox_assigner[0], roi_head.bbox_sampler[0], roi_head.bbox_head[0],
+                model.train_cfg.rcnn[0],
+                lambda feats, rois: roi_head._bbox_forward(0, feats, rois))
+    return (roi_head.bbox_assigner, roi_head.bbox_sampler, roi_head.bbox_head,
+            model.train_cfg.rcnn, roi_head._bbox_forward)
 
 
 def _collect_rois(model, data, ctx: CalibrationContext) -> List[ImageRecord]:
@@ -333,7 +346,8 @@ def _collect_rois(model, data, ctx: CalibrationContext) -> List[ImageRecord]:
     proposals = model.rpn_head.predict_by_feat(*model.rpn_head(feats), batch_img_metas=metas,
                                                cfg=proposal_cfg, rescale=False)
     gts, ignores = _gt_batch(data, ctx)
-    roi_head, records = model.roi_head, []
+    assigner, sampler, bbox_head, rcnn_cfg, bbox_forward = _first_stage(model)
+    records = []
     for i, (props, sample) in enumerate(zip(proposals, samples)):
         key = image_key(sample)
         gt, ignore = gts[i].to(props.bboxes.device), ignores[i].to(props.bboxes.device)
@@ -341,13 +355,12 @@ def _collect_rois(model, data, ctx: CalibrationContext) -> List[ImageRecord]:
         devices = [props.priors.device] if props.priors.is_cuda else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(ctx.seed * 1_000_003 + key_hash(key))
-            assign = roi_head.bbox_assigner.assign(props, gt, ignore)
-            res = roi_head.bbox_sampler.sample(assign, props, gt,
-                                               feats=[f[i][None] for f in feats])
+            assign = assigner.assign(props, gt, ignore)
+            res = sampler.sample(assign, props, gt, feats=[f[i][None] for f in feats])
         rois = bbox2roi([res.priors])
         rois[:, 0] = i
-        logits = roi_head._bbox_forward(feats, rois)['cls_score']
-        labels = roi_head.bbox_head.get_targets([res], model.train_cfg.rcnn)[0]
+        logits = bbox_forward(feats, rois)['cls_score']
+        labels = bbox_head.get_targets([res], rcnn_cfg)[0]
         records.append((key, dict(logits=logits.float().cpu(), labels=labels.long().cpu())))
     return records
 
@@ -369,7 +382,8 @@ SOFTMAX_LOGITS = dict(fit_kind='softmax', fit_data=lambda d: (d['logits'], d['la
 
 ROIS = CalibrationMode(
     name='rois',
-    description="RoI head softmax logits of its sampled proposals vs their assigned labels",
+    description=("RoI head softmax logits of its sampled proposals vs their assigned labels "
+                 "(a cascade: its first stage, which samples the RPN proposals)"),
     supports=_supports_rois,
     collect=_collect_rois,
     **SOFTMAX_LOGITS)

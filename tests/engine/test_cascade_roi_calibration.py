@@ -1,0 +1,81 @@
+"""``fit_on='rois'`` on a cascade: the first stage's sampled RoIs, read through the cascade's code.
+
+A Cascade R-CNN whose backbone, neck, RPN and stage-0 box head carry a Faster R-CNN's weights (and
+whose stage-0 assigner/sampler are the Faster R-CNN's) must give exactly the Faster R-CNN's RoI
+records; changing the later stages changes nothing, changing stage 0 changes the logits.
+"""
+import copy
+
+import torch
+from mmengine.config import ConfigDict
+
+import mmkdcal  # noqa: F401
+from mmdet.registry import MODELS
+from mmkdcal.engine.calibration_modes import CalibrationContext, get_calibration_mode
+
+from _families import tiny_model
+from _helpers import batch
+
+torch.set_num_threads(1)
+
+
+def _pair():
+    faster = tiny_model('faster_rcnn')
+    cascade = tiny_model('cascade_rcnn')
+    cascade['train_cfg']['rcnn'][0] = copy.deepcopy(faster['train_cfg']['rcnn'])
+    cascade['train_cfg']['rpn_proposal'] = copy.deepcopy(faster['train_cfg']['rpn_proposal'])
+    torch.manual_seed(0)
+    f_model = MODELS.build(ConfigDict(faster))
+    f_model.init_weights()
+    c_model = MODELS.build(ConfigDict(cascade))
+    c_model.init_weights()
+    state = c_model.state_dict()
+    for key, value in f_model.state_dict().items():
+        target = key.replace('roi_head.bbox_head.', 'roi_head.bbox_head.0.')
+        if 'fc_reg' in key:  # class-agnostic in the cascade: the logits do not use it
+            continue
+        assert state[target].shape == value.shape, target
+        state[target] = value.clone()
+    c_model.load_state_dict(state, strict=True)
+    return f_model.eval(), c_model.eval()
+
+
+class _BatchGroundTruth:
+    """The batch's own boxes as the ground truth (no crowd boxes)."""
+
+    @staticmethod
+    def in_input_frame(sample):
+        boxes = sample.gt_instances.bboxes
+        return boxes, sample.gt_instances.labels, torch.zeros(len(boxes), dtype=torch.bool)
+
+
+def _records(model, data):
+    mode = get_calibration_mode('rois')
+    assert mode.supports(model) is None
+    ctx = CalibrationContext(seed=3, ground_truth=_BatchGroundTruth())
+    with torch.no_grad():
+        return mode.collect(model, data, ctx)
+
+
+def test_cascade_rois_are_its_first_stage_through_its_own_code():
+    f_model, c_model = _pair()
+    data = batch(f_model, n=2, size=128)
+    for i, sample in enumerate(data['data_samples']):
+        sample.set_metainfo(dict(img_id=i))
+    want = _records(f_model, data)
+    got = _records(c_model, data)
+    assert [k for k, _ in got] == [k for k, _ in want]
+    for (_, g), (_, w) in zip(got, want):
+        assert g['logits'].shape[1] == 3 + 1 and len(g['labels']) > 0
+        assert torch.equal(g['labels'], w['labels'])
+        assert torch.allclose(g['logits'], w['logits'], atol=1e-6)
+    # later stages play no part; stage 0 does
+    with torch.no_grad():
+        for p in c_model.roi_head.bbox_head[2].parameters():
+            p.add_(1.0)
+    for (_, g), (_, w) in zip(_records(c_model, data), want):
+        assert torch.allclose(g['logits'], w['logits'], atol=1e-6)
+    with torch.no_grad():
+        c_model.roi_head.bbox_head[0].fc_cls.bias.add_(1.0)
+    for (_, g), (_, w) in zip(_records(c_model, data), want):
+        assert not torch.allclose(g['logits'], w['logits'], atol=1e-3)
