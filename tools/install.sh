@@ -55,7 +55,7 @@ fi
 # 2. mmcv 2.1.0 with its compiled ops: from source, after torch, without build isolation
 #    (an isolated build silently produces a wheel without mmcv._ext).
 if ! $PY -c "import mmcv, mmcv.ops, sys; sys.exit(0 if mmcv.__version__ == '2.1.0' else 1)" 2>/dev/null; then
-  say "building mmcv==2.1.0 with its ops (16-23 minutes on 2 cores, once; pip caches the wheel)"
+  say "building mmcv==2.1.0 with its ops (15-23 minutes on 2 cores, once; pip caches the wheel)"
   MAX_JOBS=${MAX_JOBS:-$(nproc)} $PIP install --no-build-isolation mmcv==2.1.0
   $PY -c "import mmcv.ops" || { say "mmcv was installed without its ops"; exit 1; }
 else

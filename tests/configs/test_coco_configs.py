@@ -1,4 +1,5 @@
-"""The COCO distillation configs (configs/{gfl,retinanet,atss,fcos,faster_rcnn} and the DETR family:
+"""The COCO distillation configs (configs/{gfl,retinanet,atss,fcos,rtmdet}, the two-stage families
+configs/{faster_rcnn,mask_rcnn,cascade_rcnn} and the DETR family:
 configs/{dino,deformable_detr,conditional_detr}) and their READMEs.
 
 Nothing is downloaded and no backbone is built: the configs are parsed, the teacher config is
@@ -40,11 +41,21 @@ FAMILIES = tuple(sorted(
 METHOD_TOKEN_LOSSES = {
     ('single', 'kd'): 'BinaryKDLoss', ('two', 'kd'): 'KDLoss', ('two', 'dkd'): 'DKDLoss',
     ('single', 'pkd'): 'PKDLoss', ('single', 'ld'): 'LDLoss', ('single', 'cwd'): 'CWDLoss',
-    ('detr', 'kd'): ('BinaryKDLoss', 'BoxKDLoss'), ('detr', 'sqkd'): ('BinaryKDLoss', 'BoxKDLoss')}
+    ('detr', 'kd'): ('BinaryKDLoss', 'BoxKDLoss'), ('detr', 'sqkd'): ('BinaryKDLoss', 'BoxKDLoss'),
+    ('two', 'mask'): 'BinaryKDLoss',
+    # CrossKD: binary KD on the crossed class logits, and LD on the crossed box distributions
+    # (GFL) or L1 on the crossed box deltas (other heads).
+    ('single', 'crosskd'): ('BinaryKDLoss', 'LDLoss|BoxKDLoss')}
+#: Inputs that only some method tokens read -> those tokens.
+INPUT_TOKENS = {'crosskd_cls': {'crosskd'}, 'crosskd_reg': {'crosskd'}, 'neck': {'cwd', 'pkd'},
+                'roi_mask': {'mask'}}
+#: RTMDet size tokens -> (deepen_factor, widen_factor) of MMDetection's configs.
+RTMDET_SIZES = {'tiny': (0.167, 0.375), 's': (0.33, 0.5), 'm': (0.67, 0.75), 'l': (1, 1),
+                'x': (1.33, 1.25)}
 DETR_ALIGNMENT_TOKENS = {'kd': 'hungarian', 'sqkd': 'shared_queries'}
 DISTILLER_KEYS = ('type', 'teacher_config', 'teacher_ckpt', 'teacher_temperature',
                   'teacher_fp16', 'distill_losses', 'query_alignment', 'layer_weights',
-                  'teacher_layers', 'match_costs')
+                  'teacher_layers', 'match_costs', 'student_type', 'crosskd', 'roi_stages')
 NOT_MEASURED = 'not yet measured'
 NOT_PUBLISHED = 'not published'
 
@@ -133,12 +144,23 @@ class _Name:
         self.kind = 'two' if 'roi_head' in model else 'detr' if 'decoder' in model else 'single'
 
     @property
-    def student_depth(self) -> int:
-        return int(re.match(r'r(\d+)', self.student.split('_')[1]).group(1))
+    def student_size(self) -> str:
+        return self.student.split('_')[1]
 
-    @property
-    def teacher_depth(self) -> int:
-        return int(re.match(r'r(\d+)', self.teacher_backbone).group(1))
+
+def _check_backbone_token(token: str, model: ConfigDict, rel: str) -> None:
+    """A file name's backbone token names the model's backbone: 'r50' a ResNet-50 ('r50-caffe'
+    a caffe-style one), an RTMDet size ('s', 'tiny') its CSPNeXt deepen/widen factors."""
+    backbone = model.backbone
+    m = re.fullmatch(r'r(\d+)(-caffe)?', token)
+    if m:
+        assert backbone.type == 'ResNet' and backbone.depth == int(m.group(1)), (token, rel)
+        assert (m.group(2) is not None) == (backbone.get('style') == 'caffe'), (token, rel)
+    else:
+        assert token in RTMDET_SIZES, (token, rel)
+        assert backbone.type == 'CSPNeXt', (token, rel)
+        assert (backbone.deepen_factor, backbone.widen_factor) == RTMDET_SIZES[token], \
+            (token, rel)
 
 
 def _schedule_epochs(token: str) -> int:
@@ -184,10 +206,14 @@ def _heads(rel: str) -> Tuple[torch.nn.Module, torch.nn.Module]:
     return heads[0], heads[1]
 
 
-def _roi_heads(rel: str) -> Tuple[torch.nn.Module, torch.nn.Module]:
-    s_model, t_model = _load(rel).model, _teacher(rel)
-    return (MODELS.build(s_model.roi_head.bbox_head.copy()),
-            MODELS.build(t_model.roi_head.bbox_head.copy()))
+def _roi_heads(rel: str) -> Tuple[List[torch.nn.Module], List[torch.nn.Module]]:
+    """The student's and the teacher's RoI box heads, one per (cascade) stage."""
+    out = []
+    for m in (_load(rel).model, _teacher(rel)):
+        cfgs = m.roi_head.bbox_head
+        cfgs = cfgs if isinstance(cfgs, (list, tuple)) else [cfgs]
+        out.append([MODELS.build(c.copy()) for c in cfgs])
+    return out[0], out[1]
 
 
 def _unscoped(obj):
@@ -232,7 +258,8 @@ def _one_thread():
 
 # ---------------------------------------------------------------------------------- the set
 def test_the_set_is_found_and_named():
-    assert {'gfl', 'retinanet', 'atss', 'fcos', 'faster_rcnn'} <= set(FAMILIES)
+    assert {'gfl', 'retinanet', 'atss', 'fcos', 'faster_rcnn', 'rtmdet', 'mask_rcnn',
+            'cascade_rcnn'} <= set(FAMILIES)
     assert len(DISTILL_FILES) >= 20
     for rel in DISTILL_FILES:
         name = _Name(rel)
@@ -258,13 +285,15 @@ def test_name_and_distiller_type(rel):
         expected_cls = DistillTwoStageDetector if name.kind == 'two' else \
             DistillSingleStageDetector
         assert MODELS.get(cfg.model.type) is expected_cls
-    # The backbone depths named in the file name are those of the configs.
-    assert cfg.model.backbone.depth == name.student_depth
-    assert _teacher(rel).backbone.depth == name.teacher_depth
+    # The backbones named in the file name are those of the configs (fcos_r50-caffe names a
+    # caffe-style student; the teacher token must say so too).
+    _check_backbone_token(name.student_size, cfg.model, rel)
+    _check_backbone_token(name.teacher_backbone, _teacher(rel), rel)
     assert _teacher(rel).type == _load(_student_base(rel)).model.type
-    # fcos_r50-caffe names a caffe-style student; the teacher token must say so too.
-    for token, model in ((name.student, cfg.model), (name.teacher_backbone, _teacher(rel))):
-        assert ('caffe' in token) == (model.backbone.style == 'caffe'), (token, rel)
+    # The distiller keeps the student's own detector class where it has behaviour of its own.
+    student_type = _load(_student_base(rel)).model.type
+    if student_type in ('RTMDet', 'MaskRCNN', 'CascadeRCNN'):
+        assert cfg.model.student_type == student_type
     assert cfg.model.teacher_fp16 is False
 
 
@@ -293,7 +322,21 @@ def test_calibration_matches_name(rel):
         assert CALIBRATION_MODES[hook.fit_on].supports(stub) is None, (rel, hook.fit_on)
     else:
         assert cfg.model.teacher_temperature == 1.0
-        assert hooks == []
+        # Only a run with feature adapters carries the hook (it keeps their state with the run;
+        # with a temperature in the config it fits nothing).
+        adapters = any(loss.get('student_channels') != loss.get('teacher_channels')
+                       for loss in cfg.model.distill_losses.values())
+        assert hooks == ([dict(type='TeacherCalibrationHook')] if adapters else [])
+
+
+@pytest.mark.parametrize('rel', DISTILL_FILES)
+def test_the_stock_student_hooks_are_kept(rel):
+    """Every custom hook of the stock student config (RTMDet's EMA and pipeline switch) is in
+    the distillation config, in the same order and with the same settings."""
+    ours = [h for h in _unscoped(_load(rel).to_dict()).get('custom_hooks', [])
+            if h['type'] not in ('TeacherCalibrationHook', 'DistillStopHook')]
+    stock = _unscoped(_load(_student_base(rel)).to_dict()).get('custom_hooks', [])
+    assert ours == stock
 
 
 @pytest.mark.parametrize('rel', [f for f in DISTILL_FILES if _Name(f).calibrated])
@@ -305,9 +348,9 @@ def test_calibrated_config_differs_from_its_twin_only_in_calibration(rel):
     assert _strip(cal.model, ('teacher_temperature', )) == \
         _strip(base.model, ('teacher_temperature', ))
     cal_rest, base_rest = _rest(cal), _rest(base)
-    cal_hooks = cal_rest.pop('custom_hooks')
+    cal_hooks, base_hooks = cal_rest.pop('custom_hooks'), base_rest.pop('custom_hooks', [])
     assert [h for h in cal_hooks if h['type'] != 'TeacherCalibrationHook'] == \
-        base_rest.pop('custom_hooks', [])
+        [h for h in base_hooks if h['type'] != 'TeacherCalibrationHook']
     assert cal_rest == base_rest
 
 
@@ -319,8 +362,9 @@ def test_only_distillation_changes_the_student(rel):
     assert _strip(cfg.model) == _strip(stock.model)
     ours = _rest(cfg, drop=('model', 'custom_imports', 'custom_hooks', 'teacher_ckpt',
                             'val_evaluator', 'test_evaluator'))
-    assert ours == _rest(stock, drop=('model', 'custom_imports', 'val_evaluator',
-                                      'test_evaluator'))
+    # (the stock student's own hooks: test_the_stock_student_hooks_are_kept)
+    assert ours == _rest(stock, drop=('model', 'custom_imports', 'custom_hooks',
+                                      'val_evaluator', 'test_evaluator'))
     # validation adds the student's detection calibration error next to the stock CocoMetric
     ours_eval, stock_eval = _unscoped(cfg.to_dict()), _unscoped(stock.to_dict())
     for key in ('val_evaluator', 'test_evaluator'):
@@ -372,9 +416,15 @@ def test_distill_losses_valid(rel):
     name = _Name(rel)
     cfg = _load(rel)
     cls = MODELS.get(cfg.model.type)
-    specs = {spec.name: spec for spec in (
-        cls.input_specs_for(_heads(rel)[0]) if name.kind in ('single', 'detr')
-        else cls.DISTILL_INPUTS)}
+    if name.kind == 'single':  # with the neck widths, as the built distiller sees them
+        specs = cls.input_specs_for(_heads(rel)[0], cfg.model.neck.out_channels,
+                                    _teacher(rel).neck.out_channels,
+                                    crosskd=cfg.model.get('crosskd') is not None)
+    elif name.kind == 'detr':
+        specs = cls.input_specs_for(_heads(rel)[0])
+    else:
+        specs = cls.DISTILL_INPUTS
+    specs = {spec.name: spec for spec in specs}
     losses = cfg.model.distill_losses
     assert len(losses) > 0
     types = set()
@@ -384,18 +434,29 @@ def test_distill_losses_valid(rel):
         loss = MODELS.build(loss_cfg)  # the arguments are valid for the loss
         check_loss_input(key, loss, specs.get(inputs), cls.__name__, specs)
         types.add(loss_cfg['type'])
-        if inputs == 'reg':  # LD needs general box distributions on both sides
+        if loss_cfg['type'] == 'LDLoss':  # LD needs general box distributions on both sides
             s_head, t_head = _heads(rel)
             assert s_head.reg_max == t_head.reg_max == 16
-        if inputs == 'neck':  # feature losses need equal FPN widths and levels
+        if inputs == 'neck':  # feature losses: the same levels, equal widths or an adapter
             t_neck = _teacher(rel).neck
-            assert cfg.model.neck.out_channels == t_neck.out_channels
-            assert cfg.model.neck.num_outs == t_neck.num_outs
+            s_width, t_width = cfg.model.neck.out_channels, t_neck.out_channels
+            assert len(cfg.model.neck.in_channels) == len(t_neck.in_channels)
+            assert cfg.model.neck.get('num_outs') == t_neck.get('num_outs')
+            if s_width != t_width:
+                assert (loss_cfg['student_channels'], loss_cfg['teacher_channels']) == \
+                    (s_width, t_width), rel
+        if inputs in INPUT_TOKENS:  # the file name says which method reads this input
+            assert INPUT_TOKENS[inputs] & set(name.base_method.split('-')), (rel, key, inputs)
     tokens = name.base_method.split('-')
     want = set()
     for t in tokens:
         loss_types = METHOD_TOKEN_LOSSES[(name.kind, t)]
-        want |= {loss_types} if isinstance(loss_types, str) else set(loss_types)
+        loss_types = {loss_types} if isinstance(loss_types, str) else set(loss_types)
+        if 'LDLoss|BoxKDLoss' in loss_types:  # CrossKD's box term: LD where the head has one
+            loss_types.discard('LDLoss|BoxKDLoss')
+            loss_types.add('LDLoss' if _heads(rel)[0].__class__.__name__ == 'GFLHead'
+                           else 'BoxKDLoss')
+        want |= loss_types
     assert types == want | ({'BinaryKDLoss'} if tokens == ['ld'] else set())
 
 
@@ -407,7 +468,12 @@ def test_dense_heads_compatible(rel):
     assert type(s_head) is type(t_head)
     s_out = [tuple(p.shape) for p in s_head.parameters()]
     t_out = [tuple(p.shape) for p in t_head.parameters()]
-    assert s_out == t_out  # same head layout: same convs, norms and output widths
+    if s_head.in_channels == t_head.in_channels:
+        assert s_out == t_out  # same head layout: same convs, norms and output widths
+    else:  # RTMDet sizes: other widths, the same number of layers
+        assert len(s_out) == len(t_out)
+    if _load(rel).model.get('crosskd') is not None:  # crossing needs towers of one width
+        assert s_head.feat_channels == t_head.feat_channels
 
 
 def test_dense_head_check_rejects_a_different_anchor_layout():
@@ -424,11 +490,20 @@ def test_dense_head_check_rejects_a_different_anchor_layout():
 
 @pytest.mark.parametrize('rel', [f for f in DISTILL_FILES if _Name(f).kind == 'two'])
 def test_roi_heads_compatible(rel):
-    s_head, t_head = _roi_heads(rel)
-    assert s_head.num_classes == t_head.num_classes == 80
-    # (K+1)-way softmax on both sides: what KDLoss / DKDLoss compare.
-    assert s_head.fc_cls.out_features == t_head.fc_cls.out_features == 81
-    assert not s_head.loss_cls.use_sigmoid and not t_head.loss_cls.use_sigmoid
+    s_heads, t_heads = _roi_heads(rel)
+    assert len(s_heads) == len(t_heads)  # a cascade of the same number of stages
+    for s_head, t_head in zip(s_heads, t_heads):
+        assert s_head.num_classes == t_head.num_classes == 80
+        # (K+1)-way softmax on both sides: what KDLoss / DKDLoss compare.
+        assert s_head.fc_cls.out_features == t_head.fc_cls.out_features == 81
+        assert not s_head.loss_cls.use_sigmoid and not t_head.loss_cls.use_sigmoid
+    s_model, t_model = _load(rel).model, _teacher(rel)
+    if 'mask_head' in s_model.roi_head:  # mask KD compares masks of one resolution
+        assert 'mask_head' in t_model.roi_head
+        for s_cfg, t_cfg in zip(*[m.roi_head.mask_head if isinstance(m.roi_head.mask_head, list)
+                                  else [m.roi_head.mask_head] for m in (s_model, t_model)]):
+            assert MODELS.build(s_cfg.copy()).conv_logits.out_channels == \
+                MODELS.build(t_cfg.copy()).conv_logits.out_channels == 80
 
 
 @pytest.mark.parametrize('rel', DISTILL_FILES)
@@ -496,7 +571,7 @@ def test_readme_tables_match_the_metafiles(family):
         assert cells[1:5] == [osp.splitext(osp.basename(rel))[0], NOT_PUBLISHED, '-', '-']
         assert cells[5] == NOT_MEASURED or re.fullmatch(r'\d+\.\d( ± .*)?', cells[5])
     for rel in configs:
-        name, cfg = _Name(rel), _load(rel)
+        cfg = _load(rel)
         cells = rows[osp.basename(rel)]
         assert len(cells) == 10, cells
         student_base = _student_base(rel)

@@ -7,7 +7,6 @@ from torch import Tensor
 
 from mmdet.models.detectors import SingleStageDetector
 from mmdet.registry import MODELS
-from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
 from .distill_inputs import DistillBatch, DistillInput
 from .distiller_mixin import DistillerMixin, TemperatureLike, flatten_level_outputs
@@ -137,26 +136,21 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
                                  f'teacher {t_n}; CrossKD crosses towers of the same depth.')
 
     def _input_specs(self) -> List[DistillInput]:
-        specs = self.input_specs_for(self.bbox_head, neck_channels(self),
-                                     neck_channels(self.teacher))
-        if self.crosskd_layer is None:
-            return specs
-        cross = [DistillInput(f'crosskd_{spec.name}', spec.kind,
-                              f'{spec.description}, student features through the teacher head',
-                              activation=spec.activation, provides=spec.provides,
-                              temperature=spec.temperature)
-                 for spec in specs if spec.name in ('cls', 'reg')]
-        return specs + cross
+        return self.input_specs_for(self.bbox_head, neck_channels(self),
+                                    neck_channels(self.teacher),
+                                    crosskd=self.crosskd_layer is not None)
 
     @classmethod
     def input_specs_for(cls, bbox_head, student_channels: Optional[int] = None,
-                        teacher_channels: Optional[int] = None) -> List[DistillInput]:
+                        teacher_channels: Optional[int] = None,
+                        crosskd: bool = False) -> List[DistillInput]:
         """The inputs offered for a student head (and neck widths, when known).
 
         Args:
             bbox_head: The student's dense head (its declaration decides what ``'reg'`` is).
             student_channels: Student neck width, or None.
             teacher_channels: Teacher neck width, or None.
+            crosskd: Also offer the CrossKD inputs (``model.crosskd`` set).
         """
         cls_in, reg, neck = cls.DISTILL_INPUTS
         if not getattr(bbox_head, 'use_sigmoid_cls', True):
@@ -170,8 +164,16 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
                                provides=reg.provides)
         channels = None if None in (student_channels, teacher_channels) else (
             student_channels, teacher_channels)
-        return [cls_in] + ([reg] if sem.box_output is not None else []) + [
+        specs = [cls_in] + ([reg] if sem.box_output is not None else []) + [
             neck.with_channels(channels)]
+        if not crosskd:
+            return specs
+        return specs + [
+            DistillInput(f'crosskd_{spec.name}', spec.kind,
+                         f'{spec.description}, student features through the teacher head',
+                         activation=spec.activation, provides=spec.provides,
+                         temperature=spec.temperature)
+            for spec in specs if spec.name in ('cls', 'reg')]
 
     def num_teacher_logit_classes(self) -> int:
         return cls_channels(self.teacher.bbox_head)
