@@ -115,4 +115,4 @@ def family_test_pipeline(family: str):
     needs the ``border`` its RandomCenterCropPad records), else None."""
     if family != 'centernet':
         return None
-    return Config.fromfile(osp.join(MMDET_CONFIGS, FAMILIES[family])).family_test_pipeline
+    return Config.fromfile(osp.join(MMDET_CONFIGS, FAMILIES[family])).test_pipeline

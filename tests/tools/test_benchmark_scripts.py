@@ -105,7 +105,10 @@ def test_peak_rss_and_calibration_workers_tiny():
     for cand in ('student', 'ours', 'peer'):
         rss = measure_rss('mmdet_ld', spec, cand)
         assert rss['candidate'] == cand and rss['peak_reset_after_build']
-        assert rss['peak_rss_bytes'] >= rss['rss_before_steps_bytes'] > 0
+        # VmRSS and VmHWM come from the kernel's per-thread-cached RSS counters, which may lag
+        # by a few pages: the peak is the pre-step RSS or more, up to that slack (1 MiB)
+        assert rss['rss_before_steps_bytes'] > 0
+        assert rss['peak_rss_bytes'] >= rss['rss_before_steps_bytes'] - (1 << 20)
     c = run_calibration(spec)
     assert c['images'] == 1
     # the pass keeps exactly what plain inference returns (score_thr 0 on both sides)
