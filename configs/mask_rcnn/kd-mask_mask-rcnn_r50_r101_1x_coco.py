@@ -1,46 +1,15 @@
-# RoI-level softmax KD + mask-logit KD: Mask R-CNN R-101 (ms-poly-3x) ->
-# Mask R-CNN R-50 (1x), COCO, from an *uncalibrated* teacher. The baseline of
-# kd-cal-mask_mask-rcnn_r50_r101_1x_coco.py,
-# which differs only in the teacher's calibration temperature (fitted there, 1.0 here).
+# RoI-level softmax KD + mask-logit KD from an *uncalibrated* teacher: Mask R-CNN R-101
+# (ms-poly-3x) -> Mask R-CNN R-50 (1x), COCO: kd_mask-rcnn_r50_r101_1x_coco.py plus KD on the
+# positive RoIs' mask logits. The baseline of kd-cal-mask_mask-rcnn_r50_r101_1x_coco.py, which
+# differs only in the teacher's calibration temperature (fitted there, 1.0 here).
 #   python tools/train.py configs/mask_rcnn/kd-mask_mask-rcnn_r50_r101_1x_coco.py
-# The student is the stock MMDetection config (backbone, RPN, RoI head, mask branch, data, 1x
-# schedule, 8 GPUs x 2 images), trained through MMDetection's own loss code; only the model type,
-# the teacher and the distillation losses are added. As in mdistiller's detection KD, the
-# teacher's RoI head classifies the student's sampled RoIs (on the teacher's own FPN features).
-_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
-custom_imports = dict(imports=['mmkdcal'], allow_failed_imports=False)
-
-# Teacher weights: MMDetection model zoo, configs/mask_rcnn/metafile.yml,
-# mask-rcnn_r101_fpn_ms-poly-3x_coco (box AP 42.7, mask AP 38.5). Use a local copy with
-# --cfg-options model.teacher_ckpt=/path/to/teacher.pth
-teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/mask_rcnn/mask_rcnn_r101_fpn_mstrain-poly_3x_coco/mask_rcnn_r101_fpn_mstrain-poly_3x_coco_20210524_200244-5675c317.pth'  # noqa: E501
+_base_ = './kd_mask-rcnn_r50_r101_1x_coco.py'
 
 model = dict(
-    type='DistillTwoStageDetector',
-    student_type='MaskRCNN',  # the distiller is a MaskRCNN (isinstance holds)
-    teacher_config='mmdet::mask_rcnn/mask-rcnn_r101_fpn_ms-poly-3x_coco.py',
-    teacher_ckpt=teacher_ckpt,
-    teacher_temperature=1.0,  # 1.0: distil from the uncalibrated teacher
-    teacher_fp16=False,
     distill_losses=dict(
-        # Hinton KD on the sampled RoIs' K+1 softmax logits, averaged over RoIs, tau 1.0 and
-        # weight 1.0 as the Faster R-CNN configs (mdistiller's RoI-level detection KD).
-        loss_kd_roi=dict(type='KDLoss', inputs='roi_cls', tau=1.0, loss_weight=1.0),
         # Mask-logit KD on the positive RoIs: BCE(s, sigmoid(t)) * |sigmoid(t) - sigmoid(s)| per
         # mask pixel at the RoI's ground-truth class, averaged over the P x 28 x 28 pixels (the
         # mask loss's own normalisation), weight 1.0. Mask logits are not temperature-scaled:
         # the calibration temperature belongs to the classification head.
         loss_kd_mask=dict(
             type='BinaryKDLoss', inputs='roi_mask', tau=1.0, beta=1.0, loss_weight=1.0)))
-
-# Validation reports the student's COCO bbox and segm mAP and its detection calibration
-# error (D-ECE of the detections scoring >= 0.3, matched at IoU 0.5).
-val_evaluator = [
-    {{_base_.val_evaluator}},
-    dict(type='DetectionCalibrationMetric', score_thr=0.3, iou_thr=0.5),
-]
-test_evaluator = val_evaluator
-
-# Checkpoints: MMDetection's CheckpointHook with atomic saves (mmkdcal's AtomicCheckpointHook: a
-# killed or disk-full save keeps the previous checkpoint); the other settings stay the base's.
-default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))

@@ -1,59 +1,11 @@
-# Binary (per-class sigmoid) KD from an *uncalibrated* teacher: RTMDet-l -> RTMDet-s, COCO.
-# The baseline of kd-cal_rtmdet_s_l_300e_coco.py, which differs
-# only in the teacher's calibration temperature (fitted there, fixed to 1.0 here).
+# Binary KD from an *uncalibrated* teacher: RTMDet-l -> RTMDet-s, COCO: kd_rtmdet_s_m_300e_coco.py
+# with the RTMDet-l teacher. The baseline of kd-cal_rtmdet_s_l_300e_coco.py.
 #   python tools/train.py configs/rtmdet/kd_rtmdet_s_l_300e_coco.py
-# The student is the stock MMDetection config (CSPNeXt backbone, head, data, 300-epoch schedule
-# with its EMA and pipeline switch, 8 GPUs x 32 images); only the model type, the teacher, the
-# distillation losses and the hook that stops distillation at the pipeline switch are added.
-_base_ = 'mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py'
-custom_imports = dict(imports=['mmkdcal'], allow_failed_imports=False)
+_base_ = './kd_rtmdet_s_m_300e_coco.py'
 
 # Teacher weights: MMDetection model zoo, configs/rtmdet/metafile.yml, rtmdet_l_8xb32-300e_coco
 # (box AP 51.3). Use a local copy with --cfg-options model.teacher_ckpt=/path/to/teacher.pth
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v3.0/rtmdet/rtmdet_l_8xb32-300e_coco/rtmdet_l_8xb32-300e_coco_20220719_112030-5a0be7c4.pth'  # noqa: E501
 
 model = dict(
-    type='DistillSingleStageDetector',
-    # The distiller is an RTMDet: it keeps RTMDet's own behaviour (its SyncBN switch under DDP).
-    student_type='RTMDet',
-    teacher_config='mmdet::rtmdet/rtmdet_l_8xb32-300e_coco.py',
-    teacher_ckpt=teacher_ckpt,
-    teacher_temperature=1.0,  # 1.0: distil from the uncalibrated teacher
-    teacher_fp16=False,
-    distill_losses=dict(
-        # Binary KD on the class logits (BCKD's classification distillation, Yang et al., ICCV
-        # 2023, arXiv 2308.14286: BCE(s, sigmoid(t)) * |sigmoid(t) - sigmoid(s)|, weight 1.0).
-        # RTMDet's score is the sigmoid of its class logit (QualityFocalLoss), so the logits are
-        # distilled as logits and the calibration temperature divides them.
-        loss_kd_cls=dict(
-            type='BinaryKDLoss', inputs='cls', tau=1.0, beta=1.0, loss_weight=1.0)))
-
-custom_hooks = [
-    # RTMDet's own hooks, as in its stock config: EMA of the student weights, and the switch to
-    # the weaker augmentation pipeline for the last 20 epochs.
-    dict(
-        type='EMAHook',
-        ema_type='ExpMomentumEMA',
-        momentum=0.0002,
-        update_buffers=True,
-        priority=49),
-    dict(
-        type='PipelineSwitchHook',
-        switch_epoch=280,
-        switch_pipeline={{_base_.train_pipeline_stage2}}),
-    # Distil during the mosaic stage only; the student fine-tunes on its task losses alone for
-    # the last 20 epochs (as MMYOLO's RTMDet distillation, DistillationLossDetachHook at 280).
-    dict(type='DistillStopHook', stop_epoch=280),
-]
-
-# Validation reports the student's COCO bbox mAP and its detection calibration error (D-ECE of the
-# detections scoring >= 0.3, matched at IoU 0.5).
-val_evaluator = [
-    {{_base_.val_evaluator}},
-    dict(type='DetectionCalibrationMetric', score_thr=0.3, iou_thr=0.5),
-]
-test_evaluator = val_evaluator
-
-# Checkpoints: MMDetection's CheckpointHook with atomic saves (mmkdcal's AtomicCheckpointHook: a
-# killed or disk-full save keeps the previous checkpoint); the other settings stay the base's.
-default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+    teacher_config='mmdet::rtmdet/rtmdet_l_8xb32-300e_coco.py', teacher_ckpt=teacher_ckpt)

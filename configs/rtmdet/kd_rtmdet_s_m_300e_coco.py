@@ -1,10 +1,10 @@
 # Binary (per-class sigmoid) KD from an *uncalibrated* teacher: RTMDet-m -> RTMDet-s, COCO.
-# The baseline of kd-cal_rtmdet_s_m_300e_coco.py, which differs
-# only in the teacher's calibration temperature (fitted there, fixed to 1.0 here).
+# The baseline of kd-cal_rtmdet_s_m_300e_coco.py, which differs only in the teacher's
+# calibration temperature (fitted there, fixed to 1.0 here).
 #   python tools/train.py configs/rtmdet/kd_rtmdet_s_m_300e_coco.py
 # The student is the stock MMDetection config (CSPNeXt backbone, head, data, 300-epoch schedule
 # with its EMA and pipeline switch, 8 GPUs x 32 images); only the model type, the teacher, the
-# distillation losses and the hook that stops distillation at the pipeline switch are added.
+# distillation losses and the distillation hooks are added.
 _base_ = 'mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py'
 custom_imports = dict(imports=['mmkdcal'], allow_failed_imports=False)
 
@@ -44,6 +44,11 @@ custom_hooks = [
     # Distil during the mosaic stage only; the student fine-tunes on its task losses alone for
     # the last 20 epochs (as MMYOLO's RTMDet distillation, DistillationLossDetachHook at 280).
     dict(type='DistillStopHook', stop_epoch=280),
+    # Fits the teacher's temperature when model.teacher_temperature is None (the kd-cal configs:
+    # NLL of the teacher's detections on the calibration set, COCO val2017); with a temperature
+    # in the config (1.0 here) it fits nothing. Either way it keeps the distillation state (the
+    # temperature, feature adapters) with the run.
+    dict(type='TeacherCalibrationHook', objective='nll', fit_on='detections'),
 ]
 
 # Validation reports the student's COCO bbox mAP and its detection calibration error (D-ECE of the
