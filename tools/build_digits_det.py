@@ -9,6 +9,7 @@ Examples:
     python tools/build_digits_det.py                              # data/digits_det, defaults
     python tools/build_digits_det.py --root data/digits_det --force
     python tools/build_digits_det.py --root /tmp/dd --n-train 200 --n-calib 50 --n-val 50
+    python tools/build_digits_det.py --root data/digits_det_masks --with-masks
 """
 import argparse
 import json
@@ -37,6 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0, help='seed of every random draw')
     parser.add_argument('--min-digits', type=int, default=1, help='fewest digits per image')
     parser.add_argument('--max-digits', type=int, default=6, help='most digits per image')
+    parser.add_argument('--with-masks', action='store_true',
+                        help='also write instance masks (COCO RLE of each digit\'s ink)')
     parser.add_argument(
         '--force', action='store_true',
         help='replace a different or partial DigitsDet build found in --root')
@@ -49,7 +52,8 @@ def main(argv=None) -> None:
     paths = build_digits_det(
         root=args.root, n_train=args.n_train, n_calib=args.n_calib, n_val=args.n_val,
         canvas=args.canvas, seed=args.seed, min_digits=args.min_digits,
-        max_digits=args.max_digits, force=args.force, logger=_PrintLogger())
+        max_digits=args.max_digits, with_masks=args.with_masks, force=args.force,
+        logger=_PrintLogger())
     with open(paths['meta']) as f:
         meta = json.load(f)
     print(f'DigitsDet ready in {paths["root"]} ({time.perf_counter() - start:.1f} s): '

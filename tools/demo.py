@@ -8,6 +8,10 @@
 5. evaluate all on the val split: COCO bbox mAP / mAP50 and D-ECE (DetectionCalibrationMetric);
 6. print a table, write ``<work-dir>/results.md``, ``results.json`` and reliability PNGs.
 
+``--family`` runs the same steps for another detector family (:data:`FAMILIES`: RTMDet, Mask
+R-CNN with bbox and segm mAP, Cascade R-CNN, CrossKD-GFL), with its own demo configs and
+``work_dirs/demo_<family>``; the default, ``gfl``, is the run described above.
+
 Every step runs the project's command-line tools (tools/train.py, tools/test.py,
 tools/calibrate.py) in a subprocess, so the logs show exactly what a user would run. The console
 shows each step's progress with an ETA (MMEngine's iteration lines, the calibration and
@@ -17,10 +21,12 @@ the end where every file went.
     python tools/demo.py            # default: about 15 minutes on a 2-core CPU
     python tools/demo.py --quick    # a minute or two, small data and schedules (for tests)
     python tools/demo.py --full     # longer schedules, 3 seeds, mean and spread
+    python tools/demo.py --family rtmdet --jobs 2   # another family, at most 2 steps at once
 """
 import argparse
 import hashlib
 import json
+import math
 import os
 import os.path as osp
 import re
@@ -52,6 +58,68 @@ MODES = {
 }
 METRICS = [('coco/bbox_mAP', 'mAP'), ('coco/bbox_mAP_50', 'mAP50'), ('calib/dece', 'D-ECE'),
            ('calib/dece_box', 'D-ECE (box)')]
+#: Extra columns of the families evaluated with instance masks.
+SEGM_METRICS = [('coco/segm_mAP', 'segm mAP'), ('coco/segm_mAP_50', 'segm mAP50')]
+
+
+def _demo_cfg(name):
+    return osp.join(ROOT, 'configs/demo', name)
+
+
+#: The other families' schedules. Default: sized so that one family's whole run (teacher,
+#: calibration, three students, five evaluations) takes at most about 20 minutes on a shared
+#: 2-core CPU: teachers 300 iterations (the GFL teacher of CrossKD-GFL 400), students 200; RTMDet,
+#: which learns to classify far more slowly from scratch (its teacher reached 0.075 mAP after
+#: 300), 1200 and 600; two-stage models train on batches of 8 (their configs). --quick: GFL's
+#: (shorter ones leave an RTMDet teacher with no detection to calibrate on, and students whose
+#: boxes are all degenerate).
+SHORT = {'default': dict(teacher_iters=300, student_iters=200)}
+
+#: Each family: its four demo configs (teacher, student, KD, KD from the calibrated teacher),
+#: ``fit_on`` of the teacher's calibration (None: tools/calibrate.py's default), the data folder
+#: name and extra DigitsDet build parameters, the test-time score-threshold keys (quick mode
+#: keeps every detection), whether it is evaluated with segm mAP, and per-mode schedules that
+#: replace :data:`MODES` entries.
+FAMILIES = {
+    'gfl': dict(
+        title='GFL', teacher=TEACHER_CFG, student=STUDENT_CFG, kd=KD_CFG, kd_cal=KD_CAL_CFG,
+        fit_on=None, data='digits_det', build={}, score_thr_keys=('model.test_cfg.score_thr',),
+        segm=False, schedule={}),
+    'rtmdet': dict(
+        title='RTMDet (CSPNeXt)', teacher=_demo_cfg('rtmdet_cspnext-w32_digits.py'),
+        student=_demo_cfg('rtmdet_cspnext-w16_digits.py'),
+        kd=_demo_cfg('kd_rtmdet_cspnext-w16_cspnext-w32_digits.py'),
+        kd_cal=_demo_cfg('kd-cal_rtmdet_cspnext-w16_cspnext-w32_digits.py'),
+        fit_on='detections', data='digits_det', build={},
+        score_thr_keys=('model.test_cfg.score_thr',), segm=False,
+        schedule={'default': dict(teacher_iters=1200, student_iters=600)}),
+    'mask_rcnn': dict(
+        title='Mask R-CNN', teacher=_demo_cfg('mask-rcnn_r18w32_digits.py'),
+        student=_demo_cfg('mask-rcnn_r18w16_digits.py'),
+        kd=_demo_cfg('kd_mask-rcnn_r18w16_r18w32_digits.py'),
+        kd_cal=_demo_cfg('kd-cal_mask-rcnn_r18w16_r18w32_digits.py'),
+        fit_on='rois', data='digits_det_masks', build=dict(with_masks=True),
+        score_thr_keys=('model.test_cfg.rcnn.score_thr',), segm=True, schedule=SHORT),
+    'cascade_rcnn': dict(
+        title='Cascade R-CNN', teacher=_demo_cfg('cascade-rcnn_r18w32_digits.py'),
+        student=_demo_cfg('cascade-rcnn_r18w16_digits.py'),
+        kd=_demo_cfg('kd_cascade-rcnn_r18w16_r18w32_digits.py'),
+        kd_cal=_demo_cfg('kd-cal_cascade-rcnn_r18w16_r18w32_digits.py'),
+        fit_on='detections', data='digits_det', build={},
+        score_thr_keys=('model.test_cfg.rcnn.score_thr',), segm=False, schedule=SHORT),
+    'crosskd_gfl': dict(
+        title='CrossKD-GFL', teacher=TEACHER_CFG, student=_demo_cfg('gfl_r18w16-h64_digits.py'),
+        kd=_demo_cfg('crosskd_gfl_r18w16-h64_r18w32_digits.py'),
+        kd_cal=_demo_cfg('crosskd-cal_gfl_r18w16-h64_r18w32_digits.py'),
+        fit_on='detections', data='digits_det', build={},
+        score_thr_keys=('model.test_cfg.score_thr',), segm=False,
+        schedule={'default': dict(teacher_iters=400, student_iters=200)}),
+}
+
+
+def family_mode(family, mode):
+    """The mode's settings with the family's schedule for it."""
+    return dict(MODES[mode], **FAMILIES[family]['schedule'].get(mode, {}))
 
 
 def parse_args(argv=None):
@@ -59,18 +127,30 @@ def parse_args(argv=None):
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument('--quick', action='store_true', help='tiny run (tests)')
     mode.add_argument('--full', action='store_true', help='longer schedules, 3 seeds')
+    parser.add_argument('--family', choices=sorted(FAMILIES), default='gfl',
+                        help='detector family (default gfl); the others write to '
+                             'work_dirs/demo_<family>')
     parser.add_argument('--work-dir', default=None,
-                        help='default: work_dirs/demo (work_dirs/demo_quick with --quick)')
+                        help='default: work_dirs/demo (work_dirs/demo_quick with --quick); '
+                             'work_dirs/demo_<family>[_quick] for other families')
     parser.add_argument('--data-root', default=None,
-                        help='default: data/digits_det (data/digits_det_quick with --quick)')
+                        help='default: data/digits_det (data/digits_det_quick with --quick); '
+                             'Mask R-CNN: data/digits_det_masks[_quick] (a build with masks)')
     parser.add_argument('--seeds', type=int, nargs='+', default=None, help='student seeds')
     parser.add_argument('--threads', type=int, default=1,
                         help='torch threads of the teacher training (the later steps run in '
                              'parallel with one thread each); 1 is fastest on a shared 2-core '
                              'machine, where competing OpenMP threads stall each other')
+    parser.add_argument('--jobs', type=int, default=None,
+                        help='most steps (subprocesses) run at once after the teacher is '
+                             'trained; default: all five (teacher evaluation and calibration, '
+                             'three students) together')
     parser.add_argument('--retrain', action='store_true',
                         help='retrain everything, even what the work dir already holds')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.jobs is not None and args.jobs < 1:
+        parser.error('--jobs must be >= 1')
+    return args
 
 
 _PRINT = threading.Lock()
@@ -140,7 +220,7 @@ def _step_done(what):
             _STEPS[0].update(note=f'steps done ({what})', force=True)
 
 
-def _options(mode_cfg, data_root, iters, seed=None, extra=()):
+def _options(mode_cfg, data_root, iters, seed=None, extra=(), family='gfl'):
     opts = [f'data_root={data_root}/',
             f'train_dataloader.dataset.data_root={data_root}/',
             f'val_dataloader.dataset.data_root={data_root}/',
@@ -150,8 +230,8 @@ def _options(mode_cfg, data_root, iters, seed=None, extra=()):
             'default_hooks.visualization.draw=False']
     if mode_cfg['score_thr'] != 0.3:
         opts += [f'val_evaluator.1.score_thr={mode_cfg["score_thr"]}',
-                 f'test_evaluator.1.score_thr={mode_cfg["score_thr"]}',
-                 f'model.test_cfg.score_thr={mode_cfg["score_thr"]}']
+                 f'test_evaluator.1.score_thr={mode_cfg["score_thr"]}']
+        opts += [f'{key}={mode_cfg["score_thr"]}' for key in FAMILIES[family]['score_thr_keys']]
     build = mode_cfg['data']
     for split in ('train', 'val', 'test'):
         for k, v in build.items():
@@ -175,18 +255,32 @@ def _calib_options(mode_cfg, data_root, prefix):
     return opts
 
 
-def _train(cfg, work_dir, opts, logs, name, retrain, threads=None):
-    """Train unless ``work_dir`` holds a finished run of the same config and options."""
-    stamp = hashlib.sha256((open(cfg).read() + '\n'.join(opts)).encode()).hexdigest()[:16]
+def _stamp(cfg, opts):
+    return hashlib.sha256((open(cfg).read() + '\n'.join(opts)).encode()).hexdigest()[:16]
+
+
+def reusable_checkpoint(cfg, work_dir, opts):
+    """The checkpoint of a finished run of the same config and options in ``work_dir``, or None."""
     stamp_file = osp.join(work_dir, 'demo_stamp.txt')
     last = osp.join(work_dir, 'last_checkpoint')
-    if not retrain and osp.isfile(last) and osp.isfile(stamp_file) \
-            and open(stamp_file).read().strip() == stamp:
+    if osp.isfile(last) and osp.isfile(stamp_file) \
+            and open(stamp_file).read().strip() == _stamp(cfg, opts):
         ckpt = open(last).read().strip()
         if osp.isfile(ckpt):
-            _say(f'[{name}] reusing {ckpt}')
-            _step_done(f'[{name}] reused')
             return ckpt
+    return None
+
+
+def _train(cfg, work_dir, opts, logs, name, retrain, threads=None):
+    """Train unless ``work_dir`` holds a finished run of the same config and options."""
+    stamp = _stamp(cfg, opts)
+    stamp_file = osp.join(work_dir, 'demo_stamp.txt')
+    last = osp.join(work_dir, 'last_checkpoint')
+    ckpt = None if retrain else reusable_checkpoint(cfg, work_dir, opts)
+    if ckpt is not None:
+        _say(f'[{name}] reusing {ckpt}')
+        _step_done(f'[{name}] reused')
+        return ckpt
     if osp.isdir(work_dir):
         shutil.rmtree(work_dir)
     t0 = time.time()
@@ -207,15 +301,26 @@ def _test(cfg, ckpt, work_dir, opts, logs, name, threads=None):
         return json.load(f)
 
 
-def _parallel(jobs):
-    """Run callables in threads (each drives one subprocess); re-raise the first failure."""
+def _parallel(jobs, limit=None):
+    """Run callables in threads (each drives one subprocess), at most ``limit`` at once (None:
+    all), in list order; re-raise the first failure."""
     results, errors = [None] * len(jobs), []
+    slots = threading.Semaphore(limit or max(1, len(jobs)))
+    turn = threading.Condition()
+    next_up = [0]
 
     def work(i, job):
+        with turn:  # take the slots in list order
+            turn.wait_for(lambda: next_up[0] == i)
+            slots.acquire()
+            next_up[0] += 1
+            turn.notify_all()
         try:
             results[i] = job()
         except Exception as exc:  # noqa: BLE001 - re-raised below
             errors.append(exc)
+        finally:
+            slots.release()
     threads = [threading.Thread(target=work, args=(i, job)) for i, job in enumerate(jobs)]
     for t in threads:
         t.start()
@@ -236,22 +341,43 @@ def _summary(values):
 
 
 def _fmt(mean, spread, n):
-    if mean is None:
+    if mean is None or math.isnan(mean):  # NaN: e.g. D-ECE without a detection above score_thr
         return 'n/a'
     return f'{mean:.4f}' if n == 1 else f'{mean:.4f} ± {spread:.4f}'
 
 
+def _timed(fn, *args, **kwargs):
+    """``(fn(*args, **kwargs), wall seconds)``."""
+    t0 = time.time()
+    out = fn(*args, **kwargs)
+    return out, time.time() - t0
+
+
+def _minutes(wall):
+    """'train + eval' minutes of one run (``'reused'`` for a training that was reused)."""
+    train = 'reused' if wall.get('train') is None else f'{wall["train"] / 60:.1f}'
+    return train if wall.get('eval') is None else f'{train} + {wall["eval"] / 60:.1f}'
+
+
 def main(argv=None):
     args = parse_args(argv)
+    fam = FAMILIES[args.family]
     mode = 'quick' if args.quick else 'full' if args.full else 'default'
-    mode_cfg = MODES[mode]
+    mode_cfg = family_mode(args.family, mode)
     suffix = '_quick' if mode == 'quick' else ''
-    work = osp.abspath(args.work_dir or osp.join(ROOT, 'work_dirs', f'demo{suffix}'))
-    data_root = osp.abspath(args.data_root or osp.join(ROOT, 'data', f'digits_det{suffix}'))
+    name = 'demo' if args.family == 'gfl' else f'demo_{args.family}'
+    work = osp.abspath(args.work_dir or osp.join(ROOT, 'work_dirs', f'{name}{suffix}'))
+    data_root = osp.abspath(args.data_root or osp.join(ROOT, 'data', f'{fam["data"]}{suffix}'))
     seeds = args.seeds or mode_cfg['seeds']
     logs = osp.join(work, 'logs')
     os.makedirs(logs, exist_ok=True)
     t_start = time.time()
+    teacher_cfg, student_cfg = fam['teacher'], fam['student']
+    fit_on = fam['fit_on'] or 'detections'  # calibrate.py's default for the dense GFL
+    metrics_cols = METRICS[:2] + (SEGM_METRICS if fam['segm'] else []) + METRICS[2:]
+
+    def options(iters, seed=None, extra=()):
+        return _options(mode_cfg, data_root, iters, seed=seed, extra=extra, family=args.family)
 
     from mmkdcal.datasets import build_digits_det
     from mmkdcal.utils.progress import EtaProgress
@@ -260,51 +386,60 @@ def main(argv=None):
         info = staticmethod(_say)
 
     print(f'== 1. DigitsDet in {data_root}')
-    build_digits_det(data_root, logger=_Log(), **mode_cfg['data'])
+    build_digits_det(data_root, logger=_Log(), **mode_cfg['data'], **fam['build'])
     # the subprocess steps: teacher training, its evaluation and calibration, and a training
     # plus an evaluation per student run
     _STEPS[0] = EtaProgress(3 + 6 * len(seeds), 'demo', log=_say)
 
-    print('== 2. teacher')
-    t_opts = _options(mode_cfg, data_root, mode_cfg['teacher_iters'], seed=0)
+    print(f'== 2. teacher ({fam["title"]})')
+    t_opts = options(mode_cfg['teacher_iters'], seed=0)
     teacher_dir = osp.join(work, 'teacher')
-    teacher_ckpt = _train(TEACHER_CFG, teacher_dir, t_opts, logs, 'teacher', args.retrain,
-                          threads=args.threads)
+    wall = {'teacher': {}}
+    reused = not args.retrain and reusable_checkpoint(teacher_cfg, teacher_dir, t_opts)
+    teacher_ckpt, seconds = _timed(_train, teacher_cfg, teacher_dir, t_opts, logs, 'teacher',
+                                   args.retrain, threads=args.threads)
+    wall['teacher']['train'] = None if reused else seconds
 
     print('== 3-4. teacher evaluation and calibration (calib split); students, in parallel '
-          '(one thread each)')
+          '(one thread each' + (f', at most {args.jobs} at once)' if args.jobs else ')'))
     cal_dir = osp.join(work, 'teacher_calibration')
     thr = mode_cfg['score_thr']
 
     def teacher_eval():
-        return _test(TEACHER_CFG, teacher_ckpt, teacher_dir, _options(mode_cfg, data_root, None),
-                     logs, 'teacher', threads=1)
+        metrics, seconds = _timed(_test, teacher_cfg, teacher_ckpt, teacher_dir, options(None),
+                                  logs, 'teacher', threads=1)
+        wall['teacher']['eval'] = seconds
+        return metrics
 
     def teacher_calibration():
-        _run(['tools/calibrate.py', TEACHER_CFG, teacher_ckpt, '--split', 'calib',
-              '--also-split', 'val', '--n-bins', '10', '--report-score-thr', str(thr),
+        t0 = time.time()
+        fit = [] if fam['fit_on'] is None else ['--fit-on', fam['fit_on']]
+        _run(['tools/calibrate.py', teacher_cfg, teacher_ckpt, '--split', 'calib',
+              '--also-split', 'val', *fit, '--n-bins', '10', '--report-score-thr', str(thr),
               '--out', cal_dir, '--cfg-options',
               *_calib_options(mode_cfg, data_root, 'calib_dataloader.'),
               *_calib_options(mode_cfg, data_root, 'val_dataloader.')],
              osp.join(logs, 'teacher_calibration.log'), tag='[calibrate] ', threads=1)
+        wall['teacher']['calibration'] = time.time() - t0
         with open(osp.join(cal_dir, 'calibration.json')) as f:
             return json.load(f)
 
-    kd_extra = [f'model.teacher_config={TEACHER_CFG}', f'model.teacher_ckpt={teacher_ckpt}']
-    runs = [('student (no KD)', 'student', STUDENT_CFG, []),
-            ('KD', 'kd', KD_CFG, kd_extra),
-            ('KD + calibrated teacher', 'kd_cal', KD_CAL_CFG,
+    kd_extra = [f'model.teacher_config={teacher_cfg}', f'model.teacher_ckpt={teacher_ckpt}']
+    runs = [('student (no KD)', 'student', student_cfg, []),
+            ('KD', 'kd', fam['kd'], kd_extra),
+            ('KD + calibrated teacher', 'kd_cal', fam['kd_cal'],
              kd_extra + _calib_options(mode_cfg, data_root, 'custom_hooks.0.dataloader.'))]
 
     def student(name, cfg, extra, seed, tag):
-        opts = _options(mode_cfg, data_root, mode_cfg['student_iters'], seed=seed, extra=extra)
+        opts = options(mode_cfg['student_iters'], seed=seed, extra=extra)
         run_dir = osp.join(work, tag)
-        ckpt = _train(cfg, run_dir, opts, logs, tag, args.retrain, threads=1)
-        metrics = _test(STUDENT_CFG, ckpt, run_dir, _options(mode_cfg, data_root, None), logs,
-                        tag, threads=1)
+        reused = not args.retrain and reusable_checkpoint(cfg, run_dir, opts)
+        ckpt, train_s = _timed(_train, cfg, run_dir, opts, logs, tag, args.retrain, threads=1)
+        metrics, eval_s = _timed(_test, student_cfg, ckpt, run_dir, options(None), logs, tag,
+                                 threads=1)
         cal_json = osp.join(run_dir, 'teacher_calibration.json')
         fitted_t = json.load(open(cal_json))['temperature'] if osp.isfile(cal_json) else None
-        return name, metrics, fitted_t
+        return name, metrics, fitted_t, dict(train=None if reused else train_s, eval=eval_s)
 
     rows, fitted, calibration = {'teacher': None}, [], None
     for i, seed in enumerate(seeds):
@@ -312,50 +447,72 @@ def main(argv=None):
                 for n, key, c, e in runs]
         if i == 0:
             jobs = [teacher_eval, teacher_calibration] + jobs
-        results = _parallel(jobs)
+        results = _parallel(jobs, args.jobs)
         if i == 0:
             rows['teacher'] = [results[0]]
             calibration = results[1]
             results = results[2:]
-        for name, metrics, fitted_t in results:
+        for name, metrics, fitted_t, run_wall in results:
             rows.setdefault(name, []).append(metrics)
+            wall.setdefault(name, []).append(run_wall)
             if fitted_t is not None:
                 fitted.append(fitted_t)
     temperature = calibration['temperature']
     after_val = calibration['also']['val']['after']
-    rows = {'teacher': rows['teacher'],
-            'teacher, T-scaled': [dict(rows['teacher'][0], **{
-                'calib/dece': after_val['dece'], 'calib/dece_box': after_val.get('dece_box')})],
+    # detections: temperature scaling does not reorder a class's detections, so the scaled
+    # teacher keeps its mAP and only its D-ECE changes; on RoI softmax logits it is no
+    # post-hoc rescoring of the detections, so there is no such row
+    scaled_row = {'teacher, T-scaled': [dict(rows['teacher'][0], **{
+        'calib/dece': after_val['dece'], 'calib/dece_box': after_val.get('dece_box')})]
+    } if fit_on == 'detections' else {}
+    rows = {'teacher': rows['teacher'], **scaled_row,
             **{k: v for k, v in rows.items() if k != 'teacher'}}
 
     print('== 5. results')
-    table = ['| model | ' + ' | '.join(label for _, label in METRICS) + ' |',
-             '|---|' + '---|' * len(METRICS)]
+    table = ['| model | ' + ' | '.join(label for _, label in metrics_cols) +
+             ' | wall time (min): train + eval |', '|---|' + '---|' * (len(metrics_cols) + 1)]
     summary = {}
     for name, results in rows.items():
         cells = []
         summary[name] = {}
-        for key, label in METRICS:
+        for key, label in metrics_cols:
             mean, spread = _summary([r.get(key) for r in results])
             summary[name][key] = dict(mean=mean, std=spread, n=len(results))
             cells.append(_fmt(mean, spread, len(results)))
-        table.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+        run_wall = [wall['teacher']] if name == 'teacher' else wall.get(name, [])
+        minutes = '; '.join(_minutes(w) for w in run_wall) or '-'
+        table.append(f'| {name} | ' + ' | '.join(cells) + f' | {minutes} |')
     cb, ca = calibration['before'], calibration['after']
+    if fit_on == 'detections':
+        cal_line = (
+            f'Teacher temperature fitted on the calib split (NLL on its detections): '
+            f'**T = {temperature:.3f}**; teacher D-ECE on the calib split '
+            f'{cb["dece"]:.4f} -> {ca["dece"]:.4f}, on val '
+            f'{calibration["also"]["val"]["before"]["dece"]:.4f} -> {after_val["dece"]:.4f}.')
+        scaled_note = (' Temperature scaling does not reorder a class\'s detections, so the '
+                       'T-scaled teacher has the same mAP.')
+    else:
+        cal_line = (
+            f'Teacher temperature fitted on the calib split (NLL on its {fit_on}): '
+            f'**T = {temperature:.3f}**; teacher ECE ({fit_on}) on the calib split '
+            f'{cb["ece"]:.4f} -> {ca["ece"]:.4f}, on val '
+            f'{calibration["also"]["val"]["before"]["ece"]:.4f} -> {after_val["ece"]:.4f}.')
+        scaled_note = ''
+    title = '' if args.family == 'gfl' else f': {fam["title"]}'
+    segm_note = (' segm mAP is COCO mask mAP@[.5:.95] of the predicted instance masks against '
+                 "each digit's ink pixels." if fam['segm'] else '')
     lines = [
-        f'# mmkdcal demo on DigitsDet ({mode} mode)', '',
-        f'Teacher temperature fitted on the calib split (NLL on its detections): '
-        f'**T = {temperature:.3f}**; teacher D-ECE on the calib split '
-        f'{cb["dece"]:.4f} -> {ca["dece"]:.4f}, on val '
-        f'{calibration["also"]["val"]["before"]["dece"]:.4f} -> {after_val["dece"]:.4f}.',
+        f'# mmkdcal demo on DigitsDet{title} ({mode} mode)', '', cal_line,
         f'TeacherCalibrationHook refitted inside each KD+cal run: T = '
         f'{", ".join(f"{t:.3f}" for t in fitted)}.', '',
         f'Evaluation on the val split ({len(seeds)} student seed(s): {seeds}'
         f'{"; mean ± std" if len(seeds) > 1 else ""}). mAP is COCO bbox mAP@[.5:.95]; '
         'D-ECE is the detection calibration error (10 confidence bins; D-ECE (box): x 10 x 10 '
         f'bins of relative box centre), of the detections scoring at least {thr}, matched to '
-        'ground truth at IoU 0.5. Temperature scaling does not reorder a class\'s detections, '
-        'so the T-scaled teacher has the same mAP.', '', *table, '',
-        f'Wall time: {(time.time() - t_start) / 60:.1f} min.',
+        f'ground truth at IoU 0.5.{segm_note}{scaled_note}', '', *table, '',
+        f'Wall time: {(time.time() - t_start) / 60:.1f} min'
+        + (f' (teacher calibration {wall["teacher"]["calibration"] / 60:.1f} min).'
+           if 'calibration' in wall['teacher'] else '.'),
         f'Reliability diagram of the teacher before/after: `{cal_dir}/calibration.png`.']
     files = _written_files(work, teacher_ckpt, cal_dir, runs, seeds)
     lines += ['', 'Files written:', ''] + [f'- {what}: `{path}`' for what, path in files]
@@ -363,8 +520,11 @@ def main(argv=None):
     with open(osp.join(work, 'results.md'), 'w') as f:
         f.write(md)
     with open(osp.join(work, 'results.json'), 'w') as f:
-        json.dump(dict(mode=mode, seeds=seeds, temperature=temperature, calibration=calibration,
-                       hook_temperatures=fitted, summary=summary, runs=rows,
+        json.dump(dict(mode=mode, family=args.family, fit_on=fit_on, seeds=seeds,
+                       teacher_iters=mode_cfg['teacher_iters'],
+                       student_iters=mode_cfg['student_iters'], temperature=temperature,
+                       calibration=calibration, hook_temperatures=fitted, summary=summary,
+                       runs=rows, wall_s=wall, total_wall_s=time.time() - t_start,
                        files=dict(files)), f, indent=2)
     print('\n' + md)
     print(f'Wrote {osp.join(work, "results.md")} and {osp.join(work, "results.json")}; the '

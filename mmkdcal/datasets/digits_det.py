@@ -20,6 +20,13 @@ Layout written by :func:`build_digits_det`::
     <root>/annotations/{train,calib,val}.json   COCO format, category ids 1..10 = '0'..'9'
     <root>/{train,calib,val}/000000.png ...     8-bit gray PNGs (read as 3-channel by mmcv)
 
+With ``with_masks=True`` every annotation also has an instance mask, ``segmentation``: the
+COCO run-length encoding (``pycocotools.mask.encode``) of the digit's own ink pixels (the
+same pixels its box is the tight extent of), for Mask R-CNN-style training and COCO segm
+evaluation. The pixels, the boxes and every other field are those of the build without
+masks; the option enters the build parameters (and so ``meta.json`` and the content hash)
+only when True, so a default build is byte-identical to one made before the option existed.
+
 The same parameters always give byte-identical JSON and pixel-identical images; a
 folder that already holds the same build is reused without work.
 :class:`DigitsDetDataset` builds the data on first use, so a config works on a fresh
@@ -59,15 +66,16 @@ SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
 INK_THRESHOLD = 0.25
 
 _REBUILD_HINT = ('Rebuild it with `python tools/build_digits_det.py --root {root} --force` '
-                 '(add --n-train/--n-calib/--n-val/--seed to match the config), or point '
-                 '`data_root` at an empty folder.')
+                 '(add --n-train/--n-calib/--n-val/--seed/--with-masks to match the config), '
+                 'or point `data_root` at an empty folder.')
 
 
 # --------------------------------------------------------------------------------------
 # Parameters, status and file layout
 # --------------------------------------------------------------------------------------
 def _check_params(n_train: int, n_calib: int, n_val: int, canvas: int, seed: int,
-                  min_digits: int, max_digits: int, digit_size: Sequence[int]) -> Dict[str, Any]:
+                  min_digits: int, max_digits: int, digit_size: Sequence[int],
+                  with_masks: bool = False) -> Dict[str, Any]:
     """Validate the build parameters and return them as a JSON-ready dict."""
     for name, value in (('n_train', n_train), ('n_calib', n_calib), ('n_val', n_val),
                         ('canvas', canvas), ('seed', seed), ('min_digits', min_digits),
@@ -90,11 +98,17 @@ def _check_params(n_train: int, n_calib: int, n_val: int, canvas: int, seed: int
     if canvas < 2 * hi:
         raise ValueError(f'canvas ({canvas}) must be at least twice the largest digit size '
                          f'digit_size[1]={hi}; raise canvas or lower digit_size.')
-    return dict(
+    if not isinstance(with_masks, (bool, np.bool_)):
+        raise TypeError(f'with_masks must be a bool, got {type(with_masks).__name__} '
+                        f'({with_masks!r}).')
+    params = dict(
         version=DIGITS_DET_VERSION, n_train=int(n_train), n_calib=int(n_calib),
         n_val=int(n_val), canvas=int(canvas), seed=int(seed), min_digits=int(min_digits),
         max_digits=int(max_digits), digit_size=[lo, hi],
         split_fractions=list(SPLIT_FRACTIONS), ink_threshold=INK_THRESHOLD)
+    if with_masks:  # only when set, so default builds keep their parameters and hash
+        params['with_masks'] = True
+    return params
 
 
 def _paths(root: str) -> Dict[str, str]:
@@ -327,11 +341,32 @@ def _render_image(rng: np.random.Generator, params: Dict[str, Any], scans: np.nd
         _stamp(img, amps[i] * patch, y, x)
         bx, by = x + int(cols[0]), y + int(rows[0])
         bw, bh = int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
-        anns.append(dict(category_id=int(labels[sources[i]]) + 1, bbox=[bx, by, bw, bh],
-                         area=bw * bh, iscrowd=0, source_index=int(sources[i]),
-                         digit_size=[h, w]))
+        ann = dict(category_id=int(labels[sources[i]]) + 1, bbox=[bx, by, bw, bh],
+                   area=bw * bh, iscrowd=0, source_index=int(sources[i]), digit_size=[h, w])
+        if params.get('with_masks', False):
+            ann['segmentation'] = _ink_rle(ink, y, x, (bx, by, bw, bh), size)
+        anns.append(ann)
     img = img + rng.normal(0.0, rng.uniform(0.01, 0.05), img.shape)
     return np.round(np.clip(img, 0.0, 1.0) * 255).astype(np.uint8), anns
+
+
+def _ink_rle(ink: np.ndarray, y: int, x: int, box: Tuple[int, int, int, int],
+             size: int) -> Dict[str, Any]:
+    """COCO RLE of a digit's ink pixels (``ink`` placed at (y, x)), clipped to its box.
+
+    The box is the tight extent of this ink, so the clip only guards the invariant that the
+    mask never leaves its box (and the canvas).
+    """
+    from pycocotools import mask as mask_utils
+    full = np.zeros((size, size), dtype=np.uint8)
+    h, w = ink.shape
+    y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + h, size), min(x + w, size)
+    full[y0:y1, x0:x1] = ink[y0 - y:y1 - y, x0 - x:x1 - x]
+    bx, by, bw, bh = box
+    clip = np.zeros_like(full)
+    clip[by:by + bh, bx:bx + bw] = 1
+    rle = mask_utils.encode(np.asfortranarray(full & clip))
+    return dict(size=[int(v) for v in rle['size']], counts=rle['counts'].decode('ascii'))
 
 
 def _write_png(path: str, img: np.ndarray) -> None:
@@ -351,6 +386,7 @@ def build_digits_det(root: str = 'data/digits_det',
                      min_digits: int = 1,
                      max_digits: int = 6,
                      digit_size: Sequence[int] = (14, 40),
+                     with_masks: bool = False,
                      force: bool = False,
                      logger: Optional[Any] = None,
                      progress_interval: float = 2.0) -> Dict[str, str]:
@@ -367,6 +403,8 @@ def build_digits_det(root: str = 'data/digits_det',
         max_digits (int): Most digits per image (fewer when the canvas is too crowded to
             place one without overlap).
         digit_size (Sequence[int]): ``(min_px, max_px)`` range of the upscaled scan side.
+        with_masks (bool): Also write each digit's instance mask (``segmentation``, a COCO
+            RLE of its ink pixels). Pixels, boxes and the rest are unchanged.
         force (bool): Remove a different or partial build of DigitsDet in ``root`` (only
             ``meta.json``, ``annotations/{split}.json`` and the split folders) and rebuild.
         logger (Any, optional): Object with an ``info(str)`` method for progress messages:
@@ -381,7 +419,7 @@ def build_digits_det(root: str = 'data/digits_det',
         RuntimeError: ``root`` holds a different or partial build and ``force`` is False.
     """
     params = _check_params(n_train, n_calib, n_val, canvas, seed, min_digits, max_digits,
-                           digit_size)
+                           digit_size, with_masks)
     paths = _paths(root)
     state, detail = digits_det_status(root, params)
     if state == 'same' and not force:
@@ -462,7 +500,7 @@ def _remove_build(paths: Dict[str, str]) -> None:
 # MMDetection data set
 # --------------------------------------------------------------------------------------
 _BUILD_KEYS = ('n_train', 'n_calib', 'n_val', 'canvas', 'seed', 'min_digits', 'max_digits',
-               'digit_size')
+               'digit_size', 'with_masks')
 
 
 @DATASETS.register_module()
@@ -480,7 +518,8 @@ class DigitsDetDataset(CocoDataset):
             Defaults to ``'data/digits_det'``.
         build_cfg (dict, optional): Keyword arguments of :func:`build_digits_det`
             (``n_train``, ``n_calib``, ``n_val``, ``canvas``, ``seed``, ``min_digits``,
-            ``max_digits``, ``digit_size``). Missing keys take the builder's defaults.
+            ``max_digits``, ``digit_size``, ``with_masks``). Missing keys take the builder's
+            defaults.
         auto_build (bool): Build the data when ``data_root`` is empty. When False an
             empty folder raises FileNotFoundError. Defaults to True.
         **kwargs: Passed to :class:`mmdet.datasets.CocoDataset` (``ann_file``,
