@@ -134,6 +134,17 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
             if s_n != t_n:
                 raise ValueError(f'model.crosskd: the student head has {s_n} tower convs, the '
                                  f'teacher {t_n}; CrossKD crosses towers of the same depth.')
+            # the teacher's layer k reads what the student's layer k - 1 (or its neck) gives
+            k = self.crosskd_layer
+            widths = [(getattr(h, 'in_channels') if k == 0 else getattr(h, 'feat_channels'))
+                      for h in (self.bbox_head, t_head)]
+            if widths[0] != widths[1]:
+                what = 'input (neck) width' if k == 0 else 'tower width (feat_channels)'
+                raise ValueError(f'model.crosskd: the student head has {what} {widths[0]}, the '
+                                 f'teacher {widths[1]}; CrossKD feeds the student\'s features '
+                                 f'after {k} tower convs into the teacher\'s next layer, so '
+                                 'they must have the same width (give the student the '
+                                 "teacher's head width).")
 
     def _input_specs(self) -> List[DistillInput]:
         return self.input_specs_for(self.bbox_head, neck_channels(self),

@@ -314,6 +314,13 @@ def test_crosskd_and_cascade_build_errors(tmp_path):
         MODELS.build(ConfigDict(dict(_distiller_cfg('gfl', g_path, g_ckpt,
                                                     teacher_temperature=1.0),
                                      crosskd=dict(layer=2))))
+    # towers of another width: refused at build time, not at the first loss()
+    narrow = tiny_model('gfl')
+    narrow['bbox_head']['feat_channels'] = narrow['bbox_head']['feat_channels'] // 2
+    with pytest.raises(ValueError, match=r'tower width \(feat_channels\) \d+, the teacher \d+'):
+        MODELS.build(ConfigDict(dict(narrow, type='DistillSingleStageDetector',
+                                     teacher_config=g_path, teacher_ckpt=g_ckpt,
+                                     teacher_temperature=1.0, crosskd=dict(layer=1))))
     with pytest.raises(ValueError, match="inputs must be one of"):
         MODELS.build(ConfigDict(dict(_distiller_cfg('gfl', g_path, g_ckpt,
                                                     teacher_temperature=1.0), crosskd=None,
