@@ -105,7 +105,7 @@ FAMILIES = {
         student=_demo_cfg('cascade-rcnn_r18w16_digits.py'),
         kd=_demo_cfg('kd_cascade-rcnn_r18w16_r18w32_digits.py'),
         kd_cal=_demo_cfg('kd-cal_cascade-rcnn_r18w16_r18w32_digits.py'),
-        fit_on='detections', data='digits_det', build={},
+        fit_on='rois', data='digits_det', build={},
         score_thr_keys=('model.test_cfg.rcnn.score_thr',), segm=False, schedule=SHORT),
     'crosskd_gfl': dict(
         title='CrossKD-GFL', teacher=TEACHER_CFG, student=_demo_cfg('gfl_r18w16-h64_digits.py'),
