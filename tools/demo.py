@@ -256,27 +256,32 @@ def _calib_options(mode_cfg, data_root, prefix):
 
 
 def _stamp(cfg, opts):
-    return hashlib.sha256((open(cfg).read() + '\n'.join(opts)).encode()).hexdigest()[:16]
+    """Fingerprint of a run: the *resolved* config (its ``_base_`` files included, so a changed
+    student or teacher config is not reused) and the options."""
+    from mmengine.config import Config
+    text = Config.fromfile(cfg).pretty_text
+    return hashlib.sha256((text + '\n'.join(opts)).encode()).hexdigest()[:16]
 
 
-def reusable_checkpoint(cfg, work_dir, opts):
+def _stamp_file(work_dir):
+    return osp.join(work_dir, 'demo_stamp.txt')
+
+
+def reusable_checkpoint(cfg, work_dir, opts, stamp=None):
     """The checkpoint of a finished run of the same config and options in ``work_dir``, or None."""
-    stamp_file = osp.join(work_dir, 'demo_stamp.txt')
     last = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(last) and osp.isfile(stamp_file) \
-            and open(stamp_file).read().strip() == _stamp(cfg, opts):
-        ckpt = open(last).read().strip()
-        if osp.isfile(ckpt):
-            return ckpt
-    return None
+    if not (osp.isfile(last) and osp.isfile(_stamp_file(work_dir))):
+        return None
+    if open(_stamp_file(work_dir)).read().strip() != (stamp or _stamp(cfg, opts)):
+        return None
+    ckpt = open(last).read().strip()
+    return ckpt if osp.isfile(ckpt) else None
 
 
 def _train(cfg, work_dir, opts, logs, name, retrain, threads=None):
     """Train unless ``work_dir`` holds a finished run of the same config and options."""
     stamp = _stamp(cfg, opts)
-    stamp_file = osp.join(work_dir, 'demo_stamp.txt')
-    last = osp.join(work_dir, 'last_checkpoint')
-    ckpt = None if retrain else reusable_checkpoint(cfg, work_dir, opts)
+    ckpt = None if retrain else reusable_checkpoint(cfg, work_dir, opts, stamp)
     if ckpt is not None:
         _say(f'[{name}] reusing {ckpt}')
         _step_done(f'[{name}] reused')
@@ -286,10 +291,11 @@ def _train(cfg, work_dir, opts, logs, name, retrain, threads=None):
     t0 = time.time()
     _run(['tools/train.py', cfg, '--work-dir', work_dir, '--cfg-options', *opts],
          osp.join(logs, f'{name}_train.log'), tag=f'[{name}] ', threads=threads)
-    with open(stamp_file, 'w') as f:
+    with open(_stamp_file(work_dir), 'w') as f:
         f.write(stamp)
     _say(f'[{name}] trained in {time.time() - t0:.0f} s')
-    return open(last).read().strip()
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
 
 
 def _test(cfg, ckpt, work_dir, opts, logs, name, threads=None):

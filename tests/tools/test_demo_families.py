@@ -118,3 +118,20 @@ def test_parallel_limit_keeps_order_and_bounds_concurrency():
     peak[0] = 0
     demo._parallel([job(i) for i in range(4)])
     assert peak[0] == 4
+
+
+def test_a_run_is_reused_only_while_its_resolved_config_is_unchanged(tmp_path):
+    """The reuse stamp covers the config's ``_base_`` files: editing the base a KD config
+    inherits (the student) makes the finished run stale."""
+    demo = _demo_module()
+    (tmp_path / 'base.py').write_text('model = dict(width=16)\n')
+    (tmp_path / 'kd.py').write_text("_base_ = './base.py'\nmodel = dict(kd=True)\n")
+    cfg, work = str(tmp_path / 'kd.py'), tmp_path / 'run'
+    work.mkdir()
+    (work / 'iter_1.pth').write_bytes(b'')
+    (work / 'last_checkpoint').write_text(str(work / 'iter_1.pth'))
+    (work / 'demo_stamp.txt').write_text(demo._stamp(cfg, ['a=1']))
+    assert demo.reusable_checkpoint(cfg, str(work), ['a=1']) == str(work / 'iter_1.pth')
+    assert demo.reusable_checkpoint(cfg, str(work), ['a=2']) is None  # other options
+    (tmp_path / 'base.py').write_text('model = dict(width=32)\n')
+    assert demo.reusable_checkpoint(cfg, str(work), ['a=1']) is None  # the base changed
