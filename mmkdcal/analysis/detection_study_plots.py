@@ -94,7 +94,7 @@ def plot_gain(results: Dict[str, Any], path: str) -> str:
     """Per-teacher gain of calibrating (KD+cal - KD student mAP), teachers sorted by fitted T.
 
     Bars: mean paired gain over seeds; error bars: its t-based 95% interval over seeds; colour:
-    direction of miscalibration (red: ``T > 1``, over-confident; blue: ``T < 1``).
+    direction of miscalibration (red: over-confident, D-ECE over > under; blue: under-confident).
 
     Args:
         results: Output of ``summarize``.
@@ -124,8 +124,9 @@ def plot_gain(results: Dict[str, Any], path: str) -> str:
     ax.set_xticklabels([f"{r['teacher']}\nT = {r['t_nll']:.2f}" for r in rows], rotation=45,
                        ha='right', fontsize=8)
     ax.set_ylabel('gain: KD+cal - KD student mAP (val)')
-    ax.legend(handles=[Patch(color=_DIRECTION['over'], label='over-confident (T > 1)'),
-                       Patch(color=_DIRECTION['under'], label='under-confident (T < 1)')],
+    ax.legend(handles=[Patch(color=_DIRECTION['over'], label='over-confident (D-ECE over > under)'),
+                       Patch(color=_DIRECTION['under'],
+                             label='under-confident (D-ECE under > over)')],
               fontsize=8, loc='best')
     g = results['gain']['all']
     mean = 'n/a' if g['mean'] is None else f"{g['mean']:+.4f}"

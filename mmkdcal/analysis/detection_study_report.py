@@ -58,10 +58,17 @@ def reading(results: Dict[str, Any]) -> List[str]:
     corr = results['correlations']
     rows = results['teacher_table']
     temps = [r['t_nll'] for r in rows]
-    n_over = sum(t > 1 for t in temps)
-    out.append(f'Direction of miscalibration: {n_over} of {len(rows)} teachers have a fitted T '
-               f'(NLL) above 1 (over-confident detections) and {len(rows) - n_over} below 1 '
-               f'(under-confident); T ranges from {min(temps):.3f} to {max(temps):.3f}.')
+    n_over = sum(r['direction'] == 'over' for r in rows)
+    n_t_below = sum(t < 1 for t in temps)
+    out.append(f'Direction of miscalibration: {n_over} of {len(rows)} teachers are '
+               'over-confident on the calib split (mean score above precision: D-ECE\'s '
+               f'over-confident part the larger) and {len(rows) - n_over} under-confident. '
+               f'{n_t_below} of {len(rows)} are fitted a T (NLL) below 1; T ranges from '
+               f'{min(temps):.3f} to {max(temps):.3f}. For sigmoid scores T < 1 is not '
+               'under-confidence: dividing a logit by T < 1 lowers every score below 0.5 and '
+               'raises every score above it, and most detections kept at the score threshold '
+               'are low-score false positives, so T < 1 is what corrects an over-confident '
+               'detector here.')
     if 'kd' in corr:
         c = corr['kd']['metrics']['dece']
         v = _verdict(c)
@@ -103,7 +110,7 @@ def reading(results: Dict[str, Any]) -> List[str]:
                    f"{g['ci_excludes_zero_positive']} with a per-teacher 95% interval above 0 "
                    f"and {g['ci_excludes_zero_negative']} below 0. The paper reports that "
                    'KD + calibration beats KD on detection.')
-    for group, label in (('over', 'over-confident (T > 1)'), ('under', 'under-confident (T < 1)')):
+    for group, label in (('over', 'over-confident'), ('under', 'under-confident')):
         gg = results['gain'][group]
         out.append(f'Gain for the {label} teachers: ' + (
             f"{gg['mean']:+.4f} over {gg['n']} teacher(s), 95% CI "
@@ -111,11 +118,18 @@ def reading(results: Dict[str, Any]) -> List[str]:
             else 'no such teacher.'))
     gc = results['gain_correlations']
     if gc:
-        c = gc['log_t_nll']
-        out.append('Gain vs log T (does the gain depend on the direction?): '
+        c = gc['dece_signed']
+        out.append('Gain vs signed miscalibration, D-ECE over - under (does the gain depend on '
+                   'the direction?): '
                    + (f"r = {c['pearson_r']:+.2f}, rho = {c['spearman_rho']:+.2f} "
                       f'({_verdict(c)}); a positive sign means calibrating helps the more '
                       'over-confident teachers more.' if c['pearson_r'] is not None
+                      else 'undefined.'))
+        c = gc['log_t_nll']
+        out.append('Gain vs log T (NLL): '
+                   + (f"r = {c['pearson_r']:+.2f}, rho = {c['spearman_rho']:+.2f} "
+                      f'({_verdict(c)}); a negative sign means calibrating helps more the '
+                      'teachers that need the stronger sharpening.' if c['pearson_r'] is not None
                       else 'undefined.'))
     ob = results['objectives']
     held = ob['heldout']
@@ -187,7 +201,10 @@ def write_markdown(results: Dict[str, Any], path: str,
         f"{cfg['n_bins']} confidence bins, split into its over-confident part (bins whose mean "
         'score exceeds their precision) and its under-confident part; one temperature fitted '
         'per objective (NLL, ACE, ECE; `mmkdcal.engine.fit_and_report`). The direction of '
-        'miscalibration is the side of 1 the NLL temperature falls on (T > 1: over-confident).',
+        'miscalibration is the sign of D-ECE over - under, which equals the mean score minus '
+        'the precision of the detections (over-confident: positive). It is not the side of 1 '
+        'the temperature falls on: a sigmoid score below 0.5 falls when its logit is divided '
+        'by T < 1.',
         '- Students: one config per head family, since a KD student\'s head must have its '
         'teacher\'s layout: GFL: `configs/demo/gfl_r18w16_digits.py` (KD: '
         '`configs/demo/kd_gfl_r18w16_r18w32_digits.py`), RetinaNet: '
@@ -249,8 +266,8 @@ def write_markdown(results: Dict[str, Any], path: str,
     lines += ['## Gain of calibrating and the direction of miscalibration', '',
               '| teachers | n | mean gain | bootstrap 95% CI | gained | CI > 0 | CI < 0 |',
               '|---|---|---|---|---|---|---|']
-    for group, label in (('all', 'all'), ('over', 'over-confident (T > 1)'),
-                         ('under', 'under-confident (T < 1)')):
+    for group, label in (('all', 'all'), ('over', 'over-confident (over > under)'),
+                         ('under', 'under-confident (under > over)')):
         gg = g[group]
         lines.append(f"| {label} | {gg['n']} | {_f(gg['mean'], '+.4f')} | "
                      f"{_ci(gg['ci95_low'], gg['ci95_high'], '+.4f')} | {gg['positive']} | "

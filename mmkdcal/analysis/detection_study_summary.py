@@ -55,9 +55,11 @@ def teacher_rows(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     ``dece``, ``dece_over``, ``dece_under``, ``nll`` and ``dece_thr`` (detections scoring
     at least the report threshold), ``t_nll``, ``t_ace``, ``t_ece``, ``dece_cal_<obj>`` (calib
     D-ECE after that objective's T) and ``dece_val_<obj>`` / ``dece_val`` (held-out val split);
-    ``val_map`` (teacher on val); ``direction`` (``'over'`` if ``t_nll > 1``); ``log_t_nll``,
-    ``dece_signed`` (over - under); the students: ``kd_maps`` / ``kd_cal_maps`` (seed ->
-    mAP), ``kd_map`` / ``kd_cal_map`` (+ ``_std``), ``gains`` (seed -> KD+cal - KD), ``gain``
+    ``val_map`` (teacher on val); ``dece_signed`` (over - under, which equals the mean score
+    minus the precision of the calib detections); ``direction`` (``'over'`` if
+    ``dece_signed > 0``: the scores exceed the precision on average); ``log_t_nll``; the
+    students: ``kd_maps`` / ``kd_cal_maps`` (seed -> mAP), ``kd_map`` / ``kd_cal_map`` (+
+    ``_std``), ``gains`` (seed -> KD+cal - KD), ``gain``
     (:func:`~mmkdcal.analysis.statistics.mean_ci` over seeds: ``mean``, ``std``,
     ``ci95_low``, ``ci95_high``), ``kd_vs_floor`` / ``kd_cal_vs_floor`` (mean over seeds of the
     student minus the no-KD student of its family with the same seed).
@@ -85,9 +87,11 @@ def teacher_rows(results: Dict[str, Any]) -> List[Dict[str, Any]]:
             **{f'dece_cal_{o}': cal['after'][o]['dece'] for o in temps},
             **{f'dece_val_{o}': val['after'][o]['dece'] for o in temps},
             **{f'nll_val_{o}': val['after'][o]['nll'] for o in temps})
-        row['direction'] = 'over' if row['t_nll'] > 1 else 'under'
         row['log_t_nll'] = math.log(row['t_nll'])
         row['dece_signed'] = row['dece_over'] - row['dece_under']
+        # Not the side of 1 that T falls on: a sigmoid score below 0.5 *falls* when its logit is
+        # divided by T < 1, so over-confident low-score detections are corrected by T < 1.
+        row['direction'] = 'over' if row['dece_signed'] > 0 else 'under'
         floor = _maps(students, None, 'none', t['family'])
         kd, kd_cal = _maps(students, t['name'], 'raw'), _maps(students, t['name'], 'nll')
         row['kd_maps'], row['kd_cal_maps'] = kd, kd_cal

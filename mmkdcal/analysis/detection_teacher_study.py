@@ -103,7 +103,7 @@ class DetTeacher:
 
 
 def default_teachers(quick: bool = False) -> List[DetTeacher]:
-    """The teacher family: ten teachers (three in quick mode) of varied calibration.
+    """The teacher family: eleven teachers (three in quick mode) of varied calibration.
 
     Args:
         quick: The test-sized family (two GFL teachers, one early-stopped, and a RetinaNet
@@ -139,6 +139,9 @@ def default_teachers(quick: bool = False) -> List[DetTeacher]:
         DetTeacher('retina_r18w32_a75', 'retinanet', RETINA_W32,
                    'RetinaNet, focal loss with alpha 0.75 (positives weighted up)',
                    ('model.bbox_head.loss_cls.alpha=0.75', )),
+        DetTeacher('retina_r18w32_g0', 'retinanet', RETINA_W32,
+                   'RetinaNet, focal loss with gamma 0 (alpha-weighted cross-entropy)',
+                   ('model.bbox_head.loss_cls.gamma=0.0', )),
     ]
 
 
@@ -170,7 +173,7 @@ class DetStudyConfig:
     batch: Optional[int] = None
     seeds: Sequence[int] = (0, 1, 2)
     objective_teachers: int = 3
-    objective_seeds: Sequence[int] = (0, )
+    objective_seeds: Sequence[int] = (0, 1, 2)
     score_thr: float = 0.05
     report_score_thr: float = 0.3
     n_bins: int = 10
@@ -205,7 +208,7 @@ MODES = {
                   student_iters=16, batch=8, seeds=[0], objective_teachers=0,
                   objective_seeds=[], score_thr=0.0, n_boot=2000),
     'full': dict(data=dict(), teacher_iters=400, student_iters=200, batch=None,
-                 seeds=[0, 1, 2], objective_teachers=3, objective_seeds=[0],
+                 seeds=[0, 1, 2], objective_teachers=3, objective_seeds=[0, 1, 2],
                  score_thr=0.05, n_boot=10000),
 }
 
@@ -215,8 +218,8 @@ def study_config(mode: str = 'full', seeds: Optional[Sequence[int]] = None) -> D
 
     Args:
         mode: A key of :data:`MODES`.
-        seeds: Student seeds instead of the mode's (the objective students use the first of
-            them in full mode; quick mode has none).
+        seeds: Student seeds instead of the mode's (the objective students use all of them
+            in full mode; quick mode has none).
 
     Returns:
         DetStudyConfig: The configuration.
@@ -226,7 +229,7 @@ def study_config(mode: str = 'full', seeds: Optional[Sequence[int]] = None) -> D
     kw = dict(MODES[mode])
     if seeds is not None:
         kw['seeds'] = list(seeds)
-        kw['objective_seeds'] = list(seeds)[:1] if mode == 'full' else []
+        kw['objective_seeds'] = list(seeds) if mode == 'full' else []
     return DetStudyConfig(mode=mode, teachers=default_teachers(mode == 'quick'), **kw)
 
 

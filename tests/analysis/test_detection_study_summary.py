@@ -70,7 +70,8 @@ def test_table_gains_and_intervals_by_hand():
         r = rows[name]
         assert (r['map'], r['dece'], r['dece_over']) == (m, d, o)
         assert r['dece_under'] == pytest.approx(d - o)
-        assert r['t_nll'] == temps[0] and r['direction'] == ('over' if temps[0] > 1 else 'under')
+        # direction: the sign of over - under (the mean score minus the precision), not T's side
+        assert r['t_nll'] == temps[0] and r['direction'] == ('over' if o > d - o else 'under')
         gains = [c - k for c, k in zip(cal, kd)]
         mean, sd, lo, hi = refs.t_interval(gains)
         assert r['gain']['mean'] == pytest.approx(mean, abs=1e-12)
@@ -98,7 +99,7 @@ def test_correlations_and_groups_by_hand():
     c = res['correlations']['kd_gfl']['metrics']['dece']
     assert c['n'] == 3 and c['pearson_r'] == pytest.approx(
         refs.pearson([r['dece'] for r in gfl], [r['kd_map'] for r in gfl]), abs=1e-12)
-    # direction groups: t2 and t4 have T > 1
+    # direction groups: t2 (over 0.08 of 0.10) and t4 (0.04 of 0.05) have over > under
     assert res['gain']['over']['teachers'] == ['t2', 't4']
     over = [r['gain']['mean'] for r in rows if r['teacher'] in ('t2', 't4')]
     assert res['gain']['over']['mean'] == pytest.approx(sum(over) / 2, abs=1e-12)

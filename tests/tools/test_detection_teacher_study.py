@@ -42,6 +42,11 @@ def test_table_structure_and_runs(quick):
             assert isinstance(r[key], float) and np.isfinite(r[key]), (r['teacher'], key)
         assert 0 <= r['map'] <= 1 and r['t_nll'] > 0
         assert r['dece_over'] + r['dece_under'] == pytest.approx(r['dece'], abs=1e-12)
+        # the direction: over - under is the mean score minus the precision of the detections
+        cal = next(t for t in res['teachers'] if t['name'] == r['teacher'])['measure'][
+            'splits']['calib']['before']
+        assert r['dece_signed'] == pytest.approx(cal['mean_score'] - cal['precision'], abs=1e-6)
+        assert r['direction'] == ('over' if cal['mean_score'] > cal['precision'] else 'under')
         # the calibrated student was given the teacher's NLL temperature, the raw one T = 1
         temps = {s['variant']: s['temperature'] for s in res['students']
                  if s['teacher'] == r['teacher']}
