@@ -103,7 +103,7 @@ class DetTeacher:
 
 
 def default_teachers(quick: bool = False) -> List[DetTeacher]:
-    """The teacher family: eleven teachers (three in quick mode) of varied calibration.
+    """The teacher family: thirteen teachers (three in quick mode) of varied calibration.
 
     Args:
         quick: The test-sized family (two GFL teachers, one early-stopped, and a RetinaNet
@@ -141,6 +141,11 @@ def default_teachers(quick: bool = False) -> List[DetTeacher]:
                    ('model.bbox_head.loss_cls.alpha=0.75', )),
         DetTeacher('retina_r18w32_g0', 'retinanet', RETINA_W32,
                    'RetinaNet, focal loss with gamma 0 (alpha-weighted cross-entropy)',
+                   ('model.bbox_head.loss_cls.gamma=0.0', )),
+        DetTeacher('retina_r18w32_g1', 'retinanet', RETINA_W32,
+                   'RetinaNet, focal loss with gamma 1', ('model.bbox_head.loss_cls.gamma=1.0', )),
+        DetTeacher('gfl_r18w32_focal_g0', 'gfl', 'configs/demo/gfl_r18w32_focal_digits.py',
+                   'GFL head, focal loss with gamma 0 (alpha-weighted cross-entropy)',
                    ('model.bbox_head.loss_cls.gamma=0.0', )),
     ]
 
@@ -384,10 +389,13 @@ def build_jobs(cfg: DetStudyConfig, work: str, data_root: str) -> List[Job]:
                             f'randomness.seed={seed}', f"model.teacher_config={tr['config']}",
                             f"model.teacher_ckpt={tr['checkpoint']}",
                             f'model.teacher_temperature={temp!r}', _KD_IMPORTS]
+                # the other teachers' measurements only decide whether an ACE/ECE student
+                # runs: adding a teacher must not rerun the finished ones
                 jobs.append(Job(f'kd_{t.name}_s{seed}_{variant}', wd, kd_cmd, collect_student,
                                 deps=tuple(deps), priority=2 if variant in ('raw', 'nll') else 0,
                                 meta=dict(family=t.family, teacher=t.name, variant=variant,
-                                          seed=seed)))
+                                          seed=seed),
+                                stamp_deps=tuple(d for d in deps if d.endswith(f'_{t.name}'))))
     return jobs
 
 

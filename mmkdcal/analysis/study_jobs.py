@@ -8,9 +8,9 @@ than one two-thread one, whose OpenMP threads stall each other when the machine 
 
 A finished job leaves ``<work_dir>/study_result.json`` with a *stamp*: a hash of its command,
 the text of the config files its arguments name (with their ``_base_`` chain; not the tool's
-own code) and the stamps of the jobs it depends on. A later run reuses a result whose stamp
-matches and reruns the rest, so an interrupted study resumes, and changing one teacher reruns
-only what depends on it.
+own code) and the stamps of the jobs it depends on (:attr:`Job.stamp_deps`). A later run
+reuses a result whose stamp matches and reruns the rest, so an interrupted study resumes, and
+changing or adding one teacher reruns only what depends on it.
 """
 import hashlib
 import json
@@ -47,6 +47,9 @@ class Job:
         deps: Names of the jobs whose results ``command`` and ``collect`` need.
         priority: Larger runs first among the ready jobs (e.g. the long teacher trainings).
         meta: What the job is, for the study that reads its result (not used here).
+        stamp_deps: The deps whose stamps enter this job's stamp (None: all of ``deps``). A
+            job that reads other jobs only to decide *whether* it runs, not *what* it runs,
+            leaves them out: a change there then reruns it only if its command changes.
     """
     name: str
     work_dir: str
@@ -55,6 +58,16 @@ class Job:
     deps: Sequence[str] = field(default_factory=tuple)
     priority: int = 0
     meta: Dict[str, Any] = field(default_factory=dict)
+    stamp_deps: Optional[Sequence[str]] = None
+
+    def __post_init__(self) -> None:
+        self.deps = tuple(self.deps)
+        if self.stamp_deps is not None:
+            self.stamp_deps = tuple(self.stamp_deps)
+            extra = sorted(set(self.stamp_deps) - set(self.deps))
+            if extra:
+                raise ValueError(f'Job {self.name}: `stamp_deps` must be a subset of `deps`; '
+                                 f'{extra} are not deps.')
 
 
 _BASE_RE = re.compile(r"^_base_\s*=\s*(\[[^\]]*\]|'[^']*'|\"[^\"]*\")", re.M)
@@ -112,7 +125,8 @@ def _read_result(job: Job) -> Optional[Dict[str, Any]]:
 def _execute(job: Job, deps: Dict[str, Dict[str, Any]], root: str, logs: str,
              retrain: bool, say: Callable[[str], None]) -> Dict[str, Any]:
     argv = job.command(deps)
-    dep_stamps = [deps[d].get('_stamp', '') for d in job.deps]
+    dep_stamps = [deps[d].get('_stamp', '') for d in
+                  (job.deps if job.stamp_deps is None else job.stamp_deps)]
     if argv is None:
         return dict(skipped=True, _stamp=_stamp(['skip'], dep_stamps, root), _wall_s=0.0)
     stamp = _stamp(argv, dep_stamps, root)

@@ -46,6 +46,8 @@ def test_job_graph_temperatures_and_objective_teachers(tmp_path):
         assert f'model.teacher_temperature={0.5 + i!r}' in argv
         ace = jobs[f'kd_{t.name}_s0_ace']
         assert set(ace.deps) >= {f'measure_{x.name}' for x in cfg.teachers}
+        # ... but only its own teacher's jobs enter its stamp: adding a teacher reruns nothing
+        assert ace.stamp_deps == (f'teacher_{t.name}', f'measure_{t.name}')
         argv = ace.command({d: deps[d] for d in ace.deps})
         if t.name in top:
             assert f'model.teacher_temperature={0.6 + i!r}' in argv
@@ -88,6 +90,23 @@ def test_run_jobs_resumes_and_reruns_what_changed(tmp_path):
     jobs[0] = _py_job(tmp_path, 'a', write.format(v=5))
     third = run_jobs(jobs, sys.prefix, logs, workers=1, say=lambda m: None)
     assert third['a']['v'] == 5 and not third['a']['_reused'] and not third['b']['_reused']
+    # a job whose stamp leaves out a dep is reused when only that dep changed
+    jobs.append(_py_job(tmp_path, 'e', write.format(v=7), deps=('a', 'b')))
+    jobs[2].stamp_deps = ('b', )
+    fourth = run_jobs(jobs, sys.prefix, logs, workers=1, say=lambda m: None)
+    assert fourth['e']['v'] == 7 and not fourth['e']['_reused']
+    jobs[0] = _py_job(tmp_path, 'a', write.format(v=6))  # reruns a and b (b's deps changed)
+    fifth = run_jobs(jobs, sys.prefix, logs, workers=1, say=lambda m: None)
+    assert not fifth['b']['_reused'] and not fifth['e']['_reused']  # b's stamp is in e's
+    jobs[1] = Job('b', jobs[1].work_dir, jobs[1].command, jobs[1].collect, deps=('a', ),
+                  stamp_deps=())  # b no longer stamps a
+    run_jobs(jobs, sys.prefix, logs, workers=1, say=lambda m: None)
+    jobs[0] = _py_job(tmp_path, 'a', write.format(v=8))
+    sixth = run_jobs(jobs, sys.prefix, logs, workers=1, say=lambda m: None)
+    assert not sixth['a']['_reused'] and sixth['b']['_reused'] and sixth['e']['_reused']
+    with pytest.raises(ValueError, match='stamp_deps'):
+        Job('f', str(tmp_path / 'f'), lambda d: [], lambda j, d: {}, deps=('a', ),
+            stamp_deps=('b', ))
     failing = [_py_job(tmp_path, 'c', 'raise SystemExit(3)')]
     with pytest.raises(JobFailed, match='c failed'):
         run_jobs(failing, sys.prefix, logs, say=lambda m: None)

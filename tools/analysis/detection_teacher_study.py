@@ -1,7 +1,7 @@
 """Detection teacher-calibration study on DigitsDet: does a teacher's calibration predict its KD
 student's mAP, and when does KD from the calibrated teacher beat KD from the raw one?
 
-Trains eleven DigitsDet teachers of varied calibration (GFL and RetinaNet; width, depth, schedule,
+Trains thirteen DigitsDet teachers of varied calibration (GFL and RetinaNet; width, depth, schedule,
 classification loss), measures each on the calib split (mAP, D-ECE over/under, T for NLL / ACE
 / ECE), distils students from the raw and the calibrated teacher over three seeds, and writes
 ``<work-dir>/results.json``, ``detection_teacher_study.md`` and two figures. Finished runs are
