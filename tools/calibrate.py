@@ -56,7 +56,8 @@ def calibrate(args) -> dict:
     import torch
 
     from mmkdcal.engine import collect_calibration_data, default_fit_on, fit_and_report
-    from mmkdcal.engine.teacher_calibration import calibration_report, format_report
+    from mmkdcal.engine.teacher_calibration import (calibration_report, format_report,
+                                                    under_confidence_warning)
     from mmkdcal.engine.trained_model import build_split_loader, load_trained_model
 
     cfg, model = load_trained_model(args.config, args.checkpoint, args.cfg_options,
@@ -73,6 +74,8 @@ def calibrate(args) -> dict:
     report = fit_and_report(data, fit_on, objective=args.objective, per_class=args.per_class,
                             n_bins=args.n_bins, out_dir=out, prefix='calibration')
     print(format_report(report))
+    if under_confidence_warning(report):
+        print('WARNING: ' + under_confidence_warning(report))
     if args.also_split:
         t = torch.as_tensor(report['temperature'])
         report['also'] = {}

@@ -9,9 +9,9 @@ from .calibration_modes import (CALIBRATION_MODES, CalibrationContext, Calibrati
                                 GroundTruthIndex, default_fit_on, get_calibration_mode,
                                 register_calibration_mode)
 from .teacher_calibration import (FIT_ON, calibration_report, collect_calibration_data,
-                                  fit_and_report, format_report)
+                                  fit_and_report, format_report, under_confidence_warning)
 
 __all__ = ['CALIBRATION_MODES', 'CalibrationContext', 'CalibrationMode', 'FIT_ON',
            'GroundTruthIndex', 'calibration_report', 'collect_calibration_data', 'default_fit_on',
            'fit_and_report', 'format_report', 'get_calibration_mode', 'hooks',
-           'register_calibration_mode']
+           'register_calibration_mode', 'under_confidence_warning']

@@ -34,7 +34,7 @@ from .calibration_modes import (CALIBRATION_MODES, CalibrationContext, GroundTru
                                 default_fit_on, get_calibration_mode)
 
 __all__ = ['FIT_ON', 'calibration_report', 'collect_calibration_data', 'default_fit_on',
-           'fit_and_report', 'format_report']
+           'fit_and_report', 'format_report', 'under_confidence_warning']
 
 #: The registered ``fit_on`` modes.
 FIT_ON = tuple(CALIBRATION_MODES)
@@ -192,3 +192,30 @@ def format_report(report: Dict[str, Any]) -> str:
     return (f'temperature {t_str} (fit_on={report["fit_on"]}, objective={report["objective"]}, '
             f'{report["num_samples"]} samples from {report.get("num_images", "?")} images): '
             + ', '.join(parts))
+
+
+def under_confidence_warning(report: Dict[str, Any]) -> Optional[str]:
+    """A warning for a teacher whose detections were under-confident before the temperature.
+
+    Under-confident means D-ECE's under-confident part exceeds its over-confident part (the
+    mean score is below the precision). In docs/detection_teacher_study.md the teachers of
+    that kind were the ones for which KD from the calibrated teacher gave *worse* students
+    than KD from the raw one; the calibration is applied anyway (nothing changes silently),
+    the warning only says so.
+
+    Args:
+        report: Output of :func:`fit_and_report`.
+
+    Returns:
+        str or None: The warning, or None when the report has no over/under split (modes
+        without D-ECE) or the teacher is not under-confident.
+    """
+    before = report.get('before', {})
+    over, under = before.get('dece_over'), before.get('dece_under')
+    if over is None or under is None or not under > over:
+        return None
+    return (f"The teacher is under-confident on the calibration set (D-ECE under-confident "
+            f"part {under:.4f} > over-confident part {over:.4f}; fitted temperature "
+            f"{report['temperature']}). In docs/detection_teacher_study.md, KD from "
+            'under-confident detector teachers was worse after calibration than from the raw '
+            'teacher; to distil from the raw teacher, set model.teacher_temperature=1.0.')

@@ -270,3 +270,31 @@ def test_metric_and_pass_share_the_matching():
     assert got['dece'] == pytest.approx(detection_ece(p, rec['matched'], n_bins=5), abs=1e-6)
     assert got['dece_box'] == pytest.approx(
         detection_ece(p, rec['matched'], features=rec['features'], n_bins=5), abs=1e-6)
+
+
+@pytest.mark.parametrize('direction', ['under', 'over'])
+def test_under_confident_teachers_are_warned_about(direction):
+    """Planted detections: matched at twice their score (under-confident) or at half of it
+    (over-confident); only the first gets the warning, and T falls on the side of 1 that the
+    direction implies for scores below 0.5 (T > 1 raises them)."""
+    from mmkdcal.engine import under_confidence_warning
+    g = torch.Generator().manual_seed(0)
+    scores = torch.rand(20000, generator=g) * 0.4 + 0.05
+    rate = scores * 2 if direction == 'under' else scores / 2
+    matched = torch.rand(20000, generator=g) < rate
+    data = dict(logits=torch.logit(scores), matched=matched,
+                features=torch.rand(20000, 4, generator=g), num_images=100)
+    report = fit_and_report(data, 'detections', objective='nll', n_bins=10)
+    before = report['before']
+    # over - under is the mean score minus the match rate (the precision)
+    assert before['dece_over'] - before['dece_under'] == pytest.approx(
+        float(scores.mean() - matched.float().mean()), abs=1e-5)
+    warning = under_confidence_warning(report)
+    if direction == 'under':
+        assert report['temperature'] > 1
+        assert warning is not None and 'model.teacher_temperature=1.0' in warning
+        assert f"{before['dece_under']:.4f}" in warning
+    else:
+        assert report['temperature'] < 1 and warning is None
+    # modes without the over/under split get no warning
+    assert under_confidence_warning(dict(before=dict(ece=0.3), temperature=2.0)) is None

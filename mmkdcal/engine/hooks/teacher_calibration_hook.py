@@ -12,7 +12,8 @@ from mmdet.registry import HOOKS
 
 from ... import calibration as cal
 from ..calibration_modes import CALIBRATION_MODES, default_fit_on, get_calibration_mode
-from ..teacher_calibration import collect_calibration_data, fit_and_report, format_report
+from ..teacher_calibration import (collect_calibration_data, fit_and_report, format_report,
+                                   under_confidence_warning)
 from .calibration_visualization import log_calibration_to_visualizer
 
 __all__ = ['TeacherCalibrationHook', 'teacher_fingerprint']
@@ -149,6 +150,9 @@ class TeacherCalibrationHook(Hook):
                                      out_dir=runner.work_dir)
         model.set_teacher_temperature(self.report['temperature'], source='fitted')
         runner.logger.info('Teacher calibration: ' + format_report(self.report))
+        warning = under_confidence_warning(self.report)
+        if warning:
+            runner.logger.warning(warning)
         runner.message_hub.update_info('teacher_temperature', self.report['temperature'])
         log_calibration_to_visualizer(runner, self.report,
                                       osp.join(runner.work_dir, 'teacher_calibration.png'))
