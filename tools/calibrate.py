@@ -74,8 +74,9 @@ def calibrate(args) -> dict:
     report = fit_and_report(data, fit_on, objective=args.objective, per_class=args.per_class,
                             n_bins=args.n_bins, out_dir=out, prefix='calibration')
     print(format_report(report))
-    if under_confidence_warning(report):
-        print('WARNING: ' + under_confidence_warning(report))
+    warning = under_confidence_warning(report)
+    if warning:
+        print('WARNING: ' + warning)
     if args.also_split:
         t = torch.as_tensor(report['temperature'])
         report['also'] = {}

@@ -59,16 +59,15 @@ def reading(results: Dict[str, Any]) -> List[str]:
     rows = results['teacher_table']
     temps = [r['t_nll'] for r in rows]
     n_over = sum(r['direction'] == 'over' for r in rows)
-    n_t_below = sum(t < 1 for t in temps)
+    n_over_below = sum(r['direction'] == 'over' and r['t_nll'] < 1 for r in rows)
     out.append(f'Direction of miscalibration: {n_over} of {len(rows)} teachers are '
                'over-confident on the calib split (mean score above precision: D-ECE\'s '
-               f'over-confident part the larger) and {len(rows) - n_over} under-confident. '
-               f'{n_t_below} of {len(rows)} are fitted a T (NLL) below 1; T ranges from '
-               f'{min(temps):.3f} to {max(temps):.3f}. For sigmoid scores T < 1 is not '
-               'under-confidence: dividing a logit by T < 1 lowers every score below 0.5 and '
-               'raises every score above it, and most detections kept at the score threshold '
-               'are low-score false positives, so T < 1 is what corrects an over-confident '
-               'detector here.')
+               f'over-confident part the larger) and {len(rows) - n_over} under-confident; '
+               f'{n_over_below} of the {n_over} over-confident ones are fitted a T (NLL) '
+               f'below 1 (T ranges from {min(temps):.3f} to {max(temps):.3f}). For sigmoid '
+               'scores T < 1 is not a sign of under-confidence: dividing a logit by T < 1 '
+               'lowers every score below 0.5 and raises every score above it, so it corrects '
+               'over-confident low-score detections.')
     if 'kd' in corr:
         c = corr['kd']['metrics']['dece']
         v = _verdict(c)

@@ -395,7 +395,8 @@ def build_jobs(cfg: DetStudyConfig, work: str, data_root: str) -> List[Job]:
                                 deps=tuple(deps), priority=2 if variant in ('raw', 'nll') else 0,
                                 meta=dict(family=t.family, teacher=t.name, variant=variant,
                                           seed=seed),
-                                stamp_deps=tuple(d for d in deps if d.endswith(f'_{t.name}'))))
+                                stamp_deps=tuple(d for d in deps if d in (
+                                    f'teacher_{t.name}', f'measure_{t.name}'))))
     return jobs
 
 

@@ -112,3 +112,16 @@ def test_run_jobs_resumes_and_reruns_what_changed(tmp_path):
         run_jobs(failing, sys.prefix, logs, say=lambda m: None)
     with pytest.raises(ValueError, match='unknown'):
         run_jobs([_py_job(tmp_path, 'd', '', deps=('zz', ))], sys.prefix, logs)
+
+
+def test_stamp_deps_name_only_the_students_own_teacher(tmp_path):
+    """A teacher whose name ends another's (``r18w32`` vs ``gfl_r18w32``) stamps only its own
+    jobs, not the other's measurement."""
+    cfg = dts.study_config('full')
+    cfg.teachers.append(dts.DetTeacher('r18w32', 'gfl', dts.GFL_W32, 'suffix of gfl_r18w32'))
+    jobs = {j.name: j for j in dts.build_jobs(cfg, str(tmp_path), str(tmp_path / 'data'))}
+    assert 'measure_gfl_r18w32' in jobs['kd_r18w32_s0_ace'].deps
+    for variant, want in (('raw', ('teacher_r18w32', )),
+                          ('nll', ('teacher_r18w32', 'measure_r18w32')),
+                          ('ace', ('teacher_r18w32', 'measure_r18w32'))):
+        assert jobs[f'kd_r18w32_s0_{variant}'].stamp_deps == want
