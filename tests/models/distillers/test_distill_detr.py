@@ -255,8 +255,10 @@ def test_dino_student_checkpoint_is_a_plain_dino_checkpoint(tmp_path):
     result = stock.load_state_dict(state, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     # the memory input is one (N, C, H, W) map per level: strides 16 and 32 of a 64 px batch
-    # (student heads perturbed and the denoising noise seeded, as in the other loss tests: an
-    # untouched DINO head predicts boxes of near-zero width, whose GIoU matching cost can be NaN)
+    # (the student initialised - DINO's level embedding is an uninitialised tensor until
+    # init_weights, which can hold NaN - then its heads perturbed and the denoising noise
+    # seeded, as in the other loss tests: boxes of zero width give NaN GIoU matching costs)
+    model.init_weights()
     _perturb_heads(model, seed=5)
     torch.manual_seed(0)
     model.train()
