@@ -315,7 +315,7 @@ class DETRDistillerMixin(DistillerMixin):
         return feats, outs, decoder
 
     def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
-                         needed: Set[str]) -> Dict[str, DistillBatch]:
+                         needed: Set[str], teacher_out=None) -> Dict[str, DistillBatch]:
         queries = bool(needed & {'logits', 'boxes'})
         shared = queries and self.query_alignment == 'shared_queries'
         t_feats, (t_cls, t_box), t_dec = self.teacher_forward(

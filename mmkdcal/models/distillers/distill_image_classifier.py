@@ -92,7 +92,7 @@ class DistillImageClassifier(DistillerMixin, ImageClassifier):
         taps.module_output('logits', self.backbone)
 
     def _distill_batches(self, taps: OutputTaps, inputs: torch.Tensor, data_samples,
-                         needed: Set[str]) -> Dict[str, DistillBatch]:
+                         needed: Set[str], teacher_out=None) -> Dict[str, DistillBatch]:
         with self.teacher_context(inputs.device.type):
             t_logits = self.teacher.extract_logits(inputs)
         t_logits = t_logits.float()

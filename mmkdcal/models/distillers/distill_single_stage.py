@@ -224,11 +224,20 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
             if k > 0:
                 taps.module_output(f'{who}_{tower}', getattr(head, tower)[k - 1])
 
-    def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
-                         needed: Set[str]) -> Dict[str, DistillBatch]:
+    def _teacher_before_student(self, batch_inputs: Tensor, needed: Set[str]):
+        """The whole teacher pass (neck features, head outputs, CrossKD tower inputs): a dense
+        teacher does not depend on the student, so it runs first."""
         cross = any(n.startswith('crosskd_') for n in needed)
         with OutputTaps() as t_taps:
             t_feats, t_outs = self.teacher_forward(batch_inputs, t_taps if cross else None)
+        return t_feats, t_outs, t_taps
+
+    def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
+                         needed: Set[str], teacher_out=None) -> Dict[str, DistillBatch]:
+        cross = any(n.startswith('crosskd_') for n in needed)
+        if teacher_out is None:
+            teacher_out = self._teacher_before_student(batch_inputs, needed)
+        t_feats, t_outs, t_taps = teacher_out
         batches: Dict[str, DistillBatch] = {}
         sem = self.head_semantics
         k = cls_channels(self.bbox_head)

@@ -167,7 +167,7 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
         return out['cls_score']
 
     def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
-                         needed: Set[str]) -> Dict[str, DistillBatch]:
+                         needed: Set[str], teacher_out=None) -> Dict[str, DistillBatch]:
         stages = self.roi_stages
         rois = {s: _single_call(taps[f'roi{s}'], f'stage-{s} RoI head')
                 for s in stages} if 'roi_cls' in needed else {}
