@@ -235,9 +235,7 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
     def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
                          needed: Set[str], teacher_out=None) -> Dict[str, DistillBatch]:
         cross = any(n.startswith('crosskd_') for n in needed)
-        if teacher_out is None:
-            teacher_out = self._teacher_before_student(batch_inputs, needed)
-        t_feats, t_outs, t_taps = teacher_out
+        t_feats, t_outs, t_taps = teacher_out  # from _teacher_before_student
         batches: Dict[str, DistillBatch] = {}
         sem = self.head_semantics
         k = cls_channels(self.bbox_head)
