@@ -16,6 +16,10 @@ then, in that order:
    - ``ours``: our distiller's ``loss`` + backward + step;
    - ``peer``: the peer's ``loss`` + backward + step;
 
+   with, for each timed call, the process's CPU time (user and kernel, all threads) and minor
+   page faults (:func:`~.timing.process_usage`): on a CPU at COCO size a third of the wall time
+   can be the kernel zero-filling memory the allocator has just mapped, which varies between
+   rounds of the same candidate; user CPU time is the work itself;
 3. optionally a ``torch.profiler`` table of one ``ours`` and one ``peer`` step;
 4. the peak RSS of each of ``student``, ``ours``, ``peer`` training steps, each measured in a
    fresh process of the same environment that builds only that model (so allocator caches of
@@ -48,13 +52,27 @@ from .peers import PEERS, build_mmdet_ld, build_mmrazor_distill, loss_report, ou
 from .step import TrainStep
 from .timing import ratio_summary, summarize, time_interleaved
 
-__all__ = ['DEFAULT_SPEC', 'RSS_CANDIDATES', 'build_models', 'environment', 'main',
-           'measure_rss', 'pair_configs', 'profile_steps', 'run_calibration', 'run_comparison']
+__all__ = ['DEFAULT_SPEC', 'MALLOC_MODES', 'RSS_CANDIDATES', 'build_models', 'environment',
+           'main', 'measure_rss', 'pair_configs', 'profile_steps', 'run_calibration',
+           'run_comparison']
 
 #: The fields of a spec (what every process of one run agrees on) and their defaults.
 DEFAULT_SPEC = dict(models='coco', size=[800, 1333], batch=2, warmup=1, iters=3, threads=1,
                     seed=0, lr=1e-3, rss_steps=2, profile=False, calib_batches=2,
-                    calib_repeats=2)
+                    calib_repeats=2, malloc='default')
+#: glibc malloc settings of the worker processes (environment variables). ``default``: glibc's
+#: own, under which blocks above 32 MiB (most activations at COCO size) are mapped for each
+#: allocation and unmapped when freed, so every step page-faults them in again (the kernel
+#: zero-fills each page); ``keep``: no mapped blocks and no trimming, so freed memory stays in
+#: the heap and later steps reuse it (RSS stays at its high-water mark). torch's 64-byte aligned
+#: blocks do not always fit a freed block of the same size (the alignment slack), so under
+#: ``keep`` the heap grows over the first steps until each size finds a fit: give it warm-up.
+MALLOC_MODES: Dict[str, Dict[str, str]] = {
+    'default': {},
+    'keep': {'MALLOC_MMAP_MAX_': '0', 'MALLOC_TRIM_THRESHOLD_': str(1 << 40)},
+}
+_MALLOC_VARS = ('MALLOC_MMAP_MAX_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_MMAP_THRESHOLD_',
+                'MALLOC_TOP_PAD_', 'MALLOC_ARENA_MAX', 'GLIBC_TUNABLES')
 #: Candidates whose peak RSS is measured, each in its own process.
 RSS_CANDIDATES = ('student', 'ours', 'peer')
 
@@ -78,6 +96,8 @@ def environment() -> dict:
                 mmcv=mmcv.__version__, mmengine=mmengine.__version__, mmdet=mmdet.__version__,
                 torch_threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
                 machine=platform.machine(), cpu_model=_cpu_model(),
+                libc=' '.join(platform.libc_ver()),
+                malloc_env={k: os.environ[k] for k in _MALLOC_VARS if k in os.environ},
                 load_average=list(os.getloadavg()))
     try:
         import mmrazor
@@ -202,7 +222,8 @@ def run_comparison(peer: str, spec: dict) -> dict:
     fns['ours'] = lambda: steps['ours'](inputs, samples)
     fns['peer'] = lambda: steps['peer'](inputs, samples)
     t0 = time.perf_counter()
-    times = time_interleaved(fns, spec['warmup'], spec['iters'], device)
+    usage: Dict[str, List[dict]] = {}
+    times = time_interleaved(fns, spec['warmup'], spec['iters'], device, usage=usage)
     result['timing_wall_s'] = time.perf_counter() - t0
     for name, step in steps.items():
         if not torch.isfinite(step.last_loss).all():
@@ -210,12 +231,19 @@ def run_comparison(peer: str, spec: dict) -> dict:
                                      f'{float(step.last_loss)}; lower lr (now {spec["lr"]}).')
     result['times_ms'] = {name: summarize(v) for name, v in times.items()}
     result['samples_ms'] = times
+    result['usage'] = {name: {key: summarize([row[key] for row in rows]) for key in rows[0]}
+                       for name, rows in usage.items()}
+    result['usage_samples'] = usage
+    user = {name: [row['user_ms'] for row in rows] for name, rows in usage.items()}
     ratios = dict(
         ours_over_peer=ratio_summary(times['ours'], [times['peer']]),
         ours_over_student_plus_teacher=ratio_summary(
             times['ours'], [times['student'], times['teacher']]),
         peer_over_student_plus_teacher=ratio_summary(
-            times['peer'], [times['student'], times['teacher']]))
+            times['peer'], [times['student'], times['teacher']]),
+        ours_over_peer_user_cpu=ratio_summary(user['ours'], [user['peer']]),
+        ours_over_student_plus_teacher_user_cpu=ratio_summary(
+            user['ours'], [user['student'], user['teacher']]))
     if peer == 'mmrazor':
         ratios['peer_over_student_plus_teacher_loss_mode'] = ratio_summary(
             times['peer'], [times['student'], times['teacher_loss_mode']])
@@ -268,11 +296,15 @@ def run_calibration(spec: dict) -> dict:
     return out
 
 
-def _python_env(threads: int) -> dict:
-    """Environment of child processes: this mmkdcal first on the path, the same threads."""
+def _python_env(threads: int, malloc: str = 'default') -> dict:
+    """Environment of child processes: this mmkdcal first on the path, the same threads, the
+    malloc settings of :data:`MALLOC_MODES` (and none inherited from this process)."""
     import mmkdcal
+    if malloc not in MALLOC_MODES:
+        raise ValueError(f'malloc must be one of {sorted(MALLOC_MODES)}, got {malloc!r}.')
     root = osp.dirname(osp.dirname(osp.abspath(mmkdcal.__file__)))
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k not in _MALLOC_VARS}
+    env.update(MALLOC_MODES[malloc])
     env['PYTHONPATH'] = os.pathsep.join([root] + [p for p in env.get('PYTHONPATH', '').split(
         os.pathsep) if p and osp.abspath(p) != root])
     env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(threads)
@@ -302,7 +334,8 @@ def run_worker(python: str, task: str, spec: dict, peer: Optional[str] = None,
             cmd += ['--peer', peer]
         if candidate:
             cmd += ['--candidate', candidate]
-        proc = subprocess.run(cmd, env=_python_env(spec['threads']), timeout=timeout,
+        env = _python_env(spec['threads'], spec.get('malloc', 'default'))
+        proc = subprocess.run(cmd, env=env, timeout=timeout,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if proc.returncode != 0 or not osp.isfile(out):
             raise RuntimeError(f'{" ".join(cmd[:4])} {task} {peer or ""} {candidate or ""} '

@@ -36,8 +36,8 @@ def markdown(report: dict) -> str:
              f"{a['rss_steps']} steps.", '',
              '| size | peer | torch | student ms | teacher fwd ms | ours ms | peer ms '
              '| ours/peer | ours/(student+teacher) | peer/(student+teacher) '
-             '| peak RSS student / ours / peer MiB |',
-             '|---|---|---|---|---|---|---|---|---|---|---|']
+             '| user CPU ours/peer | peak RSS student / ours / peer MiB |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|']
     notes: List[str] = []
     for size, runs in report['runs'].items():
         for peer, r in runs.items():
@@ -49,12 +49,14 @@ def markdown(report: dict) -> str:
             rss = r.get('peak_rss', {})
             mem = ' / '.join(_mib(rss.get(c, {}).get('peak_rss_bytes')) for c in
                              ('student', 'ours', 'peer'))
+            cpu = _ratio(q['ours_over_peer_user_cpu']) if 'ours_over_peer_user_cpu' in q else '-'
             lines.append(
                 f"| {size} | {_NAMES[peer]} | {r['env']['torch']} | {t['student']['median']:.0f} "
                 f"| {t['teacher']['median']:.0f} | {t['ours']['median']:.0f} "
                 f"| {t['peer']['median']:.0f} | {_ratio(q['ours_over_peer'])} "
                 f"| {_ratio(q['ours_over_student_plus_teacher'])} "
-                f"| {_ratio(q['peer_over_student_plus_teacher'])} | {mem} |")
+                f"| {_ratio(q['peer_over_student_plus_teacher'])} "
+                f"| {cpu} | {mem} |")
             if 'teacher_loss_mode' in t:
                 notes.append(
                     f"{size}, {_NAMES[peer]}: its teacher runs in loss mode, "
@@ -69,6 +71,7 @@ def markdown(report: dict) -> str:
                                  f"[{t[side]['min']:.0f}, {t[side]['max']:.0f}] ms")
     if notes:
         lines += [''] + [f'- {n}' for n in notes]
+    lines += _usage(report)
     lines += ['', '| size | peer | loss | ours | peer | peer in our convention | rel. diff '
               '| convention |', '|---|---|---|---|---|---|---|---|']
     for size, runs in report['runs'].items():
@@ -98,6 +101,29 @@ def markdown(report: dict) -> str:
                 f"{c['detections_predicted']} predicted.")
     lines += ['', _targets(report)]
     return '\n'.join(lines)
+
+
+def _usage(report: dict) -> List[str]:
+    """Per step (medians): CPU time of all threads, user and kernel, and minor page faults."""
+    out = []
+    for size, runs in report['runs'].items():
+        for peer, r in runs.items():
+            u = r.get('usage')
+            if not u:
+                continue
+            if not out:
+                out = ['', 'CPU time per step (medians, all threads of the process; kernel time is '
+                       'mostly page faults: first touches of memory the allocator has just '
+                       'mapped):', '',
+                       '| size | peer | candidate | wall ms | user CPU ms | kernel CPU ms '
+                       '| minor faults (k) |', '|---|---|---|---|---|---|---|']
+            for cand in u:
+                c = u[cand]
+                out.append(f"| {size} | {_NAMES[peer]} | {cand} "
+                           f"| {r['times_ms'][cand]['median']:.0f} "
+                           f"| {c['user_ms']['median']:.0f} | {c['sys_ms']['median']:.0f} "
+                           f"| {c['minor_faults']['median'] / 1e3:.0f} |")
+    return out
 
 
 def _profiles(report: dict, top: int = 8) -> List[str]:
@@ -135,7 +161,7 @@ def _targets(report: dict) -> str:
             v = q['ours_over_peer']['per_round_median']
             out.append(f"{size} vs {_NAMES[peer]}: ours/peer {v:.3f} (target <= "
                        f"{TARGET_VS_PEER}: {'met' if v <= TARGET_VS_PEER else 'MISSED'})")
-            if size == '800x1333':
+            if r['spec']['size'] == [800, 1333]:
                 o = q['ours_over_student_plus_teacher']['per_round_median']
                 out.append(f"{size} ({_NAMES[peer]} set): ours/(student+teacher) {o:.3f} (target "
                            f"<= {TARGET_OVERHEAD}: {'met' if o <= TARGET_OVERHEAD else 'MISSED'})")

@@ -1,11 +1,12 @@
 """Interleaved timing of several candidates in one process, and summaries of the samples."""
+import resource
 import statistics
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-__all__ = ['cuda_peak_above_base', 'ratio_summary', 'summarize', 'synchronize',
+__all__ = ['cuda_peak_above_base', 'process_usage', 'ratio_summary', 'summarize', 'synchronize',
            'time_interleaved']
 
 
@@ -15,8 +16,17 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def process_usage() -> Dict[str, float]:
+    """CPU time (user, kernel) of this process, all its threads, in ms, and its page faults
+    that needed no I/O (``ru_minflt``: first touches of fresh anonymous memory, mostly)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return dict(user_ms=r.ru_utime * 1e3, sys_ms=r.ru_stime * 1e3, minor_faults=r.ru_minflt)
+
+
 def time_interleaved(fns: Dict[str, Callable[[], object]], warmup: int, iters: int,
-                     device: Optional[torch.device] = None) -> Dict[str, List[float]]:
+                     device: Optional[torch.device] = None,
+                     usage: Optional[Dict[str, List[Dict[str, float]]]] = None
+                     ) -> Dict[str, List[float]]:
     """Run every function ``warmup`` times, then time ``iters`` rounds, interleaved.
 
     Rounds alternate the order (A B C, C B A, ...) so that slow drift (clocks, other load)
@@ -27,6 +37,9 @@ def time_interleaved(fns: Dict[str, Callable[[], object]], warmup: int, iters: i
         warmup: Untimed rounds first.
         iters: Timed rounds.
         device: Synchronised before and after each timed call (CUDA). Defaults to CPU.
+        usage: If given, filled with name -> one :func:`process_usage` difference per timed
+            call (``user_ms``, ``sys_ms``, ``minor_faults``): on a CPU the work done and the
+            kernel's share of the wall time (zeroing fresh pages the allocator mapped).
 
     Returns:
         Name -> list of ``iters`` durations in milliseconds.
@@ -40,13 +53,20 @@ def time_interleaved(fns: Dict[str, Callable[[], object]], warmup: int, iters: i
         for name in names:
             fns[name]()
     times: Dict[str, List[float]] = {name: [] for name in names}
+    if usage is not None:
+        usage.clear()
+        usage.update({name: [] for name in names})
     for i in range(iters):
         for name in (names if i % 2 == 0 else names[::-1]):
             synchronize(device)
+            u0 = process_usage() if usage is not None else None
             t0 = time.perf_counter()
             fns[name]()
             synchronize(device)
             times[name].append((time.perf_counter() - t0) * 1e3)
+            if u0 is not None:
+                u1 = process_usage()
+                usage[name].append({k: u1[k] - u0[k] for k in u0})
     return times
 
 

@@ -7,7 +7,11 @@ exactly the detections plain inference returns), never timings.
 import importlib.util
 import json
 import math
+import mmap
 import os.path as osp
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,7 +20,8 @@ import torch
 from _helpers import ROOT, run_tool
 from mmkdcal.speed import (TrainStep, peak_rss_bytes, random_rois, ratio_summary,
                            reset_peak_rss, summarize, synthetic_batch, time_interleaved)
-from mmkdcal.speed.peer_compare import DEFAULT_SPEC, measure_rss, run_calibration
+from mmkdcal.speed.peer_compare import (DEFAULT_SPEC, _python_env, measure_rss,
+                                        run_calibration)
 from mmkdcal.speed.peers import sum_losses
 
 PEER_ENV = osp.join(ROOT, 'work_dirs', 'peer_env')
@@ -88,6 +93,12 @@ def test_peer_step_tiny_mmdet_ld_and_missing_peer_env(tmp_path):
     assert set(r['times_ms']) == {'student', 'teacher', 'ours', 'peer'}
     for name, s in r['times_ms'].items():
         assert s['min'] <= s['median'] <= s['max'] and len(r['samples_ms'][name]) == 1
+    assert set(r['usage']) == set(r['times_ms'])
+    for name, rows in r['usage_samples'].items():
+        assert len(rows) == 1 and set(rows[0]) == {'user_ms', 'sys_ms', 'minor_faults'}
+        assert r['usage'][name]['user_ms']['median'] == rows[0]['user_ms'] > 0
+    assert {'ours_over_peer_user_cpu', 'ours_over_student_plus_teacher_user_cpu'} <= set(
+        r['ratios'])
     for q in r['ratios'].values():
         _positive(q['per_round_median'], 'ratio')
     checks = r['losses']['checks']
@@ -168,6 +179,28 @@ def test_time_interleaved_alternates_order_after_warmup():
         time_interleaved(fns, warmup=0, iters=0)
 
 
+def test_time_interleaved_usage_counts_the_page_faults_of_each_call():
+    """A call that first-touches 2048 fresh 4 KiB pages (anonymous map, no huge pages) records
+    at least 2048 minor faults; a call that touches nothing, far fewer; one row per timed call."""
+    pages = 2048
+
+    def touch():
+        m = mmap.mmap(-1, pages * mmap.PAGESIZE)
+        if hasattr(mmap, 'MADV_NOHUGEPAGE'):
+            m.madvise(mmap.MADV_NOHUGEPAGE)
+        for i in range(pages):
+            m[i * mmap.PAGESIZE] = 1
+        m.close()
+
+    usage = {'stale': []}
+    time_interleaved(dict(touch=touch, idle=lambda: None), warmup=1, iters=2, usage=usage)
+    assert set(usage) == {'touch', 'idle'} and all(len(v) == 2 for v in usage.values())
+    for row in usage['touch']:
+        assert row['minor_faults'] >= pages
+        assert row['user_ms'] >= 0 and row['sys_ms'] >= 0
+    assert max(row['minor_faults'] for row in usage['idle']) < pages // 4
+
+
 def test_summaries_hand_computed():
     assert summarize([3.0, 1.0, 2.0]) == dict(median=2.0, min=1.0, max=3.0, rel_spread=1.0)
     # rounds: 6/(1+2) = 2, 8/(2+2) = 2, 20/(4+1) = 4; medians: 8 / (2 + 2) = 2
@@ -238,3 +271,39 @@ def test_sum_losses_sums_levels_and_keeps_only_losses():
     losses = dict(loss_cls=[torch.tensor(1.5), torch.tensor([0.5, 1.0])],
                   loss_bbox=torch.tensor(2.0), acc=torch.tensor(99.0))
     assert sum_losses(losses) == dict(loss_cls=3.0, loss_bbox=2.0)
+
+
+def test_malloc_modes_of_the_worker_processes(monkeypatch):
+    """Under ``keep`` a freed 64 MiB block is reused without page faults; under ``default``
+    (glibc's own, whatever this process inherited) it is unmapped when freed and faulted in
+    again; an unknown mode is refused."""
+    monkeypatch.setenv('MALLOC_MMAP_MAX_', '7')
+    assert 'MALLOC_MMAP_MAX_' not in _python_env(1, 'default')
+    assert _python_env(1, 'keep')['MALLOC_MMAP_MAX_'] == '0'
+    with pytest.raises(ValueError, match="'default', 'keep'"):
+        _python_env(1, 'arena')
+    if 'glibc' not in ' '.join(platform.libc_ver()):
+        pytest.skip('the malloc modes are glibc settings')
+    code = ('import ctypes, resource\n'
+            'libc = ctypes.CDLL("libc.so.6")\n'
+            'libc.malloc.restype = ctypes.c_void_p\n'
+            'libc.free.argtypes = [ctypes.c_void_p]\n'
+            'libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]\n'
+            'def touch():\n'
+            '    p = libc.malloc(64 << 20)\n'
+            '    libc.memset(p, 1, 64 << 20)\n'
+            '    libc.free(p)\n'
+            'touch()\n'
+            'r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n'
+            'touch()\n'
+            'print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)\n')
+    faults = {}
+    for mode in ('default', 'keep'):
+        proc = subprocess.run([sys.executable, '-c', code], env=_python_env(1, mode),
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        faults[mode] = int(proc.stdout.split()[-1])
+    assert faults['keep'] < 1000, faults  # the second block reuses the first one's pages
+    thp = '/sys/kernel/mm/transparent_hugepage/enabled'
+    if not (osp.isfile(thp) and '[always]' in open(thp).read()):  # 4 KiB pages: 16384 faults
+        assert faults['default'] > 8000, faults

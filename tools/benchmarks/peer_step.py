@@ -11,14 +11,22 @@ peer it runs one comparison in a fresh process of the peer's environment:
   which MMRazor imports under); our side runs there too, so both share one torch.
 
 Both on GFL R-101 -> R-50 (random weights, nothing downloaded), the same threads and warm-up for
-every candidate, interleaved rounds, medians and spread. Then the calibration pass against plain
-inference of the teacher at the largest size. Targets: ours <= 1.0x each peer; ours <= 1.05x
-(student step + teacher forward) at COCO size; calibration pass >= 0.9x plain inference.
+every candidate, interleaved rounds, medians and spread, and per step the CPU time (user and
+kernel) and page faults of the process. Then the calibration pass against plain inference of
+the teacher at the largest size. Targets: ours <= 1.0x each peer; ours <= 1.05x (student step +
+teacher forward) at COCO size; calibration pass >= 0.9x plain inference.
+
+On a CPU at COCO size, glibc's malloc unmaps every freed block above 32 MiB, so each step
+page-faults its activations in again and the kernel's share of the wall time (a third, here)
+varies with the order of allocations, which differs between distillers doing the same work.
+``--malloc default keep`` runs every comparison twice, the second time with freed memory kept
+in the heap (``MALLOC_MMAP_MAX_=0``, no trimming), where the wall time is the work.
 
 Examples::
 
     python tools/benchmarks/peer_step.py                          # 320x320 and 800x1333, batch 2
     python tools/benchmarks/peer_step.py --sizes 800x1333 --profile
+    python tools/benchmarks/peer_step.py --sizes 800x1333 --malloc default keep --warmup 2
     python tools/benchmarks/peer_step.py --models tiny --sizes 64x64 --batch 1 --iters 1  # toy
 
 Writes ``peer_step.json`` and ``peer_step.md`` (the tables printed) to ``--out`` (default
@@ -34,7 +42,7 @@ import sys
 import time
 import traceback
 
-from mmkdcal.speed.peer_compare import DEFAULT_SPEC, compare_with_rss, run_worker
+from mmkdcal.speed.peer_compare import DEFAULT_SPEC, MALLOC_MODES, compare_with_rss, run_worker
 from mmkdcal.speed.peer_report import markdown
 from mmkdcal.speed.peers import PEERS
 
@@ -69,6 +77,12 @@ def parse_args(argv=None):
                    help='peers to compare with (default: all)')
     p.add_argument('--peer-env', default=osp.join(ROOT, 'work_dirs', 'peer_env'),
                    help=f'the MMRazor environment (default work_dirs/peer_env; built by {SETUP})')
+    p.add_argument('--malloc', nargs='+', default=['default'], choices=sorted(MALLOC_MODES),
+                   help="glibc malloc settings of the worker processes, each a run of its own: "
+                        "'default' (glibc's; activations above 32 MiB are unmapped when freed "
+                        "and page-faulted in again at every step), 'keep' (freed memory stays "
+                        "in the heap; the wall time is then the work, not the kernel refilling "
+                        "pages) (default: default)")
     p.add_argument('--rss-steps', type=int, default=2,
                    help='training steps of each peak-RSS measurement; 0: skip (default 2)')
     p.add_argument('--profile', action='store_true',
@@ -100,6 +114,25 @@ def peer_python(env_dir: str):
     return python, None
 
 
+def _run_one(report: dict, key: str, peer: str, python_or_why, spec: dict, rss: bool) -> None:
+    """One comparison (and its peak RSS processes) into ``report['runs'][key][peer]``."""
+    python, why_not = python_or_why
+    if python is None:
+        report['runs'][key][peer] = dict(skipped=why_not)
+        print(f'{key} {peer}: {why_not}', flush=True)
+        return
+    t0 = time.perf_counter()
+    try:
+        result = compare_with_rss(python, peer, spec, rss=rss)
+    except Exception as exc:  # noqa: BLE001 - recorded, printed, exit non-zero
+        result = dict(error=f'{type(exc).__name__}: {exc}')
+        report['errors'].append(f'{key}.{peer}')
+        print(f'ERROR in {key} {peer}:\n{traceback.format_exc()}', flush=True)
+    result['wall_s'] = time.perf_counter() - t0
+    report['runs'][key][peer] = result
+    print(f"{key} {peer}: done in {result['wall_s']:.0f} s", flush=True)
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     spec_base = dict(DEFAULT_SPEC, models=args.models, batch=args.batch, warmup=args.warmup,
@@ -116,26 +149,13 @@ def main(argv=None) -> dict:
             json.dump(report, f, indent=1)
 
     for size in args.sizes:
-        key = f'{size[0]}x{size[1]}'
-        report['runs'][key] = {}
-        for peer in args.peers:
-            python, why_not = pythons[PEERS[peer]]
-            if python is None:
-                report['runs'][key][peer] = dict(skipped=why_not)
-                print(f'{key} {peer}: {why_not}', flush=True)
-                continue
-            t0 = time.perf_counter()
-            try:
-                result = compare_with_rss(python, peer, dict(spec_base, size=size),
-                                          rss=args.rss_steps > 0)
-            except Exception as exc:  # noqa: BLE001 - recorded, printed, exit non-zero
-                result = dict(error=f'{type(exc).__name__}: {exc}')
-                report['errors'].append(f'{key}.{peer}')
-                print(f'ERROR in {key} {peer}:\n{traceback.format_exc()}', flush=True)
-            result['wall_s'] = time.perf_counter() - t0
-            report['runs'][key][peer] = result
-            print(f"{key} {peer}: done in {result['wall_s']:.0f} s", flush=True)
-            save()
+        for malloc in dict.fromkeys(args.malloc):
+            key = f'{size[0]}x{size[1]}' + ('' if malloc == 'default' else f' malloc={malloc}')
+            report['runs'][key] = {}
+            for peer in args.peers:
+                _run_one(report, key, peer, pythons[PEERS[peer]],
+                         dict(spec_base, size=size, malloc=malloc), args.rss_steps > 0)
+                save()
     if args.calib_repeats > 0 and args.calib_batches > 0:
         size = max(args.sizes, key=lambda s: s[0] * s[1])
         t0 = time.perf_counter()
