@@ -58,7 +58,7 @@ __all__ = ['DEFAULT_SPEC', 'MALLOC_MODES', 'RSS_CANDIDATES', 'build_models', 'en
 
 #: The fields of a spec (what every process of one run agrees on) and their defaults.
 DEFAULT_SPEC = dict(models='coco', size=[800, 1333], batch=2, warmup=1, iters=3, threads=1,
-                    seed=0, lr=1e-3, rss_steps=2, profile=False, calib_batches=2,
+                    seed=0, lr=1e-4, rss_steps=2, profile=False, calib_batches=2,
                     calib_repeats=2, malloc='default')
 #: glibc malloc settings of the worker processes (environment variables). ``default``: glibc's
 #: own, under which blocks above 32 MiB (most activations at COCO size) are mapped for each
