@@ -17,9 +17,9 @@ then, in that order:
    - ``peer``: the peer's ``loss`` + backward + step;
 
    with, for each timed call, the process's CPU time (user and kernel, all threads) and minor
-   page faults (:func:`~.timing.process_usage`): on a CPU at COCO size a third of the wall time
-   can be the kernel zero-filling memory the allocator has just mapped, which varies between
-   rounds of the same candidate; user CPU time is the work itself;
+   page faults (:func:`~.timing.process_usage`): on a CPU at COCO size a quarter to a third of
+   the wall time can be the kernel zero-filling memory the allocator has just mapped, which
+   varies between rounds and candidates; user CPU time is the work itself;
 3. optionally a ``torch.profiler`` table of one ``ours`` and one ``peer`` step;
 4. the peak RSS of each of ``student``, ``ours``, ``peer`` training steps, each measured in a
    fresh process of the same environment that builds only that model (so allocator caches of

@@ -17,8 +17,9 @@ the teacher at the largest size. Targets: ours <= 1.0x each peer; ours <= 1.05x 
 teacher forward) at COCO size; calibration pass >= 0.9x plain inference.
 
 On a CPU at COCO size, glibc's malloc unmaps every freed block above 32 MiB, so each step
-page-faults its activations in again and the kernel's share of the wall time (a third, here)
-varies with the order of allocations, which differs between distillers doing the same work.
+page-faults its activations in again; the kernel's share of the wall time (a quarter to a
+third, here) varies with the order of allocations, which differs between distillers doing the
+same work.
 ``--malloc default keep`` runs every comparison twice, the second time with freed memory kept
 in the heap (``MALLOC_MMAP_MAX_=0``, no trimming), where the wall time is the work.
 
