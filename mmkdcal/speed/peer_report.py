@@ -103,51 +103,50 @@ def markdown(report: dict) -> str:
     return '\n'.join(lines)
 
 
+def _runs_with(report: dict, field: str):
+    """(size, peer, run) of every comparison whose result has a non-empty ``field``."""
+    for size, runs in report['runs'].items():
+        for peer, r in runs.items():
+            if r.get(field):
+                yield size, peer, r
+
+
 def _usage(report: dict) -> List[str]:
     """Per step (medians): CPU time of all threads, user and kernel, and minor page faults."""
     out = []
-    for size, runs in report['runs'].items():
-        for peer, r in runs.items():
-            u = r.get('usage')
-            if not u:
-                continue
-            if not out:
-                out = ['', 'CPU time per step (medians, all threads of the process; kernel time is '
-                       'mostly page faults: first touches of memory the allocator has just '
-                       'mapped):', '',
-                       '| size | peer | candidate | wall ms | user CPU ms | kernel CPU ms '
-                       '| minor faults (k) |', '|---|---|---|---|---|---|---|']
-            for cand in u:
-                c = u[cand]
-                out.append(f"| {size} | {_NAMES[peer]} | {cand} "
-                           f"| {r['times_ms'][cand]['median']:.0f} "
-                           f"| {c['user_ms']['median']:.0f} | {c['sys_ms']['median']:.0f} "
-                           f"| {c['minor_faults']['median'] / 1e3:.0f} |")
+    for size, peer, r in _runs_with(report, 'usage'):
+        if not out:
+            out = ['', 'CPU time per step (medians, all threads of the process; kernel time is '
+                   'mostly page faults: first touches of memory the allocator has just '
+                   'mapped):', '',
+                   '| size | peer | candidate | wall ms | user CPU ms | kernel CPU ms '
+                   '| minor faults (k) |', '|---|---|---|---|---|---|---|']
+        for cand, c in r['usage'].items():
+            out.append(f"| {size} | {_NAMES[peer]} | {cand} "
+                       f"| {r['times_ms'][cand]['median']:.0f} "
+                       f"| {c['user_ms']['median']:.0f} | {c['sys_ms']['median']:.0f} "
+                       f"| {c['minor_faults']['median'] / 1e3:.0f} |")
     return out
 
 
 def _profiles(report: dict, top: int = 8) -> List[str]:
     out = []
-    for size, runs in report['runs'].items():
-        for peer, r in runs.items():
-            prof = r.get('profile')
-            if not prof:
-                continue
-            ours, theirs = prof['ours'], prof['peer']
-            out += ['', f"Profile, {size}, one step each (self CPU ms): ours "
-                    f"{ours['total_self_cpu_ms']:.0f}, {_NAMES[peer]} "
-                    f"{theirs['total_self_cpu_ms']:.0f}", '',
-                    '| operator | ours ms | calls | peer ms | calls |', '|---|---|---|---|---|']
-            t_rows = {e['op']: e for e in theirs['top']}
-            o_rows = {e['op']: e for e in ours['top']}
-            names = [e['op'] for e in ours['top'][:top]]
-            names += [e['op'] for e in theirs['top'][:top] if e['op'] not in names]
-            for op in names:
-                cells = []
-                for row in (o_rows.get(op), t_rows.get(op)):
-                    cells += ['-', '-'] if row is None else [f"{row['self_cpu_ms']:.0f}",
-                                                             str(row['calls'])]
-                out.append(f"| {op} | {' | '.join(cells)} |")
+    for size, peer, r in _runs_with(report, 'profile'):
+        ours, theirs = r['profile']['ours'], r['profile']['peer']
+        out += ['', f"Profile, {size}, one step each (self CPU ms): ours "
+                f"{ours['total_self_cpu_ms']:.0f}, {_NAMES[peer]} "
+                f"{theirs['total_self_cpu_ms']:.0f}", '',
+                '| operator | ours ms | calls | peer ms | calls |', '|---|---|---|---|---|']
+        t_rows = {e['op']: e for e in theirs['top']}
+        o_rows = {e['op']: e for e in ours['top']}
+        names = [e['op'] for e in ours['top'][:top]]
+        names += [e['op'] for e in theirs['top'][:top] if e['op'] not in names]
+        for op in names:
+            cells = []
+            for row in (o_rows.get(op), t_rows.get(op)):
+                cells += ['-', '-'] if row is None else [f"{row['self_cpu_ms']:.0f}",
+                                                         str(row['calls'])]
+            out.append(f"| {op} | {' | '.join(cells)} |")
     return out
 
 
