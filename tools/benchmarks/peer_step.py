@@ -6,7 +6,8 @@ peer it runs one comparison in a fresh process of the peer's environment:
 - ``mmdet_ld``: MMDetection's ``KnowledgeDistillationSingleStageDetector`` + ``LDHead`` vs our
   distiller with ``LDLoss``, in this environment;
 - ``mmrazor``: MMRazor 1.0's ``SingleTeacherDistill`` + ``ConfigurableDistiller`` (PKD on the
-  FPN + KL on the class logits) vs our distiller with ``PKDLoss`` + ``KDLoss``, in the
+  FPN + softmax KL on the class logits) vs our distiller with ``PKDLoss`` + ``BinaryKDLoss``
+  (GFL's class logits are sigmoid scores; our distiller refuses a softmax KL on them), in the
   benchmark-only environment built by ``tools/benchmarks/setup_peer_env.sh`` (torch 1.13.1,
   which MMRazor imports under); our side runs there too, so both share one torch.
 
