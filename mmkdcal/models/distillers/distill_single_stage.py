@@ -248,19 +248,22 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
             else:  # softmax with a background column last: foreground confidence
                 t_prob_max = t_cls_raw.softmax(dim=1)[:, :-1].max(dim=1).values
             avg_factor = t_prob_max.sum().clamp(min=1.0)
-            t_cls = self.scale_teacher_logits(t_cls_raw)
+            # only what a configured loss reads: an LD-only run flattens no class logits
+            t_cls = (self.scale_teacher_logits(t_cls_raw)
+                     if needed & {'cls', 'crosskd_cls'} else None)
             student_outs = {}
             if needed & {'cls', 'reg'}:
                 student_outs[''] = _single_call(taps['head'], 'bbox_head')
             if cross:
                 student_outs['crosskd_'] = self._crossed_outputs(taps, t_taps, t_feats)
             for prefix, s_outs in student_outs.items():
-                s_cls = flatten_level_outputs(score_logits(sem, s_outs, k), k)
-                batches[prefix + 'cls'] = DistillBatch(s_cls, t_cls, avg_factor=avg_factor)
+                if prefix + 'cls' in needed:
+                    s_cls = flatten_level_outputs(score_logits(sem, s_outs, k), k)
+                    batches[prefix + 'cls'] = DistillBatch(s_cls, t_cls, avg_factor=avg_factor)
                 if prefix + 'reg' in needed:
                     s_reg, t_reg = self._flat_reg(sem.output(s_outs, sem.box_output),
                                                   sem.output(t_outs, sem.box_output),
-                                                  s_cls.shape[0])
+                                                  t_cls_raw.shape[0])
                     batches[prefix + 'reg'] = DistillBatch(s_reg, t_reg, weight=t_prob_max,
                                                            avg_factor=avg_factor)
         if 'neck' in needed:

@@ -70,6 +70,47 @@ def test_cls_kd_sees_teacher_logits_divided_by_temperature(gfl_teacher):
     assert abs(losses1['loss_kd'].item() - losses['loss_kd'].item()) > 1e-4
 
 
+def test_ld_alone_weights_by_teacher_scores_and_flattens_no_logits(gfl_teacher):
+    """An LD-only distiller still weights each prior by the teacher's max class probability
+    (raw logits: the temperature is for class KD) and divides by their sum, and builds no class
+    batch it would not use."""
+    cfg_path, ckpt, _ = gfl_teacher
+    model = _distiller(gfl_model(width=8), cfg_path, ckpt, teacher_temperature=3.0,
+                       distill_losses=dict(loss_ld=dict(type='LDLoss', inputs='reg', tau=10.0)))
+    model.train()
+    data = _batch(model)
+    flat_calls = []
+    import mmkdcal.models.distillers.distill_single_stage as dss
+    orig = dss.flatten_level_outputs
+
+    def spy(outputs, channels):
+        flat_calls.append(channels)
+        return orig(outputs, channels)
+
+    dss.flatten_level_outputs = spy
+    try:
+        losses = model.loss(data['inputs'], data['data_samples'])
+    finally:
+        dss.flatten_level_outputs = orig
+    # teacher logits (for the weights) + student and teacher boxes; no student logits
+    assert sorted(flat_calls) == [3, 36, 36]  # 4 sides x (reg_max 8 + 1) bins
+    with torch.no_grad():
+        s_cls, s_reg = model.bbox_head(model.extract_feat(data['inputs']))
+        t_cls, t_reg = model.teacher.bbox_head(model.teacher.extract_feat(data['inputs']))
+
+    def flat(outs, c):
+        return torch.cat([o.permute(0, 2, 3, 1).reshape(-1, c) for o in outs])
+
+    w = flat(t_cls, 3).sigmoid().max(1).values
+    n = w.numel()
+    s, t = flat(s_reg, 36).reshape(n, 4, 9), flat(t_reg, 36).reshape(n, 4, 9)
+    q = (t / 10.0).softmax(-1)
+    # tau^2 / bins per side, the mean of the 4 sides, LDLoss's default loss_weight 0.25
+    kl = (q * (q.log() - (s / 10.0).log_softmax(-1))).sum(-1) * 100.0 / 9
+    expected = 0.25 * (kl.mean(1) * w).sum() / w.sum().clamp(min=1.0)
+    assert losses['loss_ld'].item() == pytest.approx(expected.item(), rel=1e-4)
+
+
 def test_teacher_gets_no_gradient_and_student_does(gfl_teacher):
     cfg_path, ckpt, _ = gfl_teacher
     model = _distiller(gfl_model(width=8), cfg_path, ckpt, teacher_temperature=1.5,
