@@ -20,8 +20,11 @@ then, in that order:
    page faults (:func:`~.timing.process_usage`): on a CPU at COCO size a quarter to a third of
    the wall time can be the kernel zero-filling memory the allocator has just mapped, which
    varies between rounds and candidates; user CPU time is the work itself;
-3. optionally a ``torch.profiler`` table of one ``ours`` and one ``peer`` step;
-4. the peak RSS of each of ``student``, ``ours``, ``peer`` training steps, each measured in a
+3. against LD, the loss part alone (:func:`head_loss_fns`: each candidate's losses and their
+   backward from the same head outputs), interleaved, ``HEAD_LOSS_ROUNDS`` rounds per step
+   round: what each distiller's loss adds to the student's;
+4. optionally a ``torch.profiler`` table of one ``ours`` and one ``peer`` step;
+5. the peak RSS of each of ``student``, ``ours``, ``peer`` training steps, each measured in a
    fresh process of the same environment that builds only that model (so allocator caches of
    the others do not blur it): the kernel's high-water mark (``VmHWM``), reset after building,
    over ``rss_steps`` steps.
@@ -52,9 +55,12 @@ from .peers import PEERS, build_mmdet_ld, build_mmrazor_distill, loss_report, ou
 from .step import TrainStep
 from .timing import ratio_summary, summarize, time_interleaved
 
-__all__ = ['DEFAULT_SPEC', 'MALLOC_MODES', 'RSS_CANDIDATES', 'build_models', 'environment',
-           'main', 'measure_rss', 'pair_configs', 'profile_steps', 'run_calibration',
-           'run_comparison']
+__all__ = ['DEFAULT_SPEC', 'HEAD_LOSS_ROUNDS', 'MALLOC_MODES', 'RSS_CANDIDATES', 'build_models',
+           'environment', 'head_loss_fns', 'main', 'measure_rss', 'pair_configs', 'profile_steps',
+           'run_calibration', 'run_comparison']
+
+#: Rounds of the (short) loss-part timing against LD per round of step timing.
+HEAD_LOSS_ROUNDS = 5
 
 #: The fields of a spec (what every process of one run agrees on) and their defaults.
 DEFAULT_SPEC = dict(models='coco', size=[800, 1333], batch=2, warmup=1, iters=3, threads=1,
@@ -188,6 +194,58 @@ def profile_steps(fns: Dict[str, callable], top: int = 15) -> Dict[str, dict]:
     return out
 
 
+def head_loss_fns(models: dict, inputs: torch.Tensor, samples: list) -> Dict[str, callable]:
+    """The loss part of one step of each candidate, from the same head outputs (vs LD).
+
+    Backbone, neck, head forward and the teacher forward are run once, untimed; each function
+    computes, from fresh leaf copies of the student's head outputs, that candidate's losses and
+    their backward to those outputs:
+
+    - ``student``: ``GFLHead.loss_by_feat`` (target assignment, QFL, GIoU, DFL);
+    - ``ours``: the same, plus our distillation terms (flattening, the teacher's max class
+      probability as weights, the configured KD losses on every location);
+    - ``peer``: ``LDHead.loss_by_feat`` with the teacher's box distributions (the GFL losses
+      and ``loss_ld`` on the ATSS positives).
+
+    The differences to ``student`` are what each distiller's loss adds to a step. Each function
+    returns its total loss (detached), which equals that model's full ``loss`` on the batch.
+    """
+    from mmdet.models.utils import unpack_gt_instances
+    student, ours, peer = models['student'], models['ours'], models['peer']
+    gts, ignore, metas = unpack_gt_instances(samples)
+    with torch.no_grad():
+        s_cls, s_reg = student.bbox_head(student.extract_feat(inputs))
+        t_feats, t_outs = ours.teacher_forward(inputs)
+    needed = set(ours.distill_inputs.values())
+
+    def leaves():
+        return ([c.detach().clone().requires_grad_() for c in s_cls],
+                [r.detach().clone().requires_grad_() for r in s_reg])
+
+    def backward(model, losses):
+        loss, _ = model.parse_losses(losses)
+        loss.backward()
+        return loss.detach()
+
+    def student_fn():
+        cls, reg = leaves()
+        return backward(student, student.bbox_head.loss_by_feat(cls, reg, gts, metas, ignore))
+
+    def ours_fn():
+        cls, reg = leaves()
+        losses = ours.bbox_head.loss_by_feat(cls, reg, gts, metas, ignore)
+        batches = ours._distill_batches({'head': [(cls, reg)]}, inputs, samples, needed,
+                                        (t_feats, t_outs, None))
+        return backward(ours, ours.add_distill_terms(losses, batches))
+
+    def peer_fn():
+        cls, reg = leaves()
+        return backward(peer, peer.bbox_head.loss_by_feat(cls, reg, gts, metas, t_outs[1],
+                                                          ignore))
+
+    return dict(student=student_fn, ours=ours_fn, peer=peer_fn)
+
+
 def run_comparison(peer: str, spec: dict) -> dict:
     """Loss values, interleaved step times and (optionally) profiles of one comparison."""
     _setup(spec)
@@ -250,6 +308,12 @@ def run_comparison(peer: str, spec: dict) -> dict:
         ratios['teacher_loss_mode_over_teacher'] = ratio_summary(
             times['teacher_loss_mode'], [times['teacher']])
     result['ratios'] = ratios
+    if peer == 'mmdet_ld':
+        head = time_interleaved(head_loss_fns(m, inputs, samples), spec['warmup'],
+                                HEAD_LOSS_ROUNDS * spec['iters'], device)
+        result['head_loss_ms'] = {name: summarize(v) for name, v in head.items()}
+        result['head_loss_samples_ms'] = head
+        ratios['head_loss_ours_over_peer'] = ratio_summary(head['ours'], [head['peer']])
     if spec.get('profile'):
         result['profile'] = profile_steps({'ours': fns['ours'], 'peer': fns['peer']})
     result['env']['load_average_end'] = list(os.getloadavg())

@@ -72,6 +72,7 @@ def markdown(report: dict) -> str:
     if notes:
         lines += [''] + [f'- {n}' for n in notes]
     lines += _usage(report)
+    lines += _head_losses(report)
     lines += ['', '| size | peer | loss | ours | peer | peer in our convention | rel. diff '
               '| convention |', '|---|---|---|---|---|---|---|---|']
     for size, runs in report['runs'].items():
@@ -126,6 +127,23 @@ def _usage(report: dict) -> List[str]:
                        f"| {r['times_ms'][cand]['median']:.0f} "
                        f"| {c['user_ms']['median']:.0f} | {c['sys_ms']['median']:.0f} "
                        f"| {c['minor_faults']['median'] / 1e3:.0f} |")
+    return out
+
+
+def _head_losses(report: dict) -> List[str]:
+    """The loss part alone (vs LD): each side's losses + backward from the same head outputs."""
+    out = []
+    for size, peer, r in _runs_with(report, 'head_loss_ms'):
+        if not out:
+            out = ['', 'The loss part alone (the losses and their backward from the same head '
+                   'outputs, medians; distillation = the candidate minus the student\'s stock '
+                   'losses):', '',
+                   '| size | peer | student losses ms | ours ms | peer ms | ours/peer '
+                   '| distillation ours / peer ms |', '|---|---|---|---|---|---|---|']
+        h = {k: v['median'] for k, v in r['head_loss_ms'].items()}
+        out.append(f"| {size} | {_NAMES[peer]} | {h['student']:.1f} | {h['ours']:.1f} "
+                   f"| {h['peer']:.1f} | {_ratio(r['ratios']['head_loss_ours_over_peer'])} "
+                   f"| {h['ours'] - h['student']:.1f} / {h['peer'] - h['student']:.1f} |")
     return out
 
 

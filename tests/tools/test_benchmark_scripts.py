@@ -101,6 +101,11 @@ def test_peer_step_tiny_mmdet_ld_and_missing_peer_env(tmp_path):
         r['ratios'])
     for q in r['ratios'].values():
         _positive(q['per_round_median'], 'ratio')
+    # the loss part alone, from the same head outputs, five rounds per step round
+    assert set(r['head_loss_ms']) == {'student', 'ours', 'peer'}
+    assert all(len(v) == 5 for v in r['head_loss_samples_ms'].values())
+    _positive(r['ratios']['head_loss_ours_over_peer']['per_round_median'], 'head ratio')
+    assert 'The loss part alone' in open(tmp_path / 'peer_step.md').read()
     checks = r['losses']['checks']
     # the same GFL head code and weights on both sides; LDHead normalises the box losses by S
     # where GFLHead uses max(S, 1), which the check converts
@@ -108,6 +113,32 @@ def test_peer_step_tiny_mmdet_ld_and_missing_peer_env(tmp_path):
     _check_equal_losses(checks, ['ld_kernel'], 1e-3)  # float32 rounding of a tiny KL
     md = open(tmp_path / 'peer_step.md').read()
     assert "MMDetection's LD" in md and md.strip() in out
+
+
+def test_loss_part_of_each_candidate_is_its_full_loss(tmp_path):
+    """The timed loss part (from the head outputs, computed once) gives each model's own total
+    loss on the batch, and its backward reaches the head outputs alone."""
+    import tempfile
+
+    from mmkdcal.speed.peer_compare import _batch, _setup, build_models, head_loss_fns
+    spec = dict(DEFAULT_SPEC, models='tiny', size=[64, 64], batch=1, threads=1)
+    _setup(spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        m = build_models('mmdet_ld', spec, tmp)
+    inputs, samples = _batch(spec, m['student_cfg'], m['student'].data_preprocessor)
+    fns = head_loss_fns(m, inputs, samples)
+    for name in ('student', 'ours', 'peer'):
+        model = m[name]
+        full, _ = model.parse_losses(model.loss(inputs, samples))
+        model.zero_grad(set_to_none=True)
+        part = fns[name]()
+        assert part.item() == pytest.approx(full.item(), rel=1e-5), name
+        assert all(p.grad is None for p in model.parameters()), name
+    # ours adds its distillation terms to the same student losses: the parts differ by them
+    losses = m['ours'].loss(inputs, samples)
+    kd = sum(v for k, v in losses.items() if k in m['ours'].distill_losses)
+    diff = (fns['ours']() - fns['student']()).item()  # float32 totals near 2: abs tolerance
+    assert kd.item() > 50 * 1e-6 and diff == pytest.approx(kd.item(), abs=1e-6)
 
 
 def test_peak_rss_and_calibration_workers_tiny():

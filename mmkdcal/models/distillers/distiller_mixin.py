@@ -409,6 +409,12 @@ class DistillerMixin:
             losses = super().loss(batch_inputs, batch_data_samples)
         batches = self._distill_batches(taps, batch_inputs, batch_data_samples, needed,
                                         teacher_out)
+        self.add_distill_terms(losses, batches)
+        return losses
+
+    def add_distill_terms(self, losses: dict, batches: Dict[str, DistillBatch]) -> dict:
+        """Add every configured distillation loss, computed on ``batches`` (input name ->
+        :class:`DistillBatch`), to the student's ``losses`` (in place; also returned)."""
         specs = self.distill_input_specs
         for name, loss in self.distill_losses.items():
             if name in losses:
