@@ -13,7 +13,9 @@ peer it runs one comparison in a fresh process of the peer's environment:
 
 Both on GFL R-101 -> R-50 (random weights, nothing downloaded), the same threads and warm-up for
 every candidate, interleaved rounds, medians and spread, and per step the CPU time (user and
-kernel) and page faults of the process. Then the calibration pass against plain inference of
+kernel) and page faults of the process; against LD also the loss part alone (each side's
+losses and their backward from the same head outputs), which isolates what each distiller's loss
+costs. Then the calibration pass against plain inference of
 the teacher at the largest size. Targets: ours <= 1.0x each peer; ours <= 1.05x (student step +
 teacher forward) at COCO size; calibration pass >= 0.9x plain inference.
 
