@@ -112,39 +112,43 @@ def _runs_with(report: dict, field: str):
                 yield size, peer, r
 
 
+def _table(report: dict, field: str, intro: str, columns: List[str], rows) -> List[str]:
+    """A table with one block of ``rows(size, peer, run)`` per comparison that has ``field``;
+    empty when none has it."""
+    body = [row for size, peer, r in _runs_with(report, field) for row in rows(size, peer, r)]
+    if not body:
+        return []
+    return ['', intro, '', '| ' + ' | '.join(columns) + ' |',
+            '|' + '---|' * len(columns)] + body
+
+
 def _usage(report: dict) -> List[str]:
     """Per step (medians): CPU time of all threads, user and kernel, and minor page faults."""
-    out = []
-    for size, peer, r in _runs_with(report, 'usage'):
-        if not out:
-            out = ['', 'CPU time per step (medians, all threads of the process; kernel time is '
-                   'mostly page faults: first touches of memory the allocator has just '
-                   'mapped):', '',
-                   '| size | peer | candidate | wall ms | user CPU ms | kernel CPU ms '
-                   '| minor faults (k) |', '|---|---|---|---|---|---|---|']
-        for cand, c in r['usage'].items():
-            out.append(f"| {size} | {_NAMES[peer]} | {cand} "
-                       f"| {r['times_ms'][cand]['median']:.0f} "
-                       f"| {c['user_ms']['median']:.0f} | {c['sys_ms']['median']:.0f} "
-                       f"| {c['minor_faults']['median'] / 1e3:.0f} |")
-    return out
+    def rows(size, peer, r):
+        return [f"| {size} | {_NAMES[peer]} | {cand} | {r['times_ms'][cand]['median']:.0f} "
+                f"| {c['user_ms']['median']:.0f} | {c['sys_ms']['median']:.0f} "
+                f"| {c['minor_faults']['median'] / 1e3:.0f} |" for cand, c in r['usage'].items()]
+
+    return _table(report, 'usage',
+                  'CPU time per step (medians, all threads of the process; kernel time is mostly '
+                  'page faults: first touches of memory the allocator has just mapped):',
+                  ['size', 'peer', 'candidate', 'wall ms', 'user CPU ms', 'kernel CPU ms',
+                   'minor faults (k)'], rows)
 
 
 def _head_losses(report: dict) -> List[str]:
     """The loss part alone (vs LD): each side's losses + backward from the same head outputs."""
-    out = []
-    for size, peer, r in _runs_with(report, 'head_loss_ms'):
-        if not out:
-            out = ['', 'The loss part alone (the losses and their backward from the same head '
-                   'outputs, medians; distillation = the candidate minus the student\'s stock '
-                   'losses):', '',
-                   '| size | peer | student losses ms | ours ms | peer ms | ours/peer '
-                   '| distillation ours / peer ms |', '|---|---|---|---|---|---|---|']
+    def rows(size, peer, r):
         h = {k: v['median'] for k, v in r['head_loss_ms'].items()}
-        out.append(f"| {size} | {_NAMES[peer]} | {h['student']:.1f} | {h['ours']:.1f} "
-                   f"| {h['peer']:.1f} | {_ratio(r['ratios']['head_loss_ours_over_peer'])} "
-                   f"| {h['ours'] - h['student']:.1f} / {h['peer'] - h['student']:.1f} |")
-    return out
+        return [f"| {size} | {_NAMES[peer]} | {h['student']:.1f} | {h['ours']:.1f} "
+                f"| {h['peer']:.1f} | {_ratio(r['ratios']['head_loss_ours_over_peer'])} "
+                f"| {h['ours'] - h['student']:.1f} / {h['peer'] - h['student']:.1f} |"]
+
+    return _table(report, 'head_loss_ms',
+                  'The loss part alone (the losses and their backward from the same head outputs, '
+                  "medians; distillation = the candidate minus the student's stock losses):",
+                  ['size', 'peer', 'student losses ms', 'ours ms', 'peer ms', 'ours/peer',
+                   'distillation ours / peer ms'], rows)
 
 
 def _profiles(report: dict, top: int = 8) -> List[str]:
