@@ -213,10 +213,11 @@ def head_loss_fns(models: dict, inputs: torch.Tensor, samples: list) -> Dict[str
     from mmdet.models.utils import unpack_gt_instances
     student, ours, peer = models['student'], models['ours'], models['peer']
     gts, ignore, metas = unpack_gt_instances(samples)
+    needed = set(ours.distill_inputs.values())
     with torch.no_grad():
         s_cls, s_reg = student.bbox_head(student.extract_feat(inputs))
-        t_feats, t_outs = ours.teacher_forward(inputs)
-    needed = set(ours.distill_inputs.values())
+    teacher_out = ours._teacher_before_student(inputs, needed)  # what ours.loss() computes
+    t_outs = teacher_out[1]
 
     def leaves():
         return ([c.detach().clone().requires_grad_() for c in s_cls],
@@ -235,7 +236,7 @@ def head_loss_fns(models: dict, inputs: torch.Tensor, samples: list) -> Dict[str
         cls, reg = leaves()
         losses = ours.bbox_head.loss_by_feat(cls, reg, gts, metas, ignore)
         batches = ours._distill_batches({'head': [(cls, reg)]}, inputs, samples, needed,
-                                        (t_feats, t_outs, None))
+                                        teacher_out)
         return backward(ours, ours.add_distill_terms(losses, batches))
 
     def peer_fn():
@@ -307,13 +308,13 @@ def run_comparison(peer: str, spec: dict) -> dict:
             times['peer'], [times['student'], times['teacher_loss_mode']])
         ratios['teacher_loss_mode_over_teacher'] = ratio_summary(
             times['teacher_loss_mode'], [times['teacher']])
-    result['ratios'] = ratios
     if peer == 'mmdet_ld':
         head = time_interleaved(head_loss_fns(m, inputs, samples), spec['warmup'],
                                 HEAD_LOSS_ROUNDS * spec['iters'], device)
         result['head_loss_ms'] = {name: summarize(v) for name, v in head.items()}
         result['head_loss_samples_ms'] = head
         ratios['head_loss_ours_over_peer'] = ratio_summary(head['ours'], [head['peer']])
+    result['ratios'] = ratios
     if spec.get('profile'):
         result['profile'] = profile_steps({'ours': fns['ours'], 'peer': fns['peer']})
     result['env']['load_average_end'] = list(os.getloadavg())

@@ -118,13 +118,10 @@ def test_peer_step_tiny_mmdet_ld_and_missing_peer_env(tmp_path):
 def test_loss_part_of_each_candidate_is_its_full_loss(tmp_path):
     """The timed loss part (from the head outputs, computed once) gives each model's own total
     loss on the batch, and its backward reaches the head outputs alone."""
-    import tempfile
-
     from mmkdcal.speed.peer_compare import _batch, _setup, build_models, head_loss_fns
     spec = dict(DEFAULT_SPEC, models='tiny', size=[64, 64], batch=1, threads=1)
     _setup(spec)
-    with tempfile.TemporaryDirectory() as tmp:
-        m = build_models('mmdet_ld', spec, tmp)
+    m = build_models('mmdet_ld', spec, str(tmp_path))
     inputs, samples = _batch(spec, m['student_cfg'], m['student'].data_preprocessor)
     fns = head_loss_fns(m, inputs, samples)
     for name in ('student', 'ours', 'peer'):

@@ -409,8 +409,7 @@ class DistillerMixin:
             losses = super().loss(batch_inputs, batch_data_samples)
         batches = self._distill_batches(taps, batch_inputs, batch_data_samples, needed,
                                         teacher_out)
-        self.add_distill_terms(losses, batches)
-        return losses
+        return self.add_distill_terms(losses, batches)
 
     def add_distill_terms(self, losses: dict, batches: Dict[str, DistillBatch]) -> dict:
         """Add every configured distillation loss, computed on ``batches`` (input name ->

@@ -70,7 +70,7 @@ def test_cls_kd_sees_teacher_logits_divided_by_temperature(gfl_teacher):
     assert abs(losses1['loss_kd'].item() - losses['loss_kd'].item()) > 1e-4
 
 
-def test_ld_alone_weights_by_teacher_scores_and_flattens_no_logits(gfl_teacher):
+def test_ld_alone_weights_by_teacher_scores_and_flattens_no_logits(gfl_teacher, monkeypatch):
     """An LD-only distiller still weights each prior by the teacher's max class probability
     (raw logits: the temperature is for class KD) and divides by their sum, and builds no class
     batch it would not use."""
@@ -87,11 +87,9 @@ def test_ld_alone_weights_by_teacher_scores_and_flattens_no_logits(gfl_teacher):
         flat_calls.append(channels)
         return orig(outputs, channels)
 
-    dss.flatten_level_outputs = spy
-    try:
-        losses = model.loss(data['inputs'], data['data_samples'])
-    finally:
-        dss.flatten_level_outputs = orig
+    monkeypatch.setattr(dss, 'flatten_level_outputs', spy)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    monkeypatch.undo()
     # teacher logits (for the weights) + student and teacher boxes; no student logits
     assert sorted(flat_calls) == [3, 36, 36]  # 4 sides x (reg_max 8 + 1) bins
     with torch.no_grad():
