@@ -27,7 +27,9 @@ then, in that order:
 5. the peak RSS of each of ``student``, ``ours``, ``peer`` training steps, each measured in a
    fresh process of the same environment that builds only that model (so allocator caches of
    the others do not blur it): the kernel's high-water mark (``VmHWM``), reset after building,
-   over ``rss_steps`` steps.
+   over ``rss_steps`` steps;
+6. optionally (``isolated_iters``) ours and the peer each alone in a process of its own, their
+   steps interleaved (:mod:`~.isolated`): no heap shared between the candidates.
 
 Run it with ``python -m mmkdcal.speed.peer_compare compare --spec JSON --out FILE`` (what
 ``tools/benchmarks/peer_step.py`` does, with the environment's own Python for each peer).
@@ -65,7 +67,7 @@ HEAD_LOSS_ROUNDS = 5
 #: The fields of a spec (what every process of one run agrees on) and their defaults.
 DEFAULT_SPEC = dict(models='coco', size=[800, 1333], batch=2, warmup=1, iters=3, threads=1,
                     seed=0, lr=1e-4, rss_steps=2, profile=False, calib_batches=2,
-                    calib_repeats=2, malloc='default')
+                    calib_repeats=2, malloc='default', isolated_iters=0)
 #: glibc malloc settings of the worker processes (environment variables). ``default``: glibc's
 #: own, under which blocks above 32 MiB (most activations at COCO size) are mapped for each
 #: allocation and unmapped when freed, so every step page-faults them in again (the kernel
@@ -410,9 +412,13 @@ def run_worker(python: str, task: str, spec: dict, peer: Optional[str] = None,
 
 
 def compare_with_rss(python: str, peer: str, spec: dict, rss: bool = True) -> dict:
-    """:func:`run_comparison` and, each in its own process, :func:`measure_rss` of every
-    candidate, all in the environment of ``python``."""
+    """:func:`run_comparison`, each in its own process :func:`measure_rss` of every candidate,
+    and (``spec['isolated_iters'] > 0``) :func:`~.isolated.time_isolated`, all in the
+    environment of ``python``."""
+    from .isolated import time_isolated
     result = run_worker(python, 'compare', spec, peer=peer)
+    if spec.get('isolated_iters', 0) > 0:
+        result['isolated'] = time_isolated(python, peer, spec, spec['isolated_iters'])
     if rss:
         result['peak_rss'] = {c: run_worker(python, 'rss', spec, peer=peer, candidate=c)
                               for c in RSS_CANDIDATES}

@@ -72,6 +72,7 @@ def markdown(report: dict) -> str:
     if notes:
         lines += [''] + [f'- {n}' for n in notes]
     lines += _usage(report)
+    lines += _isolated(report)
     lines += _head_losses(report)
     lines += ['', '| size | peer | loss | ours | peer | peer in our convention | rel. diff '
               '| convention |', '|---|---|---|---|---|---|---|---|']
@@ -136,6 +137,29 @@ def _usage(report: dict) -> List[str]:
                    'minor faults (k)'], rows)
 
 
+def _isolated(report: dict) -> List[str]:
+    """Ours and the peer each alone in its own process (no shared heap), steps interleaved."""
+    def rows(size, peer, r):
+        i = r['isolated']
+        out = []
+        for cand in i['candidates']:
+            u = i['usage'][cand]
+            peak = i['peak_rss_bytes'][cand]
+            out.append(f"| {size} | {_NAMES[peer]} | {cand} | {i['times_ms'][cand]['median']:.0f} "
+                       f"| {u['user_ms']['median']:.0f} | {u['sys_ms']['median']:.0f} "
+                       f"| {u['minor_faults']['median'] / 1e3:.0f} | {_mib(peak)} "
+                       + (f"| {_ratio(i['ratios']['ours_over_peer'])} "
+                          f"| {_ratio(i['ratios']['ours_over_peer_user_cpu'])} |"
+                          if cand == 'ours' else '| | |'))
+        return out
+
+    return _table(report, 'isolated',
+                  'Each distiller alone in its own process (the steps interleaved between the two '
+                  'processes, one computing at a time; medians; peak RSS over all its steps):',
+                  ['size', 'peer', 'candidate', 'wall ms', 'user CPU ms', 'kernel CPU ms',
+                   'minor faults (k)', 'peak RSS MiB', 'ours/peer', 'user CPU ours/peer'], rows)
+
+
 def _head_losses(report: dict) -> List[str]:
     """The loss part alone (vs LD): each side's losses + backward from the same head outputs."""
     def rows(size, peer, r):
@@ -180,8 +204,13 @@ def _targets(report: dict) -> str:
                 continue
             q = r['ratios']
             v = q['ours_over_peer']['per_round_median']
-            out.append(f"{size} vs {_NAMES[peer]}: ours/peer {v:.3f} (target <= "
+            out.append(f"{size} vs {_NAMES[peer]}: ours/peer {v:.3f} in one process (target <= "
                        f"{TARGET_VS_PEER}: {'met' if v <= TARGET_VS_PEER else 'MISSED'})")
+            if 'isolated' in r:
+                v = r['isolated']['ratios']['ours_over_peer']['per_round_median']
+                out.append(f"{size} vs {_NAMES[peer]}: ours/peer {v:.3f} each in its own process "
+                           f"(target <= {TARGET_VS_PEER}: "
+                           f"{'met' if v <= TARGET_VS_PEER else 'MISSED'})")
             if r['spec']['size'] == [800, 1333]:
                 o = q['ours_over_student_plus_teacher']['per_round_median']
                 out.append(f"{size} ({_NAMES[peer]} set): ours/(student+teacher) {o:.3f} (target "

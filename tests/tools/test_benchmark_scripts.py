@@ -81,7 +81,8 @@ def test_train_step_tiny_cpu(tmp_path):
 def test_peer_step_tiny_mmdet_ld_and_missing_peer_env(tmp_path):
     out = run_tool('tools/benchmarks/peer_step.py', '--models', 'tiny', '--sizes', '64x64',
                    '--batch', '1', '--iters', '1', '--warmup', '1', '--rss-steps', '0',
-                   '--calib-repeats', '0', '--peer-env', str(tmp_path / 'absent'),
+                   '--isolated-iters', '2', '--calib-repeats', '0',
+                   '--peer-env', str(tmp_path / 'absent'),
                    '--out', str(tmp_path), timeout=900)
     report = json.load(open(tmp_path / 'peer_step.json'))
     assert report['errors'] == []
@@ -113,6 +114,36 @@ def test_peer_step_tiny_mmdet_ld_and_missing_peer_env(tmp_path):
     _check_equal_losses(checks, ['ld_kernel'], 1e-3)  # float32 rounding of a tiny KL
     md = open(tmp_path / 'peer_step.md').read()
     assert "MMDetection's LD" in md and md.strip() in out
+    _check_isolated(r, warmup=1, iters=2)
+    assert 'each in its own process' in md
+
+
+def test_isolated_worker_that_fails_reports_its_error():
+    from mmkdcal.speed.isolated import time_isolated
+    spec = dict(DEFAULT_SPEC, models='huge', size=[64, 64], batch=1)
+    with pytest.raises(RuntimeError, match=r"(?s)isolated ours worker ended.*'coco' or 'tiny'"):
+        time_isolated(sys.executable, 'mmdet_ld', spec, iters=1)
+    with pytest.raises(ValueError, match='iters must be >= 1'):
+        time_isolated(sys.executable, 'mmdet_ld', spec, iters=0)
+
+
+def _check_isolated(r, warmup, iters):
+    """The isolated timing: alternating order, and workers that train the very models (same
+    weights, same batch) of the shared comparison: their first loss is its total loss."""
+    i = r['isolated']
+    rounds = warmup + iters
+    assert i['order'] == [n for k in range(rounds) for n in (('ours', 'peer') if k % 2 == 0
+                                                             else ('peer', 'ours'))]
+    for name in ('ours', 'peer'):
+        assert len(i['samples_ms'][name]) == len(i['usage_samples'][name]) == iters
+        assert len(i['losses'][name]) == rounds
+        total = sum(r['losses']['values'][name].values())
+        assert i['losses'][name][0] == pytest.approx(total, rel=1e-5), name
+        assert i['losses'][name][1] != i['losses'][name][0]  # it trains: the SGD step ran
+        assert i['peak_rss_bytes'][name] > 100 * 2**20
+    q = i['ratios']['ours_over_peer']
+    per_round = [a / b for a, b in zip(i['samples_ms']['ours'], i['samples_ms']['peer'])]
+    assert q['per_round_min'] == pytest.approx(min(per_round))
 
 
 def test_loss_part_of_each_candidate_is_its_full_loss(tmp_path):
@@ -163,7 +194,7 @@ def test_peer_step_tiny_mmrazor_in_peer_env(tmp_path):
     # std over them)
     run_tool('tools/benchmarks/peer_step.py', '--models', 'tiny', '--sizes', '64x64', '--batch',
              '2', '--iters', '1', '--warmup', '1', '--rss-steps', '0', '--calib-repeats', '0',
-             '--peers', 'mmrazor', '--out', str(tmp_path), timeout=900)
+             '--isolated-iters', '1', '--peers', 'mmrazor', '--out', str(tmp_path), timeout=900)
     r = json.load(open(tmp_path / 'peer_step.json'))['runs']['64x64']['mmrazor']
     assert r['env']['torch'].startswith('1.13') and r['env']['mmrazor'] == '1.0.0'
     assert set(r['times_ms']) == {'student', 'teacher', 'teacher_loss_mode', 'ours', 'peer'}
@@ -173,6 +204,7 @@ def test_peer_step_tiny_mmrazor_in_peer_env(tmp_path):
     _check_equal_losses(checks, ['task_loss_cls', 'task_loss_bbox', 'task_loss_dfl'], 1e-6)
     _check_equal_losses(checks, ['pkd'], 1e-4)
     assert 'rel_diff' not in checks['kd'] and checks['kd']['ours'] != checks['kd']['peer']
+    _check_isolated(r, warmup=1, iters=1)
 
 
 def _cli(name):
@@ -187,7 +219,8 @@ def _cli(name):
 def test_bad_arguments_fail_early(capsys):
     peer_step, train_step = _cli('peer_step'), _cli('train_step')
     for args, msg in ((['--sizes', '32x32'], 'at least 64x64'), (['--sizes', '800'], 'HxW'),
-                      (['--iters', '0'], '--iters must be >= 1')):
+                      (['--iters', '0'], '--iters must be >= 1'),
+                      (['--isolated-iters', '-1'], '--isolated-iters must be >= 0')):
         with pytest.raises(SystemExit):
             peer_step.parse_args(args)
         assert msg in capsys.readouterr().err

@@ -87,6 +87,9 @@ def parse_args(argv=None):
                         "and page-faulted in again at every step), 'keep' (freed memory stays "
                         "in the heap; the wall time is then the work, not the kernel refilling "
                         "pages) (default: default)")
+    p.add_argument('--isolated-iters', type=int, default=3,
+                   help='timed rounds of ours and the peer each alone in its own process '
+                        '(after --warmup rounds), the headline ours/peer; 0: skip (default 3)')
     p.add_argument('--rss-steps', type=int, default=2,
                    help='training steps of each peak-RSS measurement; 0: skip (default 2)')
     p.add_argument('--profile', action='store_true',
@@ -106,7 +109,7 @@ def parse_args(argv=None):
     for key in ('batch', 'iters', 'threads'):
         if getattr(args, key) < 1:
             p.error(f'--{key} must be >= 1, got {getattr(args, key)}')
-    for key in ('warmup', 'rss_steps', 'calib_repeats', 'calib_batches'):
+    for key in ('warmup', 'isolated_iters', 'rss_steps', 'calib_repeats', 'calib_batches'):
         if getattr(args, key) < 0:
             p.error(f'--{key.replace("_", "-")} must be >= 0, got {getattr(args, key)}')
     args.out = args.out or os.environ.get('OUT') or osp.join('work_dirs', 'benchmarks')
@@ -145,6 +148,7 @@ def main(argv=None) -> dict:
     spec_base = dict(DEFAULT_SPEC, models=args.models, batch=args.batch, warmup=args.warmup,
                      iters=args.iters, threads=args.threads, seed=args.seed, lr=args.lr,
                      rss_steps=args.rss_steps, profile=args.profile,
+                     isolated_iters=args.isolated_iters,
                      calib_batches=args.calib_batches, calib_repeats=args.calib_repeats)
     pythons = {'main': (sys.executable, None), 'peer': peer_python(args.peer_env)}
     report = dict(args=vars(args), runs={}, errors=[])

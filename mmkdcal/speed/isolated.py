@@ -1,0 +1,200 @@
+"""Ours against a peer with each distiller alone in its own process, the steps interleaved.
+
+In :func:`~.peer_compare.run_comparison` every candidate lives in one process and so shares
+one malloc heap: each step starts from the heap the other candidates' steps left (the blocks
+they hold, where they freed), and MMRazor's recorders keep the last step's recorded tensors
+alive until its next forward, i.e. through the other candidates' steps. On a CPU at COCO size,
+where a quarter of a step can be the kernel refilling pages the allocator gave back, that
+shared heap moves the step times. A user trains one distiller per process; this measures that:
+
+- one persistent worker process per candidate (``ours``, ``peer``), each built alone from the
+  same seed as in the shared comparison (same weights, same batch) in the same environment,
+  its peak-RSS mark reset after building;
+- the parent sends ``step`` to one worker at a time and waits for its answer, so only one
+  computes at any moment; rounds alternate the order (A B, B A, ...); the warm-up rounds
+  come first;
+- each worker times its own step (``perf_counter`` around it, no pipe traffic inside) and
+  reports its CPU time, minor page faults and training loss; at the end, its peak RSS over all
+  its steps.
+
+Run it with :func:`time_isolated` (``tools/benchmarks/peer_step.py --isolated-iters N``); the
+workers are ``python -m mmkdcal.speed.isolated serve ...``.
+"""
+import argparse
+import gc
+import json
+import os.path as osp
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+import torch
+
+from .memory import peak_rss_bytes, reset_peak_rss
+from .timing import process_usage, ratio_summary, summarize
+
+__all__ = ['ISOLATED_CANDIDATES', 'serve', 'time_isolated']
+
+#: The candidates timed each in a process of its own.
+ISOLATED_CANDIDATES = ('ours', 'peer')
+#: Prefix of the workers' answer lines (everything else on their stdout is log noise).
+_TAG = '@@mmkdcal-isolated '
+
+
+def _answer(obj: dict) -> None:
+    sys.stdout.write(_TAG + json.dumps(obj) + '\n')
+    sys.stdout.flush()
+
+
+def serve(peer: str, spec: dict, candidate: str, commands=None) -> None:
+    """The worker: build ``candidate`` alone, then run one timed training step per ``step``
+    line of ``commands`` (default stdin) until ``stop`` or its end.
+
+    Answers (tagged JSON lines on stdout): ``ready`` after building; per step ``ms``,
+    ``user_ms``, ``sys_ms``, ``minor_faults`` and ``loss``; at ``stop`` the peak RSS of all
+    steps (``peak_rss_bytes``; ``peak_reset_after_build``: whether the mark was reset).
+    """
+    from .peer_compare import _batch, _setup, build_models
+    from .step import TrainStep
+    if candidate not in ISOLATED_CANDIDATES:
+        raise ValueError(f'candidate must be one of {ISOLATED_CANDIDATES}, got {candidate!r}.')
+    _setup(spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        m = build_models(peer, spec, tmp, want=(candidate, ))
+    model = m[candidate]
+    inputs, samples = _batch(spec, m['student_cfg'], model.data_preprocessor)
+    step = TrainStep(model, torch.device('cpu'), None, spec['lr'])
+    gc.collect()
+    was_reset = reset_peak_rss()
+    _answer(dict(ready=candidate, torch=torch.__version__, threads=torch.get_num_threads()))
+    for line in (sys.stdin if commands is None else commands):
+        command = line.strip()
+        if command == 'stop':
+            break
+        if command != 'step':
+            raise ValueError(f'unknown command {command!r} (step or stop)')
+        u0 = process_usage()
+        t0 = time.perf_counter()
+        step(inputs, samples)
+        ms = (time.perf_counter() - t0) * 1e3
+        u1 = process_usage()
+        row = {k: u1[k] - u0[k] for k in u0}
+        _answer(dict(ms=ms, loss=float(step.last_loss), **row))
+    _answer(dict(peak_rss_bytes=peak_rss_bytes(), peak_reset_after_build=was_reset))
+
+
+class _Worker:
+    """One ``serve`` process and its answers."""
+
+    def __init__(self, python: str, peer: str, spec: dict, candidate: str, env: dict,
+                 log_dir: str) -> None:
+        self.name = candidate
+        self.log_path = osp.join(log_dir, f'{candidate}.log')
+        self._log = open(self.log_path, 'w')
+        cmd = [python, '-m', 'mmkdcal.speed.isolated', 'serve', '--spec', json.dumps(spec),
+               '--peer', peer, '--candidate', candidate]
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._log, text=True)
+
+    def read(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith(_TAG):
+                return json.loads(line[len(_TAG):])
+        self.proc.wait()
+        self._log.flush()
+        with open(self.log_path) as f:
+            tail = f.read()[-4000:]
+        raise RuntimeError(f'the isolated {self.name} worker ended ({self.proc.returncode}) '
+                           f'before answering:\n{tail}')
+
+    def send(self, command: str) -> dict:
+        self.proc.stdin.write(command + '\n')
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+def time_isolated(python: str, peer: str, spec: dict, iters: int,
+                  warmup: Optional[int] = None) -> dict:
+    """Interleaved training steps of ours and the peer, each in its own worker process.
+
+    Args:
+        python: The interpreter of the environment both workers run in.
+        peer: A key of :data:`~.peers.PEERS`.
+        spec: The run's spec (size, threads, seed, lr, malloc, ...).
+        iters: Timed rounds.
+        warmup: Untimed rounds first (default ``spec['warmup']``).
+
+    Returns:
+        ``times_ms`` / ``usage`` (summaries), ``samples_ms`` / ``usage_samples`` (per round),
+        ``losses`` (every step's training loss, warm-up included), ``peak_rss_bytes`` per
+        candidate, ``order`` (who ran when), ``ratios`` (``ours_over_peer`` and
+        ``ours_over_peer_user_cpu``).
+    """
+    from .peer_compare import _python_env
+    warmup = spec['warmup'] if warmup is None else warmup
+    if iters < 1 or warmup < 0:
+        raise ValueError(f'iters must be >= 1 and warmup >= 0, got iters={iters}, '
+                         f'warmup={warmup}.')
+    env = _python_env(spec['threads'], spec.get('malloc', 'default'))
+    names = list(ISOLATED_CANDIDATES)
+    workers: Dict[str, _Worker] = {}
+    with tempfile.TemporaryDirectory() as logs:
+        try:
+            for name in names:  # built one after the other: builds do not overlap
+                workers[name] = _Worker(python, peer, spec, name, env, logs)
+                workers[name].read()
+            samples: Dict[str, List[float]] = {n: [] for n in names}
+            usage: Dict[str, List[dict]] = {n: [] for n in names}
+            losses: Dict[str, List[float]] = {n: [] for n in names}
+            order: List[str] = []
+            for r in range(warmup + iters):
+                for name in (names if r % 2 == 0 else names[::-1]):
+                    row = workers[name].send('step')
+                    order.append(name)
+                    losses[name].append(row.pop('loss'))
+                    ms = row.pop('ms')
+                    if r >= warmup:
+                        samples[name].append(ms)
+                        usage[name].append(row)
+            peaks = {name: workers[name].send('stop') for name in names}
+            for w in workers.values():
+                w.proc.wait(timeout=60)
+        finally:
+            for w in workers.values():
+                w.close()
+    user = {n: [row['user_ms'] for row in rows] for n, rows in usage.items()}
+    return dict(
+        candidates=names, warmup=warmup, iters=iters, order=order,
+        times_ms={n: summarize(v) for n, v in samples.items()}, samples_ms=samples,
+        usage={n: {k: summarize([row[k] for row in rows]) for k in rows[0]}
+               for n, rows in usage.items()},
+        usage_samples=usage, losses=losses,
+        peak_rss_bytes={n: p['peak_rss_bytes'] for n, p in peaks.items()},
+        peak_reset_after_build=all(p['peak_reset_after_build'] for p in peaks.values()),
+        ratios=dict(ours_over_peer=ratio_summary(samples['ours'], [samples['peer']]),
+                    ours_over_peer_user_cpu=ratio_summary(user['ours'], [user['peer']])))
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point of the worker processes."""
+    from .peer_compare import DEFAULT_SPEC
+    from .peers import PEERS
+    p = argparse.ArgumentParser(description='a worker of the isolated peer timing')
+    p.add_argument('task', choices=['serve'])
+    p.add_argument('--spec', required=True, help='the run spec, JSON')
+    p.add_argument('--peer', required=True, choices=sorted(PEERS))
+    p.add_argument('--candidate', required=True, choices=ISOLATED_CANDIDATES)
+    args = p.parse_args(argv)
+    serve(args.peer, dict(DEFAULT_SPEC, **json.loads(args.spec)), args.candidate)
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
