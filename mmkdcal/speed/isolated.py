@@ -1,4 +1,4 @@
-"""Ours against a peer with each distiller alone in its own process, the steps interleaved.
+"""Ours against a peer with each candidate alone in its own process, the steps interleaved.
 
 In :func:`~.peer_compare.run_comparison` every candidate lives in one process and so shares
 one malloc heap: each step starts from the heap the other candidates' steps left (the blocks
@@ -7,15 +7,15 @@ alive until its next forward, i.e. through the other candidates' steps. On a CPU
 where a quarter of a step can be the kernel refilling pages the allocator gave back, that
 shared heap moves the step times. A user trains one distiller per process; this measures that:
 
-- one persistent worker process per candidate (``ours``, ``peer``), each built alone from the
-  same seed as in the shared comparison (same weights, same batch) in the same environment,
-  its peak-RSS mark reset after building;
+- one persistent worker process per candidate (:data:`ISOLATED_CANDIDATES`), each built alone
+  from the same seed as in the shared comparison (same weights, same batch) in the same
+  environment, its peak-RSS mark reset after building;
 - the parent sends ``step`` to one worker at a time and waits for its answer, so only one
-  computes at any moment; rounds alternate the order (A B, B A, ...); the warm-up rounds
+  computes at any moment; rounds alternate the order (A B C D, D C B A, ...); the warm-up rounds
   come first;
 - each worker times its own step (``perf_counter`` around it, no pipe traffic inside) and
-  reports its CPU time, minor page faults and training loss; at the end, its peak RSS over all
-  its steps.
+  reports its CPU time, minor page faults and training loss (the teacher: the sum of its class
+  logits); at the end, its peak RSS over all its steps.
 
 Run it with :func:`time_isolated` (``tools/benchmarks/peer_step.py --isolated-iters N``); the
 workers are ``python -m mmkdcal.speed.isolated serve ...``.
@@ -37,8 +37,10 @@ from .timing import process_usage, ratio_summary, summarize
 
 __all__ = ['ISOLATED_CANDIDATES', 'serve', 'time_isolated']
 
-#: The candidates timed each in a process of its own.
-ISOLATED_CANDIDATES = ('ours', 'peer')
+#: The candidates timed each in a process of its own: as in the shared comparison, the plain
+#: student's training step, the teacher's forward (``mode='tensor'``, ``no_grad``) and the two
+#: distillers' training steps.
+ISOLATED_CANDIDATES = ('student', 'teacher', 'ours', 'peer')
 #: Prefix of the workers' answer lines (everything else on their stdout is log noise).
 _TAG = '@@mmkdcal-isolated '
 
@@ -56,16 +58,34 @@ def serve(peer: str, spec: dict, candidate: str, commands=None) -> None:
     ``user_ms``, ``sys_ms``, ``minor_faults`` and ``loss``; at ``stop`` the peak RSS of all
     steps (``peak_rss_bytes``; ``peak_reset_after_build``: whether the mark was reset).
     """
-    from .peer_compare import _batch, _setup, build_models
+    from .peer_compare import _batch, _setup, build_models, pair_configs
     from .step import TrainStep
     if candidate not in ISOLATED_CANDIDATES:
         raise ValueError(f'candidate must be one of {ISOLATED_CANDIDATES}, got {candidate!r}.')
     _setup(spec)
-    with tempfile.TemporaryDirectory() as tmp:
-        m = build_models(peer, spec, tmp, want=(candidate, ))
-    model = m[candidate]
-    inputs, samples = _batch(spec, m['student_cfg'], model.data_preprocessor)
-    step = TrainStep(model, torch.device('cpu'), None, spec['lr'])
+    if candidate == 'teacher':
+        from mmdet.registry import MODELS
+        s_cfg, t_cfg = pair_configs(spec['models'])
+        torch.manual_seed(spec['seed'])  # the weights save_random_teacher gives the others
+        teacher = MODELS.build(t_cfg)
+        teacher.init_weights()
+        teacher.eval()
+        inputs, samples = _batch(spec, s_cfg, teacher.data_preprocessor)
+
+        def step():
+            with torch.no_grad():
+                cls_scores = teacher(inputs, mode='tensor')[0]
+            return sum(float(c.sum()) for c in cls_scores)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            m = build_models(peer, spec, tmp, want=(candidate, ))
+        model = m[candidate]
+        inputs, samples = _batch(spec, m['student_cfg'], model.data_preprocessor)
+        train_step = TrainStep(model, torch.device('cpu'), None, spec['lr'])
+
+        def step():
+            train_step(inputs, samples)
+            return float(train_step.last_loss)
     gc.collect()
     was_reset = reset_peak_rss()
     _answer(dict(ready=candidate, torch=torch.__version__, threads=torch.get_num_threads()))
@@ -77,11 +97,11 @@ def serve(peer: str, spec: dict, candidate: str, commands=None) -> None:
             raise ValueError(f'unknown command {command!r} (step or stop)')
         u0 = process_usage()
         t0 = time.perf_counter()
-        step(inputs, samples)
+        loss = step()
         ms = (time.perf_counter() - t0) * 1e3
         u1 = process_usage()
         row = {k: u1[k] - u0[k] for k in u0}
-        _answer(dict(ms=ms, loss=float(step.last_loss), **row))
+        _answer(dict(ms=ms, loss=loss, **row))
     _answer(dict(peak_rss_bytes=peak_rss_bytes(), peak_reset_after_build=was_reset))
 
 
@@ -123,7 +143,7 @@ class _Worker:
 
 def time_isolated(python: str, peer: str, spec: dict, iters: int,
                   warmup: Optional[int] = None) -> dict:
-    """Interleaved training steps of ours and the peer, each in its own worker process.
+    """Interleaved steps of every candidate, each in its own worker process.
 
     Args:
         python: The interpreter of the environment both workers run in.
@@ -135,8 +155,9 @@ def time_isolated(python: str, peer: str, spec: dict, iters: int,
     Returns:
         ``times_ms`` / ``usage`` (summaries), ``samples_ms`` / ``usage_samples`` (per round),
         ``losses`` (every step's training loss, warm-up included), ``peak_rss_bytes`` per
-        candidate, ``order`` (who ran when), ``ratios`` (``ours_over_peer`` and
-        ``ours_over_peer_user_cpu``).
+        candidate, ``order`` (who ran when), ``ratios`` (``ours_over_peer``,
+        ``ours_over_peer_user_cpu``, ``ours_over_student_plus_teacher``,
+        ``peer_over_student_plus_teacher``).
     """
     from .peer_compare import _python_env
     warmup = spec['warmup'] if warmup is None else warmup
@@ -179,8 +200,13 @@ def time_isolated(python: str, peer: str, spec: dict, iters: int,
         usage_samples=usage, losses=losses,
         peak_rss_bytes={n: p['peak_rss_bytes'] for n, p in peaks.items()},
         peak_reset_after_build=all(p['peak_reset_after_build'] for p in peaks.values()),
-        ratios=dict(ours_over_peer=ratio_summary(samples['ours'], [samples['peer']]),
-                    ours_over_peer_user_cpu=ratio_summary(user['ours'], [user['peer']])))
+        ratios=dict(
+            ours_over_peer=ratio_summary(samples['ours'], [samples['peer']]),
+            ours_over_peer_user_cpu=ratio_summary(user['ours'], [user['peer']]),
+            ours_over_student_plus_teacher=ratio_summary(
+                samples['ours'], [samples['student'], samples['teacher']]),
+            peer_over_student_plus_teacher=ratio_summary(
+                samples['peer'], [samples['student'], samples['teacher']])))
 
 
 def main(argv: Optional[List[str]] = None) -> None:

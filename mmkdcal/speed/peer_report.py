@@ -149,15 +149,17 @@ def _isolated(report: dict) -> List[str]:
                        f"| {u['user_ms']['median']:.0f} | {u['sys_ms']['median']:.0f} "
                        f"| {u['minor_faults']['median'] / 1e3:.0f} | {_mib(peak)} "
                        + (f"| {_ratio(i['ratios']['ours_over_peer'])} "
-                          f"| {_ratio(i['ratios']['ours_over_peer_user_cpu'])} |"
-                          if cand == 'ours' else '| | |'))
+                          f"| {_ratio(i['ratios']['ours_over_peer_user_cpu'])} "
+                          f"| {_ratio(i['ratios']['ours_over_student_plus_teacher'])} |"
+                          if cand == 'ours' else '| | | |'))
         return out
 
     return _table(report, 'isolated',
-                  'Each distiller alone in its own process (the steps interleaved between the two '
+                  'Each candidate alone in its own process (the steps interleaved between the '
                   'processes, one computing at a time; medians; peak RSS over all its steps):',
                   ['size', 'peer', 'candidate', 'wall ms', 'user CPU ms', 'kernel CPU ms',
-                   'minor faults (k)', 'peak RSS MiB', 'ours/peer', 'user CPU ours/peer'], rows)
+                   'minor faults (k)', 'peak RSS MiB', 'ours/peer', 'user CPU ours/peer',
+                   'ours/(student+teacher)'], rows)
 
 
 def _head_losses(report: dict) -> List[str]:
@@ -213,6 +215,13 @@ def _targets(report: dict) -> str:
                            f"{'met' if v <= TARGET_VS_PEER else 'MISSED'})")
             if r['spec']['size'] == [800, 1333]:
                 o = q['ours_over_student_plus_teacher']['per_round_median']
-                out.append(f"{size} ({_NAMES[peer]} set): ours/(student+teacher) {o:.3f} (target "
-                           f"<= {TARGET_OVERHEAD}: {'met' if o <= TARGET_OVERHEAD else 'MISSED'})")
+                out.append(f"{size} ({_NAMES[peer]} set): ours/(student+teacher) {o:.3f} in one "
+                           f"process (target <= {TARGET_OVERHEAD}: "
+                           f"{'met' if o <= TARGET_OVERHEAD else 'MISSED'})")
+                if 'isolated' in r:
+                    o = r['isolated']['ratios']['ours_over_student_plus_teacher'][
+                        'per_round_median']
+                    out.append(f"{size} ({_NAMES[peer]} set): ours/(student+teacher) {o:.3f} each "
+                               f"in its own process (target <= {TARGET_OVERHEAD}: "
+                               f"{'met' if o <= TARGET_OVERHEAD else 'MISSED'})")
     return 'Targets: ' + ('; '.join(out) if out else 'none measured') + '.'

@@ -115,35 +115,43 @@ def test_peer_step_tiny_mmdet_ld_and_missing_peer_env(tmp_path):
     md = open(tmp_path / 'peer_step.md').read()
     assert "MMDetection's LD" in md and md.strip() in out
     _check_isolated(r, warmup=1, iters=2)
-    assert 'each in its own process' in md
+    assert 'each in its own process' in md and 'Each candidate alone' in md
 
 
 def test_isolated_worker_that_fails_reports_its_error():
     from mmkdcal.speed.isolated import time_isolated
     spec = dict(DEFAULT_SPEC, models='huge', size=[64, 64], batch=1)
-    with pytest.raises(RuntimeError, match=r"(?s)isolated ours worker ended.*'coco' or 'tiny'"):
+    with pytest.raises(RuntimeError, match=r"(?s)isolated student worker ended.*'coco' or 'tiny'"):
         time_isolated(sys.executable, 'mmdet_ld', spec, iters=1)
     with pytest.raises(ValueError, match='iters must be >= 1'):
         time_isolated(sys.executable, 'mmdet_ld', spec, iters=0)
 
 
 def _check_isolated(r, warmup, iters):
-    """The isolated timing: alternating order, and workers that train the very models (same
-    weights, same batch) of the shared comparison: their first loss is its total loss."""
+    """The isolated timing: alternating order, and workers that run the very models (same
+    weights, same batch) of the shared comparison: a training worker's first loss is that
+    model's total loss there, and the teacher's fixed weights give the same logits every step."""
     i = r['isolated']
+    names = ['student', 'teacher', 'ours', 'peer']
     rounds = warmup + iters
-    assert i['order'] == [n for k in range(rounds) for n in (('ours', 'peer') if k % 2 == 0
-                                                             else ('peer', 'ours'))]
-    for name in ('ours', 'peer'):
+    assert i['candidates'] == names
+    assert i['order'] == [n for k in range(rounds) for n in (names if k % 2 == 0
+                                                             else names[::-1])]
+    for name in names:
         assert len(i['samples_ms'][name]) == len(i['usage_samples'][name]) == iters
         assert len(i['losses'][name]) == rounds
+        assert i['peak_rss_bytes'][name] > 100 * 2**20
+    for name in ('student', 'ours', 'peer'):
         total = sum(r['losses']['values'][name].values())
         assert i['losses'][name][0] == pytest.approx(total, rel=1e-5), name
         assert i['losses'][name][1] != i['losses'][name][0]  # it trains: the SGD step ran
-        assert i['peak_rss_bytes'][name] > 100 * 2**20
-    q = i['ratios']['ours_over_peer']
+    assert len(set(i['losses']['teacher'])) == 1 and i['losses']['teacher'][0] != 0
     per_round = [a / b for a, b in zip(i['samples_ms']['ours'], i['samples_ms']['peer'])]
-    assert q['per_round_min'] == pytest.approx(min(per_round))
+    assert i['ratios']['ours_over_peer']['per_round_min'] == pytest.approx(min(per_round))
+    over = [o / (s + t) for o, s, t in zip(*(i['samples_ms'][n] for n in ('ours', 'student',
+                                                                          'teacher')))]
+    assert i['ratios']['ours_over_student_plus_teacher']['per_round_max'] == pytest.approx(
+        max(over))
 
 
 def test_loss_part_of_each_candidate_is_its_full_loss(tmp_path):
