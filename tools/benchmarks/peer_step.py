@@ -23,6 +23,9 @@ On a CPU at COCO size, glibc's malloc unmaps every freed block above 32 MiB, so 
 page-faults its activations in again; the kernel's share of the wall time (a quarter to a
 third, here) varies with the order of allocations, which differs between distillers doing the
 same work.
+Every comparison also times the four candidates each alone in a process of its own, the
+steps interleaved between the processes (``--isolated-iters``, :mod:`mmkdcal.speed.isolated`):
+no heap shared between distillers, as when a user trains one.
 ``--malloc default keep`` runs every comparison twice, the second time with freed memory kept
 in the heap (``MALLOC_MMAP_MAX_=0``, no trimming), where the wall time is the work.
 
