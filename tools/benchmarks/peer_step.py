@@ -91,7 +91,7 @@ def parse_args(argv=None):
                         "in the heap; the wall time is then the work, not the kernel refilling "
                         "pages) (default: default)")
     p.add_argument('--isolated-iters', type=int, default=3,
-                   help='timed rounds of ours and the peer each alone in its own process '
+                   help='timed rounds of every candidate each alone in its own process '
                         '(after --warmup rounds), the headline ours/peer; 0: skip (default 3)')
     p.add_argument('--rss-steps', type=int, default=2,
                    help='training steps of each peak-RSS measurement; 0: skip (default 2)')
