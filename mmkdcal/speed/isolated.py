@@ -50,25 +50,23 @@ def _answer(obj: dict) -> None:
     sys.stdout.flush()
 
 
-def serve(peer: str, spec: dict, candidate: str, commands=None) -> None:
-    """The worker: build ``candidate`` alone, then run one timed training step per ``step``
-    line of ``commands`` (default stdin) until ``stop`` or its end.
+def serve(peer: str, spec: dict, candidate: str) -> None:
+    """The worker: build ``candidate`` alone, then run one timed step per ``step`` line of
+    stdin until ``stop`` or its end.
 
     Answers (tagged JSON lines on stdout): ``ready`` after building; per step ``ms``,
     ``user_ms``, ``sys_ms``, ``minor_faults`` and ``loss``; at ``stop`` the peak RSS of all
     steps (``peak_rss_bytes``; ``peak_reset_after_build``: whether the mark was reset).
     """
+    from .models import build_random_teacher
     from .peer_compare import _batch, _setup, build_models, pair_configs
     from .step import TrainStep
     if candidate not in ISOLATED_CANDIDATES:
         raise ValueError(f'candidate must be one of {ISOLATED_CANDIDATES}, got {candidate!r}.')
     _setup(spec)
     if candidate == 'teacher':
-        from mmdet.registry import MODELS
         s_cfg, t_cfg = pair_configs(spec['models'])
-        torch.manual_seed(spec['seed'])  # the weights save_random_teacher gives the others
-        teacher = MODELS.build(t_cfg)
-        teacher.init_weights()
+        teacher = build_random_teacher(t_cfg, spec['seed'])  # what the others load
         teacher.eval()
         inputs, samples = _batch(spec, s_cfg, teacher.data_preprocessor)
 
@@ -89,7 +87,7 @@ def serve(peer: str, spec: dict, candidate: str, commands=None) -> None:
     gc.collect()
     was_reset = reset_peak_rss()
     _answer(dict(ready=candidate, torch=torch.__version__, threads=torch.get_num_threads()))
-    for line in (sys.stdin if commands is None else commands):
+    for line in sys.stdin:
         command = line.strip()
         if command == 'stop':
             break
@@ -146,7 +144,7 @@ def time_isolated(python: str, peer: str, spec: dict, iters: int,
     """Interleaved steps of every candidate, each in its own worker process.
 
     Args:
-        python: The interpreter of the environment both workers run in.
+        python: The interpreter of the environment every worker runs in.
         peer: A key of :data:`~.peers.PEERS`.
         spec: The run's spec (size, threads, seed, lr, malloc, ...).
         iters: Timed rounds.

@@ -5,8 +5,9 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-__all__ = ['PAIRS', 'build_distiller', 'build_pair', 'build_student', 'distill_losses_for',
-           'load_model_cfg', 'num_classes_of', 'save_random_teacher', 'shrink_model_cfg']
+__all__ = ['PAIRS', 'build_distiller', 'build_pair', 'build_random_teacher', 'build_student',
+           'distill_losses_for', 'load_model_cfg', 'num_classes_of', 'save_random_teacher',
+           'shrink_model_cfg']
 
 #: Stock MMDetection configs of each benchmarked pair: (student, teacher), as in configs/*/kd_*.py.
 PAIRS: Dict[str, Tuple[str, str]] = {
@@ -108,6 +109,16 @@ def distill_losses_for(student_cfg: dict, ld: bool = False) -> Dict[str, dict]:
     return losses
 
 
+def build_random_teacher(teacher_cfg: dict, seed: int = 0):
+    """The teacher detector with seeded random weights (those :func:`save_random_teacher`
+    saves)."""
+    from mmdet.registry import MODELS
+    torch.manual_seed(seed)
+    teacher = MODELS.build(copy.deepcopy(teacher_cfg))
+    teacher.init_weights()
+    return teacher
+
+
 def save_random_teacher(teacher_cfg: dict, path: str, seed: int = 0) -> str:
     """Build the teacher with seeded random weights and save them as a plain checkpoint.
 
@@ -119,10 +130,7 @@ def save_random_teacher(teacher_cfg: dict, path: str, seed: int = 0) -> str:
     Returns:
         ``path``.
     """
-    from mmdet.registry import MODELS
-    torch.manual_seed(seed)
-    teacher = MODELS.build(copy.deepcopy(teacher_cfg))
-    teacher.init_weights()
+    teacher = build_random_teacher(teacher_cfg, seed)
     torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, path)
     return path
 

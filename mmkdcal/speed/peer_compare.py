@@ -28,8 +28,8 @@ then, in that order:
    fresh process of the same environment that builds only that model (so allocator caches of
    the others do not blur it): the kernel's high-water mark (``VmHWM``), reset after building,
    over ``rss_steps`` steps;
-6. optionally (``isolated_iters``) ours and the peer each alone in a process of its own, their
-   steps interleaved (:mod:`~.isolated`): no heap shared between the candidates.
+6. optionally (``isolated_iters``) student, teacher, ours and the peer each alone in a process
+   of its own, their steps interleaved (:mod:`~.isolated`): no heap shared between them.
 
 Run it with ``python -m mmkdcal.speed.peer_compare compare --spec JSON --out FILE`` (what
 ``tools/benchmarks/peer_step.py`` does, with the environment's own Python for each peer).

@@ -138,7 +138,7 @@ def _usage(report: dict) -> List[str]:
 
 
 def _isolated(report: dict) -> List[str]:
-    """Ours and the peer each alone in its own process (no shared heap), steps interleaved."""
+    """Every candidate alone in its own process (no shared heap), steps interleaved."""
     def rows(size, peer, r):
         i = r['isolated']
         out = []
