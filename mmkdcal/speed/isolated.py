@@ -17,6 +17,7 @@ shared heap moves the step times. A user trains one distiller per process; this 
   reports its CPU time, minor page faults and training loss (the teacher: the sum of its class
   logits); at the end, its peak RSS over all its steps.
 
+With ``sets`` (``--isolated-sets``) the whole measurement repeats with fresh processes.
 Run it with :func:`time_isolated` (``tools/benchmarks/peer_step.py --isolated-iters N``); the
 workers are ``python -m mmkdcal.speed.isolated serve ...``.
 """
@@ -24,6 +25,7 @@ import argparse
 import gc
 import json
 import os.path as osp
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -139,41 +141,19 @@ class _Worker:
         self._log.close()
 
 
-def time_isolated(python: str, peer: str, spec: dict, iters: int,
-                  warmup: Optional[int] = None) -> dict:
-    """Interleaved steps of every candidate, each in its own worker process.
-
-    Args:
-        python: The interpreter of the environment every worker runs in.
-        peer: A key of :data:`~.peers.PEERS`.
-        spec: The run's spec (size, threads, seed, lr, malloc, ...).
-        iters: Timed rounds.
-        warmup: Untimed rounds first (default ``spec['warmup']``).
-
-    Returns:
-        ``times_ms`` / ``usage`` (summaries), ``samples_ms`` / ``usage_samples`` (per round),
-        ``losses`` (every step's training loss, warm-up included), ``peak_rss_bytes`` per
-        candidate, ``order`` (who ran when), ``ratios`` (``ours_over_peer``,
-        ``ours_over_peer_user_cpu``, ``ours_over_student_plus_teacher``,
-        ``peer_over_student_plus_teacher``).
-    """
-    from .peer_compare import _python_env
-    warmup = spec['warmup'] if warmup is None else warmup
-    if iters < 1 or warmup < 0:
-        raise ValueError(f'iters must be >= 1 and warmup >= 0, got iters={iters}, '
-                         f'warmup={warmup}.')
-    env = _python_env(spec['threads'], spec.get('malloc', 'default'))
-    names = list(ISOLATED_CANDIDATES)
+def _run_set(python: str, peer: str, spec: dict, names: List[str], env: dict, iters: int,
+             warmup: int) -> dict:
+    """One set of fresh worker processes: build each, then the warm-up and timed rounds."""
     workers: Dict[str, _Worker] = {}
+    samples: Dict[str, List[float]] = {n: [] for n in names}
+    usage: Dict[str, List[dict]] = {n: [] for n in names}
+    losses: Dict[str, List[float]] = {n: [] for n in names}
+    order: List[str] = []
     with tempfile.TemporaryDirectory() as logs:
         try:
             for name in names:  # built one after the other: builds do not overlap
                 workers[name] = _Worker(python, peer, spec, name, env, logs)
                 workers[name].read()
-            samples: Dict[str, List[float]] = {n: [] for n in names}
-            usage: Dict[str, List[dict]] = {n: [] for n in names}
-            losses: Dict[str, List[float]] = {n: [] for n in names}
-            order: List[str] = []
             for r in range(warmup + iters):
                 for name in (names if r % 2 == 0 else names[::-1]):
                     row = workers[name].send('step')
@@ -189,15 +169,61 @@ def time_isolated(python: str, peer: str, spec: dict, iters: int,
         finally:
             for w in workers.values():
                 w.close()
+    return dict(samples=samples, usage=usage, losses=losses, order=order, peaks=peaks)
+
+
+def time_isolated(python: str, peer: str, spec: dict, iters: int,
+                  warmup: Optional[int] = None, sets: int = 1) -> dict:
+    """Interleaved steps of every candidate, each in its own worker process.
+
+    With ``sets > 1`` the whole measurement (fresh workers, warm-up, ``iters`` rounds) runs
+    that many times one after the other, and the rounds of all sets are pooled: whatever a
+    process's own state does to its step time (where its allocations landed, how its weights
+    sit in memory) then varies between sets instead of holding for every round.
+
+    Args:
+        python: The interpreter of the environment every worker runs in.
+        peer: A key of :data:`~.peers.PEERS`.
+        spec: The run's spec (size, threads, seed, lr, malloc, ...).
+        iters: Timed rounds per set.
+        warmup: Untimed rounds first in each set (default ``spec['warmup']``).
+        sets: How many sets of fresh worker processes.
+
+    Returns:
+        ``times_ms`` / ``usage`` (summaries), ``samples_ms`` / ``usage_samples`` (per round, the
+        sets one after the other), ``losses`` (every step's training loss, warm-up included,
+        set after set), ``peak_rss_bytes`` per candidate (the largest of its sets), ``order``
+        (who ran when), ``ratios`` (``ours_over_peer``, ``ours_over_peer_user_cpu``,
+        ``ours_over_student_plus_teacher``, ``peer_over_student_plus_teacher``) and
+        ``per_set`` (each set's median times and ``ours_over_peer``).
+    """
+    from .peer_compare import _python_env
+    warmup = spec['warmup'] if warmup is None else warmup
+    if iters < 1 or warmup < 0 or sets < 1:
+        raise ValueError(f'iters and sets must be >= 1 and warmup >= 0, got iters={iters}, '
+                         f'sets={sets}, warmup={warmup}.')
+    env = _python_env(spec['threads'], spec.get('malloc', 'default'))
+    names = list(ISOLATED_CANDIDATES)
+    runs = [_run_set(python, peer, spec, names, env, iters, warmup) for _ in range(sets)]
+    samples = {n: [v for run in runs for v in run['samples'][n]] for n in names}
+    usage = {n: [row for run in runs for row in run['usage'][n]] for n in names}
     user = {n: [row['user_ms'] for row in rows] for n, rows in usage.items()}
     return dict(
-        candidates=names, warmup=warmup, iters=iters, order=order,
+        candidates=names, warmup=warmup, iters=iters, sets=sets,
+        order=[n for run in runs for n in run['order']],
         times_ms={n: summarize(v) for n, v in samples.items()}, samples_ms=samples,
         usage={n: {k: summarize([row[k] for row in rows]) for k in rows[0]}
                for n, rows in usage.items()},
-        usage_samples=usage, losses=losses,
-        peak_rss_bytes={n: p['peak_rss_bytes'] for n, p in peaks.items()},
-        peak_reset_after_build=all(p['peak_reset_after_build'] for p in peaks.values()),
+        usage_samples=usage,
+        losses={n: [v for run in runs for v in run['losses'][n]] for n in names},
+        peak_rss_bytes={n: max(run['peaks'][n]['peak_rss_bytes'] for run in runs)
+                        for n in names},
+        peak_reset_after_build=all(p['peak_reset_after_build'] for run in runs
+                                   for p in run['peaks'].values()),
+        per_set=[dict(median_ms={n: statistics.median(run['samples'][n]) for n in names},
+                      ours_over_peer=ratio_summary(run['samples']['ours'],
+                                                   [run['samples']['peer']]))
+                 for run in runs],
         ratios=dict(
             ours_over_peer=ratio_summary(samples['ours'], [samples['peer']]),
             ours_over_peer_user_cpu=ratio_summary(user['ours'], [user['peer']]),

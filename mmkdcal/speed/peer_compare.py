@@ -29,7 +29,8 @@ then, in that order:
    the others do not blur it): the kernel's high-water mark (``VmHWM``), reset after building,
    over ``rss_steps`` steps;
 6. optionally (``isolated_iters``) student, teacher, ours and the peer each alone in a process
-   of its own, their steps interleaved (:mod:`~.isolated`): no heap shared between them.
+   of its own, their steps interleaved (:mod:`~.isolated`): no heap shared between them;
+   ``isolated_sets`` times with fresh processes.
 
 Run it with ``python -m mmkdcal.speed.peer_compare compare --spec JSON --out FILE`` (what
 ``tools/benchmarks/peer_step.py`` does, with the environment's own Python for each peer).
@@ -67,7 +68,8 @@ HEAD_LOSS_ROUNDS = 5
 #: The fields of a spec (what every process of one run agrees on) and their defaults.
 DEFAULT_SPEC = dict(models='coco', size=[800, 1333], batch=2, warmup=1, iters=3, threads=1,
                     seed=0, lr=1e-4, rss_steps=2, profile=False, calib_batches=2,
-                    calib_repeats=2, malloc='default', isolated_iters=0)
+                    calib_repeats=2, malloc='default', isolated_iters=0,
+                    isolated_sets=1)
 #: glibc malloc settings of the worker processes (environment variables). ``default``: glibc's
 #: own, under which blocks above 32 MiB (most activations at COCO size) are mapped for each
 #: allocation and unmapped when freed, so every step page-faults them in again (the kernel
@@ -418,7 +420,8 @@ def compare_with_rss(python: str, peer: str, spec: dict, rss: bool = True) -> di
     from .isolated import time_isolated
     result = run_worker(python, 'compare', spec, peer=peer)
     if spec.get('isolated_iters', 0) > 0:
-        result['isolated'] = time_isolated(python, peer, spec, spec['isolated_iters'])
+        result['isolated'] = time_isolated(python, peer, spec, spec['isolated_iters'],
+                                           sets=spec.get('isolated_sets', 1))
     if rss:
         result['peak_rss'] = {c: run_worker(python, 'rss', spec, peer=peer, candidate=c)
                               for c in RSS_CANDIDATES}

@@ -141,6 +141,7 @@ def _isolated(report: dict) -> List[str]:
     """Every candidate alone in its own process (no shared heap), steps interleaved."""
     def rows(size, peer, r):
         i = r['isolated']
+        q = i['ratios']['ours_over_peer']
         out = []
         for cand in i['candidates']:
             u = i['usage'][cand]
@@ -148,18 +149,26 @@ def _isolated(report: dict) -> List[str]:
             out.append(f"| {size} | {_NAMES[peer]} | {cand} | {i['times_ms'][cand]['median']:.0f} "
                        f"| {u['user_ms']['median']:.0f} | {u['sys_ms']['median']:.0f} "
                        f"| {u['minor_faults']['median'] / 1e3:.0f} | {_mib(peak)} "
-                       + (f"| {_ratio(i['ratios']['ours_over_peer'])} "
+                       + (f"| {_ratio(q)} | {q['of_medians']:.3f} "
+                          f"| {q['rounds_below_1']} of {q['rounds']} ({i['sets']} sets) "
                           f"| {_ratio(i['ratios']['ours_over_peer_user_cpu'])} "
                           f"| {_ratio(i['ratios']['ours_over_student_plus_teacher'])} |"
-                          if cand == 'ours' else '| | | |'))
+                          if cand == 'ours' else '| | | | | |'))
+        if i['sets'] > 1:
+            per_set = ', '.join(f"{s['ours_over_peer']['per_round_median']:.3f}"
+                                for s in i['per_set'])
+            out.append(f'| {size} | {_NAMES[peer]} | ours/peer per set | {per_set} |'
+                       + ' |' * 9)
         return out
 
     return _table(report, 'isolated',
                   'Each candidate alone in its own process (the steps interleaved between the '
-                  'processes, one computing at a time; medians; peak RSS over all its steps):',
+                  'processes, one computing at a time; medians; peak RSS over all its steps; '
+                  'ours/peer as the median of per-round ratios [min, max] and as the ratio of '
+                  'the medians):',
                   ['size', 'peer', 'candidate', 'wall ms', 'user CPU ms', 'kernel CPU ms',
-                   'minor faults (k)', 'peak RSS MiB', 'ours/peer', 'user CPU ours/peer',
-                   'ours/(student+teacher)'], rows)
+                   'minor faults (k)', 'peak RSS MiB', 'ours/peer', 'of medians',
+                   'rounds ours faster', 'user CPU ours/peer', 'ours/(student+teacher)'], rows)
 
 
 def _head_losses(report: dict) -> List[str]:

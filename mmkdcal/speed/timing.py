@@ -97,7 +97,9 @@ def ratio_summary(num: Sequence[float], den: Sequence[Sequence[float]]) -> Dict[
         den: One or more sample lists whose per-round sum is the denominator.
 
     Returns:
-        ``of_medians``, ``per_round_median``, ``per_round_min``, ``per_round_max``.
+        ``of_medians``, ``per_round_median``, ``per_round_min``, ``per_round_max``,
+        ``rounds`` and ``rounds_below_1`` (how many per-round ratios are below 1: for
+        ours/peer, the rounds in which ours was faster).
     """
     if not den or any(len(d) != len(num) for d in den):
         raise ValueError('ratio_summary needs denominators with as many rounds as the numerator.')
@@ -105,7 +107,8 @@ def ratio_summary(num: Sequence[float], den: Sequence[Sequence[float]]) -> Dict[
     rounds = [n / d for n, d in zip(num, den_rounds)]
     return dict(of_medians=statistics.median(num) / sum(statistics.median(d) for d in den),
                 per_round_median=float(statistics.median(rounds)),
-                per_round_min=float(min(rounds)), per_round_max=float(max(rounds)))
+                per_round_min=float(min(rounds)), per_round_max=float(max(rounds)),
+                rounds=len(rounds), rounds_below_1=sum(v < 1.0 for v in rounds))
 
 
 def cuda_peak_above_base(fn: Callable[[], object], device: torch.device) -> int:

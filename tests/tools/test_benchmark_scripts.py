@@ -11,6 +11,7 @@ import mmap
 import os.path as osp
 import platform
 import subprocess
+import statistics
 import sys
 
 import numpy as np
@@ -81,7 +82,7 @@ def test_train_step_tiny_cpu(tmp_path):
 def test_peer_step_tiny_mmdet_ld_and_missing_peer_env(tmp_path):
     out = run_tool('tools/benchmarks/peer_step.py', '--models', 'tiny', '--sizes', '64x64',
                    '--batch', '1', '--iters', '1', '--warmup', '1', '--rss-steps', '0',
-                   '--isolated-iters', '2', '--calib-repeats', '0',
+                   '--isolated-iters', '2', '--isolated-sets', '2', '--calib-repeats', '0',
                    '--peer-env', str(tmp_path / 'absent'),
                    '--out', str(tmp_path), timeout=900)
     report = json.load(open(tmp_path / 'peer_step.json'))
@@ -114,7 +115,7 @@ def test_peer_step_tiny_mmdet_ld_and_missing_peer_env(tmp_path):
     _check_equal_losses(checks, ['ld_kernel'], 1e-3)  # float32 rounding of a tiny KL
     md = open(tmp_path / 'peer_step.md').read()
     assert "MMDetection's LD" in md and md.strip() in out
-    _check_isolated(r, warmup=1, iters=2)
+    _check_isolated(r, warmup=1, iters=2, sets=2)
     assert 'each in its own process' in md and 'Each candidate alone' in md
 
 
@@ -123,31 +124,45 @@ def test_isolated_worker_that_fails_reports_its_error():
     spec = dict(DEFAULT_SPEC, models='huge', size=[64, 64], batch=1)
     with pytest.raises(RuntimeError, match=r"(?s)isolated student worker ended.*'coco' or 'tiny'"):
         time_isolated(sys.executable, 'mmdet_ld', spec, iters=1)
-    with pytest.raises(ValueError, match='iters must be >= 1'):
+    with pytest.raises(ValueError, match='iters and sets must be >= 1'):
         time_isolated(sys.executable, 'mmdet_ld', spec, iters=0)
+    with pytest.raises(ValueError, match='sets=0'):
+        time_isolated(sys.executable, 'mmdet_ld', spec, iters=1, sets=0)
 
 
-def _check_isolated(r, warmup, iters):
+def _check_isolated(r, warmup, iters, sets=1):
     """The isolated timing: alternating order, and workers that run the very models (same
     weights, same batch) of the shared comparison: a training worker's first loss is that
-    model's total loss there, and the teacher's fixed weights give the same logits every step."""
+    model's total loss there, and the teacher's fixed weights give the same logits every step.
+    Each set starts fresh processes from those same weights; its rounds are pooled."""
     i = r['isolated']
     names = ['student', 'teacher', 'ours', 'peer']
     rounds = warmup + iters
-    assert i['candidates'] == names
-    assert i['order'] == [n for k in range(rounds) for n in (names if k % 2 == 0
-                                                             else names[::-1])]
+    assert i['candidates'] == names and i['sets'] == sets
+    assert i['order'] == [n for _ in range(sets) for k in range(rounds)
+                          for n in (names if k % 2 == 0 else names[::-1])]
     for name in names:
-        assert len(i['samples_ms'][name]) == len(i['usage_samples'][name]) == iters
-        assert len(i['losses'][name]) == rounds
+        assert len(i['samples_ms'][name]) == len(i['usage_samples'][name]) == iters * sets
+        assert len(i['losses'][name]) == rounds * sets
         assert i['peak_rss_bytes'][name] > 100 * 2**20
     for name in ('student', 'ours', 'peer'):
         total = sum(r['losses']['values'][name].values())
-        assert i['losses'][name][0] == pytest.approx(total, rel=1e-5), name
-        assert i['losses'][name][1] != i['losses'][name][0]  # it trains: the SGD step ran
+        losses = i['losses'][name]
+        assert losses[0] == pytest.approx(total, rel=1e-5), name
+        assert losses[1] != losses[0]  # it trains: the SGD step ran
+        for k in range(1, sets):  # a fresh process: back to the first step's weights
+            assert losses[k * rounds] == pytest.approx(losses[0], rel=1e-5), name
     assert len(set(i['losses']['teacher'])) == 1 and i['losses']['teacher'][0] != 0
     per_round = [a / b for a, b in zip(i['samples_ms']['ours'], i['samples_ms']['peer'])]
-    assert i['ratios']['ours_over_peer']['per_round_min'] == pytest.approx(min(per_round))
+    q = i['ratios']['ours_over_peer']
+    assert q['per_round_min'] == pytest.approx(min(per_round))
+    assert q['rounds'] == iters * sets and q['rounds_below_1'] == sum(v < 1 for v in per_round)
+    assert len(i['per_set']) == sets
+    for k, s in enumerate(i['per_set']):
+        mine = per_round[k * iters:(k + 1) * iters]
+        assert s['ours_over_peer']['per_round_max'] == pytest.approx(max(mine))
+        assert s['median_ms']['ours'] == pytest.approx(
+            statistics.median(i['samples_ms']['ours'][k * iters:(k + 1) * iters]))
     over = [o / (s + t) for o, s, t in zip(*(i['samples_ms'][n] for n in ('ours', 'student',
                                                                           'teacher')))]
     assert i['ratios']['ours_over_student_plus_teacher']['per_round_max'] == pytest.approx(
@@ -228,7 +243,8 @@ def test_bad_arguments_fail_early(capsys):
     peer_step, train_step = _cli('peer_step'), _cli('train_step')
     for args, msg in ((['--sizes', '32x32'], 'at least 64x64'), (['--sizes', '800'], 'HxW'),
                       (['--iters', '0'], '--iters must be >= 1'),
-                      (['--isolated-iters', '-1'], '--isolated-iters must be >= 0')):
+                      (['--isolated-iters', '-1'], '--isolated-iters must be >= 0'),
+                      (['--isolated-sets', '0'], '--isolated-sets must be >= 1')):
         with pytest.raises(SystemExit):
             peer_step.parse_args(args)
         assert msg in capsys.readouterr().err
@@ -274,7 +290,10 @@ def test_summaries_hand_computed():
     assert summarize([3.0, 1.0, 2.0]) == dict(median=2.0, min=1.0, max=3.0, rel_spread=1.0)
     # rounds: 6/(1+2) = 2, 8/(2+2) = 2, 20/(4+1) = 4; medians: 8 / (2 + 2) = 2
     r = ratio_summary([6.0, 8.0, 20.0], [[1.0, 2.0, 4.0], [2.0, 2.0, 1.0]])
-    assert r == dict(of_medians=2.0, per_round_median=2.0, per_round_min=2.0, per_round_max=4.0)
+    assert r == dict(of_medians=2.0, per_round_median=2.0, per_round_min=2.0, per_round_max=4.0,
+                     rounds=3, rounds_below_1=0)
+    r = ratio_summary([1.0, 3.0, 0.5, 2.0], [[2.0, 3.0, 1.0, 1.0]])  # 0.5, 1.0, 0.5, 2.0
+    assert r['rounds'] == 4 and r['rounds_below_1'] == 2 and r['per_round_median'] == 0.75
     with pytest.raises(ValueError, match='rounds'):
         ratio_summary([1.0], [[1.0, 2.0]])
 

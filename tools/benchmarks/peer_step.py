@@ -25,7 +25,9 @@ third, here) varies with the order of allocations, which differs between distill
 same work.
 Every comparison also times the four candidates each alone in a process of its own, the
 steps interleaved between the processes (``--isolated-iters``, :mod:`mmkdcal.speed.isolated`):
-no heap shared between distillers, as when a user trains one.
+no heap shared between distillers, as when a user trains one; ``--isolated-sets K`` repeats
+that K times with fresh processes and pools the rounds (a process's own memory layout then
+varies between sets: worth it for the short steps of small sizes).
 ``--malloc default keep`` runs every comparison twice, the second time with freed memory kept
 in the heap (``MALLOC_MMAP_MAX_=0``, no trimming), where the wall time is the work.
 
@@ -93,6 +95,9 @@ def parse_args(argv=None):
     p.add_argument('--isolated-iters', type=int, default=3,
                    help='timed rounds of every candidate each alone in its own process '
                         '(after --warmup rounds), the headline ours/peer; 0: skip (default 3)')
+    p.add_argument('--isolated-sets', type=int, default=1,
+                   help='how many times the isolated timing runs, each time with fresh worker '
+                        'processes (their rounds pooled) (default 1)')
     p.add_argument('--rss-steps', type=int, default=2,
                    help='training steps of each peak-RSS measurement; 0: skip (default 2)')
     p.add_argument('--profile', action='store_true',
@@ -109,9 +114,9 @@ def parse_args(argv=None):
     p.add_argument('--out', default=None,
                    help='output folder (default $OUT, else work_dirs/benchmarks)')
     args = p.parse_args(argv)
-    for key in ('batch', 'iters', 'threads'):
+    for key in ('batch', 'iters', 'threads', 'isolated_sets'):
         if getattr(args, key) < 1:
-            p.error(f'--{key} must be >= 1, got {getattr(args, key)}')
+            p.error(f'--{key.replace("_", "-")} must be >= 1, got {getattr(args, key)}')
     for key in ('warmup', 'isolated_iters', 'rss_steps', 'calib_repeats', 'calib_batches'):
         if getattr(args, key) < 0:
             p.error(f'--{key.replace("_", "-")} must be >= 0, got {getattr(args, key)}')
@@ -151,7 +156,7 @@ def main(argv=None) -> dict:
     spec_base = dict(DEFAULT_SPEC, models=args.models, batch=args.batch, warmup=args.warmup,
                      iters=args.iters, threads=args.threads, seed=args.seed, lr=args.lr,
                      rss_steps=args.rss_steps, profile=args.profile,
-                     isolated_iters=args.isolated_iters,
+                     isolated_iters=args.isolated_iters, isolated_sets=args.isolated_sets,
                      calib_batches=args.calib_batches, calib_repeats=args.calib_repeats)
     pythons = {'main': (sys.executable, None), 'peer': peer_python(args.peer_env)}
     report = dict(args=vars(args), runs={}, errors=[])
