@@ -58,9 +58,15 @@ from .peers import PEERS, build_mmdet_ld, build_mmrazor_distill, loss_report, ou
 from .step import TrainStep
 from .timing import ratio_summary, summarize, time_interleaved
 
-__all__ = ['DEFAULT_SPEC', 'HEAD_LOSS_ROUNDS', 'MALLOC_MODES', 'RSS_CANDIDATES', 'build_models',
-           'environment', 'head_loss_fns', 'main', 'measure_rss', 'pair_configs', 'profile_steps',
-           'run_calibration', 'run_comparison']
+__all__ = ['CONTROL_CANDIDATES', 'DEFAULT_SPEC', 'HEAD_LOSS_ROUNDS', 'MALLOC_MODES',
+           'RSS_CANDIDATES', 'build_models', 'environment', 'head_loss_fns', 'main',
+           'measure_rss', 'pair_configs', 'profile_steps', 'run_calibration', 'run_comparison']
+
+#: With ``spec['control']``: a second ``ours`` and a second ``peer``, built from the same weights
+#: in the same process and timed in the same rounds; ours/ours copy and peer/peer copy measure
+#: what a model's own place in the process (where its weights and activations sit in memory)
+#: does to its step time, the noise floor of ours/peer.
+CONTROL_CANDIDATES = ('ours_copy', 'peer_copy')
 
 #: Rounds of the (short) loss-part timing against LD per round of step timing.
 HEAD_LOSS_ROUNDS = 5
@@ -69,7 +75,7 @@ HEAD_LOSS_ROUNDS = 5
 DEFAULT_SPEC = dict(models='coco', size=[800, 1333], batch=2, warmup=1, iters=3, threads=1,
                     seed=0, lr=1e-4, rss_steps=2, profile=False, calib_batches=2,
                     calib_repeats=2, malloc='default', isolated_iters=0,
-                    isolated_sets=1)
+                    isolated_sets=1, control=False)
 #: glibc malloc settings of the worker processes (environment variables). ``default``: glibc's
 #: own, under which blocks above 32 MiB (most activations at COCO size) are mapped for each
 #: allocation and unmapped when freed, so every step page-faults them in again (the kernel
@@ -257,8 +263,11 @@ def run_comparison(peer: str, spec: dict) -> dict:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         m = build_models(peer, spec, tmp)
+        if spec.get('control'):  # the same two distillers again, from the same weights
+            copies = build_models(peer, spec, tmp, want=('ours', 'peer'))
+            m.update(ours_copy=copies['ours'], peer_copy=copies['peer'])
     build_s = time.perf_counter() - t0
-    student, ours, peer_model = m['student'], m['ours'], m['peer']
+    student, ours = m['student'], m['ours']
     inputs, samples = _batch(spec, m['student_cfg'], student.data_preprocessor)
     result = dict(peer=peer, env=environment(), spec=spec, build_s=build_s,
                   student_params=sum(p.numel() for p in student.parameters()),
@@ -267,8 +276,8 @@ def run_comparison(peer: str, spec: dict) -> dict:
     result['losses'] = loss_report(peer, m, inputs, samples)
 
     device = torch.device('cpu')
-    steps = {name: TrainStep(model, device, None, spec['lr'])
-             for name, model in (('student', student), ('ours', ours), ('peer', peer_model))}
+    steps = {name: TrainStep(m[name], device, None, spec['lr'])
+             for name in ('student', 'ours', 'peer') + CONTROL_CANDIDATES if name in m}
     teacher = ours.teacher
 
     def teacher_forward():
@@ -284,6 +293,14 @@ def run_comparison(peer: str, spec: dict) -> dict:
         fns['teacher_loss_mode'] = teacher_loss_mode
     fns['ours'] = lambda: steps['ours'](inputs, samples)
     fns['peer'] = lambda: steps['peer'](inputs, samples)
+    for name in CONTROL_CANDIDATES:
+        if name in steps:
+            fns[name] = (lambda step=steps[name]: step(inputs, samples))
+    if 'ours_copy' in m:  # before any step: each copy is its original, weight for weight
+        with torch.no_grad():
+            result['control_losses'] = {
+                name: float(m[name].parse_losses(m[name].loss(inputs, samples))[0])
+                for name in ('ours', 'peer') + CONTROL_CANDIDATES}
     t0 = time.perf_counter()
     usage: Dict[str, List[dict]] = {}
     times = time_interleaved(fns, spec['warmup'], spec['iters'], device, usage=usage)
@@ -307,6 +324,11 @@ def run_comparison(peer: str, spec: dict) -> dict:
         ours_over_peer_user_cpu=ratio_summary(user['ours'], [user['peer']]),
         ours_over_student_plus_teacher_user_cpu=ratio_summary(
             user['ours'], [user['student'], user['teacher']]))
+    if 'ours_copy' in times:  # the noise floor: one model against its own copy
+        ratios['ours_over_ours_copy'] = ratio_summary(times['ours'], [times['ours_copy']])
+        ratios['peer_over_peer_copy'] = ratio_summary(times['peer'], [times['peer_copy']])
+        ratios['ours_copy_over_peer_copy'] = ratio_summary(times['ours_copy'],
+                                                           [times['peer_copy']])
     if peer == 'mmrazor':
         ratios['peer_over_student_plus_teacher_loss_mode'] = ratio_summary(
             times['peer'], [times['student'], times['teacher_loss_mode']])

@@ -64,6 +64,14 @@ def markdown(report: dict) -> str:
                     f"ms for the forward alone "
                     f"({_ratio(q['teacher_loss_mode_over_teacher'])}x); its step / (student + "
                     f"loss-mode teacher) = {_ratio(q['peer_over_student_plus_teacher_loss_mode'])}")
+            if 'ours_over_ours_copy' in q:
+                notes.append(
+                    f"{size}, {_NAMES[peer]}, control (each distiller built twice from the same "
+                    f"weights, all four in the same rounds): ours/ours copy "
+                    f"{_ratio(q['ours_over_ours_copy'])}, peer/peer copy "
+                    f"{_ratio(q['peer_over_peer_copy'])}; ours copy/peer copy "
+                    f"{_ratio(q['ours_copy_over_peer_copy'])} (ours/peer "
+                    f"{_ratio(q['ours_over_peer'])})")
             for side in ('student', 'teacher', 'ours', 'peer'):
                 if t[side]['rel_spread'] > 0.2:
                     notes.append(f"{size}, {_NAMES[peer]}: {side} rounds spread "

@@ -83,7 +83,7 @@ def test_peer_step_tiny_mmdet_ld_and_missing_peer_env(tmp_path):
     out = run_tool('tools/benchmarks/peer_step.py', '--models', 'tiny', '--sizes', '64x64',
                    '--batch', '1', '--iters', '1', '--warmup', '1', '--rss-steps', '0',
                    '--isolated-iters', '2', '--isolated-sets', '2', '--calib-repeats', '0',
-                   '--peer-env', str(tmp_path / 'absent'),
+                   '--control', '--peer-env', str(tmp_path / 'absent'),
                    '--out', str(tmp_path), timeout=900)
     report = json.load(open(tmp_path / 'peer_step.json'))
     assert report['errors'] == []
@@ -92,7 +92,17 @@ def test_peer_step_tiny_mmdet_ld_and_missing_peer_env(tmp_path):
     r = run['mmdet_ld']
     assert r['env']['torch_threads'] == 1 and r['spec']['size'] == [64, 64]
     assert r['teacher_params'] > r['student_params']
-    assert set(r['times_ms']) == {'student', 'teacher', 'ours', 'peer'}
+    assert set(r['times_ms']) == {'student', 'teacher', 'ours', 'peer', 'ours_copy', 'peer_copy'}
+    # the control copies are their originals, weight for weight, timed in the same rounds
+    c = r['control_losses']
+    assert c['ours_copy'] == pytest.approx(c['ours'], rel=1e-6)
+    assert c['peer_copy'] == pytest.approx(c['peer'], rel=1e-6)
+    assert c['ours'] == pytest.approx(sum(r['losses']['values']['ours'].values()), rel=1e-5)
+    t = r['samples_ms']
+    assert r['ratios']['ours_over_ours_copy']['per_round_max'] == pytest.approx(
+        t['ours'][0] / t['ours_copy'][0])
+    assert r['ratios']['ours_copy_over_peer_copy']['of_medians'] == pytest.approx(
+        t['ours_copy'][0] / t['peer_copy'][0])
     for name, s in r['times_ms'].items():
         assert s['min'] <= s['median'] <= s['max'] and len(r['samples_ms'][name]) == 1
     assert set(r['usage']) == set(r['times_ms'])
@@ -117,6 +127,7 @@ def test_peer_step_tiny_mmdet_ld_and_missing_peer_env(tmp_path):
     assert "MMDetection's LD" in md and md.strip() in out
     _check_isolated(r, warmup=1, iters=2, sets=2)
     assert 'each in its own process' in md and 'Each candidate alone' in md
+    assert 'ours/ours copy' in md
 
 
 def test_isolated_worker_that_fails_reports_its_error():

@@ -27,7 +27,9 @@ Every comparison also times the four candidates each alone in a process of its o
 steps interleaved between the processes (``--isolated-iters``, :mod:`mmkdcal.speed.isolated`):
 no heap shared between distillers, as when a user trains one; ``--isolated-sets K`` repeats
 that K times with fresh processes and pools the rounds (a process's own memory layout then
-varies between sets: worth it for the short steps of small sizes).
+varies between sets: worth it for the short steps of small sizes). ``--control`` adds a
+second copy of ours and of the peer to the one-process timing: how far a model is from its
+own copy is how far ours/peer can be from 1 without a difference in work.
 ``--malloc default keep`` runs every comparison twice, the second time with freed memory kept
 in the heap (``MALLOC_MMAP_MAX_=0``, no trimming), where the wall time is the work.
 
@@ -92,6 +94,10 @@ def parse_args(argv=None):
                         "and page-faulted in again at every step), 'keep' (freed memory stays "
                         "in the heap; the wall time is then the work, not the kernel refilling "
                         "pages) (default: default)")
+    p.add_argument('--control', action='store_true',
+                   help='also time a second copy of ours and of the peer (same weights, same '
+                        'process, same rounds): ours/ours copy and peer/peer copy are the noise '
+                        'floor of ours/peer')
     p.add_argument('--isolated-iters', type=int, default=3,
                    help='timed rounds of every candidate each alone in its own process '
                         '(after --warmup rounds), the headline ours/peer; 0: skip (default 3)')
@@ -157,6 +163,7 @@ def main(argv=None) -> dict:
                      iters=args.iters, threads=args.threads, seed=args.seed, lr=args.lr,
                      rss_steps=args.rss_steps, profile=args.profile,
                      isolated_iters=args.isolated_iters, isolated_sets=args.isolated_sets,
+                     control=args.control,
                      calib_batches=args.calib_batches, calib_repeats=args.calib_repeats)
     pythons = {'main': (sys.executable, None), 'peer': peer_python(args.peer_env)}
     report = dict(args=vars(args), runs={}, errors=[])
