@@ -255,7 +255,9 @@ def test_bad_arguments_fail_early(capsys):
     for args, msg in ((['--sizes', '32x32'], 'at least 64x64'), (['--sizes', '800'], 'HxW'),
                       (['--iters', '0'], '--iters must be >= 1'),
                       (['--isolated-iters', '-1'], '--isolated-iters must be >= 0'),
-                      (['--isolated-sets', '0'], '--isolated-sets must be >= 1')):
+                      (['--isolated-sets', '0'], '--isolated-sets must be >= 1'),
+                      (['--isolated-sets', '3', '--isolated-iters', '0'],
+                       'which --isolated-iters 0 skips')):
         with pytest.raises(SystemExit):
             peer_step.parse_args(args)
         assert msg in capsys.readouterr().err

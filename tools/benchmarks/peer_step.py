@@ -126,6 +126,10 @@ def parse_args(argv=None):
     for key in ('warmup', 'isolated_iters', 'rss_steps', 'calib_repeats', 'calib_batches'):
         if getattr(args, key) < 0:
             p.error(f'--{key.replace("_", "-")} must be >= 0, got {getattr(args, key)}')
+    if args.isolated_sets > 1 and args.isolated_iters == 0:
+        p.error(f'--isolated-sets {args.isolated_sets} repeats the isolated timing, which '
+                '--isolated-iters 0 skips: give --isolated-iters N (N >= 1) or drop '
+                '--isolated-sets')
     args.out = args.out or os.environ.get('OUT') or osp.join('work_dirs', 'benchmarks')
     return args
 
