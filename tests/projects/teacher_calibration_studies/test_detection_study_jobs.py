@@ -1,13 +1,6 @@
 """The detection study's job graph (no training): dependencies, the teacher temperature each KD
-student gets, and which teachers get the ACE/ECE students; and the job runner's resume rule."""
-import json
-import os.path as osp
-import sys
-
-import pytest
-
-from mmkdcal.analysis import detection_teacher_study as dts
-from mmkdcal.analysis.study_jobs import Job, JobFailed, run_jobs
+student gets, and which teachers get the ACE/ECE students (the runner: tests/tools/harness)."""
+from projects.teacher_calibration_studies.studies import detection_teacher_study as dts
 
 
 def _fake_deps(cfg, work):
@@ -65,53 +58,6 @@ def test_job_graph_temperatures_and_objective_teachers(tmp_path):
     iters, run = dts.teacher_iterations(cfg, stop)
     assert run < iters and f'train_cfg.max_iters={run}' in argv
     assert f'param_scheduler.1.end={iters}' in argv
-
-
-def _py_job(tmp_path, name, code, deps=()):
-    wd = str(tmp_path / name)
-
-    def collect(job, d):
-        with open(osp.join(job.work_dir, 'out.json')) as f:
-            return json.load(f)
-    return Job(name, wd, lambda d: ['-c', code.replace('WD', wd)], collect, deps=deps)
-
-
-def test_run_jobs_resumes_and_reruns_what_changed(tmp_path):
-    write = "import json; json.dump(dict(v={v}), open('WD/out.json', 'w'))"
-    jobs = [_py_job(tmp_path, 'a', write.format(v=1)),
-            _py_job(tmp_path, 'b', write.format(v=2), deps=('a', ))]
-    logs = str(tmp_path / 'logs')
-    first = run_jobs(jobs, sys.prefix, logs, workers=2, say=lambda m: None)
-    assert (first['a']['v'], first['b']['v']) == (1, 2)
-    assert not first['a']['_reused']
-    again = run_jobs(jobs, sys.prefix, logs, workers=2, say=lambda m: None)
-    assert again['a']['_reused'] and again['b']['_reused']
-    # changing a reruns a and, through its stamp, b
-    jobs[0] = _py_job(tmp_path, 'a', write.format(v=5))
-    third = run_jobs(jobs, sys.prefix, logs, workers=1, say=lambda m: None)
-    assert third['a']['v'] == 5 and not third['a']['_reused'] and not third['b']['_reused']
-    # a job whose stamp leaves out a dep is reused when only that dep changed
-    jobs.append(_py_job(tmp_path, 'e', write.format(v=7), deps=('a', 'b')))
-    jobs[2].stamp_deps = ('b', )
-    fourth = run_jobs(jobs, sys.prefix, logs, workers=1, say=lambda m: None)
-    assert fourth['e']['v'] == 7 and not fourth['e']['_reused']
-    jobs[0] = _py_job(tmp_path, 'a', write.format(v=6))  # reruns a and b (b's deps changed)
-    fifth = run_jobs(jobs, sys.prefix, logs, workers=1, say=lambda m: None)
-    assert not fifth['b']['_reused'] and not fifth['e']['_reused']  # b's stamp is in e's
-    jobs[1] = Job('b', jobs[1].work_dir, jobs[1].command, jobs[1].collect, deps=('a', ),
-                  stamp_deps=())  # b no longer stamps a
-    run_jobs(jobs, sys.prefix, logs, workers=1, say=lambda m: None)
-    jobs[0] = _py_job(tmp_path, 'a', write.format(v=8))
-    sixth = run_jobs(jobs, sys.prefix, logs, workers=1, say=lambda m: None)
-    assert not sixth['a']['_reused'] and sixth['b']['_reused'] and sixth['e']['_reused']
-    with pytest.raises(ValueError, match='stamp_deps'):
-        Job('f', str(tmp_path / 'f'), lambda d: [], lambda j, d: {}, deps=('a', ),
-            stamp_deps=('b', ))
-    failing = [_py_job(tmp_path, 'c', 'raise SystemExit(3)')]
-    with pytest.raises(JobFailed, match='c failed'):
-        run_jobs(failing, sys.prefix, logs, say=lambda m: None)
-    with pytest.raises(ValueError, match='unknown'):
-        run_jobs([_py_job(tmp_path, 'd', '', deps=('zz', ))], sys.prefix, logs)
 
 
 def test_stamp_deps_name_only_the_students_own_teacher(tmp_path):
