@@ -1,9 +1,10 @@
 # configs/demo/retinanet_r18w32_digits.py with a softened focal-loss target: the assigned class of
 # a positive anchor is trained towards 0.7 instead of 1 (label smoothing of the positives).
-#   python tools/train.py configs/demo/retinanet_r18w32_soft-focal_digits.py
-_base_ = ['./retinanet_r18w32_digits.py']
+#   python tools/train.py projects/teacher_studies/configs/retinanet_r18w32_soft-focal_digits.py
+_base_ = ['../../../configs/demo/retinanet_r18w32_digits.py']
 
-custom_imports = dict(imports=['mmkdcal', 'mmkdcal.analysis.soft_target_focal_loss'],
+custom_imports = dict(imports=[
+    'mmkdcal', 'projects.teacher_studies.studies.soft_target_focal_loss'],
                       allow_failed_imports=False)
 model = dict(
     bbox_head=dict(

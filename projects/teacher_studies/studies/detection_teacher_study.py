@@ -10,7 +10,7 @@ version of the correlation with the project's own pieces, on the embedded Digits
    (``configs/demo/``): width and depth, schedule (including early-stopped ones), the
    classification loss (quality focal vs focal vs a softened target) and the head family (GFL,
    RetinaNet), each with ``tools/train.py``;
-2. measure each on the calib split (:mod:`~mmkdcal.analysis.detection_teacher_measure`): COCO
+2. measure each on the calib split (:mod:`~.detection_teacher_measure`): COCO
    mAP, D-ECE and its over- and under-confident parts, and the temperature fitted for the NLL,
    ACE and ECE objectives (the calibration of ``tools/calibrate.py`` and the hook);
 3. train, per teacher and seed, one KD student from the raw teacher and one from the teacher
@@ -18,13 +18,13 @@ version of the correlation with the project's own pieces, on the embedded Digits
    and schedule throughout (one student config per head family, since a KD student's head
    must have its teacher's layout), plus a no-KD student per family and seed; on the most
    miscalibrated teachers, also students from the ACE and ECE temperatures;
-4. summarise (:mod:`~mmkdcal.analysis.detection_study_summary`), plot
-   (:mod:`~mmkdcal.analysis.detection_study_plots`) and write the report
-   (:mod:`~mmkdcal.analysis.detection_study_report`).
+4. summarise (:mod:`~.detection_study_summary`), plot
+   (:mod:`~.detection_study_plots`) and write the report
+   (:mod:`~.detection_study_report`).
 
-The trainings run as parallel single-thread processes (:mod:`~mmkdcal.analysis.study_jobs`),
+The trainings run as parallel single-thread processes (:mod:`tools.harness.jobs`),
 and finished runs are reused, so the study resumes where it stopped.
-CLI: ``tools/analysis/detection_teacher_study.py``.
+CLI: ``projects/teacher_studies/run_detection_study.py``.
 """
 import argparse
 import glob
@@ -36,14 +36,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from mmkdcal.utils.env import describe_machine
+from tools.harness.jobs import Job, run_jobs
 from .detection_teacher_measure import OBJECTIVES
-from .machine import describe_machine
-from .study_jobs import Job, run_jobs
 
 __all__ = ['DetTeacher', 'DetStudyConfig', 'FAMILIES', 'MODES', 'default_teachers',
            'study_config', 'build_jobs', 'run_study', 'write_outputs', 'main']
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 #: Per head family: the student's config and its KD config (teacher given on the command line).
 FAMILIES = {
@@ -54,8 +54,13 @@ FAMILIES = {
 }
 GFL_W32 = 'configs/demo/gfl_r18w32_digits.py'
 RETINA_W32 = 'configs/demo/retinanet_r18w32_digits.py'
+#: The study's own teacher configs (focal-loss variants, with this project's loss).
+_OWN = 'projects/teacher_studies/configs/'
+#: The teacher measurement, run as a module from the repository root.
+MEASURE = 'projects.teacher_studies.studies.detection_teacher_measure'
 #: Registers the softened-target loss in a KD run whose teacher was trained with it.
-_KD_IMPORTS = 'custom_imports.imports=[mmkdcal,mmkdcal.analysis.soft_target_focal_loss]'
+_KD_IMPORTS = ('custom_imports.imports=[mmkdcal,'
+               'projects.teacher_studies.studies.soft_target_focal_loss]')
 
 
 def _width(w: int) -> Tuple[str, ...]:
@@ -112,14 +117,14 @@ def default_teachers(quick: bool = False) -> List[DetTeacher]:
     Returns:
         list[DetTeacher]: In table order.
     """
-    soft_gfl = 'configs/demo/gfl_r18w32_soft-focal_digits.py'
+    soft_gfl = _OWN + 'gfl_r18w32_soft-focal_digits.py'
     if quick:
         return [
             DetTeacher('gfl_qfl', 'gfl', GFL_W32, 'GFL, quality focal loss'),
             DetTeacher('gfl_qfl_stop50', 'gfl', GFL_W32, 'GFL, early-stopped at 50%',
                        stop=0.5),
-            DetTeacher('retina_soft', 'retinanet', 'configs/demo/retinanet_r18w32_soft-focal_digits'
-                       '.py', 'RetinaNet, focal loss towards 0.7'),
+            DetTeacher('retina_soft', 'retinanet', _OWN + 'retinanet_r18w32_soft-focal_digits.py',
+                       'RetinaNet, focal loss towards 0.7'),
         ]
     return [
         DetTeacher('gfl_r18w32', 'gfl', GFL_W32, 'GFL, the demo teacher (QFL, IoU targets)'),
@@ -129,12 +134,12 @@ def default_teachers(quick: bool = False) -> List[DetTeacher]:
         DetTeacher('gfl_r18w32_stop25', 'gfl', GFL_W32,
                    'GFL, early-stopped at 25% of its schedule', stop=0.25),
         DetTeacher('gfl_r18w32_long', 'gfl', GFL_W32, 'GFL, 2x longer schedule', schedule=2.0),
-        DetTeacher('gfl_r18w32_focal', 'gfl', 'configs/demo/gfl_r18w32_focal_digits.py',
+        DetTeacher('gfl_r18w32_focal', 'gfl', _OWN + 'gfl_r18w32_focal_digits.py',
                    'GFL head, focal loss (hard targets)'),
         DetTeacher('gfl_r18w32_soft', 'gfl', soft_gfl, 'GFL head, focal loss towards 0.7'),
         DetTeacher('retina_r18w32', 'retinanet', RETINA_W32, 'RetinaNet, focal loss'),
         DetTeacher('retina_r18w32_soft', 'retinanet',
-                   'configs/demo/retinanet_r18w32_soft-focal_digits.py',
+                   _OWN + 'retinanet_r18w32_soft-focal_digits.py',
                    'RetinaNet, focal loss towards 0.7'),
         DetTeacher('retina_r18w32_a75', 'retinanet', RETINA_W32,
                    'RetinaNet, focal loss with alpha 0.75 (positives weighted up)',
@@ -144,7 +149,7 @@ def default_teachers(quick: bool = False) -> List[DetTeacher]:
                    ('model.bbox_head.loss_cls.gamma=0.0', )),
         DetTeacher('retina_r18w32_g1', 'retinanet', RETINA_W32,
                    'RetinaNet, focal loss with gamma 1', ('model.bbox_head.loss_cls.gamma=1.0', )),
-        DetTeacher('gfl_r18w32_focal_g0', 'gfl', 'configs/demo/gfl_r18w32_focal_digits.py',
+        DetTeacher('gfl_r18w32_focal_g0', 'gfl', _OWN + 'gfl_r18w32_focal_digits.py',
                    'GFL head, focal loss with gamma 0 (alpha-weighted cross-entropy)',
                    ('model.bbox_head.loss_cls.gamma=0.0', )),
     ]
@@ -336,8 +341,8 @@ def build_jobs(cfg: DetStudyConfig, work: str, data_root: str) -> List[Job]:
 
         def measure_cmd(deps: Dict[str, Any], t: DetTeacher = t) -> List[str]:
             tr = deps[f'teacher_{t.name}']
-            return ['-m', 'mmkdcal.analysis.detection_teacher_measure', tr['config'],
-                    tr['checkpoint'], '--out', osp.join(work, 'measure', t.name),
+            return ['-m', MEASURE, tr['config'], tr['checkpoint'],
+                    '--out', osp.join(work, 'measure', t.name),
                     '--splits', 'calib', 'val', '--map-splits', 'calib',
                     '--score-thr', str(cfg.score_thr), '--n-bins', str(cfg.n_bins),
                     '--report-score-thr', str(cfg.report_score_thr)]
@@ -565,7 +570,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     results = run_study(cfg, work, data_root, workers=args.workers, retrain=args.retrain)
     results['invocations'] = _wall_log(work, results['wall_time_s'], results['n_runs'],
                                        results['n_reused'])
-    results['command'] = ('python tools/analysis/detection_teacher_study.py'
+    results['command'] = ('python projects/teacher_studies/run_detection_study.py'
                           + (' --quick' if args.quick else '')
                           + (f' --seeds {" ".join(map(str, args.seeds))}' if args.seeds else '')
                           + f' --workers {args.workers}')

@@ -8,16 +8,16 @@ classification loss), measures each on the calib split (mAP, D-ECE over/under, T
 reused, so an interrupted run resumes. See docs/detection_teacher_study.md.
 
 Usage:
-    python tools/analysis/detection_teacher_study.py [--workers 2] [--work-dir DIR]
-    python tools/analysis/detection_teacher_study.py --quick      # test-sized
-    python tools/analysis/detection_teacher_study.py --replot --publish
+    python projects/teacher_studies/run_detection_study.py [--workers 2] [--work-dir DIR]
+    python projects/teacher_studies/run_detection_study.py --quick      # test-sized
+    python projects/teacher_studies/run_detection_study.py --replot --publish
 """
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmkdcal.analysis.detection_teacher_study import main  # noqa: E402
+from projects.teacher_studies.studies.detection_teacher_study import main  # noqa: E402
 
 if __name__ == '__main__':
     main()

@@ -6,14 +6,14 @@ reports correlations and gains (Kim et al., "The Role of Teacher Calibration in 
 Distillation", IEEE Access 2025). See docs/teacher_calibration_study.md.
 
 Usage:
-    python tools/analysis/teacher_calibration_study.py [--seeds N] [--out DIR] [--quick]
+    python projects/teacher_studies/run_classification_study.py [--seeds N] [--out DIR] [--quick]
 """
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmkdcal.analysis.teacher_calibration_study import main  # noqa: E402
+from projects.teacher_studies.studies.teacher_calibration_study import main  # noqa: E402
 
 if __name__ == '__main__':
     main()

@@ -1,6 +1,6 @@
 """Data, models and training of the classification teacher-calibration study (sklearn digits).
 
-The pieces :mod:`mmkdcal.analysis.teacher_calibration_study` is built from: the digit splits
+The pieces :mod:`~.teacher_calibration_study` is built from: the digit splits
 and their 1-pixel-shift augmentation, the MLP teachers and student (:class:`TrainRecipe` and
 the default families), the training loop with an optional KD term, and the measurement of a
 teacher before and after temperature scaling. Plain torch; the metrics come from

@@ -1,6 +1,6 @@
 """Statistics of the detection teacher-calibration study.
 
-From the raw records of :func:`mmkdcal.analysis.detection_teacher_study.run_study`: one row per
+From the raw records of :func:`~.detection_teacher_study.run_study`: one row per
 teacher (its calib-split metrics and its students' val mAP), the correlations of the teacher
 metrics with the KD student's mAP (Pearson and Spearman with bootstrap 95% intervals, teachers
 resampled), the per-teacher gain of calibrating (KD+cal - KD, paired by seed, t interval over
@@ -60,7 +60,7 @@ def teacher_rows(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     ``dece_signed > 0``: the scores exceed the precision on average); ``log_t_nll``; the
     students: ``kd_maps`` / ``kd_cal_maps`` (seed -> mAP), ``kd_map`` / ``kd_cal_map`` (+
     ``_std``), ``gains`` (seed -> KD+cal - KD), ``gain``
-    (:func:`~mmkdcal.analysis.statistics.mean_ci` over seeds: ``mean``, ``std``,
+    (:func:`~.statistics.mean_ci` over seeds: ``mean``, ``std``,
     ``ci95_low``, ``ci95_high``), ``kd_vs_floor`` / ``kd_cal_vs_floor`` (mean over seeds of the
     student minus the no-KD student of its family with the same seed).
 
@@ -170,9 +170,9 @@ def summarize(results: Dict[str, Any]) -> Dict[str, Any]:
 
     Adds ``teacher_table`` (:func:`teacher_rows`), ``floors`` (per family: seed -> no-KD mAP
     and its mean / std), ``correlations`` (set -> metric ->
-    :func:`~mmkdcal.analysis.statistics.correlation_with_ci` over the teachers of
+    :func:`~.statistics.correlation_with_ci` over the teachers of
     :data:`CORRELATION_SETS`), ``gain`` (``all`` / ``over`` / ``under``:
-    :func:`~mmkdcal.analysis.statistics.bootstrap_mean_ci` of the per-teacher mean gains, plus
+    :func:`~.statistics.bootstrap_mean_ci` of the per-teacher mean gains, plus
     the teacher counts and how many gains are positive), ``gain_correlations`` (predictor of
     :data:`GAIN_PREDICTORS` -> correlation with the per-teacher gain) and ``objectives``.
 

@@ -43,7 +43,7 @@ def reading(results: Dict[str, Any]) -> List[str]:
 
     Args:
         results: Output of
-            :func:`~mmkdcal.analysis.teacher_calibration_summary.summarize`.
+            :func:`~.teacher_calibration_summary.summarize`.
 
     Returns:
         list[str]: One statement per finding (correlations, teacher accuracy, gains).
@@ -124,7 +124,7 @@ def write_markdown(results: Dict[str, Any], path: str, figure: Optional[str] = N
 
     Args:
         results: Output of
-            :func:`~mmkdcal.analysis.teacher_calibration_summary.summarize`.
+            :func:`~.teacher_calibration_summary.summarize`.
         path: Markdown file to write.
         figure: Figure file name to link (relative to the markdown), if any.
 

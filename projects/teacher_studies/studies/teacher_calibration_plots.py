@@ -30,7 +30,7 @@ def plot_study(results: Dict[str, Any], path: str) -> str:
 
     Args:
         results: Output of
-            :func:`~mmkdcal.analysis.teacher_calibration_summary.summarize`.
+            :func:`~.teacher_calibration_summary.summarize`.
         path: PNG file to write.
 
     Returns:

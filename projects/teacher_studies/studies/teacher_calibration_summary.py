@@ -1,7 +1,7 @@
 """Summary statistics of the classification teacher-calibration study.
 
 Turns the raw per-(seed, teacher) records of
-:func:`mmkdcal.analysis.teacher_calibration_study.run_study` into per-teacher means,
+:func:`~.teacher_calibration_study.run_study` into per-teacher means,
 correlations of teacher metrics with student accuracy, and the gain of calibrating the teacher,
 split by the direction of its miscalibration.
 """
@@ -38,7 +38,7 @@ def correlation_table(rows: Sequence[Dict[str, Any]],
             the pooled raw + calibrated scatter.
 
     Returns:
-        dict: metric key -> :func:`~mmkdcal.analysis.statistics.pearson_spearman` result.
+        dict: metric key -> :func:`~.statistics.pearson_spearman` result.
     """
     out = {}
     for key in CORR_METRICS:
@@ -71,7 +71,7 @@ def summarize(results: Dict[str, Any]) -> Dict[str, Any]:
 
     Args:
         results: Output of
-            :func:`~mmkdcal.analysis.teacher_calibration_study.run_study`.
+            :func:`~.teacher_calibration_study.run_study`.
 
     Returns:
         dict: ``results`` with the keys above added (modified in place and returned).

@@ -178,9 +178,9 @@ def write_markdown(results: Dict[str, Any], path: str,
         'project\'s own tools.', '',
         '## Reproduce', '',
         '```bash',
-        results.get('command', 'python tools/analysis/detection_teacher_study.py'),
-        'python tools/analysis/detection_teacher_study.py --replot --publish   # rewrite this '
-        'file from results.json',
+        results.get('command', 'python projects/teacher_studies/run_detection_study.py'),
+        'python projects/teacher_studies/run_detection_study.py --replot --publish   '
+        '# rewrite this file from results.json',
         '```', '',
         'Outputs (work dir): `results.json` (every run and every statistic), this report, '
         'the two figures, per-teacher `measure/<teacher>/detections.npz` (the matched '
@@ -217,9 +217,9 @@ def write_markdown(results: Dict[str, Any], path: str,
         f"- Objective comparison: on the {cfg['objective_teachers']} teachers with the largest "
         f"D-ECE, students also from the ACE and the ECE temperatures (seeds "
         f"{cfg['objective_seeds']}).",
-        f"- Statistics (`mmkdcal.analysis.statistics`): Pearson r and Spearman rho over "
-        f"teachers (one point per teacher: the mean over seeds) with percentile-bootstrap 95% "
-        f"intervals ({cfg['n_boot']} resamples of the teachers); per-teacher gains with t "
+        f"- Statistics (`projects/teacher_studies/studies/statistics.py`): Pearson r and "
+        f"Spearman rho over teachers (one point per teacher: the mean over seeds) with "
+        f"percentile-bootstrap 95% intervals ({cfg['n_boot']} resamples of the teachers); per-teacher gains with t "
         'intervals over the paired seeds; group means of the gain with bootstrap intervals '
         'over teachers.',
         f"- Machine: {results['machine']}; {results['workers']} single-thread processes at a "

@@ -9,7 +9,8 @@ NeurIPS 2020). With ``pos_target=1`` it is mmdet's ``FocalLoss`` exactly.
 It reads the labels of either head interface: ``RetinaHead`` passes the labels (N,),
 ``GFLHead`` passes ``(labels, quality)`` and the quality (IoU) target is ignored, which makes it
 a plain (or softened) focal loss for GFL heads. Register it with
-``custom_imports = dict(imports=['mmkdcal', 'mmkdcal.analysis.soft_target_focal_loss'])``.
+``custom_imports = dict(imports=['mmkdcal',
+'projects.teacher_studies.studies.soft_target_focal_loss'])`` (run from the repository root).
 """
 from typing import Optional, Sequence, Union
 

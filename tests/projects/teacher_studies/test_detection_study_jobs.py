@@ -1,6 +1,6 @@
 """The detection study's job graph (no training): dependencies, the teacher temperature each KD
 student gets, and which teachers get the ACE/ECE students (the runner: tests/tools/harness)."""
-from projects.teacher_calibration_studies.studies import detection_teacher_study as dts
+from projects.teacher_studies.studies import detection_teacher_study as dts
 
 
 def _fake_deps(cfg, work):

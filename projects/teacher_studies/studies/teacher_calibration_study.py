@@ -19,10 +19,10 @@ Everything is plain torch (small MLPs, full-batch evaluation); the metrics come 
 :mod:`mmkdcal.calibration` and the KD loss is :class:`mmkdcal.models.losses.KDLoss`.
 
 This module holds the study's configuration, the run and the command line; its pieces live in
-:mod:`~mmkdcal.analysis.digits_classifiers` (data, models, training, teacher metrics),
-:mod:`~mmkdcal.analysis.teacher_calibration_summary` (statistics of the runs),
-:mod:`~mmkdcal.analysis.teacher_calibration_plots` (the figure) and
-:mod:`~mmkdcal.analysis.teacher_calibration_report` (the markdown report).
+:mod:`~.digits_classifiers` (data, models, training, teacher metrics),
+:mod:`~.teacher_calibration_summary` (statistics of the runs),
+:mod:`~.teacher_calibration_plots` (the figure) and
+:mod:`~.teacher_calibration_report` (the markdown report).
 """
 import json
 import os
@@ -34,15 +34,15 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from mmkdcal.utils.env import describe_machine
+from mmkdcal.utils.progress import EtaProgress
 from .digits_classifiers import (FAMILIES, N_CLASSES, TrainRecipe, accuracy,
                                  default_student_recipe, default_teacher_recipes,
                                  load_digit_splits, predict_logits, shift_augment,
                                  teacher_metrics, train_classifier)
-from .machine import describe_machine
 from .teacher_calibration_plots import plot_study
 from .teacher_calibration_report import write_markdown
 from .teacher_calibration_summary import correlation_table, summarize
-from ..utils.progress import EtaProgress
 
 __all__ = [
     'StudyConfig', 'TrainRecipe', 'run_study', 'summarize', 'correlation_table', 'main'
@@ -95,7 +95,7 @@ def run_study(config: StudyConfig, out_dir: Optional[str] = None,
     """Train the teachers and students of every seed and gather the raw numbers.
 
     For each seed ``s`` and teacher recipe: train the teacher (seed ``s``), measure it with
-    :func:`~mmkdcal.analysis.digits_classifiers.teacher_metrics`, then distil the student
+    :func:`~.digits_classifiers.teacher_metrics`, then distil the student
     (seed ``s``) from its raw logits and from its logits divided by ``T_cal``, with identical
     initialisation and batches. A student
     without KD (cross-entropy only, weight 1) is trained once per seed as the baseline.
@@ -251,7 +251,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                          student=default_student_recipe(args.quick))
     results = summarize(run_study(config, out_dir=args.out))
     results['family'] = args.family
-    results['command'] = ('python tools/analysis/teacher_calibration_study.py'
+    results['command'] = ('python projects/teacher_studies/run_classification_study.py'
                           + (' --quick' if args.quick else '') + f' --seeds {n_seeds}'
                           + f' --family {args.family} --out {args.out}')
     return _write_outputs(results, args.out)

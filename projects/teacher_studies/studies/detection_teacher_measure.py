@@ -7,7 +7,7 @@ fitted for each objective (:func:`mmkdcal.engine.fit_and_report`: NLL, ACE, ECE)
 split the D-ECE, its over- and under-confident parts and the binary NLL are reported before and
 after each temperature. The detections are saved, so every number can be recomputed.
 
-    python -m mmkdcal.analysis.detection_teacher_measure CONFIG CKPT --out DIR \\
+    python -m projects.teacher_studies.studies.detection_teacher_measure CONFIG CKPT --out DIR \\
         [--splits calib val] [--map-splits calib] [--objectives nll ace ece] \\
         [--cfg-options ...]
 
@@ -22,7 +22,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..calibration import OBJECTIVES, detection_ece_over_under
+from mmkdcal.calibration import OBJECTIVES, detection_ece_over_under
 
 __all__ = ['OBJECTIVES', 'coco_map', 'dece_over_under', 'detection_summary', 'measure_teacher',
            'main']
