@@ -6,7 +6,7 @@ import math
 import pytest
 
 import _stats_refs as refs
-from mmkdcal.analysis.detection_study_summary import summarize
+from projects.teacher_studies.studies.detection_study_summary import summarize
 
 OBJECTIVES = ('nll', 'ace', 'ece')
 

@@ -1,5 +1,5 @@
-"""tools/analysis/detection_teacher_study.py --quick end to end: 3 tiny DigitsDet teachers (GFL,
-early-stopped GFL, RetinaNet), their measurement, KD students from the raw and the calibrated
+"""projects/teacher_studies/run_detection_study.py --quick end to end: 3 tiny DigitsDet teachers
+(GFL, early-stopped GFL, RetinaNet), their measurement, KD students from the raw and the calibrated
 teacher, the no-KD floors, the report and figures; then a second run that reuses every run.
 
 The statistics are recomputed independently from what the run wrote: correlations by hand
@@ -15,7 +15,7 @@ import pytest
 import _stats_refs as refs
 from _helpers import run_tool
 
-TOOL = 'tools/analysis/detection_teacher_study.py'
+TOOL = 'projects/teacher_studies/run_detection_study.py'
 METRICS = ('map', 'dece', 'dece_over', 'dece_under', 't_nll')
 
 
@@ -106,7 +106,7 @@ def test_calibration_numbers_recomputed_from_the_saved_detections(quick):
 def test_second_run_reuses_every_finished_run(quick):
     work, res, _ = quick
     out = run_tool(TOOL, '--quick', '--work-dir', str(work), timeout=600)
-    assert 'start:' not in out and out.count('reusing the finished run') == len(
+    assert '$ python' not in out and out.count('reusing the finished run') == len(
         res['teachers']) * 2 + len(res['students'])
     with open(work / 'results.json') as f:
         again = json.load(f)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from mmkdcal.analysis.soft_target_focal_loss import SoftTargetFocalLoss
+from projects.teacher_studies.studies.soft_target_focal_loss import SoftTargetFocalLoss
 
 
 def test_equals_mmdet_focal_loss_with_hard_targets():

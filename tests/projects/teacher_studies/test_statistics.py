@@ -1,11 +1,11 @@
-"""mmkdcal.analysis.statistics on hand-computed cases."""
+"""projects.teacher_studies.studies.statistics on hand-computed cases."""
 import math
 
 import numpy as np
 import pytest
 
 import _stats_refs as refs
-from mmkdcal.analysis.statistics import (bootstrap_correlation_ci, bootstrap_mean_ci,
+from projects.teacher_studies.studies.statistics import (bootstrap_correlation_ci, bootstrap_mean_ci,
                                          correlation_with_ci, mean_ci, pearson_spearman)
 
 

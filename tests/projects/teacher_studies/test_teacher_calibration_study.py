@@ -1,4 +1,4 @@
-"""Tests of the teacher-calibration study (tools/analysis/teacher_calibration_study.py).
+"""Tests of the teacher-calibration study (projects/teacher_studies/run_classification_study.py).
 
 One ``--quick`` run (4 teachers x 2 seeds, ~20 s) is shared by the end-to-end checks; its
 numbers are recomputed here from the raw numbers and logits it saved with independent
@@ -15,14 +15,15 @@ import sys
 import numpy as np
 import pytest
 import torch
-import _stats_refs as refs
-from mmkdcal.analysis import digits_classifiers as dc
-from mmkdcal.analysis import teacher_calibration_study as tcs
-from mmkdcal.analysis.statistics import mean_ci
-from mmkdcal.analysis.teacher_calibration_summary import correlation_table
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(ROOT, 'tools', 'analysis', 'teacher_calibration_study.py')
+import _stats_refs as refs
+from _helpers import ROOT
+from projects.teacher_studies.studies import digits_classifiers as dc
+from projects.teacher_studies.studies import teacher_calibration_study as tcs
+from projects.teacher_studies.studies.statistics import mean_ci
+from projects.teacher_studies.studies.teacher_calibration_summary import correlation_table
+
+TOOL = osp.join(ROOT, 'projects', 'teacher_studies', 'run_classification_study.py')
 
 
 @pytest.fixture(scope='module')
