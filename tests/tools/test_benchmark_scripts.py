@@ -1,4 +1,4 @@
-"""The benchmark scripts at toy size and the helpers of mmkdcal.speed.
+"""The benchmark scripts at toy size and their helpers (tools/benchmarks/speed).
 
 The scripts are run with shrunk models for one round: the tests check the JSON structure and what
 must hold physically (equal loss values where the conventions say so, the calibration pass keeping
@@ -19,11 +19,12 @@ import pytest
 import torch
 
 from _helpers import ROOT, run_tool
-from mmkdcal.speed import (TrainStep, peak_rss_bytes, random_rois, ratio_summary,
-                           reset_peak_rss, summarize, synthetic_batch, time_interleaved)
-from mmkdcal.speed.peer_compare import (DEFAULT_SPEC, _python_env, measure_rss,
-                                        run_calibration)
-from mmkdcal.speed.peers import sum_losses
+from tools.benchmarks.speed import (TrainStep, peak_rss_bytes, random_rois, ratio_summary,
+                                    reset_peak_rss, summarize, synthetic_batch, time_interleaved)
+from tools.benchmarks.speed.candidates import DEFAULT_SPEC, python_env
+from tools.benchmarks.speed.isolated import time_isolated
+from tools.benchmarks.speed.peer_compare import measure_rss, run_calibration
+from tools.benchmarks.speed.peers import sum_losses
 
 PEER_ENV = osp.join(ROOT, 'work_dirs', 'peer_env')
 PEER_READY = osp.join(PEER_ENV, 'READY')  # written by setup_peer_env.sh when complete
@@ -113,11 +114,6 @@ def test_peer_step_tiny_mmdet_ld_and_missing_peer_env(tmp_path):
         r['ratios'])
     for q in r['ratios'].values():
         _positive(q['per_round_median'], 'ratio')
-    # the loss part alone, from the same head outputs, five rounds per step round
-    assert set(r['head_loss_ms']) == {'student', 'ours', 'peer'}
-    assert all(len(v) == 5 for v in r['head_loss_samples_ms'].values())
-    _positive(r['ratios']['head_loss_ours_over_peer']['per_round_median'], 'head ratio')
-    assert 'The loss part alone' in open(tmp_path / 'peer_step.md').read()
     checks = r['losses']['checks']
     # the same GFL head code and weights on both sides; LDHead normalises the box losses by S
     # where GFLHead uses max(S, 1), which the check converts
@@ -131,7 +127,6 @@ def test_peer_step_tiny_mmdet_ld_and_missing_peer_env(tmp_path):
 
 
 def test_isolated_worker_that_fails_reports_its_error():
-    from mmkdcal.speed.isolated import time_isolated
     spec = dict(DEFAULT_SPEC, models='huge', size=[64, 64], batch=1)
     with pytest.raises(RuntimeError, match=r"(?s)isolated student worker ended.*'coco' or 'tiny'"):
         time_isolated(sys.executable, 'mmdet_ld', spec, iters=1)
@@ -178,29 +173,6 @@ def _check_isolated(r, warmup, iters, sets=1):
                                                                           'teacher')))]
     assert i['ratios']['ours_over_student_plus_teacher']['per_round_max'] == pytest.approx(
         max(over))
-
-
-def test_loss_part_of_each_candidate_is_its_full_loss(tmp_path):
-    """The timed loss part (from the head outputs, computed once) gives each model's own total
-    loss on the batch, and its backward reaches the head outputs alone."""
-    from mmkdcal.speed.peer_compare import _batch, _setup, build_models, head_loss_fns
-    spec = dict(DEFAULT_SPEC, models='tiny', size=[64, 64], batch=1, threads=1)
-    _setup(spec)
-    m = build_models('mmdet_ld', spec, str(tmp_path))
-    inputs, samples = _batch(spec, m['student_cfg'], m['student'].data_preprocessor)
-    fns = head_loss_fns(m, inputs, samples)
-    for name in ('student', 'ours', 'peer'):
-        model = m[name]
-        full, _ = model.parse_losses(model.loss(inputs, samples))
-        model.zero_grad(set_to_none=True)
-        part = fns[name]()
-        assert part.item() == pytest.approx(full.item(), rel=1e-5), name
-        assert all(p.grad is None for p in model.parameters()), name
-    # ours adds its distillation terms to the same student losses: the parts differ by them
-    losses = m['ours'].loss(inputs, samples)
-    kd = sum(v for k, v in losses.items() if k in m['ours'].distill_losses)
-    diff = (fns['ours']() - fns['student']()).item()  # float32 totals near 2: abs tolerance
-    assert kd.item() > 50 * 1e-6 and diff == pytest.approx(kd.item(), abs=1e-6)
 
 
 def test_peak_rss_and_calibration_workers_tiny():
@@ -379,10 +351,10 @@ def test_malloc_modes_of_the_worker_processes(monkeypatch):
     (glibc's own, whatever this process inherited) it is unmapped when freed and faulted in
     again; an unknown mode is refused."""
     monkeypatch.setenv('MALLOC_MMAP_MAX_', '7')
-    assert 'MALLOC_MMAP_MAX_' not in _python_env(1, 'default')
-    assert _python_env(1, 'keep')['MALLOC_MMAP_MAX_'] == '0'
+    assert 'MALLOC_MMAP_MAX_' not in python_env(1, 'default')
+    assert python_env(1, 'keep')['MALLOC_MMAP_MAX_'] == '0'
     with pytest.raises(ValueError, match="'default', 'keep'"):
-        _python_env(1, 'arena')
+        python_env(1, 'arena')
     if 'glibc' not in ' '.join(platform.libc_ver()):
         pytest.skip('the malloc modes are glibc settings')
     code = ('import ctypes, resource\n'
@@ -400,7 +372,7 @@ def test_malloc_modes_of_the_worker_processes(monkeypatch):
             'print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)\n')
     faults = {}
     for mode in ('default', 'keep'):
-        proc = subprocess.run([sys.executable, '-c', code], env=_python_env(1, mode),
+        proc = subprocess.run([sys.executable, '-c', code], env=python_env(1, mode),
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         faults[mode] = int(proc.stdout.split()[-1])

@@ -1,7 +1,7 @@
 """Ours against the peers' own distillers, side by side on this CPU: step time, peak RSS, losses.
 
-A thin command line over :mod:`mmkdcal.speed.peer_compare`. For each image size and each
-peer it runs one comparison in a fresh process of the peer's environment:
+A thin command line over :mod:`tools.benchmarks.speed.peer_compare`. For each image size and
+each peer it runs one comparison in a fresh process of the peer's environment:
 
 - ``mmdet_ld``: MMDetection's ``KnowledgeDistillationSingleStageDetector`` + ``LDHead`` vs our
   distiller with ``LDLoss``, in this environment;
@@ -24,7 +24,7 @@ page-faults its activations in again; the kernel's share of the wall time (a qua
 third, here) varies with the order of allocations, which differs between distillers doing the
 same work.
 Every comparison also times the four candidates each alone in a process of its own, the
-steps interleaved between the processes (``--isolated-iters``, :mod:`mmkdcal.speed.isolated`):
+steps interleaved between the processes (``--isolated-iters``, :mod:`tools.benchmarks.speed.isolated`):
 no heap shared between distillers, as when a user trains one; ``--isolated-sets K`` repeats
 that K times with fresh processes and pools the rounds (a process's own memory layout then
 varies between sets: worth it for the short steps of small sizes). ``--control`` adds a
@@ -53,11 +53,13 @@ import sys
 import time
 import traceback
 
-from mmkdcal.speed.peer_compare import DEFAULT_SPEC, MALLOC_MODES, compare_with_rss, run_worker
-from mmkdcal.speed.peer_report import markdown
-from mmkdcal.speed.peers import PEERS
-
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from tools.benchmarks.speed.candidates import DEFAULT_SPEC, MALLOC_MODES  # noqa: E402
+from tools.benchmarks.speed.peer_compare import compare_with_rss, run_worker  # noqa: E402
+from tools.benchmarks.speed.peer_report import markdown  # noqa: E402
+from tools.benchmarks.speed.peers import PEERS  # noqa: E402
 SETUP = 'bash tools/benchmarks/setup_peer_env.sh'
 
 

@@ -1,7 +1,7 @@
 """Training-step cost of KD from a calibrated teacher on stock MMDetection pairs (GPU or CPU).
 
-A thin command line over :mod:`mmkdcal.speed.detector_steps` (see its docstring for what is
-timed): student step, teacher forward and KD+cal step at fp32 and AMP, MMDetection's built-in
+A thin command line over :mod:`tools.benchmarks.speed.detector_steps` (see its docstring for what
+is timed): student step, teacher forward and KD+cal step at fp32 and AMP, MMDetection's built-in
 KD (LD) on the same GFL pair, peak CUDA memory, the teacher in fp16 and the calibration pass.
 
 Examples::
@@ -26,8 +26,11 @@ import time
 
 import torch
 
-from mmkdcal.speed.detector_steps import bench_model, failed_sections, markdown
-from mmkdcal.speed.models import PAIRS
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from tools.benchmarks.speed.detector_steps import (bench_model, failed_sections,  # noqa: E402
+                                                   markdown)
+from tools.benchmarks.speed.models import PAIRS  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -15,7 +15,7 @@ warm-up, the median of ``iters`` rounds of:
 - GFL only, the MMDetection built-in KD peer on the same work: ``ours_ld_step`` (our distiller
   with ``LDLoss`` on ``'reg'`` only) and ``mmdet_ld_step`` (``KnowledgeDistillationSingleStage
   Detector`` + ``LDHead``), plus their loss values on the batch
-  (:func:`~mmkdcal.speed.peers.loss_report`).
+  (:func:`~tools.benchmarks.speed.peers.loss_report`).
 
 On CUDA, peak memory: the bytes the model holds (weights, buffers, optimizer state; plus the
 teacher's weights for a distiller) plus the rise of ``torch.cuda.max_memory_allocated`` during

@@ -1,6 +1,6 @@
 """Ours against a peer with each candidate alone in its own process, the steps interleaved.
 
-In :func:`~.peer_compare.run_comparison` every candidate lives in one process and so shares
+In the shared comparison (``peer_compare.run_comparison``) every candidate lives in one process and so shares
 one malloc heap: each step starts from the heap the other candidates' steps left (the blocks
 they hold, where they freed), and MMRazor's recorders keep the last step's recorded tensors
 alive until its next forward, i.e. through the other candidates' steps. On a CPU at COCO size,
@@ -19,7 +19,7 @@ shared heap moves the step times. A user trains one distiller per process; this 
 
 With ``sets`` (``--isolated-sets``) the whole measurement repeats with fresh processes.
 Run it with :func:`time_isolated` (``tools/benchmarks/peer_step.py --isolated-iters N``); the
-workers are ``python -m mmkdcal.speed.isolated serve ...``.
+workers are ``python -m tools.benchmarks.speed.isolated serve ...``.
 """
 import argparse
 import gc
@@ -34,7 +34,12 @@ from typing import Dict, List, Optional
 
 import torch
 
+from .candidates import (DEFAULT_SPEC, build_models, pair_configs, python_env, setup_process,
+                         spec_batch)
 from .memory import peak_rss_bytes, reset_peak_rss
+from .models import build_random_teacher
+from .peers import PEERS
+from .step import TrainStep
 from .timing import process_usage, ratio_summary, summarize
 
 __all__ = ['ISOLATED_CANDIDATES', 'serve', 'time_isolated']
@@ -60,17 +65,14 @@ def serve(peer: str, spec: dict, candidate: str) -> None:
     ``user_ms``, ``sys_ms``, ``minor_faults`` and ``loss``; at ``stop`` the peak RSS of all
     steps (``peak_rss_bytes``; ``peak_reset_after_build``: whether the mark was reset).
     """
-    from .models import build_random_teacher
-    from .peer_compare import _batch, _setup, build_models, pair_configs
-    from .step import TrainStep
     if candidate not in ISOLATED_CANDIDATES:
         raise ValueError(f'candidate must be one of {ISOLATED_CANDIDATES}, got {candidate!r}.')
-    _setup(spec)
+    setup_process(spec)
     if candidate == 'teacher':
         s_cfg, t_cfg = pair_configs(spec['models'])
         teacher = build_random_teacher(t_cfg, spec['seed'])  # what the others load
         teacher.eval()
-        inputs, samples = _batch(spec, s_cfg, teacher.data_preprocessor)
+        inputs, samples = spec_batch(spec, s_cfg, teacher.data_preprocessor)
 
         def step():
             with torch.no_grad():
@@ -80,7 +82,7 @@ def serve(peer: str, spec: dict, candidate: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             m = build_models(peer, spec, tmp, want=(candidate, ))
         model = m[candidate]
-        inputs, samples = _batch(spec, m['student_cfg'], model.data_preprocessor)
+        inputs, samples = spec_batch(spec, m['student_cfg'], model.data_preprocessor)
         train_step = TrainStep(model, torch.device('cpu'), None, spec['lr'])
 
         def step():
@@ -113,7 +115,7 @@ class _Worker:
         self.name = candidate
         self.log_path = osp.join(log_dir, f'{candidate}.log')
         self._log = open(self.log_path, 'w')
-        cmd = [python, '-m', 'mmkdcal.speed.isolated', 'serve', '--spec', json.dumps(spec),
+        cmd = [python, '-m', 'tools.benchmarks.speed.isolated', 'serve', '--spec', json.dumps(spec),
                '--peer', peer, '--candidate', candidate]
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._log, text=True)
@@ -197,12 +199,11 @@ def time_isolated(python: str, peer: str, spec: dict, iters: int,
         ``ours_over_student_plus_teacher``, ``peer_over_student_plus_teacher``) and
         ``per_set`` (each set's median times and ``ours_over_peer``).
     """
-    from .peer_compare import _python_env
     warmup = spec['warmup'] if warmup is None else warmup
     if iters < 1 or warmup < 0 or sets < 1:
         raise ValueError(f'iters and sets must be >= 1 and warmup >= 0, got iters={iters}, '
                          f'sets={sets}, warmup={warmup}.')
-    env = _python_env(spec['threads'], spec.get('malloc', 'default'))
+    env = python_env(spec['threads'], spec.get('malloc', 'default'))
     names = list(ISOLATED_CANDIDATES)
     runs = [_run_set(python, peer, spec, names, env, iters, warmup) for _ in range(sets)]
     samples = {n: [v for run in runs for v in run['samples'][n]] for n in names}
@@ -235,8 +236,6 @@ def time_isolated(python: str, peer: str, spec: dict, iters: int,
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of the worker processes."""
-    from .peer_compare import DEFAULT_SPEC
-    from .peers import PEERS
     p = argparse.ArgumentParser(description='a worker of the isolated peer timing')
     p.add_argument('task', choices=['serve'])
     p.add_argument('--spec', required=True, help='the run spec, JSON')

@@ -81,7 +81,6 @@ def markdown(report: dict) -> str:
         lines += [''] + [f'- {n}' for n in notes]
     lines += _usage(report)
     lines += _isolated(report)
-    lines += _head_losses(report)
     lines += ['', '| size | peer | loss | ours | peer | peer in our convention | rel. diff '
               '| convention |', '|---|---|---|---|---|---|---|---|']
     for size, runs in report['runs'].items():
@@ -177,21 +176,6 @@ def _isolated(report: dict) -> List[str]:
                   ['size', 'peer', 'candidate', 'wall ms', 'user CPU ms', 'kernel CPU ms',
                    'minor faults (k)', 'peak RSS MiB', 'ours/peer', 'of medians',
                    'rounds ours faster', 'user CPU ours/peer', 'ours/(student+teacher)'], rows)
-
-
-def _head_losses(report: dict) -> List[str]:
-    """The loss part alone (vs LD): each side's losses + backward from the same head outputs."""
-    def rows(size, peer, r):
-        h = {k: v['median'] for k, v in r['head_loss_ms'].items()}
-        return [f"| {size} | {_NAMES[peer]} | {h['student']:.1f} | {h['ours']:.1f} "
-                f"| {h['peer']:.1f} | {_ratio(r['ratios']['head_loss_ours_over_peer'])} "
-                f"| {h['ours'] - h['student']:.1f} / {h['peer'] - h['student']:.1f} |"]
-
-    return _table(report, 'head_loss_ms',
-                  'The loss part alone (the losses and their backward from the same head outputs, '
-                  "medians; distillation = the candidate minus the student's stock losses):",
-                  ['size', 'peer', 'student losses ms', 'ours ms', 'peer ms', 'ours/peer',
-                   'distillation ours / peer ms'], rows)
 
 
 def _profiles(report: dict, top: int = 8) -> List[str]:
