@@ -26,7 +26,7 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from mmkdcal.benchmark.plan import (Launcher, discover_configs, in_root,  # noqa: E402
+from tools.harness.matrix.plan import (Launcher, discover_configs, in_root,  # noqa: E402
                                     make_plan, root_relative, test_command, train_command)
 
 DEFAULT_WORK_ROOT = 'work_dirs/benchmark'
@@ -112,8 +112,8 @@ def _launcher(args) -> Launcher:
 
 
 def cmd_plan(args) -> int:
-    from mmkdcal.benchmark.plan import missing_scripts
-    from mmkdcal.benchmark.state import inspect_run
+    from tools.harness.matrix.plan import missing_scripts
+    from tools.harness.matrix.state import inspect_run
     launcher = _launcher(args)
     runs = _plan(args)
     n_cfg = len({r.config for r in runs})
@@ -138,7 +138,7 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from mmkdcal.benchmark.execute import execute_plan, print_summary
+    from tools.harness.matrix.execute import execute_plan, print_summary
     launcher = _launcher(args)
     runs = _plan(args)
     print(f'== benchmark: {len(runs)} runs, launcher {launcher.kind}, {args.jobs} at a time',
@@ -162,7 +162,7 @@ def _found_seeds(args):
 
 
 def cmd_collect(args) -> int:
-    from mmkdcal.benchmark.collect import collect_results, write_results
+    from tools.harness.matrix.collect import collect_results, write_results
     runs = _plan(args, seeds=args.seeds or _found_seeds(args))
     results = collect_results(runs)
     out = args.out or osp.join(args.work_root, 'results.json')
@@ -186,7 +186,7 @@ def _closest_seed(entry, metric):
 
 
 def cmd_release(args) -> int:
-    from mmkdcal.benchmark.release import plain_student_keys, release_checkpoint
+    from tools.harness.matrix.release import plain_student_keys, release_checkpoint
     with open(args.results) as f:
         results = json.load(f)
     students = {}
@@ -216,7 +216,7 @@ def cmd_release(args) -> int:
 
 
 def cmd_publish(args) -> int:
-    from mmkdcal.benchmark.tables import TableError, publish_readme
+    from tools.harness.matrix.tables import TableError, publish_readme
     with open(args.results) as f:
         results = json.load(f)
     summary, releases = results['summary'], results.get('releases', {})

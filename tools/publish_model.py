@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmkdcal.benchmark.release import plain_student_keys, release_checkpoint  # noqa: E402
+from tools.harness.matrix.release import plain_student_keys, release_checkpoint  # noqa: E402
 
 
 def parse_args(argv=None):

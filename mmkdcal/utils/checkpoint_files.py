@@ -9,7 +9,10 @@ previous complete one.
 
 A torch checkpoint is a zip archive (the format since torch 1.6). "Complete" here means that its
 central directory, written last, can be read: a file cut short by a crash or a full disk fails
-that test. Nothing is unpickled to decide it.
+that test. A file in torch's legacy format (a bare pickle stream, ``_use_new_zipfile_serialization
+=False``) has no such end record: it counts as complete when it starts as a pickle does, and only
+the loader can judge the rest. Anything else (an empty file, zeros left by a crash, text) is not
+a checkpoint. Nothing is unpickled to decide it. This is the one integrity check of the project.
 """
 import os
 import os.path as osp
@@ -21,6 +24,8 @@ __all__ = ['ResumeError', 'checkpoint_step', 'checkpoint_template', 'is_complete
            'list_checkpoints', 'previous_checkpoint', 'resolve_resume']
 
 _ZIP_MAGIC = b'PK\x03\x04'
+#: The pickle PROTO opcode and the protocols (2-5) that start a legacy torch checkpoint.
+_PICKLE_PROTO, _PICKLE_PROTOCOLS = 0x80, range(2, 6)
 
 
 class ResumeError(RuntimeError):
@@ -87,16 +92,15 @@ def list_checkpoints(directory: str, template: str) -> List[Tuple[int, str]]:
 
 
 def is_complete(path: str) -> bool:
-    """Whether ``path`` is a checkpoint whose zip central directory can be read.
-
-    Files that are not zip archives at all (torch's legacy format) count as complete: only the
-    loader can judge them.
+    """Whether ``path`` is a complete checkpoint: a zip whose central directory can be read, or
+    a file of torch's legacy format (a pickle stream: the loader judges the rest).
 
     Args:
         path: A checkpoint file.
 
     Returns:
-        False for a missing, empty or cut-short zip checkpoint, True otherwise.
+        False for a missing or empty file, a cut-short zip checkpoint and a file that is neither
+        a zip archive nor a pickle stream; True otherwise.
     """
     try:
         with open(path, 'rb') as f:
@@ -104,7 +108,7 @@ def is_complete(path: str) -> bool:
     except OSError:
         return False
     if magic != _ZIP_MAGIC:
-        return len(magic) > 0
+        return len(magic) >= 2 and magic[0] == _PICKLE_PROTO and magic[1] in _PICKLE_PROTOCOLS
     try:
         with zipfile.ZipFile(path) as archive:
             archive.namelist()

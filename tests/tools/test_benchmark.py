@@ -42,7 +42,7 @@ def _signed(x, decimals):
 
 def _table_rows(text):
     """Config name -> cells, of the rows between the benchmark markers."""
-    from mmkdcal.benchmark.tables import BEGIN, END
+    from tools.harness.matrix.tables import BEGIN, END
     block = text.split(BEGIN)[1].split(END)[0].strip().splitlines()
     return {re.match(r'`(.+)\.py`', r.split('|')[1].strip()).group(1):
             [c.strip() for c in r.strip()[1:-1].split('|')] for r in block[2:]}
@@ -50,7 +50,7 @@ def _table_rows(text):
 
 def _readme_copy(path, published_ap):
     """configs/gfl/README.md with its results rows replaced by rows for the two demo configs."""
-    from mmkdcal.benchmark.tables import BEGIN, END
+    from tools.harness.matrix.tables import BEGIN, END
     with open(osp.join(ROOT, 'configs/gfl/README.md')) as f:
         text = f.read()
     head, rest = text.split(BEGIN)
@@ -106,8 +106,8 @@ def _args(setup, command, list_file='two.txt', *extra):
 
 
 def test_benchmark_end_to_end(setup, tmp_path, capsys):
-    from mmkdcal.benchmark.plan import discover_configs, make_plan
-    from mmkdcal.benchmark.state import inspect_run
+    from tools.harness.matrix.plan import discover_configs, make_plan
+    from tools.harness.matrix.state import inspect_run
     work = setup['work']
     runs = {r.name: r for r in make_plan(discover_configs([str(setup['tmp'] / 'two.txt')]),
                                          work, (0,), setup['opts'])}

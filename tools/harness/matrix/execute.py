@@ -1,6 +1,6 @@
 """Execute a benchmark plan: train and evaluate every run, resuming, one failure isolated.
 
-For each run, the state of its work dir (:func:`~mmkdcal.benchmark.state.inspect_run`) decides:
+For each run, the state of its work dir (:func:`~tools.harness.matrix.state.inspect_run`) decides:
 ``done`` runs are skipped, ``partial`` ones continue with ``--resume <furthest checkpoint>``,
 ``new`` ones start, ``trained`` ones are only evaluated. Every command's output goes to
 ``<work_dir>/benchmark_logs/<stage>_<attempt>.log``; training progress and the final metrics

@@ -24,7 +24,8 @@ __all__ = ['Command', 'ConfigEntry', 'LAUNCHERS', 'Launcher', 'METRICS_FILE', 'R
            'discover_configs', 'in_root', 'launcher_scripts', 'make_plan', 'missing_scripts',
            'parse_cfg_options', 'root_relative', 'test_command', 'train_command']
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+#: The checkout the benchmark runs in (its tools/*.py run the commands).
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 LAUNCHERS = ('python', 'dist', 'slurm')
 #: The evaluation metrics of a run, written by ``tools/test.py --metrics-out``.
 METRICS_FILE = 'test_metrics.json'

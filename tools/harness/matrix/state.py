@@ -16,19 +16,20 @@ command, start and end time, exit code, log file, git commit of the code and the
 import json
 import os
 import os.path as osp
-import re
-import zipfile
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
+from mmkdcal.utils.checkpoint import load_checkpoint_file
+from mmkdcal.utils.checkpoint_files import checkpoint_step, is_complete, list_checkpoints
 from .plan import Run, in_root
 
 __all__ = ['LOG_DIR', 'RECORD_FILE', 'RunState', 'checkpoint_progress', 'inspect_run',
-           'is_intact_checkpoint', 'read_record', 'same_settings', 'write_record']
+           'read_record', 'same_settings', 'write_record']
 
 RECORD_FILE = 'benchmark_run.json'
 LOG_DIR = 'benchmark_logs'
-_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
+#: MMEngine's default checkpoint names: ``epoch_12.pth`` (by epoch), ``iter_400.pth``.
+_TEMPLATES = {True: 'epoch_{}.pth', False: 'iter_{}.pth'}
 
 
 @dataclass
@@ -71,30 +72,15 @@ def same_settings(record: Dict[str, Any], run: Run) -> bool:
     return record.get('config') == run.config and record.get('cfg_options') == run.cfg_options
 
 
-def is_intact_checkpoint(path: str) -> bool:
-    """Whether ``path`` is a complete torch checkpoint (a killed save leaves a truncated zip)."""
-    if not osp.isfile(path) or osp.getsize(path) == 0:
-        return False
-    if not zipfile.is_zipfile(path):  # the legacy (pre-1.6) format has no end record to check
-        with open(path, 'rb') as f:
-            return f.read(2) == b'\x80\x02'
-    try:
-        with zipfile.ZipFile(path) as z:
-            return len(z.namelist()) > 0
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
 def checkpoint_progress(path: str, by_epoch: bool) -> int:
     """Epochs (``by_epoch``) or iterations done when ``path`` was saved.
 
     Read from the file name for MMEngine's default names (``epoch_12.pth``, ``iter_400.pth``),
     else from the checkpoint's ``meta`` (loaded with ``weights_only=True``).
     """
-    m = _NAME.match(osp.basename(path))
-    if m and (m.group(1) == 'epoch') == by_epoch:
-        return int(m.group(2))
-    from mmkdcal.utils.checkpoint import load_checkpoint_file
+    step = checkpoint_step(path, _TEMPLATES[by_epoch])
+    if step is not None:
+        return step
     meta = load_checkpoint_file(path, map_location='cpu').get('meta', {})
     key = 'epoch' if by_epoch else 'iter'
     if key not in meta:
@@ -114,8 +100,8 @@ def _candidates(work_dir: str) -> List[str]:
             target = f.read().strip()
         if target:
             found.append(osp.normpath(in_root(target)))
-    if osp.isdir(work_dir):
-        found += [osp.join(work_dir, n) for n in sorted(os.listdir(work_dir)) if _NAME.match(n)]
+    found += sorted(path for template in _TEMPLATES.values()
+                    for _, path in list_checkpoints(work_dir, template))
     return list(dict.fromkeys(found))
 
 
@@ -124,7 +110,7 @@ def inspect_run(run: Run) -> RunState:
     work_dir = in_root(run.work_dir)
     best, best_progress = None, -1
     for path in _candidates(work_dir):
-        if not is_intact_checkpoint(path):
+        if not is_complete(path):
             continue
         progress = checkpoint_progress(path, run.by_epoch)
         if progress > best_progress:

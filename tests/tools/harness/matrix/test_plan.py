@@ -8,8 +8,8 @@ import shlex
 
 import pytest
 
-from mmkdcal.benchmark import plan as bplan
-from mmkdcal.benchmark.plan import Launcher, discover_configs, make_plan, train_command
+from tools.harness.matrix import plan as bplan
+from tools.harness.matrix.plan import Launcher, discover_configs, make_plan, train_command
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

@@ -14,9 +14,9 @@ import mmkdcal  # noqa: F401  (registers the models; the checkpoint allow-list)
 from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmdet.registry import MODELS
-from mmkdcal.benchmark.plan import Run
-from mmkdcal.benchmark.release import plain_student_keys, release_checkpoint
-from mmkdcal.benchmark.state import RECORD_FILE, inspect_run
+from tools.harness.matrix.plan import Run
+from tools.harness.matrix.release import plain_student_keys, release_checkpoint
+from tools.harness.matrix.state import RECORD_FILE, inspect_run
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 STUDENT = osp.join(ROOT, 'configs/demo/gfl_r18w16_digits.py')

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from mmkdcal.benchmark.collect import summarize
-from mmkdcal.benchmark.tables import (BEGIN, END, NOT_MEASURED, TableError, calibration_twin,
+from tools.harness.matrix.collect import summarize
+from tools.harness.matrix.tables import (BEGIN, END, NOT_MEASURED, TableError, calibration_twin,
                                       publish_readme)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
