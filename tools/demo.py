@@ -13,10 +13,12 @@ R-CNN with bbox and segm mAP, Cascade R-CNN, CrossKD-GFL), with its own demo con
 ``work_dirs/demo_<family>``; the default, ``gfl``, is the run described above.
 
 Every step runs the project's command-line tools (tools/train.py, tools/test.py,
-tools/calibrate.py) in a subprocess, so the logs show exactly what a user would run. The console
-shows each step's progress with an ETA (MMEngine's iteration lines, the calibration and
-evaluation passes' progress bars), a ``demo: k/N`` step count with the demo's own ETA, and at
-the end where every file went.
+tools/calibrate.py) in a subprocess, through the tools' job runner (``tools/harness/jobs.py``),
+so the logs show exactly what a user would run. A step whose command, configs and inputs are
+unchanged since it finished is reused (``--retrain`` runs everything again). The console shows
+each step's progress with an ETA (MMEngine's iteration lines, the calibration and evaluation
+passes' progress bars), a ``demo: k/N`` step count with the demo's own ETA, and at the end
+where every file went.
 
     python tools/demo.py            # default: about 15 minutes on a 2-core CPU
     python tools/demo.py --quick    # a minute or two, small data and schedules (for tests)
@@ -24,21 +26,19 @@ the end where every file went.
     python tools/demo.py --family rtmdet --jobs 2   # another family, at most 2 steps at once
 """
 import argparse
-import hashlib
 import json
 import math
 import os
 import os.path as osp
 import re
-import shutil
 import statistics
-import subprocess
 import sys
-import threading
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from tools.harness.jobs import Job, run_jobs  # noqa: E402
 
 TEACHER_CFG = osp.join(ROOT, 'configs/demo/gfl_r18w32_digits.py')
 STUDENT_CFG = osp.join(ROOT, 'configs/demo/gfl_r18w16_digits.py')
@@ -153,17 +153,6 @@ def parse_args(argv=None):
     return args
 
 
-_PRINT = threading.Lock()
-#: The demo's step counter (EtaProgress), set by main().
-_STEPS = [None]
-_STEP_LOCK = threading.Lock()
-
-
-def _say(msg):
-    with _PRINT:
-        print(msg, flush=True)
-
-
 #: A progress-bar line of a calibration or evaluation pass (MMEngine's ProgressBar, whose
 #: carriage returns the text-mode pipe turns into line ends).
 _BAR = re.compile(r'^\[[> ]*\] (\d+)/(\d+), .*ETA: *\S+')
@@ -171,53 +160,38 @@ _BAR = re.compile(r'^\[[> ]*\] (\d+)/(\d+), .*ETA: *\S+')
 BAR_INTERVAL = 15.0
 
 
-def _forward(line, tag, last_bar):
-    """Print what a user waits on: iteration lines (with MMEngine's eta), metrics, the
-    calibration result, and progress-bar lines (with ETA) every ``BAR_INTERVAL`` seconds."""
-    if ' - mmengine - ' in line:
-        if any(k in line for k in ('Iter(train)', 'Iter(test)', 'bbox_mAP:',
-                                   'Teacher calibration', 'Calibrating the teacher')):
-            _say(f'{tag}   ' + line.split(' - mmengine - INFO - ')[-1].rstrip()[:150])
-    elif line.startswith(('temperature', 'val:')):
-        _say(f'{tag}   ' + line.rstrip()[:200])
-    else:
+def _say(msg):
+    print(msg, flush=True)
+
+
+def _json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _echo():
+    """A filter of one step's output: what a user waits on, i.e. iteration lines (with
+    MMEngine's eta), metrics, the calibration result, and progress-bar lines (with ETA) every
+    ``BAR_INTERVAL`` seconds."""
+    last_bar = [float('-inf')]
+
+    def echo(line):
+        if ' - mmengine - ' in line:
+            if any(k in line for k in ('Iter(train)', 'Iter(test)', 'bbox_mAP:',
+                                       'Teacher calibration', 'Calibrating the teacher')):
+                return line.split(' - mmengine - INFO - ')[-1].rstrip()[:150]
+            return None
+        if line.startswith(('temperature', 'val:')):
+            return line.rstrip()[:200]
         bar = _BAR.match(line.strip())
         if bar is not None:
             done, total = int(bar.group(1)), int(bar.group(2))
             now = time.monotonic()
             if done == total or now - last_bar[0] >= BAR_INTERVAL:
                 last_bar[0] = now
-                _say(f'{tag}   pass ' + line.strip().split('] ', 1)[-1][:120])
-
-
-def _run(args, log_path, tag='', threads=None):
-    """Run ``python <args>`` from the repo root, log to ``log_path``; fail loudly."""
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    if threads is not None:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    cmd = [sys.executable] + list(args)
-    _say(f'{tag}$ python {args[0]} {args[1]} ... (log: {osp.relpath(log_path, ROOT)})')
-    last_bar = [float('-inf')]
-    with open(log_path, 'w') as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        for line in proc.stdout:
-            log.write(line)
-            _forward(line, tag, last_bar)
-        proc.wait()
-    if proc.returncode != 0:
-        with open(log_path) as f:
-            tail = f.read()[-4000:]
-        raise RuntimeError(f'step failed ({proc.returncode}): python {" ".join(args)}\n'
-                           f'log: {log_path}\n{tail}')
-    _step_done(f'{tag.strip() or args[0]} {osp.basename(args[0])[:-3]} finished')
-
-
-def _step_done(what):
-    """Count one finished demo step and print the steps' progress with an ETA."""
-    if _STEPS[0] is not None:
-        with _STEP_LOCK:
-            _STEPS[0].update(note=f'steps done ({what})', force=True)
+                return 'pass ' + line.strip().split('] ', 1)[-1][:120]
+        return None
+    return echo
 
 
 def _options(mode_cfg, data_root, iters, seed=None, extra=(), family='gfl'):
@@ -255,86 +229,36 @@ def _calib_options(mode_cfg, data_root, prefix):
     return opts
 
 
-def _stamp(cfg, opts):
-    """Fingerprint of a run: the *resolved* config (its ``_base_`` files included, so a changed
-    student or teacher config is not reused) and the options."""
-    from mmengine.config import Config
-    text = Config.fromfile(cfg).pretty_text
-    return hashlib.sha256((text + '\n'.join(opts)).encode()).hexdigest()[:16]
+def _checkpoint(job, deps):
+    """A training step's result: the checkpoint its ``last_checkpoint`` names."""
+    with open(osp.join(job.work_dir, 'last_checkpoint')) as f:
+        return dict(checkpoint=f.read().strip())
 
 
-def _stamp_file(work_dir):
-    return osp.join(work_dir, 'demo_stamp.txt')
+def _metrics(path):
+    """An evaluation step's result: the metrics ``tools/test.py --metrics-out`` wrote."""
+    return lambda job, deps: dict(metrics=_json(path))
 
 
-def reusable_checkpoint(cfg, work_dir, opts, stamp=None):
-    """The checkpoint of a finished run of the same config and options in ``work_dir``, or None."""
-    last = osp.join(work_dir, 'last_checkpoint')
-    if not (osp.isfile(last) and osp.isfile(_stamp_file(work_dir))):
-        return None
-    if open(_stamp_file(work_dir)).read().strip() != (stamp or _stamp(cfg, opts)):
-        return None
-    ckpt = open(last).read().strip()
-    return ckpt if osp.isfile(ckpt) else None
+def train_job(name, cfg, work_dir, opts, deps=(), stamp_deps=None, threads=1):
+    """Train ``cfg`` in ``work_dir`` (``opts``: a list, or ``deps_results -> list``)."""
+    def command(d):
+        return ['tools/train.py', cfg, '--work-dir', work_dir, '--cfg-options',
+                *(opts(d) if callable(opts) else opts)]
+    return Job(f'{name}_train', work_dir, command, _checkpoint, deps=deps,
+               stamp_deps=stamp_deps, threads=threads, echo=_echo(),
+               reusable=lambda result: osp.isfile(result['checkpoint']))
 
 
-def _train(cfg, work_dir, opts, logs, name, retrain, threads=None):
-    """Train unless ``work_dir`` holds a finished run of the same config and options."""
-    stamp = _stamp(cfg, opts)
-    ckpt = None if retrain else reusable_checkpoint(cfg, work_dir, opts, stamp)
-    if ckpt is not None:
-        _say(f'[{name}] reusing {ckpt}')
-        _step_done(f'[{name}] reused')
-        return ckpt
-    if osp.isdir(work_dir):
-        shutil.rmtree(work_dir)
-    t0 = time.time()
-    _run(['tools/train.py', cfg, '--work-dir', work_dir, '--cfg-options', *opts],
-         osp.join(logs, f'{name}_train.log'), tag=f'[{name}] ', threads=threads)
-    with open(_stamp_file(work_dir), 'w') as f:
-        f.write(stamp)
-    _say(f'[{name}] trained in {time.time() - t0:.0f} s')
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        return f.read().strip()
-
-
-def _test(cfg, ckpt, work_dir, opts, logs, name, threads=None):
+def test_job(name, cfg, work_dir, train, opts):
+    """Evaluate the checkpoint of the job ``train`` on val; metrics in ``work_dir``."""
     out = osp.join(work_dir, 'val_metrics.json')
-    _run(['tools/test.py', cfg, ckpt, '--work-dir', osp.join(work_dir, 'test'),
-          '--metrics-out', out, '--cfg-options', *opts], osp.join(logs, f'{name}_test.log'),
-         tag=f'[{name}] ', threads=threads)
-    with open(out) as f:
-        return json.load(f)
 
-
-def _parallel(jobs, limit=None):
-    """Run callables in threads (each drives one subprocess), at most ``limit`` at once (None:
-    all), in list order; re-raise the first failure."""
-    results, errors = [None] * len(jobs), []
-    slots = threading.Semaphore(limit or max(1, len(jobs)))
-    turn = threading.Condition()
-    next_up = [0]
-
-    def work(i, job):
-        with turn:  # take the slots in list order
-            turn.wait_for(lambda: next_up[0] == i)
-            slots.acquire()
-            next_up[0] += 1
-            turn.notify_all()
-        try:
-            results[i] = job()
-        except Exception as exc:  # noqa: BLE001 - re-raised below
-            errors.append(exc)
-        finally:
-            slots.release()
-    threads = [threading.Thread(target=work, args=(i, job)) for i, job in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results
+    def command(d):
+        return ['tools/test.py', cfg, d[train]['checkpoint'], '--work-dir',
+                osp.join(work_dir, 'test'), '--metrics-out', out, '--cfg-options', *opts]
+    return Job(f'{name}_test', osp.join(work_dir, 'test'), command, _metrics(out),
+               deps=(train, ), echo=_echo())
 
 
 def _summary(values):
@@ -350,13 +274,6 @@ def _fmt(mean, spread, n):
     if mean is None or math.isnan(mean):  # NaN: e.g. D-ECE without a detection above score_thr
         return 'n/a'
     return f'{mean:.4f}' if n == 1 else f'{mean:.4f} ± {spread:.4f}'
-
-
-def _timed(fn, *args, **kwargs):
-    """``(fn(*args, **kwargs), wall seconds)``."""
-    t0 = time.time()
-    out = fn(*args, **kwargs)
-    return out, time.time() - t0
 
 
 def _minutes(wall):
@@ -386,83 +303,68 @@ def main(argv=None):
         return _options(mode_cfg, data_root, iters, seed=seed, extra=extra, family=args.family)
 
     from mmkdcal.datasets import build_digits_det
-    from mmkdcal.utils.progress import EtaProgress
 
     class _Log:
         info = staticmethod(_say)
 
     print(f'== 1. DigitsDet in {data_root}')
     build_digits_det(data_root, logger=_Log(), **mode_cfg['data'], **fam['build'])
-    # the subprocess steps: teacher training, its evaluation and calibration, and a training
-    # plus an evaluation per student run
-    _STEPS[0] = EtaProgress(3 + 6 * len(seeds), 'demo', log=_say)
 
-    print(f'== 2. teacher ({fam["title"]})')
-    t_opts = options(mode_cfg['teacher_iters'], seed=0)
+    print(f'== 2. teacher ({fam["title"]}); then 3-4. teacher evaluation and calibration (calib '
+          'split); students, in parallel (one thread each'
+          + (f', at most {args.jobs} at once)' if args.jobs else ')'))
     teacher_dir = osp.join(work, 'teacher')
-    wall = {'teacher': {}}
-    reused = not args.retrain and reusable_checkpoint(teacher_cfg, teacher_dir, t_opts)
-    teacher_ckpt, seconds = _timed(_train, teacher_cfg, teacher_dir, t_opts, logs, 'teacher',
-                                   args.retrain, threads=args.threads)
-    wall['teacher']['train'] = None if reused else seconds
-
-    print('== 3-4. teacher evaluation and calibration (calib split); students, in parallel '
-          '(one thread each' + (f', at most {args.jobs} at once)' if args.jobs else ')'))
     cal_dir = osp.join(work, 'teacher_calibration')
     thr = mode_cfg['score_thr']
+    fit = [] if fam['fit_on'] is None else ['--fit-on', fam['fit_on']]
+    jobs = [
+        train_job('teacher', teacher_cfg, teacher_dir, options(mode_cfg['teacher_iters'], seed=0),
+                  threads=args.threads),
+        test_job('teacher', teacher_cfg, teacher_dir, 'teacher_train', options(None)),
+        Job('calibrate', cal_dir, lambda d: [
+            'tools/calibrate.py', teacher_cfg, d['teacher_train']['checkpoint'], '--split',
+            'calib', '--also-split', 'val', *fit, '--n-bins', '10', '--report-score-thr',
+            str(thr), '--out', cal_dir, '--cfg-options',
+            *_calib_options(mode_cfg, data_root, 'calib_dataloader.'),
+            *_calib_options(mode_cfg, data_root, 'val_dataloader.')],
+            lambda job, d: _json(osp.join(cal_dir, 'calibration.json')),
+            deps=('teacher_train', ), echo=_echo())]
 
-    def teacher_eval():
-        metrics, seconds = _timed(_test, teacher_cfg, teacher_ckpt, teacher_dir, options(None),
-                                  logs, 'teacher', threads=1)
-        wall['teacher']['eval'] = seconds
-        return metrics
-
-    def teacher_calibration():
-        t0 = time.time()
-        fit = [] if fam['fit_on'] is None else ['--fit-on', fam['fit_on']]
-        _run(['tools/calibrate.py', teacher_cfg, teacher_ckpt, '--split', 'calib',
-              '--also-split', 'val', *fit, '--n-bins', '10', '--report-score-thr', str(thr),
-              '--out', cal_dir, '--cfg-options',
-              *_calib_options(mode_cfg, data_root, 'calib_dataloader.'),
-              *_calib_options(mode_cfg, data_root, 'val_dataloader.')],
-             osp.join(logs, 'teacher_calibration.log'), tag='[calibrate] ', threads=1)
-        wall['teacher']['calibration'] = time.time() - t0
-        with open(osp.join(cal_dir, 'calibration.json')) as f:
-            return json.load(f)
-
-    kd_extra = [f'model.teacher_config={teacher_cfg}', f'model.teacher_ckpt={teacher_ckpt}']
-    runs = [('student (no KD)', 'student', student_cfg, []),
+    def kd_extra(d):
+        return [f'model.teacher_config={teacher_cfg}',
+                f'model.teacher_ckpt={d["teacher_train"]["checkpoint"]}']
+    runs = [('student (no KD)', 'student', student_cfg, lambda d: []),
             ('KD', 'kd', fam['kd'], kd_extra),
-            ('KD + calibrated teacher', 'kd_cal', fam['kd_cal'],
-             kd_extra + _calib_options(mode_cfg, data_root, 'custom_hooks.0.dataloader.'))]
+            ('KD + calibrated teacher', 'kd_cal', fam['kd_cal'], lambda d: kd_extra(d) +
+             _calib_options(mode_cfg, data_root, 'custom_hooks.0.dataloader.'))]
+    for seed in seeds:
+        for _, key, cfg, extra in runs:
+            tag = f'{key}_seed{seed}'
+            # every student waits for the teacher (the machine is the teacher's alone while it
+            # trains); the plain student does not depend on it, so its stamp leaves it out
+            jobs += [train_job(tag, cfg, osp.join(work, tag), lambda d, s=seed, e=extra: options(
+                         mode_cfg['student_iters'], seed=s, extra=e(d)),
+                         deps=('teacher_train', ), stamp_deps=() if key == 'student' else None),
+                     test_job(tag, student_cfg, osp.join(work, tag), f'{tag}_train',
+                              options(None))]
+    done = run_jobs(jobs, ROOT, logs, workers=args.jobs or 2 + len(runs), retrain=args.retrain,
+                    say=_say, progress='demo')
 
-    def student(name, cfg, extra, seed, tag):
-        opts = options(mode_cfg['student_iters'], seed=seed, extra=extra)
-        run_dir = osp.join(work, tag)
-        reused = not args.retrain and reusable_checkpoint(cfg, run_dir, opts)
-        ckpt, train_s = _timed(_train, cfg, run_dir, opts, logs, tag, args.retrain, threads=1)
-        metrics, eval_s = _timed(_test, student_cfg, ckpt, run_dir, options(None), logs, tag,
-                                 threads=1)
-        cal_json = osp.join(run_dir, 'teacher_calibration.json')
-        fitted_t = json.load(open(cal_json))['temperature'] if osp.isfile(cal_json) else None
-        return name, metrics, fitted_t, dict(train=None if reused else train_s, eval=eval_s)
-
-    rows, fitted, calibration = {'teacher': None}, [], None
-    for i, seed in enumerate(seeds):
-        jobs = [lambda n=n, c=c, e=e, s=seed, t=f'{key}_seed{seed}': student(n, c, e, s, t)
-                for n, key, c, e in runs]
-        if i == 0:
-            jobs = [teacher_eval, teacher_calibration] + jobs
-        results = _parallel(jobs, args.jobs)
-        if i == 0:
-            rows['teacher'] = [results[0]]
-            calibration = results[1]
-            results = results[2:]
-        for name, metrics, fitted_t, run_wall in results:
-            rows.setdefault(name, []).append(metrics)
-            wall.setdefault(name, []).append(run_wall)
-            if fitted_t is not None:
-                fitted.append(fitted_t)
+    def wall_of(name):
+        train, test = done[f'{name}_train'], done[f'{name}_test']
+        return dict(train=None if train['_reused'] else train['_wall_s'], eval=test['_wall_s'])
+    teacher_ckpt = done['teacher_train']['checkpoint']
+    calibration = {k: v for k, v in done['calibrate'].items() if not k.startswith('_')}
+    wall = {'teacher': dict(wall_of('teacher'), calibration=done['calibrate']['_wall_s'])}
+    rows, fitted = {'teacher': [done['teacher_test']['metrics']]}, []
+    for seed in seeds:
+        for name, key, _, _ in runs:
+            tag = f'{key}_seed{seed}'
+            rows.setdefault(name, []).append(done[f'{tag}_test']['metrics'])
+            wall.setdefault(name, []).append(wall_of(tag))
+            cal_json = osp.join(work, tag, 'teacher_calibration.json')
+            if osp.isfile(cal_json):
+                fitted.append(_json(cal_json)['temperature'])
     temperature = calibration['temperature']
     after_val = calibration['also']['val']['after']
     # detections: temperature scaling does not reorder a class's detections, so the scaled

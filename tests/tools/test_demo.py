@@ -17,7 +17,7 @@ def test_demo_quick_end_to_end(tmp_path):
     # progress with ETAs: the data set build, every step, the passes; the files it wrote
     assert 'DigitsDet: building' in out and re.search(r'256/256 \(100%\).*ETA 0:00:00', out)
     assert re.search(r'demo: 9/9 \(100%\), elapsed \d+:\d\d:\d\d, ETA 0:00:00', out)
-    assert re.search(r'\[calibrate\]    pass \d+/\d+, .*ETA', out)
+    assert re.search(r'\[calibrate\] +pass \d+/\d+, .*ETA', out)
     assert 'eta: ' in out  # MMEngine's iteration lines
     with open(work / 'results.json') as f:
         results = json.load(f)

@@ -292,7 +292,7 @@ class JobContext:
 
 class _Runner:
 
-    def __init__(self, root: str, logs: str, retrain: bool, say: Callable[[str], None]):
+    def __init__(self, root: str, logs: Optional[str], retrain: bool, say: Callable[[str], None]):
         self.root, self.logs, self.retrain = root, logs, retrain
         self._say, self._say_lock = say, threading.Lock()
         self.stop = threading.Event()
@@ -360,7 +360,7 @@ def _read_result(work_dir: str) -> Optional[Dict[str, Any]]:
         return None
 
 
-def run_jobs(jobs: Sequence[Job], root: str, logs: str, workers: int = 2,
+def run_jobs(jobs: Sequence[Job], root: str, logs: Optional[str], workers: int = 2,
              retrain: bool = False, say: Callable[[str], None] = print,
              progress: Optional[str] = None) -> Dict[str, Any]:
     """Run ``jobs`` respecting their dependencies, ``workers`` at a time.
@@ -368,7 +368,7 @@ def run_jobs(jobs: Sequence[Job], root: str, logs: str, workers: int = 2,
     Args:
         jobs: The jobs (names unique, dependencies among them, no cycles).
         root: Repository root (working directory of every command).
-        logs: Folder of the command jobs' logs.
+        logs: Folder of the command jobs' logs (None: only ``run`` jobs, which keep their own).
         workers: Jobs running at once.
         retrain: Rerun every command job even when a matching finished result exists.
         say: Progress printer (called from worker threads, serialised here).
@@ -391,7 +391,10 @@ def run_jobs(jobs: Sequence[Job], root: str, logs: str, workers: int = 2,
         unknown = [d for d in j.deps if d not in by_name]
         if unknown:
             raise ValueError(f'Job {j.name} depends on unknown jobs {unknown}.')
-    os.makedirs(logs, exist_ok=True)
+    if logs is None and any(j.run is None for j in jobs):
+        raise ValueError('Command jobs need a `logs` folder.')
+    if logs is not None:
+        os.makedirs(logs, exist_ok=True)
     runner = _Runner(root, logs, retrain, say)
     eta = EtaProgress(len(jobs), progress, log=runner.say) if progress and jobs else None
     cond = threading.Condition()
