@@ -11,7 +11,7 @@ import pytest
 from tools.harness.matrix import plan as bplan
 from tools.harness.matrix.plan import Launcher, discover_configs, make_plan, train_command
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from _helpers import ROOT
 
 
 def _tool(name):

@@ -18,7 +18,8 @@ from tools.harness.matrix.plan import Run
 from tools.harness.matrix.release import plain_student_keys, release_checkpoint
 from tools.harness.matrix.state import RECORD_FILE, inspect_run
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from _helpers import ROOT
+
 STUDENT = osp.join(ROOT, 'configs/demo/gfl_r18w16_digits.py')
 KD = osp.join(ROOT, 'configs/demo/kd_gfl_r18w16_r18w32_digits.py')
 

@@ -6,10 +6,11 @@ import re
 import pytest
 
 from tools.harness.matrix.collect import summarize
-from tools.harness.matrix.tables import (BEGIN, END, NOT_MEASURED, TableError, calibration_twin,
-                                      publish_readme)
+from tools.harness.matrix.tables import (BEGIN, END, NOT_MEASURED, TableError,
+                                         calibration_twin, publish_readme)
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from _helpers import ROOT
+
 COCO_READMES = sorted(glob.glob(osp.join(ROOT, 'configs', '*', 'README.md')))
 
 
