@@ -13,9 +13,7 @@ each peer it runs one comparison in a fresh process of the peer's environment:
 
 Both on GFL R-101 -> R-50 (random weights, nothing downloaded), the same threads and warm-up for
 every candidate, interleaved rounds, medians and spread, and per step the CPU time (user and
-kernel) and page faults of the process; against LD also the loss part alone (each side's
-losses and their backward from the same head outputs), which isolates what each distiller's loss
-costs. Then the calibration pass against plain inference of
+kernel) and page faults of the process. Then the calibration pass against plain inference of
 the teacher at the largest size. Targets: ours <= 1.0x each peer; ours <= 1.05x (student step +
 teacher forward) at COCO size; calibration pass >= 0.9x plain inference.
 
@@ -24,8 +22,8 @@ page-faults its activations in again; the kernel's share of the wall time (a qua
 third, here) varies with the order of allocations, which differs between distillers doing the
 same work.
 Every comparison also times the four candidates each alone in a process of its own, the
-steps interleaved between the processes (``--isolated-iters``, :mod:`tools.benchmarks.speed.isolated`):
-no heap shared between distillers, as when a user trains one; ``--isolated-sets K`` repeats
+steps interleaved between the processes (``--isolated-iters``,
+:mod:`tools.benchmarks.speed.isolated`): no heap shared between distillers, as when a user trains one; ``--isolated-sets K`` repeats
 that K times with fresh processes and pools the rounds (a process's own memory layout then
 varies between sets: worth it for the short steps of small sizes). ``--control`` adds a
 second copy of ours and of the peer to the one-process timing: how far a model is from its

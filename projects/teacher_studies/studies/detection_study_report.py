@@ -219,7 +219,8 @@ def write_markdown(results: Dict[str, Any], path: str,
         f"{cfg['objective_seeds']}).",
         f"- Statistics (`projects/teacher_studies/studies/statistics.py`): Pearson r and "
         f"Spearman rho over teachers (one point per teacher: the mean over seeds) with "
-        f"percentile-bootstrap 95% intervals ({cfg['n_boot']} resamples of the teachers); per-teacher gains with t "
+        f"percentile-bootstrap 95% intervals ({cfg['n_boot']} resamples of the teachers); "
+        f"per-teacher gains with t "
         'intervals over the paired seeds; group means of the gain with bootstrap intervals '
         'over teachers.',
         f"- Machine: {results['machine']}; {results['workers']} single-thread processes at a "

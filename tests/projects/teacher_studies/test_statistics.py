@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import _stats_refs as refs
-from projects.teacher_studies.studies.statistics import (bootstrap_correlation_ci, bootstrap_mean_ci,
-                                         correlation_with_ci, mean_ci, pearson_spearman)
+from projects.teacher_studies.studies.statistics import (bootstrap_correlation_ci,
+                                                         bootstrap_mean_ci, correlation_with_ci,
+                                                         mean_ci, pearson_spearman)
 
 
 def test_pearson_spearman_hand_case():

@@ -248,8 +248,8 @@ def run_worker(python: str, task: str, spec: dict, peer: Optional[str] = None,
     """
     with tempfile.TemporaryDirectory() as tmp:
         out = osp.join(tmp, 'result.json')
-        cmd = [python, '-m', 'tools.benchmarks.speed.peer_compare', task, '--spec', json.dumps(spec),
-               '--out', out]
+        cmd = [python, '-m', 'tools.benchmarks.speed.peer_compare', task, '--spec',
+               json.dumps(spec), '--out', out]
         if peer:
             cmd += ['--peer', peer]
         if candidate:

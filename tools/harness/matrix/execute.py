@@ -1,8 +1,9 @@
 """Execute a benchmark plan: train and evaluate every run, resuming, one failure isolated.
 
 Each run is one job of the tools' job runner (:mod:`tools.harness.jobs`: slots, signals). The
-state of its work dir (:func:`~.state.inspect_run`) decides: ``done`` runs are skipped, ``partial`` ones continue with ``--resume <furthest checkpoint>``,
-``new`` ones start, ``trained`` ones are only evaluated. Every command's output goes to
+state of its work dir (:func:`~.state.inspect_run`) decides: ``done`` runs are skipped,
+``partial`` ones continue with ``--resume <furthest checkpoint>``, ``new`` ones start,
+``trained`` ones are only evaluated. Every command's output goes to
 ``<work_dir>/benchmark_logs/<stage>_<attempt>.log``; training progress and the final metrics
 are echoed with the run's name. A failed run is reported and the next one starts; the summary
 lists the failures. SIGINT/SIGTERM stop the running commands and end with the summary; the
