@@ -414,11 +414,11 @@ def run_jobs(jobs: Sequence[Job], root: str, logs: Optional[str], workers: int =
             else:
                 failures[job.name] = failed
             del running[job.name]
+            if eta is not None and failed is None:  # (under the lock: one count at a time)
+                reused = isinstance(res, dict) and res.get('_reused')
+                eta.update(note=f'jobs done ({job.name}{", reused" if reused else ""})',
+                           force=True)
             cond.notify_all()
-        if eta is not None and failed is None:
-            eta.update(note=f'jobs done ({job.name}'
-                       + (', reused)' if isinstance(res, dict) and res.get('_reused') else ')'),
-                       force=True)
 
     handlers = {}
     if threading.current_thread() is threading.main_thread():
