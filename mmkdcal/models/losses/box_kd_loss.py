@@ -2,12 +2,13 @@
 from typing import Optional, Union
 
 import torch
-from mmdet.registry import MODELS
 from torch import Tensor
 
+from mmdet.registry import MODELS
+
+from ..contract import DistillLoss
 from ._utils import (check_ndim, check_non_negative, check_reduction, check_same_shape,
                      check_weight, detach_teacher, weighted_reduce)
-from .base import DistillLoss
 
 __all__ = ['BoxKDLoss', 'generalized_box_iou_pairs']
 

@@ -2,12 +2,13 @@
 from typing import Optional
 
 import torch.nn.functional as F
-from mmdet.registry import MODELS
 from torch import Tensor
 
+from mmdet.registry import MODELS
+
+from ..contract import DistillLoss
 from ._adapter import ChannelAdapterMixin
 from ._utils import check_ndim, check_non_negative, detach_teacher
-from .base import DistillLoss
 
 __all__ = ['FeatureMSELoss']
 
