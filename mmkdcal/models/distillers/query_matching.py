@@ -23,6 +23,7 @@ from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 __all__ = ['box_cxcywh_to_xyxy', 'class_kl_cost', 'match_queries', 'pairwise_giou',
@@ -105,7 +106,6 @@ def match_queries(cost: Tensor) -> Tuple[Tensor, Tensor]:
         ``(student_index, teacher_index)``, each of length ``min(Qs, Qt)``, ordered by teacher
         query (so the rows of a distillation batch follow the teacher's query order).
     """
-    from scipy.optimize import linear_sum_assignment
     if not torch.isfinite(cost).all():
         raise FloatingPointError('The query matching cost has NaN/inf entries: the student or '
                                  'the teacher produced non-finite class logits or boxes.')
