@@ -57,10 +57,11 @@ from torch import Tensor
 from mmdet.models.detectors import (DETR, DINO, ConditionalDETR, DeformableDETR,
                                     DetectionTransformer)
 from mmdet.registry import MODELS
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 
 from ..contract import DistillBatch, DistillInput
 from .distiller_mixin import DistillerMixin, TemperatureLike
-from .query_matching import box_cxcywh_to_xyxy, match_queries, query_match_cost
+from .query_matching import match_queries, query_match_cost
 from .taps import OutputTaps, single_call
 
 __all__ = ['ALIGNMENTS', 'DETRDistillerMixin', 'DistillConditionalDETR', 'DistillDETR',
@@ -411,8 +412,8 @@ class DETRDistillerMixin(DistillerMixin):
         return {
             'logits': DistillBatch(cat['s_cls'], cat['t_cls'], weight=cat['w'],
                                    avg_factor=avg_factor),
-            'boxes': DistillBatch(box_cxcywh_to_xyxy(cat['s_box']),
-                                  box_cxcywh_to_xyxy(cat['t_box']),
+            'boxes': DistillBatch(bbox_cxcywh_to_xyxy(cat['s_box']),
+                                  bbox_cxcywh_to_xyxy(cat['t_box']),
                                   weight=cat['w'] * cat['conf'], avg_factor=avg_factor),
         }
 
