@@ -8,7 +8,7 @@ from torch import Tensor
 from mmdet.registry import MODELS
 
 from ..contract import DistillLoss
-from ._utils import (check_ndim, check_non_negative, check_positive, check_same_shape,
+from .utils import (check_ndim, check_non_negative, check_positive, check_same_shape,
                      detach_teacher, kl_div)
 
 __all__ = ['MLKDLoss']

@@ -5,7 +5,7 @@ from mmdet.models.losses.utils import weight_reduce_loss
 
 from mmkdcal.models.losses import (BinaryKDLoss, BoxKDLoss, CWDLoss, DKDLoss, FeatureMSELoss,
                                    KDLoss, LDLoss, MLKDLoss, PKDLoss)
-from mmkdcal.models.losses._utils import weighted_reduce
+from mmkdcal.models.losses.utils import weighted_reduce
 
 LOGIT_CASES = [
     (KDLoss, (6, 5), {}),
