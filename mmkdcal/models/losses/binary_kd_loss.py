@@ -8,7 +8,7 @@ from mmdet.registry import MODELS
 
 from ..contract import DistillLoss
 from .utils import (check_ndim, check_non_negative, check_positive, check_reduction,
-                     check_same_shape, check_weight, detach_teacher, weighted_reduce)
+                    check_same_shape, check_weight, detach_teacher, weighted_reduce)
 
 __all__ = ['BinaryKDLoss']
 

@@ -9,7 +9,7 @@ from mmdet.registry import MODELS
 
 from ..contract import DistillLoss
 from .utils import (check_ndim, check_non_negative, check_positive, check_same_shape,
-                     detach_teacher, kl_div)
+                    detach_teacher, kl_div)
 
 __all__ = ['MLKDLoss']
 
