@@ -8,7 +8,7 @@ from .distill_two_stage import DistillTwoStageDetector
 from .distiller_mixin import DistillerMixin, flatten_level_outputs, load_teacher_config
 from .head_semantics import (DenseHeadSemantics, dense_head_semantics, register_dense_head,
                              score_logits)
-from .taps import OutputTaps
+from .taps import OutputTaps, single_call
 
 __all__ = [
     'DETRDistillerMixin', 'DenseHeadSemantics', 'DistillBatch', 'DistillConditionalDETR',
