@@ -10,14 +10,16 @@ Python pickles: ``train`` and ``test`` hold a dict with ``data`` (N x 3072 uint8
 Unpickling runs code named by the file, so the files are read with :class:`CifarUnpickler`, which
 only resolves the globals that a numpy array inside a dict needs and refuses anything else.
 """
+import _codecs
 import os
 import os.path as osp
 import pickle
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
-from mmdet.registry import DATASETS, TRANSFORMS
 from mmengine.dataset import BaseDataset
+
+from mmdet.registry import DATASETS, TRANSFORMS
 
 from . import transforms  # noqa: F401  (registers RandomCropPad, RandomHFlip, PackClsInputs)
 
@@ -25,34 +27,25 @@ __all__ = ['CIFAR100Dataset', 'CifarUnpickler', 'load_cifar_pickle', 'write_cifa
 
 CIFAR100_FOLDER = 'cifar-100-python'
 CIFAR100_FILES = ('train', 'test', 'meta')
+try:  # numpy >= 2 keeps the implementation in numpy._core; older releases in numpy.core
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # pragma: no cover - numpy < 2
+    from numpy.core.multiarray import _reconstruct
+
 _GET_IT = ('get the `cifar-100-python.tar.gz` archive from the CIFAR page '
            '(https://www.cs.toronto.edu/~kriz/cifar.html) and unpack it there, e.g. '
            '`mkdir -p data/cifar100 && tar -xzf cifar-100-python.tar.gz -C data/cifar100`')
 
 
-def _numpy_reconstruct():
-    # numpy >= 2 keeps the implementation in numpy._core; older releases in numpy.core.
-    try:
-        from numpy._core.multiarray import _reconstruct
-    except ImportError:  # pragma: no cover - numpy < 2
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
-
-
-def _codecs_encode():
-    import _codecs
-    return _codecs.encode
-
-
-#: (module, name) -> resolver of the only globals a CIFAR pickle may reference. A numpy array is
+#: (module, name) -> the only globals a CIFAR pickle may reference. A numpy array is
 #: pickled as ``_reconstruct(ndarray, shape, dtype)`` + state; Python 3 protocol-2 writers encode
 #: raw bytes through ``_codecs.encode(str, 'latin1')``.
 _ALLOWED_GLOBALS = {
-    ('numpy.core.multiarray', '_reconstruct'): _numpy_reconstruct,
-    ('numpy._core.multiarray', '_reconstruct'): _numpy_reconstruct,
-    ('numpy', 'ndarray'): lambda: np.ndarray,
-    ('numpy', 'dtype'): lambda: np.dtype,
-    ('_codecs', 'encode'): _codecs_encode,
+    ('numpy.core.multiarray', '_reconstruct'): _reconstruct,
+    ('numpy._core.multiarray', '_reconstruct'): _reconstruct,
+    ('numpy', 'ndarray'): np.ndarray,
+    ('numpy', 'dtype'): np.dtype,
+    ('_codecs', 'encode'): _codecs.encode,
 }
 
 
@@ -81,13 +74,13 @@ class CifarUnpickler(pickle.Unpickler):
         Returns:
             Any: the allowed object.
         """
-        resolver = _ALLOWED_GLOBALS.get((module, name))
-        if resolver is None:
+        allowed = _ALLOWED_GLOBALS.get((module, name))
+        if allowed is None:
             raise pickle.UnpicklingError(
                 f'{self.source}: refusing to load global {module}.{name}: a CIFAR-100 file only '
                 'holds dicts, lists, strings and numpy arrays. The file is not a genuine CIFAR-100 '
                 f'pickle (possibly malicious); replace it with a fresh copy ({_GET_IT}).')
-        return resolver()
+        return allowed
 
     def persistent_load(self, pid: Any) -> Any:
         """Refuse persistent ids (a CIFAR pickle has none)."""

@@ -42,10 +42,14 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from mmdet.datasets import CocoDataset
-from mmdet.registry import DATASETS
 from mmengine.dist import barrier, get_dist_info
 from mmengine.logging import MMLogger
+from PIL import Image
+from pycocotools import mask as mask_utils
+from sklearn.datasets import load_digits
+
+from mmdet.datasets import CocoDataset
+from mmdet.registry import DATASETS
 
 from ..utils.progress import EtaProgress
 
@@ -357,7 +361,6 @@ def _ink_rle(ink: np.ndarray, y: int, x: int, box: Tuple[int, int, int, int],
     The box is the tight extent of this ink, so the clip only guards the invariant that the
     mask never leaves its box (and the canvas).
     """
-    from pycocotools import mask as mask_utils
     full = np.zeros((size, size), dtype=np.uint8)
     h, w = ink.shape
     y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + h, size), min(x + w, size)
@@ -370,7 +373,6 @@ def _ink_rle(ink: np.ndarray, y: int, x: int, box: Tuple[int, int, int, int],
 
 
 def _write_png(path: str, img: np.ndarray) -> None:
-    from PIL import Image
     Image.fromarray(img, mode='L').save(path, format='PNG', compress_level=1)
 
 
@@ -432,7 +434,6 @@ def build_digits_det(root: str = 'data/digits_det',
     if state != 'absent':
         _remove_build(paths)
 
-    from sklearn.datasets import load_digits
     start = time.perf_counter()
     digits = load_digits()
     scans = digits.images.astype(np.float64) / 16.0

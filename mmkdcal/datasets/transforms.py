@@ -10,8 +10,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from mmdet.registry import TRANSFORMS
 from mmengine.structures import BaseDataElement
+
+from mmdet.registry import TRANSFORMS
 
 __all__ = ['RandomCropPad', 'RandomHFlip', 'PackClsInputs']
 

@@ -1,5 +1,5 @@
 """Engine parts: the calibration modes, the teacher calibration pass and its hook (in HOOKS)."""
-from .. import require_openmmlab
+from ..utils.stack import require_openmmlab
 
 require_openmmlab(__name__)
 

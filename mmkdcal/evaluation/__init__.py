@@ -1,6 +1,6 @@
 """MMEngine metrics (registered in ``mmdet.registry.METRICS``) built on
 :mod:`mmkdcal.calibration`."""
-from .. import require_openmmlab
+from ..utils.stack import require_openmmlab
 
 require_openmmlab(__name__)
 # the imports below need a working stack (checked above)

@@ -2,9 +2,10 @@
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
-from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.structures import BaseDataElement
+
+from mmdet.registry import METRICS
 
 __all__ = ['TopKAccuracy']
 

@@ -1,5 +1,5 @@
 """Models registered in MMDetection's MODELS registry."""
-from .. import require_openmmlab
+from ..utils.stack import require_openmmlab
 
 require_openmmlab(__name__)
 # the imports below need a working stack (checked above)

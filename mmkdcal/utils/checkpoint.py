@@ -39,7 +39,11 @@ from typing import Any, List, Optional
 
 import numpy as np
 import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
 from packaging.version import Version
+
+from .checkpoint_files import is_complete, previous_checkpoint
 
 __all__ = ['ALLOWED_GLOBALS', 'CheckpointReadError', 'UnsafeCheckpointError', 'allowed_globals',
            'check_complete', 'install', 'load_checkpoint_file']
@@ -55,7 +59,6 @@ class CheckpointReadError(RuntimeError):
 
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
     """``getattr`` restricted to the statistics methods of MMEngine's ``HistoryBuffer``."""
-    from mmengine.logging.history_buffer import HistoryBuffer
     allowed = {'min', 'max', 'current', 'mean'} | set(HistoryBuffer._statistics_methods)
     if obj is HistoryBuffer and isinstance(name, str) and name in allowed:
         return getattr(obj, name)
@@ -70,8 +73,6 @@ def allowed_globals() -> List[Any]:
     Returns:
         A list suitable for ``torch.serialization.add_safe_globals``.
     """
-    from mmengine.logging.history_buffer import HistoryBuffer
-
     allowed: List[Any] = [HistoryBuffer, np.ndarray, np.dtype,
                           # HistoryBuffer pickles its statistics as getattr(HistoryBuffer, 'mean'):
                           # the GLOBAL "getattr" resolves to a getattr that allows only that.
@@ -108,7 +109,6 @@ def install() -> None:
         ALLOWED_GLOBALS = allowed_globals()
         if TORCH_HAS_SAFE_GLOBALS:
             torch.serialization.add_safe_globals(ALLOWED_GLOBALS)
-    from mmengine.runner.checkpoint import CheckpointLoader
     if getattr(CheckpointLoader, '_schemes', {}).get('') is not load_checkpoint_file:
         CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)
 
@@ -135,14 +135,12 @@ _DAMAGE_MARKERS = ('PytorchStreamReader', 'unexpected EOF', 'corrupted', 'trunca
 
 def _looks_damaged(filename: str, exc: BaseException) -> bool:
     """Whether ``torch.load`` failed because the file is cut short or corrupt."""
-    from .checkpoint_files import is_complete
     if isinstance(exc, EOFError) or type(exc).__module__ == 'struct':
         return True
     return any(m in str(exc) for m in _DAMAGE_MARKERS) or not is_complete(filename)
 
 
 def _read_error(filename: str, exc: BaseException) -> CheckpointReadError:
-    from .checkpoint_files import previous_checkpoint
     detail = str(exc).split('. ')[0] or type(exc).__name__
     previous = previous_checkpoint(filename)
     if previous:
@@ -169,7 +167,6 @@ def check_complete(filename: str) -> None:
     Raises:
         CheckpointReadError: naming the file and the previous complete checkpoint beside it.
     """
-    from .checkpoint_files import is_complete
     if osp.isfile(filename) and not is_complete(filename):
         raise _read_error(filename, EOFError('its zip directory, written last, is missing'))
 

@@ -36,6 +36,9 @@ import os
 import os.path as osp
 from typing import List, Optional, Tuple
 
+from mmengine.config import Config
+from mmengine.config.utils import MODULE2PACKAGE
+
 __all__ = ['SCOPE', 'package_configs_dir', 'register_config_scope', 'resolve_config_path']
 
 #: The config scope of this package (``'mmkdcal::<family>/<config>.py'``).
@@ -113,7 +116,6 @@ def resolve_config_path(path: str) -> str:
                 f'{path!r}: there is no {rel} in mmkdcal\'s configs ({folder}); '
                 f'{osp.relpath(where, folder)}/ holds {_config_choices(where)}.')
         return full
-    from mmengine.config import Config
     original = getattr(Config._get_cfg_path, '__wrapped__', Config._get_cfg_path)
     full, _ = original(path, '')
     return full
@@ -133,9 +135,6 @@ def register_config_scope() -> None:
     accepts the scope too) and wraps ``Config._get_cfg_path`` for this scope only (see the
     module docstring for why).
     """
-    from mmengine.config import Config
-    from mmengine.config.utils import MODULE2PACKAGE
-
     MODULE2PACKAGE.setdefault(SCOPE, 'mmkdcal')
     current = Config._get_cfg_path
     if current is _get_cfg_path:

@@ -44,6 +44,8 @@ def check_versions() -> None:
         raise ImportError('mmkdcal cannot start:\n  - ' + '\n  - '.join(problems) + '\n' +
                           _INSTALL_HINT)
     try:
+        # optional: mmcv, tried only once its version is known to fit, so that a missing or
+        # unbuilt mmcv is reported with the fix instead of failing this module's import
         import mmcv.ops  # noqa: F401
     except Exception as exc:  # pragma: no cover - depends on the installation
         raise ImportError(

@@ -39,6 +39,15 @@ try:
     import mmkdcal.models  # noqa: F401
 except ImportError as exc:
     print('refused:', 'needs a working MMDetection stack' in str(exc), 'mmcv' in str(exc))
+import importlib
+import sys
+for part in ('datasets', 'engine', 'evaluation', 'models.losses', 'models.contract'):
+    try:
+        importlib.import_module('mmkdcal.' + part)
+        print(part, 'imported')
+    except ImportError as exc:
+        print(part, str(exc).startswith('mmkdcal.' + part.split('.')[0] + ' needs a working'))
+print(sorted(m for m in sys.modules if m.startswith(('mmdet', 'mmengine'))))
 '''
 
 
@@ -53,3 +62,7 @@ def test_calibration_imports_when_mmdet_is_installed_but_mmcv_is_broken(tmp_path
                          env=dict(os.environ, PYTHONPATH=f'{tmp_path}{os.pathsep}{ROOT}'))
     assert out.returncode == 0, out.stderr
     assert out.stdout.split('\n')[:3] == ['0.3', 'True', 'refused: True True']
+    # every OpenMMLab part refuses, naming itself, and nothing of OpenMMLab got imported
+    assert out.stdout.split('\n')[3:9] == [
+        'datasets True', 'engine True', 'evaluation True', 'models.losses True',
+        'models.contract True', '[]']

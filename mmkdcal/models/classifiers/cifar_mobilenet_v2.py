@@ -18,6 +18,7 @@ from typing import List, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
 from mmdet.registry import MODELS
 
 __all__ = ['CifarMobileNetV2']

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
 from mmdet.registry import MODELS
 
 __all__ = ['CifarResNet', 'CIFAR_RESNET_ARCHS']

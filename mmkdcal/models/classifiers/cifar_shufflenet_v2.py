@@ -19,6 +19,7 @@ from typing import Dict, List, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
 from mmdet.registry import MODELS
 
 __all__ = ['CifarShuffleNetV2', 'CIFAR_SHUFFLENETV2_SIZES']

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
 from mmdet.registry import MODELS
 
 __all__ = ['CifarWideResNet', 'CIFAR_WRN_ARCHS']

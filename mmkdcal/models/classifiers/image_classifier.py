@@ -4,9 +4,10 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmdet.registry import MODELS
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
+
+from mmdet.registry import MODELS
 
 __all__ = ['ImageClassifier', 'CIFAR100_MEAN', 'CIFAR100_STD', 'cifar100_data_preprocessor']
 

@@ -57,12 +57,12 @@ from torch import Tensor
 from mmdet.models.detectors import (DETR, DINO, ConditionalDETR, DeformableDETR,
                                     DetectionTransformer)
 from mmdet.registry import MODELS
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 
-from .distill_inputs import DistillBatch, DistillInput
-from .distill_single_stage import _single_call
+from ..contract import DistillBatch, DistillInput
 from .distiller_mixin import DistillerMixin, TemperatureLike
-from .query_matching import box_cxcywh_to_xyxy, match_queries, query_match_cost
-from .taps import OutputTaps
+from .query_matching import match_queries, query_match_cost
+from .taps import OutputTaps, single_call
 
 __all__ = ['ALIGNMENTS', 'DETRDistillerMixin', 'DistillConditionalDETR', 'DistillDETR',
            'DistillDINO', 'DistillDeformableDETR', 'detr_activation']
@@ -306,7 +306,7 @@ class DETRDistillerMixin(DistillerMixin):
                 feats = self.teacher.extract_feat(batch_inputs)
                 head_inputs = self.teacher.forward_transformer(feats, batch_data_samples)
                 outs = self.teacher.bbox_head(**head_inputs)
-        decoder = _single_call(t_taps['decoder'], 'teacher forward_decoder') \
+        decoder = single_call(t_taps['decoder'], 'teacher forward_decoder') \
             if record_decoder else None
         if self.teacher_fp16:
             feats, outs = self._float(feats), self._float(outs)
@@ -330,8 +330,8 @@ class DETRDistillerMixin(DistillerMixin):
                 s_cls, s_box = self._matching_outputs(taps)
             batches.update(self._query_batches(s_cls, s_box, t_cls, t_box.float(), shared))
         if 'memory' in needed:
-            s_dec = _single_call(taps['decoder'], 'forward_decoder')
-            s_feats = _single_call(taps['feats'], 'extract_feat')['result']
+            s_dec = single_call(taps['decoder'], 'forward_decoder')
+            s_feats = single_call(taps['feats'], 'extract_feat')['result']
             batches['memory'] = DistillBatch(_memory_maps(s_dec['memory'], s_feats),
                                              _memory_maps(t_dec['memory'], t_feats))
         return batches
@@ -339,8 +339,8 @@ class DETRDistillerMixin(DistillerMixin):
     def _matching_outputs(self, taps: OutputTaps) -> Tuple[Tensor, Tensor]:
         """The student's recorded head outputs of its matching queries (DINO's denoising queries,
         which come first, left out): (layers, N, Q, C) and (layers, N, Q, 4)."""
-        s_cls, s_box = _single_call(taps['head'], 'bbox_head')
-        head_inputs = _single_call(taps['transformer'], 'forward_transformer')['result']
+        s_cls, s_box = single_call(taps['head'], 'bbox_head')
+        head_inputs = single_call(taps['transformer'], 'forward_transformer')['result']
         dn_meta = head_inputs.get('dn_meta', None) if isinstance(head_inputs, dict) else None
         n_dn = int(dn_meta['num_denoising_queries']) if dn_meta else 0
         s_cls, s_box = s_cls[:, :, n_dn:], s_box[:, :, n_dn:]
@@ -354,7 +354,7 @@ class DETRDistillerMixin(DistillerMixin):
     def _shared_query_outputs(self, taps: OutputTaps, t_dec: dict) -> Tuple[Tensor, Tensor]:
         """Run the student decoder once more, on its own encoder memory, with the teacher's
         queries and reference points; return its head outputs (layers, N, Q_t, ...)."""
-        s_dec = _single_call(taps['decoder'], 'forward_decoder')
+        s_dec = single_call(taps['decoder'], 'forward_decoder')
         kwargs = _call_kwargs(s_dec, self.forward_decoder)
         params = inspect.signature(self.forward_decoder).parameters
         for key in ('query', 'query_pos', 'reference_points'):
@@ -412,8 +412,8 @@ class DETRDistillerMixin(DistillerMixin):
         return {
             'logits': DistillBatch(cat['s_cls'], cat['t_cls'], weight=cat['w'],
                                    avg_factor=avg_factor),
-            'boxes': DistillBatch(box_cxcywh_to_xyxy(cat['s_box']),
-                                  box_cxcywh_to_xyxy(cat['t_box']),
+            'boxes': DistillBatch(bbox_cxcywh_to_xyxy(cat['s_box']),
+                                  bbox_cxcywh_to_xyxy(cat['t_box']),
                                   weight=cat['w'] * cat['conf'], avg_factor=avg_factor),
         }
 

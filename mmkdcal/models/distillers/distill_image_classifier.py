@@ -10,10 +10,9 @@ from mmengine.structures import BaseDataElement
 from mmdet.registry import MODELS
 
 from ..classifiers.image_classifier import ImageClassifier
-from .distill_inputs import DistillBatch, DistillInput
-from .distill_single_stage import _single_call
+from ..contract import DistillBatch, DistillInput
 from .distiller_mixin import DistillerMixin, TemperatureLike
-from .taps import OutputTaps
+from .taps import OutputTaps, single_call
 
 __all__ = ['DistillImageClassifier']
 
@@ -97,7 +96,7 @@ class DistillImageClassifier(DistillerMixin, ImageClassifier):
             t_logits = self.teacher.extract_logits(inputs)
         t_logits = t_logits.float()
         self._check_finite(t_logits, 'logits')
-        s_logits = _single_call(taps['logits'], 'backbone')
+        s_logits = single_call(taps['logits'], 'backbone')
         labels = self.stack_labels(data_samples, inputs.shape[0]).to(s_logits.device)
         return {'logits': DistillBatch(s_logits, self.scale_teacher_logits(t_logits),
                                        labels=labels)}

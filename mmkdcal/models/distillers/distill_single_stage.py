@@ -8,10 +8,10 @@ from torch import Tensor
 from mmdet.models.detectors import SingleStageDetector
 from mmdet.registry import MODELS
 
-from .distill_inputs import DistillBatch, DistillInput
+from ..contract import DistillBatch, DistillInput
 from .distiller_mixin import DistillerMixin, TemperatureLike, flatten_level_outputs
 from .head_semantics import cls_channels, dense_head_semantics, score_logits
-from .taps import OutputTaps
+from .taps import OutputTaps, single_call
 
 __all__ = ['DistillSingleStageDetector', 'align_feature_stats', 'check_dense_head_layout',
            'neck_channels']
@@ -253,7 +253,7 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
                      if needed & {'cls', 'crosskd_cls'} else None)
             student_outs = {}
             if needed & {'cls', 'reg'}:
-                student_outs[''] = _single_call(taps['head'], 'bbox_head')
+                student_outs[''] = single_call(taps['head'], 'bbox_head')
             if cross:
                 student_outs['crosskd_'] = self._crossed_outputs(taps, t_taps, t_feats)
             for prefix, s_outs in student_outs.items():
@@ -267,7 +267,7 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
                     batches[prefix + 'reg'] = DistillBatch(s_reg, t_reg, weight=t_prob_max,
                                                            avg_factor=avg_factor)
         if 'neck' in needed:
-            batches['neck'] = DistillBatch(list(_single_call(taps['feats'], 'neck')),
+            batches['neck'] = DistillBatch(list(single_call(taps['feats'], 'neck')),
                                            list(t_feats))
         return batches
 
@@ -279,7 +279,7 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
         per_tower = []
         for tower in sem.towers:
             if k == 0:
-                s_in = list(_single_call(taps['feats'], 'neck'))
+                s_in = list(single_call(taps['feats'], 'neck'))
                 t_in = list(t_feats)
             else:
                 s_in, t_in = taps[f'student_{tower}'], t_taps[f'teacher_{tower}']
@@ -304,14 +304,6 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
         locations = sum(r.shape[0] * r.shape[2] * r.shape[3] for r in s_reg)
         per_prior = s_c * locations // num_priors
         return flatten_level_outputs(s_reg, per_prior), flatten_level_outputs(t_reg, per_prior)
-
-
-def _single_call(records, what: str):
-    """The one recorded output of a module that the stock loss calls exactly once."""
-    if len(records) != 1:
-        raise RuntimeError(f'The student {what} ran {len(records)} times in one loss() call; '
-                           'expected once. This detector is not supported by this distiller.')
-    return records[0]
 
 
 def align_feature_stats(student: Tensor, teacher: Tensor, eps: float = 1e-6) -> Tensor:

@@ -10,10 +10,10 @@ from mmdet.models.detectors import TwoStageDetector
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi
 
-from .distill_inputs import DistillBatch, DistillInput
-from .distill_single_stage import _single_call, neck_channels
+from ..contract import DistillBatch, DistillInput
+from .distill_single_stage import neck_channels
 from .distiller_mixin import DistillerMixin, TemperatureLike, flatten_level_outputs
-from .taps import OutputTaps
+from .taps import OutputTaps, single_call
 
 __all__ = ['DistillTwoStageDetector']
 
@@ -169,9 +169,9 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
     def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
                          needed: Set[str], teacher_out=None) -> Dict[str, DistillBatch]:
         stages = self.roi_stages
-        rois = {s: _single_call(taps[f'roi{s}'], f'stage-{s} RoI head')
+        rois = {s: single_call(taps[f'roi{s}'], f'stage-{s} RoI head')
                 for s in stages} if 'roi_cls' in needed else {}
-        masks = {s: _single_call(taps[f'mask{s}'], f'stage-{s} mask head')
+        masks = {s: single_call(taps[f'mask{s}'], f'stage-{s} mask head')
                  for s in stages} if 'roi_mask' in needed else {}
         with self.teacher_context(batch_inputs.device.type):
             t_feats = self.teacher.extract_feat(batch_inputs)
@@ -207,7 +207,7 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
                 s_rows, t_rows, avg_factor=avg, level_weights=weights))
         if t_rpn is not None:
             c = self.rpn_head.cls_out_channels
-            s = flatten_level_outputs(_single_call(taps['rpn'], 'RPN head')[0], c)
+            s = flatten_level_outputs(single_call(taps['rpn'], 'RPN head')[0], c)
             t = flatten_level_outputs(t_rpn, c)
             if s.shape != t.shape:
                 raise ValueError(f"inputs='rpn_cls': RPN outputs differ in shape, "
@@ -216,7 +216,7 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
             avg = t.sigmoid().max(dim=1).values.sum().clamp(min=1.0)
             batches['rpn_cls'] = DistillBatch(s, t, avg_factor=avg)
         if 'neck' in needed:
-            batches['neck'] = DistillBatch(list(_single_call(taps['feats'], 'neck')),
+            batches['neck'] = DistillBatch(list(single_call(taps['feats'], 'neck')),
                                            list(t_feats))
         return batches
 

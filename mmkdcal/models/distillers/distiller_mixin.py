@@ -43,7 +43,7 @@ from torch import Tensor
 from mmdet.registry import MODELS
 
 from ...utils.config_scope import resolve_config_path
-from .distill_inputs import DistillBatch, DistillInput, call_distill_loss, check_loss_input
+from ..contract import DistillBatch, DistillInput, call_distill_loss, check_loss_input
 from .taps import OutputTaps
 
 __all__ = ['DistillerMixin', 'TEMPERATURE_RANGE', 'flatten_level_outputs', 'load_teacher_config']

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmdet.structures.bbox import distance2bbox
+
 __all__ = ['DenseHeadSemantics', 'cls_channels', 'dense_head_semantics', 'register_dense_head',
            'score_logits', 'DENSE_HEADS']
 
@@ -107,7 +109,6 @@ def _fcos_head_targets(head, sem, outs, gt, metas, gt_ignore):
 def _rtmdet_head_targets(head, sem, outs, gt, metas, gt_ignore):
     """Labels of ``RTMDetHead.get_targets`` (dynamic soft-label assignment on the predictions,
     as RTMDet assigns in training)."""
-    from mmdet.structures.bbox import distance2bbox
     cls_scores = sem.output(outs, 'cls')
     sizes = [s.shape[-2:] for s in cls_scores]
     n = len(gt)

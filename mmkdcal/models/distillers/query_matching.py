@@ -16,38 +16,20 @@ a (K+1)-way categorical for DETR's softmax head), :math:`p_i` the student's, and
 the heads' normalised (cx, cy, w, h) outputs (GIoU on their corner form). The classification
 term is the KL divergence to the soft target, so a student query that predicts exactly what a
 teacher query predicts costs nothing on that term. All terms are computed for all pairs with
-matrix products (no (Q, Q, K) tensor), and the assignment is SciPy's ``linear_sum_assignment``,
-as MMDetection's ``HungarianAssigner`` uses.
+matrix products (no (Q, Q, K) tensor); the boxes' corner form and GIoU are MMDetection's
+(``bbox_cxcywh_to_xyxy``, ``bbox_overlaps``), and the assignment is SciPy's
+``linear_sum_assignment``, as MMDetection's ``HungarianAssigner`` uses.
 """
 from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-__all__ = ['box_cxcywh_to_xyxy', 'class_kl_cost', 'match_queries', 'pairwise_giou',
-           'query_match_cost']
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
 
-
-def box_cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
-    """(cx, cy, w, h) -> (x1, y1, x2, y2), any leading shape."""
-    cx, cy, w, h = boxes.unbind(-1)
-    return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=-1)
-
-
-def pairwise_giou(a: Tensor, b: Tensor, eps: float = 1e-7) -> Tensor:
-    """GIoU of every pair of corner boxes: (N, 4) x (M, 4) -> (N, M)."""
-    area_a = (a[:, 2] - a[:, 0]).clamp(min=0) * (a[:, 3] - a[:, 1]).clamp(min=0)
-    area_b = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(dim=-1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    iou = inter / (union + eps)
-    c_lt = torch.minimum(a[:, None, :2], b[None, :, :2])
-    c_rb = torch.maximum(a[:, None, 2:], b[None, :, 2:])
-    c_area = (c_rb - c_lt).clamp(min=0).prod(dim=-1)
-    return iou - (c_area - union) / (c_area + eps)
+__all__ = ['class_kl_cost', 'match_queries', 'query_match_cost']
 
 
 def class_kl_cost(student_logits: Tensor, teacher_logits: Tensor, activation: str) -> Tensor:
@@ -93,8 +75,10 @@ def query_match_cost(s_logits: Tensor, s_boxes: Tensor, t_logits: Tensor, t_boxe
     if weights.get('l1', 0):
         cost = cost + weights['l1'] * torch.cdist(s_boxes, t_boxes, p=1)
     if weights.get('giou', 0):
-        cost = cost - weights['giou'] * pairwise_giou(box_cxcywh_to_xyxy(s_boxes),
-                                                      box_cxcywh_to_xyxy(t_boxes))
+        # the GIoU of every pair, as mmdet's IoUCost computes it for its HungarianAssigner
+        giou = bbox_overlaps(bbox_cxcywh_to_xyxy(s_boxes), bbox_cxcywh_to_xyxy(t_boxes),
+                             mode='giou')
+        cost = cost - weights['giou'] * giou
     return cost
 
 
@@ -105,7 +89,6 @@ def match_queries(cost: Tensor) -> Tuple[Tensor, Tensor]:
         ``(student_index, teacher_index)``, each of length ``min(Qs, Qt)``, ordered by teacher
         query (so the rows of a distillation batch follow the teacher's query order).
     """
-    from scipy.optimize import linear_sum_assignment
     if not torch.isfinite(cost).all():
         raise FloatingPointError('The query matching cost has NaN/inf entries: the student or '
                                  'the teacher produced non-finite class logits or boxes.')

@@ -6,15 +6,16 @@ labels. :class:`OutputTaps` records them while the stock code runs, through forw
 modules and transparent wrappers around a few methods, and removes every hook and wrapper when
 the ``with`` block ends (also on errors). Nothing is recomputed and no upstream loop is copied,
 so mask branches, cascade stages, given proposals and upstream fixes work unchanged.
+:func:`single_call` reads the one record of a module that the stock code calls exactly once.
 """
 import functools
 import inspect
 from collections import defaultdict
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 import torch.nn as nn
 
-__all__ = ['OutputTaps']
+__all__ = ['OutputTaps', 'single_call']
 
 
 class OutputTaps:
@@ -86,3 +87,24 @@ class OutputTaps:
             obj.__dict__.pop(name, None)
         self._handles.clear()
         self._wrapped.clear()
+
+
+def single_call(records: Sequence[Any], what: str) -> Any:
+    """The one record of a module or method that the stock training code calls exactly once.
+
+    Args:
+        records: What :class:`OutputTaps` recorded under one key (``taps['neck']``).
+        what: The module or method, for the message (``'bbox_head'``, ``'teacher
+            forward_decoder'``).
+
+    Returns:
+        The single record.
+
+    Raises:
+        RuntimeError: It ran zero times or more than once in the step, so the distiller cannot
+            tell which output to distil.
+    """
+    if len(records) != 1:
+        raise RuntimeError(f'The {what} ran {len(records)} times in one training step; '
+                           'expected once. This detector is not supported by this distiller.')
+    return records[0]

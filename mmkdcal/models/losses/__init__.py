@@ -7,7 +7,7 @@ QFL-style), :class:`DKDLoss` (decoupled), :class:`MLKDLoss` (multi-level); local
 input and subclasses :class:`DistillLoss`, declaring what it compares and needs (checked when a
 distiller is built).
 """
-from .base import INPUT_KINDS, DistillLoss
+from ..contract import INPUT_KINDS, DistillLoss
 from .binary_kd_loss import BinaryKDLoss
 from .box_kd_loss import BoxKDLoss
 from .cwd_loss import CWDLoss

@@ -1,34 +1,16 @@
 """Box distillation: L1 (and GIoU for decoded boxes) between student and teacher boxes."""
 from typing import Optional, Union
 
-import torch
-from mmdet.registry import MODELS
 from torch import Tensor
 
-from ._utils import (check_ndim, check_non_negative, check_reduction, check_same_shape,
-                     check_weight, detach_teacher, weighted_reduce)
-from .base import DistillLoss
+from mmdet.registry import MODELS
+from mmdet.structures.bbox import bbox_overlaps
 
-__all__ = ['BoxKDLoss', 'generalized_box_iou_pairs']
+from ..contract import DistillLoss
+from .utils import (check_ndim, check_non_negative, check_reduction, check_same_shape,
+                    check_weight, detach_teacher, weighted_reduce)
 
-
-def generalized_box_iou_pairs(a: Tensor, b: Tensor, eps: float = 1e-7) -> Tensor:
-    """GIoU of row-aligned box pairs (x1, y1, x2, y2), shape (M, 4) each -> (M,).
-
-    ``GIoU = IoU - |C - (A u B)| / |C|`` with ``C`` the smallest enclosing box (Rezatofighi et
-    al., CVPR 2019).
-    """
-    area_a = (a[:, 2] - a[:, 0]).clamp(min=0) * (a[:, 3] - a[:, 1]).clamp(min=0)
-    area_b = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
-    lt = torch.maximum(a[:, :2], b[:, :2])
-    rb = torch.minimum(a[:, 2:], b[:, 2:])
-    inter = (rb - lt).clamp(min=0).prod(dim=1)
-    union = area_a + area_b - inter
-    iou = inter / (union + eps)
-    c_lt = torch.minimum(a[:, :2], b[:, :2])
-    c_rb = torch.maximum(a[:, 2:], b[:, 2:])
-    c_area = (c_rb - c_lt).clamp(min=0).prod(dim=1)
-    return iou - (c_area - union) / (c_area + eps)
+__all__ = ['BoxKDLoss']
 
 
 @MODELS.register_module()
@@ -108,6 +90,7 @@ class BoxKDLoss(DistillLoss):
         if self.l1_weight > 0:
             per_row = per_row + self.l1_weight * (student_boxes - t).abs().sum(dim=1)
         if self.giou_weight > 0:
-            per_row = per_row + self.giou_weight * (
-                1 - generalized_box_iou_pairs(student_boxes, t))
+            # mmdet's GIoU, as its GIoULoss computes it (areas floored at eps=1e-6)
+            giou = bbox_overlaps(student_boxes, t, mode='giou', is_aligned=True)
+            per_row = per_row + self.giou_weight * (1 - giou)
         return self.loss_weight * weighted_reduce(per_row, weight, self.reduction, avg_factor)

@@ -2,13 +2,14 @@
 from typing import Optional
 
 import torch.nn.functional as F
-from mmdet.registry import MODELS
 from torch import Tensor
 
-from ._adapter import ChannelAdapterMixin
-from ._utils import (check_ndim, check_non_negative, check_positive, check_same_shape,
-                     detach_teacher, kl_div, standardise_channels)
-from .base import DistillLoss
+from mmdet.registry import MODELS
+
+from ..contract import DistillLoss
+from .adapter import ChannelAdapterMixin
+from .utils import (check_ndim, check_non_negative, check_positive, check_same_shape,
+                    detach_teacher, kl_div, standardise_channels)
 
 __all__ = ['CWDLoss']
 
@@ -50,7 +51,7 @@ class CWDLoss(ChannelAdapterMixin, DistillLoss):
 
     def check_input(self, spec):
         """Also check the widths of ``spec`` against the adapter (or its absence)."""
-        return super().check_input(spec) or self._adapter_problem(spec)
+        return super().check_input(spec) or self.adapter_problem(spec)
 
     def __init__(self, tau: float = 1.0, loss_weight: float = 1.0,
                  student_channels: Optional[int] = None,
@@ -58,7 +59,7 @@ class CWDLoss(ChannelAdapterMixin, DistillLoss):
                  adapter: Optional[bool] = None,
                  standardise: bool = False) -> None:
         super().__init__()
-        self._init_adapter(student_channels, teacher_channels, adapter, bias=False)
+        self.init_adapter(student_channels, teacher_channels, adapter, bias=False)
         if not isinstance(standardise, bool):
             raise TypeError(f'standardise must be a bool, got {standardise!r}.')
         self.standardise = standardise
@@ -77,7 +78,7 @@ class CWDLoss(ChannelAdapterMixin, DistillLoss):
         """
         check_ndim('student_feat', student_feat, 4, '(N, C, H, W)')
         check_ndim('teacher_feat', teacher_feat, 4, '(N, C, H, W)')
-        student_feat, teacher_feat = self._adapt(student_feat, teacher_feat)
+        student_feat, teacher_feat = self.adapt(student_feat, teacher_feat)
         check_same_shape('student_feat', student_feat, 'teacher_feat', teacher_feat)
         n, c = student_feat.shape[:2]
         if student_feat.numel() == 0:

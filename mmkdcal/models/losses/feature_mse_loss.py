@@ -2,12 +2,13 @@
 from typing import Optional
 
 import torch.nn.functional as F
-from mmdet.registry import MODELS
 from torch import Tensor
 
-from ._adapter import ChannelAdapterMixin
-from ._utils import check_ndim, check_non_negative, detach_teacher
-from .base import DistillLoss
+from mmdet.registry import MODELS
+
+from ..contract import DistillLoss
+from .adapter import ChannelAdapterMixin
+from .utils import check_ndim, check_non_negative, detach_teacher
 
 __all__ = ['FeatureMSELoss']
 
@@ -46,7 +47,7 @@ class FeatureMSELoss(ChannelAdapterMixin, DistillLoss):
 
     def check_input(self, spec) -> Optional[str]:
         """Also check the widths of ``spec`` against the adapter (or its absence)."""
-        return super().check_input(spec) or self._adapter_problem(spec)
+        return super().check_input(spec) or self.adapter_problem(spec)
 
     def __init__(self,
                  student_channels: Optional[int] = None,
@@ -55,7 +56,7 @@ class FeatureMSELoss(ChannelAdapterMixin, DistillLoss):
                  adapter: Optional[bool] = None) -> None:
         super().__init__()
         self.loss_weight = check_non_negative('loss_weight', loss_weight)
-        self._init_adapter(student_channels, teacher_channels, adapter)
+        self.init_adapter(student_channels, teacher_channels, adapter)
 
     def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
         """Compute the loss.
@@ -74,6 +75,6 @@ class FeatureMSELoss(ChannelAdapterMixin, DistillLoss):
             raise ValueError(f'student_feat {s_shape} and teacher_feat {t_shape} must share the '
                              'batch size and spatial size (N, H, W); distil levels of the same '
                              'stride.')
-        student_feat, teacher_feat = self._adapt(student_feat, teacher_feat)
+        student_feat, teacher_feat = self.adapt(student_feat, teacher_feat)
         return self.loss_weight * F.mse_loss(student_feat,
                                              detach_teacher(teacher_feat, student_feat))

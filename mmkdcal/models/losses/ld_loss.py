@@ -2,12 +2,13 @@
 from typing import Optional, Union
 
 import torch.nn.functional as F
-from mmdet.registry import MODELS
 from torch import Tensor
 
-from ._utils import (check_ndim, check_non_negative, check_positive, check_reduction,
-                     check_same_shape, check_weight, detach_teacher, kl_div, weighted_reduce)
-from .base import DistillLoss
+from mmdet.registry import MODELS
+
+from ..contract import DistillLoss
+from .utils import (check_ndim, check_non_negative, check_positive, check_reduction,
+                    check_same_shape, check_weight, detach_teacher, kl_div, weighted_reduce)
 
 __all__ = ['LDLoss']
 

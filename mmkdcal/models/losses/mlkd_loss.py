@@ -3,12 +3,13 @@ from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from mmdet.registry import MODELS
 from torch import Tensor
 
-from ._utils import (check_ndim, check_non_negative, check_positive, check_same_shape,
-                     detach_teacher, kl_div)
-from .base import DistillLoss
+from mmdet.registry import MODELS
+
+from ..contract import DistillLoss
+from .utils import (check_ndim, check_non_negative, check_positive, check_same_shape,
+                    detach_teacher, kl_div)
 
 __all__ = ['MLKDLoss']
 

@@ -2,12 +2,13 @@
 from typing import Optional
 
 import torch.nn.functional as F
-from mmdet.registry import MODELS
 from torch import Tensor
 
-from ._adapter import ChannelAdapterMixin
-from ._utils import check_ndim, check_non_negative, detach_teacher, standardise_channels
-from .base import DistillLoss
+from mmdet.registry import MODELS
+
+from ..contract import DistillLoss
+from .adapter import ChannelAdapterMixin
+from .utils import check_ndim, check_non_negative, detach_teacher, standardise_channels
 
 __all__ = ['PKDLoss']
 
@@ -58,14 +59,14 @@ class PKDLoss(ChannelAdapterMixin, DistillLoss):
 
     def check_input(self, spec):
         """Also check the widths of ``spec`` against the adapter (or its absence)."""
-        return super().check_input(spec) or self._adapter_problem(spec)
+        return super().check_input(spec) or self.adapter_problem(spec)
 
     def __init__(self, loss_weight: float = 1.0, resize_stu: bool = True,
                  student_channels: Optional[int] = None,
                  teacher_channels: Optional[int] = None,
                  adapter: Optional[bool] = None) -> None:
         super().__init__()
-        self._init_adapter(student_channels, teacher_channels, adapter, bias=False)
+        self.init_adapter(student_channels, teacher_channels, adapter, bias=False)
         self.loss_weight = check_non_negative('loss_weight', loss_weight)
         if not isinstance(resize_stu, bool):
             raise TypeError(f'resize_stu must be a bool, got {resize_stu!r}.')
@@ -87,7 +88,7 @@ class PKDLoss(ChannelAdapterMixin, DistillLoss):
         if s_shape[0] != t_shape[0]:
             raise ValueError(f'student_feat {s_shape} and teacher_feat {t_shape} must share the '
                              'batch size N.')
-        student_feat, teacher_feat = self._adapt(student_feat, teacher_feat)
+        student_feat, teacher_feat = self.adapt(student_feat, teacher_feat)
         teacher_feat = detach_teacher(teacher_feat, student_feat)
         if s_shape[2:] != t_shape[2:]:
             if self.resize_stu:

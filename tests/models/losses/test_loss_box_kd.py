@@ -5,7 +5,6 @@ from mmdet.models.losses import GIoULoss, L1Loss
 
 from mmkdcal.models.distillers import DistillInput
 from mmkdcal.models.losses import BoxKDLoss
-from mmkdcal.models.losses.box_kd_loss import generalized_box_iou_pairs
 
 
 def _boxes(n, seed):
@@ -16,11 +15,14 @@ def _boxes(n, seed):
 
 
 def test_giou_by_hand():
-    a = torch.tensor([[0., 0., 2., 2.]])
-    b = torch.tensor([[1., 1., 3., 3.]])
-    # IoU = 1 / 7; enclosing box 3 x 3 = 9, union 7: GIoU = 1/7 - 2/9
-    assert generalized_box_iou_pairs(a, b).item() == pytest.approx(1 / 7 - 2 / 9, abs=1e-6)
-    assert generalized_box_iou_pairs(a, a).item() == pytest.approx(1.0, abs=1e-6)
+    a = torch.tensor([[0., 0., 2., 2.], [0., 0., 2., 2.], [0., 0., 1., 1.]])
+    b = torch.tensor([[1., 1., 3., 3.], [0., 0., 2., 2.], [2., 0., 3., 1.]])
+    giou_only = BoxKDLoss(l1_weight=0.0, giou_weight=1.0, reduction='none')
+    # row 0: IoU = 1/7; enclosing box 3 x 3 = 9, union 7: GIoU = 1/7 - 2/9
+    # row 1: the same box, GIoU = 1; row 2: disjoint unit boxes 1 apart, enclosing 3 x 1 = 3,
+    # union 2: GIoU = 0 - 1/3
+    expected = [1 - (1 / 7 - 2 / 9), 0.0, 1 + 1 / 3]
+    assert giou_only(a, b).tolist() == pytest.approx(expected, abs=1e-6)
 
 
 def test_equals_mmdet_l1_plus_giou_weighted():
@@ -29,7 +31,7 @@ def test_equals_mmdet_l1_plus_giou_weighted():
     ours = BoxKDLoss(l1_weight=5.0, giou_weight=2.0)(s, t, weight=w, avg_factor=3.0)
     # mmdet: L1Loss averages over elements; GIoULoss takes per-box weights
     l1 = L1Loss(reduction='sum')(s, t, weight=w[:, None].expand(12, 4)) / 3.0
-    giou = GIoULoss(reduction='sum', eps=1e-7)(s, t, weight=w) / 3.0
+    giou = GIoULoss(reduction='sum')(s, t, weight=w) / 3.0
     assert ours.item() == pytest.approx((5.0 * l1 + 2.0 * giou).item(), rel=1e-5)
     ours.backward()
     assert s.grad.abs().sum() > 0

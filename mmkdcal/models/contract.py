@@ -1,20 +1,35 @@
-"""The contract between distillers and distillation losses.
+"""The contract between distillers and distillation losses: what each side declares and checks.
 
 A distiller declares, once per class, the named outputs it can hand to a loss
 (:class:`DistillInput`: what the tensors are, what comes with them). A loss declares what it
-compares and needs (:class:`~mmkdcal.models.losses.DistillLoss`). When the model is built,
-:func:`check_loss_input` matches every configured ``distill_losses`` entry against the
-distiller's inputs and refuses, naming the loss, the field and the fix, any pair that cannot
-work. In the training step the distiller fills one :class:`DistillBatch` per input that a loss
-uses and :func:`call_distill_loss` passes exactly the keyword arguments the loss declared.
+compares and needs (:class:`DistillLoss`: input kinds, logit activation, labels, iteration,
+weights). When the model is built, :func:`check_loss_input` matches every configured
+``distill_losses`` entry against the distiller's inputs and refuses, naming the loss, the field
+and the fix, any pair that cannot work. In the training step the distiller fills one
+:class:`DistillBatch` per input that a loss uses and :func:`call_distill_loss` passes exactly the
+keyword arguments the loss declared.
+
+Why this module sits in ``mmkdcal.models`` beside ``distillers/`` and ``losses/``, not inside
+either: both sides import it at top level, and it imports neither (torch only), so the
+distillers do not depend on the loss files, the losses do not depend on the distiller files, and
+there is no import cycle between the two packages. A new loss imports :class:`DistillLoss` from
+here (or from ``mmkdcal.models.losses``, which re-exports it); a new distiller imports
+:class:`DistillInput` and :class:`DistillBatch` (re-exported by ``mmkdcal.models.distillers``).
 """
 from dataclasses import dataclass, field, replace
-from typing import Dict, FrozenSet, Optional, Sequence, Tuple, Union
+from typing import ClassVar, Dict, FrozenSet, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn as nn
 from torch import Tensor
 
-__all__ = ['DistillBatch', 'DistillInput', 'call_distill_loss', 'check_loss_input']
+__all__ = [
+    'DistillBatch', 'DistillInput', 'DistillLoss', 'INPUT_KINDS', 'call_distill_loss',
+    'check_loss_input'
+]
+
+#: The kinds of distiller outputs a loss can compare (:attr:`DistillInput.kind`).
+INPUT_KINDS = ('logits', 'distribution', 'boxes', 'features', 'masks')
 
 
 @dataclass(frozen=True)
@@ -82,18 +97,82 @@ class DistillBatch:
     level_weights: Optional[Sequence[float]] = None
 
 
-def check_loss_input(key: str, loss, spec: Optional[DistillInput], distiller: str,
+class DistillLoss(nn.Module):
+    """Base class of the distillation losses: what a loss declares, and the build-time check.
+
+    Every mmkdcal distillation loss subclasses it and states, as class or instance attributes
+    (instance attributes where they depend on the configuration, e.g. ``needs_iter`` of a loss
+    with a warm-up), what it compares and what it needs:
+
+    - :attr:`input_kinds`: the kinds of distiller output it can compare (a subset of
+      :data:`INPUT_KINDS`);
+    - :attr:`logit_activation`: for logits, the activation it interprets them with
+      (``'softmax'`` or ``'sigmoid'``), or None when it does not care;
+    - :attr:`needs_labels` / :attr:`needs_iter`: whether ``forward`` needs the samples' class
+      labels (``labels=``) or the current 0-based iteration (``cur_iter=``);
+    - :attr:`accepts_weight` / :attr:`accepts_avg_factor`: whether ``forward`` takes per-sample
+      ``weight=`` / an ``avg_factor=`` normaliser.
+
+    Subclasses implement ``forward(student, teacher, **declared_kwargs)``. The distiller passes
+    exactly the declared keyword arguments (:func:`call_distill_loss`) and refuses at build
+    time a loss whose needs its ``inputs`` cannot meet (:meth:`check_input`), so a config that
+    cannot work never reaches the first iteration. A new loss is one file: subclass, declare,
+    register.
+    """
+
+    #: Kinds of distiller inputs this loss compares (a subset of :data:`INPUT_KINDS`).
+    input_kinds: ClassVar[Tuple[str, ...]] = ()
+    #: For ``'logits'``: the activation the loss interprets logits with; None: any.
+    logit_activation: ClassVar[Optional[str]] = None
+    #: ``forward`` takes ``weight=`` (per-sample weights, shape (M,)).
+    accepts_weight: ClassVar[bool] = False
+    #: ``forward`` takes ``avg_factor=`` (the loss is a sum divided by it).
+    accepts_avg_factor: ClassVar[bool] = False
+    #: ``forward`` needs ``labels=`` (integer class indices, one per row).
+    needs_labels: bool = False
+    #: ``forward`` needs ``cur_iter=`` (the 0-based training iteration).
+    needs_iter: bool = False
+
+    def check_input(self, spec: DistillInput) -> Optional[str]:
+        """Why this loss cannot compare the distiller input ``spec``, or None if it can.
+
+        Subclasses with further requirements (channel counts, widths) extend it.
+
+        Args:
+            spec: The distiller input the config chose.
+
+        Returns:
+            str or None: A sentence naming the problem, or None.
+        """
+        name = type(self).__name__
+        if spec.kind not in self.input_kinds:
+            return (f'{name} compares {self._kinds_text()}, but inputs={spec.name!r} gives '
+                    f'{spec.description}')
+        if (spec.kind == 'logits' and self.logit_activation is not None
+                and spec.activation != self.logit_activation):
+            return (f'{name} treats logits as {self.logit_activation} scores, but '
+                    f'inputs={spec.name!r} gives {spec.description}')
+        if self.needs_labels and 'labels' not in spec.provides:
+            return (f'{name} needs the class label of every row, but inputs={spec.name!r} '
+                    f'({spec.description}) carries no labels')
+        return None
+
+    def _kinds_text(self) -> str:
+        kinds = list(self.input_kinds)
+        return ' or '.join(kinds) if kinds else 'nothing (it declares no input_kinds)'
+
+
+def check_loss_input(key: str, loss: nn.Module, spec: Optional[DistillInput], distiller: str,
                      specs: Dict[str, DistillInput]) -> None:
     """Raise ValueError unless ``loss`` can compare the distiller input ``spec``.
 
     Args:
         key: The ``distill_losses`` key (``'loss_kd'``), for the message.
-        loss: The built loss (a :class:`~mmkdcal.models.losses.DistillLoss`).
+        loss: The built loss (a :class:`DistillLoss` unless the config is wrong).
         spec: The chosen input, or None when ``inputs`` names none of the distiller's.
         distiller: The distiller class name, for the message.
         specs: All inputs of the distiller, to suggest the ones that would work.
     """
-    from ..losses.base import DistillLoss
     loss_name = type(loss).__name__
     if not isinstance(loss, DistillLoss):
         raise TypeError(
@@ -112,7 +191,7 @@ def check_loss_input(key: str, loss, spec: Optional[DistillInput], distiller: st
                          f'distill_losses.{key}.inputs or its type ({hint}).')
 
 
-def call_distill_loss(loss, batch: DistillBatch, spec: DistillInput,
+def call_distill_loss(loss: DistillLoss, batch: DistillBatch, spec: DistillInput,
                       cur_iter: Optional[int]) -> Tensor:
     """Evaluate ``loss`` on ``batch`` with exactly the keyword arguments it declared.
 
@@ -135,9 +214,9 @@ def call_distill_loss(loss, batch: DistillBatch, spec: DistillInput,
     if loss.needs_iter:
         if cur_iter is None:
             raise RuntimeError(
-                f'{type(loss).__name__} needs the training iteration, which '
-                'TeacherCalibrationHook hands to the distiller before each iteration: add '
-                "custom_hooks=[dict(type='TeacherCalibrationHook')] to the config.")
+                f'{type(loss).__name__} needs the training iteration (it declares needs_iter), '
+                'but the distiller passed cur_iter=None for this step; pass the 0-based '
+                'iteration of the training loop.')
         kwargs['cur_iter'] = cur_iter
     if not spec.per_level:
         return loss(batch.student, batch.teacher, **kwargs)

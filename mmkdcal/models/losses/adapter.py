@@ -10,6 +10,8 @@ from typing import Optional, Tuple
 import torch.nn as nn
 from torch import Tensor
 
+from ..contract import DistillInput
+
 __all__ = ['ChannelAdapterMixin']
 
 
@@ -33,8 +35,17 @@ class ChannelAdapterMixin:
     teacher_channels: Optional[int]
     adapter: Optional[nn.Conv2d]
 
-    def _init_adapter(self, student_channels: Optional[int], teacher_channels: Optional[int],
-                      adapter: Optional[bool], bias: bool = True) -> None:
+    def init_adapter(self, student_channels: Optional[int], teacher_channels: Optional[int],
+                     adapter: Optional[bool], bias: bool = True) -> None:
+        """Check the widths and create the adapter if one is asked for or needed.
+
+        Args:
+            student_channels: The student map's width, or None when not known.
+            teacher_channels: The teacher map's width, or None when not known.
+            adapter: True (create it), False (forbid it) or None (create it when both widths
+                are given and differ).
+            bias: Whether the 1x1 convolution has a bias.
+        """
         self.student_channels = _check_channels('student_channels', student_channels)
         self.teacher_channels = _check_channels('teacher_channels', teacher_channels)
         if adapter not in (None, True, False):
@@ -52,8 +63,15 @@ class ChannelAdapterMixin:
         self.adapter = nn.Conv2d(student_channels, teacher_channels, 1, bias=bias) \
             if adapter else None
 
-    def _adapter_problem(self, spec) -> Optional[str]:
-        """Why the adapter (or its absence) cannot compare ``spec``'s widths, or None."""
+    def adapter_problem(self, spec: DistillInput) -> Optional[str]:
+        """Why the adapter (or its absence) cannot compare ``spec``'s widths, or None.
+
+        Args:
+            spec: The distiller input the config chose (its ``channels`` when known).
+
+        Returns:
+            str or None: A sentence naming the problem and the fix, or None.
+        """
         name = type(self).__name__
         channels = getattr(spec, 'channels', None)
         if channels is None:
@@ -72,8 +90,16 @@ class ChannelAdapterMixin:
                     f'student_channels={channels[0]}, teacher_channels={channels[1]}')
         return None
 
-    def _adapt(self, student_feat: Tensor, teacher_feat: Tensor) -> Tuple[Tensor, Tensor]:
-        """Check both maps' widths against the configuration, then apply the adapter."""
+    def adapt(self, student_feat: Tensor, teacher_feat: Tensor) -> Tuple[Tensor, Tensor]:
+        """Check both maps' widths against the configuration, then apply the adapter.
+
+        Args:
+            student_feat: The student map (N, C_s, H, W).
+            teacher_feat: The teacher map (N, C_t, H, W).
+
+        Returns:
+            The (adapted) student map and the teacher map, of one width.
+        """
         s_shape, t_shape = tuple(student_feat.shape), tuple(teacher_feat.shape)
         if self.student_channels is not None and s_shape[1] != self.student_channels:
             raise ValueError(f'student_feat has {s_shape[1]} channels (shape {s_shape}) but '

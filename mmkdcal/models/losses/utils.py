@@ -1,11 +1,14 @@
-"""Input checks and reductions shared by the distillation losses.
+"""Input checks and the weighted reduction shared by the distillation losses.
 
-Pure torch (no MMDetection import), so the helpers can be tested and reused on their own.
+The reduction is MMDetection's own ``weight_reduce_loss``; :func:`weighted_reduce` only adds
+the checks and the empty-batch rule that the distillation losses need (see its docstring).
 """
 from typing import Optional, Sequence, Union
 
 import torch
 from torch import Tensor
+
+from mmdet.models.losses.utils import weight_reduce_loss
 
 __all__ = [
     'check_reduction', 'check_positive', 'check_non_negative', 'check_same_shape',
@@ -173,12 +176,20 @@ def weighted_reduce(loss: Tensor,
                     weight: Optional[Tensor] = None,
                     reduction: str = 'mean',
                     avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
-    """Weight per-sample losses and reduce them.
+    """Weight per-sample losses and reduce them with MMDetection's ``weight_reduce_loss``.
 
-    ``mean`` without ``avg_factor`` averages over the samples (an empty input gives a zero that
-    is still connected to the graph, so that a batch without samples back-propagates nothing);
-    ``mean`` with ``avg_factor`` returns ``sum(w * l) / (avg_factor + eps)``, as MMDetection's
-    losses do; ``sum`` sums; ``none`` returns the weighted per-sample losses.
+    ``mean`` without ``avg_factor`` averages over the samples; ``mean`` with ``avg_factor``
+    returns ``sum(w * l) / (avg_factor + eps)`` (``eps`` = float32 epsilon); ``sum`` sums;
+    ``none`` returns the weighted per-sample losses. Those numbers are mmdet's. Where our
+    semantics deliberately differ, it is decided here, before mmdet's function is called:
+
+    - an empty input with ``mean`` gives a zero that is still connected to the graph (mmdet's
+      ``loss.mean()`` of nothing is NaN, and a distillation batch can be empty: an image whose
+      teacher finds nothing, a step without sampled RoIs);
+    - ``avg_factor`` is refused unless ``reduction='mean'`` (mmdet silently ignores it with
+      ``'none'``), and a negative one is refused (on CUDA without a host sync);
+    - ``reduction`` is checked with a message naming the choices;
+    - ``weight`` is cast to the loss's dtype (a float32 weight does not promote an fp16 loss).
 
     Args:
         loss (Tensor): Per-sample (or per-element) losses.
@@ -191,7 +202,7 @@ def weighted_reduce(loss: Tensor,
     """
     check_reduction(reduction)
     if weight is not None:
-        loss = loss * weight.to(loss.dtype)
+        weight = weight.to(loss.dtype)
     if avg_factor is not None:
         if reduction != 'mean':
             raise ValueError(f'avg_factor is only used with reduction="mean", got '
@@ -201,9 +212,6 @@ def weighted_reduce(loss: Tensor,
             torch._assert_async(avg_factor >= 0, 'avg_factor must be non-negative')
         elif float(avg_factor) < 0:
             raise ValueError(f'avg_factor must be non-negative, got {float(avg_factor)}.')
-        return loss.sum() / (avg_factor + torch.finfo(torch.float32).eps)
-    if reduction == 'none':
-        return loss
-    if reduction == 'sum' or loss.numel() == 0:
-        return loss.sum()
-    return loss.mean()
+    elif reduction == 'mean' and loss.numel() == 0:
+        return weight_reduce_loss(loss, weight, 'sum')
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
