@@ -274,7 +274,8 @@ def test_feature_adapter_96_to_128_stays_out_of_the_student_checkpoint(tmp_path)
     student = tiny_model('rtmdet')
     student['neck']['out_channels'] = student['bbox_head']['in_channels'] = 96
     student['bbox_head']['feat_channels'] = 96
-    cfg = dict(student, type='DistillRTMDet', teacher_config=t_path, teacher_ckpt=t_ckpt, teacher_temperature=1.0,
+    cfg = dict(student, type='DistillRTMDet', teacher_config=t_path, teacher_ckpt=t_ckpt,
+               teacher_temperature=1.0,
                distill_losses=dict(loss_fit=dict(type='FeatureMSELoss', inputs='neck',
                                                  student_channels=96, teacher_channels=128)))
     model = MODELS.build(ConfigDict(cfg))
