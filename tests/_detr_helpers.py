@@ -139,9 +139,14 @@ def distill_type(model_cfg: dict) -> str:
 
 
 def detr_distiller(student_cfg: dict, teacher_cfg_path: str, ckpt: str, **kw):
-    """Build the DETR-family distiller of ``student_cfg`` with the given teacher."""
+    """Build the DETR-family distiller of ``student_cfg`` with the given teacher, its student
+    initialised (``init_weights``): mmdet's Deformable DETR and DINO create their level
+    embedding as an uninitialised tensor, which holds whatever memory it reuses (NaN at times)
+    until ``init_weights``, as a Runner calls it."""
     from mmdet.registry import MODELS
     cfg = copy.deepcopy(student_cfg)
     cfg['type'] = distill_type(cfg)
     cfg.update(teacher_config=teacher_cfg_path, teacher_ckpt=ckpt, **kw)
-    return MODELS.build(cfg)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model

@@ -109,7 +109,7 @@ def test_wheel_install_ships_configs_and_trains_from_outside(tmp_path):
     module, resolved, parsed = out.strip().splitlines()[-3:]
     assert module == osp.join(site, 'mmkdcal', '__init__.py')
     assert resolved == shipped
-    assert parsed == 'DistillSingleStageDetector None'
+    assert parsed == 'DistillGFL None'
 
     work = str(tmp_path / 'work')
     out = _run([sys.executable, osp.join(mim, 'tools', 'train.py'), 'user.py', '--work-dir',

@@ -14,7 +14,7 @@ custom_imports = dict(imports=['mmkdcal'], allow_failed_imports=False)
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/atss/atss_r101_fpn_1x_coco/atss_r101_fpn_1x_20200825-dfcadd6f.pth'  # noqa: E501
 
 model = dict(
-    type='DistillSingleStageDetector',
+    type='DistillATSS',
     teacher_config='mmdet::atss/atss_r101_fpn_1x_coco.py',
     teacher_ckpt=teacher_ckpt,
     teacher_temperature=1.0,  # 1.0: distil from the uncalibrated teacher

@@ -16,8 +16,7 @@ custom_imports = dict(imports=['mmkdcal'], allow_failed_imports=False)
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/cascade_rcnn/cascade_mask_rcnn_r101_fpn_20e_coco/cascade_mask_rcnn_r101_fpn_20e_coco_bbox_mAP-0.434__segm_mAP-0.378_20200504_174836-005947da.pth'  # noqa: E501
 
 model = dict(
-    type='DistillTwoStageDetector',
-    student_type='CascadeRCNN',  # the distiller is a CascadeRCNN (isinstance holds)
+    type='DistillCascadeRCNN',  # the distiller is a CascadeRCNN (isinstance holds)
     teacher_config='mmdet::cascade_rcnn/cascade-mask-rcnn_r101_fpn_20e_coco.py',
     teacher_ckpt=teacher_ckpt,
     teacher_temperature=1.0,  # 1.0: distil from the uncalibrated teacher

@@ -9,8 +9,7 @@ teacher_config = 'configs/demo/mask-rcnn_r18w32_digits.py'
 # what `python tools/train.py configs/demo/mask-rcnn_r18w32_digits.py` writes
 teacher_ckpt = 'work_dirs/mask-rcnn_r18w32_digits/iter_400.pth'
 model = dict(
-    type='DistillTwoStageDetector',
-    student_type='MaskRCNN',
+    type='DistillMaskRCNN',  # the distiller is a MaskRCNN (isinstance holds)
     teacher_config=teacher_config,
     teacher_ckpt=teacher_ckpt,
     teacher_temperature=1.0,

@@ -9,8 +9,7 @@ teacher_config = 'configs/demo/rtmdet_cspnext-w32_digits.py'
 # what `python tools/train.py configs/demo/rtmdet_cspnext-w32_digits.py` writes
 teacher_ckpt = 'work_dirs/rtmdet_cspnext-w32_digits/iter_400.pth'
 model = dict(
-    type='DistillSingleStageDetector',
-    student_type='RTMDet',  # the distiller is an RTMDet (its SyncBN switch in DDP is kept)
+    type='DistillRTMDet',  # an RTMDet: its own behaviour (SyncBN under DDP) is kept
     teacher_config=teacher_config,
     teacher_ckpt=teacher_ckpt,
     teacher_temperature=1.0,

@@ -16,8 +16,7 @@ custom_imports = dict(imports=['mmkdcal'], allow_failed_imports=False)
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/mask_rcnn/mask_rcnn_r101_fpn_mstrain-poly_3x_coco/mask_rcnn_r101_fpn_mstrain-poly_3x_coco_20210524_200244-5675c317.pth'  # noqa: E501
 
 model = dict(
-    type='DistillTwoStageDetector',
-    student_type='MaskRCNN',  # the distiller is a MaskRCNN (isinstance holds)
+    type='DistillMaskRCNN',  # the distiller is a MaskRCNN (isinstance holds)
     teacher_config='mmdet::mask_rcnn/mask-rcnn_r101_fpn_ms-poly-3x_coco.py',
     teacher_ckpt=teacher_ckpt,
     teacher_temperature=1.0,  # 1.0: distil from the uncalibrated teacher

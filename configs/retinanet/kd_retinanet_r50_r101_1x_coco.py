@@ -13,7 +13,7 @@ custom_imports = dict(imports=['mmkdcal'], allow_failed_imports=False)
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_r101_fpn_mstrain_3x_coco/retinanet_r101_fpn_mstrain_3x_coco_20210720_214650-7ee888e0.pth'  # noqa: E501
 
 model = dict(
-    type='DistillSingleStageDetector',
+    type='DistillRetinaNet',
     teacher_config='mmdet::retinanet/retinanet_r101_fpn_ms-640-800-3x_coco.py',
     teacher_ckpt=teacher_ckpt,
     teacher_temperature=1.0,  # 1.0: distil from the uncalibrated teacher

@@ -13,9 +13,7 @@ custom_imports = dict(imports=['mmkdcal'], allow_failed_imports=False)
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v3.0/rtmdet/rtmdet_s_8xb32-300e_coco/rtmdet_s_8xb32-300e_coco_20220905_161602-387a891e.pth'  # noqa: E501
 
 model = dict(
-    type='DistillSingleStageDetector',
-    # The distiller is an RTMDet: it keeps RTMDet's own behaviour (its SyncBN switch under DDP).
-    student_type='RTMDet',
+    type='DistillRTMDet',  # an RTMDet: its own behaviour (SyncBN under DDP) is kept
     teacher_config='mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py',
     teacher_ckpt=teacher_ckpt,
     teacher_temperature=1.0,  # 1.0: distil from the uncalibrated teacher

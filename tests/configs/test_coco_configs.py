@@ -55,7 +55,7 @@ RTMDET_SIZES = {'tiny': (0.167, 0.375), 's': (0.33, 0.5), 'm': (0.67, 0.75), 'l'
 DETR_ALIGNMENT_TOKENS = {'kd': 'hungarian', 'sqkd': 'shared_queries'}
 DISTILLER_KEYS = ('type', 'teacher_config', 'teacher_ckpt', 'teacher_temperature',
                   'teacher_fp16', 'distill_losses', 'query_alignment', 'layer_weights',
-                  'teacher_layers', 'match_costs', 'student_type', 'crosskd', 'roi_stages')
+                  'teacher_layers', 'match_costs', 'crosskd', 'roi_stages')
 NOT_MEASURED = 'not yet measured'
 NOT_PUBLISHED = 'not published'
 
@@ -277,23 +277,20 @@ def test_name_and_distiller_type(rel):
     assert _schedule_epochs(name.schedule) == cfg.train_cfg.max_epochs
     assert cfg.custom_imports.imports == ['mmkdcal']
     assert cfg.custom_imports.allow_failed_imports is False
-    if name.kind == 'detr':  # the distiller of the student's own detector class
-        assert MODELS.get(cfg.model.type).STUDENT_CLASS is MODELS.get(
-            _load(_student_base(rel)).model.type)
+    # The distiller is the student's own detector class, Distill<Student> (its behaviour kept).
+    student_cls = MODELS.get(_load(_student_base(rel)).model.type)
+    assert cfg.model.type == f'Distill{student_cls.__name__}'
+    assert MODELS.get(cfg.model.type).STUDENT_CLASS is student_cls
+    if name.kind == 'detr':
         assert cfg.model.query_alignment == DETR_ALIGNMENT_TOKENS[name.base_method]
     else:
-        expected_cls = DistillTwoStageDetector if name.kind == 'two' else \
-            DistillSingleStageDetector
-        assert MODELS.get(cfg.model.type) is expected_cls
+        assert issubclass(MODELS.get(cfg.model.type), DistillTwoStageDetector
+                          if name.kind == 'two' else DistillSingleStageDetector)
     # The backbones named in the file name are those of the configs (fcos_r50-caffe names a
     # caffe-style student; the teacher token must say so too).
     _check_backbone_token(name.student_size, cfg.model, rel)
     _check_backbone_token(name.teacher_backbone, _teacher(rel), rel)
     assert _teacher(rel).type == _load(_student_base(rel)).model.type
-    # The distiller keeps the student's own detector class where it has behaviour of its own.
-    student_type = _load(_student_base(rel)).model.type
-    if student_type in ('RTMDet', 'MaskRCNN', 'CascadeRCNN'):
-        assert cfg.model.student_type == student_type
     assert cfg.model.teacher_fp16 is False
 
 

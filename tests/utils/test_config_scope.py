@@ -48,7 +48,7 @@ def test_scoped_base_equals_the_file_and_builds_in_mmdet_scope(tmp_path):
     scoped = Config.fromfile(str(tmp_path / 'scoped.py'))
     plain = Config.fromfile(str(tmp_path / 'plain.py'))
     assert _strip_scope(scoped.to_dict()) == _strip_scope(plain.to_dict())
-    assert scoped.model.type == 'DistillSingleStageDetector'
+    assert scoped.model.type == 'DistillGFL'
     # dicts of the base are pinned to mmdet's registries, as those of an mmdet:: base are
     assert scoped.model._scope_ == 'mmdet' and scoped.custom_hooks[0]._scope_ == 'mmdet'
     assert scoped.default_scope == 'mmdet'

@@ -1,20 +1,32 @@
-"""Distillers: the student model class plus a frozen, calibrated teacher."""
+"""Distillers: the student model class plus a frozen, calibrated teacher.
+
+The distiller of a student class ``X`` is the registered class ``DistillX``, an ``X`` itself
+(``type='DistillRTMDet'`` in a config); :class:`DistillSingleStageDetector`,
+:class:`DistillTwoStageDetector` and :class:`DETRDistillerMixin` are the distillers of each kind
+that those classes build on.
+"""
 from ..contract import DistillBatch, DistillInput, call_distill_loss, check_loss_input
 from .distill_detr import (DETRDistillerMixin, DistillConditionalDETR, DistillDeformableDETR,
                            DistillDETR, DistillDINO)
 from .distill_image_classifier import DistillImageClassifier
-from .distill_single_stage import DistillSingleStageDetector, check_dense_head_layout
-from .distill_two_stage import DistillTwoStageDetector
+from .distill_single_stage import (DistillATSS, DistillCenterNet, DistillDDOD, DistillFCOS,
+                                   DistillGFL, DistillPAA, DistillRetinaNet, DistillRTMDet,
+                                   DistillSingleStageDetector, DistillTOOD, DistillVFNet,
+                                   DistillYOLOX, check_dense_head_layout)
+from .distill_two_stage import (DistillCascadeRCNN, DistillFasterRCNN, DistillMaskRCNN,
+                                DistillTwoStageDetector)
 from .distiller_mixin import DistillerMixin, flatten_level_outputs, load_teacher_config
 from .head_semantics import (DenseHeadSemantics, dense_head_semantics, register_dense_head,
                              score_logits)
 from .taps import OutputTaps, single_call
 
 __all__ = [
-    'DETRDistillerMixin', 'DenseHeadSemantics', 'DistillBatch', 'DistillConditionalDETR',
-    'DistillDETR', 'DistillDINO', 'DistillDeformableDETR', 'DistillImageClassifier',
-    'DistillInput', 'DistillSingleStageDetector', 'DistillTwoStageDetector', 'DistillerMixin',
-    'OutputTaps',
+    'DETRDistillerMixin', 'DenseHeadSemantics', 'DistillATSS', 'DistillBatch',
+    'DistillCascadeRCNN', 'DistillCenterNet', 'DistillConditionalDETR', 'DistillDDOD',
+    'DistillDETR', 'DistillDINO', 'DistillDeformableDETR', 'DistillFCOS', 'DistillFasterRCNN',
+    'DistillGFL', 'DistillImageClassifier', 'DistillInput', 'DistillMaskRCNN', 'DistillPAA',
+    'DistillRTMDet', 'DistillRetinaNet', 'DistillSingleStageDetector', 'DistillTOOD',
+    'DistillTwoStageDetector', 'DistillVFNet', 'DistillYOLOX', 'DistillerMixin', 'OutputTaps',
     'single_call',
     'call_distill_loss', 'check_dense_head_layout', 'check_loss_input', 'dense_head_semantics',
     'flatten_level_outputs', 'load_teacher_config', 'register_dense_head', 'score_logits'

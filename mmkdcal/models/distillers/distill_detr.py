@@ -120,8 +120,9 @@ def _call_kwargs(record: dict, method) -> dict:
 class DETRDistillerMixin(DistillerMixin):
     """The DETR-family distiller; mix in before an MMDetection ``DetectionTransformer`` class.
 
-    A subclass per detector class (``DistillDINO(DETRDistillerMixin, DINO)``, ...) sets
-    :attr:`STUDENT_CLASS`; the constructor takes the detector's own arguments plus those below.
+    The distiller of each detector class is its own class with the student class last
+    (``DistillDINO(DETRDistillerMixin, DINO)``, ...; that base is its :attr:`STUDENT_CLASS`).
+    The constructor takes the detector's own arguments plus those below.
 
     Args:
         *args, **kwargs: The student detector's arguments (``backbone``, ``encoder``,
@@ -141,7 +142,7 @@ class DETRDistillerMixin(DistillerMixin):
             :data:`DEFAULT_MATCH_COSTS`.
     """
 
-    #: The MMDetection detector class the student is.
+    #: The MMDetection detector class the student is (each subclass's own student class).
     STUDENT_CLASS = DetectionTransformer
 
     DISTILL_INPUTS = (
@@ -440,15 +441,11 @@ class DistillDETR(DETRDistillerMixin, DETR):
     """A DETR student (softmax head with a no-object class) distilled from a DETR-family
     teacher; ``query_alignment='hungarian'`` only. Arguments: :class:`DETRDistillerMixin`."""
 
-    STUDENT_CLASS = DETR
-
 
 @MODELS.register_module()
 class DistillConditionalDETR(DETRDistillerMixin, ConditionalDETR):
     """A Conditional DETR student (sigmoid focal head); ``query_alignment='hungarian'`` only.
     Arguments: :class:`DETRDistillerMixin`."""
-
-    STUDENT_CLASS = ConditionalDETR
 
 
 @MODELS.register_module()
@@ -456,12 +453,8 @@ class DistillDeformableDETR(DETRDistillerMixin, DeformableDETR):
     """A Deformable DETR student (sigmoid focal head; box refinement and two-stage variants);
     both query alignments. Arguments: :class:`DETRDistillerMixin`."""
 
-    STUDENT_CLASS = DeformableDETR
-
 
 @MODELS.register_module()
 class DistillDINO(DETRDistillerMixin, DINO):
     """A DINO student (sigmoid focal head, denoising queries left out of KD); both query
     alignments. Arguments: :class:`DETRDistillerMixin`."""
-
-    STUDENT_CLASS = DINO

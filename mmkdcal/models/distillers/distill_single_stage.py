@@ -1,11 +1,18 @@
-"""Distillation for dense (single-stage) detectors: RetinaNet, FCOS, ATSS, GFL..."""
+"""Distillation for dense (single-stage) detectors, and the distiller of each such family.
+
+:class:`DistillSingleStageDetector` distils a plain ``SingleStageDetector``; each supported family
+has its own explicit class ``Distill<Student>(DistillSingleStageDetector, <Student>)``
+(:class:`DistillRetinaNet`, :class:`DistillGFL`, ..., :class:`DistillRTMDet`), which *is* that
+detector class and keeps its behaviour.
+"""
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple, Union
 
 from mmengine.config import Config
 from torch import Tensor
 
-from mmdet.models.detectors import SingleStageDetector
+from mmdet.models.detectors import (ATSS, DDOD, FCOS, GFL, PAA, TOOD, YOLOX, CenterNet, RetinaNet,
+                                    RTMDet, SingleStageDetector, VFNet)
 from mmdet.registry import MODELS
 
 from ..contract import DistillBatch, DistillInput
@@ -13,8 +20,10 @@ from .distiller_mixin import DistillerMixin, TemperatureLike, flatten_level_outp
 from .head_semantics import cls_channels, dense_head_semantics, score_logits
 from .taps import OutputTaps, single_call
 
-__all__ = ['DistillSingleStageDetector', 'align_feature_stats', 'check_dense_head_layout',
-           'neck_channels']
+__all__ = ['DistillATSS', 'DistillCenterNet', 'DistillDDOD', 'DistillFCOS', 'DistillGFL',
+           'DistillPAA', 'DistillRTMDet', 'DistillRetinaNet', 'DistillSingleStageDetector',
+           'DistillTOOD', 'DistillVFNet', 'DistillYOLOX', 'align_feature_stats',
+           'check_dense_head_layout', 'neck_channels']
 
 
 def neck_channels(detector) -> Optional[int]:
@@ -31,7 +40,8 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
     """A single-stage student detector distilled from a frozen, calibrated teacher.
 
     It *is* the student (a :class:`~mmdet.models.detectors.SingleStageDetector` built from the
-    usual ``backbone``/``neck``/``bbox_head``), so ``predict`` and checkpoints are the student's,
+    usual ``backbone``/``neck``/``bbox_head``; the family classes below are that family's
+    detector class too), so ``predict`` and checkpoints are the student's,
     and its training step is the stock ``SingleStageDetector.loss`` (target assignment and task
     losses untouched), observed to record the neck features and raw head outputs. The teacher runs
     only its backbone, neck and head forward under ``no_grad`` (never its own target assignment
@@ -57,7 +67,7 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
     Args:
         student keyword arguments: The student detector (``backbone``, ``neck``, ``bbox_head``,
             ``train_cfg``, ``test_cfg``, ``data_preprocessor``, ``init_cfg`` and whatever its
-            class takes, e.g. RTMDet's ``use_syncbn``).
+            class takes, e.g. ``DistillRTMDet``'s ``use_syncbn``).
         teacher_config: The teacher's config (file path, ``mmdet::`` path or model dict). Its
             ``bbox_head`` must have the student's layout (strides, priors per location, classes).
         teacher_ckpt: The teacher's checkpoint (path or URL); required.
@@ -65,13 +75,10 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
             ``TeacherCalibrationHook`` before training), a float, or one float per class.
         distill_losses: ``{name: loss config with an 'inputs' key}``; names start with ``loss_``.
         teacher_fp16: Run the teacher under fp16 autocast.
-        student_type: The student's own detector class (``'RTMDet'``, ``'YOLOX'``...), so that
-            its class-specific behaviour is kept; None: a plain ``SingleStageDetector``.
         crosskd: ``dict(layer=k)`` enables the CrossKD inputs (heads that declare their towers:
             GFL, RetinaNet, ATSS); None: off.
     """
 
-    STUDENT_BASE = SingleStageDetector
     DISTILL_INPUTS = (
         DistillInput('cls', 'logits', 'per-prior sigmoid logits of the detection score (M, K)',
                      activation='sigmoid', provides=frozenset({'avg_factor'}), temperature=True),
@@ -87,7 +94,6 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
                  teacher_temperature: TemperatureLike = None,
                  distill_losses: Optional[Dict[str, dict]] = None,
                  teacher_fp16: bool = False,
-                 student_type: Optional[str] = None,
                  crosskd: Optional[dict] = None,
                  **student) -> None:
         super().__init__(**student)
@@ -352,3 +358,60 @@ def check_dense_head_layout(s_head, t_head) -> None:
     if getattr(s_head, 'use_sigmoid_cls', True) != getattr(t_head, 'use_sigmoid_cls', True):
         raise ValueError('Head-layout mismatch: one head uses sigmoid classification, the other '
                          'softmax (loss_cls.use_sigmoid).')
+
+
+# The distiller of each supported family: ``Distill<Student>``, the student class last.
+@MODELS.register_module()
+class DistillRetinaNet(DistillSingleStageDetector, RetinaNet):
+    """A RetinaNet student. Arguments: :class:`DistillSingleStageDetector`."""
+
+
+@MODELS.register_module()
+class DistillGFL(DistillSingleStageDetector, GFL):
+    """A GFL student. Arguments: :class:`DistillSingleStageDetector`."""
+
+
+@MODELS.register_module()
+class DistillATSS(DistillSingleStageDetector, ATSS):
+    """An ATSS student. Arguments: :class:`DistillSingleStageDetector`."""
+
+
+@MODELS.register_module()
+class DistillFCOS(DistillSingleStageDetector, FCOS):
+    """An FCOS student. Arguments: :class:`DistillSingleStageDetector`."""
+
+
+@MODELS.register_module()
+class DistillRTMDet(DistillSingleStageDetector, RTMDet):
+    """An RTMDet student (its ``use_syncbn`` switch to SyncBN in distributed runs is kept).
+    Arguments: :class:`DistillSingleStageDetector`."""
+
+
+@MODELS.register_module()
+class DistillTOOD(DistillSingleStageDetector, TOOD):
+    """A TOOD student. Arguments: :class:`DistillSingleStageDetector`."""
+
+
+@MODELS.register_module()
+class DistillYOLOX(DistillSingleStageDetector, YOLOX):
+    """A YOLOX student. Arguments: :class:`DistillSingleStageDetector`."""
+
+
+@MODELS.register_module()
+class DistillVFNet(DistillSingleStageDetector, VFNet):
+    """A VFNet student. Arguments: :class:`DistillSingleStageDetector`."""
+
+
+@MODELS.register_module()
+class DistillPAA(DistillSingleStageDetector, PAA):
+    """A PAA student. Arguments: :class:`DistillSingleStageDetector`."""
+
+
+@MODELS.register_module()
+class DistillDDOD(DistillSingleStageDetector, DDOD):
+    """A DDOD student. Arguments: :class:`DistillSingleStageDetector`."""
+
+
+@MODELS.register_module()
+class DistillCenterNet(DistillSingleStageDetector, CenterNet):
+    """A CenterNet student. Arguments: :class:`DistillSingleStageDetector`."""

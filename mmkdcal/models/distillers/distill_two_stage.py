@@ -1,4 +1,9 @@
-"""Distillation for two-stage detectors: Faster/Mask R-CNN, Cascade (Mask) R-CNN and relatives."""
+"""Distillation for two-stage detectors, and the distiller of each such family.
+
+:class:`DistillTwoStageDetector` distils a plain ``TwoStageDetector``; Faster R-CNN, Mask R-CNN
+and Cascade (Mask) R-CNN have their own explicit classes ``Distill<Student>(DistillTwoStageDetector,
+<Student>)`` (:class:`DistillFasterRCNN`, :class:`DistillMaskRCNN`, :class:`DistillCascadeRCNN`).
+"""
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Union
 
@@ -6,7 +11,7 @@ import torch
 from mmengine.config import Config, ConfigDict
 from torch import Tensor, nn
 
-from mmdet.models.detectors import TwoStageDetector
+from mmdet.models.detectors import CascadeRCNN, FasterRCNN, MaskRCNN, TwoStageDetector
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi
 
@@ -15,7 +20,7 @@ from .distill_single_stage import neck_channels
 from .distiller_mixin import DistillerMixin, TemperatureLike, flatten_level_outputs
 from .taps import OutputTaps, single_call
 
-__all__ = ['DistillTwoStageDetector']
+__all__ = ['DistillCascadeRCNN', 'DistillFasterRCNN', 'DistillMaskRCNN', 'DistillTwoStageDetector']
 
 
 def _is_cascade(roi_head) -> bool:
@@ -56,12 +61,11 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
     Args:
         student keyword arguments: The student (``backbone``, ``neck``, ``rpn_head``,
             ``roi_head``, ``train_cfg``, ``test_cfg``, ``data_preprocessor``, ``init_cfg``).
-        teacher_config, teacher_ckpt, teacher_temperature, distill_losses, teacher_fp16,
-            student_type: As for :class:`~mmkdcal.models.distillers.DistillSingleStageDetector`.
+        teacher_config, teacher_ckpt, teacher_temperature, distill_losses, teacher_fp16: As for
+            :class:`~mmkdcal.models.distillers.DistillSingleStageDetector`.
         roi_stages: Cascade stages whose RoIs are distilled (0-based); None: all.
     """
 
-    STUDENT_BASE = TwoStageDetector
     DISTILL_INPUTS = (
         DistillInput('roi_cls', 'logits', "softmax logits (M, K + 1) of the student's sampled "
                      'RoIs', activation='softmax', provides=frozenset({'labels'}),
@@ -80,7 +84,6 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
                  teacher_temperature: TemperatureLike = None,
                  distill_losses: Optional[Dict[str, dict]] = None,
                  teacher_fp16: bool = False,
-                 student_type: Optional[str] = None,
                  roi_stages: Optional[Sequence[int]] = None,
                  **student) -> None:
         for key in ('train_cfg', 'test_cfg'):  # mmdet reads them by attribute
@@ -237,3 +240,20 @@ def _mask_rows(mask_preds: Tensor, labels: Tensor) -> Tensor:
     else:
         picked = mask_preds[torch.arange(p, device=mask_preds.device), labels]
     return picked.reshape(p, -1)
+
+
+# The distiller of each supported family: ``Distill<Student>``, the student class last.
+@MODELS.register_module()
+class DistillFasterRCNN(DistillTwoStageDetector, FasterRCNN):
+    """A Faster R-CNN student. Arguments: :class:`DistillTwoStageDetector`."""
+
+
+@MODELS.register_module()
+class DistillMaskRCNN(DistillTwoStageDetector, MaskRCNN):
+    """A Mask R-CNN student. Arguments: :class:`DistillTwoStageDetector`."""
+
+
+@MODELS.register_module()
+class DistillCascadeRCNN(DistillTwoStageDetector, CascadeRCNN):
+    """A Cascade (Mask) R-CNN student, distilled per stage (``roi_stages``). Arguments:
+    :class:`DistillTwoStageDetector`."""

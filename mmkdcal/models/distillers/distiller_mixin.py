@@ -139,6 +139,13 @@ def flatten_level_outputs(outputs: Sequence[Tensor], channels: int) -> Tensor:
 class DistillerMixin:
     """The shared part of every distiller; mix into an MMDetection model class (first in the MRO).
 
+    One rule makes a distiller of a student class ``X``: an explicit, registered class named
+    ``DistillX`` whose bases are the distiller of its kind and ``X`` itself, the student class
+    last, e.g. ``class DistillRTMDet(DistillSingleStageDetector, RTMDet)``. The distiller then
+    *is* an ``X`` (``isinstance`` holds, and ``X``'s own behaviour, such as RTMDet's SyncBN switch,
+    is kept), it can be imported and pickled by name, and a config selects it with
+    ``type='DistillX'``. :attr:`STUDENT_CLASS` is that last base. No class is made at run time.
+
     Subclasses set :attr:`DISTILL_INPUTS`, call :meth:`_init_distiller` at the end of
     ``__init__``, and implement :meth:`_check_teacher`, :meth:`num_teacher_logit_classes`,
     :meth:`_tap_student` and :meth:`_distill_batches`.
@@ -146,33 +153,26 @@ class DistillerMixin:
 
     #: The outputs this distiller can hand to a loss, selected by ``inputs``.
     DISTILL_INPUTS: Sequence[DistillInput] = ()
-    #: The MMDetection class every student of this distiller derives from.
-    STUDENT_BASE: Optional[type] = None
-    _VARIANTS: Dict[tuple, type] = {}
+    #: The model class the student is: the last base of the distiller class that is not itself
+    #: a distiller (set when the class is defined).
+    STUDENT_CLASS: Optional[type] = None
 
     teacher: nn.Module
     #: False once DistillStopHook has stopped distillation (the student trains on its task alone).
     distill_enabled: bool = True
 
-    def __new__(cls, *args, student_type: Optional[str] = None, **kwargs):
-        """``student_type='RTMDet'`` makes the distiller *that* detector class: a subclass of
-        both this distiller and the registered student class, so the student keeps its own
-        behaviour (RTMDet's SyncBN switch, HTC's ...). None: the plain base class."""
-        if student_type is None:
-            return super().__new__(cls)
-        student_cls = MODELS.get(student_type) if isinstance(student_type, str) else None
-        if student_cls is None:
-            raise KeyError(f'model.student_type {student_type!r} is not a model registered in '
-                           "mmdet's MODELS (e.g. 'RTMDet').")
-        if cls.STUDENT_BASE is None or not issubclass(student_cls, cls.STUDENT_BASE):
-            raise ValueError(f'model.student_type {student_type!r} is not a '
-                             f'{getattr(cls.STUDENT_BASE, "__name__", "?")}, which '
-                             f'{cls.__name__} distils.')
-        key = (cls, student_cls)
-        if key not in DistillerMixin._VARIANTS:
-            DistillerMixin._VARIANTS[key] = type(f'{cls.__name__}[{student_cls.__name__}]',
-                                                 (cls, student_cls), {'__module__': cls.__module__})
-        return super().__new__(DistillerMixin._VARIANTS[key])
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        student = cls.__bases__[-1]
+        if issubclass(student, nn.Module) and not issubclass(student, DistillerMixin):
+            cls.STUDENT_CLASS = student
+
+    def __init__(self, *args, **kwargs) -> None:
+        """Refuse the retired ``student_type`` key (naming the class to use), then build the
+        student."""
+        if 'student_type' in kwargs:
+            raise ValueError(_student_type_message(type(self), kwargs['student_type']))
+        super().__init__(*args, **kwargs)
 
     # ------------------------------------------------------------------ construction
     def _init_distiller(self,
@@ -517,6 +517,22 @@ class DistillerMixin:
     @staticmethod
     def _log(msg: str) -> None:
         print_log(msg, logger='current')
+
+
+def _student_type_message(distiller: type, student_type) -> str:
+    """The build error for a config that still gives ``model.student_type``."""
+    name = f'Distill{student_type}' if isinstance(student_type, str) else None
+    found = MODELS.get(name) if name else None
+    if found is not None and issubclass(found, DistillerMixin):
+        return (f'model.student_type={student_type!r} is gone: the distiller of a '
+                f'{student_type} student is its own class; use type={name!r} and remove '
+                'student_type.')
+    base = distiller.__name__
+    return (f'model.student_type={student_type!r} is gone and mmkdcal has no {name or "such"} '
+            f'class: remove student_type (type={base!r} distils a plain '
+            f'{getattr(distiller.STUDENT_CLASS, "__name__", "model")}), or define the '
+            f'distiller of your class X as `@MODELS.register_module() class DistillX({base}, X)` '
+            "and use type='DistillX'.")
 
 
 def _drop_distill_only_keys(module, state_dict, prefix, local_metadata):

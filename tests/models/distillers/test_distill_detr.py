@@ -212,8 +212,6 @@ def test_shared_queries_go_through_both_decoders(tmp_path, family):
     for student_cfg, copy_teacher in ((s_cfg, False), (cfg, True)):
         model = detr_distiller(student_cfg, path, ckpt, teacher_temperature=1.0,
                                query_alignment='shared_queries', distill_losses=ZERO_FLOOR_LOSSES)
-        torch.manual_seed(0)
-        model.init_weights()
         _perturb_heads(model, seed=7)
         if copy_teacher:
             _copy_of(model, teacher)
@@ -255,10 +253,7 @@ def test_dino_student_checkpoint_is_a_plain_dino_checkpoint(tmp_path):
     result = stock.load_state_dict(state, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     # the memory input is one (N, C, H, W) map per level: strides 16 and 32 of a 64 px batch
-    # (the student initialised - DINO's level embedding is an uninitialised tensor until
-    # init_weights, which can hold NaN - then its heads perturbed and the denoising noise
-    # seeded, as in the other loss tests: boxes of zero width give NaN GIoU matching costs)
-    model.init_weights()
+    # (the student's heads perturbed and the denoising noise seeded, as in the other loss tests)
     _perturb_heads(model, seed=5)
     torch.manual_seed(0)
     model.train()

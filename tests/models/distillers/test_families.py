@@ -57,10 +57,9 @@ def _zero_floor_losses(family: str, model_cfg: dict) -> dict:
 
 def _distiller_cfg(family, teacher_cfg_path, ckpt, **kw):
     cfg = tiny_model(family)
-    kind = 'DistillTwoStageDetector' if family in TWO_STAGE else 'DistillSingleStageDetector'
-    cfg.update(dict(dict(type=kind, student_type=cfg['type'], teacher_config=teacher_cfg_path,
+    cfg.update(dict(dict(type=f"Distill{cfg['type']}", teacher_config=teacher_cfg_path,
                          teacher_ckpt=ckpt), **kw))
-    if family in CROSSKD and kind == 'DistillSingleStageDetector':
+    if family in CROSSKD:
         cfg['crosskd'] = dict(layer=0)
     return cfg
 
@@ -72,6 +71,7 @@ def test_stock_losses_and_zero_kd_from_a_copy(family, tmp_path):
     model = MODELS.build(ConfigDict(_distiller_cfg(
         family, t_path, t_ckpt, teacher_temperature=1.0,
         distill_losses=_zero_floor_losses(family, cfg))))
+    assert type(model) is MODELS.get(f"Distill{cfg['type']}")
     assert isinstance(model, MODELS.get(cfg['type']))  # the student keeps its own class
     model.load_state_dict(teacher.state_dict(), strict=True)  # the student is the teacher now
     stock = MODELS.build(ConfigDict(copy.deepcopy(cfg)))
@@ -259,10 +259,8 @@ def test_rtmdet_keeps_its_syncbn_switch_in_ddp(tmp_path, monkeypatch):
     monkeypatch.setattr(rtmdet_module, 'get_world_size', lambda: 2)
     model = MODELS.build(ConfigDict(_distiller_cfg('rtmdet', t_path, t_ckpt,
                                                    teacher_temperature=1.0)))
+    assert type(model).__name__ == 'DistillRTMDet'
     assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.backbone.modules())
-    with pytest.raises(ValueError, match="student_type 'CascadeRCNN' is not a SingleStage"):
-        MODELS.build(ConfigDict(_distiller_cfg('rtmdet', t_path, t_ckpt,
-                                               student_type='CascadeRCNN')))
 
 
 def test_feature_adapter_96_to_128_stays_out_of_the_student_checkpoint(tmp_path):
@@ -276,8 +274,8 @@ def test_feature_adapter_96_to_128_stays_out_of_the_student_checkpoint(tmp_path)
     student = tiny_model('rtmdet')
     student['neck']['out_channels'] = student['bbox_head']['in_channels'] = 96
     student['bbox_head']['feat_channels'] = 96
-    cfg = dict(student, type='DistillSingleStageDetector', student_type='RTMDet',
-               teacher_config=t_path, teacher_ckpt=t_ckpt, teacher_temperature=1.0,
+    cfg = dict(student, type='DistillRTMDet', teacher_config=t_path, teacher_ckpt=t_ckpt,
+               teacher_temperature=1.0,
                distill_losses=dict(loss_fit=dict(type='FeatureMSELoss', inputs='neck',
                                                  student_channels=96, teacher_channels=128)))
     model = MODELS.build(ConfigDict(cfg))
@@ -318,7 +316,7 @@ def test_crosskd_and_cascade_build_errors(tmp_path):
     narrow = tiny_model('gfl')
     narrow['bbox_head']['feat_channels'] = narrow['bbox_head']['feat_channels'] // 2
     with pytest.raises(ValueError, match=r'tower width \(feat_channels\) \d+, the teacher \d+'):
-        MODELS.build(ConfigDict(dict(narrow, type='DistillSingleStageDetector',
+        MODELS.build(ConfigDict(dict(narrow, type='DistillGFL',
                                      teacher_config=g_path, teacher_ckpt=g_ckpt,
                                      teacher_temperature=1.0, crosskd=dict(layer=1))))
     with pytest.raises(ValueError, match="inputs must be one of"):

@@ -61,7 +61,7 @@ def _student():
 
 
 def _model(t_path, t_ckpt):
-    return dict(_student(), type='DistillSingleStageDetector', student_type='RTMDet',
+    return dict(_student(), type='DistillRTMDet',
                 teacher_config=t_path, teacher_ckpt=t_ckpt, teacher_temperature=1.0,
                 distill_losses=dict(
                     loss_kd_cls=dict(type='BinaryKDLoss', inputs='cls', beta=1.0),
