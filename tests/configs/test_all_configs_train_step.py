@@ -50,18 +50,25 @@ HOOK = 'TeacherCalibrationHook'
 SHRINK = 8  # backbone width divisor
 
 
-def _distill_configs() -> List[str]:
-    found = []
+def _distill_configs() -> Dict[str, Config]:
+    found = {}
     for path in sorted(glob.glob(osp.join(CONFIG_ROOT, '**', '*.py'), recursive=True)):
         rel = osp.relpath(path, CONFIG_ROOT)
         if '_base_' in rel.split(osp.sep):
             continue
-        if 'teacher_config' in Config.fromfile(path).get('model', {}):
-            found.append(rel)
+        cfg = Config.fromfile(path)
+        if 'teacher_config' in cfg.get('model', {}):
+            found[rel] = cfg
     return found
 
 
-CONFIGS = _distill_configs()
+#: configs/-relative path -> parsed config, for every distillation config (parsed once).
+PARSED = _distill_configs()
+CONFIGS = list(PARSED)
+
+
+def _hooks(rel: str) -> List[str]:
+    return [h['type'] for h in PARSED[rel].get('custom_hooks', [])]
 
 
 @pytest.fixture(autouse=True)
@@ -132,6 +139,7 @@ def random_teacher(tmp_path_factory):
             cfg = toy_model(load_teacher_config(_resolve(teacher_config)).to_dict())
             torch.manual_seed(len(cache))
             teacher = MODELS.build(ConfigDict(copy.deepcopy(cfg)))
+            teacher.init_weights()  # parameters some models fill only here (DETR level_embed)
             path = str(root / f'teacher{len(cache)}.pth')
             torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, path)
             cache[key] = (cfg, path)
@@ -142,7 +150,7 @@ def random_teacher(tmp_path_factory):
 
 def build_toy(rel: str, random_teacher) -> tuple:
     """The config at ``configs/<rel>`` and its distiller at toy size with a random teacher."""
-    cfg = Config.fromfile(osp.join(CONFIG_ROOT, rel))
+    cfg = copy.deepcopy(PARSED[rel])
     model_cfg = cfg.model.to_dict()
     t_cfg, t_ckpt = random_teacher(model_cfg.pop('teacher_config'))
     model_cfg = toy_model(model_cfg)
@@ -207,8 +215,7 @@ def _runner_hub(it: int = 0) -> MessageHub:
 # ------------------------------------------------------------------------------ the tests
 def test_the_list_is_the_shipped_distillation_configs():
     assert len(CONFIGS) >= 87
-    hooks = {rel: HOOK in [h['type'] for h in Config.fromfile(
-        osp.join(CONFIG_ROOT, rel)).get('custom_hooks', [])] for rel in CONFIGS}
+    hooks = {rel: HOOK in _hooks(rel) for rel in CONFIGS}
     assert any(hooks.values()) and not all(hooks.values())  # both kinds are covered
     assert {'classification/cifar100/dkd_resnet8x4_resnet32x4_240e_cifar100.py',
             'classification/cifar100/dkd_wrn16-2_wrn40-2_240e_cifar100.py',
@@ -219,6 +226,7 @@ def test_the_list_is_the_shipped_distillation_configs():
 @pytest.mark.parametrize('rel', CONFIGS)
 def test_config_trains_one_step(rel, random_teacher):
     cfg, _, model = build_toy(rel, random_teacher)
+    model.init_weights()  # as Runner.train does first (pretrained init_cfg dropped)
     if not model.has_teacher_temperature:  # a -cal config: its hook fits T before training
         model.set_teacher_temperature(1.5, source='fitted')
     model.train()
@@ -237,15 +245,14 @@ def test_config_trains_one_step(rel, random_teacher):
 def _adapter_config() -> str:
     """A shipped config with feature adapters, preferably one without the hook."""
     def has_adapter(rel):
-        losses = Config.fromfile(osp.join(CONFIG_ROOT, rel)).model.get('distill_losses') or {}
+        losses = PARSED[rel].model.get('distill_losses') or {}
         return any(loss.get('adapter') or (loss.get('student_channels') and loss.get(
             'teacher_channels') and loss['student_channels'] != loss['teacher_channels'])
             for loss in losses.values())
 
     with_adapters = [rel for rel in CONFIGS if has_adapter(rel)]
     assert with_adapters, 'no shipped config has feature adapters'
-    hookless = [rel for rel in with_adapters if HOOK not in [
-        h['type'] for h in Config.fromfile(osp.join(CONFIG_ROOT, rel)).get('custom_hooks', [])]]
+    hookless = [rel for rel in with_adapters if HOOK not in _hooks(rel)]
     return (hookless or with_adapters)[0]
 
 
