@@ -283,3 +283,18 @@ def batch(model, n=2, size=64, seed=0, masks=False):
         samples.append(s)
     imgs = torch.rand(n, 3, size, size, generator=g) * 255
     return model.data_preprocessor(dict(inputs=list(imgs), data_samples=samples), True)
+
+
+def probe_first_distill_step(runner) -> dict:
+    """A dict that ``runner.train()`` fills with the distillation-only state (feature adapters)
+    its first training step computes with (recorded when the first distillation loss runs)."""
+    seen = {}
+    model = runner.model
+
+    def record(module, args):
+        if not seen:
+            seen.update({k: v.clone() for k, v in model.distill_state_dict().items()})
+
+    for loss in model.distill_losses.values():
+        loss.register_forward_pre_hook(record)
+    return seen

@@ -1,5 +1,6 @@
-"""The calibration hook's run-time state: a temperature belongs to its teacher, adapters are saved
-apart and restored on resume, each image counts once, and bad calibration data is named."""
+"""The calibration hook's run-time state: a temperature belongs to its teacher, adapters of a
+checkpoint written by earlier versions are restored on resume, each image counts once, and bad
+calibration data is named."""
 import copy
 import json
 import os.path as osp
@@ -8,17 +9,17 @@ from types import SimpleNamespace
 import pytest
 import torch
 from mmengine.config import Config, ConfigDict
-from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 import mmkdcal  # noqa: F401
-from mmdet.registry import HOOKS, MODELS
+from mmdet.registry import MODELS
 from mmkdcal.engine import collect_calibration_data, fit_and_report
 from mmkdcal.engine.hooks import TeacherCalibrationHook
+from mmkdcal.models.distillers.distiller_mixin import DISTILL_STATE_KEY
 from mmkdcal.utils.checkpoint import load_checkpoint_file
 
-from _helpers import (dump_config, gfl_model, last_checkpoint, run_tool, save_teacher,
-                      train_config, write_coco)
+from _helpers import (dump_config, gfl_model, last_checkpoint, probe_first_distill_step,
+                      run_tool, save_teacher, train_config, write_coco)
 
 torch.set_num_threads(1)
 
@@ -101,18 +102,9 @@ def test_resume_with_another_teacher_refits_and_with_the_same_reuses(tmp_path, d
         pytest.approx(t_2)
 
 
-@HOOKS.register_module(force=True)
-class _AdapterProbeHook(Hook):
-    """Records the adapter weights the run starts from (after any resume)."""
-    priority = 'LOWEST'
-    seen = {}
-
-    def before_train(self, runner):
-        model = runner.model
-        _AdapterProbeHook.seen = {k: v.clone() for k, v in model.distill_state_dict().items()}
-
-
-def test_adapters_are_saved_apart_and_restored_on_resume(tmp_path, data, teachers):
+def test_a_legacy_checkpoint_resumes_its_adapters_through_the_hook(tmp_path, data, teachers):
+    """Checkpoints of earlier versions hold the adapters under checkpoint['distill_state_dict']
+    (this hook wrote them there): --resume with the hook trains on from them."""
     student = gfl_model(width=8)
     student['neck']['out_channels'] = 8
     student['bbox_head']['in_channels'] = 8
@@ -123,20 +115,29 @@ def test_adapters_are_saved_apart_and_restored_on_resume(tmp_path, data, teacher
     cfg = Config.fromfile(cfg_path)
     cfg.work_dir = work
     cfg.train_cfg.max_iters = 2
-    cfg.experiment_name = 'adapters_a'
+    cfg.experiment_name = 'legacy_adapters_a'
     Runner.from_cfg(cfg).train()
-    ckpt = load_checkpoint_file(last_checkpoint(work))
-    assert set(ckpt['distill_state_dict']) == {'distill_losses.loss_fit.adapter.weight',
-                                               'distill_losses.loss_fit.adapter.bias'}
+    # rewrite the checkpoint as an earlier version wrote it, with planted adapter values
+    path = last_checkpoint(work)
+    ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    state = ckpt['message_hub']['runtime_info'].pop(DISTILL_STATE_KEY)
+    del ckpt['message_hub']['resumed_keys'][DISTILL_STATE_KEY]
+    assert set(state) == {'distill_losses.loss_fit.adapter.weight',
+                          'distill_losses.loss_fit.adapter.bias'}
+    planted = {k: torch.full_like(v, 0.125) for k, v in state.items()}
+    ckpt['distill_state_dict'] = planted
+    torch.save(ckpt, path)
     plain = MODELS.build(ConfigDict(copy.deepcopy(student)))
     plain.load_state_dict(ckpt['state_dict'], strict=True)  # a plain student checkpoint
-    # resume: the run starts from the saved adapter, not a fresh one
+    # resume: the first resumed step trains from the planted adapter, not a fresh one
     cfg = Config.fromfile(cfg_path)
-    cfg.update(work_dir=work, resume=True, experiment_name='adapters_b')
-    cfg.custom_hooks.append(dict(type='_AdapterProbeHook'))
-    Runner.from_cfg(cfg).train()
-    for k, v in ckpt['distill_state_dict'].items():
-        assert torch.equal(_AdapterProbeHook.seen[k], v), k
+    cfg.update(work_dir=work, resume=True, experiment_name='legacy_adapters_b')
+    runner = Runner.from_cfg(cfg)
+    seen = probe_first_distill_step(runner)
+    runner.train()
+    assert set(seen) == set(planted)
+    for k, v in planted.items():
+        assert torch.equal(seen[k], v), k
 
 
 def _runner_stub():

@@ -1,5 +1,4 @@
-"""Fit the teacher's calibration temperature before distillation, and keep the distiller's
-run-time state (temperature, adapters, iteration) with the run."""
+"""Fit the teacher's calibration temperature before distillation, and keep it with the run."""
 import hashlib
 import os.path as osp
 from typing import Optional, Union
@@ -11,6 +10,7 @@ from mmengine.model import is_model_wrapper
 from mmdet.registry import HOOKS
 
 from ... import calibration as cal
+from ...models.distillers.distiller_mixin import adopt_legacy_distill_state
 from ..calibration_modes import CALIBRATION_MODES, default_fit_on, get_calibration_mode
 from ..teacher_calibration import (collect_calibration_data, fit_and_report, format_report,
                                    under_confidence_warning)
@@ -32,7 +32,8 @@ def teacher_fingerprint(teacher: torch.nn.Module) -> str:
 class TeacherCalibrationHook(Hook):
     """Calibrate a distiller's teacher by temperature scaling before the first iteration.
 
-    Every distillation config carries this hook. It
+    A distiller trains, saves and resumes without it (adapters and the iteration are its own
+    business); the hook only calibrates. It
 
     - ``before_train``: fits the temperature unless one is set. It runs the teacher once over the
       calibration dataloader, gathers (logits, targets) from all ranks (each image once), fits
@@ -42,10 +43,7 @@ class TeacherCalibrationHook(Hook):
       the checkpoint is reused only on a true ``--resume`` with the *same* teacher (same weights,
       checked by fingerprint); after ``load_from`` or with another teacher it is refitted.
     - saves the temperature, its source and the teacher's fingerprint in checkpoint ``meta``,
-      and the distillation-only parameters (feature adapters) under
-      ``checkpoint['distill_state_dict']``, outside the student's ``state_dict``; restores both
-      on resume;
-    - hands the distiller the iteration before each one (for losses with a warm-up).
+      and restores the temperature on a true resume with the same teacher.
 
     Args:
         dataloader: Calibration dataloader config; default: the runner's ``val_dataloader``
@@ -121,7 +119,6 @@ class TeacherCalibrationHook(Hook):
 
     def before_run(self, runner) -> None:
         model = self._distiller(runner)
-        model._calibration_hook = True
         if not model.has_teacher_temperature:
             self._resolve_fit_on(model)  # a mode that cannot work fails before training
 
@@ -175,9 +172,6 @@ class TeacherCalibrationHook(Hook):
                              'TeacherCalibrationHook.dataloader at an annotated split.')
         return dataloader
 
-    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        self._distiller(runner).set_train_iter(runner.iter)
-
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         model = self._distiller(runner)
         meta = checkpoint.setdefault('meta', {})
@@ -186,20 +180,12 @@ class TeacherCalibrationHook(Hook):
             meta['teacher_temperature_source'] = model.temperature_source
             meta['teacher_ckpt'] = str(model.teacher_ckpt)
             meta['teacher_fingerprint'] = self._teacher_id(model)
-        distill_state = model.distill_state_dict()
-        if distill_state:
-            checkpoint['distill_state_dict'] = {k: v.cpu() for k, v in distill_state.items()}
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         model = self._distiller(runner)
         resuming = bool(getattr(runner, '_resume', False))
-        distill_state = checkpoint.get('distill_state_dict', None)
-        if resuming and distill_state:
-            # loaded with the student weights, where MMEngine loads the state dict next
-            prefix = 'module.' if any(k.startswith('module.')
-                                      for k in checkpoint.get('state_dict', {})) else ''
-            checkpoint.setdefault('state_dict', {}).update(
-                {prefix + k: v for k, v in distill_state.items()})
+        if resuming:  # adapters of a checkpoint this hook wrote before the distiller kept them
+            adopt_legacy_distill_state(checkpoint)
         meta = checkpoint.get('meta', {})
         saved = meta.get('teacher_temperature', None)
         if saved is None:

@@ -3,10 +3,21 @@ configured distillation losses and the one training step that uses them.
 
 The teacher is a plain attribute (``object.__setattr__``), so it is not a sub-module: it is not in
 ``state_dict()``, ``parameters()`` or the DDP wrapper, and ``.to()/.cuda()/.cpu()`` move it through
-an extended ``_apply``. Distillation-only parameters (the losses' feature adapters) are trained
-but kept out of ``state_dict()`` too: :meth:`DistillerMixin.distill_state_dict` holds them, and
-``TeacherCalibrationHook`` saves them apart in the checkpoint. Every checkpoint is therefore a
-plain student checkpoint.
+an extended ``_apply``.
+
+Distillation-only parameters (the losses' feature adapters) are trained but kept out of
+``state_dict()``, so every checkpoint is a plain student checkpoint. They still travel with the
+run, with or without any hook: in a Runner's training loop the distiller keeps
+:meth:`DistillerMixin.distill_state_dict` in MMEngine's ``MessageHub`` runtime info (key
+:data:`DISTILL_STATE_KEY`, ``resumed=True``). ``Runner.save_checkpoint`` writes that into
+``checkpoint['message_hub']`` and ``Runner.resume`` loads it back; ``load_from`` does not, so a
+new run starts with fresh adapters. The distiller loads a value it did not publish itself at its
+next training step, i.e. the first one after a resume (:meth:`DistillerMixin._sync_distill_state`).
+MMEngine's own mechanism was chosen over a hook (a config could lack it) and over extra
+``state_dict`` keys (a strict reload into the student config would fail). Checkpoints written
+before this mechanism hold the adapters under ``checkpoint['distill_state_dict']``; only
+``TeacherCalibrationHook`` wrote them, and on ``--resume`` it hands them over with
+:func:`adopt_legacy_distill_state`.
 
 The calibration temperature ``T`` (a scalar or one value per class) divides the teacher's
 classification logits, on the inputs whose :class:`DistillInput` says so, before any loss sees
@@ -24,7 +35,9 @@ The training step (:meth:`DistillerMixin.loss`) is the same for every distiller:
 3. the teacher runs the forward parts those inputs need that are left, under ``no_grad``, and
    its outputs are paired with the student's (``_distill_batches``, per distiller);
 4. each configured loss gets its :class:`DistillBatch` with exactly the keyword arguments it
-   declared (:func:`call_distill_loss`).
+   declared (:func:`call_distill_loss`). A loss that declares ``needs_iter`` gets the 0-based
+   iteration, read once per step from the ``MessageHub`` (``'iter'``, which MMEngine's
+   ``RuntimeInfoHook`` sets before every training iteration), as MMDetection's own heads read it.
 """
 import copy
 import math
@@ -36,7 +49,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Set, Union
 import torch
 import torch.nn as nn
 from mmengine.config import Config, ConfigDict
-from mmengine.logging import print_log
+from mmengine.logging import MessageHub, print_log
 from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
 from torch import Tensor
 
@@ -46,7 +59,8 @@ from ...utils.config_scope import resolve_config_path
 from ..contract import DistillBatch, DistillInput, call_distill_loss, check_loss_input
 from .taps import OutputTaps
 
-__all__ = ['DistillerMixin', 'TEMPERATURE_RANGE', 'flatten_level_outputs', 'load_teacher_config']
+__all__ = ['DISTILL_STATE_KEY', 'DistillerMixin', 'TEMPERATURE_RANGE', 'adopt_legacy_distill_state',
+           'flatten_level_outputs', 'load_teacher_config']
 
 TemperatureLike = Union[None, float, int, Sequence[float], torch.Tensor]
 
@@ -61,6 +75,9 @@ STOCK_LOSS_NAMES = frozenset({
 
 #: state_dict prefixes of distillation-only modules (kept out of the student checkpoint).
 DISTILL_ONLY_PREFIXES = ('distill_losses.', )
+
+#: MessageHub runtime-info key under which a training run keeps the distillation-only state.
+DISTILL_STATE_KEY = 'mmkdcal_distill_state'
 
 
 def load_teacher_config(teacher_config: Union[str, Path, dict, Config]) -> ConfigDict:
@@ -200,7 +217,6 @@ class DistillerMixin:
         self.teacher_fp16 = bool(teacher_fp16)
         self.register_buffer('_teacher_temperature', torch.ones(()), persistent=False)
         self.temperature_source: Optional[str] = None
-        self._cur_iter: Optional[int] = None
         if teacher_temperature is not None:
             self.set_teacher_temperature(teacher_temperature, source='config')
         self._init_distill_losses(distill_losses)
@@ -371,29 +387,12 @@ class DistillerMixin:
         t = self.teacher_temperature
         return logits / t.to(dtype=logits.dtype)
 
-    def set_train_iter(self, cur_iter: int) -> None:
-        """Tell the distiller the 0-based iteration (called by the hook before each one)."""
-        self._cur_iter = int(cur_iter)
-
     # ------------------------------------------------------------------ the training step
-    def train_step(self, data, optim_wrapper):
-        """MMEngine's training step, refused when run-time state would be lost.
-
-        Distillation-only parameters (feature adapters) are saved by TeacherCalibrationHook,
-        not in the student's state_dict; without the hook a resumed run would restart them.
-        """
-        if self.distill_state_dict() and not getattr(self, '_calibration_hook', False):
-            raise RuntimeError(
-                f'{type(self).__name__} has distillation-only parameters '
-                f'({sorted(self.distill_state_dict())[:2]}...), which TeacherCalibrationHook '
-                'saves apart from the student weights: add '
-                "custom_hooks=[dict(type='TeacherCalibrationHook')] to the config.")
-        return super().train_step(data, optim_wrapper)
-
     def loss(self, batch_inputs: Tensor, batch_data_samples) -> dict:
         """The student's stock losses plus every configured distillation loss."""
         if not self.distill_losses:
             return super().loss(batch_inputs, batch_data_samples)
+        self._sync_distill_state()
         if not self.distill_enabled:  # stopped by DistillStopHook: no teacher, zero KD terms
             losses = super().loss(batch_inputs, batch_data_samples)
             for name, loss in self.distill_losses.items():
@@ -415,14 +414,31 @@ class DistillerMixin:
         """Add every configured distillation loss, computed on ``batches`` (input name ->
         :class:`DistillBatch`), to the student's ``losses`` (in place; also returned)."""
         specs = self.distill_input_specs
+        cur_iter = self._train_iter()
         for name, loss in self.distill_losses.items():
             if name in losses:
                 raise ValueError(f'distill_losses key {name!r} is also a loss of the student '
                                  f'({type(self).__name__}); rename it, e.g. to '
                                  f'"loss_kd_{name[5:]}".')
             spec = specs[self.distill_inputs[name]]
-            losses[name] = call_distill_loss(loss, batches[spec.name], spec, self._cur_iter)
+            losses[name] = call_distill_loss(loss, batches[spec.name], spec, cur_iter)
         return losses
+
+    def _train_iter(self) -> Optional[int]:
+        """The 0-based training iteration from MMEngine's MessageHub, when a loss needs it."""
+        needing = [name for name, loss in self.distill_losses.items()
+                   if getattr(loss, 'needs_iter', False)]
+        if not needing:
+            return None
+        cur_iter = MessageHub.get_current_instance().get_info('iter')
+        if cur_iter is None:
+            raise RuntimeError(
+                f'distill_losses {needing} need the training iteration, which MMEngine\'s '
+                "training loop publishes in its MessageHub ('iter'), and none is set: "
+                'model.loss was called outside a Runner. Set it before the call with '
+                "MessageHub.get_current_instance().update_info('iter', i) (i: the 0-based "
+                'iteration).')
+        return int(cur_iter)
 
     def _tap_student(self, taps: OutputTaps, needed: Set[str]) -> None:
         """Register on ``taps`` what the student's stock ``loss()`` must record."""
@@ -487,6 +503,34 @@ class DistillerMixin:
             sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             module.load_state_dict(sub, strict=True)
 
+    def _sync_distill_state(self) -> None:
+        """Keep the distillation-only state with the training run (see the module docstring).
+
+        In a Runner's training loop (MessageHub ``loop_stage`` is ``'train'``), a value under
+        :data:`DISTILL_STATE_KEY` that this model did not publish comes from a resumed
+        checkpoint and is loaded; then the current state is published (views of the live
+        tensors: the checkpoint saved after this step holds their values after it).
+        """
+        state = self.distill_state_dict()
+        hub = MessageHub.get_current_instance()
+        if not state or hub.get_info('loop_stage') != 'train':
+            return
+        saved = hub.get_info(DISTILL_STATE_KEY)
+        if saved is not None and saved is not self.__dict__.get('_published_distill_state'):
+            try:
+                self.load_distill_state_dict(saved)
+            except RuntimeError as exc:
+                raise RuntimeError(
+                    'The resumed checkpoint holds distillation-only parameters (feature '
+                    'adapters) that do not fit this config\'s distill_losses: resume with the '
+                    'config that wrote it, or start a new run with load_from instead of '
+                    f'resume ({exc}).') from exc
+            self._log(f'Restored {len(saved)} distillation-only tensors (feature adapters) '
+                      'from the resumed checkpoint.')
+            state = self.distill_state_dict()
+        hub.update_info(DISTILL_STATE_KEY, state, resumed=True)
+        self.__dict__['_published_distill_state'] = state
+
     # ------------------------------------------------------------------ nn.Module plumbing
     def _apply(self, fn, *args, **kwargs):
         """Apply ``fn`` (``.to()``, ``.cuda()``...) to the teacher too."""
@@ -541,3 +585,25 @@ def _drop_distill_only_keys(module, state_dict, prefix, local_metadata):
                 if any(k.startswith(prefix + p) for p in DISTILL_ONLY_PREFIXES)]:
         del state_dict[key]
     return state_dict
+
+
+def adopt_legacy_distill_state(checkpoint: dict) -> bool:
+    """Move a legacy ``checkpoint['distill_state_dict']`` into the checkpoint's MessageHub state.
+
+    Checkpoints written before the distiller kept its adapters in the MessageHub hold them
+    there; call this on the loaded checkpoint before ``Runner.resume`` loads its
+    ``message_hub``, so the distiller restores them like any other resumed state.
+
+    Args:
+        checkpoint: A checkpoint dict as MMEngine loads it (changed in place).
+
+    Returns:
+        bool: Whether there was a legacy entry to move.
+    """
+    legacy = checkpoint.pop('distill_state_dict', None)
+    hub = checkpoint.get('message_hub')
+    if not legacy or not isinstance(hub, dict) or 'runtime_info' not in hub:
+        return False
+    hub['runtime_info'].setdefault(DISTILL_STATE_KEY, dict(legacy))
+    hub.setdefault('resumed_keys', {})[DISTILL_STATE_KEY] = True
+    return True

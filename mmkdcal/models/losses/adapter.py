@@ -2,8 +2,8 @@
 
 Shared by the feature losses (``FeatureMSELoss``, ``PKDLoss``, ``CWDLoss``). The adapter is a
 learnable part of the loss, trained with the student; a distiller keeps it out of the student's
-``state_dict`` (it is saved apart, under ``distill_state_dict`` in the checkpoint), so a
-distilled checkpoint loads strictly into the plain student config.
+``state_dict`` (the run keeps it in the checkpoint's MessageHub state, see
+``distiller_mixin``), so a distilled checkpoint loads strictly into the plain student config.
 """
 from typing import Optional, Tuple
 

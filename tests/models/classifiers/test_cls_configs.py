@@ -6,10 +6,13 @@ Names: ``<arch>_240e_cifar100.py`` (plain training) and
 import glob
 import os
 import os.path as osp
+import uuid
 
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.logging import MessageHub
+from mmengine.runner import Runner
 from mmengine.structures import BaseDataElement
 
 import mmkdcal  # noqa: F401
@@ -160,7 +163,8 @@ def test_distill_config_builds_and_computes_its_losses(path, teacher_ckpts):
     if info['cal']:
         assert not model.has_teacher_temperature
         model.set_teacher_temperature(1.5)
-    model.set_train_iter(0)  # the hook's job in a run (DKD's warm-up reads it)
+    # what the training loop publishes before its first iteration (DKD's warm-up reads it)
+    MessageHub.get_instance(f'cls_{uuid.uuid4().hex}').update_info('iter', 0)
     losses = model(batch['inputs'], batch['data_samples'], mode='loss')
     assert set(losses) == {'loss_cls', f'loss_{info["method"]}'}
     assert all(torch.isfinite(v) for v in losses.values())
@@ -179,7 +183,6 @@ def test_plain_configs_build_the_named_model(arch, millions):
 def test_runner_trains_and_evaluates_a_plain_config(tmp_path):
     """One epoch through the stock Runner on a fake CIFAR-100; the reported top-1 equals the
     accuracy recomputed from the trained model on the same test images."""
-    from mmengine.runner import Runner
     torch.set_num_threads(1)
     planted = write_cifar100_like(str(tmp_path / 'data'), n_train=16, n_test=8, seed=0)
     cfg = Config.fromfile(osp.join(CFG_DIR, 'cifar100', 'resnet8x4_240e_cifar100.py'))
@@ -208,3 +211,48 @@ def test_runner_trains_and_evaluates_a_plain_config(tmp_path):
     expected = 100.0 * (pred == torch.from_numpy(planted['test'][1])).float().mean().item()
     assert metrics['accuracy/top1'] == pytest.approx(expected)
     assert osp.isfile(osp.join(cfg.work_dir, 'epoch_1.pth'))
+
+
+def _fake_cifar_run(cfg: Config, tmp_path, n_train: int = 16) -> Config:
+    """``cfg`` shortened to one epoch of batch 8 on a fake CIFAR-100 (no validation)."""
+    write_cifar100_like(str(tmp_path / 'data'), n_train=n_train, n_test=8, seed=0)
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.train_cfg.max_epochs = 1
+    cfg.train_cfg.val_interval = 100
+    cfg.param_scheduler = []
+    cfg.env_cfg.dist_cfg = dict(backend='gloo')
+    cfg.randomness = dict(seed=0)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
+    cfg.train_dataloader.update(batch_size=8, num_workers=0, persistent_workers=False)
+    cfg.train_dataloader.dataset.data_root = str(tmp_path / 'data')
+    return cfg
+
+
+def test_hookless_dkd_config_trains_in_the_runner(tmp_path, teacher_ckpts, monkeypatch):
+    """The uncalibrated DKD config (no TeacherCalibrationHook) trains through the stock Runner:
+    each iteration's DKD term gets the Runner's iteration and its warm-up factor."""
+    torch.set_num_threads(1)
+    path = osp.join(CFG_DIR, 'cifar100', 'dkd_wrn16-2_wrn40-2_240e_cifar100.py')
+    cfg = Config.fromfile(path)
+    assert 'TeacherCalibrationHook' not in [h['type'] for h in cfg.get('custom_hooks', [])]
+    cfg.model.teacher_config = osp.join(REPO, cfg.model.teacher_config)
+    cfg.model.teacher_ckpt = teacher_ckpts['wrn40-2']
+    cfg = _fake_cifar_run(cfg, tmp_path)
+    warmup = cfg.model.distill_losses.loss_dkd.warmup_iters
+    dkd_cls = MODELS.get('DKDLoss')
+    forward, seen = dkd_cls.forward, []
+
+    def spy(self, *args, cur_iter=None, **kwargs):
+        value = forward(self, *args, cur_iter=cur_iter, **kwargs)
+        full = forward(self, *args, cur_iter=warmup - 1, **kwargs)  # warm-up factor 1
+        seen.append((cur_iter, float(value), float(full)))
+        return value
+
+    monkeypatch.setattr(dkd_cls, 'forward', spy)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert [it for it, _, _ in seen] == [0, 1]  # 16 images, batch 8: the Runner's iterations
+    for it, value, full in seen:
+        assert full > 0
+        assert value == pytest.approx(full * (it + 1) / warmup, rel=1e-5)
