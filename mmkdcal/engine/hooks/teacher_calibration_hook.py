@@ -13,8 +13,7 @@ from mmdet.registry import HOOKS
 from ... import calibration as cal
 from ..calibration_modes import CALIBRATION_MODES, default_fit_on, get_calibration_mode
 from ..teacher_calibration import (collect_calibration_data, fit_and_report, format_report,
-                                   under_confidence_warning)
-from .calibration_visualization import log_calibration_to_visualizer
+                                   log_calibration_to_visualizer, under_confidence_warning)
 
 __all__ = ['TeacherCalibrationHook', 'teacher_fingerprint']
 
@@ -51,7 +50,7 @@ class TeacherCalibrationHook(Hook):
         dataloader: Calibration dataloader config; default: the runner's ``val_dataloader``
             config. Use a split the student is not evaluated on when you have one.
         objective: One of :data:`mmkdcal.calibration.OBJECTIVES` (``'nll'``: Guo et al. 2017).
-        fit_on: A calibration mode (:data:`mmkdcal.engine.FIT_ON`); default by model type.
+        fit_on: A registered calibration mode; default by model type.
         per_class: One temperature per class.
         score_thr: ``'detections'``: ignore teacher detections below this score.
         iou_thr: ``'detections'``: IoU of a true detection.
@@ -112,8 +111,8 @@ class TeacherCalibrationHook(Hook):
         return self._fingerprint
 
     def _resolve_fit_on(self, model) -> str:
-        fit_on = self.fit_on or default_fit_on(model.teacher)
         try:
+            fit_on = self.fit_on or default_fit_on(model.teacher)
             get_calibration_mode(fit_on, model.teacher)
         except ValueError as exc:
             raise ValueError(f'TeacherCalibrationHook.fit_on: {exc}') from None
