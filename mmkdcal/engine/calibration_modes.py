@@ -1,10 +1,11 @@
-"""The calibration modes (``fit_on``), one record each.
+"""The calibration modes (``fit_on``), one record each, and their registry.
 
 A :class:`CalibrationMode` says, for one kind of model output, everything the calibration pass
 does with it: which models it applies to, what one batch contributes per image (``collect``),
 what the temperature is fitted on (``fit_data`` + ``fit_kind``), what is reported before and
-after (``report``) and what the reliability diagram shows (``plot_view``). A new mode is one
-record passed to :func:`register_calibration_mode`.
+after (``report``), what the reliability diagram shows (``plot_view``) and whether it is a
+default. A new mode is one record passed to :func:`register_calibration_mode`; the hook,
+:func:`default_fit_on` and ``tools/calibrate.py`` read :data:`CALIBRATION_MODES` when they run.
 
 Ground truth comes from the calibration *dataset's annotations* (original image coordinates, as
 ``CocoMetric`` reads them), never from the batch, so the pipeline needs no ``LoadAnnotations``
@@ -296,16 +297,16 @@ def _plot_anchors(data):
     return logits, (top_k == data['labels']).float(), 'sigmoid'
 
 
+#: What the sigmoid class-logit modes (priors, queries) share: (M, K) logits vs labels (K: none).
+SIGMOID_LOGITS = dict(fit_kind='sigmoid', fit_data=lambda d: (d['logits'], d['labels']),
+                      report=_report_anchors, plot_view=_plot_anchors, per_class=True)
+
 ANCHORS = CalibrationMode(
     name='anchors',
     description="per-prior score logits vs the head's own target assignment",
     supports=_supports_anchors,
     collect=_collect_anchors,
-    fit_kind='sigmoid',
-    fit_data=lambda d: (d['logits'], d['labels']),
-    report=_report_anchors,
-    plot_view=_plot_anchors,
-    per_class=True)
+    **SIGMOID_LOGITS)
 
 
 # ---------------------------------------------------------------------- rois
@@ -436,11 +437,7 @@ QUERIES = CalibrationMode(
                  "head's own Hungarian assignment (unmatched: background)"),
     supports=_supports_queries('sigmoid'),
     collect=_collect_queries,
-    fit_kind='sigmoid',
-    fit_data=lambda d: (d['logits'], d['labels']),
-    report=_report_anchors,
-    plot_view=_plot_anchors,
-    per_class=True)
+    **SIGMOID_LOGITS)
 
 QUERIES_SOFTMAX = CalibrationMode(
     name='queries_softmax',
@@ -448,11 +445,7 @@ QUERIES_SOFTMAX = CalibrationMode(
                  "head's own Hungarian assignment (unmatched: the no-object class)"),
     supports=_supports_queries('softmax'),
     collect=_collect_queries,
-    fit_kind='softmax',
-    fit_data=lambda d: (d['logits'], d['labels']),
-    report=_report_softmax,
-    plot_view=lambda d: (d['logits'], d['labels'], 'softmax'),
-    per_class=True)
+    **SOFTMAX_LOGITS)
 
 
 # ---------------------------------------------------------------------- logits

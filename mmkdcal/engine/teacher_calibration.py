@@ -1,25 +1,10 @@
 """One calibration pass over a model: collect (logits, targets), fit a temperature, report.
 
-The report goes to a JSON file, a reliability diagram and the runner's visualizer
-(:func:`log_calibration_to_visualizer`). Shared by :class:`~mmkdcal.engine.hooks.TeacherCalibrationHook` (teacher of a distiller, before
-training) and ``tools/calibrate.py`` (any trained detector or classifier). What is collected,
-fitted and reported is the ``fit_on`` mode's record in :mod:`mmkdcal.engine.calibration_modes`:
-
-- ``'detections'`` (detectors): the final detections (after NMS, above ``score_thr``), each
-  matched one-to-one to a ground-truth box of its class at ``iou_thr`` (greedy by score, like
-  COCOeval); logit ``log(s / (1 - s))`` of the score ``s`` vs "matched". The detection
-  calibration of Kueppers et al. (D-ECE). The score is the one the head ranks by (fused with
-  centerness/objectness where the head fuses it), the quantity the distillers' ``'cls'``
-  inputs and the temperature act on.
-- ``'anchors'`` (dense heads that declare a target function): per-prior score logits (M, K)
-  vs the labels of the head's own target assignment (K = background), at most
-  ``max_per_image`` priors per image (chosen uniformly at random, seeded per image).
-- ``'rois'`` (two-stage): the RoI head's (K+1)-way logits of the RoIs its own RPN proposes and
-  its sampler picks, with their assigned labels.
-- ``'queries'`` / ``'queries_softmax'`` (DETR-family teachers with sigmoid / DETR's (K+1)-way
-  softmax heads): every decoder query's class logits (final layer) vs the labels of the head's
-  own Hungarian assignment to the ground truth (unmatched queries: background).
-- ``'logits'`` (classifiers): image logits (B, K) vs labels.
+Shared by :class:`~mmkdcal.engine.hooks.TeacherCalibrationHook` (the teacher of a distiller,
+before training) and ``tools/calibrate.py`` (any trained detector or classifier). What is
+collected, fitted and reported is the ``fit_on`` mode's record
+(:mod:`mmkdcal.engine.calibration_modes`); the report goes to a JSON file, a reliability
+diagram and the runner's visualizer (:func:`log_calibration_to_visualizer`).
 """
 import json
 import os

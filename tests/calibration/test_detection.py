@@ -253,9 +253,8 @@ def test_ground_truth_arrays_reads_both_layouts_alike():
     info = dict(instances=[dict(bbox=[0, 0, 10, 10], bbox_label=2, ignore_flag=0),
                            dict(bbox=[5, 5, 8, 9], bbox_label=1),
                            dict(bbox=[1, 2, 3, 4], bbox_label=0, ignore_flag=1)])
-    packed = dict(gt_instances=dict(bboxes=_Boxes(torch.tensor([[0., 0., 10., 10.],
-                                                                 [5., 5., 8., 9.]])),
-                                    labels=torch.tensor([2, 1])),
+    boxes = _Boxes(torch.tensor([[0., 0., 10., 10.], [5., 5., 8., 9.]]))
+    packed = dict(gt_instances=dict(bboxes=boxes, labels=torch.tensor([2, 1])),
                   ignored_instances=dict(bboxes=np.array([[1., 2., 3., 4.]]),
                                          labels=np.array([0])))
     for record in (info, packed):

@@ -11,7 +11,9 @@ from mmengine.config import ConfigDict
 
 import mmkdcal  # noqa: F401
 from mmdet.registry import MODELS
-from mmkdcal.engine.calibration_modes import CalibrationContext, get_calibration_mode
+from mmdet.structures.bbox import bbox2roi
+from mmkdcal.engine.calibration_modes import (CalibrationContext, get_calibration_mode, image_key,
+                                              key_hash)
 
 from _families import tiny_model
 from _helpers import batch
@@ -79,3 +81,47 @@ def test_cascade_rois_are_its_first_stage_through_its_own_code():
         c_model.roi_head.bbox_head[0].fc_cls.bias.add_(1.0)
     for (_, g), (_, w) in zip(_records(c_model, data), want):
         assert not torch.allclose(g['logits'], w['logits'], atol=1e-3)
+
+
+def _by_hand(model, data, seed):
+    """The reference: mmdet's RPN, assigner, sampler, RoI forward and target function called
+    one by one per image, each image's sampler seeded as the mode seeds it."""
+    samples = data['data_samples']
+    feats = model.extract_feat(data['inputs'])
+    proposals = model.rpn_head.predict_by_feat(
+        *model.rpn_head(feats), batch_img_metas=[s.metainfo for s in samples],
+        cfg=model.train_cfg.rpn_proposal, rescale=False)
+    roi_head, out = model.roi_head, []
+    for i, (props, sample) in enumerate(zip(proposals, samples)):
+        props.priors = props.pop('bboxes')
+        gt = sample.gt_instances
+        assign = roi_head.bbox_assigner.assign(props, gt, None)
+        torch.manual_seed(seed * 1_000_003 + key_hash(image_key(sample)))
+        res = roi_head.bbox_sampler.sample(assign, props, gt, feats=[f[i][None] for f in feats])
+        rois = bbox2roi([res.priors])
+        rois[:, 0] = i
+        logits = roi_head._bbox_forward(feats, rois)['cls_score']
+        labels = roi_head.bbox_head.get_targets([res], model.train_cfg.rcnn)[0]
+        out.append((logits, labels))
+    return out
+
+
+def test_rois_are_what_mmdet_samples_and_labels():
+    """The RoIs recorded from the model's own loss path are the ones mmdet's sampler picks for
+    the image's seed: the same labels and logits as calling mmdet's parts one by one; the
+    caller's random state is left as it was."""
+    f_model, _ = _pair()
+    data = batch(f_model, n=2, size=128)
+    for i, sample in enumerate(data['data_samples']):
+        sample.set_metainfo(dict(img_id=i))
+    with torch.no_grad():
+        want = _by_hand(f_model, data, seed=3)
+    torch.manual_seed(123)
+    got = _records(f_model, data)
+    after = torch.rand(3)
+    torch.manual_seed(123)
+    assert torch.equal(after, torch.rand(3))
+    for (_, g), (w_logits, w_labels) in zip(got, want):
+        assert len(g['labels']) > 0 and (g['labels'] < 3).any() and (g['labels'] == 3).any()
+        assert torch.equal(g['labels'], w_labels)
+        assert torch.allclose(g['logits'], w_logits, atol=1e-5)

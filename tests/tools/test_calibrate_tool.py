@@ -61,9 +61,9 @@ def _load_tool():
 
 
 def _collect_planted(model, data, ctx):
-    """Four samples per image, all with logit 2 ln 3, three of them positive."""
-    z = torch.full((4,), 2 * math.log(3.0))
-    return [(image_key(s), dict(logits=z, targets=torch.tensor([1., 1., 1., 0.])))
+    """20 samples per image, all with logit 2 ln 3, three in four of them positive."""
+    z = torch.full((20,), 2 * math.log(3.0))
+    return [(image_key(s), dict(logits=z, targets=torch.tensor([1., 1., 1., 0.]).repeat(5)))
             for s in data['data_samples']]
 
 
@@ -94,7 +94,7 @@ def test_a_mode_registered_after_import_is_accepted_by_fit_on(tmp_path):
     finally:
         CALIBRATION_MODES.pop(PLANTED.name)
     assert report['fit_on'] == PLANTED.name
-    assert report['num_samples'] == 12 and report['num_images'] == 3
+    assert report['num_samples'] == 60 and report['num_images'] == 3
     assert report['temperature'] == pytest.approx(2.0, rel=1e-4)
     assert report['after']['nll'] == pytest.approx(-(3 * math.log(0.75) + math.log(0.25)) / 4,
                                                    rel=1e-6)
