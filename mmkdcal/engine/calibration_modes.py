@@ -285,9 +285,8 @@ def _report_anchors(data, t, n_bins, score_thr=None) -> Dict[str, float]:
     fg = labels < p.shape[1]
     onehot[fg, labels[fg]] = 1.0
     top_p, top_k = p.max(dim=1)
-    classwise = [cal.binary_ece(p[:, c], onehot[:, c], n_bins=n_bins) for c in range(p.shape[1])]
     return dict(top_label_ece=cal.binary_ece(top_p, (top_k == labels).float(), n_bins=n_bins),
-                classwise_ece=float(np.mean(classwise)),
+                classwise_ece=cal.classwise_ece(p, onehot, n_bins=n_bins),
                 nll=float(F.binary_cross_entropy_with_logits(z, onehot, reduction='sum') / len(z)))
 
 
