@@ -498,20 +498,26 @@ def calibration_mode_names() -> Tuple[str, ...]:
     return tuple(CALIBRATION_MODES)
 
 
-def get_calibration_mode(fit_on: str, model: Optional[torch.nn.Module] = None) -> CalibrationMode:
+def get_calibration_mode(fit_on: str, model: Optional[torch.nn.Module] = None,
+                         per_class: bool = False) -> CalibrationMode:
     """The record of ``fit_on``, checked against ``model`` when given.
 
     Args:
         fit_on: A registered mode name.
         model: The model that would be calibrated; None: no check.
+        per_class: Whether one temperature per class is wanted (the mode must have class logits).
 
     Raises:
-        ValueError: unknown mode, or one that does not apply to ``model`` (naming the modes that
-            do).
+        ValueError: unknown mode, one without class logits for ``per_class``, or one that does
+            not apply to ``model`` (naming the modes that do).
     """
     if fit_on not in CALIBRATION_MODES:
         raise ValueError(f'fit_on must be one of {list(CALIBRATION_MODES)}, got {fit_on!r}.')
     mode = CALIBRATION_MODES[fit_on]
+    if per_class and not mode.per_class:
+        modes = [m.name for m in CALIBRATION_MODES.values() if m.per_class]
+        raise ValueError(f"per_class=True needs class logits; fit_on='{fit_on}' has none (use "
+                         f'one of {modes}).')
     if model is not None:
         reason = mode.supports(model)
         if reason is not None:

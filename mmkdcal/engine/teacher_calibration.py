@@ -18,8 +18,7 @@ from mmengine.utils import ProgressBar
 from PIL import Image
 
 from .. import calibration as cal
-from .calibration_modes import (CALIBRATION_MODES, CalibrationContext, GroundTruthIndex,
-                                get_calibration_mode)
+from .calibration_modes import CalibrationContext, GroundTruthIndex, get_calibration_mode
 
 __all__ = ['IMAGE_NAME', 'SCALAR_PREFIX', 'calibration_report', 'calibration_scalars',
            'collect_calibration_data', 'fit_and_report', 'format_report',
@@ -136,13 +135,9 @@ def fit_and_report(data: Dict[str, torch.Tensor],
         ``dict(temperature=list or float, fit_on, objective, num_samples, num_images,
         before={...}, after={...})``.
     """
-    mode = get_calibration_mode(fit_on)
+    mode = get_calibration_mode(fit_on, per_class=per_class)
     if objective not in cal.OBJECTIVES:
         raise ValueError(f'objective must be one of {cal.OBJECTIVES}, got {objective!r}.')
-    if per_class and not mode.per_class:
-        modes = [m.name for m in CALIBRATION_MODES.values() if m.per_class]
-        raise ValueError(f"per_class=True needs class logits; fit_on='{fit_on}' has none (use "
-                         f'one of {modes}).')
     logits, targets = mode.fit_data(data)
     n = len(logits)
     if n == 0:

@@ -11,7 +11,7 @@ from mmengine.model import is_model_wrapper
 from mmdet.registry import HOOKS
 
 from ... import calibration as cal
-from ..calibration_modes import CALIBRATION_MODES, default_fit_on, get_calibration_mode
+from ..calibration_modes import default_fit_on, get_calibration_mode
 from ..teacher_calibration import (collect_calibration_data, fit_and_report, format_report,
                                    log_calibration_to_visualizer, under_confidence_warning)
 
@@ -72,11 +72,11 @@ class TeacherCalibrationHook(Hook):
         if objective not in cal.OBJECTIVES:
             raise ValueError(f'TeacherCalibrationHook.objective must be one of '
                              f'{cal.OBJECTIVES}, got {objective!r}.')
-        if fit_on is not None:
-            get_calibration_mode(fit_on)  # a known mode (whether it fits the model: before_run)
-            if per_class and not CALIBRATION_MODES[fit_on].per_class:
-                raise ValueError(f"TeacherCalibrationHook: per_class=True needs class logits; "
-                                 f"fit_on='{fit_on}' has none.")
+        if fit_on is not None:  # a known mode (whether it fits the model: before_run)
+            try:
+                get_calibration_mode(fit_on, per_class=per_class)
+            except ValueError as exc:
+                raise ValueError(f'TeacherCalibrationHook: {exc}') from None
         if not 0 <= score_thr < 1 or not 0 < iou_thr <= 1:
             raise ValueError('TeacherCalibrationHook: score_thr must be in [0, 1) and iou_thr in '
                              f'(0, 1], got {score_thr!r} and {iou_thr!r}.')
