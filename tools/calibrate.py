@@ -17,11 +17,14 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import mmkdcal  # noqa: E402,F401
+import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 from mmkdcal.calibration import OBJECTIVES  # noqa: E402
-from mmkdcal.engine.teacher_calibration import FIT_ON  # noqa: E402
+from mmkdcal.engine import (calibration_mode_names, calibration_report,  # noqa: E402
+                            collect_calibration_data, default_fit_on, fit_and_report,
+                            format_report, get_calibration_mode, under_confidence_warning)
+from mmkdcal.engine.trained_model import build_split_loader, load_trained_model  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -35,9 +38,11 @@ def parse_args(argv=None):
                         help='also report calibration before/after the fitted temperature on '
                              'these splits (the temperature is fitted on --split only)')
     parser.add_argument('--objective', choices=OBJECTIVES, default='nll')
-    parser.add_argument('--fit-on', choices=FIT_ON, default=None,
-                        help='what to calibrate (default: detections for dense detectors, rois '
-                             'for two-stage, logits for classifiers)')
+    parser.add_argument('--fit-on', default=None,
+                        help='what to calibrate: a registered calibration mode (now '
+                             f'{", ".join(calibration_mode_names())}; a config\'s custom_imports '
+                             'may register more); default: detections for dense detectors, rois '
+                             'for two-stage, logits for classifiers')
     parser.add_argument('--per-class', action='store_true', help='one temperature per class')
     parser.add_argument('--score-thr', type=float, default=0.05)
     parser.add_argument('--iou-thr', type=float, default=0.5)
@@ -52,14 +57,12 @@ def parse_args(argv=None):
 
 
 def calibrate(args) -> dict:
-    """Run the calibration; return the report dict (also written to ``<out>/calibration.json``)."""
-    import torch
+    """Run the calibration; return the report dict (also written to ``<out>/calibration.json``).
 
-    from mmkdcal.engine import collect_calibration_data, default_fit_on, fit_and_report
-    from mmkdcal.engine.teacher_calibration import (calibration_report, format_report,
-                                                    under_confidence_warning)
-    from mmkdcal.engine.trained_model import build_split_loader, load_trained_model
-
+    ``--fit-on`` is checked against the calibration modes registered when the model is loaded
+    (after the config's ``custom_imports``), so a mode registered through
+    :func:`mmkdcal.engine.register_calibration_mode` is accepted.
+    """
     cfg, model = load_trained_model(args.config, args.checkpoint, args.cfg_options,
                                     splits=[args.split] + list(args.also_split))
     key = f'{args.split}_dataloader'
@@ -67,6 +70,7 @@ def calibrate(args) -> dict:
                                osp.splitext(osp.basename(args.config))[0])
     loader = build_split_loader(cfg, args.split)
     fit_on = args.fit_on or default_fit_on(model)
+    get_calibration_mode(fit_on, model)  # an unknown or unfit mode fails before the pass
     print(f'Calibrating {osp.basename(args.config)} on {len(loader.dataset)} images of '
           f'{key} (fit_on={fit_on}, objective={args.objective})')
     data = collect_calibration_data(model, loader, fit_on, score_thr=args.score_thr,

@@ -2,8 +2,9 @@
 
 Nothing here imports MMDetection/MMEngine/MMCV, so other frameworks can reuse it.
 """
-from .detection import (box_iou, detection_ece, detection_ece_over_under, match_detections,
-                        match_detections_batch, match_image_detections, relative_box_features)
+from .detection import (box_iou, detection_ece, detection_ece_over_under, ground_truth_arrays,
+                        match_detections, match_detections_batch, match_image_detections,
+                        relative_box_features)
 from .metrics import (ace, ace_over_under, binary_ece, brier, classwise_ece, ece, ece_over_under,
                       mce, nll)
 from .reliability import (reliability_diagram, reliability_diagram_before_after,
@@ -13,7 +14,7 @@ from .temperature_scaler import TemperatureScaler
 
 __all__ = [
     'ece', 'mce', 'ece_over_under', 'ace', 'ace_over_under', 'classwise_ece', 'binary_ece',
-    'nll', 'brier', 'box_iou', 'match_detections', 'match_detections_batch',
+    'nll', 'brier', 'box_iou', 'ground_truth_arrays', 'match_detections', 'match_detections_batch',
     'match_image_detections', 'relative_box_features', 'detection_ece',
     'detection_ece_over_under', 'OBJECTIVES', 'fit_temperature', 'prepare_targets',
     'TemperatureScaler', 'reliability_stats', 'reliability_diagram',

@@ -12,7 +12,7 @@ exactly as ``netcal.metrics.ECE(bins, detection=True).measure(X, matched)`` comp
 ``X = [confidence, feature_1, ...]``: every column is clipped to ``[eps, 1 - eps]`` (``eps``
 the machine epsilon of its dtype) and cut into equal-width bins ``[e_j, e_{j+1})`` of [0, 1].
 """
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -21,8 +21,8 @@ from ._binning import equal_width_index_np
 from ._inputs import as_tensor, binary_targets, check_n_bins, float_tensor
 
 __all__ = [
-    'box_iou', 'match_detections', 'match_detections_batch', 'match_image_detections',
-    'relative_box_features', 'detection_ece', 'detection_ece_over_under'
+    'box_iou', 'ground_truth_arrays', 'match_detections', 'match_detections_batch',
+    'match_image_detections', 'relative_box_features', 'detection_ece', 'detection_ece_over_under'
 ]
 
 #: Box features understood by :func:`relative_box_features` (all relative to the image size).
@@ -40,6 +40,43 @@ def _boxes(x: Any, name: str) -> torch.Tensor:
         raise ValueError(f'`{name}` must be in (x1, y1, x2, y2) format with x2 >= x1 and '
                          'y2 >= y1; convert (x, y, w, h) boxes first.')
     return b
+
+
+def ground_truth_arrays(
+        record: Mapping[str, Any]) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The ground truth of one image: boxes (G, 4), labels (G,) and ignore flags (G,).
+
+    Reads the two layouts of MMDetection (without importing it): ``instances``, the dataset's
+    annotation list (dicts with ``bbox`` as x1, y1, x2, y2, ``bbox_label`` and an optional
+    ``ignore_flag``, as ``get_data_info`` gives them and ``PackDetInputs`` can keep them), else
+    ``gt_instances`` plus optional ``ignored_instances`` (``bboxes`` and ``labels``: tensors,
+    arrays or box structures, as ``PackDetInputs`` packs them after ``LoadAnnotations``).
+
+    Args:
+        record: A data info dict, a data sample's ``to_dict()``, or anything with those keys.
+
+    Returns:
+        tuple or None: float64 boxes, int64 labels and bool ignore flags, the ignored boxes
+        after the others for ``gt_instances``; None when the record has neither layout.
+    """
+    if 'instances' in record:
+        inst = record['instances']
+        boxes = np.asarray([a['bbox'] for a in inst], dtype=np.float64).reshape(-1, 4)
+        labels = np.asarray([a['bbox_label'] for a in inst], dtype=np.int64).reshape(-1)
+        ignore = np.asarray([bool(a.get('ignore_flag', 0)) for a in inst], dtype=bool)
+        return boxes, labels, ignore
+    parts = []
+    for key, flag in (('gt_instances', False), ('ignored_instances', True)):
+        inst = record.get(key)
+        if inst is None or 'bboxes' not in inst:
+            continue
+        b = as_tensor(inst['bboxes'], f'{key}.bboxes').cpu().numpy()
+        lab = as_tensor(inst['labels'], f'{key}.labels').cpu().numpy()
+        parts.append((b.astype(np.float64).reshape(-1, 4), lab.astype(np.int64).reshape(-1),
+                      np.full(len(lab.reshape(-1)), flag)))
+    if not parts:
+        return None
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
 
 
 def box_iou(boxes1: Any, boxes2: Any, mode: str = 'iou') -> torch.Tensor:

@@ -145,7 +145,7 @@ def reliability_diagram(probs: Any,
     """
     path = _check_path(path)
     stats = reliability_stats(probs, labels, n_bins)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # optional dependency: matplotlib
 
     fig = Figure(figsize=(5.2, 6.0))
     _draw(fig, fig.add_gridspec(1, 1)[0], stats, title)
@@ -192,7 +192,7 @@ def reliability_diagram_before_after(logits: Any,
             results[name] = reliability_stats(torch.sigmoid(zz[:, 0]), y[:, 0], n_bins)
         else:
             results[name] = reliability_stats(torch.sigmoid(zz), y, n_bins)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # optional dependency: matplotlib
 
     fig = Figure(figsize=(10.4, 6.0))
     gs = fig.add_gridspec(1, 2, wspace=0.25)

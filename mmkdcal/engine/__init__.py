@@ -6,12 +6,14 @@ require_openmmlab(__name__)
 # flake8: noqa: E402
 from . import hooks
 from .calibration_modes import (CALIBRATION_MODES, CalibrationContext, CalibrationMode,
-                                GroundTruthIndex, default_fit_on, get_calibration_mode,
-                                register_calibration_mode)
-from .teacher_calibration import (FIT_ON, calibration_report, collect_calibration_data,
-                                  fit_and_report, format_report, under_confidence_warning)
+                                GroundTruthIndex, calibration_mode_names, default_fit_on,
+                                get_calibration_mode, register_calibration_mode)
+from .teacher_calibration import (calibration_report, collect_calibration_data, fit_and_report,
+                                  format_report, log_calibration_to_visualizer,
+                                  under_confidence_warning)
 
-__all__ = ['CALIBRATION_MODES', 'CalibrationContext', 'CalibrationMode', 'FIT_ON',
-           'GroundTruthIndex', 'calibration_report', 'collect_calibration_data', 'default_fit_on',
-           'fit_and_report', 'format_report', 'get_calibration_mode', 'hooks',
-           'register_calibration_mode', 'under_confidence_warning']
+__all__ = ['CALIBRATION_MODES', 'CalibrationContext', 'CalibrationMode', 'GroundTruthIndex',
+           'calibration_mode_names', 'calibration_report', 'collect_calibration_data',
+           'default_fit_on', 'fit_and_report', 'format_report', 'get_calibration_mode', 'hooks',
+           'log_calibration_to_visualizer', 'register_calibration_mode',
+           'under_confidence_warning']

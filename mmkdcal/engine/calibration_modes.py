@@ -1,10 +1,11 @@
-"""The calibration modes (``fit_on``), one record each.
+"""The calibration modes (``fit_on``), one record each, and their registry.
 
 A :class:`CalibrationMode` says, for one kind of model output, everything the calibration pass
 does with it: which models it applies to, what one batch contributes per image (``collect``),
 what the temperature is fitted on (``fit_data`` + ``fit_kind``), what is reported before and
-after (``report``) and what the reliability diagram shows (``plot_view``). A new mode is one
-record passed to :func:`register_calibration_mode`.
+after (``report``), what the reliability diagram shows (``plot_view``) and whether it is a
+default. A new mode is one record passed to :func:`register_calibration_mode`; the hook,
+:func:`default_fit_on` and ``tools/calibrate.py`` read :data:`CALIBRATION_MODES` when they run.
 
 Ground truth comes from the calibration *dataset's annotations* (original image coordinates, as
 ``CocoMetric`` reads them), never from the batch, so the pipeline needs no ``LoadAnnotations``
@@ -23,12 +24,20 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmengine.structures import InstanceData
 from torch import Tensor
 
+from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import bbox_flip, scale_boxes
+
 from .. import calibration as cal
+from ..models.distillers.head_semantics import (DENSE_HEADS, cls_channels, dense_head_semantics,
+                                                score_logits)
+from ..models.distillers.roi_head_stages import roi_stage
 
 __all__ = ['CALIBRATION_MODES', 'CalibrationContext', 'CalibrationMode', 'GroundTruthIndex',
-           'default_fit_on', 'get_calibration_mode', 'register_calibration_mode']
+           'calibration_mode_names', 'default_fit_on', 'get_calibration_mode',
+           'register_calibration_mode']
 
 #: One image's contribution: (key, {name: tensor}).
 ImageRecord = Tuple[Tuple[str, Any], Dict[str, Tensor]]
@@ -51,6 +60,8 @@ class CalibrationMode:
         plot_view: ``data -> (logits, targets, kind)`` for the reliability diagram.
         per_class: Whether one temperature per class can be fitted.
         needs_ground_truth: Whether it reads the dataset's boxes.
+        default_rank: How strongly :func:`default_fit_on` prefers it for a model it supports
+            (the highest rank wins); 0: never a default.
     """
 
     name: str
@@ -63,6 +74,7 @@ class CalibrationMode:
     plot_view: Callable[[Dict[str, Tensor]], Tuple[Tensor, Tensor, str]]
     per_class: bool = False
     needs_ground_truth: bool = True
+    default_rank: int = 0
 
 
 @dataclass
@@ -119,17 +131,13 @@ class GroundTruthIndex:
         n_boxes = 0
         for i in range(len(dataset)):
             info = dataset.get_data_info(i)
-            if 'instances' not in info:
+            gt = cal.ground_truth_arrays(info)
+            if gt is None:
                 raise ValueError(
                     f'The calibration dataset ({type(dataset).__name__}) gives no `instances` '
                     'for its images, so there is no ground truth to calibrate against; use an '
                     'annotated split (a COCO-format ann_file with boxes).')
-            inst = info['instances']
-            boxes = np.asarray([a['bbox'] for a in inst], dtype=np.float64).reshape(-1, 4)
-            labels = np.asarray([a['bbox_label'] for a in inst], dtype=np.int64)
-            ignore = np.asarray([bool(a.get('ignore_flag', 0)) for a in inst], dtype=bool)
-            n_boxes += int((~ignore).sum())
-            gt = (boxes, labels, ignore)
+            n_boxes += int((~gt[2]).sum())
             self.by_key[('sample_idx', i)] = gt
             for name in KEY_FIELDS[1:]:
                 if name in info:
@@ -152,17 +160,10 @@ class GroundTruthIndex:
         """The sample's boxes mapped into the network's input frame (scale_factor, flip)."""
         boxes, labels, ignore = self.get(sample)
         meta = sample.metainfo
-        b = torch.as_tensor(boxes, dtype=torch.float32).clone()
-        sx, sy = (float(v) for v in meta.get('scale_factor', (1.0, 1.0))[:2])
-        b[:, 0::2] *= sx
-        b[:, 1::2] *= sy
+        b = scale_boxes(torch.as_tensor(boxes, dtype=torch.float32),
+                        meta.get('scale_factor', (1.0, 1.0))[:2])
         if meta.get('flip', False):
-            h, w = meta['img_shape'][:2]
-            direction = meta.get('flip_direction', 'horizontal')
-            if direction in ('horizontal', 'diagonal'):
-                b[:, 0::2] = w - b[:, [2, 0]]
-            if direction in ('vertical', 'diagonal'):
-                b[:, 1::2] = h - b[:, [3, 1]]
+            b = bbox_flip(b, meta['img_shape'][:2], meta.get('flip_direction', 'horizontal'))
         return b, torch.as_tensor(labels), torch.as_tensor(ignore)
 
 
@@ -224,12 +225,12 @@ DETECTIONS = CalibrationMode(
     fit_kind='sigmoid',
     fit_data=lambda d: (d['logits'], d['matched'].float()),
     report=_report_detections,
-    plot_view=lambda d: (d['logits'], d['matched'].float(), 'sigmoid'))
+    plot_view=lambda d: (d['logits'], d['matched'].float(), 'sigmoid'),
+    default_rank=1)
 
 
 # ---------------------------------------------------------------------- anchors
 def _supports_anchors(model) -> Optional[str]:
-    from ..models.distillers.head_semantics import DENSE_HEADS
     head = getattr(model, 'bbox_head', None)
     if head is None or hasattr(model, 'roi_head'):
         return f'{type(model).__name__} has no dense bbox_head'
@@ -241,7 +242,7 @@ def _supports_anchors(model) -> Optional[str]:
 
 
 def _gt_batch(data, ctx):
-    from mmengine.structures import InstanceData
+    """The batch's ground truth in the input frame: (kept, ignored) InstanceData per image."""
     gts, ignores = [], []
     for sample in data['data_samples']:
         boxes, labels, ignore = ctx.ground_truth.in_input_frame(sample)
@@ -251,8 +252,6 @@ def _gt_batch(data, ctx):
 
 
 def _collect_anchors(model, data, ctx: CalibrationContext) -> List[ImageRecord]:
-    from ..models.distillers.head_semantics import (cls_channels, dense_head_semantics,
-                                                    score_logits)
     head = model.bbox_head
     sem = dense_head_semantics(head)
     samples = data['data_samples']
@@ -286,9 +285,8 @@ def _report_anchors(data, t, n_bins, score_thr=None) -> Dict[str, float]:
     fg = labels < p.shape[1]
     onehot[fg, labels[fg]] = 1.0
     top_p, top_k = p.max(dim=1)
-    classwise = [cal.binary_ece(p[:, c], onehot[:, c], n_bins=n_bins) for c in range(p.shape[1])]
     return dict(top_label_ece=cal.binary_ece(top_p, (top_k == labels).float(), n_bins=n_bins),
-                classwise_ece=float(np.mean(classwise)),
+                classwise_ece=cal.classwise_ece(p, onehot, n_bins=n_bins),
                 nll=float(F.binary_cross_entropy_with_logits(z, onehot, reduction='sum') / len(z)))
 
 
@@ -298,16 +296,16 @@ def _plot_anchors(data):
     return logits, (top_k == data['labels']).float(), 'sigmoid'
 
 
+#: What the sigmoid class-logit modes (priors, queries) share: (M, K) logits vs labels (K: none).
+SIGMOID_LOGITS = dict(fit_kind='sigmoid', fit_data=lambda d: (d['logits'], d['labels']),
+                      report=_report_anchors, plot_view=_plot_anchors, per_class=True)
+
 ANCHORS = CalibrationMode(
     name='anchors',
     description="per-prior score logits vs the head's own target assignment",
     supports=_supports_anchors,
     collect=_collect_anchors,
-    fit_kind='sigmoid',
-    fit_data=lambda d: (d['logits'], d['labels']),
-    report=_report_anchors,
-    plot_view=_plot_anchors,
-    per_class=True)
+    **SIGMOID_LOGITS)
 
 
 # ---------------------------------------------------------------------- rois
@@ -318,51 +316,59 @@ def _supports_rois(model) -> Optional[str]:
     if not hasattr(roi_head, 'bbox_assigner'):
         return (f'{type(roi_head).__name__} has no bbox assigner/sampler; use '
                 "fit_on='detections'")
-    if model.train_cfg is None or 'rcnn' not in model.train_cfg:
-        return ("the model's config has no train_cfg.rcnn (the RoI assigner/sampler that "
-                "picks the RoIs); use fit_on='detections' or add it")
+    if model.train_cfg is None or 'rcnn' not in model.train_cfg or 'rpn' not in model.train_cfg:
+        return ("the model's config has no train_cfg.rpn and train_cfg.rcnn (the training path "
+                "that samples the RoIs); use fit_on='detections' or add them")
     return None
 
 
-def _first_stage(model):
-    """``(assigner, sampler, bbox_head, rcnn train cfg, forward)`` of the RoI head's first stage
-    (the only one of a standard RoI head; stage 0 of a cascade, which samples the RPN's
-    proposals)."""
-    roi_head = model.roi_head
-    if isinstance(roi_head.bbox_assigner, (list, tuple)):  # CascadeRoIHead: stage 0
-        return (roi_head.bbox_assigner[0], roi_head.bbox_sampler[0], roi_head.bbox_head[0],
-                model.train_cfg.rcnn[0],
-                lambda feats, rois: roi_head._bbox_forward(0, feats, rois))
-    return (roi_head.bbox_assigner, roi_head.bbox_sampler, roi_head.bbox_head,
-            model.train_cfg.rcnn, roi_head._bbox_forward)
+class _FirstStageDone(Exception):
+    """Ends the training path once the first RoI stage has classified its sampled RoIs."""
 
 
 def _collect_rois(model, data, ctx: CalibrationContext) -> List[ImageRecord]:
-    from mmdet.structures.bbox import bbox2roi
-    samples = data['data_samples']
-    metas = [s.metainfo for s in samples]
-    feats = model.extract_feat(data['inputs'])
-    proposal_cfg = model.train_cfg.get('rpn_proposal', model.test_cfg.rpn)
-    proposals = model.rpn_head.predict_by_feat(*model.rpn_head(feats), batch_img_metas=metas,
-                                               cfg=proposal_cfg, rescale=False)
+    """Run the model's own ``loss()`` on the batch with the dataset's ground truth and record
+    what the first RoI stage's ``bbox_head.loss_and_target`` receives (the logits of the RoIs
+    its sampler picked) and returns (their assigned labels); the rest of the loss is skipped.
+    Each image's sampler call draws from a generator seeded by the image key."""
     gts, ignores = _gt_batch(data, ctx)
-    assigner, sampler, bbox_head, rcnn_cfg, bbox_forward = _first_stage(model)
-    records = []
-    for i, (props, sample) in enumerate(zip(proposals, samples)):
-        key = image_key(sample)
-        gt, ignore = gts[i].to(props.bboxes.device), ignores[i].to(props.bboxes.device)
-        props.priors = props.pop('bboxes')
-        devices = [props.priors.device] if props.priors.is_cuda else []
+    device = data['inputs'].device
+    samples = [DetDataSample(metainfo=s.metainfo, gt_instances=g.to(device),
+                             ignored_instances=ig.to(device))
+               for s, g, ig in zip(data['data_samples'], gts, ignores)]
+    keys = iter([image_key(s) for s in samples])
+    sampler = roi_stage(model.roi_head.bbox_sampler, 0)
+    bbox_head = roi_stage(model.roi_head.bbox_head, 0)
+    sample, loss_and_target = sampler.sample, bbox_head.loss_and_target
+    calls = []
+
+    def seeded_sample(*args, **kwargs):
+        torch.manual_seed(ctx.seed * 1_000_003 + key_hash(next(keys)))
+        return sample(*args, **kwargs)
+
+    def record_and_stop(cls_score, bbox_pred, rois, sampling_results, *args, **kwargs):
+        out = loss_and_target(cls_score, bbox_pred, rois, sampling_results, *args, **kwargs)
+        calls.append((cls_score, sampling_results, out['bbox_targets'][0]))
+        raise _FirstStageDone
+
+    if 'sample' in vars(sampler) or 'loss_and_target' in vars(bbox_head):
+        raise RuntimeError("The RoI head's first-stage sampler or bbox head is already wrapped.")
+    sampler.sample, bbox_head.loss_and_target = seeded_sample, record_and_stop
+    devices = [device] if device.type == 'cuda' else []
+    try:
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(ctx.seed * 1_000_003 + key_hash(key))
-            assign = assigner.assign(props, gt, ignore)
-            res = sampler.sample(assign, props, gt, feats=[f[i][None] for f in feats])
-        rois = bbox2roi([res.priors])
-        rois[:, 0] = i
-        logits = bbox_forward(feats, rois)['cls_score']
-        labels = bbox_head.get_targets([res], rcnn_cfg)[0]
-        records.append((key, dict(logits=logits.float().cpu(), labels=labels.long().cpu())))
-    return records
+            model.loss(data['inputs'], samples)
+    except _FirstStageDone:
+        pass
+    finally:
+        del sampler.sample, bbox_head.loss_and_target
+    if not calls:
+        raise RuntimeError(f"{type(model.roi_head).__name__}.loss did not classify sampled RoIs "
+                           "in its first stage; use fit_on='detections'.")
+    cls_score, sampling_results, labels = calls[0]
+    sizes = [len(r.priors) for r in sampling_results]
+    return [(image_key(s), dict(logits=z.float().cpu(), labels=y.long().cpu()))
+            for s, z, y in zip(samples, cls_score.split(sizes), labels.split(sizes))]
 
 
 def _report_softmax(data, t, n_bins, score_thr=None) -> Dict[str, float]:
@@ -386,6 +392,7 @@ ROIS = CalibrationMode(
                  "(a cascade: its first stage, which samples the RPN proposals)"),
     supports=_supports_rois,
     collect=_collect_rois,
+    default_rank=2,
     **SOFTMAX_LOGITS)
 
 
@@ -429,11 +436,7 @@ QUERIES = CalibrationMode(
                  "head's own Hungarian assignment (unmatched: background)"),
     supports=_supports_queries('sigmoid'),
     collect=_collect_queries,
-    fit_kind='sigmoid',
-    fit_data=lambda d: (d['logits'], d['labels']),
-    report=_report_anchors,
-    plot_view=_plot_anchors,
-    per_class=True)
+    **SIGMOID_LOGITS)
 
 QUERIES_SOFTMAX = CalibrationMode(
     name='queries_softmax',
@@ -441,11 +444,7 @@ QUERIES_SOFTMAX = CalibrationMode(
                  "head's own Hungarian assignment (unmatched: the no-object class)"),
     supports=_supports_queries('softmax'),
     collect=_collect_queries,
-    fit_kind='softmax',
-    fit_data=lambda d: (d['logits'], d['labels']),
-    report=_report_softmax,
-    plot_view=lambda d: (d['logits'], d['labels'], 'softmax'),
-    per_class=True)
+    **SOFTMAX_LOGITS)
 
 
 # ---------------------------------------------------------------------- logits
@@ -469,6 +468,7 @@ LOGITS = CalibrationMode(
     supports=_supports_logits,
     collect=_collect_logits,
     needs_ground_truth=False,
+    default_rank=3,
     **SOFTMAX_LOGITS)
 
 #: The registered modes by name.
@@ -493,16 +493,31 @@ for _mode in (DETECTIONS, ANCHORS, ROIS, QUERIES, QUERIES_SOFTMAX, LOGITS):
     register_calibration_mode(_mode)
 
 
-def get_calibration_mode(fit_on: str, model: Optional[torch.nn.Module] = None) -> CalibrationMode:
+def calibration_mode_names() -> Tuple[str, ...]:
+    """The ``fit_on`` values registered now, in registration order."""
+    return tuple(CALIBRATION_MODES)
+
+
+def get_calibration_mode(fit_on: str, model: Optional[torch.nn.Module] = None,
+                         per_class: bool = False) -> CalibrationMode:
     """The record of ``fit_on``, checked against ``model`` when given.
 
+    Args:
+        fit_on: A registered mode name.
+        model: The model that would be calibrated; None: no check.
+        per_class: Whether one temperature per class is wanted (the mode must have class logits).
+
     Raises:
-        ValueError: unknown mode, or one that does not apply to ``model`` (naming the modes that
-            do).
+        ValueError: unknown mode, one without class logits for ``per_class``, or one that does
+            not apply to ``model`` (naming the modes that do).
     """
     if fit_on not in CALIBRATION_MODES:
         raise ValueError(f'fit_on must be one of {list(CALIBRATION_MODES)}, got {fit_on!r}.')
     mode = CALIBRATION_MODES[fit_on]
+    if per_class and not mode.per_class:
+        modes = [m.name for m in CALIBRATION_MODES.values() if m.per_class]
+        raise ValueError(f"per_class=True needs class logits; fit_on='{fit_on}' has none (use "
+                         f'one of {modes}).')
     if model is not None:
         reason = mode.supports(model)
         if reason is not None:
@@ -513,9 +528,18 @@ def get_calibration_mode(fit_on: str, model: Optional[torch.nn.Module] = None) -
 
 
 def default_fit_on(model: torch.nn.Module) -> str:
-    """``'logits'`` for classifiers, ``'rois'`` for two-stage and ``'detections'`` for dense."""
-    if _supports_logits(model) is None:
-        return 'logits'
-    if _supports_rois(model) is None:
-        return 'rois'
-    return 'detections'
+    """The supporting mode of highest ``default_rank`` (of the built-in ones: ``'logits'`` for
+    classifiers, ``'rois'`` for two-stage and ``'detections'`` for other detectors).
+
+    Args:
+        model: The model that would be calibrated.
+
+    Raises:
+        ValueError: no registered default mode applies to ``model``.
+    """
+    ranked = [m for m in CALIBRATION_MODES.values()
+              if m.default_rank > 0 and m.supports(model) is None]
+    if not ranked:
+        raise ValueError(f'No calibration mode applies to {type(model).__name__} by default; '
+                         f'pass fit_on (registered: {list(CALIBRATION_MODES)}).')
+    return max(ranked, key=lambda m: m.default_rank).name

@@ -1,43 +1,33 @@
 """One calibration pass over a model: collect (logits, targets), fit a temperature, report.
 
-Shared by :class:`~mmkdcal.engine.hooks.TeacherCalibrationHook` (teacher of a distiller, before
-training) and ``tools/calibrate.py`` (any trained detector or classifier). What is collected,
-fitted and reported is the ``fit_on`` mode's record in :mod:`mmkdcal.engine.calibration_modes`:
-
-- ``'detections'`` (detectors): the final detections (after NMS, above ``score_thr``), each
-  matched one-to-one to a ground-truth box of its class at ``iou_thr`` (greedy by score, like
-  COCOeval); logit ``log(s / (1 - s))`` of the score ``s`` vs "matched". The detection
-  calibration of Kueppers et al. (D-ECE). The score is the one the head ranks by (fused with
-  centerness/objectness where the head fuses it), the quantity the distillers' ``'cls'``
-  inputs and the temperature act on.
-- ``'anchors'`` (dense heads that declare a target function): per-prior score logits (M, K)
-  vs the labels of the head's own target assignment (K = background), at most
-  ``max_per_image`` priors per image (chosen uniformly at random, seeded per image).
-- ``'rois'`` (two-stage): the RoI head's (K+1)-way logits of the RoIs its own RPN proposes and
-  its sampler picks, with their assigned labels.
-- ``'queries'`` / ``'queries_softmax'`` (DETR-family teachers with sigmoid / DETR's (K+1)-way
-  softmax heads): every decoder query's class logits (final layer) vs the labels of the head's
-  own Hungarian assignment to the ground truth (unmatched queries: background).
-- ``'logits'`` (classifiers): image logits (B, K) vs labels.
+Shared by :class:`~mmkdcal.engine.hooks.TeacherCalibrationHook` (the teacher of a distiller,
+before training) and ``tools/calibrate.py`` (any trained detector or classifier). What is
+collected, fitted and reported is the ``fit_on`` mode's record
+(:mod:`mmkdcal.engine.calibration_modes`); the report goes to a JSON file, a reliability
+diagram and the runner's visualizer (:func:`log_calibration_to_visualizer`).
 """
 import json
 import os
 import os.path as osp
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import torch
-from mmengine.dist import all_gather_object, broadcast_object_list, get_rank
+from mmengine.dist import all_gather_object, broadcast_object_list, get_rank, is_main_process
 from mmengine.utils import ProgressBar
+from PIL import Image
 
 from .. import calibration as cal
-from .calibration_modes import (CALIBRATION_MODES, CalibrationContext, GroundTruthIndex,
-                                default_fit_on, get_calibration_mode)
+from .calibration_modes import CalibrationContext, GroundTruthIndex, get_calibration_mode
 
-__all__ = ['FIT_ON', 'calibration_report', 'collect_calibration_data', 'default_fit_on',
-           'fit_and_report', 'format_report', 'under_confidence_warning']
+__all__ = ['IMAGE_NAME', 'SCALAR_PREFIX', 'calibration_report', 'calibration_scalars',
+           'collect_calibration_data', 'fit_and_report', 'format_report',
+           'log_calibration_to_visualizer', 'under_confidence_warning']
 
-#: The registered ``fit_on`` modes.
-FIT_ON = tuple(CALIBRATION_MODES)
+#: Tag prefix of the scalars sent to the visualizer.
+SCALAR_PREFIX = 'teacher_calibration'
+#: Name of the reliability-diagram image (no '/': the local backend makes it a file name).
+IMAGE_NAME = 'teacher_calibration'
 
 
 def collect_calibration_data(model: torch.nn.Module,
@@ -55,7 +45,7 @@ def collect_calibration_data(model: torch.nn.Module,
         model: The model that is calibrated (a teacher, or any trained detector/classifier). It is
             run in eval mode under ``no_grad``; its mode is restored afterwards.
         dataloader: A built dataloader (in DDP, each rank sees its shard).
-        fit_on: A registered mode (:data:`FIT_ON`).
+        fit_on: A registered mode (:func:`~mmkdcal.engine.calibration_mode_names`).
         data_preprocessor: Preprocessor for the batches (default: ``model.data_preprocessor``).
         score_thr: ``'detections'``: detections below this score are ignored.
         iou_thr: ``'detections'``: IoU at which a detection matches a ground-truth box.
@@ -145,13 +135,9 @@ def fit_and_report(data: Dict[str, torch.Tensor],
         ``dict(temperature=list or float, fit_on, objective, num_samples, num_images,
         before={...}, after={...})``.
     """
-    mode = get_calibration_mode(fit_on)
+    mode = get_calibration_mode(fit_on, per_class=per_class)
     if objective not in cal.OBJECTIVES:
         raise ValueError(f'objective must be one of {cal.OBJECTIVES}, got {objective!r}.')
-    if per_class and not mode.per_class:
-        modes = [m.name for m in CALIBRATION_MODES.values() if m.per_class]
-        raise ValueError(f"per_class=True needs class logits; fit_on='{fit_on}' has none (use "
-                         f'one of {modes}).')
     logits, targets = mode.fit_data(data)
     n = len(logits)
     if n == 0:
@@ -219,3 +205,69 @@ def under_confidence_warning(report: Dict[str, Any]) -> Optional[str]:
             f"{report['temperature']}). In docs/detection_teacher_study.md, KD from "
             'under-confident detector teachers was worse after calibration than from the raw '
             'teacher; to distil from the raw teacher, set model.teacher_temperature=1.0.')
+
+
+def calibration_scalars(report: Dict[str, Any]) -> Dict[str, float]:
+    """The scalars of a :func:`~mmkdcal.engine.fit_and_report` report.
+
+    Args:
+        report: ``dict(temperature=float or list, before={...}, after={...}, ...)``.
+
+    Returns:
+        ``teacher_calibration/<metric>_before`` and ``..._after`` for every metric of the report
+        (``dece``, ``dece_box``, ``nll`` for detections; ``ece``, ``ace``, ``nll`` for
+        logits...; not the detection count), and ``teacher_calibration/temperature`` (for one
+        temperature per class: ``temperature_mean``, ``temperature_min`` and
+        ``temperature_max``).
+    """
+    scalars: Dict[str, float] = {}
+    for stage in ('before', 'after'):
+        for key, value in report[stage].items():
+            if key.startswith('num_') or value is None:
+                continue
+            scalars[f'{SCALAR_PREFIX}/{key}_{stage}'] = float(value)
+    t = np.asarray(report['temperature'], dtype=np.float64)
+    if t.ndim == 0:
+        scalars[f'{SCALAR_PREFIX}/temperature'] = float(t)
+    else:
+        scalars.update({f'{SCALAR_PREFIX}/temperature_mean': float(t.mean()),
+                        f'{SCALAR_PREFIX}/temperature_min': float(t.min()),
+                        f'{SCALAR_PREFIX}/temperature_max': float(t.max())})
+    return scalars
+
+
+def _read_rgb(path: str) -> np.ndarray:
+    """A PNG as an RGB uint8 array (H, W, 3) (alpha composited onto white)."""
+    with Image.open(path) as img:
+        img = img.convert('RGBA')
+        background = Image.new('RGBA', img.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, img).convert('RGB'))
+
+
+def log_calibration_to_visualizer(runner: Any, report: Dict[str, Any],
+                                  png_path: Optional[str] = None) -> Dict[str, float]:
+    """Send the calibration scalars and the reliability diagram to ``runner.visualizer``.
+
+    Only the main process writes (the visualizer's backends are main-process only too). The
+    step is ``runner.iter``: 0 for a fresh run, the resumed iteration otherwise.
+
+    Args:
+        runner: The MMEngine runner.
+        report: The report returned by :func:`~mmkdcal.engine.fit_and_report`.
+        png_path: The reliability diagram written with it; None or a missing file: scalars only.
+
+    Returns:
+        The scalars that were sent.
+    """
+    scalars = calibration_scalars(report)
+    visualizer = getattr(runner, 'visualizer', None)
+    if visualizer is None or not is_main_process():
+        return scalars
+    step = int(getattr(runner, 'iter', 0))
+    visualizer.add_scalars(scalars, step=step)
+    if png_path is not None and osp.isfile(png_path):
+        visualizer.add_image(IMAGE_NAME, _read_rgb(png_path), step=step)
+    elif png_path is not None:
+        runner.logger.warning(f'Teacher calibration: no reliability diagram at {png_path}; '
+                              'only the scalars were sent to the visualizer.')
+    return scalars

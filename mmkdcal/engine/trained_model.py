@@ -12,7 +12,13 @@ from typing import Iterable, Optional, Tuple
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import CheckpointLoader
 
+from mmdet.registry import MODELS
+
+from ..utils.checkpoint import install
+from ..utils.checkpoint_match import check_checkpoint_matches, checkpoint_state_dict
 from ..utils.config_scope import resolve_config_path
 
 __all__ = ['build_split_loader', 'check_splits', 'load_trained_model', 'read_config']
@@ -79,13 +85,6 @@ def load_trained_model(config: str,
         ValueError: A distillation config (calibrate its teacher with the teacher's own config
             and checkpoint), or a missing split.
     """
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    from ..utils.checkpoint import install
-    from ..utils.checkpoint_match import check_checkpoint_matches, checkpoint_state_dict
-
-    from mmdet.registry import MODELS
-
     cfg = read_config(config, cfg_options)
     check_splits(cfg, splits, config)
     if not osp.isfile(checkpoint) and not checkpoint.startswith(('http://', 'https://')):
@@ -118,7 +117,5 @@ def build_split_loader(cfg: Config, split: str, seed: int = 0):
     Returns:
         The built dataloader.
     """
-    from mmengine.runner import Runner
-
     _enter_default_scope(cfg)
     return Runner.build_dataloader(cfg[f'{split}_dataloader'], seed=seed)

@@ -100,28 +100,13 @@ class DetectionCalibrationMetric(BaseMetric):
     @staticmethod
     def _ground_truth(sample: dict, i: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (G, 4), labels (G,) and ignore flags (G,) of one data sample."""
-        if 'instances' in sample:
-            inst = sample['instances']
-            boxes = np.asarray([a['bbox'] for a in inst], dtype=np.float64).reshape(-1, 4)
-            labels = np.asarray([a['bbox_label'] for a in inst], dtype=np.int64)
-            ignore = np.asarray([bool(a.get('ignore_flag', 0)) for a in inst], dtype=bool)
-            return boxes, labels, ignore
-        if 'gt_instances' in sample:
-            parts = []
-            for key, flag in (('gt_instances', False), ('ignored_instances', True)):
-                inst = sample.get(key)
-                if inst is None or 'bboxes' not in inst:
-                    continue
-                b = _array(inst['bboxes']).astype(np.float64).reshape(-1, 4)
-                lab = _array(inst['labels']).astype(np.int64).reshape(-1)
-                parts.append((b, lab, np.full(len(b), flag)))
-            if parts:
-                return (np.concatenate([p[0] for p in parts]),
-                        np.concatenate([p[1] for p in parts]),
-                        np.concatenate([p[2] for p in parts]))
-        raise ValueError(f'DetectionCalibrationMetric: data_samples[{i}] has no ground truth: '
-                         'it needs `instances` (add "instances" to PackDetInputs meta_keys) or '
-                         '`gt_instances` (keep LoadAnnotations in the test pipeline).')
+        gt = cal.ground_truth_arrays(sample)
+        if gt is None:
+            raise ValueError(f'DetectionCalibrationMetric: data_samples[{i}] has no ground '
+                             'truth: it needs `instances` (add "instances" to PackDetInputs '
+                             'meta_keys) or `gt_instances` (keep LoadAnnotations in the test '
+                             'pipeline).')
+        return gt
 
     def process(self, data_batch: Any,
                 data_samples: Sequence[Union[dict, BaseDataElement]]) -> None:

@@ -8,7 +8,7 @@ import torch
 from netcal.metrics import ECE as NetcalECE
 
 from mmkdcal.calibration import (box_iou, detection_ece, detection_ece_over_under,
-                                 match_detections, match_detections_batch,
+                                 ground_truth_arrays, match_detections, match_detections_batch,
                                  relative_box_features)
 
 
@@ -238,3 +238,30 @@ def test_detection_inputs_fail_clearly():
         match_detections_batch([dict(det_boxes=boxes)])
     with pytest.raises(ValueError, match='`features` must be distinct names'):
         relative_box_features(boxes, (10, 10), ('cx', 'area'))
+
+
+class _Boxes:
+    """A box structure: the boxes in ``.tensor`` (as MMDetection's ``HorizontalBoxes``)."""
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+
+def test_ground_truth_arrays_reads_both_layouts_alike():
+    """The dataset's ``instances`` and the packed ``gt_instances`` + ``ignored_instances`` of the
+    same image give the same arrays (ignored boxes last in the packed layout)."""
+    info = dict(instances=[dict(bbox=[0, 0, 10, 10], bbox_label=2, ignore_flag=0),
+                           dict(bbox=[5, 5, 8, 9], bbox_label=1),
+                           dict(bbox=[1, 2, 3, 4], bbox_label=0, ignore_flag=1)])
+    boxes = _Boxes(torch.tensor([[0., 0., 10., 10.], [5., 5., 8., 9.]]))
+    packed = dict(gt_instances=dict(bboxes=boxes, labels=torch.tensor([2, 1])),
+                  ignored_instances=dict(bboxes=np.array([[1., 2., 3., 4.]]),
+                                         labels=np.array([0])))
+    for record in (info, packed):
+        boxes, labels, ignore = ground_truth_arrays(record)
+        assert boxes.dtype == np.float64 and labels.dtype == np.int64 and ignore.dtype == bool
+        assert boxes.tolist() == [[0, 0, 10, 10], [5, 5, 8, 9], [1, 2, 3, 4]]
+        assert labels.tolist() == [2, 1, 0] and ignore.tolist() == [False, False, True]
+    boxes, labels, ignore = ground_truth_arrays(dict(instances=[]))
+    assert boxes.shape == (0, 4) and labels.shape == ignore.shape == (0,)
+    assert ground_truth_arrays(dict(img_id=3)) is None

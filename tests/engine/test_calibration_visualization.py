@@ -17,7 +17,7 @@ from PIL import Image
 
 import mmkdcal  # noqa: F401
 from mmdet.registry import MODELS
-from mmkdcal.engine.hooks.calibration_visualization import calibration_scalars
+from mmkdcal.engine.teacher_calibration import calibration_scalars
 
 from _helpers import dump_config, gfl_model, train_config, write_coco
 

@@ -298,3 +298,16 @@ def test_under_confident_teachers_are_warned_about(direction):
         assert report['temperature'] < 1 and warning is None
     # modes without the over/under split get no warning
     assert under_confidence_warning(dict(before=dict(ece=0.3), temperature=2.0)) is None
+
+
+def test_hook_refuses_unknown_modes_and_per_class_without_class_logits_when_built():
+    from mmkdcal.engine.hooks import TeacherCalibrationHook
+    with pytest.raises(ValueError, match=r"TeacherCalibrationHook: fit_on must be one of "
+                                         r"\[.*'detections'.*\], got 'detection'"):
+        TeacherCalibrationHook(fit_on='detection')
+    with pytest.raises(ValueError, match=r"TeacherCalibrationHook: per_class=True needs class "
+                                         r"logits; fit_on='detections' has none \(use one of "
+                                         r"\['anchors', 'rois', 'queries', 'queries_softmax', "
+                                         r"'logits'\]\)"):
+        TeacherCalibrationHook(fit_on='detections', per_class=True)
+    assert TeacherCalibrationHook(fit_on='anchors', per_class=True).per_class

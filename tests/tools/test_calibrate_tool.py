@@ -1,14 +1,20 @@
 """tools/calibrate.py on a saved detector: fits T, reports before/after, writes JSON + PNG."""
+import importlib.util
 import json
+import math
+import os.path as osp
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import ConfigDict
 
 import mmkdcal  # noqa: F401
 from mmdet.registry import MODELS
+from mmkdcal.engine import CALIBRATION_MODES, CalibrationMode, register_calibration_mode
+from mmkdcal.engine.calibration_modes import image_key
 
-from _helpers import dump_config, gfl_model, run_tool, train_config, write_coco
+from _helpers import ROOT, dump_config, gfl_model, run_tool, train_config, write_coco
 
 
 def test_calibrate_tool_fits_and_reports(tmp_path):
@@ -44,3 +50,51 @@ def test_calibrate_tool_rejects_unknown_split(tmp_path):
     torch.save({'state_dict': MODELS.build(ConfigDict(gfl_model(width=8))).state_dict()}, ckpt)
     with pytest.raises(AssertionError, match="no calib_dataloader"):
         run_tool('tools/calibrate.py', cfg_path, ckpt, '--split', 'calib')
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('calibrate_tool',
+                                                  osp.join(ROOT, 'tools', 'calibrate.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def _collect_planted(model, data, ctx):
+    """20 samples per image, all with logit 2 ln 3, three in four of them positive."""
+    z = torch.full((20,), 2 * math.log(3.0))
+    return [(image_key(s), dict(logits=z, targets=torch.tensor([1., 1., 1., 0.]).repeat(5)))
+            for s in data['data_samples']]
+
+
+PLANTED = CalibrationMode(
+    name='planted_test_mode', description='planted logits', supports=lambda model: None,
+    collect=_collect_planted, fit_kind='sigmoid',
+    fit_data=lambda d: (d['logits'], d['targets']),
+    report=lambda d, t, n_bins, score_thr=None: dict(nll=float(
+        F.binary_cross_entropy_with_logits(d['logits'] / t, d['targets']))),
+    plot_view=lambda d: (d['logits'], d['targets'], 'sigmoid'), needs_ground_truth=False)
+
+
+def test_a_mode_registered_after_import_is_accepted_by_fit_on(tmp_path):
+    """The tool reads the registry when it runs: a mode registered after the tool's import is a
+    valid --fit-on. Its planted data (logit 2 ln 3, positive 3 times in 4) has the NLL optimum
+    sigmoid(2 ln 3 / T) = 3/4, i.e. T = 2."""
+    tool = _load_tool()
+    data = write_coco(str(tmp_path / 'data'), n_images=3)
+    cfg_path = dump_config(train_config(gfl_model(width=8), data), str(tmp_path / 'gfl.py'))
+    ckpt = str(tmp_path / 'gfl.pth')
+    torch.save({'state_dict': MODELS.build(ConfigDict(gfl_model(width=8))).state_dict()}, ckpt)
+    args = [cfg_path, ckpt, '--fit-on', PLANTED.name, '--out', str(tmp_path / 'cal')]
+    with pytest.raises(ValueError, match=f"fit_on must be one of .*got '{PLANTED.name}'"):
+        tool.main(args)
+    register_calibration_mode(PLANTED)
+    try:
+        report = tool.main(args)
+    finally:
+        CALIBRATION_MODES.pop(PLANTED.name)
+    assert report['fit_on'] == PLANTED.name
+    assert report['num_samples'] == 60 and report['num_images'] == 3
+    assert report['temperature'] == pytest.approx(2.0, rel=1e-4)
+    assert report['after']['nll'] == pytest.approx(-(3 * math.log(0.75) + math.log(0.25)) / 4,
+                                                   rel=1e-6)

@@ -11,10 +11,9 @@ from mmdet.registry import HOOKS
 
 from ... import calibration as cal
 from ...models.distillers.distiller_mixin import adopt_legacy_distill_state
-from ..calibration_modes import CALIBRATION_MODES, default_fit_on, get_calibration_mode
+from ..calibration_modes import default_fit_on, get_calibration_mode
 from ..teacher_calibration import (collect_calibration_data, fit_and_report, format_report,
-                                   under_confidence_warning)
-from .calibration_visualization import log_calibration_to_visualizer
+                                   log_calibration_to_visualizer, under_confidence_warning)
 
 __all__ = ['TeacherCalibrationHook', 'teacher_fingerprint']
 
@@ -49,7 +48,7 @@ class TeacherCalibrationHook(Hook):
         dataloader: Calibration dataloader config; default: the runner's ``val_dataloader``
             config. Use a split the student is not evaluated on when you have one.
         objective: One of :data:`mmkdcal.calibration.OBJECTIVES` (``'nll'``: Guo et al. 2017).
-        fit_on: A calibration mode (:data:`mmkdcal.engine.FIT_ON`); default by model type.
+        fit_on: A registered calibration mode; default by model type.
         per_class: One temperature per class.
         score_thr: ``'detections'``: ignore teacher detections below this score.
         iou_thr: ``'detections'``: IoU of a true detection.
@@ -71,11 +70,11 @@ class TeacherCalibrationHook(Hook):
         if objective not in cal.OBJECTIVES:
             raise ValueError(f'TeacherCalibrationHook.objective must be one of '
                              f'{cal.OBJECTIVES}, got {objective!r}.')
-        if fit_on is not None:
-            get_calibration_mode(fit_on)  # a known mode (whether it fits the model: before_run)
-            if per_class and not CALIBRATION_MODES[fit_on].per_class:
-                raise ValueError(f"TeacherCalibrationHook: per_class=True needs class logits; "
-                                 f"fit_on='{fit_on}' has none.")
+        if fit_on is not None:  # a known mode (whether it fits the model: before_run)
+            try:
+                get_calibration_mode(fit_on, per_class=per_class)
+            except ValueError as exc:
+                raise ValueError(f'TeacherCalibrationHook: {exc}') from None
         if not 0 <= score_thr < 1 or not 0 < iou_thr <= 1:
             raise ValueError('TeacherCalibrationHook: score_thr must be in [0, 1) and iou_thr in '
                              f'(0, 1], got {score_thr!r} and {iou_thr!r}.')
@@ -110,8 +109,8 @@ class TeacherCalibrationHook(Hook):
         return self._fingerprint
 
     def _resolve_fit_on(self, model) -> str:
-        fit_on = self.fit_on or default_fit_on(model.teacher)
         try:
+            fit_on = self.fit_on or default_fit_on(model.teacher)
             get_calibration_mode(fit_on, model.teacher)
         except ValueError as exc:
             raise ValueError(f'TeacherCalibrationHook.fit_on: {exc}') from None

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence, Set, Union
 
 import torch
 from mmengine.config import Config, ConfigDict
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmdet.models.detectors import CascadeRCNN, FasterRCNN, MaskRCNN, TwoStageDetector
 from mmdet.registry import MODELS
@@ -18,17 +18,10 @@ from mmdet.structures.bbox import bbox2roi
 from ..contract import DistillBatch, DistillInput
 from .distill_single_stage import neck_channels
 from .distiller_mixin import DistillerMixin, TemperatureLike, flatten_level_outputs
+from .roi_head_stages import is_cascade, roi_stage
 from .taps import OutputTaps, single_call
 
 __all__ = ['DistillCascadeRCNN', 'DistillFasterRCNN', 'DistillMaskRCNN', 'DistillTwoStageDetector']
-
-
-def _is_cascade(roi_head) -> bool:
-    return isinstance(getattr(roi_head, 'bbox_head', None), nn.ModuleList)
-
-
-def _stage_module(modules, stage: int):
-    return modules[stage] if isinstance(modules, nn.ModuleList) else modules
 
 
 @MODELS.register_module()
@@ -90,7 +83,7 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
             if isinstance(student.get(key), dict) and not isinstance(student[key], ConfigDict):
                 student[key] = ConfigDict(student[key])
         super().__init__(**student)
-        self.cascade = _is_cascade(self.roi_head)
+        self.cascade = is_cascade(self.roi_head)
         n = self.roi_head.num_stages if self.cascade else 1
         if roi_stages is None:
             roi_stages = list(range(n))
@@ -111,17 +104,17 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
         if t_roi is None or not getattr(teacher, 'with_rpn', False):
             raise ValueError(f'model.teacher_config builds a {type(teacher).__name__}: the '
                              'teacher must be a two-stage detector with an RPN and a RoI head.')
-        s_k = _stage_module(self.roi_head.bbox_head, 0).num_classes
-        t_k = _stage_module(t_roi.bbox_head, 0).num_classes
+        s_k = roi_stage(self.roi_head.bbox_head, 0).num_classes
+        t_k = roi_stage(t_roi.bbox_head, 0).num_classes
         if s_k != t_k:
             raise ValueError(f'Class-count mismatch: roi_head.bbox_head.num_classes is {s_k} for '
                              f'the student and {t_k} for the teacher.')
-        if self.cascade and (not _is_cascade(t_roi) or t_roi.num_stages <= max(self.roi_stages)):
+        if self.cascade and (not is_cascade(t_roi) or t_roi.num_stages <= max(self.roi_stages)):
             raise ValueError(
                 f'The student is a {self.roi_head.num_stages}-stage cascade and distils stages '
                 f'{self.roi_stages}; the teacher ({type(t_roi).__name__}) must be a cascade with '
                 'those stages (set model.roi_stages to the stages both have).')
-        if not self.cascade and _is_cascade(t_roi):
+        if not self.cascade and is_cascade(t_roi):
             raise ValueError('The teacher is a cascade but the student has one RoI stage: use a '
                              'teacher with a single-stage RoI head (or a cascade student).')
         for roi_head, who in ((self.roi_head, 'student'), (t_roi, 'teacher')):
@@ -129,7 +122,7 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
                 raise ValueError(f'The {who} has a {type(roi_head).__name__}, whose RoI forward '
                                  'needs its semantic and interleaved mask branches; RoI '
                                  'distillation supports Standard and Cascade RoI heads.')
-        if getattr(_stage_module(self.roi_head.bbox_head, 0), 'custom_cls_channels', False):
+        if getattr(roi_stage(self.roi_head.bbox_head, 0), 'custom_cls_channels', False):
             raise ValueError('RoI heads with custom classification channels are not supported.')
 
     def _input_specs(self) -> List[DistillInput]:
@@ -143,7 +136,7 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
         return specs + [neck.with_channels(None if None in (s_ch, t_ch) else (s_ch, t_ch))]
 
     def num_teacher_logit_classes(self) -> int:
-        return _stage_module(self.teacher.roi_head.bbox_head, 0).num_classes + 1
+        return roi_stage(self.teacher.roi_head.bbox_head, 0).num_classes + 1
 
     # ------------------------------------------------------------------ training
     def _tap_student(self, taps: OutputTaps, needed: Set[str]) -> None:
@@ -153,10 +146,10 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
             taps.module_output('rpn', self.rpn_head)
         for stage in self.roi_stages:
             if 'roi_cls' in needed:
-                taps.method_call(f'roi{stage}', _stage_module(self.roi_head.bbox_head, stage),
+                taps.method_call(f'roi{stage}', roi_stage(self.roi_head.bbox_head, stage),
                                  'loss_and_target')
             if 'roi_mask' in needed:
-                taps.method_call(f'mask{stage}', _stage_module(self.roi_head.mask_head, stage),
+                taps.method_call(f'mask{stage}', roi_stage(self.roi_head.mask_head, stage),
                                  'loss_and_target')
 
     def _teacher_roi(self, t_feats, stage: int, rois: Tensor, mask: bool = False) -> Tensor:
