@@ -4,7 +4,7 @@ The two need different fixes. A URL that cannot be reached (no network, a proxy,
 server error) is fixed by downloading the file where there is network and giving its local path;
 advice to "check that the file is complete" would send the user after a file that was never
 written. A file that was read but is cut short or not a checkpoint is fixed by replacing that
-file (for a URL: the copy MMEngine keeps in its download cache).
+file (for a URL: the copy MMEngine keeps in its download cache, ``$TORCH_HOME/checkpoints``).
 """
 import http.client
 import os
@@ -72,8 +72,10 @@ def checkpoint_read_error(field: str, source: str, exc: BaseException) -> Runtim
         cached = _download_cache(source)
         return RuntimeError(
             f'{field} {source!r} was downloaded to {cached}, but that file could not be read '
-            f'as a checkpoint ({cause}). Remove {cached} so that the next run downloads it '
-            f'again, or download it yourself and set {field} to its local path.')
+            f'as a checkpoint ({cause}): the copy is incomplete or not a torch checkpoint. '
+            f'Remove {cached} so that the next run downloads it again; if that copy is damaged '
+            'too, the file at the URL is: use another copy of the checkpoint and set '
+            f'{field} to its local path.')
     return RuntimeError(
         f'{field} {source!r} could not be read as a checkpoint ({cause}). Check that the file '
         'is complete and was written by torch.save / MMEngine.')
