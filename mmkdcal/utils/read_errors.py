@@ -4,14 +4,15 @@ The two need different fixes. A URL that cannot be reached (no network, a proxy,
 server error) is fixed by downloading the file where there is network and giving its local path;
 advice to "check that the file is complete" would send the user after a file that was never
 written. A file that was read but is cut short or not a checkpoint is fixed by replacing that
-file (for a URL: the copy MMEngine keeps in its download cache, ``$TORCH_HOME/checkpoints``).
+file (for a URL: the copy MMEngine keeps in torch's download cache, ``$TORCH_HOME/hub/checkpoints``).
 """
 import http.client
-import os
 import os.path as osp
 import socket
 import urllib.error
 from urllib.parse import urlparse
+
+import torch
 
 __all__ = ['checkpoint_read_error', 'is_network_error', 'is_url']
 
@@ -44,10 +45,9 @@ def is_network_error(exc: BaseException) -> bool:
 
 
 def _download_cache(url: str) -> str:
-    """Where MMEngine's ``load_url`` keeps its copy of ``url`` (``$TORCH_HOME/checkpoints``)."""
-    torch_home = os.path.expanduser(
-        os.getenv('TORCH_HOME', osp.join(os.getenv('XDG_CACHE_HOME', '~/.cache'), 'torch')))
-    return osp.join(torch_home, 'checkpoints', osp.basename(urlparse(url).path))
+    """Where MMEngine keeps its copy of ``url``: torch's hub dir (``$TORCH_HOME/hub``), as
+    MMEngine downloads through ``torch.hub.load_state_dict_from_url`` with torch >= 1.7."""
+    return osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(urlparse(url).path))
 
 
 def checkpoint_read_error(field: str, source: str, exc: BaseException) -> RuntimeError:

@@ -96,7 +96,7 @@ def _kd_cal(tmp_path, data, ann_file):
     calib = train_config(gfl_model(), data)['val_dataloader']
     calib['dataset']['ann_file'] = ann_file
     cfg = train_config(student, data, max_iters=1, custom_hooks=[dict(
-        type='TeacherCalibrationHook', fit_on='detections', score_thr=0.0, dataloader=calib)])
+        type='TeacherCalibrationHook', fit_on='anchors', dataloader=calib)])
     cfg['train_cfg']['val_interval'] = 100
     return dump_config(cfg, str(tmp_path / 'kd_cal.py'))
 
