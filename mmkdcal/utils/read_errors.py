@@ -4,7 +4,8 @@ The two need different fixes. A URL that cannot be reached (no network, a proxy,
 server error) is fixed by downloading the file where there is network and giving its local path;
 advice to "check that the file is complete" would send the user after a file that was never
 written. A file that was read but is cut short or not a checkpoint is fixed by replacing that
-file (for a URL: the copy MMEngine keeps in torch's download cache, ``$TORCH_HOME/hub/checkpoints``).
+file (for a URL: the copy MMEngine keeps in torch's download cache,
+``$TORCH_HOME/hub/checkpoints``).
 """
 import http.client
 import os.path as osp

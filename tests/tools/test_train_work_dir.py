@@ -46,8 +46,8 @@ def _checkpoints(work):
     return sorted(n for n in os.listdir(work) if n.startswith('iter_') and n.endswith('.pth'))
 
 
-def test_a_live_runs_work_dir_is_refused_and_a_dead_runs_lock_is_taken_over(tiny, tmp_path,
-                                                                           capfd):
+def test_a_live_runs_work_dir_is_refused_and_a_dead_runs_lock_is_taken_over(
+        tiny, tmp_path, capfd):
     work = str(tmp_path / 'work')
     # another training process holding the work dir (the lock a running tools/train.py takes)
     holder = subprocess.Popen(
