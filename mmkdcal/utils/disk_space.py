@@ -9,9 +9,9 @@ state for the trainable parameters) and compares it with the free space where ch
 - less than two free: a warning, since each save writes the new checkpoint before the retired one
   is removed (:class:`~mmkdcal.engine.hooks.AtomicCheckpointHook`), so the second save fails.
 
-The estimate leaves out the small non-tensor parts (message hub, meta) and the compression-free
-zip overhead; it is exact to within a few percent for the optimizers listed in
-:data:`STATE_PER_PARAM`.
+The estimate leaves out the small non-tensor parts (message hub, meta) and the zip archive's
+per-tensor headers, which matter only for tiny models; the optimizer's share is exact for the
+optimizers listed in :data:`STATE_PER_PARAM`.
 """
 import errno
 import logging
