@@ -8,8 +8,13 @@ Examples:
     torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch
 
 ``--resume`` without a path resumes from the newest checkpoint in the work dir, also when its
-``last_checkpoint`` file is missing, and refuses when it cannot tell which one that is; it never
-starts over in a work dir that holds checkpoints. The work dir is checked for writing first.
+``last_checkpoint`` file is missing, and refuses when it cannot tell which one that is or when the
+work dir holds no checkpoint (a misspelt ``--work-dir``). The work dir is checked for writing,
+then locked for the run (a second run on it is refused while the first is alive), and a new run
+(no ``--resume``) in a work dir that holds checkpoints is refused rather than writing over them
+(:mod:`mmkdcal.utils.work_dir`). Once the runner is built, a teacher checkpoint whose classes are
+not the student's (names and order) is refused, and so is a checkpoint dir without room for one
+checkpoint (a warning when it has room for one but not two).
 """
 import argparse
 import os.path as osp
@@ -21,9 +26,13 @@ import mmkdcal  # noqa: E402,F401  (registers modules, safe checkpoint loading)
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from mmkdcal.models.distillers.teacher_classes import check_teacher_classes  # noqa: E402
 from mmkdcal.utils.checkpoint import install  # noqa: E402
 from mmkdcal.utils.launch import (add_common_args, check_writable_dir,  # noqa: E402
                                   configure_resume, load_config, setup_cpu_distributed)
+from mmkdcal.utils.disk_space import check_disk_space  # noqa: E402
+from mmkdcal.utils.work_dir import (WorkDirLock, checkpoint_dir,  # noqa: E402
+                                    refuse_new_run_over_checkpoints)
 
 
 def parse_args(argv=None):
@@ -50,12 +59,16 @@ def main(argv=None):
                                'in the config.')
         cfg.auto_scale_lr.enable = True
     install()
-    check_writable_dir(cfg.work_dir)
     configure_resume(cfg, args.resume)
-
-    setup_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    check_writable_dir(cfg.work_dir)
+    with WorkDirLock(cfg.work_dir):
+        if args.resume is None:
+            refuse_new_run_over_checkpoints(cfg)
+        setup_cpu_distributed(cfg)
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        check_teacher_classes(runner.model, cfg)
+        check_disk_space(runner.model, cfg, checkpoint_dir(cfg))
+        runner.train()
 
 
 if __name__ == '__main__':

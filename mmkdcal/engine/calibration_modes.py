@@ -34,6 +34,7 @@ from .. import calibration as cal
 from ..models.distillers.head_semantics import (DENSE_HEADS, cls_channels, dense_head_semantics,
                                                 score_logits)
 from ..models.distillers.roi_head_stages import roi_stage
+from .calibration_annotations import check_calibration_annotations, dropped_note
 
 __all__ = ['CALIBRATION_MODES', 'CalibrationContext', 'CalibrationMode', 'GroundTruthIndex',
            'calibration_mode_names', 'default_fit_on', 'get_calibration_mode',
@@ -128,6 +129,7 @@ class GroundTruthIndex:
 
     def __init__(self, dataset) -> None:
         self.by_key: Dict[Any, Tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        audit = check_calibration_annotations(dataset)  # warns or refuses on invalid boxes
         n_boxes = 0
         for i in range(len(dataset)):
             info = dataset.get_data_info(i)
@@ -147,7 +149,8 @@ class GroundTruthIndex:
         if n_boxes == 0:
             raise ValueError(
                 f'There are no ground-truth boxes in the calibration split ({len(dataset)} '
-                'images, 0 boxes): calibrating needs annotated objects; check its ann_file.')
+                f'images, 0 boxes): calibrating needs annotated objects; check its ann_file.'
+                f'{dropped_note(audit)}')
 
     def get(self, sample) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(boxes (G, 4), labels (G,), ignore (G,)) of one data sample, original coordinates."""

@@ -96,8 +96,9 @@ def configure_resume(cfg: Config, resume: Optional[str]) -> Optional[str]:
     Unlike MMEngine's auto-resume, which reads only ``last_checkpoint`` and otherwise starts a new
     run that overwrites the work dir's checkpoints, ``'auto'`` resumes from the newest checkpoint
     file (:func:`~mmkdcal.utils.checkpoint_files.resolve_resume`) or refuses; a work dir with
-    no checkpoint at all starts a new run. The chosen file must be complete
-    (:func:`~mmkdcal.utils.checkpoint.check_complete`).
+    no checkpoint at all (e.g. a misspelt ``--work-dir``) is refused too, since the run asked to
+    continue an earlier one and a new run would be silent about it. The chosen file must be
+    complete (:func:`~mmkdcal.utils.checkpoint.check_complete`). Only files are read here.
 
     Args:
         cfg: The full config, with ``work_dir`` set.
@@ -107,28 +108,28 @@ def configure_resume(cfg: Config, resume: Optional[str]) -> Optional[str]:
         The checkpoint resumed from, or None.
 
     Raises:
-        ResumeError: ``'auto'`` cannot tell which checkpoint is the latest.
+        ResumeError: ``'auto'`` cannot tell which checkpoint is the latest, or finds none.
         FileNotFoundError: ``resume`` names a local file that does not exist.
         CheckpointReadError: the checkpoint is truncated.
     """
     from .checkpoint import check_complete
-    from .checkpoint_files import (checkpoint_step, checkpoint_template, list_checkpoints,
-                                   resolve_resume)
+    from .checkpoint_files import (ResumeError, checkpoint_step, checkpoint_template,
+                                   list_checkpoints, resolve_resume)
+    from .work_dir import checkpoint_dir
     if resume is None:
         return None
     hook = (cfg.get('default_hooks', None) or {}).get('checkpoint', None) or {}
     template = checkpoint_template(hook)
-    ckpt_dir = cfg.work_dir
-    if hook.get('out_dir', None):
-        ckpt_dir = osp.join(hook['out_dir'], osp.basename(cfg.work_dir.rstrip(osp.sep)))
+    ckpt_dir = checkpoint_dir(cfg)
     if resume == 'auto':
         path = resolve_resume(cfg.work_dir, template, ckpt_dir)
         if path is None:
-            print_log(f'--resume: {ckpt_dir} holds no checkpoint and no last_checkpoint, so there '
-                      'is nothing to resume: starting a new run.', logger='current')
-            cfg.resume = False
-            cfg.load_from = None
-            return None
+            where = ('does not exist' if not osp.isdir(ckpt_dir) else
+                     f'holds no {template.replace("{}", "*")} checkpoint and no last_checkpoint')
+            raise ResumeError(
+                f'--resume: {ckpt_dir} {where}, so there is no run to continue. Check the work '
+                'dir (--work-dir, or the config\'s work_dir) names the run to resume, or give '
+                'the checkpoint with --resume PATH; to start a new run, leave out --resume.')
         print_log(f'--resume: resuming from {path}', logger='current')
     else:
         path = resume

@@ -21,6 +21,7 @@ from mmengine.runner import Runner
 
 from mmkdcal.utils.checkpoint import load_checkpoint_file
 from mmkdcal.utils.checkpoint_files import is_complete
+from mmkdcal.utils.work_dir import LOCK_NAME, WorkDirInUseError
 from _helpers import ROOT, dump_config, last_checkpoint, retinanet_model, train_config, write_coco
 
 MMDET_TRAIN = osp.join(osp.dirname(__import__('mmdet').__file__), '.mim', 'tools', 'train.py')
@@ -197,3 +198,29 @@ def test_old_checkpoints_are_removed_only_after_the_new_one_is_written(tmp_path,
         assert names == ['best_coco_bbox_mAP_50_iter_4.pth', 'iter_4.pth']
     else:
         assert names == ['iter_4.pth']
+
+
+def test_the_hook_locks_the_work_dir_under_a_plain_runner(tmp_path):
+    """As under MMDetection's own tools/train.py (a Runner, no mmkdcal entry point): a live
+    run's lock refuses the training before iteration 1; the run's own lock goes when it ends."""
+    cfg_path, work = _setup(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, '-c',
+         'import sys, time\n'
+         'from mmkdcal.utils.work_dir import WorkDirLock\n'
+         'WorkDirLock(sys.argv[1]).acquire()\n'
+         'print("locked", flush=True)\n'
+         'time.sleep(600)\n', work],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'locked'
+        runner = _runner(cfg_path, work)
+        with pytest.raises(WorkDirInUseError, match=f'process {holder.pid} on host'):
+            runner.train()
+        assert runner.iter == 0 and not osp.exists(osp.join(work, 'iter_2.pth'))
+    finally:
+        holder.kill()
+        holder.wait()
+    runner = _runner(cfg_path, work)
+    runner.train()
+    assert runner.iter == 4 and not osp.exists(osp.join(work, LOCK_NAME))

@@ -6,6 +6,7 @@ import torch
 from mmengine.config import Config
 
 from mmkdcal.utils.checkpoint import CheckpointReadError
+from mmkdcal.utils.checkpoint_files import ResumeError
 from mmkdcal.utils.launch import configure_resume
 
 
@@ -15,10 +16,15 @@ def _cfg(work, **hook):
                                                           by_epoch=False, **hook))))
 
 
-def test_no_checkpoint_is_a_new_run(tmp_path):
-    cfg = _cfg(tmp_path)
-    assert configure_resume(cfg, 'auto') is None
-    assert cfg.resume is False and cfg.load_from is None
+def test_no_checkpoint_is_refused_and_the_config_left_alone(tmp_path):
+    """``--resume`` asks to continue a run: a work dir without one (misspelt, or empty) is
+    refused rather than silently starting a new run."""
+    for work in (tmp_path / 'missing', tmp_path):
+        cfg = _cfg(work)
+        with pytest.raises(ResumeError, match='there is no run to continue'):
+            configure_resume(cfg, 'auto')
+        assert cfg.resume is False and cfg.load_from == 'pretrained.pth'
+    assert not (tmp_path / 'missing').exists()
 
 
 def test_auto_resume_sets_the_newest_checkpoint(tmp_path):

@@ -27,7 +27,7 @@ arguments of ``CheckpointHook``; every training config of this project does.
 import contextlib
 import os
 import os.path as osp
-from typing import Any, Iterator, List, Set
+from typing import Any, Iterator, List, Optional, Set
 
 from mmengine.dist import is_main_process
 from mmengine.fileio.backends import LocalBackend
@@ -38,6 +38,7 @@ from mmdet.registry import HOOKS
 
 from ...utils.checkpoint import install
 from ...utils.checkpoint_files import ResumeError, list_checkpoints
+from ...utils.work_dir import WorkDirLock
 
 __all__ = ['AtomicCheckpointHook']
 
@@ -84,6 +85,7 @@ class AtomicCheckpointHook(CheckpointHook):
         self._in_save = False
         self._pending: List[str] = []
         self._written: Set[str] = set()
+        self._lock: Optional[WorkDirLock] = None
 
     def _is_local(self) -> bool:
         backend = getattr(self, 'file_backend', None)
@@ -92,12 +94,17 @@ class AtomicCheckpointHook(CheckpointHook):
         return isinstance(backend, LocalBackend)
 
     def before_train(self, runner: Runner) -> None:
-        """Set up as the stock hook, refuse a resume that resumed nothing, remove ``.part`` files.
+        """Lock the work dir, set up as the stock hook, refuse a resume that resumed nothing,
+        remove ``.part`` files.
 
-        A resume request (``resume=True``) that loaded no checkpoint (MMEngine finds only what
-        ``last_checkpoint`` names) would start at iteration 0 and overwrite the checkpoints in
-        the work dir: that is refused here, also under MMDetection's own ``tools/train.py``.
+        The work dir is locked for the training (:class:`~mmkdcal.utils.work_dir.WorkDirLock`,
+        released in ``after_train``), so that a second training on it is refused while this one
+        runs, also under MMDetection's own ``tools/train.py`` (mmkdcal's takes the same lock
+        earlier). A resume request (``resume=True``) that loaded no checkpoint (MMEngine finds
+        only what ``last_checkpoint`` names) would start at iteration 0 and overwrite the
+        checkpoints in the work dir: that is refused here too.
         """
+        self._lock = WorkDirLock(runner.work_dir).acquire()
         super().before_train(runner)
         self._refuse_a_resume_that_resumed_nothing(runner)
         if not self._is_local():
@@ -112,6 +119,14 @@ class AtomicCheckpointHook(CheckpointHook):
                 if name.endswith('.pth' + PART_SUFFIX) and osp.isfile(path):
                     os.remove(path)
                     runner.logger.info(f'Removed {path}, left by an interrupted save.')
+
+    def after_train(self, runner: Runner) -> None:
+        """Save as the stock hook, then release the work dir's lock."""
+        try:
+            super().after_train(runner)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
     def _refuse_a_resume_that_resumed_nothing(self, runner: Runner) -> None:
         if not getattr(runner, '_resume', False) or runner.iter > 0 or runner.epoch > 0:

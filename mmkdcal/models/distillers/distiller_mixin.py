@@ -56,8 +56,10 @@ from torch import Tensor
 from mmdet.registry import MODELS
 
 from ...utils.config_scope import resolve_config_path
+from ...utils.read_errors import checkpoint_read_error
 from ..contract import DistillBatch, DistillInput, call_distill_loss, check_loss_input
 from .taps import OutputTaps
+from .teacher_classes import teacher_dataset_meta
 
 __all__ = ['DISTILL_STATE_KEY', 'DistillerMixin', 'TEMPERATURE_RANGE', 'adopt_legacy_distill_state',
            'flatten_level_outputs', 'load_teacher_config']
@@ -276,10 +278,8 @@ class DistillerMixin:
         except FileNotFoundError:
             raise
         except Exception as exc:
-            raise RuntimeError(
-                f'model.teacher_ckpt {teacher_ckpt!r} could not be read as a checkpoint '
-                f'({type(exc).__name__}: {exc}). Check that the file is complete and was written '
-                'by torch.save / MMEngine.') from exc
+            raise checkpoint_read_error('model.teacher_ckpt', teacher_ckpt, exc) from exc
+        teacher.dataset_meta = teacher_dataset_meta(ckpt)  # checked by check_teacher_classes
         state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
         if not isinstance(state_dict, dict):
             raise RuntimeError(f'model.teacher_ckpt {teacher_ckpt!r} holds no state_dict.')

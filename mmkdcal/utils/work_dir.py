@@ -1,0 +1,242 @@
+"""One run per work dir: a lock held while a run trains, and no new run over old checkpoints.
+
+Two trainings started on the same work dir would both write ``iter_*.pth`` and
+``last_checkpoint`` there, and the later one silently replaces the earlier one's checkpoints. The
+same happens when a new run (no ``--resume``) is started in a work dir that already holds a
+finished or interrupted run. ``tools/train.py`` therefore:
+
+- takes a lock file, ``<work_dir>/.mmkdcal_run.lock`` (:class:`WorkDirLock`), holding the pid,
+  host and start time of the run, and removes it when the run ends. A work dir whose lock names a
+  live process is refused (:class:`WorkDirInUseError`); a lock left by a process that no longer
+  runs (killed, crashed machine) is taken over with a warning. A lock written on another host
+  cannot be checked from here and is refused, naming the file to remove if that run is over;
+- refuses a new run in a work dir that holds a complete checkpoint
+  (:func:`refuse_new_run_over_checkpoints`), naming ``--resume`` (to continue that run) and a new
+  ``--work-dir`` (to start another one). It refuses rather than writing beside the old files: a
+  second run in the same dir would also mix its logs, ``last_checkpoint`` and visualisations with
+  the first one's, and ``--resume`` could no longer tell the two apart. Truncated checkpoints do
+  not count: replacing them loses nothing.
+
+In a distributed run only global rank 0 takes the lock; every rank applies the checkpoint rule.
+"""
+import atexit
+import json
+import logging
+import os
+import os.path as osp
+import socket
+import time
+from typing import List, Optional
+
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+from .checkpoint_files import checkpoint_template, is_complete, list_checkpoints
+
+__all__ = ['LOCK_NAME', 'UsedWorkDirError', 'WorkDirInUseError', 'WorkDirLock',
+           'checkpoint_dir', 'complete_checkpoints', 'refuse_new_run_over_checkpoints']
+
+LOCK_NAME = '.mmkdcal_run.lock'
+
+
+class WorkDirInUseError(RuntimeError):
+    """Another live run holds the work dir; nothing was started."""
+
+
+class UsedWorkDirError(RuntimeError):
+    """A new run would write over the checkpoints of an earlier run; nothing was started."""
+
+
+def checkpoint_dir(cfg: Config) -> str:
+    """Where the config's checkpoint hook writes: the work dir, or ``out_dir/<work dir name>``.
+
+    Args:
+        cfg: The full config, with ``work_dir`` set.
+
+    Returns:
+        The directory of the run's checkpoints.
+    """
+    hook = (cfg.get('default_hooks', None) or {}).get('checkpoint', None) or {}
+    if hook.get('out_dir', None):
+        return osp.join(hook['out_dir'], osp.basename(cfg.work_dir.rstrip(osp.sep)))
+    return cfg.work_dir
+
+
+def complete_checkpoints(cfg: Config) -> List[str]:
+    """The complete checkpoints of the config's naming in its checkpoint dir, oldest first.
+
+    Args:
+        cfg: The full config, with ``work_dir`` set.
+
+    Returns:
+        Paths of the checkpoints whose file can be read to its end
+        (:func:`~mmkdcal.utils.checkpoint_files.is_complete`).
+    """
+    hook = (cfg.get('default_hooks', None) or {}).get('checkpoint', None) or {}
+    found = list_checkpoints(checkpoint_dir(cfg), checkpoint_template(hook))
+    return [path for _, path in found if is_complete(path)]
+
+
+def refuse_new_run_over_checkpoints(cfg: Config) -> None:
+    """Refuse a new run (no ``--resume``) in a work dir that holds a complete checkpoint.
+
+    Args:
+        cfg: The full config, with ``work_dir`` set.
+
+    Raises:
+        UsedWorkDirError: naming the newest checkpoint, ``--resume`` and ``--work-dir``.
+    """
+    found = complete_checkpoints(cfg)
+    if not found:
+        return
+    raise UsedWorkDirError(
+        f'work dir {cfg.work_dir!r} already holds checkpoints of an earlier run ({len(found)}, '
+        f'the newest {found[-1]}); a new run there would write over them. Continue that run '
+        'with --resume, or start a new run in another directory with --work-dir NEW_DIR.')
+
+
+def _start_time(pid: int) -> Optional[int]:
+    """The start time of process ``pid`` in clock ticks since boot (Linux), or None."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        return int(fields[19])  # field 22 of stat(5); the split starts at field 3
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _global_rank() -> int:
+    for key in ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK'):
+        if key in os.environ:
+            return int(os.environ[key])
+    return 0
+
+
+class WorkDirLock:
+    """The lock of one run on its work dir (``<work_dir>/.mmkdcal_run.lock``).
+
+    Args:
+        work_dir: The run's work dir (created if needed).
+
+    Use :meth:`acquire` before the run starts and :meth:`release` when it ends (also at
+    interpreter exit, through ``atexit``); or use it as a context manager.
+    """
+
+    def __init__(self, work_dir: str) -> None:
+        self.work_dir = work_dir
+        self.path = osp.join(work_dir, LOCK_NAME)
+        self.held = False
+
+    def _record(self) -> dict:
+        return dict(pid=os.getpid(), host=socket.gethostname(), start=_start_time(os.getpid()),
+                    started_at=time.strftime('%Y-%m-%d %H:%M:%S %Z'))
+
+    def _read(self) -> Optional[dict]:
+        try:
+            with open(self.path) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {}
+
+    def _holder_is_live(self, holder: dict) -> Optional[bool]:
+        """True: live; False: gone (stale lock); None: cannot tell (another host, no pid)."""
+        pid = holder.get('pid')
+        if not isinstance(pid, int) or holder.get('host') != socket.gethostname():
+            return None
+        if not _alive(pid):
+            return False
+        start, now = holder.get('start'), _start_time(pid)
+        if start is not None and now is not None and start != now:
+            return False  # the pid was reused by another process
+        return True
+
+    def acquire(self) -> 'WorkDirLock':
+        """Take the lock (global rank 0 only; other ranks return at once).
+
+        Returns:
+            self.
+
+        Raises:
+            WorkDirInUseError: a live run (or one on another host) holds the work dir.
+        """
+        if _global_rank() != 0 or self.held:
+            return self
+        os.makedirs(self.work_dir, exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._read()
+                if holder is None:
+                    continue  # released meanwhile
+                if holder.get('pid') == os.getpid() and holder.get('host') == \
+                        socket.gethostname():
+                    return self  # this process holds it already (its first holder releases)
+                live = self._holder_is_live(holder)
+                if live is False:
+                    self._take_over(holder)
+                    continue
+                self._refuse(holder, live)
+            with os.fdopen(fd, 'w') as f:
+                json.dump(self._record(), f)
+            self.held = True
+            atexit.register(self.release)
+            return self
+        raise WorkDirInUseError(
+            f'work dir {self.work_dir!r}: could not take its lock {self.path} (another run is '
+            'taking it at the same time). Start one run per work dir; use --work-dir NEW_DIR.')
+
+    def _take_over(self, holder: dict) -> None:
+        aside = f'{self.path}.stale.{os.getpid()}'
+        try:
+            os.rename(self.path, aside)  # only one of two racing runs succeeds
+        except FileNotFoundError:
+            return
+        os.remove(aside)
+        print_log(
+            f'work dir {self.work_dir}: took over the lock {self.path} left by process '
+            f"{holder.get('pid')} on {holder.get('host')} (started {holder.get('started_at')}), "
+            'which no longer runs.', logger='current', level=logging.WARNING)
+
+    def _refuse(self, holder: dict, live: Optional[bool]) -> None:
+        who = (f"process {holder.get('pid')} on host {holder.get('host')} (started "
+               f"{holder.get('started_at')})")
+        if live:
+            raise WorkDirInUseError(
+                f'work dir {self.work_dir!r} is in use by a running training, {who}: two runs in '
+                'one work dir write over each other\'s checkpoints. Wait for it to end, or start '
+                'this run in another directory with --work-dir NEW_DIR.')
+        raise WorkDirInUseError(
+            f'work dir {self.work_dir!r} is locked by {who}, which cannot be checked from this '
+            f'host ({socket.gethostname()}). If that run is still going, start this one with '
+            f'--work-dir NEW_DIR; if it has ended, remove {self.path} and start again.')
+
+    def release(self) -> None:
+        """Remove the lock file if this process still holds it."""
+        if not self.held:
+            return
+        self.held = False
+        holder = self._read()
+        if holder and holder.get('pid') == os.getpid():
+            try:
+                os.remove(self.path)
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self) -> 'WorkDirLock':
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
