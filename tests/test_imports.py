@@ -30,7 +30,6 @@ NOT_YET_CLEAN: Dict[str, Set[str]] = {
 }
 
 
-
 def _module_files() -> Dict[str, Path]:
     """Module name -> file, for every Python file of the package (hidden folders skipped)."""
     files = {}

@@ -26,8 +26,8 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tools.harness.matrix.plan import (Launcher, discover_configs, in_root,  # noqa: E402
-                                    make_plan, root_relative, test_command, train_command)
+from tools.harness.matrix.plan import (Launcher, discover_configs, in_root, make_plan,  # noqa: E402
+                                       root_relative, test_command, train_command)
 
 DEFAULT_WORK_ROOT = 'work_dirs/benchmark'
 

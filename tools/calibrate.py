@@ -22,8 +22,8 @@ from mmengine.config import DictAction  # noqa: E402
 
 from mmkdcal.calibration import OBJECTIVES  # noqa: E402
 from mmkdcal.engine import (calibration_mode_names, calibration_report,  # noqa: E402
-                            collect_calibration_data, default_fit_on, fit_and_report,
-                            format_report, get_calibration_mode, under_confidence_warning)
+                            collect_calibration_data, default_fit_on, fit_and_report, format_report,
+                            get_calibration_mode, under_confidence_warning)
 from mmkdcal.engine.trained_model import build_split_loader, load_trained_model  # noqa: E402
 
 

@@ -14,17 +14,16 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import mmkdcal  # noqa: E402,F401
 from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmengine.runner.checkpoint import CheckpointLoader  # noqa: E402
 
+import mmkdcal  # noqa: E402,F401
 from mmkdcal.utils.checkpoint import check_complete, install  # noqa: E402
-from mmkdcal.utils.checkpoint_match import (check_checkpoint_matches,  # noqa: E402
-                                            checkpoint_state_dict)
-from mmkdcal.utils.launch import (add_common_args, load_config,  # noqa: E402
-                                  setup_cpu_distributed)
+from mmkdcal.utils.checkpoint_match import check_checkpoint_matches  # noqa: E402
+from mmkdcal.utils.checkpoint_match import checkpoint_state_dict  # noqa: E402
+from mmkdcal.utils.launch import add_common_args, load_config, setup_cpu_distributed  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -22,15 +22,15 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import mmkdcal  # noqa: E402,F401  (registers modules, safe checkpoint loading)
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+import mmkdcal  # noqa: E402,F401  (registers modules, safe checkpoint loading)
 from mmkdcal.models.distillers.teacher_classes import check_teacher_classes  # noqa: E402
 from mmkdcal.utils.checkpoint import install  # noqa: E402
+from mmkdcal.utils.disk_space import check_disk_space  # noqa: E402
 from mmkdcal.utils.launch import (add_common_args, check_writable_dir,  # noqa: E402
                                   configure_resume, load_config, setup_cpu_distributed)
-from mmkdcal.utils.disk_space import check_disk_space  # noqa: E402
 from mmkdcal.utils.work_dir import (WorkDirLock, checkpoint_dir,  # noqa: E402
                                     refuse_new_run_over_checkpoints)
 

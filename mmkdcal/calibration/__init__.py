@@ -7,8 +7,7 @@ from .detection import (box_iou, detection_ece, detection_ece_over_under, ground
                         relative_box_features)
 from .metrics import (ace, ace_over_under, binary_ece, brier, classwise_ece, ece, ece_over_under,
                       mce, nll)
-from .reliability import (reliability_diagram, reliability_diagram_before_after,
-                          reliability_stats)
+from .reliability import reliability_diagram, reliability_diagram_before_after, reliability_stats
 from .temperature import OBJECTIVES, fit_temperature, prepare_targets
 from .temperature_scaler import TemperatureScaler
 

@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from ._inputs import (as_tensor, binary_targets, check_n_bins, float_tensor, int_labels)
+from ._inputs import as_tensor, binary_targets, check_n_bins, float_tensor, int_labels
 from .metrics import _ace_sorted, _bin_sums, _sorted_by_class
 
 __all__ = ['OBJECTIVES', 'fit_temperature', 'prepare_targets']

@@ -48,8 +48,9 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-import mmkdcal  # noqa: E402,F401  (registers modules, mmkdcal:: configs, safe checkpoints)
 from mmengine.config import DictAction  # noqa: E402
+
+import mmkdcal  # noqa: E402,F401  (registers modules, mmkdcal:: configs, safe checkpoints)
 
 __all__ = ['COLUMNS', 'DEFAULT_SORT', 'Candidate', 'evaluate_map',
            'plot_ranking', 'rank_rows', 'rank_teachers', 'write_markdown']
@@ -376,7 +377,6 @@ def rank_teachers(candidates: Sequence[Candidate],
     log(f'Wrote {files["markdown"]}, {files["json"]} and {files["png"]} (and each teacher\'s '
         f'calibration.json / calibration.png under {out_dir}/<teacher>/).')
     return result
-
 
 
 def parse_args(argv=None):

@@ -21,13 +21,14 @@ On a CPU at COCO size, glibc's malloc unmaps every freed block above 32 MiB, so 
 page-faults its activations in again; the kernel's share of the wall time (a quarter to a
 third, here) varies with the order of allocations, which differs between distillers doing the
 same work.
-Every comparison also times the four candidates each alone in a process of its own, the
-steps interleaved between the processes (``--isolated-iters``,
-:mod:`tools.benchmarks.speed.isolated`): no heap shared between distillers, as when a user trains one; ``--isolated-sets K`` repeats
-that K times with fresh processes and pools the rounds (a process's own memory layout then
-varies between sets: worth it for the short steps of small sizes). ``--control`` adds a
-second copy of ours and of the peer to the one-process timing: how far a model is from its
-own copy is how far ours/peer can be from 1 without a difference in work.
+Every comparison also times the four candidates each alone in a process of its own, the steps
+interleaved between the processes (``--isolated-iters``,
+:mod:`tools.benchmarks.speed.isolated`): no heap shared between distillers, as when a user
+trains one; ``--isolated-sets K`` repeats that K times with fresh processes and pools the rounds
+(a process's own memory layout then varies between sets: worth it for the short steps of small
+sizes). ``--control`` adds a second copy of ours and of the peer to the one-process timing: how
+far a model is from its own copy is how far ours/peer can be from 1 without a difference in
+work.
 ``--malloc default keep`` runs every comparison twice, the second time with freed memory kept
 in the heap (``MALLOC_MMAP_MAX_=0``, no trimming), where the wall time is the work.
 
@@ -58,6 +59,7 @@ from tools.benchmarks.speed.candidates import DEFAULT_SPEC, MALLOC_MODES  # noqa
 from tools.benchmarks.speed.peer_compare import compare_with_rss, run_worker  # noqa: E402
 from tools.benchmarks.speed.peer_report import markdown  # noqa: E402
 from tools.benchmarks.speed.peers import PEERS  # noqa: E402
+
 SETUP = 'bash tools/benchmarks/setup_peer_env.sh'
 
 

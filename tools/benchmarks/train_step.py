@@ -91,11 +91,12 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     import mmcv
+    from mmengine.logging import MMLogger
+
     import mmdet
+    from mmdet.utils import register_all_modules
 
     import mmkdcal  # noqa: F401  (registers the distillers and losses)
-    from mmdet.utils import register_all_modules
-    from mmengine.logging import MMLogger
     register_all_modules(init_default_scope=True)
     MMLogger.get_current_instance().setLevel('WARNING')  # no per-parameter init_weights lines
     if args.threads:

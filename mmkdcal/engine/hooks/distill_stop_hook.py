@@ -13,9 +13,10 @@ resumed run stops at the same point.
 """
 from typing import Optional
 
-from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+
+from mmdet.registry import HOOKS
 
 __all__ = ['DistillStopHook']
 

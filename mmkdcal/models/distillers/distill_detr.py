@@ -54,8 +54,7 @@ import torch
 from mmengine.config import Config
 from torch import Tensor
 
-from mmdet.models.detectors import (DETR, DINO, ConditionalDETR, DeformableDETR,
-                                    DetectionTransformer)
+from mmdet.models.detectors import DETR, DINO, ConditionalDETR, DeformableDETR, DetectionTransformer
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 

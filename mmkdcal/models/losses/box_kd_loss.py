@@ -7,8 +7,8 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps
 
 from ..contract import DistillLoss
-from .utils import (check_ndim, check_non_negative, check_reduction, check_same_shape,
-                    check_weight, detach_teacher, weighted_reduce)
+from .utils import (check_ndim, check_non_negative, check_reduction, check_same_shape, check_weight,
+                    detach_teacher, weighted_reduce)
 
 __all__ = ['BoxKDLoss']
 

@@ -9,8 +9,8 @@ from torch import Tensor
 from mmdet.registry import MODELS
 
 from ..contract import DistillLoss
-from .utils import (check_ndim, check_non_negative, check_positive, check_same_shape,
-                    check_weight, detach_teacher, kl_div, weighted_reduce)
+from .utils import (check_ndim, check_non_negative, check_positive, check_same_shape, check_weight,
+                    detach_teacher, kl_div, weighted_reduce)
 
 __all__ = ['DKDLoss']
 

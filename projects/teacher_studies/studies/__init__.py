@@ -14,8 +14,8 @@
 - :mod:`~.statistics`: correlations, t and bootstrap intervals (both studies).
 """
 from .digits_classifiers import TrainRecipe, default_student_recipe, default_teacher_recipes
-from .statistics import (bootstrap_correlation_ci, bootstrap_mean_ci, correlation_with_ci,
-                         mean_ci, pearson_spearman)
+from .statistics import (bootstrap_correlation_ci, bootstrap_mean_ci, correlation_with_ci, mean_ci,
+                         pearson_spearman)
 from .teacher_calibration_plots import plot_study
 from .teacher_calibration_report import reading, write_markdown
 from .teacher_calibration_study import StudyConfig, run_study

@@ -143,8 +143,9 @@ def measure_teacher(config: str,
     from mmengine.registry import DefaultScope
     from mmengine.runner import Runner, load_checkpoint
 
-    import mmkdcal  # noqa: F401  (registers modules, safe checkpoint loading)
     from mmdet.registry import MODELS
+
+    import mmkdcal  # noqa: F401  (registers modules, safe checkpoint loading)
     from mmkdcal.engine import collect_calibration_data, fit_and_report
 
     bad = [o for o in objectives if o not in OBJECTIVES]

@@ -38,6 +38,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from mmkdcal.utils.env import describe_machine
 from tools.harness.jobs import Job, run_jobs
+
 from .detection_teacher_measure import OBJECTIVES
 
 __all__ = ['DetTeacher', 'DetStudyConfig', 'FAMILIES', 'MODES', 'default_teachers',

@@ -17,6 +17,7 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
 from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 

@@ -36,10 +36,10 @@ import torch
 
 from mmkdcal.utils.env import describe_machine
 from mmkdcal.utils.progress import EtaProgress
-from .digits_classifiers import (FAMILIES, N_CLASSES, TrainRecipe, accuracy,
-                                 default_student_recipe, default_teacher_recipes,
-                                 load_digit_splits, predict_logits, shift_augment,
-                                 teacher_metrics, train_classifier)
+
+from .digits_classifiers import (FAMILIES, N_CLASSES, TrainRecipe, accuracy, default_student_recipe,
+                                 default_teacher_recipes, load_digit_splits, predict_logits,
+                                 shift_augment, teacher_metrics, train_classifier)
 from .teacher_calibration_plots import plot_study
 from .teacher_calibration_report import write_markdown
 from .teacher_calibration_summary import correlation_table, summarize

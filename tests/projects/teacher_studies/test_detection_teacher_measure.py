@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from projects.teacher_studies.studies.detection_teacher_measure import (dece_over_under,
-                                                                     detection_summary)
+from projects.teacher_studies.studies.detection_teacher_measure import (
+    dece_over_under, detection_summary)
 
 
 def test_dece_over_under_hand_case():

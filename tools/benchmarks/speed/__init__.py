@@ -11,8 +11,8 @@ from .memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss
 from .models import (PAIRS, build_distiller, build_pair, build_student, distill_losses_for,
                      load_model_cfg, num_classes_of, save_random_teacher, shrink_model_cfg)
 from .step import TrainStep, tensor_bytes
-from .timing import (cuda_peak_above_base, process_usage, ratio_summary, summarize,
-                     synchronize, time_interleaved)
+from .timing import (cuda_peak_above_base, process_usage, ratio_summary, summarize, synchronize,
+                     time_interleaved)
 
 __all__ = ['PAIRS', 'TrainStep', 'bench_calibration_pass', 'build_distiller', 'build_pair',
            'build_student', 'cuda_peak_above_base', 'current_rss_bytes', 'distill_losses_for',

@@ -56,9 +56,11 @@ def pair_configs(models: str) -> Tuple[dict, dict]:
 
 def setup_process(spec: dict) -> None:
     """Register mmdet's and mmkdcal's modules, quiet the logger, set the spec's threads."""
-    import mmkdcal  # noqa: F401  (registers the distillers and losses; imports mmdet)
-    from mmdet.utils import register_all_modules
     from mmengine.logging import MMLogger
+
+    from mmdet.utils import register_all_modules
+
+    import mmkdcal  # noqa: F401  (registers the distillers and losses; imports mmdet)
     register_all_modules(init_default_scope=True)
     MMLogger.get_current_instance().setLevel('WARNING')  # no per-parameter init_weights lines
     torch.set_num_threads(spec['threads'])
@@ -123,5 +125,3 @@ def python_env(threads: int, malloc: str = 'default') -> dict:
         os.pathsep) if p and osp.abspath(p) != root])
     env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(threads)
     return env
-
-

@@ -20,8 +20,9 @@ def synthetic_batch(batch: int, height: int, width: int, num_classes: int,
         ``dict(inputs=[uint8 (3, H, W)], data_samples=[DetDataSample])``, as a detection
         dataloader yields it.
     """
-    from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
+
+    from mmdet.structures import DetDataSample
     g = torch.Generator().manual_seed(seed)
     inputs, samples = [], []
     for i in range(batch):

@@ -1,10 +1,10 @@
 """Ours against a peer with each candidate alone in its own process, the steps interleaved.
 
 In the shared comparison (``peer_compare.run_comparison``) every candidate lives in one process
-and so shares one malloc heap: each step starts from the heap the other candidates' steps left (the blocks
-they hold, where they freed), and MMRazor's recorders keep the last step's recorded tensors
-alive until its next forward, i.e. through the other candidates' steps. On a CPU at COCO size,
-where a quarter of a step can be the kernel refilling pages the allocator gave back, that
+and so shares one malloc heap: each step starts from the heap the other candidates' steps left
+(the blocks they hold, where they freed), and MMRazor's recorders keep the last step's recorded
+tensors alive until its next forward, i.e. through the other candidates' steps. On a CPU at COCO
+size, where a quarter of a step can be the kernel refilling pages the allocator gave back, that
 shared heap moves the step times. A user trains one distiller per process; this measures that:
 
 - one persistent worker process per candidate (:data:`ISOLATED_CANDIDATES`), each built alone

@@ -47,6 +47,7 @@ from typing import Dict, List, Optional
 import torch
 
 from mmkdcal.utils.env import cpu_model
+
 from .calibration_pass import bench_calibration_pass
 from .candidates import (DEFAULT_SPEC, MALLOC_VARS, build_models, pair_configs, python_env,
                          setup_process, spec_batch)
@@ -74,8 +75,9 @@ RSS_CANDIDATES = ('student', 'ours', 'peer')
 def environment() -> dict:
     """Versions, threads and machine of this process."""
     import mmcv
-    import mmdet
     import mmengine
+
+    import mmdet
     info = dict(python=platform.python_version(), torch=torch.__version__,
                 mmcv=mmcv.__version__, mmengine=mmengine.__version__, mmdet=mmdet.__version__,
                 torch_threads=torch.get_num_threads(), cpu_count=os.cpu_count(),

@@ -98,8 +98,9 @@ def build_mmrazor_distill(student_cfg: dict, teacher_cfg: dict, teacher_ckpt: st
     Returns:
         The algorithm in train mode.
     """
-    from mmdet.registry import MODELS
     from mmrazor.models import SingleTeacherDistill
+
+    from mmdet.registry import MODELS
     student = MODELS.build(copy.deepcopy(student_cfg))
     student.load_state_dict(student_state, strict=True)
     teacher = MODELS.build(copy.deepcopy(teacher_cfg))

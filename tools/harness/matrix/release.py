@@ -34,10 +34,11 @@ def sha256_of(path: str) -> str:
 
 def _student_model(model_cfg: Any) -> torch.nn.Module:
     """Build the plain student of a (distiller or plain) model config, weights not loaded."""
-    import mmkdcal  # noqa: F401  (registers the distillers)
-    from mmdet.registry import MODELS
     from mmengine.registry import DefaultScope
 
+    from mmdet.registry import MODELS
+
+    import mmkdcal  # noqa: F401  (registers the distillers)
     from mmkdcal.models.distillers.distiller_mixin import DistillerMixin
     cfg = model_cfg
     with DefaultScope.overwrite_default_scope('mmdet'):

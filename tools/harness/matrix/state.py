@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 
 from mmkdcal.utils.checkpoint import load_checkpoint_file
 from mmkdcal.utils.checkpoint_files import checkpoint_step, is_complete, list_checkpoints
+
 from .plan import Run, in_root
 
 __all__ = ['LOG_DIR', 'RECORD_FILE', 'RunState', 'checkpoint_progress', 'inspect_run',
