@@ -408,9 +408,9 @@ class DistillerMixin:
             losses = super().loss(batch_inputs, batch_data_samples)
         batches = self._distill_batches(taps, batch_inputs, batch_data_samples, needed,
                                         teacher_out)
-        return self.add_distill_terms(losses, batches)
+        return self._add_distill_terms(losses, batches)
 
-    def add_distill_terms(self, losses: dict, batches: Dict[str, DistillBatch]) -> dict:
+    def _add_distill_terms(self, losses: dict, batches: Dict[str, DistillBatch]) -> dict:
         """Add every configured distillation loss, computed on ``batches`` (input name ->
         :class:`DistillBatch`), to the student's ``losses`` (in place; also returned)."""
         specs = self.distill_input_specs
