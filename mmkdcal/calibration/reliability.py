@@ -11,6 +11,7 @@ module imports without it.
 import os
 from typing import Any, Dict, Optional
 
+import numpy as np
 import torch
 
 from ._inputs import as_tensor, binary_targets, check_n_bins, check_probs, float_tensor
@@ -71,8 +72,6 @@ def reliability_stats(probs: Any, labels: Any, n_bins: int = 15) -> Dict[str, An
 
 def _draw(fig: Any, spec: Any, stats: Dict[str, Any], title: Optional[str]) -> None:
     """Draw one reliability panel (bars + gap + diagonal) and its count histogram."""
-    import numpy as np
-
     n_bins = len(stats['bin_count'])
     gs = spec.subgridspec(2, 1, height_ratios=(3, 1), hspace=0.08)
     ax = fig.add_subplot(gs[0])
@@ -145,7 +144,7 @@ def reliability_diagram(probs: Any,
     """
     path = _check_path(path)
     stats = reliability_stats(probs, labels, n_bins)
-    from matplotlib.figure import Figure  # optional dependency: matplotlib
+    from matplotlib.figure import Figure  # optional: matplotlib
 
     fig = Figure(figsize=(5.2, 6.0))
     _draw(fig, fig.add_gridspec(1, 1)[0], stats, title)
@@ -192,7 +191,7 @@ def reliability_diagram_before_after(logits: Any,
             results[name] = reliability_stats(torch.sigmoid(zz[:, 0]), y[:, 0], n_bins)
         else:
             results[name] = reliability_stats(torch.sigmoid(zz), y, n_bins)
-    from matplotlib.figure import Figure  # optional dependency: matplotlib
+    from matplotlib.figure import Figure  # optional: matplotlib
 
     fig = Figure(figsize=(10.4, 6.0))
     gs = fig.add_gridspec(1, 2, wspace=0.25)
