@@ -47,11 +47,8 @@ def _student_model(model_cfg: Any) -> torch.nn.Module:
             raise KeyError(f'model type {cfg["type"]!r} is not registered.')
         if not issubclass(cls, DistillerMixin):
             return MODELS.build(cfg)
-        if cfg.get('student_type') is not None:  # the student's own detector class
-            student_cls = MODELS.get(cfg['student_type'])
-        else:
-            student_cls = next(b for b in cls.__mro__[1:] if issubclass(b, torch.nn.Module)
-                               and not issubclass(b, DistillerMixin))
+        student_cls = next(b for b in cls.__mro__[1:] if issubclass(b, torch.nn.Module)
+                           and not issubclass(b, DistillerMixin))
         accepted = inspect.signature(student_cls.__init__).parameters
         kwargs = {k: v for k, v in cfg.items() if k != 'type' and k in accepted}
         return student_cls(**kwargs)
