@@ -298,3 +298,21 @@ def probe_first_distill_step(runner) -> dict:
     for loss in model.distill_losses.values():
         loss.register_forward_pre_hook(record)
     return seen
+
+
+def start_lock_holder(work_dir: str) -> subprocess.Popen:
+    """Start another process that takes ``work_dir``'s training lock and keeps it (as a running
+    training would); returns once the lock is held. The caller kills it."""
+    holder = subprocess.Popen(
+        [sys.executable, '-c',
+         'import sys, time\n'
+         'from mmkdcal.utils.work_dir import WorkDirLock\n'
+         'WorkDirLock(sys.argv[1]).acquire()\n'
+         'print("locked", flush=True)\n'
+         'time.sleep(600)\n', work_dir],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE, text=True)
+    if holder.stdout.readline().strip() != 'locked':
+        holder.kill()
+        holder.wait()
+        raise RuntimeError(f'the lock-holding process could not lock {work_dir}')
+    return holder

@@ -22,7 +22,8 @@ from mmengine.runner import Runner
 from mmkdcal.utils.checkpoint import load_checkpoint_file
 from mmkdcal.utils.checkpoint_files import is_complete
 from mmkdcal.utils.work_dir import LOCK_NAME, WorkDirInUseError
-from _helpers import ROOT, dump_config, last_checkpoint, retinanet_model, train_config, write_coco
+from _helpers import (ROOT, dump_config, last_checkpoint, retinanet_model, start_lock_holder,
+                      train_config, write_coco)
 
 MMDET_TRAIN = osp.join(osp.dirname(__import__('mmdet').__file__), '.mim', 'tools', 'train.py')
 
@@ -204,16 +205,8 @@ def test_the_hook_locks_the_work_dir_under_a_plain_runner(tmp_path):
     """As under MMDetection's own tools/train.py (a Runner, no mmkdcal entry point): a live
     run's lock refuses the training before iteration 1; the run's own lock goes when it ends."""
     cfg_path, work = _setup(tmp_path)
-    holder = subprocess.Popen(
-        [sys.executable, '-c',
-         'import sys, time\n'
-         'from mmkdcal.utils.work_dir import WorkDirLock\n'
-         'WorkDirLock(sys.argv[1]).acquire()\n'
-         'print("locked", flush=True)\n'
-         'time.sleep(600)\n', work],
-        cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE, text=True)
+    holder = start_lock_holder(work)
     try:
-        assert holder.stdout.readline().strip() == 'locked'
         runner = _runner(cfg_path, work)
         with pytest.raises(WorkDirInUseError, match=f'process {holder.pid} on host'):
             runner.train()

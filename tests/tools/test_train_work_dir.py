@@ -7,15 +7,14 @@ import importlib.util
 import os
 import os.path as osp
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from mmkdcal.utils.checkpoint import load_checkpoint_file
 from mmkdcal.utils.checkpoint_files import ResumeError
 from mmkdcal.utils.work_dir import LOCK_NAME, UsedWorkDirError, WorkDirInUseError
-from _helpers import ROOT, dump_config, retinanet_model, train_config, write_coco
+from _helpers import (ROOT, dump_config, retinanet_model, start_lock_holder, train_config,
+                      write_coco)
 
 
 def _train_tool():
@@ -50,16 +49,8 @@ def test_a_live_runs_work_dir_is_refused_and_a_dead_runs_lock_is_taken_over(
         tiny, tmp_path, capfd):
     work = str(tmp_path / 'work')
     # another training process holding the work dir (the lock a running tools/train.py takes)
-    holder = subprocess.Popen(
-        [sys.executable, '-c',
-         'import sys, time\n'
-         'from mmkdcal.utils.work_dir import WorkDirLock\n'
-         'WorkDirLock(sys.argv[1]).acquire()\n'
-         'print("locked", flush=True)\n'
-         'time.sleep(600)\n', work],
-        cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE, text=True)
+    holder = start_lock_holder(work)
     try:
-        assert holder.stdout.readline().strip() == 'locked'
         with pytest.raises(WorkDirInUseError) as err:
             _train_tool().main([tiny, '--work-dir', work])
         msg = str(err.value)
