@@ -6,9 +6,10 @@ so a few iterations move the losses, but it is small enough for CPU tests.
 import json
 import os
 import os.path as osp
+import pickle
 import subprocess
 import sys
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -239,8 +240,10 @@ def last_checkpoint(work_dir: str) -> str:
 def save_teacher(model_cfg, tmp_path, name='teacher', seed=1):
     """Build a teacher with random weights; save its config and checkpoint under ``tmp_path``."""
     import copy
-    from mmdet.registry import MODELS
+
     from mmengine.config import ConfigDict
+
+    from mmdet.registry import MODELS
     torch.manual_seed(seed)
     teacher = MODELS.build(ConfigDict(copy.deepcopy(model_cfg)))
     teacher.init_weights()
@@ -253,6 +256,7 @@ def save_teacher(model_cfg, tmp_path, name='teacher', seed=1):
 def distiller(student_cfg, teacher_cfg_path, ckpt, **kw):
     """Build the distiller of ``student_cfg`` (single- or two-stage) with the given teacher."""
     import copy
+
     from mmdet.registry import MODELS
     cfg = copy.deepcopy(student_cfg)
     cfg['type'] = 'DistillTwoStageDetector' if 'roi_head' in cfg else 'DistillSingleStageDetector'
@@ -263,8 +267,9 @@ def distiller(student_cfg, teacher_cfg_path, ckpt, **kw):
 def batch(model, n=2, size=64, seed=0, masks=False):
     """A preprocessed random batch with two boxes (classes 0 and 2) per image (and each box's
     mask with ``masks``)."""
-    from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
+
+    from mmdet.structures import DetDataSample
     g = torch.Generator().manual_seed(seed)
     samples = []
     for _ in range(n):
@@ -316,3 +321,53 @@ def start_lock_holder(work_dir: str) -> subprocess.Popen:
         holder.wait()
         raise RuntimeError(f'the lock-holding process could not lock {work_dir}')
     return holder
+
+
+def write_cifar100_like(root: str,
+                        n_train: int = 8,
+                        n_test: int = 4,
+                        seed: int = 0) -> Dict[str, Any]:
+    """Write a tiny fake CIFAR-100 in the real on-disk format.
+
+    Creates ``root/cifar-100-python/{train,test,meta}`` as protocol-2 pickles with the same keys,
+    dtypes and pixel layout as the real files (random pixels and labels; class names
+    ``fine_00``..``fine_99`` and ``coarse_00``..``coarse_19``).
+
+    Args:
+        root (str): Directory to create the folder in.
+        n_train (int): Number of training images.
+        n_test (int): Number of test images.
+        seed (int): Seed of the random pixels/labels.
+
+    Returns:
+        dict: the planted values, ``{'train': (images (N,32,32,3) uint8 RGB, fine labels (N,),
+        coarse labels (N,)), 'test': (...), 'fine_label_names': [...],
+        'coarse_label_names': [...], 'folder': path}``.
+    """
+    if n_train < 0 or n_test < 0:
+        raise ValueError(f'write_cifar100_like: n_train and n_test must be >= 0, got {n_train}, '
+                         f'{n_test}.')
+    rng = np.random.default_rng(seed)
+    folder = osp.join(str(root), 'cifar-100-python')
+    os.makedirs(folder, exist_ok=True)
+    planted: Dict[str, Any] = dict(folder=folder)
+    for split, n in (('train', n_train), ('test', n_test)):
+        images = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+        fine = rng.integers(0, 100, size=n).astype(np.int64)
+        coarse = rng.integers(0, 20, size=n).astype(np.int64)
+        content = {
+            'filenames': [f'fake_{split}_{i:05d}.png' for i in range(n)],
+            'batch_label': f'{split}ing batch 1 of 1',
+            'fine_labels': [int(v) for v in fine],
+            'coarse_labels': [int(v) for v in coarse],
+            'data': np.ascontiguousarray(images.transpose(0, 3, 1, 2).reshape(n, 3072)),
+        }
+        with open(osp.join(folder, split), 'wb') as f:
+            pickle.dump(content, f, protocol=2)
+        planted[split] = (images, fine, coarse)
+    meta = dict(fine_label_names=[f'fine_{i:02d}' for i in range(100)],
+                coarse_label_names=[f'coarse_{i:02d}' for i in range(20)])
+    with open(osp.join(folder, 'meta'), 'wb') as f:
+        pickle.dump(meta, f, protocol=2)
+    planted.update(meta)
+    return planted

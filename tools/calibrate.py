@@ -21,10 +21,10 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 from mmkdcal.calibration import OBJECTIVES  # noqa: E402
-from mmkdcal.engine import (calibration_mode_names, calibration_report,  # noqa: E402
-                            collect_calibration_data, default_fit_on, fit_and_report, format_report,
-                            get_calibration_mode, under_confidence_warning)
-from mmkdcal.engine.trained_model import build_split_loader, load_trained_model  # noqa: E402
+from mmkdcal.engine import (calibration_mode_names, collect_calibration_data,  # noqa: E402
+                            default_fit_on, fit_and_report, format_report, get_calibration_mode,
+                            under_confidence_warning)
+from tools.harness.trained_model import build_split_loader, load_trained_model  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -88,11 +88,11 @@ def calibrate(args) -> dict:
             other = collect_calibration_data(
                 model, build_split_loader(cfg, split), fit_on,
                 score_thr=args.score_thr, iou_thr=args.iou_thr)
+            mode = get_calibration_mode(fit_on)
             report['also'][split] = dict(
                 num_samples=len(other['logits']),
-                before=calibration_report(other, fit_on, torch.ones(()), args.n_bins,
-                                          args.report_score_thr),
-                after=calibration_report(other, fit_on, t, args.n_bins, args.report_score_thr))
+                before=mode.report(other, torch.ones(()), args.n_bins, args.report_score_thr),
+                after=mode.report(other, t, args.n_bins, args.report_score_thr))
             print(f'{split}: ' + ', '.join(
                 f'{k} {v:.4f} -> {report["also"][split]["after"][k]:.4f}'
                 for k, v in report['also'][split]['before'].items() if k != 'num_dets'))

@@ -21,9 +21,9 @@ from mmengine.runner.checkpoint import CheckpointLoader  # noqa: E402
 
 import mmkdcal  # noqa: E402,F401
 from mmkdcal.utils.checkpoint import check_complete, install  # noqa: E402
-from mmkdcal.utils.checkpoint_match import check_checkpoint_matches  # noqa: E402
-from mmkdcal.utils.checkpoint_match import checkpoint_state_dict  # noqa: E402
-from mmkdcal.utils.launch import add_common_args, load_config, setup_cpu_distributed  # noqa: E402
+from tools.harness.launch import add_common_args, load_config, setup_cpu_distributed  # noqa: E402
+from tools.harness.trained_model import check_checkpoint_matches  # noqa: E402
+from tools.harness.trained_model import checkpoint_state_dict  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -12,7 +12,7 @@ Examples:
 work dir holds no checkpoint (a misspelt ``--work-dir``). The work dir is checked for writing,
 then locked for the run (a second run on it is refused while the first is alive), and a new run
 (no ``--resume``) in a work dir that holds checkpoints is refused rather than writing over them
-(:mod:`mmkdcal.utils.work_dir`). Once the runner is built, a teacher checkpoint whose classes are
+(:mod:`tools.harness.work_dir`). Once the runner is built, a teacher checkpoint whose classes are
 not the student's (names and order) is refused, and so is a checkpoint dir without room for one
 checkpoint (a warning when it has room for one but not two).
 """
@@ -26,12 +26,12 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmkdcal  # noqa: E402,F401  (registers modules, safe checkpoint loading)
-from mmkdcal.models.distillers.teacher_classes import check_teacher_classes  # noqa: E402
 from mmkdcal.utils.checkpoint import install  # noqa: E402
-from mmkdcal.utils.disk_space import check_disk_space  # noqa: E402
-from mmkdcal.utils.launch import (add_common_args, check_writable_dir,  # noqa: E402
-                                  configure_resume, load_config, setup_cpu_distributed)
-from mmkdcal.utils.work_dir import (WorkDirLock, checkpoint_dir,  # noqa: E402
+from mmkdcal.utils.work_dir import WorkDirLock  # noqa: E402
+from tools.harness.launch import add_common_args, load_config, setup_cpu_distributed  # noqa: E402
+from tools.harness.teacher_classes import check_teacher_classes  # noqa: E402
+from tools.harness.work_dir import (check_disk_space, check_writable_dir,  # noqa: E402
+                                    checkpoint_dir, configure_resume,
                                     refuse_new_run_over_checkpoints)
 
 

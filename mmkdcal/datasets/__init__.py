@@ -4,7 +4,7 @@ from ..utils.stack import require_openmmlab
 require_openmmlab(__name__)
 # the imports below need a working stack (checked above)
 
-from .cifar100 import CIFAR100Dataset, write_cifar100_like  # noqa: E402
+from .cifar100 import CIFAR100Dataset  # noqa: E402
 from .digits_det import DigitsDetDataset, build_digits_det  # noqa: E402
 
-__all__ = ['CIFAR100Dataset', 'DigitsDetDataset', 'build_digits_det', 'write_cifar100_like']
+__all__ = ['CIFAR100Dataset', 'DigitsDetDataset', 'build_digits_det']

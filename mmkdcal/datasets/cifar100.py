@@ -23,7 +23,7 @@ from mmdet.registry import DATASETS, TRANSFORMS
 
 from . import transforms  # noqa: F401  (registers RandomCropPad, RandomHFlip, PackClsInputs)
 
-__all__ = ['CIFAR100Dataset', 'CifarUnpickler', 'load_cifar_pickle', 'write_cifar100_like']
+__all__ = ['CIFAR100Dataset', 'CifarUnpickler', 'load_cifar_pickle']
 
 CIFAR100_FOLDER = 'cifar-100-python'
 CIFAR100_FILES = ('train', 'test', 'meta')
@@ -237,53 +237,3 @@ class CIFAR100Dataset(BaseDataset):
         info['img'] = self._images[info['img_index']].copy()
         info['img_shape'] = info['ori_shape'] = (32, 32)
         return info
-
-
-def write_cifar100_like(root: str,
-                        n_train: int = 8,
-                        n_test: int = 4,
-                        seed: int = 0) -> Dict[str, Any]:
-    """Write a tiny fake CIFAR-100 in the real on-disk format, for tests.
-
-    Creates ``root/cifar-100-python/{train,test,meta}`` as protocol-2 pickles with the same keys,
-    dtypes and pixel layout as the real files (random pixels and labels; class names
-    ``fine_00``..``fine_99`` and ``coarse_00``..``coarse_19``).
-
-    Args:
-        root (str): Directory to create the folder in.
-        n_train (int): Number of training images.
-        n_test (int): Number of test images.
-        seed (int): Seed of the random pixels/labels.
-
-    Returns:
-        dict: the planted values, ``{'train': (images (N,32,32,3) uint8 RGB, fine labels (N,),
-        coarse labels (N,)), 'test': (...), 'fine_label_names': [...],
-        'coarse_label_names': [...], 'folder': path}``.
-    """
-    if n_train < 0 or n_test < 0:
-        raise ValueError(f'write_cifar100_like: n_train and n_test must be >= 0, got {n_train}, '
-                         f'{n_test}.')
-    rng = np.random.default_rng(seed)
-    folder = osp.join(str(root), CIFAR100_FOLDER)
-    os.makedirs(folder, exist_ok=True)
-    planted: Dict[str, Any] = dict(folder=folder)
-    for split, n in (('train', n_train), ('test', n_test)):
-        images = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
-        fine = rng.integers(0, 100, size=n).astype(np.int64)
-        coarse = rng.integers(0, 20, size=n).astype(np.int64)
-        content = {
-            'filenames': [f'fake_{split}_{i:05d}.png' for i in range(n)],
-            'batch_label': f'{split}ing batch 1 of 1',
-            'fine_labels': [int(v) for v in fine],
-            'coarse_labels': [int(v) for v in coarse],
-            'data': np.ascontiguousarray(images.transpose(0, 3, 1, 2).reshape(n, 3072)),
-        }
-        with open(osp.join(folder, split), 'wb') as f:
-            pickle.dump(content, f, protocol=2)
-        planted[split] = (images, fine, coarse)
-    meta = dict(fine_label_names=[f'fine_{i:02d}' for i in range(100)],
-                coarse_label_names=[f'coarse_{i:02d}' for i in range(20)])
-    with open(osp.join(folder, 'meta'), 'wb') as f:
-        pickle.dump(meta, f, protocol=2)
-    planted.update(meta)
-    return planted

@@ -20,7 +20,7 @@ from PIL import Image
 from .. import calibration as cal
 from .calibration_modes import CalibrationContext, GroundTruthIndex, get_calibration_mode
 
-__all__ = ['IMAGE_NAME', 'SCALAR_PREFIX', 'calibration_report', 'calibration_scalars',
+__all__ = ['IMAGE_NAME', 'SCALAR_PREFIX', 'calibration_scalars',
            'collect_calibration_data', 'fit_and_report', 'format_report',
            'log_calibration_to_visualizer', 'under_confidence_warning']
 
@@ -89,25 +89,6 @@ def collect_calibration_data(model: torch.nn.Module,
     out = {n: torch.cat([unique[k][n] for k in keys]) for n in names}
     out['num_images'] = len(keys)
     return out
-
-
-def calibration_report(data: Dict[str, torch.Tensor], fit_on: str, t: torch.Tensor,
-                       n_bins: int, score_thr: Optional[float] = None) -> Dict[str, float]:
-    """Calibration errors of collected data with its logits divided by ``t`` (no fitting).
-
-    Args:
-        data: Output of :func:`collect_calibration_data`.
-        fit_on: How ``data`` was collected.
-        t: Temperature (0-dim or per class).
-        n_bins: Bins (per dimension for D-ECE).
-        score_thr: ``'detections'`` only: keep detections whose *scaled* score is at least this
-            (as ``DetectionCalibrationMetric`` does on a model's output); None keeps all.
-
-    Returns:
-        The mode's metrics, e.g. ``'detections'``: ``dece``, ``dece_box`` (confidence x relative
-        box centre, as ``DetectionCalibrationMetric``), ``nll``, ``num_dets``.
-    """
-    return get_calibration_mode(fit_on).report(data, torch.as_tensor(t), n_bins, score_thr)
 
 
 def fit_and_report(data: Dict[str, torch.Tensor],

@@ -21,7 +21,7 @@ import zipfile
 from typing import List, Optional, Tuple
 
 __all__ = ['ResumeError', 'checkpoint_step', 'checkpoint_template', 'is_complete',
-           'list_checkpoints', 'previous_checkpoint', 'resolve_resume']
+           'list_checkpoints', 'previous_checkpoint']
 
 _ZIP_MAGIC = b'PK\x03\x04'
 #: The pickle PROTO opcode and the protocols (2-5) that start a legacy torch checkpoint.
@@ -157,61 +157,4 @@ def previous_checkpoint(path: str) -> Optional[str]:
     for _, candidate in sorted(older, reverse=True):
         if is_complete(candidate):
             return candidate
-    return None
-
-
-def _read_last_checkpoint(work_dir: str) -> Optional[str]:
-    save_file = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(save_file):
-        return None
-    with open(save_file) as f:
-        return f.read().strip()
-
-
-def resolve_resume(work_dir: str, template: str, ckpt_dir: Optional[str] = None) -> Optional[str]:
-    """The checkpoint that ``--resume`` (without a path) must resume from.
-
-    Rules: the newest checkpoint file named by ``template`` wins. ``last_checkpoint`` (MMEngine's
-    pointer) is used when it names that same file; when it names an older one, or a file that is
-    not there while others are, the caller gets a :class:`ResumeError` or the newest file, as
-    listed below. No checkpoint at all means a new run (None): nothing can be overwritten.
-
-    - ``last_checkpoint`` names an existing file and no checkpoint is newer: that file.
-    - ``last_checkpoint`` names an existing file but a newer checkpoint exists: ResumeError (the
-      two disagree; resuming from the older one would overwrite the newer ones).
-    - ``last_checkpoint`` is missing, empty or names a missing file: the newest checkpoint file.
-    - ``last_checkpoint`` names a missing file and there is no checkpoint: ResumeError.
-
-    Args:
-        work_dir: The run's work dir (where ``last_checkpoint`` is).
-        template: File name template of the run's checkpoints (:func:`checkpoint_template`).
-        ckpt_dir: Where the checkpoints are written, if not ``work_dir`` (``CheckpointHook``'s
-            ``out_dir`` joined with the work dir's name).
-
-    Returns:
-        The checkpoint path, or None when the work dir holds no checkpoint.
-
-    Raises:
-        ResumeError: as listed above.
-    """
-    ckpt_dir = ckpt_dir or work_dir
-    found = list_checkpoints(ckpt_dir, template)
-    newest = found[-1][1] if found else None
-    named = _read_last_checkpoint(work_dir)
-    if named and osp.isfile(named):
-        step = checkpoint_step(named, template)
-        if newest is None or step is None or step >= found[-1][0]:
-            return named
-        raise ResumeError(
-            f'--resume: {osp.join(work_dir, "last_checkpoint")} names {named}, but {ckpt_dir} '
-            f'holds a newer checkpoint, {newest}. Resuming from the older one would overwrite '
-            f'the newer ones. Say which one to resume from: --resume {newest} (or --resume '
-            f'{named} after moving the newer checkpoints away).')
-    if newest is not None:
-        return newest
-    if named:
-        raise ResumeError(
-            f'--resume: {osp.join(work_dir, "last_checkpoint")} names {named}, which does not '
-            f'exist, and {ckpt_dir} holds no {template.replace("{}", "*")} checkpoint. Give the '
-            'checkpoint with --resume PATH, or train without --resume to start a new run.')
     return None

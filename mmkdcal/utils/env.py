@@ -1,10 +1,7 @@
-"""The environment mmkdcal runs in: the installed stack it needs, the machine it runs on."""
-import os
-import platform
+"""The installed stack mmkdcal needs: which packages are missing or out of range."""
 from importlib import metadata
 from typing import Dict, List, Optional, Tuple
 
-import torch
 from packaging.version import Version
 
 from ..version import PINNED, REQUIRED
@@ -52,26 +49,3 @@ def check_versions() -> None:
             f'mmcv is installed without its compiled ops ({exc}). Rebuild it from source: '
             '`pip install "setuptools<82" && pip install --no-build-isolation --force-reinstall '
             '--no-deps mmcv==2.1.0`, or run `bash tools/install.sh`.') from exc
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows, else ''."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def describe_machine() -> str:
-    """Cores, architecture, CPU model, torch version and torch threads, on one line.
-
-    Returns:
-        str: E.g. ``'2-core x86_64 CPU (Intel(R) Xeon(R) ...), torch 2.13.0+cpu, 1 torch
-        thread(s)'``.
-    """
-    return (f'{os.cpu_count()}-core {platform.machine()} CPU ({cpu_model() or "unknown model"}), '
-            f'torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)')

@@ -1,23 +1,13 @@
-"""One run per work dir: a lock held while a run trains, and no new run over old checkpoints.
+"""One run per work dir: a lock held while a run trains.
 
 Two trainings started on the same work dir would both write ``iter_*.pth`` and
 ``last_checkpoint`` there, and the later one silently replaces the earlier one's checkpoints. The
-same happens when a new run (no ``--resume``) is started in a work dir that already holds a
-finished or interrupted run. ``tools/train.py`` therefore:
-
-- takes a lock file, ``<work_dir>/.mmkdcal_run.lock`` (:class:`WorkDirLock`), holding the pid,
-  host and start time of the run, and removes it when the run ends. A work dir whose lock names a
-  live process is refused (:class:`WorkDirInUseError`); a lock left by a process that no longer
-  runs (killed, crashed machine) is taken over with a warning. A lock written on another host
-  cannot be checked from here and is refused, naming the file to remove if that run is over;
-- refuses a new run in a work dir that holds a complete checkpoint
-  (:func:`refuse_new_run_over_checkpoints`), naming ``--resume`` (to continue that run) and a new
-  ``--work-dir`` (to start another one). It refuses rather than writing beside the old files: a
-  second run in the same dir would also mix its logs, ``last_checkpoint`` and visualisations with
-  the first one's, and ``--resume`` could no longer tell the two apart. Truncated checkpoints do
-  not count: replacing them loses nothing.
-
-In a distributed run only global rank 0 takes the lock; every rank applies the checkpoint rule.
+run therefore takes a lock file, ``<work_dir>/.mmkdcal_run.lock`` (:class:`WorkDirLock`), holding
+the pid, host and start time of the run, and removes it when the run ends. A work dir whose lock
+names a live process is refused (:class:`WorkDirInUseError`); a lock left by a process that no
+longer runs (killed, crashed machine) is taken over with a warning. A lock written on another host
+cannot be checked from here and is refused, naming the file to remove if that run is over. In a
+distributed run only global rank 0 takes the lock.
 """
 import atexit
 import json
@@ -26,73 +16,17 @@ import os
 import os.path as osp
 import socket
 import time
-from typing import List, Optional
+from typing import Optional
 
-from mmengine.config import Config
 from mmengine.logging import print_log
 
-from .checkpoint_files import checkpoint_template, is_complete, list_checkpoints
-
-__all__ = ['LOCK_NAME', 'UsedWorkDirError', 'WorkDirInUseError', 'WorkDirLock',
-           'checkpoint_dir', 'complete_checkpoints', 'refuse_new_run_over_checkpoints']
+__all__ = ['LOCK_NAME', 'WorkDirInUseError', 'WorkDirLock']
 
 LOCK_NAME = '.mmkdcal_run.lock'
 
 
 class WorkDirInUseError(RuntimeError):
     """Another live run holds the work dir; nothing was started."""
-
-
-class UsedWorkDirError(RuntimeError):
-    """A new run would write over the checkpoints of an earlier run; nothing was started."""
-
-
-def checkpoint_dir(cfg: Config) -> str:
-    """Where the config's checkpoint hook writes: the work dir, or ``out_dir/<work dir name>``.
-
-    Args:
-        cfg: The full config, with ``work_dir`` set.
-
-    Returns:
-        The directory of the run's checkpoints.
-    """
-    hook = (cfg.get('default_hooks', None) or {}).get('checkpoint', None) or {}
-    if hook.get('out_dir', None):
-        return osp.join(hook['out_dir'], osp.basename(cfg.work_dir.rstrip(osp.sep)))
-    return cfg.work_dir
-
-
-def complete_checkpoints(cfg: Config) -> List[str]:
-    """The complete checkpoints of the config's naming in its checkpoint dir, oldest first.
-
-    Args:
-        cfg: The full config, with ``work_dir`` set.
-
-    Returns:
-        Paths of the checkpoints whose file can be read to its end
-        (:func:`~mmkdcal.utils.checkpoint_files.is_complete`).
-    """
-    hook = (cfg.get('default_hooks', None) or {}).get('checkpoint', None) or {}
-    found = list_checkpoints(checkpoint_dir(cfg), checkpoint_template(hook))
-    return [path for _, path in found if is_complete(path)]
-
-
-def refuse_new_run_over_checkpoints(cfg: Config) -> None:
-    """Refuse a new run (no ``--resume``) in a work dir that holds a complete checkpoint.
-
-    Args:
-        cfg: The full config, with ``work_dir`` set.
-
-    Raises:
-        UsedWorkDirError: naming the newest checkpoint, ``--resume`` and ``--work-dir``.
-    """
-    found = complete_checkpoints(cfg)
-    if not found:
-        return
-    raise UsedWorkDirError(
-        f'work dir {cfg.work_dir!r} already holds checkpoints of an earlier run ({len(found)}, '
-        f'the newest {found[-1]}); a new run there would write over them. Continue that run '
-        'with --resume, or start a new run in another directory with --work-dir NEW_DIR.')
 
 
 def _start_time(pid: int) -> Optional[int]:

@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-import mmkdcal  # noqa: F401
 from mmdet.registry import DATASETS, TRANSFORMS
-from mmkdcal.datasets import CIFAR100Dataset, write_cifar100_like
+
+import mmkdcal  # noqa: F401
+from mmkdcal.datasets import CIFAR100Dataset
 from mmkdcal.datasets.transforms import PackClsInputs, RandomCropPad, RandomHFlip
+
+from _helpers import write_cifar100_like
 
 
 def _write_split(folder, name, content):

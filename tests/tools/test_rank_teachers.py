@@ -13,12 +13,12 @@ import pytest
 import torch
 from mmengine.config import Config
 
-import mmkdcal  # noqa: F401
 from mmdet.registry import MODELS
-from mmkdcal.datasets import write_cifar100_like
+
+import mmkdcal  # noqa: F401
 from mmkdcal.utils.checkpoint import load_checkpoint_file
 
-from _helpers import ROOT, last_checkpoint
+from _helpers import ROOT, last_checkpoint, write_cifar100_like
 
 torch.set_num_threads(1)
 TEACHER = 'mmkdcal::demo/gfl_r18w32_digits.py'

@@ -14,8 +14,10 @@ import pytest
 import torch
 
 from mmdet.registry import MODELS
+
 from mmkdcal.utils.checkpoint import CheckpointReadError, load_checkpoint_file
-from mmkdcal.utils.checkpoint_match import CheckpointMismatchError
+from tools.harness.trained_model import CheckpointMismatchError
+
 from _helpers import ROOT, dump_config, gfl_model, retinanet_model, train_config, write_coco
 
 
@@ -189,6 +191,7 @@ def test_hook_refuses_a_resume_that_resumed_nothing(tmp_path, trained):
     start over before iteration 1."""
     from mmengine.config import Config
     from mmengine.runner import Runner
+
     from mmkdcal.utils.checkpoint_files import ResumeError
     work = _copy_work(trained, tmp_path)
     os.remove(osp.join(work, 'last_checkpoint'))

@@ -18,8 +18,10 @@ import torch
 from mmengine.config import ConfigDict
 
 from mmdet.registry import MODELS
-from mmkdcal.models.distillers.teacher_classes import TeacherClassesError
-from mmkdcal.utils.disk_space import DiskSpaceError
+
+from tools.harness.teacher_classes import TeacherClassesError
+from tools.harness.work_dir import DiskSpaceError
+
 from _helpers import CLASSES, ROOT, dump_config, gfl_model, train_config, write_coco
 
 

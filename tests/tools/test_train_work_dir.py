@@ -12,9 +12,10 @@ import pytest
 
 from mmkdcal.utils.checkpoint import load_checkpoint_file
 from mmkdcal.utils.checkpoint_files import ResumeError
-from mmkdcal.utils.work_dir import LOCK_NAME, UsedWorkDirError, WorkDirInUseError
-from _helpers import (ROOT, dump_config, retinanet_model, start_lock_holder, train_config,
-                      write_coco)
+from mmkdcal.utils.work_dir import LOCK_NAME, WorkDirInUseError
+from tools.harness.work_dir import UsedWorkDirError
+
+from _helpers import ROOT, dump_config, retinanet_model, start_lock_holder, train_config, write_coco
 
 
 def _train_tool():

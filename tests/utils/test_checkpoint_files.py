@@ -1,12 +1,8 @@
-"""Which checkpoint ``--resume`` picks, and which one an error about a damaged file suggests."""
-import os
-import os.path as osp
+"""Checkpoint file names, completeness, and which one an error about a damaged file suggests."""
 
-import pytest
 import torch
 
-from mmkdcal.utils.checkpoint_files import (ResumeError, checkpoint_template, is_complete,
-                                            previous_checkpoint, resolve_resume)
+from mmkdcal.utils.checkpoint_files import checkpoint_template, is_complete, previous_checkpoint
 
 
 def _save(path, step):
@@ -22,66 +18,11 @@ def _truncate(path):
     return str(path)
 
 
-def _point(work, path):
-    with open(osp.join(work, 'last_checkpoint'), 'w') as f:
-        f.write(str(path))
-
-
 def test_template_follows_the_hook():
     assert checkpoint_template(dict(type='CheckpointHook', by_epoch=False)) == 'iter_{}.pth'
     assert checkpoint_template(dict(type='CheckpointHook')) == 'epoch_{}.pth'
     assert checkpoint_template(None) == 'epoch_{}.pth'
     assert checkpoint_template(dict(filename_tmpl='ckpt_{}.pth', by_epoch=False)) == 'ckpt_{}.pth'
-
-
-def test_without_last_checkpoint_the_newest_by_step_wins(tmp_path):
-    for step in (2, 4, 10):
-        _save(tmp_path / f'iter_{step}.pth', step)
-    (tmp_path / 'epoch_99.pth').write_bytes(b'other kind')
-    # numeric order: iter_10 is newer than iter_4 (a string sort would pick iter_4)
-    assert resolve_resume(str(tmp_path), 'iter_{}.pth') == str(tmp_path / 'iter_10.pth')
-    assert resolve_resume(str(tmp_path), 'epoch_{}.pth') == str(tmp_path / 'epoch_99.pth')
-
-
-def test_last_checkpoint_is_used_when_it_names_the_newest(tmp_path):
-    for step in (2, 4):
-        _save(tmp_path / f'iter_{step}.pth', step)
-    _point(tmp_path, tmp_path / 'iter_4.pth')
-    assert resolve_resume(str(tmp_path), 'iter_{}.pth') == str(tmp_path / 'iter_4.pth')
-
-
-def test_last_checkpoint_older_than_a_checkpoint_is_refused(tmp_path):
-    for step in (2, 4):
-        _save(tmp_path / f'iter_{step}.pth', step)
-    _point(tmp_path, tmp_path / 'iter_2.pth')
-    with pytest.raises(ResumeError) as err:
-        resolve_resume(str(tmp_path), 'iter_{}.pth')
-    msg = str(err.value)
-    assert 'iter_2.pth' in msg and f'--resume {tmp_path / "iter_4.pth"}' in msg
-
-
-def test_last_checkpoint_naming_a_missing_file(tmp_path):
-    _point(tmp_path, tmp_path / 'iter_8.pth')
-    with pytest.raises(ResumeError, match='iter_8.pth, which does not exist'):
-        resolve_resume(str(tmp_path), 'iter_{}.pth')
-    _save(tmp_path / 'iter_6.pth', 6)
-    assert resolve_resume(str(tmp_path), 'iter_{}.pth') == str(tmp_path / 'iter_6.pth')
-    # an empty pointer (a save killed while writing it) counts as missing
-    (tmp_path / 'last_checkpoint').write_text('')
-    assert resolve_resume(str(tmp_path), 'iter_{}.pth') == str(tmp_path / 'iter_6.pth')
-
-
-def test_nothing_to_resume_is_a_new_run(tmp_path):
-    assert resolve_resume(str(tmp_path), 'iter_{}.pth') is None
-    assert resolve_resume(str(tmp_path / 'not_yet'), 'iter_{}.pth') is None
-
-
-def test_checkpoints_in_another_out_dir(tmp_path):
-    work, out = tmp_path / 'work', tmp_path / 'out' / 'work'
-    os.makedirs(work)
-    os.makedirs(out)
-    _save(out / 'iter_3.pth', 3)
-    assert resolve_resume(str(work), 'iter_{}.pth', str(out)) == str(out / 'iter_3.pth')
 
 
 def test_completeness_and_the_previous_complete_checkpoint(tmp_path):

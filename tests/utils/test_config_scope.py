@@ -59,7 +59,7 @@ def test_teacher_config_and_tool_argument_accept_the_scope():
     assert load_teacher_config('mmkdcal::demo/gfl_r18w32_digits.py') == direct
     with pytest.raises(FileNotFoundError, match='no demo/teacher.py'):
         load_teacher_config('mmkdcal::demo/teacher.py')
-    from mmkdcal.utils.launch import load_config
+    from tools.harness.launch import load_config
     args = argparse.Namespace(config='mmkdcal::demo/gfl_r18w32_digits.py', cfg_options=None,
                               launcher='none', work_dir=None, local_rank=0)
     cfg = load_config(args)

@@ -258,7 +258,7 @@ def plot_ranking(result: Dict[str, Any], path: str) -> str:
 def _check_candidates(candidates: Sequence[Candidate], split: str,
                       cfg_options: Optional[dict]) -> None:
     """Fail before any pass: unique names, readable configs with the split, checkpoints."""
-    from mmkdcal.engine.trained_model import check_splits, read_config
+    from tools.harness.trained_model import check_splits, read_config
 
     if len(candidates) < 1:
         raise ValueError('rank_teachers needs at least one candidate (config, checkpoint).')
@@ -308,8 +308,8 @@ def rank_teachers(candidates: Sequence[Candidate],
         ``dict(split, fit_on, objective, n_bins, sort_by, teachers=[rows, sorted], files)``.
     """
     from mmkdcal.engine import collect_calibration_data, default_fit_on, fit_and_report
-    from mmkdcal.engine.trained_model import build_split_loader, load_trained_model
     from mmkdcal.utils.progress import EtaProgress
+    from tools.harness.trained_model import build_split_loader, load_trained_model
 
     _check_candidates(candidates, split, cfg_options)
     if fit_on is not None and fit_on not in DEFAULT_SORT:

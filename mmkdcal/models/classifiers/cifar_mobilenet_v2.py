@@ -13,13 +13,14 @@ and a linear classifier. The 32x32 input ends at 2x2 before pooling.
 With ``num_classes=100`` the default model has 812,836 parameters (checked in
 ``tests/models/classifiers/``).
 """
-from typing import List, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from mmdet.registry import MODELS
+
+from .cifar_base import CifarBackbone
 
 __all__ = ['CifarMobileNetV2']
 
@@ -33,8 +34,6 @@ _SETTINGS: Sequence[Tuple[object, int, int, int]] = (
     (None, 160, 3, 2),
     (None, 320, 1, 1),
 )
-#: indices of the block groups whose outputs are returned as stage features
-_FEATURE_GROUPS = (1, 2, 4, 6)
 
 
 class _InvertedResidual(nn.Module):
@@ -66,8 +65,11 @@ class _InvertedResidual(nn.Module):
 
 
 @MODELS.register_module()
-class CifarMobileNetV2(nn.Module):
+class CifarMobileNetV2(CifarBackbone):
     """MobileNetV2 for 32x32 images returning class logits.
+
+    :meth:`forward_features` returns the pooled feature (N, 1280) and the maps of the stem (16x16)
+    and of block groups 1 (16x16), 2 (8x8), 4 (4x4) and 6 (2x2).
 
     Args:
         expand_ratio (int): Expansion factor T of the blocks (except the first). Defaults to 6.
@@ -76,71 +78,33 @@ class CifarMobileNetV2(nn.Module):
         in_channels (int): Input image channels. Defaults to 3.
     """
 
+    stages_name = 'groups'
+    feature_stages = (1, 2, 4, 6)
+
     def __init__(self, expand_ratio: int = 6, width_mult: float = 0.5, num_classes: int = 100,
                  in_channels: int = 3) -> None:
-        super().__init__()
+        super().__init__('CifarMobileNetV2', num_classes)
         if not isinstance(expand_ratio, int) or expand_ratio < 1:
             raise ValueError('CifarMobileNetV2: expand_ratio must be a positive int, got '
                              f'{expand_ratio!r}.')
         if not width_mult > 0:
             raise ValueError(f'CifarMobileNetV2: width_mult must be > 0, got {width_mult!r}.')
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError('CifarMobileNetV2: num_classes must be a positive int, got '
-                             f'{num_classes!r}.')
-        self.num_classes = num_classes
         channels = int(32 * width_mult)
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, channels, 3, 2, 1, bias=False), nn.BatchNorm2d(channels),
             nn.ReLU(inplace=True))
         groups = []
         for t, c, n, s in _SETTINGS:
-            out_channels = int(c * width_mult)
             t = expand_ratio if t is None else t
-            blocks = []
-            for j in range(n):
-                blocks.append(_InvertedResidual(channels, out_channels, s if j == 0 else 1, t))
-                channels = out_channels
-            groups.append(nn.Sequential(*blocks))
+            group, channels = self.make_stages(
+                lambda cin, cout, stride: _InvertedResidual(cin, cout, stride, t), channels,
+                [int(c * width_mult)], [s], n)
+            groups.append(group[0])
         self.groups = nn.ModuleList(groups)
         last = int(1280 * width_mult) if width_mult > 1.0 else 1280
         self.conv_last = nn.Sequential(
             nn.Conv2d(channels, last, 1, bias=False), nn.BatchNorm2d(last), nn.ReLU(inplace=True))
         self.feat_dim = last
         self.fc = nn.Linear(last, num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
-
-    def forward_features(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        """Compute the pre-logit feature and the per-stage feature maps.
-
-        Args:
-            x (Tensor): (N, 3, 32, 32) normalised images.
-
-        Returns:
-            tuple[Tensor, list[Tensor]]: the pooled feature (N, 1280) and ``[stem (16x16),
-            group1 (16x16), group2 (8x8), group4 (4x4), group6 (2x2)]`` feature maps.
-        """
-        out = self.stem(x)
-        feats = [out]
-        for i, group in enumerate(self.groups):
-            out = group(out)
-            if i in _FEATURE_GROUPS:
-                feats.append(out)
-        out = self.conv_last(out)
-        pooled = torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
-        return pooled, feats
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return (N, num_classes) class logits for (N, 3, 32, 32) images."""
-        pooled, _ = self.forward_features(x)
-        return self.fc(pooled)
+        self._init_weights(lambda fc: (nn.init.normal_(fc.weight, 0, 0.01),
+                                       nn.init.zeros_(fc.bias)))

@@ -13,13 +13,15 @@ Parameter counts with ``num_classes=100`` (computed by ``sum(p.numel())`` and ch
 ``tests/models/classifiers/test_cls_backbones.py``): resnet20 278,324, resnet56 861,620,
 resnet110 1,736,564, resnet8x4 1,233,540, resnet32x4 7,433,860.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from mmdet.registry import MODELS
+
+from .cifar_base import CifarBackbone, named_arch
 
 __all__ = ['CifarResNet', 'CIFAR_RESNET_ARCHS']
 
@@ -74,11 +76,11 @@ class _BasicBlock(nn.Module):
 
 
 @MODELS.register_module()
-class CifarResNet(nn.Module):
+class CifarResNet(CifarBackbone):
     """CIFAR ResNet (6n+2 layers, basic blocks) returning class logits.
 
     Give either ``arch`` (a key of :data:`CIFAR_RESNET_ARCHS`, e.g. ``'resnet8x4'``) or both
-    ``depth`` and ``widths``.
+    ``depth`` and ``widths``. :meth:`forward_features` returns the post-ReLU stem and stage maps.
 
     Args:
         arch (str, optional): Named benchmark architecture.
@@ -94,18 +96,9 @@ class CifarResNet(nn.Module):
                  widths: Optional[Sequence[int]] = None,
                  num_classes: int = 100,
                  in_channels: int = 3) -> None:
-        super().__init__()
-        if arch is not None:
-            if depth is not None or widths is not None:
-                raise ValueError('CifarResNet: give either `arch` or (`depth`, `widths`), not both '
-                                 f'(got arch={arch!r}, depth={depth!r}, widths={widths!r}).')
-            if arch not in CIFAR_RESNET_ARCHS:
-                raise ValueError(f'CifarResNet: unknown arch={arch!r}; choose one of '
-                                 f'{sorted(CIFAR_RESNET_ARCHS)} or give `depth` and `widths`.')
-            depth, widths = CIFAR_RESNET_ARCHS[arch]
-        if depth is None or widths is None:
-            raise ValueError('CifarResNet: give `arch` (e.g. arch="resnet8x4") or both `depth` and '
-                             '`widths`.')
+        super().__init__('CifarResNet', num_classes)
+        depth, widths = named_arch('CifarResNet', arch, CIFAR_RESNET_ARCHS,
+                                   dict(depth=depth, widths=widths))
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
             raise ValueError(f'CifarResNet: depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 56, '
                              f'110, ...), got depth={depth!r}.')
@@ -113,64 +106,20 @@ class CifarResNet(nn.Module):
         if len(widths) != 4 or min(widths) < 1:
             raise ValueError('CifarResNet: widths must be 4 positive ints (stem, stage1, stage2, '
                              f'stage3), got widths={widths!r}.')
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError('CifarResNet: num_classes must be a positive int, got '
-                             f'{num_classes!r}.')
         self.arch = arch
         self.depth = depth
         self.widths = widths
-        self.num_classes = num_classes
-        blocks_per_stage = (depth - 2) // 6
-
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
-        stages = []
-        channels = widths[0]
-        for width, stride in zip(widths[1:], (1, 2, 2)):
-            blocks = []
-            for j in range(blocks_per_stage):
-                blocks.append(_BasicBlock(channels, width, stride if j == 0 else 1))
-                channels = width
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.ModuleList(stages)
-        self.feat_dim = channels
-        self.fc = nn.Linear(channels, num_classes)
+        self.stages, self.feat_dim = self.make_stages(_BasicBlock, widths[0], widths[1:],
+                                                      (1, 2, 2), (depth - 2) // 6)
+        self.fc = nn.Linear(self.feat_dim, num_classes)
         self._init_weights()
 
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+    def stem_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """conv-BN-ReLU."""
+        return F.relu(self.bn1(self.conv1(x)))
 
-    def forward_features(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        """Compute the pre-logit feature and the per-stage feature maps.
-
-        Args:
-            x (Tensor): (N, 3, 32, 32) normalised images.
-
-        Returns:
-            tuple[Tensor, list[Tensor]]: the pooled feature (N, feat_dim) that the classifier
-            reads, and ``[stem, stage1, stage2, stage3]`` feature maps (post-ReLU).
-        """
-        out = F.relu(self.bn1(self.conv1(x)))
-        feats = [out]
-        for stage in self.stages:
-            out = stage(out)
-            feats.append(out)
-        pooled = torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
-        return pooled, feats
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return class logits.
-
-        Args:
-            x (Tensor): (N, 3, 32, 32) normalised images.
-
-        Returns:
-            Tensor: (N, num_classes) logits.
-        """
-        pooled, _ = self.forward_features(x)
-        return self.fc(pooled)
+    def head_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's output as it is."""
+        return x

@@ -14,13 +14,14 @@ conv-BN-ReLU to the final width, global average pooling and a linear classifier.
 basic units; with ``num_classes=100`` it has 1,355,528 parameters (checked in
 ``tests/models/classifiers/``).
 """
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from mmdet.registry import MODELS
+
+from .cifar_base import CifarBackbone
 
 __all__ = ['CifarShuffleNetV2', 'CIFAR_SHUFFLENETV2_SIZES']
 
@@ -103,8 +104,11 @@ class _DownUnit(nn.Module):
 
 
 @MODELS.register_module()
-class CifarShuffleNetV2(nn.Module):
+class CifarShuffleNetV2(CifarBackbone):
     """ShuffleNetV2 for 32x32 images returning class logits.
+
+    :meth:`forward_features` returns the maps of the stem (32x32) and stages 1-3 (16x16, 8x8,
+    4x4).
 
     Args:
         net_size (float): Width setting, one of 0.5, 1.0, 1.5, 2.0. Defaults to 1.0 (``ShuffleV2``
@@ -114,16 +118,12 @@ class CifarShuffleNetV2(nn.Module):
     """
 
     def __init__(self, net_size: float = 1.0, num_classes: int = 100, in_channels: int = 3) -> None:
-        super().__init__()
+        super().__init__('CifarShuffleNetV2', num_classes)
         if float(net_size) not in CIFAR_SHUFFLENETV2_SIZES:
             raise ValueError(f'CifarShuffleNetV2: net_size must be one of '
                              f'{sorted(CIFAR_SHUFFLENETV2_SIZES)}, got {net_size!r}.')
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError('CifarShuffleNetV2: num_classes must be a positive int, got '
-                             f'{num_classes!r}.')
         widths, num_units = CIFAR_SHUFFLENETV2_SIZES[float(net_size)]
         self.net_size = float(net_size)
-        self.num_classes = num_classes
         self.stem = _conv_bn(in_channels, 24, 1)
         channels = 24
         stages = []
@@ -135,27 +135,3 @@ class CifarShuffleNetV2(nn.Module):
         self.conv_last = _conv_bn(channels, widths[3], 1)
         self.feat_dim = widths[3]
         self.fc = nn.Linear(widths[3], num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        """Compute the pre-logit feature and the per-stage feature maps.
-
-        Args:
-            x (Tensor): (N, 3, 32, 32) normalised images.
-
-        Returns:
-            tuple[Tensor, list[Tensor]]: the pooled feature (N, feat_dim) and
-            ``[stem (32x32), stage1 (16x16), stage2 (8x8), stage3 (4x4)]`` feature maps.
-        """
-        out = self.stem(x)
-        feats = [out]
-        for stage in self.stages:
-            out = stage(out)
-            feats.append(out)
-        out = self.conv_last(out)
-        pooled = torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
-        return pooled, feats
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return (N, num_classes) class logits for (N, 3, 32, 32) images."""
-        pooled, _ = self.forward_features(x)
-        return self.fc(pooled)

@@ -11,13 +11,15 @@ shortcut applied to the pre-activated input. Same layout as the benchmark of Tia
 Parameter counts with ``num_classes=100`` (checked in ``tests/models/classifiers/``):
 wrn_16_2 703,284, wrn_40_2 2,255,156.
 """
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from mmdet.registry import MODELS
+
+from .cifar_base import CifarBackbone, named_arch
 
 __all__ = ['CifarWideResNet', 'CIFAR_WRN_ARCHS']
 
@@ -72,10 +74,12 @@ class _PreActBlock(nn.Module):
 
 
 @MODELS.register_module()
-class CifarWideResNet(nn.Module):
+class CifarWideResNet(CifarBackbone):
     """Wide ResNet WRN-depth-widen_factor for 32x32 images, returning class logits.
 
     Give either ``arch`` (``'wrn_40_2'``, ``'wrn_16_2'``, ...) or ``depth`` and ``widen_factor``.
+    :meth:`forward_features` returns the stem and group outputs pre-activation, as the network is
+    pre-activated; the final BN-ReLU is applied before pooling.
 
     Args:
         arch (str, optional): Named architecture, a key of :data:`CIFAR_WRN_ARCHS`.
@@ -93,90 +97,33 @@ class CifarWideResNet(nn.Module):
                  num_classes: int = 100,
                  drop_rate: float = 0.0,
                  in_channels: int = 3) -> None:
-        super().__init__()
-        if arch is not None:
-            if depth is not None or widen_factor is not None:
-                raise ValueError('CifarWideResNet: give either `arch` or (`depth`, '
-                                 f'`widen_factor`), not both (got arch={arch!r}, depth={depth!r}, '
-                                 f'widen_factor={widen_factor!r}).')
-            if arch not in CIFAR_WRN_ARCHS:
-                raise ValueError(f'CifarWideResNet: unknown arch={arch!r}; choose one of '
-                                 f'{sorted(CIFAR_WRN_ARCHS)} or give `depth` and `widen_factor`.')
-            depth, widen_factor = CIFAR_WRN_ARCHS[arch]
-        if depth is None or widen_factor is None:
-            raise ValueError('CifarWideResNet: give `arch` (e.g. arch="wrn_40_2") or both `depth` '
-                             'and `widen_factor`.')
+        super().__init__('CifarWideResNet', num_classes)
+        depth, widen_factor = named_arch('CifarWideResNet', arch, CIFAR_WRN_ARCHS,
+                                         dict(depth=depth, widen_factor=widen_factor))
         if not isinstance(depth, int) or depth < 10 or (depth - 4) % 6 != 0:
             raise ValueError(f'CifarWideResNet: depth must be 6n+4 with n >= 1 (10, 16, 28, 40, '
                              f'...), got depth={depth!r}.')
         if not isinstance(widen_factor, int) or widen_factor < 1:
             raise ValueError('CifarWideResNet: widen_factor must be a positive int, got '
                              f'{widen_factor!r}.')
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError('CifarWideResNet: num_classes must be a positive int, got '
-                             f'{num_classes!r}.')
         if not 0.0 <= drop_rate < 1.0:
             raise ValueError(f'CifarWideResNet: drop_rate must be in [0, 1), got {drop_rate!r}.')
         self.arch = arch
         self.depth = depth
         self.widen_factor = widen_factor
-        self.num_classes = num_classes
-        n = (depth - 4) // 6
-        widths = (16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor)
+        widths = (16 * widen_factor, 32 * widen_factor, 64 * widen_factor)
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
+        self.stages, self.feat_dim = self.make_stages(
+            lambda cin, cout, stride: _PreActBlock(cin, cout, stride, drop_rate), 16, widths,
+            (1, 2, 2), (depth - 4) // 6)
+        self.bn_final = nn.BatchNorm2d(self.feat_dim)
+        self.fc = nn.Linear(self.feat_dim, num_classes)
+        self._init_weights(lambda fc: nn.init.zeros_(fc.bias))
 
-        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
-        stages = []
-        channels = widths[0]
-        for width, stride in zip(widths[1:], (1, 2, 2)):
-            blocks = []
-            for j in range(n):
-                blocks.append(_PreActBlock(channels, width, stride if j == 0 else 1, drop_rate))
-                channels = width
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.ModuleList(stages)
-        self.bn_final = nn.BatchNorm2d(channels)
-        self.feat_dim = channels
-        self.fc = nn.Linear(channels, num_classes)
-        self._init_weights()
+    def stem_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The stem convolution (not activated)."""
+        return self.conv1(x)
 
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
-
-    def forward_features(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        """Compute the pre-logit feature and the per-stage feature maps.
-
-        Args:
-            x (Tensor): (N, 3, 32, 32) normalised images.
-
-        Returns:
-            tuple[Tensor, list[Tensor]]: the pooled feature (N, feat_dim) and
-            ``[stem, group1, group2, group3]`` feature maps (group outputs are pre-activation, as
-            the network is pre-activated; the final BN-ReLU is applied before pooling).
-        """
-        out = self.conv1(x)
-        feats = [out]
-        for stage in self.stages:
-            out = stage(out)
-            feats.append(out)
-        out = F.relu(self.bn_final(out))
-        pooled = torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
-        return pooled, feats
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return class logits.
-
-        Args:
-            x (Tensor): (N, 3, 32, 32) normalised images.
-
-        Returns:
-            Tensor: (N, num_classes) logits.
-        """
-        pooled, _ = self.forward_features(x)
-        return self.fc(pooled)
+    def head_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The final BN-ReLU."""
+        return F.relu(self.bn_final(x))

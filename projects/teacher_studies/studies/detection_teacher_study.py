@@ -36,8 +36,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from mmkdcal.utils.env import describe_machine
 from tools.harness.jobs import Job, run_jobs
+from tools.harness.machine import describe_machine
 
 from .detection_teacher_measure import OBJECTIVES
 

@@ -34,8 +34,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from mmkdcal.utils.env import describe_machine
 from mmkdcal.utils.progress import EtaProgress
+from tools.harness.machine import describe_machine
 
 from .digits_classifiers import (FAMILIES, N_CLASSES, TrainRecipe, accuracy, default_student_recipe,
                                  default_teacher_recipes, load_digit_splits, predict_logits,

@@ -15,10 +15,12 @@ from mmengine.logging import MessageHub
 from mmengine.runner import Runner
 from mmengine.structures import BaseDataElement
 
-import mmkdcal  # noqa: F401
 from mmdet.registry import MODELS
-from mmkdcal.datasets import write_cifar100_like
+
+import mmkdcal  # noqa: F401
 from mmkdcal.evaluation import topk_accuracy  # noqa: F401  (registers TopKAccuracy)
+
+from _helpers import write_cifar100_like
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CFG_DIR = osp.join(REPO, 'configs', 'classification')

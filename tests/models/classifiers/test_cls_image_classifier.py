@@ -8,10 +8,13 @@ from mmengine.dataset import pseudo_collate
 from mmengine.optim import OptimWrapper
 from mmengine.structures import BaseDataElement
 
-import mmkdcal  # noqa: F401
 from mmdet.registry import MODELS
-from mmkdcal.datasets import CIFAR100Dataset, write_cifar100_like
+
+import mmkdcal  # noqa: F401
+from mmkdcal.datasets import CIFAR100Dataset
 from mmkdcal.models.classifiers import ImageClassifier
+
+from _helpers import write_cifar100_like
 
 torch.set_num_threads(1)
 

@@ -8,12 +8,12 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.structures import BaseDataElement
 
-import mmkdcal  # noqa: F401
 from mmdet.registry import MODELS
-from mmkdcal.datasets import write_cifar100_like
+
+import mmkdcal  # noqa: F401
 from mmkdcal.utils.checkpoint import load_checkpoint_file
 
-from _helpers import ROOT, last_checkpoint, run_tool
+from _helpers import ROOT, last_checkpoint, run_tool, write_cifar100_like
 
 CFG = osp.join(ROOT, 'configs/classification/cifar100')
 torch.set_num_threads(1)

@@ -46,7 +46,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from mmkdcal.utils.env import cpu_model
+from tools.harness.machine import cpu_model
 
 from .calibration_pass import bench_calibration_pass
 from .candidates import (DEFAULT_SPEC, MALLOC_VARS, build_models, pair_configs, python_env,

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from mmkdcal.utils.env import cpu_model
+from tools.harness.machine import cpu_model
 
 from ..jobs import Job, JobContext, JobsInterrupted, command_env, run_jobs
 from .plan import (ROOT, Command, Launcher, Run, in_root, missing_scripts, root_relative,

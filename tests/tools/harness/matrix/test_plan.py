@@ -65,7 +65,7 @@ def test_slurm_plan_for_the_coco_folders_prints_every_command(capsys):
 
 
 def test_local_commands_and_the_config_they_give(monkeypatch):
-    from mmkdcal.utils.launch import load_config
+    from tools.harness.launch import load_config
     monkeypatch.chdir(ROOT)  # the commands run from the repository root
     entries = discover_configs(['configs/gfl/kd-cal_gfl_r50_r101_1x_coco.py',
                                 'configs/faster_rcnn/faster-rcnn_r18_fpn_1x_coco.py'])

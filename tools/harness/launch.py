@@ -1,4 +1,4 @@
-"""Shared set-up of the command-line entry points (``tools/train.py``, ``tools/test.py``...).
+"""What the command-line entry points share: their common flags, the config, CPU-only DDP.
 
 The one thing here that stock MMDetection lacks is :func:`setup_cpu_distributed`: MMEngine 0.10.7's
 ``pytorch`` and ``slurm`` launchers call ``torch.cuda.set_device`` and wrap the model with
@@ -11,28 +11,24 @@ absent. With CUDA, both launchers are MMEngine's own.
 The config argument may be a scoped path (``mmkdcal::demo/gfl_r18w32_digits.py``, see
 :mod:`mmkdcal.utils.config_scope`).
 """
-import logging
 import os
 import os.path as osp
 import shlex
 import subprocess
-import tempfile
 from typing import Optional
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 
-from .config_scope import resolve_config_path
+from mmkdcal.utils.config_scope import resolve_config_path
 
-__all__ = ['add_common_args', 'check_writable_dir', 'configure_resume', 'default_work_dir',
-           'load_config', 'setup_cpu_distributed']
+__all__ = ['add_common_args', 'default_work_dir', 'load_config', 'setup_cpu_distributed']
 
 
 def add_common_args(parser) -> None:
     """The flags every entry point shares: ``--work-dir``, ``--cfg-options``, ``--launcher``."""
-    from mmengine.config import DictAction
     parser.add_argument('--work-dir', help='the dir to save logs, checkpoints and metrics')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
@@ -63,91 +59,6 @@ def default_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> 
     if cfg.get('work_dir', None) is not None:
         return cfg.work_dir
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
-
-
-def check_writable_dir(path: str, what: str = 'work dir') -> None:
-    """Create ``path`` if needed and write (then remove) a probe file in it.
-
-    Run before the runner is built, so that a work dir that cannot be written (a read-only
-    mount, a path under ``/proc``, a path through a regular file) fails at once with its name,
-    not with a bare "No such file or directory" from deep inside MMEngine.
-
-    Args:
-        path: The directory.
-        what: What it is, for the message (``'work dir'``).
-
-    Raises:
-        OSError: with the failing call's ``errno``, naming ``path`` and the fix.
-    """
-    try:
-        os.makedirs(path, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix='.write_probe_', dir=path)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as exc:
-        raise OSError(exc.errno, f'{what} {path!r} cannot be written ({exc.strerror or exc}): '
-                      'logs and checkpoints go there. Choose a writable directory with '
-                      '--work-dir DIR.') from exc
-
-
-def configure_resume(cfg: Config, resume: Optional[str]) -> Optional[str]:
-    """Set ``cfg.resume``/``cfg.load_from`` for ``--resume`` (``'auto'``) or ``--resume PATH``.
-
-    Unlike MMEngine's auto-resume, which reads only ``last_checkpoint`` and otherwise starts a new
-    run that overwrites the work dir's checkpoints, ``'auto'`` resumes from the newest checkpoint
-    file (:func:`~mmkdcal.utils.checkpoint_files.resolve_resume`) or refuses; a work dir with
-    no checkpoint at all (e.g. a misspelt ``--work-dir``) is refused too, since the run asked to
-    continue an earlier one and a new run would be silent about it. The chosen file must be
-    complete (:func:`~mmkdcal.utils.checkpoint.check_complete`). Only files are read here.
-
-    Args:
-        cfg: The full config, with ``work_dir`` set.
-        resume: None (no resume), ``'auto'``, or a checkpoint path or URL.
-
-    Returns:
-        The checkpoint resumed from, or None.
-
-    Raises:
-        ResumeError: ``'auto'`` cannot tell which checkpoint is the latest, or finds none.
-        FileNotFoundError: ``resume`` names a local file that does not exist.
-        CheckpointReadError: the checkpoint is truncated.
-    """
-    from .checkpoint import check_complete
-    from .checkpoint_files import (ResumeError, checkpoint_step, checkpoint_template,
-                                   list_checkpoints, resolve_resume)
-    from .work_dir import checkpoint_dir
-    if resume is None:
-        return None
-    hook = (cfg.get('default_hooks', None) or {}).get('checkpoint', None) or {}
-    template = checkpoint_template(hook)
-    ckpt_dir = checkpoint_dir(cfg)
-    if resume == 'auto':
-        path = resolve_resume(cfg.work_dir, template, ckpt_dir)
-        if path is None:
-            where = ('does not exist' if not osp.isdir(ckpt_dir) else
-                     f'holds no {template.replace("{}", "*")} checkpoint and no last_checkpoint')
-            raise ResumeError(
-                f'--resume: {ckpt_dir} {where}, so there is no run to continue. Check the work '
-                'dir (--work-dir, or the config\'s work_dir) names the run to resume, or give '
-                'the checkpoint with --resume PATH; to start a new run, leave out --resume.')
-        print_log(f'--resume: resuming from {path}', logger='current')
-    else:
-        path = resume
-        if '://' not in path:
-            if not osp.isfile(path):
-                raise FileNotFoundError(f'--resume {path!r}: no such checkpoint file.')
-            step = checkpoint_step(path, template)
-            newer = [p for s, p in list_checkpoints(ckpt_dir, template)
-                     if step is not None and s > step]
-            if newer:
-                print_log(f'--resume {path}: {ckpt_dir} holds newer checkpoints ({newer}); this '
-                          'run will replace those it reaches again.', logger='current',
-                          level=logging.WARNING)
-    if '://' not in path:
-        check_complete(path)
-    cfg.resume = True
-    cfg.load_from = path
-    return path
 
 
 def _slurm_environment() -> None:
