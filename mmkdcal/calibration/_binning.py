@@ -22,23 +22,6 @@ def equal_width_index(x: torch.Tensor, edges: torch.Tensor, n_bins: int) -> torc
         torch.Tensor: int64 bin indices of the shape of ``x``, in [0, n_bins] (``n_bins``
         only for x >= edges[-1]).
     """
-    return equal_width_index_float(x, edges, n_bins).long()
-
-
-def equal_width_index_float(x: torch.Tensor, edges: torch.Tensor, n_bins: int) -> torch.Tensor:
-    """:func:`equal_width_index` as whole numbers in the floating dtype of ``x``.
-
-    Integer conversions are slow on CPU; callers that combine several indices (joint bins)
-    do it in floating point (exact below 2**24 / 2**53) and convert once.
-
-    Args:
-        x: Values, any shape (values outside [0, 1] give indices outside [0, n_bins]).
-        edges: ``n_bins + 1`` increasing edges from 0 to 1.
-        n_bins: Number of bins.
-
-    Returns:
-        torch.Tensor: Bin indices as floats, shape of ``x``.
-    """
     shape = x.shape
     x = x.reshape(-1)
     frac = x * n_bins
@@ -51,11 +34,11 @@ def equal_width_index_float(x: torch.Tensor, edges: torch.Tensor, n_bins: int) -
         dtype = torch.promote_types(x.dtype, edges.dtype)  # compare as numpy/torch would
         exact = torch.bucketize(x[near].to(dtype), edges.to(dtype), right=True) - 1
         idx[near] = exact.to(idx.dtype)
-    return idx.view(shape)
+    return idx.view(shape).long()
 
 
 def equal_width_index_np(x: np.ndarray, edges: np.ndarray, n_bins: int) -> np.ndarray:
-    """NumPy twin of :func:`equal_width_index_float`: ``searchsorted(edges, x, 'right') - 1``.
+    """NumPy twin of :func:`equal_width_index`: ``searchsorted(edges, x, 'right') - 1``.
 
     Computed as ``floor(x * n_bins)`` with the values within a few ulps of an edge re-binned by
     ``numpy.searchsorted`` (which compares in the common dtype of ``x`` and ``edges``, as
