@@ -12,15 +12,6 @@ def equal_width_index(x: torch.Tensor, edges: torch.Tensor, n_bins: int) -> torc
     those few are re-binned with ``torch.bucketize`` against the exact ``edges``, so the
     result equals a binary search against ``edges`` (e.g. ``numpy.linspace`` or
     ``torch.linspace`` ones) bit for bit.
-
-    Args:
-        x: Values in [0, 1], any shape.
-        edges: ``n_bins + 1`` increasing edges from 0 to 1 (equal width up to rounding).
-        n_bins: Number of bins.
-
-    Returns:
-        torch.Tensor: int64 bin indices of the shape of ``x``, in [0, n_bins] (``n_bins``
-        only for x >= edges[-1]).
     """
     shape = x.shape
     x = x.reshape(-1)
@@ -43,14 +34,6 @@ def equal_width_index_np(x: np.ndarray, edges: np.ndarray, n_bins: int) -> np.nd
     Computed as ``floor(x * n_bins)`` with the values within a few ulps of an edge re-binned by
     ``numpy.searchsorted`` (which compares in the common dtype of ``x`` and ``edges``, as
     ``numpy.histogramdd`` does).
-
-    Args:
-        x: 1-D floating array.
-        edges: ``n_bins + 1`` increasing edges from 0 to 1.
-        n_bins: Number of bins.
-
-    Returns:
-        np.ndarray: float64 bin indices (whole numbers), shape of ``x``.
     """
     r = x * n_bins
     idx = np.floor(r)

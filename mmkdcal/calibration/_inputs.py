@@ -13,16 +13,7 @@ __all__ = []  # private helpers
 
 
 def as_tensor(x: Any, name: str) -> torch.Tensor:
-    """Convert a tensor, numpy array or nested sequence to a tensor (device kept).
-
-    Args:
-        x: Input data; an object with a ``tensor`` attribute holding a torch.Tensor (such as
-            MMDetection's box structures) gives that tensor.
-        name: Argument name used in error messages.
-
-    Returns:
-        torch.Tensor: ``x`` as a tensor (no copy when it already is one).
-    """
+    """Convert a tensor, numpy array or nested sequence to a tensor (device kept)."""
     if isinstance(x, torch.Tensor):
         return x.detach()
     if isinstance(getattr(x, 'tensor', None), torch.Tensor):  # box structures (mmdet's BaseBoxes)
@@ -36,18 +27,10 @@ def as_tensor(x: Any, name: str) -> torch.Tensor:
 
 def float_tensor(x: Any, name: str, ndim: Optional[Tuple[int, ...]] = None,
                  finite: bool = True, allow_empty: bool = False) -> torch.Tensor:
-    """Convert ``x`` to a floating tensor and check its rank and finiteness.
+    """Convert ``x`` to a floating tensor (float16/bfloat16 -> float32), check rank and finiteness.
 
-    Args:
-        x: Input data.
-        name: Argument name used in error messages.
-        ndim: Allowed numbers of dimensions, or ``None`` for any.
-        finite: Check for NaN/inf here (callers that run :func:`check_probs` next skip it,
-            since that check also catches them).
-        allow_empty: Accept zero samples (e.g. an image without detections).
-
-    Returns:
-        torch.Tensor: Floating tensor (float16/bfloat16 are promoted to float32).
+    ``finite=False`` skips the NaN/inf check for callers that run :func:`check_probs` next;
+    ``allow_empty`` accepts zero samples (an image without detections).
     """
     t = as_tensor(x, name)
     if t.dtype == torch.bool or not (t.is_floating_point() or t.dtype in _INT_DTYPES):
@@ -65,12 +48,7 @@ def float_tensor(x: Any, name: str, ndim: Optional[Tuple[int, ...]] = None,
 
 
 def check_finite(t: torch.Tensor, name: str) -> None:
-    """Raise ValueError if a floating tensor holds NaN or inf (one pass over the data).
-
-    Args:
-        t: Floating tensor.
-        name: Argument name used in error messages.
-    """
+    """Raise ValueError if a floating tensor holds NaN or inf (one pass over the data)."""
     if t.numel() == 0:
         return
     lo, hi = torch.aminmax(t)  # NaN propagates into both
@@ -82,13 +60,7 @@ _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 def check_probs(p: torch.Tensor, name: str, simplex: bool = False) -> None:
-    """Check that ``p`` holds probabilities (and, if asked, that its rows sum to one).
-
-    Args:
-        p: Probabilities, shape (N,) or (N, K).
-        name: Argument name used in error messages.
-        simplex: When True, require each row of a 2-D ``p`` to sum to 1 (tolerance 1e-3).
-    """
+    """Check that ``p`` holds probabilities (and with ``simplex``, that rows sum to 1 +- 1e-3)."""
     lo, hi = torch.aminmax(p)
     if not (torch.isfinite(lo) and torch.isfinite(hi)):
         raise ValueError(f'`{name}` contains NaN or inf values: remove or fix those samples first.')
@@ -109,18 +81,8 @@ def check_probs(p: torch.Tensor, name: str, simplex: bool = False) -> None:
 
 def int_labels(labels: Any, n: int, num_classes: int, name: str = 'labels',
                allow_background: bool = False) -> torch.Tensor:
-    """Convert class indices to a 1-D int64 tensor and check their range.
-
-    Args:
-        labels: Class indices, shape (N,).
-        n: Expected number of samples.
-        num_classes: Number of classes K; indices must lie in [0, K).
-        name: Argument name used in error messages.
-        allow_background: Also accept the index K (background, as in dense detector heads).
-
-    Returns:
-        torch.Tensor: int64 labels of shape (N,).
-    """
+    """Convert class indices to a 1-D int64 tensor and check their range ([0, K), or [0, K]
+    with ``allow_background``, the background index of dense detector heads)."""
     t = as_tensor(labels, name)
     if t.is_floating_point() or t.dtype == torch.bool or t.is_complex():
         raise TypeError(f'`{name}` must hold integer class indices, got dtype {t.dtype}; '
@@ -138,16 +100,7 @@ def int_labels(labels: Any, n: int, num_classes: int, name: str = 'labels',
 
 
 def binary_targets(targets: Any, shape: Tuple[int, ...], name: str = 'targets') -> torch.Tensor:
-    """Convert 0/1 targets (bool, int or float) to a float64 tensor of the given shape.
-
-    Args:
-        targets: Binary targets.
-        shape: Expected shape.
-        name: Argument name used in error messages.
-
-    Returns:
-        torch.Tensor: float64 tensor of zeros and ones.
-    """
+    """Convert 0/1 targets (bool, int or float) to a float64 tensor of the given shape."""
     t = as_tensor(targets, name)
     if tuple(t.shape) != tuple(shape):
         raise ValueError(f'`{name}` must have shape {tuple(shape)} to match the predictions, '
@@ -158,17 +111,7 @@ def binary_targets(targets: Any, shape: Tuple[int, ...], name: str = 'targets') 
 
 
 def targets_matrix(targets: Any, n: int, num_classes: int, name: str = 'labels') -> torch.Tensor:
-    """Turn int labels (N,) or binary targets (N, K) into a float64 (N, K) 0/1 matrix.
-
-    Args:
-        targets: Int class indices of shape (N,) (one-hot encoded here) or binary (N, K).
-        n: Number of samples N.
-        num_classes: Number of classes K.
-        name: Argument name used in error messages.
-
-    Returns:
-        torch.Tensor: float64 matrix of shape (N, K).
-    """
+    """Turn int labels (N,) or binary targets (N, K) into a float64 (N, K) 0/1 matrix."""
     t = as_tensor(targets, name)
     if t.dim() == 1:
         lab = int_labels(t, n, num_classes, name)
@@ -179,15 +122,7 @@ def targets_matrix(targets: Any, n: int, num_classes: int, name: str = 'labels')
 
 
 def check_n_bins(n_bins: Any, name: str = 'n_bins') -> int:
-    """Check that the number of bins is a positive int.
-
-    Args:
-        n_bins: Value to check.
-        name: Argument name used in error messages.
-
-    Returns:
-        int: ``n_bins``.
-    """
+    """Check that the number of bins is a positive int."""
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
         raise ValueError(f'`{name}` must be a positive int, got {n_bins!r}.')
     return int(n_bins)

@@ -339,7 +339,7 @@ def _detection_columns(scores: Any, matched: Any, boxes: Optional[Any],
     if lo < 0 or hi > 1:
         raise ValueError('`scores` must be confidences in [0, 1]; apply sigmoid/softmax first.')
     n = s.shape[0]
-    hit = _np_binary(matched, n, 'matched')
+    hit = binary_targets(matched, (n, ), 'matched').cpu().numpy()
     if boxes is not None and features is not None:
         raise ValueError('Pass either `boxes` (with `image_sizes`) or `features`, not both.')
     cols = [s]
@@ -446,32 +446,15 @@ def _np_floats(x: Any, name: str, ndim: Tuple[int, ...]) -> np.ndarray:
     return a
 
 
-def _np_binary(x: Any, n: int, name: str) -> np.ndarray:
-    """0/1 or bool outcomes -> float64 numpy array of shape (n,)."""
-    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    if a.shape != (n,):
-        raise ValueError(f'`{name}` must have shape ({n},) to match the predictions, got '
-                         f'{a.shape}.')
-    if a.dtype != bool and not ((a == 0) | (a == 1)).all():
-        raise ValueError(f'`{name}` must be binary (0/1 or bool); found other values.')
-    return a.astype(np.float64)
-
-
 def _joint_bin_sums(cols: List[np.ndarray], hit: np.ndarray,
                     n_bins: Union[int, Sequence[int]]) -> Tuple[np.ndarray, np.ndarray, int]:
     """Per-bin sums of the joint equal-width binning of ``cols`` (``cols[0]``: the confidence).
 
-    NumPy on purpose: single-threaded SIMD kernels are as fast as torch's here and do not
-    slow down on a busy machine the way multi-threaded element-wise ops can.
-
-    Args:
-        cols: F columns of shape (N,), one floating dtype.
-        hit: float64 0/1 outcomes (N,).
-        n_bins: One int for all columns or one per column.
-
-    Returns:
-        tuple: ``(sum of clipped confidences, sum of outcomes, N)``; the sums are float64 arrays
-        over the occupied bins (and possibly some empty ones).
+    ``cols``: F columns (N,) of one floating dtype; ``hit``: float64 0/1 outcomes (N,); ``n_bins``:
+    one int, or one per column. Returns ``(sum of clipped confidences, sum of outcomes, N)``, the
+    sums float64 arrays over the occupied bins (and possibly some empty ones). NumPy on purpose:
+    single-threaded SIMD kernels are as fast as torch's here and do not slow down on a busy
+    machine the way multi-threaded element-wise ops can.
     """
     f, n = len(cols), cols[0].shape[0]
     if isinstance(n_bins, (list, tuple)):

@@ -29,17 +29,10 @@ __all__ = [
 
 def _bin_sums(conf: torch.Tensor, hits: torch.Tensor, n_bins: int,
               groups: int = 1) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-bin counts, confidence sums and hit sums for equal-width bins.
+    """Per-bin ``(count, sum_conf, sum_hits)``, float64 (G, B + 1), for equal-width bins.
 
-    Args:
-        conf: Confidences in [0, 1], shape (N,) or (N, G) for G independent groups (classes).
-        hits: 0/1 outcomes of the same shape (bool or float).
-        n_bins: Number of equal-width bins B.
-        groups: G, the number of columns of a 2-D ``conf`` (1 for 1-D input).
-
-    Returns:
-        tuple: ``(count, sum_conf, sum_hits)``, float64 tensors of shape (G, B + 1); the last
-        bin holds the confidences equal to 1.
+    ``conf``: confidences in [0, 1], (N,) or (N, G) for G independent groups (classes); ``hits``:
+    0/1 outcomes of the same shape. The last bin holds the confidences equal to 1.
     """
     edges = torch.linspace(0, 1, n_bins + 1, dtype=conf.dtype, device=conf.device)
     idx = equal_width_index(conf, edges, n_bins)  # == bucketize(conf, edges, right=True) - 1
@@ -55,15 +48,7 @@ def _bin_sums(conf: torch.Tensor, hits: torch.Tensor, n_bins: int,
 
 
 def _top_label(probs: Any, labels: Any) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Top-label confidence and correctness of softmax probabilities.
-
-    Args:
-        probs: Softmax probabilities, shape (N, K).
-        labels: Int class indices, shape (N,).
-
-    Returns:
-        tuple: ``(confidence, correct)`` of shape (N,).
-    """
+    """Top-label ``(confidence, correct)`` (N,) of softmax probabilities (N, K) and labels (N,)."""
     p = float_tensor(probs, 'probs', ndim=(2,), finite=False)
     check_probs(p, 'probs', simplex=True)
     y = int_labels(labels, p.shape[0], p.shape[1], 'labels')
@@ -190,17 +175,7 @@ def classwise_ece(probs: Any, labels: Any, n_bins: int = 15) -> float:
 
 def _ace_sorted(p_sorted: torch.Tensor, t_sorted: torch.Tensor, n_bins: int,
                 per_class: bool = False) -> torch.Tensor:
-    """ACE from class-major scores sorted ascending within each class, and their targets.
-
-    Args:
-        p_sorted: Scores (K, N), each row sorted ascending.
-        t_sorted: 0/1 targets (K, N) permuted like ``p_sorted``.
-        n_bins: Number of equal-mass groups R (N >= R).
-        per_class: Return the ACE of each class (K,) instead of their mean.
-
-    Returns:
-        torch.Tensor: float64 scalar, or (K,) with ``per_class``.
-    """
+    """ACE (float64 scalar, or per class (K,)) from :func:`_ace_group_gaps`' inputs."""
     gaps = _ace_group_gaps(p_sorted, t_sorted, n_bins).abs()
     return gaps.mean(1) if per_class else gaps.mean()
 
@@ -209,13 +184,8 @@ def _ace_group_gaps(p_sorted: torch.Tensor, t_sorted: torch.Tensor,
                     n_bins: int) -> torch.Tensor:
     """Signed ``conf - acc`` of every equal-mass group of every class, float64 (K, R).
 
-    Args:
-        p_sorted: Scores (K, N), each row sorted ascending.
-        t_sorted: 0/1 targets (K, N) permuted like ``p_sorted``.
-        n_bins: Number of equal-mass groups R (N >= R).
-
-    Returns:
-        torch.Tensor: The gaps, shape (K, R).
+    ``p_sorted``: scores (K, N), each row sorted ascending; ``t_sorted``: their 0/1 targets,
+    permuted alike; ``n_bins``: the number of groups R (N >= R).
     """
     k, n = p_sorted.shape
     q, r = divmod(n, n_bins)
