@@ -205,6 +205,19 @@ def _sorted_by_class(p: torch.Tensor, t: torch.Tensor) -> Tuple[torch.Tensor, to
     return values, t.t().gather(1, order)
 
 
+def _class_group_gaps(probs: Any, labels: Any, n_bins: int, who: str) -> torch.Tensor:
+    """Check the inputs of :func:`ace`; return its signed group gaps (K, R)."""
+    n_bins = check_n_bins(n_bins)
+    p = float_tensor(probs, 'probs', ndim=(2,), finite=False)
+    check_probs(p, 'probs')
+    n, k = p.shape
+    if n < n_bins:
+        raise ValueError(f'{who} needs at least `n_bins`={n_bins} samples per class to fill its '
+                         f'equal-mass bins, got N={n}: lower `n_bins` or add samples.')
+    t = targets_matrix(labels, n, k, 'labels').to(p.device)
+    return _ace_group_gaps(*_sorted_by_class(p, t), n_bins)
+
+
 def ace(probs: Any, labels: Any, n_bins: int = 15) -> float:
     """Adaptive Calibration Error with equal-mass bins per class.
 
@@ -222,15 +235,7 @@ def ace(probs: Any, labels: Any, n_bins: int = 15) -> float:
     Returns:
         float: ACE in [0, 1].
     """
-    n_bins = check_n_bins(n_bins)
-    p = float_tensor(probs, 'probs', ndim=(2,), finite=False)
-    check_probs(p, 'probs')
-    n, k = p.shape
-    if n < n_bins:
-        raise ValueError(f'ace needs at least `n_bins`={n_bins} samples per class to fill its '
-                         f'equal-mass bins, got N={n}: lower `n_bins` or add samples.')
-    t = targets_matrix(labels, n, k, 'labels').to(p.device)
-    return float(_ace_sorted(*_sorted_by_class(p, t), n_bins))
+    return float(_class_group_gaps(probs, labels, n_bins, 'ace').abs().mean())
 
 
 def ace_over_under(probs: Any, labels: Any, n_bins: int = 15) -> Tuple[float, float]:
@@ -248,15 +253,7 @@ def ace_over_under(probs: Any, labels: Any, n_bins: int = 15) -> Tuple[float, fl
     Returns:
         tuple: ``(ace_o, ace_u)`` as floats.
     """
-    n_bins = check_n_bins(n_bins)
-    p = float_tensor(probs, 'probs', ndim=(2,), finite=False)
-    check_probs(p, 'probs')
-    n, k = p.shape
-    if n < n_bins:
-        raise ValueError(f'ace_over_under needs at least `n_bins`={n_bins} samples per class, '
-                         f'got N={n}: lower `n_bins` or add samples.')
-    t = targets_matrix(labels, n, k, 'labels').to(p.device)
-    gaps = _ace_group_gaps(*_sorted_by_class(p, t), n_bins)
+    gaps = _class_group_gaps(probs, labels, n_bins, 'ace_over_under')
     return float(gaps.clamp(min=0).mean()), float((-gaps).clamp(min=0).mean())
 
 
