@@ -77,22 +77,20 @@ class DenseHeadSemantics:
                          f'{self.outputs} (training) and {self.eval_outputs} (eval).')
 
 
-def _anchor_head_targets(head, sem, outs, gt, metas, gt_ignore):
-    """Labels of mmdet's ``AnchorHead.get_targets`` (RetinaNet and relatives)."""
-    cls_scores = sem.output(outs, 'cls')
-    sizes = [s.shape[-2:] for s in cls_scores]
-    anchors, valid = head.get_anchors(sizes, metas, device=cls_scores[0].device)
-    labels, weights = head.get_targets(anchors, valid, gt, metas, gt_ignore)[:2]
-    return list(labels), list(weights)
+def _anchor_targets(first: int) -> Callable:
+    """Labels of an anchor head's ``get_targets``: mmdet's ``AnchorHead`` (RetinaNet and
+    relatives) returns them first, ``ATSSHead`` / ``GFLHead`` second (after the anchors)."""
+    def targets(head, sem, outs, gt, metas, gt_ignore):
+        cls_scores = sem.output(outs, 'cls')
+        sizes = [s.shape[-2:] for s in cls_scores]
+        anchors, valid = head.get_anchors(sizes, metas, device=cls_scores[0].device)
+        labels, weights = head.get_targets(anchors, valid, gt, metas,
+                                           gt_ignore)[first:first + 2]
+        return list(labels), list(weights)
+    return targets
 
 
-def _atss_head_targets(head, sem, outs, gt, metas, gt_ignore):
-    """Labels of ``ATSSHead.get_targets`` / ``GFLHead.get_targets`` (anchors come first)."""
-    cls_scores = sem.output(outs, 'cls')
-    sizes = [s.shape[-2:] for s in cls_scores]
-    anchors, valid = head.get_anchors(sizes, metas, device=cls_scores[0].device)
-    labels, weights = head.get_targets(anchors, valid, gt, metas, gt_ignore)[1:3]
-    return list(labels), list(weights)
+_anchor_head_targets, _atss_head_targets = _anchor_targets(0), _anchor_targets(1)
 
 
 def _fcos_head_targets(head, sem, outs, gt, metas, gt_ignore):

@@ -28,9 +28,11 @@ class ChannelAdapterMixin:
 
     The adapter is created when both channel counts are given and differ, or when
     ``adapter=True``; ``adapter=False`` forbids it. Without an adapter the two maps must have
-    the same width.
+    the same width. The losses compare ``'features'`` inputs, and :meth:`check_input` also checks
+    their widths against the adapter.
     """
 
+    input_kinds = ('features', )
     student_channels: Optional[int]
     teacher_channels: Optional[int]
     adapter: Optional[nn.Conv2d]
@@ -63,8 +65,8 @@ class ChannelAdapterMixin:
         self.adapter = nn.Conv2d(student_channels, teacher_channels, 1, bias=bias) \
             if adapter else None
 
-    def adapter_problem(self, spec: DistillInput) -> Optional[str]:
-        """Why the adapter (or its absence) cannot compare ``spec``'s widths, or None.
+    def check_input(self, spec: DistillInput) -> Optional[str]:
+        """The loss's own check, then whether the adapter (or its absence) fits ``spec``'s widths.
 
         Args:
             spec: The distiller input the config chose (its ``channels`` when known).
@@ -72,10 +74,11 @@ class ChannelAdapterMixin:
         Returns:
             str or None: A sentence naming the problem and the fix, or None.
         """
+        problem = super().check_input(spec)
         name = type(self).__name__
         channels = getattr(spec, 'channels', None)
-        if channels is None:
-            return None
+        if problem is not None or channels is None:
+            return problem
         if self.adapter is None:
             if channels[0] != channels[1]:
                 return (f'{name} has no adapter, but inputs={spec.name!r} has {channels[0]} '

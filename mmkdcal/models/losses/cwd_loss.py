@@ -47,12 +47,6 @@ class CWDLoss(ChannelAdapterMixin, DistillLoss):
             False (the CWD paper's raw maps).
     """
 
-    input_kinds = ('features', )
-
-    def check_input(self, spec):
-        """Also check the widths of ``spec`` against the adapter (or its absence)."""
-        return super().check_input(spec) or self.adapter_problem(spec)
-
     def __init__(self, tau: float = 1.0, loss_weight: float = 1.0,
                  student_channels: Optional[int] = None,
                  teacher_channels: Optional[int] = None,

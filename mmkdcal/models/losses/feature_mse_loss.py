@@ -43,12 +43,6 @@ class FeatureMSELoss(ChannelAdapterMixin, DistillLoss):
             it only when both channel counts are given and differ. Defaults to None.
     """
 
-    input_kinds = ('features', )
-
-    def check_input(self, spec) -> Optional[str]:
-        """Also check the widths of ``spec`` against the adapter (or its absence)."""
-        return super().check_input(spec) or self.adapter_problem(spec)
-
     def __init__(self,
                  student_channels: Optional[int] = None,
                  teacher_channels: Optional[int] = None,

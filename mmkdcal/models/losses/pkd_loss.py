@@ -55,11 +55,6 @@ class PKDLoss(ChannelAdapterMixin, DistillLoss):
     """
 
     eps = 1e-6
-    input_kinds = ('features', )
-
-    def check_input(self, spec):
-        """Also check the widths of ``spec`` against the adapter (or its absence)."""
-        return super().check_input(spec) or self.adapter_problem(spec)
 
     def __init__(self, loss_weight: float = 1.0, resize_stu: bool = True,
                  student_channels: Optional[int] = None,
