@@ -1,0 +1,179 @@
+"""How the frozen teacher runs: BatchNorm folded into convs, channels-last, lower precision, compile.
+
+``model.teacher_inference`` of every distiller is read here once, checked against the machine
+(:func:`resolve_teacher_inference`) and applied to the teacher after its checkpoint is loaded
+(:func:`apply_teacher_inference`). The settings change the teacher *module*, not the code that
+calls it: each direct child of the teacher that holds weights (backbone, neck, heads, encoder,
+decoder) gets a forward that runs under autocast and hands back fp32, contiguous outputs. So the
+distillers' teacher pass and the calibration pass (which call those children in their own ways)
+run the same fast teacher, and the logits reach the temperature and the losses in fp32.
+
+Precision by device:
+
+- ``'bf16'``: CUDA devices that support it; CPUs with native bf16 (AVX512-BF16 or AMX). On other
+  CPUs PyTorch emulates bf16 and the teacher gets slower, so the build refuses it.
+- ``'fp16'``: CUDA only. PyTorch's CPU autocast runs few ops in fp16 and has no fast kernels
+  for them, so on a machine without CUDA the build refuses it.
+"""
+import functools
+from typing import Any, Callable, Dict, Optional
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import fuse_conv_bn
+from mmengine.logging import print_log
+
+__all__ = ['PRECISIONS', 'TEACHER_INFERENCE_DEFAULTS', 'apply_teacher_inference',
+           'resolve_teacher_inference']
+
+#: The teacher's compute precisions and the autocast dtype of each (None: no autocast).
+PRECISIONS: Dict[str, Optional[torch.dtype]] = {
+    'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+#: Settings not given in ``model.teacher_inference``. Folding BatchNorm changes no output beyond
+#: fp32 rounding; the rest stays opt-in (see docs/teacher_inference.md for the measurements).
+TEACHER_INFERENCE_DEFAULTS: Dict[str, Any] = dict(
+    fuse_conv_bn=True, channels_last=False, precision='fp32', compile=False)
+
+FIELD = 'model.teacher_inference'
+
+
+def _cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), as PyTorch detects it."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def check_precision(precision: str, cuda: Optional[bool] = None,
+                    cpu_bf16: Optional[bool] = None) -> None:
+    """Refuse a precision the device this run trains on cannot run fast.
+
+    Args:
+        precision: One of :data:`PRECISIONS`.
+        cuda: Whether the run trains on CUDA (default: ``torch.cuda.is_available()``).
+        cpu_bf16: Whether the CPU has native bf16 (default: as PyTorch detects it).
+    """
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if precision == 'fp16' and not cuda:
+        raise ValueError(
+            f"{FIELD}.precision='fp16' needs a CUDA device and this machine has none: PyTorch's "
+            "CPU autocast runs few ops in fp16 and has no fast kernels for them. Use 'bf16' on "
+            "a CPU with AVX512-BF16/AMX, or 'fp32'.")
+    if precision == 'bf16':
+        if cuda and not torch.cuda.is_bf16_supported():
+            raise ValueError(f"{FIELD}.precision='bf16': this CUDA device does not support "
+                             "bf16; use 'fp16' or 'fp32'.")
+        native = _cpu_has_native_bf16() if cpu_bf16 is None else cpu_bf16
+        if not cuda and not native:
+            raise ValueError(
+                f"{FIELD}.precision='bf16': this CPU has no native bf16 (AVX512-BF16 or AMX), so "
+                "PyTorch would emulate it and the teacher would run slower than in fp32. Use "
+                "'fp32' here.")
+
+
+def resolve_teacher_inference(teacher_inference: Optional[dict],
+                              teacher_fp16: Optional[bool] = None) -> Dict[str, Any]:
+    """The teacher's inference settings: the defaults updated by the config, checked.
+
+    Args:
+        teacher_inference: ``model.teacher_inference`` (keys of
+            :data:`TEACHER_INFERENCE_DEFAULTS`), or None for the defaults.
+        teacher_fp16: The retired ``model.teacher_fp16`` (True means ``precision='fp16'``);
+            it still works, with a warning.
+
+    Returns:
+        The full settings dict.
+    """
+    given = dict(teacher_inference or {})
+    unknown = sorted(set(given) - set(TEACHER_INFERENCE_DEFAULTS))
+    if unknown:
+        raise ValueError(f'{FIELD} has unknown keys {unknown}; the keys are '
+                         f'{sorted(TEACHER_INFERENCE_DEFAULTS)}.')
+    if teacher_fp16 is not None:
+        if 'precision' in given:
+            raise ValueError(f'model.teacher_fp16 and {FIELD}.precision are both set: remove '
+                             'model.teacher_fp16 (it is the old name).')
+        print_log(f"model.teacher_fp16 is deprecated: use {FIELD}=dict(precision="
+                  f"{'fp16' if teacher_fp16 else 'fp32'!r}).", logger='current', level=30)
+        given['precision'] = 'fp16' if teacher_fp16 else 'fp32'
+    settings = {**TEACHER_INFERENCE_DEFAULTS, **given}
+    for key in ('fuse_conv_bn', 'channels_last', 'compile'):
+        if not isinstance(settings[key], bool):
+            raise TypeError(f'{FIELD}.{key} must be True or False, got {settings[key]!r}.')
+    if settings['precision'] not in PRECISIONS:
+        raise ValueError(f'{FIELD}.precision must be one of {sorted(PRECISIONS)}, got '
+                         f"{settings['precision']!r}.")
+    check_precision(settings['precision'])
+    return settings
+
+
+def apply_teacher_inference(teacher: nn.Module, settings: Dict[str, Any]) -> nn.Module:
+    """Fold, lay out and wrap a loaded teacher in place (in eval mode; frozen again after).
+
+    Args:
+        teacher: The teacher, its checkpoint loaded.
+        settings: Output of :func:`resolve_teacher_inference`.
+
+    Returns:
+        The same teacher.
+    """
+    teacher.eval()
+    if settings['fuse_conv_bn']:
+        fuse_conv_bn(teacher)  # in eval mode BN is an affine map: the conv absorbs it
+    if settings['channels_last']:
+        teacher.to(memory_format=torch.channels_last)
+    dtype = PRECISIONS[settings['precision']]
+    if dtype is not None or settings['channels_last'] or settings['compile']:
+        for name, child in teacher.named_children():
+            if name != 'data_preprocessor' and any(True for _ in child.parameters()):
+                child.forward = FastForward(child.forward, dtype, settings['compile'], name)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def _to_fp32(x):
+    """fp32, contiguous copies of the floating tensors in (nested lists/tuples/dicts of) ``x``."""
+    if isinstance(x, torch.Tensor):
+        if not x.is_floating_point():
+            return x
+        return x.to(dtype=torch.float32, memory_format=torch.contiguous_format)
+    if isinstance(x, (list, tuple)) and not hasattr(x, '_fields'):
+        return type(x)(_to_fp32(v) for v in x)
+    if isinstance(x, dict):
+        return type(x)((k, _to_fp32(v)) for k, v in x.items())
+    return x
+
+
+class FastForward:
+    """A teacher child's forward under autocast (``dtype``) and optionally ``torch.compile``,
+    returning fp32, contiguous outputs.
+
+    Args:
+        forward: The child's own (bound) forward.
+        dtype: Autocast dtype, or None for fp32.
+        compile: Compile ``forward`` on the first call; if compiling fails, log why and run
+            eagerly from then on.
+        name: The child's name, for the log.
+    """
+
+    def __init__(self, forward: Callable, dtype: Optional[torch.dtype], compile: bool,
+                 name: str) -> None:
+        self.eager = forward
+        self.dtype = dtype
+        self.name = name
+        self.compiled: Optional[Callable] = torch.compile(forward) if compile else None
+        functools.update_wrapper(self, forward)
+
+    def __call__(self, *args, **kwargs):
+        device = next(self.eager.__self__.parameters()).device.type
+        with torch.autocast(device, dtype=self.dtype or torch.float32,
+                            enabled=self.dtype is not None):
+            if self.compiled is not None:
+                try:
+                    return _to_fp32(self.compiled(*args, **kwargs))
+                except Exception as exc:  # inductor/dynamo failures: eager from now on
+                    print_log(f'{FIELD}.compile: compiling the teacher {self.name} failed '
+                              f'({type(exc).__name__}: {str(exc)[:300]}); it runs eagerly.',
+                              logger='current', level=30)
+                    self.compiled = None
+            return _to_fp32(self.eager(*args, **kwargs))

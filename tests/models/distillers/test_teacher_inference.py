@@ -1,0 +1,185 @@
+"""The teacher's inference settings: folding and channels-last change nothing, bf16 logits reach
+the losses in fp32, the calibration fingerprint follows the settings, unsupported pairs are
+refused at build, and the checkpoint stays a plain student checkpoint."""
+import logging
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn as nn
+
+import mmkdcal  # noqa: F401
+from mmdet.registry import MODELS
+from mmkdcal.engine.hooks import TeacherCalibrationHook
+from mmkdcal.models.distillers import teacher_inference as ti
+
+from _helpers import batch as _batch, distiller as _distiller, gfl_model, save_teacher
+
+torch.set_num_threads(1)
+
+KD = dict(loss_kd=dict(type='BinaryKDLoss', inputs='cls', beta=0.0, loss_weight=1.0))
+FP32 = dict(fuse_conv_bn=False, channels_last=False, precision='fp32')
+needs_bf16 = pytest.mark.skipif(not ti._cpu_has_native_bf16(), reason='CPU without native bf16')
+
+
+@pytest.fixture(scope='module')
+def teacher(tmp_path_factory):
+    """A GFL teacher whose BatchNorms hold planted, non-trivial statistics and affine terms."""
+    cfg_path, ckpt, model = save_teacher(gfl_model(width=16, stacked_convs=2),
+                                         tmp_path_factory.mktemp('t'))
+    g = torch.Generator().manual_seed(3)
+    state = model.state_dict()
+    for name, m in model.named_modules():
+        if isinstance(m, nn.BatchNorm2d):
+            c = m.num_features
+            state[f'{name}.running_mean'] = torch.randn(c, generator=g) * 0.5
+            state[f'{name}.running_var'] = torch.rand(c, generator=g) * 2 + 0.2
+            state[f'{name}.weight'] = torch.rand(c, generator=g) + 0.5
+            state[f'{name}.bias'] = torch.randn(c, generator=g) * 0.3
+    torch.save({'state_dict': state, 'meta': {}}, ckpt)
+    return cfg_path, ckpt
+
+
+def _build(teacher, **settings):
+    cfg_path, ckpt = teacher
+    return _distiller(gfl_model(width=8), cfg_path, ckpt, teacher_temperature=2.0,
+                      distill_losses=KD, teacher_inference=settings)
+
+
+def _count_bn(module):
+    return sum(isinstance(m, nn.BatchNorm2d) for m in module.modules())
+
+
+@pytest.mark.parametrize('settings', [dict(fuse_conv_bn=True), dict(channels_last=True),
+                                      dict(fuse_conv_bn=True, channels_last=True)])
+def test_folded_and_channels_last_teacher_equals_the_stock_one(teacher, settings):
+    ref = _build(teacher, **FP32)
+    fast = _build(teacher, **{**FP32, **settings})
+    assert _count_bn(ref.teacher) > 0  # the reference really holds BatchNorms
+    assert _count_bn(fast.teacher) == (0 if settings.get('fuse_conv_bn') else _count_bn(ref.teacher))
+    if settings.get('channels_last'):
+        conv = fast.teacher.backbone.conv1.weight
+        assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert all(not p.requires_grad for p in fast.teacher.parameters())  # folded bias frozen too
+    x = _batch(ref)['inputs']
+    feats_r, outs_r = ref.teacher_forward(x)
+    feats_f, outs_f = fast.teacher_forward(x)
+    for a, b in zip(list(feats_r) + outs_r[0] + outs_r[1], list(feats_f) + outs_f[0] + outs_f[1]):
+        assert b.dtype == torch.float32 and b.is_contiguous()
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+
+
+@needs_bf16
+def test_bf16_teacher_logits_reach_the_losses_as_fp32(teacher, monkeypatch):
+    ref = _build(teacher, **FP32)
+    fast = _build(teacher, fuse_conv_bn=True, channels_last=True, precision='bf16')
+    data = _batch(fast)
+    seen = {}
+    kd = fast.distill_losses['loss_kd']
+    orig = type(kd).forward
+
+    def spy(self, student, teacher, *args, **kwargs):
+        seen['teacher'] = teacher
+        return orig(self, student, teacher, *args, **kwargs)
+
+    monkeypatch.setattr(type(kd), 'forward', spy)
+    fast.train()
+    fast.loss(data['inputs'], data['data_samples'])
+    t_fast = seen['teacher']
+    assert t_fast.dtype == torch.float32
+    # what the loss got: the bf16 teacher's logits divided by T=2, not the fp32 teacher's
+    _, outs_r = ref.teacher_forward(data['inputs'])
+    t_ref = torch.cat([o.permute(0, 2, 3, 1).reshape(-1, 3) for o in outs_r[0]]) / 2.0
+    assert not torch.equal(t_fast, t_ref)
+    assert (t_fast - t_ref).abs().max() < 0.1
+    # the calibration pass calls the teacher's parts itself; it gets the same bf16 outputs
+    with torch.no_grad():
+        direct = fast.teacher.bbox_head(fast.teacher.extract_feat(data['inputs']))[0]
+    flat = torch.cat([o.permute(0, 2, 3, 1).reshape(-1, 3) for o in direct]) / 2.0
+    assert all(o.dtype == torch.float32 for o in direct)
+    torch.testing.assert_close(flat, t_fast, rtol=0, atol=0)
+
+
+def _runner(model, resume=True):
+    return SimpleNamespace(model=model, _resume=resume, logger=logging.getLogger('test'))
+
+
+def test_stored_temperature_is_reused_only_for_the_same_settings(teacher):
+    a = _build(teacher, **FP32)
+    a.set_teacher_temperature(1.7, source='fitted')
+    ckpt = {}
+    TeacherCalibrationHook().before_save_checkpoint(_runner(a), ckpt)
+    same = _build(teacher, **FP32)
+    same.temperature_source = None
+    TeacherCalibrationHook().after_load_checkpoint(_runner(same), ckpt)
+    assert same.temperature_source == 'checkpoint'
+    assert same.teacher_temperature.item() == pytest.approx(1.7)
+    other = _build(teacher, **{**FP32, 'channels_last': True})  # same weights, other settings
+    other.temperature_source = None
+    TeacherCalibrationHook().after_load_checkpoint(_runner(other), ckpt)
+    assert not other.has_teacher_temperature  # the hook fits it again before training
+
+
+def test_unsupported_device_precision_pairs_are_refused_at_build(teacher):
+    with pytest.raises(ValueError, match="precision='fp16' needs a CUDA device"):
+        ti.check_precision('fp16', cuda=False)
+    with pytest.raises(ValueError, match='no native bf16'):
+        ti.check_precision('bf16', cuda=False, cpu_bf16=False)
+    ti.check_precision('bf16', cuda=False, cpu_bf16=True)  # a CPU with AVX512-BF16/AMX runs it
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="teacher_inference.precision='fp16'"):
+            _build(teacher, precision='fp16')
+        cfg_path, ckpt = teacher
+        with pytest.raises(ValueError, match='needs a CUDA device'):  # the retired alias
+            _distiller(gfl_model(width=8), cfg_path, ckpt, distill_losses=KD, teacher_fp16=True)
+    with pytest.raises(ValueError, match=r"unknown keys \['fp16'\]"):
+        _build(teacher, fp16=True)
+    with pytest.raises(TypeError, match='channels_last must be True or False'):
+        _build(teacher, channels_last='yes')
+    with pytest.raises(ValueError, match="precision must be one of"):
+        _build(teacher, precision='int8')
+
+
+def test_retired_teacher_fp16_false_warns_and_runs_fp32(teacher, monkeypatch):
+    cfg_path, ckpt = teacher
+    logged = []
+    monkeypatch.setattr(ti, 'print_log', lambda msg, **kw: logged.append(msg))
+    model = _distiller(gfl_model(width=8), cfg_path, ckpt, distill_losses=KD, teacher_fp16=False)
+    assert model.teacher_inference['precision'] == 'fp32'
+    assert logged == ["model.teacher_fp16 is deprecated: use model.teacher_inference=dict("
+                      "precision='fp32')."]
+    with pytest.raises(ValueError, match='both set'):
+        _distiller(gfl_model(width=8), cfg_path, ckpt, distill_losses=KD, teacher_fp16=False,
+                   teacher_inference=dict(precision='fp32'))
+
+
+def test_failed_compile_falls_back_to_eager_with_the_reason(teacher, monkeypatch):
+    def broken(fn, **kwargs):
+        def call(*args, **kw):
+            raise RuntimeError('no C++ compiler')
+        return call
+
+    monkeypatch.setattr(torch, 'compile', broken)
+    ref = _build(teacher)
+    fast = _build(teacher, compile=True)
+    x = _batch(ref)['inputs']
+    logged = []
+    monkeypatch.setattr(ti, 'print_log', lambda msg, **kw: logged.append(msg))
+    _, outs_f = fast.teacher_forward(x)
+    _, outs_r = ref.teacher_forward(x)
+    for a, b in zip(outs_r[0], outs_f[0]):
+        torch.testing.assert_close(b, a, rtol=0, atol=0)
+    assert len(logged) == 3 and all('no C++ compiler' in m and 'runs eagerly' in m for m in logged)
+    fast.teacher_forward(x)
+    assert len(logged) == 3  # tried once per child (backbone, neck, head), then eager
+
+
+def test_checkpoint_of_a_fast_teacher_run_loads_strictly_into_the_stock_student(teacher):
+    settings = dict(fuse_conv_bn=True, channels_last=True)
+    if ti._cpu_has_native_bf16():
+        settings['precision'] = 'bf16'
+    model = _build(teacher, **settings)
+    student = MODELS.build(gfl_model(width=8))
+    student.load_state_dict(model.state_dict(), strict=True)
+    for k, v in student.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k])
