@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Optional
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import fuse_conv_bn
+from mmcv.cnn import ConvModule
 from mmengine.logging import print_log
 
 __all__ = ['PRECISIONS', 'TEACHER_INFERENCE_DEFAULTS', 'apply_teacher_inference',
@@ -118,7 +118,7 @@ def apply_teacher_inference(teacher: nn.Module, settings: Dict[str, Any]) -> nn.
     """
     teacher.eval()
     if settings['fuse_conv_bn']:
-        fuse_conv_bn(teacher)  # in eval mode BN is an affine map: the conv absorbs it
+        fold_batchnorm(teacher)
     if settings['channels_last']:
         teacher.to(memory_format=torch.channels_last)
     dtype = PRECISIONS[settings['precision']]
@@ -129,6 +129,42 @@ def apply_teacher_inference(teacher: nn.Module, settings: Dict[str, Any]) -> nn.
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher
+
+
+def fold_batchnorm(module: nn.Module) -> int:
+    """Fold each BatchNorm into the conv registered right before it, where the conv feeds it.
+
+    In eval mode a BatchNorm is a per-channel affine map, which the conv before it absorbs
+    (``w * g / s``, ``(b - mean) * g / s + beta``, ``s = sqrt(var + eps)``); the BatchNorm
+    becomes an ``nn.Identity``. Registration order is the only evidence of data flow a module
+    offers, so a pair is folded only when the two are adjacent children with matching channels,
+    and not in a ``ConvModule`` that normalises before its conv (pre-activation): a BatchNorm
+    that follows other children (e.g. a pre-activation network's last norm after its blocks) is
+    left alone, unlike mmcv's ``fuse_conv_bn``, which folds it into the last conv seen.
+
+    Returns:
+        How many BatchNorms were folded.
+    """
+    folded = 0
+    children = list(module.named_children())
+    norm_first = isinstance(module, ConvModule) and module.order.index('norm') < \
+        module.order.index('conv')
+    for (_, conv), (name, bn) in zip(children, children[1:]):
+        if norm_first or not isinstance(conv, nn.Conv2d) or not isinstance(
+                bn, nn.modules.batchnorm._BatchNorm) or bn.running_var is None \
+                or bn.num_features != conv.out_channels:
+            continue
+        with torch.no_grad():
+            scale = (bn.running_var + bn.eps).rsqrt()
+            if bn.weight is not None:
+                scale = scale * bn.weight
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            bias = (bias - bn.running_mean) * scale
+            conv.weight = nn.Parameter(conv.weight * scale.reshape(-1, 1, 1, 1))
+            conv.bias = nn.Parameter(bias + bn.bias if bn.bias is not None else bias)
+        setattr(module, name, nn.Identity())
+        folded += 1
+    return folded + sum(fold_batchnorm(child) for _, child in module.named_children())
 
 
 def _to_fp32(x):

@@ -1,6 +1,7 @@
 """The teacher's inference settings: folding and channels-last change nothing, bf16 logits reach
 the losses in fp32, the calibration fingerprint follows the settings, unsupported pairs are
 refused at build, and the checkpoint stays a plain student checkpoint."""
+import copy
 import logging
 from types import SimpleNamespace
 
@@ -183,3 +184,40 @@ def test_checkpoint_of_a_fast_teacher_run_loads_strictly_into_the_stock_student(
     student.load_state_dict(model.state_dict(), strict=True)
     for k, v in student.state_dict().items():
         assert torch.equal(v, model.state_dict()[k])
+
+
+class _PreActNet(nn.Module):
+    """conv -> pre-activation block (BN before its conv) -> final BN, equal widths: registration
+    order puts BNs after convs that do not feed them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.block = nn.Sequential(nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                                   nn.BatchNorm2d(8))
+        self.bn = nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        return self.bn(self.block(self.conv1(x)).relu())
+
+
+def test_fold_only_folds_a_batchnorm_its_conv_feeds():
+    from mmcv.cnn import fuse_conv_bn
+    torch.manual_seed(0)
+    net = _PreActNet()
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-1, 1)
+    net.eval()
+    x = torch.randn(2, 3, 16, 16)
+    ref = net(x)
+    ours = copy.deepcopy(net)
+    assert ti.fold_batchnorm(ours) == 1  # block.2 -> block.3 only
+    assert isinstance(ours.block[3], nn.Identity) and isinstance(ours.bn, nn.BatchNorm2d)
+    torch.testing.assert_close(ours(x), ref, rtol=1e-4, atol=1e-5)
+    # mmcv's fold pairs the final BN with the first conv (the last conv it saw): wrong here
+    mmcv_folded = fuse_conv_bn(copy.deepcopy(net))
+    assert (mmcv_folded(x) - ref).abs().max() > 1e-2
