@@ -1,4 +1,4 @@
-"""How the frozen teacher runs: BatchNorm folded into convs, channels-last, lower precision, compile.
+"""How the frozen teacher runs: BatchNorm folded into convs, channels-last, precision, compile.
 
 ``model.teacher_inference`` of every distiller is read here once, checked against the machine
 (:func:`resolve_teacher_inference`) and applied to the teacher after its checkpoint is loaded

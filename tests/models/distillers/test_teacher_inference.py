@@ -9,12 +9,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-import mmkdcal  # noqa: F401
 from mmdet.registry import MODELS
+
+import mmkdcal  # noqa: F401
 from mmkdcal.engine.hooks import TeacherCalibrationHook
 from mmkdcal.models.distillers import teacher_inference as ti
 
-from _helpers import batch as _batch, distiller as _distiller, gfl_model, save_teacher
+from _helpers import batch as _batch
+from _helpers import distiller as _distiller
+from _helpers import gfl_model, save_teacher
 
 torch.set_num_threads(1)
 
@@ -57,7 +60,8 @@ def test_folded_and_channels_last_teacher_equals_the_stock_one(teacher, settings
     ref = _build(teacher, **FP32)
     fast = _build(teacher, **{**FP32, **settings})
     assert _count_bn(ref.teacher) > 0  # the reference really holds BatchNorms
-    assert _count_bn(fast.teacher) == (0 if settings.get('fuse_conv_bn') else _count_bn(ref.teacher))
+    n_bn = 0 if settings.get('fuse_conv_bn') else _count_bn(ref.teacher)
+    assert _count_bn(fast.teacher) == n_bn
     if settings.get('channels_last'):
         conv = fast.teacher.backbone.conv1.weight
         assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
