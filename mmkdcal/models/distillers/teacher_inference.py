@@ -125,7 +125,8 @@ def apply_teacher_inference(teacher: nn.Module, settings: Dict[str, Any]) -> nn.
     if dtype is not None or settings['channels_last'] or settings['compile']:
         for name, child in teacher.named_children():
             if name != 'data_preprocessor' and any(True for _ in child.parameters()):
-                child.forward = FastForward(child.forward, dtype, settings['compile'], name)
+                child.forward = FastForward(child.forward, dtype, settings['channels_last'],
+                                            settings['compile'], name)
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher
@@ -181,27 +182,48 @@ def _to_fp32(x):
 
 
 class FastForward:
-    """A teacher child's forward under autocast (``dtype``) and optionally ``torch.compile``,
-    returning fp32, contiguous outputs.
+    """A teacher child's forward under autocast (``dtype``), channels-last and optionally
+    ``torch.compile``, returning fp32, contiguous outputs.
+
+    A child whose ops have no kernel for the reduced setting (e.g. mmcv's deformable
+    convolutions: no bf16 kernel on CPUs, contiguous inputs only) fails on its first call; it
+    then logs why and runs in fp32, contiguous, from then on (the calibration pass, which runs
+    first, and training thus see the same teacher). Likewise a failed compile runs eagerly.
 
     Args:
         forward: The child's own (bound) forward.
         dtype: Autocast dtype, or None for fp32.
-        compile: Compile ``forward`` on the first call; if compiling fails, log why and run
-            eagerly from then on.
+        channels_last: Whether the child's weights were laid out channels-last.
+        compile: Compile ``forward`` on the first call.
         name: The child's name, for the log.
     """
 
-    def __init__(self, forward: Callable, dtype: Optional[torch.dtype], compile: bool,
-                 name: str) -> None:
+    def __init__(self, forward: Callable, dtype: Optional[torch.dtype], channels_last: bool,
+                 compile: bool, name: str) -> None:
         self.eager = forward
         self.dtype = dtype
+        self.channels_last = channels_last
         self.name = name
         self.compiled: Optional[Callable] = torch.compile(forward) if compile else None
         functools.update_wrapper(self, forward)
 
     def __call__(self, *args, **kwargs):
-        device = next(self.eager.__self__.parameters()).device.type
+        module = self.eager.__self__
+        device = next(module.parameters()).device.type
+        try:
+            return self._run(device, args, kwargs)
+        except (RuntimeError, NotImplementedError) as exc:
+            if self.dtype is None and not self.channels_last:
+                raise
+            print_log(f'{FIELD}: the teacher {self.name} cannot run in '
+                      f"{'channels-last ' if self.channels_last else ''}"
+                      f"{self.dtype or 'fp32'} here ({type(exc).__name__}: {str(exc)[:200]}); "
+                      'it runs in fp32, contiguous, from now on.', logger='current', level=30)
+            self.dtype, self.channels_last, self.compiled = None, False, None
+            module.to(memory_format=torch.contiguous_format)
+            return self._run(device, args, kwargs)
+
+    def _run(self, device: str, args, kwargs):
         with torch.autocast(device, dtype=self.dtype or torch.float32,
                             enabled=self.dtype is not None):
             if self.compiled is not None:

@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.config import ConfigDict
+from mmengine.logging import MessageHub
 
 from mmdet.registry import MODELS
 
@@ -15,6 +17,7 @@ import mmkdcal  # noqa: F401
 from mmkdcal.engine.hooks import TeacherCalibrationHook
 from mmkdcal.models.distillers import teacher_inference as ti
 
+from _families import FAMILIES, TWO_STAGE, WITH_MASK, input_size, tiny_model
 from _helpers import batch as _batch
 from _helpers import distiller as _distiller
 from _helpers import gfl_model, save_teacher
@@ -225,3 +228,47 @@ def test_fold_only_folds_a_batchnorm_its_conv_feeds():
     # mmcv's fold pairs the final BN with the first conv (the last conv it saw): wrong here
     mmcv_folded = fuse_conv_bn(copy.deepcopy(net))
     assert (mmcv_folded(x) - ref).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize('family', sorted(FAMILIES))
+def test_every_family_distils_the_same_from_a_fast_teacher(family, tmp_path, monkeypatch):
+    """Per family: the KD losses of one step from the folded, channels-last teacher equal
+    those from the stock one (fp32 rounding), and from a bf16 one they stay close and finite.
+    Heads with mmcv's deformable convolutions (contiguous inputs, no CPU bf16 kernel) say so and
+    run in fp32, contiguous; no other part falls back."""
+    logged = []
+    monkeypatch.setattr(ti, 'print_log', lambda msg, **kw: logged.append(msg))
+    MessageHub.get_current_instance().update_info('epoch', 0)  # TOOD reads it (a Runner sets it)
+    cfg = tiny_model(family)
+    t_path, t_ckpt, teacher = save_teacher(cfg, tmp_path, seed=1)
+    losses = (dict(loss_kd_roi=dict(type='KDLoss', inputs='roi_cls', tau=2.0),
+                   loss_kd_neck=dict(type='PKDLoss', inputs='neck')) if family in TWO_STAGE
+              else dict(loss_kd_cls=dict(type='BinaryKDLoss', inputs='cls', beta=1.0),
+                        loss_kd_neck=dict(type='PKDLoss', inputs='neck')))
+    variants = {'stock': FP32, 'fast': dict(fuse_conv_bn=True, channels_last=True)}
+    if ti._cpu_has_native_bf16():
+        variants['bf16'] = dict(fuse_conv_bn=True, channels_last=True, precision='bf16')
+    out = {}
+    for name, settings in variants.items():
+        model_cfg = dict(tiny_model(family), type=f"Distill{cfg['type']}", teacher_config=t_path,
+                         teacher_ckpt=t_ckpt, teacher_temperature=1.5, distill_losses=losses,
+                         teacher_inference=settings)
+        model = MODELS.build(ConfigDict(model_cfg))
+        model.load_state_dict(teacher.state_dict(), strict=True)  # same student weights
+        model.train()
+        data = _batch(model, size=input_size(family), masks=family in WITH_MASK)
+        torch.manual_seed(0)  # the RoI sampler
+        out[name] = {k: v for k, v in model.loss(data['inputs'], data['data_samples']).items()
+                     if k in losses}
+    fell_back = [m for m in logged if 'runs in fp32, contiguous' in m]
+    if family in ('ddod', 'tood', 'vfnet') and 'bf16' in out:  # deformable convs in the head
+        assert fell_back and all('teacher bbox_head cannot run' in m for m in fell_back)
+    elif family not in ('ddod', 'tood', 'vfnet'):
+        assert not fell_back, fell_back
+    for key, ref in out['stock'].items():
+        assert torch.isfinite(ref) and ref.dtype == torch.float32
+        torch.testing.assert_close(out['fast'][key], ref, rtol=1e-4, atol=1e-5)
+        if 'bf16' in out:
+            got = out['bf16'][key]
+            assert got.dtype == torch.float32 and torch.isfinite(got)
+            assert abs(got.item() - ref.item()) <= 0.05 * abs(ref.item()) + 1e-3, (key, got, ref)
