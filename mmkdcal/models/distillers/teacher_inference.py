@@ -39,8 +39,10 @@ FIELD = 'model.teacher_inference'
 
 
 def _cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), as PyTorch detects it."""
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), as PyTorch detects it
+    (torch builds without these probes: no)."""
+    probes = ('_is_avx512_bf16_supported', '_is_amx_tile_supported')
+    return any(getattr(torch.cpu, p, lambda: False)() for p in probes)
 
 
 def check_precision(precision: str, cuda: Optional[bool] = None,
