@@ -18,7 +18,7 @@ model = dict(
     teacher_config='mmdet::atss/atss_r101_fpn_1x_coco.py',
     teacher_ckpt=teacher_ckpt,
     teacher_temperature=1.0,  # 1.0: distil from the uncalibrated teacher
-    teacher_fp16=False,
+    teacher_inference=dict(fuse_conv_bn=True, channels_last=False, precision='fp32'),
     # CrossKD's reused_teacher_head_idx=3: the first 3 tower convs are the student's.
     crosskd=dict(layer=3),
     distill_losses=dict(

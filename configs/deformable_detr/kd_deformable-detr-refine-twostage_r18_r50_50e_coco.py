@@ -18,7 +18,7 @@ model = dict(
     teacher_config='mmdet::deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco.py',
     teacher_ckpt=teacher_ckpt,
     teacher_temperature=1.0,  # 1.0: distil from the uncalibrated teacher
-    teacher_fp16=False,
+    teacher_inference=dict(fuse_conv_bn=True, channels_last=False, precision='fp32'),
     # Hungarian-matching logits distillation (DETRDistill, Chang et al., ICCV 2023, arXiv
     # 2211.10156): in every decoder layer the student's predictions are matched one-to-one to the
     # teacher's same layer (cost: KL to the teacher's soft target + L1 + GIoU, with the weights of

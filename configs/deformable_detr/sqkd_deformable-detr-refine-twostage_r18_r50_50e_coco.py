@@ -18,7 +18,7 @@ model = dict(
     teacher_config='mmdet::deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco.py',
     teacher_ckpt=teacher_ckpt,
     teacher_temperature=1.0,  # 1.0: distil from the uncalibrated teacher
-    teacher_fp16=False,
+    teacher_inference=dict(fuse_conv_bn=True, channels_last=False, precision='fp32'),
     # Consistent distillation points (KD-DETR, Wang et al., CVPR 2024, arXiv 2211.08071): the
     # teacher's decoder queries and reference points go through the student decoder as well, and
     # the outputs are compared query by query (no matching).

@@ -16,7 +16,7 @@ model = dict(
     teacher_config='mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py',
     teacher_ckpt=teacher_ckpt,
     teacher_temperature=1.0,  # 1.0: distil from the uncalibrated teacher
-    teacher_fp16=False,
+    teacher_inference=dict(fuse_conv_bn=True, channels_last=False, precision='fp32'),
     distill_losses=dict(
         # Classification KD of BCKD (Yang et al., "Bridging Cross-task Protocol Inconsistency
         # for Distillation in Dense Object Detection", ICCV 2023, arXiv 2308.14286; official

@@ -20,7 +20,7 @@ model = dict(
     teacher_config='mmdet::mask_rcnn/mask-rcnn_r101_fpn_ms-poly-3x_coco.py',
     teacher_ckpt=teacher_ckpt,
     teacher_temperature=1.0,  # 1.0: distil from the uncalibrated teacher
-    teacher_fp16=False,
+    teacher_inference=dict(fuse_conv_bn=True, channels_last=False, precision='fp32'),
     distill_losses=dict(
         # Hinton KD on the sampled RoIs' K+1 softmax logits, averaged over RoIs, tau 1.0 and
         # weight 1.0 as the Faster R-CNN configs (mdistiller's RoI-level detection KD).

@@ -17,7 +17,7 @@ model = dict(
     teacher_config='mmdet::retinanet/retinanet_r101_fpn_ms-640-800-3x_coco.py',
     teacher_ckpt=teacher_ckpt,
     teacher_temperature=1.0,  # 1.0: distil from the uncalibrated teacher
-    teacher_fp16=False,
+    teacher_inference=dict(fuse_conv_bn=True, channels_last=False, precision='fp32'),
     distill_losses=dict(
         # Classification KD of BCKD (Yang et al., ICCV 2023, arXiv 2308.14286; official code:
         # BCE(s, sigmoid(t)) * |sigmoid(t) - sigmoid(s)|^1 over all anchors and classes, no

@@ -17,7 +17,7 @@ model = dict(
     teacher_config='mmdet::rtmdet/rtmdet_m_8xb32-300e_coco.py',
     teacher_ckpt=teacher_ckpt,
     teacher_temperature=1.0,  # 1.0: distil from the uncalibrated teacher
-    teacher_fp16=False,
+    teacher_inference=dict(fuse_conv_bn=True, channels_last=False, precision='fp32'),
     distill_losses=dict(
         # Binary KD on the class logits (BCKD's classification distillation, Yang et al., ICCV
         # 2023, arXiv 2308.14286: BCE(s, sigmoid(t)) * |sigmoid(t) - sigmoid(s)|, weight 1.0).

@@ -54,7 +54,7 @@ RTMDET_SIZES = {'tiny': (0.167, 0.375), 's': (0.33, 0.5), 'm': (0.67, 0.75), 'l'
                 'x': (1.33, 1.25)}
 DETR_ALIGNMENT_TOKENS = {'kd': 'hungarian', 'sqkd': 'shared_queries'}
 DISTILLER_KEYS = ('type', 'teacher_config', 'teacher_ckpt', 'teacher_temperature',
-                  'teacher_fp16', 'distill_losses', 'query_alignment', 'layer_weights',
+                  'teacher_inference', 'distill_losses', 'query_alignment', 'layer_weights',
                   'teacher_layers', 'match_costs', 'crosskd', 'roi_stages')
 NOT_MEASURED = 'not yet measured'
 NOT_PUBLISHED = 'not published'
@@ -291,7 +291,8 @@ def test_name_and_distiller_type(rel):
     _check_backbone_token(name.student_size, cfg.model, rel)
     _check_backbone_token(name.teacher_backbone, _teacher(rel), rel)
     assert _teacher(rel).type == _load(_student_base(rel)).model.type
-    assert cfg.model.teacher_fp16 is False
+    assert cfg.model.teacher_inference == dict(fuse_conv_bn=True, channels_last=False,
+                                               precision='fp32')
 
 
 @pytest.mark.parametrize('rel', DISTILL_FILES)

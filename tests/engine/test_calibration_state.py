@@ -49,7 +49,9 @@ def _cfg(tmp_path, data, teacher, max_iters=2, student=None, losses=None, name='
 
 
 def _fitted_for(teacher, data):
-    """The temperature a fresh single-process pass fits for ``teacher`` (the reference)."""
+    """The temperature a fresh single-process pass fits for ``teacher`` (the reference; the
+    distiller's teacher has its BatchNorms folded, which moves T by fp32 rounding only, so it is
+    compared at rel=1e-4: another teacher's T differs by more than 1e-3)."""
     t_cfg, t_ckpt, _ = teacher
     model = MODELS.build(ConfigDict(Config.fromfile(t_cfg).model))
     model.load_state_dict(torch.load(t_ckpt, weights_only=True)['state_dict'])
@@ -75,7 +77,7 @@ def test_load_from_with_another_teacher_refits(tmp_path, data, teachers):
                    work_b, '--cfg-options', f'load_from={last_checkpoint(work_a)}')
     assert 'fitted again' in out and 'Calibrating the teacher' in out
     t_b = _json_t(work_b)
-    assert t_b == pytest.approx(_fitted_for(teachers[1], data), rel=1e-6)
+    assert t_b == pytest.approx(_fitted_for(teachers[1], data), rel=1e-4)
     assert abs(t_b - t_a) > 1e-3
     assert load_checkpoint_file(last_checkpoint(work_b))['meta']['teacher_temperature'] == \
         pytest.approx(t_b)
@@ -96,7 +98,7 @@ def test_resume_with_another_teacher_refits_and_with_the_same_reuses(tmp_path, d
     out = run_tool('tools/train.py', cfg_2, '--work-dir', work, '--resume')
     assert 'fitted for teacher' in out and teachers[0][1] in out and 'fitted again' in out
     t_2 = _json_t(work)
-    assert t_2 == pytest.approx(_fitted_for(teachers[1], data), rel=1e-6)
+    assert t_2 == pytest.approx(_fitted_for(teachers[1], data), rel=1e-4)
     assert abs(t_2 - t_1) > 1e-3
     assert load_checkpoint_file(last_checkpoint(work))['meta']['teacher_temperature'] == \
         pytest.approx(t_2)

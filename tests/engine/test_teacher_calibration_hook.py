@@ -196,7 +196,8 @@ def test_two_process_cpu_ddp_kd_cal(tmp_path):
     teacher.load_state_dict(torch.load(str(tmp_path / 'teacher.pth'))['state_dict'])
     single = fit_and_report(collect_calibration_data(teacher, _loader(data), 'anchors',
                                                      progress=False), 'anchors')
-    assert single['temperature'] == pytest.approx(report['temperature'], rel=1e-6)
+    # (the distiller's teacher is BatchNorm-folded: fp32 rounding of the logits)
+    assert single['temperature'] == pytest.approx(report['temperature'], rel=1e-4)
 
 
 class _FakeDataset:

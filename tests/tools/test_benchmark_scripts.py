@@ -42,6 +42,40 @@ def _check_equal_losses(checks, names, rel):
         assert c['rel_diff'] < rel, (name, c)
 
 
+def _check_teacher_settings(t):
+    """The rows of ``teacher_settings.bench_settings`` on a CPU: what runs here, the fp32 row as
+    the reference, folding exact to fp32 rounding, bf16 really run and close."""
+    from mmkdcal.models.distillers.teacher_inference import _cpu_has_native_bf16
+    rows = t['settings']
+    want = {'fp32', 'fold', 'fold+cl'} | ({'bf16', 'fold+cl+bf16'} if _cpu_has_native_bf16()
+                                          else set())
+    assert set(rows) == want  # fp16 is refused on a CPU, compile only when asked
+    assert rows['fp32']['teacher_forward_over_fp32'] == 1.0 == rows['fp32']['kd_step_over_fp32']
+    assert rows['fp32']['max_abs_change_scaled_logits'] == 0.0
+    assert rows['fold']['max_abs_change_scaled_logits'] < 1e-4
+    for name, r in rows.items():
+        assert r['kd_step_over_fp32'] == pytest.approx(
+            r['kd_step_ms'] / rows['fp32']['kd_step_ms'])
+        assert r['kd_step_over_student_step'] == pytest.approx(
+            r['kd_step_ms'] / t['student_step_ms'])
+        if 'bf16' in name:
+            assert 0 < r['max_abs_change_scaled_logits'] < 0.1
+
+
+def test_teacher_step_tiny(tmp_path):
+    out = run_tool('tools/benchmarks/teacher_step.py', '--models', 'tiny', '--sizes', '64x64',
+                   '--batch', '1', '--iters', '1', '--warmup', '0', '--rss-steps', '1',
+                   '--out', str(tmp_path), timeout=900)
+    report = json.load(open(tmp_path / 'teacher_step.json'))
+    run = report['runs']['64x64']
+    _check_teacher_settings(run)
+    assert set(report['peak_rss']['64x64']) == {'student', 'mmdet_ld'} | set(run['settings'])
+    for r in report['peak_rss']['64x64'].values():
+        _positive(r['peak_rss_bytes'], 'peak_rss_bytes')
+    assert 'not run, no MMRazor environment' in out or 'its environment exists' in out
+    assert '| fold+cl |' in open(tmp_path / 'teacher_step.md').read()
+
+
 # ---------------------------------------------------------------------------- the scripts
 def test_train_step_tiny_cpu(tmp_path):
     out = run_tool('tools/benchmarks/train_step.py', '--device', 'cpu', '--tiny', '--size', '128',
@@ -70,8 +104,7 @@ def test_train_step_tiny_cpu(tmp_path):
     _check_equal_losses(checks, ['ld_kernel'], 1e-3)  # float32 rounding of a tiny KL
     for key in ('task_loss_cls', 'task_loss_bbox', 'task_loss_dfl'):
         assert checks[key]['student'] == pytest.approx(checks[key]['ours'], rel=1e-6)
-    t = m['teacher_fp16']
-    assert 0 < t['max_abs_diff_scaled_logits'] < 0.1  # fp16 really ran, and stays close
+    _check_teacher_settings(m['teacher_inference'])
     c = m['calibration_pass']
     assert c['images'] == 1
     # the pass keeps exactly what plain inference returns (score_thr 0 on both sides)

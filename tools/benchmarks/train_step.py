@@ -2,7 +2,8 @@
 
 A thin command line over :mod:`tools.benchmarks.speed.detector_steps` (see its docstring for what
 is timed): student step, teacher forward and KD+cal step at fp32 and AMP, MMDetection's built-in
-KD (LD) on the same GFL pair, peak CUDA memory, the teacher in fp16 and the calibration pass.
+KD (LD) on the same GFL pair, peak CUDA memory, the teacher inference settings (fp16 on CUDA)
+and the calibration pass.
 
 Examples::
 

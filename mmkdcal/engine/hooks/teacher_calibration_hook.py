@@ -18,9 +18,10 @@ from ..teacher_calibration import (collect_calibration_data, fit_and_report, for
 __all__ = ['TeacherCalibrationHook', 'teacher_fingerprint']
 
 
-def teacher_fingerprint(teacher: torch.nn.Module) -> str:
-    """sha256 (first 16 hex digits) of the teacher's weights: which teacher a temperature fits."""
-    h = hashlib.sha256()
+def teacher_fingerprint(teacher: torch.nn.Module, inference: Optional[dict] = None) -> str:
+    """sha256 (first 16 hex digits) of the teacher's weights and its inference settings (the
+    distiller's ``teacher_inference``): which teacher, run how, a temperature fits."""
+    h = hashlib.sha256(repr(sorted((inference or {}).items())).encode())
     for name, tensor in sorted(teacher.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -105,7 +106,8 @@ class TeacherCalibrationHook(Hook):
 
     def _teacher_id(self, model) -> str:
         if self._fingerprint is None:
-            self._fingerprint = teacher_fingerprint(model.teacher)
+            self._fingerprint = teacher_fingerprint(model.teacher,
+                                                    getattr(model, 'teacher_inference', None))
         return self._fingerprint
 
     def _resolve_fit_on(self, model) -> str:

@@ -132,7 +132,9 @@ class DETRDistillerMixin(DistillerMixin):
         teacher_temperature: Calibration temperature: ``None`` (fitted by
             ``TeacherCalibrationHook``), a float, or one float per class logit.
         distill_losses: ``{name: loss config with an 'inputs' key}``; names start with ``loss_``.
-        teacher_fp16: Run the teacher under fp16 autocast.
+        teacher_inference: How the frozen teacher runs (``fuse_conv_bn``, ``channels_last``,
+            ``precision``, ``compile``; see :mod:`.teacher_inference`).
+        teacher_fp16: Retired alias of ``teacher_inference=dict(precision='fp16')``.
         query_alignment: ``'hungarian'`` or ``'shared_queries'`` (see the module docstring).
         layer_weights: One weight per student decoder layer (0 leaves it out); default 1 each.
         teacher_layers: ``'same'`` (student layer l <- teacher layer l; needs the same number of
@@ -163,7 +165,8 @@ class DETRDistillerMixin(DistillerMixin):
                  teacher_ckpt: Optional[str] = None,
                  teacher_temperature: TemperatureLike = None,
                  distill_losses: Optional[Dict[str, dict]] = None,
-                 teacher_fp16: bool = False,
+                 teacher_inference: Optional[dict] = None,
+                 teacher_fp16: Optional[bool] = None,
                  query_alignment: str = 'hungarian',
                  layer_weights: Optional[Sequence[float]] = None,
                  teacher_layers: str = 'same',
@@ -194,8 +197,8 @@ class DETRDistillerMixin(DistillerMixin):
             raise ValueError(f'model.match_costs must be numbers >= 0, at least one > 0, got '
                              f'{costs}.')
         self.match_costs = {k: float(v) for k, v in costs.items()}
-        self._init_distiller(teacher_config, teacher_ckpt, teacher_temperature, teacher_fp16,
-                             distill_losses)
+        self._init_distiller(teacher_config, teacher_ckpt, teacher_temperature,
+                             teacher_inference, distill_losses, teacher_fp16)
 
     # ------------------------------------------------------------------ construction checks
     def _check_teacher(self, teacher) -> None:
@@ -308,10 +311,6 @@ class DETRDistillerMixin(DistillerMixin):
                 outs = self.teacher.bbox_head(**head_inputs)
         decoder = single_call(t_taps['decoder'], 'teacher forward_decoder') \
             if record_decoder else None
-        if self.teacher_fp16:
-            feats, outs = self._float(feats), self._float(outs)
-            if decoder is not None:
-                decoder = {k: self._float(v) for k, v in decoder.items()}
         return feats, outs, decoder
 
     def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,

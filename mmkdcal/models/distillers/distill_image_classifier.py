@@ -36,7 +36,9 @@ class DistillImageClassifier(DistillerMixin, ImageClassifier):
         distill_losses: ``{name: loss config with inputs='logits'}``.
         ce_loss_weight: Weight of the student's cross-entropy (mdistiller's KD uses 0.1 with 0.9
             on the KD term).
-        teacher_fp16: Run the teacher under fp16 autocast.
+        teacher_inference: How the frozen teacher runs (``fuse_conv_bn``, ``channels_last``,
+            ``precision``, ``compile``; see :mod:`.teacher_inference`).
+        teacher_fp16: Retired alias of ``teacher_inference=dict(precision='fp16')``.
     """
 
     DISTILL_INPUTS = (
@@ -51,7 +53,8 @@ class DistillImageClassifier(DistillerMixin, ImageClassifier):
                  teacher_temperature: TemperatureLike = None,
                  distill_losses: Optional[Dict[str, dict]] = None,
                  ce_loss_weight: float = 1.0,
-                 teacher_fp16: bool = False,
+                 teacher_inference: Optional[dict] = None,
+                 teacher_fp16: Optional[bool] = None,
                  data_preprocessor: Optional[dict] = None,
                  loss: Optional[dict] = None,
                  label_smoothing: float = 0.0,
@@ -63,8 +66,8 @@ class DistillImageClassifier(DistillerMixin, ImageClassifier):
             raise ValueError(f'model.ce_loss_weight must be a number >= 0, got '
                              f'{ce_loss_weight!r}.')
         self.ce_loss_weight = float(ce_loss_weight)
-        self._init_distiller(teacher_config, teacher_ckpt, teacher_temperature, teacher_fp16,
-                             distill_losses)
+        self._init_distiller(teacher_config, teacher_ckpt, teacher_temperature,
+                             teacher_inference, distill_losses, teacher_fp16)
 
     def _check_teacher(self, teacher) -> None:
         k = getattr(getattr(teacher, 'backbone', None), 'num_classes', None)

@@ -74,7 +74,9 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
         teacher_temperature: Calibration temperature: ``None`` (fitted by
             ``TeacherCalibrationHook`` before training), a float, or one float per class.
         distill_losses: ``{name: loss config with an 'inputs' key}``; names start with ``loss_``.
-        teacher_fp16: Run the teacher under fp16 autocast.
+        teacher_inference: How the frozen teacher runs (``fuse_conv_bn``, ``channels_last``,
+            ``precision``, ``compile``; see :mod:`.teacher_inference`).
+        teacher_fp16: Retired alias of ``teacher_inference=dict(precision='fp16')``.
         crosskd: ``dict(layer=k)`` enables the CrossKD inputs (heads that declare their towers:
             GFL, RetinaNet, ATSS); None: off.
     """
@@ -93,14 +95,15 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
                  teacher_ckpt: Optional[str] = None,
                  teacher_temperature: TemperatureLike = None,
                  distill_losses: Optional[Dict[str, dict]] = None,
-                 teacher_fp16: bool = False,
+                 teacher_inference: Optional[dict] = None,
+                 teacher_fp16: Optional[bool] = None,
                  crosskd: Optional[dict] = None,
                  **student) -> None:
         super().__init__(**student)
         self.head_semantics = dense_head_semantics(self.bbox_head)
         self.crosskd_layer = self._check_crosskd(crosskd)
-        self._init_distiller(teacher_config, teacher_ckpt, teacher_temperature, teacher_fp16,
-                             distill_losses)
+        self._init_distiller(teacher_config, teacher_ckpt, teacher_temperature,
+                             teacher_inference, distill_losses, teacher_fp16)
 
     def _check_crosskd(self, crosskd: Optional[dict]) -> Optional[int]:
         if crosskd is None:
@@ -209,8 +212,6 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
         with self.teacher_context(batch_inputs.device.type):
             feats = self.teacher.extract_feat(batch_inputs)
             outs = self.teacher.bbox_head(feats)
-        if self.teacher_fp16:
-            feats, outs = self._float(feats), self._float(outs)
         return feats, outs
 
     # ------------------------------------------------------------------ training

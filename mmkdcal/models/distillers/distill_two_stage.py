@@ -54,7 +54,8 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
     Args:
         student keyword arguments: The student (``backbone``, ``neck``, ``rpn_head``,
             ``roi_head``, ``train_cfg``, ``test_cfg``, ``data_preprocessor``, ``init_cfg``).
-        teacher_config, teacher_ckpt, teacher_temperature, distill_losses, teacher_fp16: As for
+        teacher_config, teacher_ckpt, teacher_temperature, distill_losses, teacher_inference,
+            teacher_fp16: As for
             :class:`~mmkdcal.models.distillers.DistillSingleStageDetector`.
         roi_stages: Cascade stages whose RoIs are distilled (0-based); None: all.
     """
@@ -76,7 +77,8 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
                  teacher_ckpt: Optional[str] = None,
                  teacher_temperature: TemperatureLike = None,
                  distill_losses: Optional[Dict[str, dict]] = None,
-                 teacher_fp16: bool = False,
+                 teacher_inference: Optional[dict] = None,
+                 teacher_fp16: Optional[bool] = None,
                  roi_stages: Optional[Sequence[int]] = None,
                  **student) -> None:
         for key in ('train_cfg', 'test_cfg'):  # mmdet reads them by attribute
@@ -96,8 +98,8 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
             raise ValueError(f'model.roi_stages must list distinct stages in [0, {n}), got '
                              f'{roi_stages!r}.')
         self.roi_stages = list(roi_stages)
-        self._init_distiller(teacher_config, teacher_ckpt, teacher_temperature, teacher_fp16,
-                             distill_losses)
+        self._init_distiller(teacher_config, teacher_ckpt, teacher_temperature,
+                             teacher_inference, distill_losses, teacher_fp16)
 
     def _check_teacher(self, teacher) -> None:
         t_roi = getattr(teacher, 'roi_head', None)
@@ -176,10 +178,6 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
             pos_rois = {s: bbox2roi([res.pos_priors for res in m['sampling_results']])
                         for s, m in masks.items()}
             t_mask = {s: self._teacher_roi(t_feats, s, pos_rois[s], mask=True) for s in masks}
-        if self.teacher_fp16:
-            t_feats, t_rpn = self._float((t_feats, t_rpn))
-            t_cls = {s: v.float() for s, v in t_cls.items()}
-            t_mask = {s: v.float() for s, v in t_mask.items()}
         batches: Dict[str, DistillBatch] = {}
         weights = ([self.roi_head.stage_loss_weights[s] for s in stages] if self.cascade
                    else None)

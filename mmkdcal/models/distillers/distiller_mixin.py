@@ -60,6 +60,7 @@ from ...utils.read_errors import checkpoint_read_error
 from ..contract import DistillBatch, DistillInput, call_distill_loss, check_loss_input
 from .taps import OutputTaps
 from .teacher_classes import teacher_dataset_meta
+from .teacher_inference import apply_teacher_inference, resolve_teacher_inference
 
 __all__ = ['DISTILL_STATE_KEY', 'DistillerMixin', 'TEMPERATURE_RANGE', 'adopt_legacy_distill_state',
            'flatten_level_outputs', 'load_teacher_config']
@@ -198,25 +199,26 @@ class DistillerMixin:
                         teacher_config: Union[str, Path, dict, Config],
                         teacher_ckpt: Optional[str],
                         teacher_temperature: TemperatureLike,
-                        teacher_fp16: bool,
-                        distill_losses: Optional[Dict[str, dict]]) -> None:
-        """Build, check, load and freeze the teacher; build and check the losses."""
+                        teacher_inference: Optional[dict],
+                        distill_losses: Optional[Dict[str, dict]],
+                        teacher_fp16: Optional[bool] = None) -> None:
+        """Build, check, load, freeze and speed up the teacher (``teacher_inference``, see
+        :mod:`.teacher_inference`; ``teacher_fp16`` is its retired alias); build and check the
+        losses."""
         if not teacher_ckpt:
             raise ValueError(
                 'model.teacher_ckpt is required: distillation needs a trained teacher. Set '
                 'model.teacher_ckpt to a checkpoint path or URL (e.g. with '
                 '`--cfg-options model.teacher_ckpt=PATH`).')
+        self.teacher_inference = resolve_teacher_inference(teacher_inference, teacher_fp16)
         teacher = MODELS.build(load_teacher_config(teacher_config))
         # what the teacher *is* comes first: family, classes, head layout, normalisation
         self._check_teacher(teacher)
         self._check_preprocessors(teacher)
         self._load_teacher_weights(teacher, teacher_ckpt)
-        teacher.eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
+        apply_teacher_inference(teacher, self.teacher_inference)  # eval mode, frozen
         object.__setattr__(self, 'teacher', teacher)
         self.teacher_ckpt = teacher_ckpt
-        self.teacher_fp16 = bool(teacher_fp16)
         self.register_buffer('_teacher_temperature', torch.ones(()), persistent=False)
         self.temperature_source: Optional[str] = None
         if teacher_temperature is not None:
@@ -459,28 +461,17 @@ class DistillerMixin:
     # ------------------------------------------------------------------ running the teacher
     @contextmanager
     def teacher_context(self, device_type: str) -> Iterator[None]:
-        """``no_grad`` (+ fp16 autocast when ``teacher_fp16``) around teacher computations."""
+        """``no_grad`` around teacher computations (the teacher's own children apply its
+        ``teacher_inference`` precision and hand back fp32)."""
         with torch.no_grad():
-            if self.teacher_fp16:
-                with torch.autocast(device_type=device_type, dtype=torch.float16):
-                    yield
-            else:
-                yield
-
-    @staticmethod
-    def _float(x):
-        """Cast (nested lists/tuples of) fp16 outputs back to fp32."""
-        if isinstance(x, torch.Tensor):
-            return x.float() if x.is_floating_point() else x
-        if isinstance(x, (list, tuple)):
-            return type(x)(DistillerMixin._float(v) for v in x)
-        return x
+            yield
 
     @staticmethod
     def _check_finite(t: Tensor, what: str) -> None:
         """Fail on NaN/inf teacher outputs (checked on the device on CUDA: no sync per step)."""
         msg = (f'The teacher produced NaN/inf {what}: check teacher_ckpt and the input '
-               'normalisation (data_preprocessor), or disable teacher_fp16.')
+               'normalisation (data_preprocessor), or set teacher_inference.precision to '
+               "'fp32'.")
         if t.is_cuda:
             torch._assert_async(torch.isfinite(t).all(), msg)
         elif not torch.isfinite(t).all():

@@ -22,8 +22,8 @@ def gfl_teacher(tmp_path_factory):
 def test_teacher_is_frozen_hidden_and_moves(gfl_teacher):
     cfg_path, ckpt, ref = gfl_teacher
     model = _distiller(gfl_model(width=8), cfg_path, ckpt, teacher_temperature=2.0,
-                       distill_losses=KD)
-    # weights come from the checkpoint
+                       distill_losses=KD, teacher_inference=dict(fuse_conv_bn=False))
+    # weights come from the checkpoint (unfolded: folding rewrites conv+BN pairs)
     for k, v in ref.state_dict().items():
         assert torch.equal(model.teacher.state_dict()[k], v)
     # not a sub-module: a plain student checkpoint and parameter list
@@ -281,21 +281,6 @@ def test_two_stage_roi_kd_on_student_rois(tmp_path):
     total.backward()
     assert all(p.grad is None for p in model.teacher.parameters())
     assert model.roi_head.bbox_head.fc_cls.weight.grad.abs().sum() > 0
-
-
-def test_teacher_fp16_matches_fp32_within_half_precision(gfl_teacher):
-    cfg_path, ckpt, _ = gfl_teacher
-    model = _distiller(gfl_model(width=8), cfg_path, ckpt, teacher_temperature=2.0,
-                       distill_losses=KD)
-    data = _batch(model)
-    _, t32 = model.teacher_forward(data['inputs'])
-    model.teacher_fp16 = True
-    feats16, t16 = model.teacher_forward(data['inputs'])
-    # outputs come back as fp32 tensors for the losses
-    assert all(o.dtype == torch.float32 for o in t16[0]) and feats16[0].dtype == torch.float32
-    for a, b in zip(t32[0], t16[0]):
-        assert not torch.equal(a, b)  # really computed in half precision
-        assert (a - b).abs().max() < 0.05
 
 
 def test_teacher_ckpt_directory_and_wrong_teacher_family_named_first(gfl_teacher, tmp_path):

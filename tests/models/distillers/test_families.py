@@ -70,7 +70,8 @@ def test_stock_losses_and_zero_kd_from_a_copy(family, tmp_path):
     t_path, t_ckpt, teacher = save_teacher(cfg, tmp_path, seed=1)
     model = MODELS.build(ConfigDict(_distiller_cfg(
         family, t_path, t_ckpt, teacher_temperature=1.0,
-        distill_losses=_zero_floor_losses(family, cfg))))
+        distill_losses=_zero_floor_losses(family, cfg),
+        teacher_inference=dict(fuse_conv_bn=False))))  # BN kept: batch statistics below
     assert type(model) is MODELS.get(f"Distill{cfg['type']}")
     assert isinstance(model, MODELS.get(cfg['type']))  # the student keeps its own class
     model.load_state_dict(teacher.state_dict(), strict=True)  # the student is the teacher now

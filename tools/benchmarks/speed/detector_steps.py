@@ -19,8 +19,9 @@ warm-up, the median of ``iters`` rounds of:
 
 On CUDA, peak memory: the bytes the model holds (weights, buffers, optimizer state; plus the
 teacher's weights for a distiller) plus the rise of ``torch.cuda.max_memory_allocated`` during
-the step. Also the teacher forward under fp16 autocast (what ``teacher_fp16=True`` runs) against
-fp32, and the calibration pass against plain ``predict``.
+the step. Also, GFL only, each ``model.teacher_inference`` setting this device runs (fp16 and
+bf16 on CUDA, :mod:`~.teacher_settings`) against the fp32 teacher: teacher forward, calibration
+pass, KD+cal step; and the calibration pass against plain ``predict``.
 """
 import copy
 import os.path as osp
@@ -36,6 +37,7 @@ from .models import (PAIRS, build_distiller, build_pair, distill_losses_for, loa
                      num_classes_of, shrink_model_cfg)
 from .peers import build_mmdet_ld, loss_report, ours_losses
 from .step import TrainStep, tensor_bytes
+from .teacher_settings import bench_settings, settings_for
 from .timing import cuda_peak_above_base, summarize, time_interleaved
 
 __all__ = ['MMRAZOR_NOTE', 'ROIS_PER_IMAGE', 'bench_model', 'failed_sections', 'markdown',
@@ -139,7 +141,11 @@ def bench_model(name: str, args, device: torch.device) -> dict:
         guarded(prec, lambda prec=prec: bench_steps(
             prec, args, device, dict(student=student, kd=distiller, **extra), teacher, inputs,
             samples, rois, name))
-    guarded('teacher_fp16', lambda: bench_teacher_fp16(args, device, teacher, inputs, rois))
+    if name == 'gfl':
+        guarded('teacher_inference', lambda: bench_settings(
+            student_cfg, teacher_cfg, settings_for(device), args.size, args.batch, device,
+            args.warmup, args.iters, args.calib_batches, args.calib_repeats,
+            args.temperature, args.lr, args.seed, with_ld=not args.no_mmdet_ld))
     guarded('calibration_pass', lambda: _calibration(args, device, teacher, num_classes))
     student = distiller = teacher = extra = None  # free the models before emptying the cache
     if device.type == 'cuda':
@@ -217,34 +223,12 @@ def bench_steps(prec: str, args, device: torch.device, models: Dict[str, torch.n
     return r
 
 
-def bench_teacher_fp16(args, device: torch.device, teacher, inputs, rois) -> dict:
-    """The teacher forward under fp16 autocast (what ``teacher_fp16=True`` runs) vs fp32.
-
-    Also the largest absolute difference of the class logits divided by the temperature, as
-    the KD losses receive them.
-    """
-    t_fwd = teacher_forward_fn(teacher, inputs, rois)
-
-    def run(fp16: bool):
-        with torch.autocast(device.type, dtype=torch.float16, enabled=fp16):
-            return _flat_logits(t_fwd())
-
-    times = time_interleaved(dict(fp32=lambda: run(False), fp16=lambda: run(True)),
-                             args.warmup, args.iters, device)
-    diff = ((run(True) - run(False)) / args.temperature).abs().max().item()
-    r = dict(fp32_forward_ms=summarize(times['fp32'])['median'],
-             fp16_forward_ms=summarize(times['fp16'])['median'], samples_ms=times,
-             max_abs_diff_scaled_logits=diff)
-    r['speedup'] = r['fp32_forward_ms'] / r['fp16_forward_ms']
-    return r
-
-
 def _mib(n: Optional[float]) -> str:
     return '-' if n is None else f'{n / 2**20:.1f}'
 
 
 def markdown(report: dict) -> str:
-    """The printed summary: steps, MMDetection's KD peer, the teacher in fp16, calibration."""
+    """The printed summary: steps, MMDetection's KD peer, the teacher's settings, calibration."""
     a = report['args']
     lines = [f"### Training step, {report['device_name']} (torch {report['torch']}, "
              f"batch {a['batch']} x {a['size'][0]}x{a['size'][1]}, median of {a['iters']} "
@@ -277,15 +261,23 @@ def markdown(report: dict) -> str:
                          f"| {r['mmdet_ld_step_ms']:.2f} | {r['ours_ld_over_mmdet_ld']:.3f} "
                          f"| {_mib(r.get('ours_ld_peak_bytes'))} "
                          f"| {_mib(r.get('mmdet_ld_peak_bytes'))} |")
-    lines += ['', '| model | teacher fwd fp32 ms | teacher fwd fp16 ms | fp16 speed-up '
-              '| max abs diff of T-scaled logits |', '|---|---|---|---|---|']
+    lines += ['', '| model | teacher_inference | teacher fwd ms | x fp32 | KD+cal step ms '
+              '| x fp32 | KD+cal / student | KD+cal / MMDetection LD '
+              '| max abs change of logits/T |', '|---|---|---|---|---|---|---|---|---|']
     for name, m in report['models'].items():
-        t = m['teacher_fp16']
+        t = m.get('teacher_inference')
+        if t is None:
+            continue
         if 'error' in t:
             lines.append(f"| {name} | ERROR: {t['error']} |")
             continue
-        lines.append(f"| {name} | {t['fp32_forward_ms']:.2f} | {t['fp16_forward_ms']:.2f} "
-                     f"| {t['speedup']:.3f} | {t['max_abs_diff_scaled_logits']:.3g} |")
+        for setting, r in t['settings'].items():
+            ld = r.get('kd_step_over_mmdet_ld_step')
+            lines.append(f"| {name} | {setting} | {r['teacher_forward_ms']:.2f} "
+                         f"| {r['teacher_forward_over_fp32']:.3f} | {r['kd_step_ms']:.2f} "
+                         f"| {r['kd_step_over_fp32']:.3f} | {r['kd_step_over_student_step']:.3f} "
+                         f"| {'-' if ld is None else f'{ld:.3f}'} "
+                         f"| {r['max_abs_change_scaled_logits']:.3g} |")
     lines += ['', '| model | calibration pass img/s | plain predict img/s | ratio |',
               '|---|---|---|---|']
     for name, m in report['models'].items():

@@ -147,7 +147,8 @@ def build_student(student_cfg: dict, seed: int = 1):
 
 def build_distiller(student_cfg: dict, teacher_cfg: dict, teacher_ckpt: str,
                     distill_losses: Dict[str, dict], temperature: Optional[float],
-                    student_state: Optional[dict] = None, teacher_fp16: bool = False):
+                    student_state: Optional[dict] = None,
+                    teacher_inference: Optional[dict] = None):
     """An mmkdcal distiller built from config, as a training config builds it.
 
     Args:
@@ -158,7 +159,7 @@ def build_distiller(student_cfg: dict, teacher_cfg: dict, teacher_ckpt: str,
         temperature: Fixed calibration temperature (``teacher_temperature``).
         student_state: Student weights to start from (strictly loaded), e.g. those of the
             plain student the distiller is compared with.
-        teacher_fp16: The distiller's ``teacher_fp16``.
+        teacher_inference: The distiller's ``teacher_inference`` (None: its defaults).
 
     Returns:
         ``DistillSingleStageDetector`` or ``DistillTwoStageDetector``, in train mode.
@@ -169,7 +170,7 @@ def build_distiller(student_cfg: dict, teacher_cfg: dict, teacher_ckpt: str,
                     else 'DistillSingleStageDetector')
     dcfg.update(teacher_config=copy.deepcopy(teacher_cfg), teacher_ckpt=teacher_ckpt,
                 teacher_temperature=temperature, distill_losses=copy.deepcopy(distill_losses),
-                teacher_fp16=teacher_fp16)
+                teacher_inference=teacher_inference)
     distiller = MODELS.build(dcfg)
     if student_state is not None:
         distiller.load_state_dict(student_state, strict=True)
