@@ -89,7 +89,7 @@ print(torch.version.cuda or 'none', n, cap, CUDA_HOME or 'none')") || {
         exit 1
       fi
     elif [ "$cuda_home" = none ]; then
-      say "torch ${torch_cuda} sees ${n_gpu} GPU(s) but no CUDA toolkit (nvcc) was found: install the CUDA ${torch_cuda} toolkit and set CUDA_HOME, or set MMKDCAL_CUDA=0 to build CPU-only ops"
+      say "torch (CUDA ${torch_cuda}) sees ${n_gpu} GPU(s) but no CUDA toolkit (nvcc) was found: install the CUDA ${torch_cuda} toolkit and set CUDA_HOME, or set MMKDCAL_CUDA=0 to build CPU-only ops"
       exit 1
     else
       use_cuda=1
@@ -105,7 +105,7 @@ print(torch.version.cuda or 'none', n, cap, CUDA_HOME or 'none')") || {
       fi
     fi
   elif [ "$torch_cuda" != none ]; then
-    say "torch ${torch_cuda} sees no GPU: building CPU ops only (MMKDCAL_CUDA=1 with TORCH_CUDA_ARCH_LIST builds CUDA ops without a card)"
+    say "torch (CUDA ${torch_cuda}) sees no GPU: building CPU ops only (MMKDCAL_CUDA=1 with TORCH_CUDA_ARCH_LIST builds CUDA ops without a card)"
   fi
 fi
 
