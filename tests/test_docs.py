@@ -257,7 +257,18 @@ def test_license_and_citation():
 MODEL = r'(?:R-?\d{2,3}|ResNet-[\w-]+|WRN-[\d-]+|ShuffleNetV2|tiny|RTMDet-\w+|Swin-\w+)'
 
 
-@pytest.mark.parametrize('doc', DOCS)
+#: Every page that names model pairs: the docs, and the READMEs of configs/ and projects/.
+PAIR_DOCS = DOCS + sorted(osp.relpath(p, ROOT) for pattern in ('configs/**/README.md',
+                                                               'projects/**/README.md')
+                          for p in glob.glob(osp.join(ROOT, pattern), recursive=True))
+
+
+def test_arrow_pattern_sees_a_teacher_first_pair():
+    assert re.findall(rf'{MODEL}\s*->\s*{MODEL}', 'R-101 -> R-50, WRN-40-2 -> WRN-16-2')
+    assert not re.findall(rf'{MODEL}\s*->\s*{MODEL}', 'D-ECE 0.1325 -> 0.0026')
+
+
+@pytest.mark.parametrize('doc', PAIR_DOCS)
 def test_model_pairs_are_written_student_first(doc):
     arrows = re.findall(rf'{MODEL}\s*->\s*{MODEL}', _read(doc))
     assert not arrows, f'{doc}: write `student <- teacher`, not {arrows}'
