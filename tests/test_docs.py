@@ -22,8 +22,8 @@ import yaml
 
 from _helpers import ROOT
 
-DOCS = ['README.md'] + sorted(osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'docs',
-                                                                             '*.md')))
+DOCS = ['README.md'] + sorted(osp.relpath(p, ROOT)
+                              for p in glob.glob(osp.join(ROOT, 'docs', '*.md')))
 CI_COMMAND = 'bash tools/install.sh --test && python -m pytest -q tests'
 LINK = re.compile(r'(?<!!)\[[^\]]*\]\(([^)\s]+)\)')
 PATH = re.compile(r'`((?:configs|tools|docs|projects|mmkdcal|tests|requirements)/[^`\s]*)`')
@@ -52,7 +52,8 @@ def _anchors(rel: str) -> Set[str]:
 def test_slug_matches_github_examples():
     """Premise of the anchor check: GitHub's rule on headings of these docs."""
     assert _slug('Raw or calibrated?') == 'raw-or-calibrated'
-    assert _slug('Into an existing OpenMMLab environment') == 'into-an-existing-openmmlab-environment'
+    assert (_slug('Into an existing OpenMMLab environment')
+            == 'into-an-existing-openmmlab-environment')
     assert _slug('The script: `bash tools/install.sh`') == 'the-script-bash-toolsinstallsh'
 
 
@@ -137,6 +138,7 @@ def test_readme_snippet_teacher_url_is_the_model_zoo_checkpoint_of_its_config(tm
 def test_readme_snippet_builds_its_distiller(tmp_path):
     """The snippet, with the zoo checkpoint replaced by a local one of the same teacher config."""
     from mmengine.config import Config
+
     from mmdet.registry import MODELS
 
     import mmkdcal  # noqa: F401  (registers the distillers)
