@@ -274,3 +274,64 @@ def test_arrow_pattern_sees_a_teacher_first_pair():
 def test_model_pairs_are_written_student_first(doc):
     arrows = re.findall(rf'{MODEL}\s*->\s*{MODEL}', _read(doc))
     assert not arrows, f'{doc}: write `student <- teacher`, not {arrows}'
+
+
+# ------------------------------------------------------------------ docs/own_teacher.md
+def _own_teacher_refusals() -> List[tuple]:
+    """(options, exception class, message) of each worked refusal whose check runs at build."""
+    text = _read('docs/own_teacher.md')
+    found = re.findall(r'```bash\n\s*python tools/train.py (\S+) --cfg-options (.+?)\n\s*```\n\n'
+                       r'\s*```text\n\s*(\w+): (.+?)\n\s*```', text)
+    return [(config, opts, cls, msg) for config, opts, cls, msg in found]
+
+
+@pytest.fixture
+def user_dir(tmp_path, monkeypatch):
+    """A folder with the repository's configs and a (random) demo teacher at the path step 1
+    writes, as the worked example has it after `python tools/train.py` of the teacher."""
+    from mmengine.config import Config
+
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    (tmp_path / 'configs').symlink_to(osp.join(ROOT, 'configs'))
+    ckpt = tmp_path / 'work_dirs' / 'gfl_r18w32_digits' / 'iter_400.pth'
+    ckpt.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    teacher = MODELS.build(Config.fromfile(osp.join(ROOT, 'configs/demo/gfl_r18w32_digits.py'))
+                           .model)
+    torch.save({'state_dict': teacher.state_dict()}, str(ckpt))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_own_teacher_scan_finds_the_worked_refusals():
+    refusals = _own_teacher_refusals()
+    assert len(refusals) >= 9
+    kinds = {cls for _, _, cls, _ in refusals}
+    assert kinds >= {'FileNotFoundError', 'ValueError', 'RuntimeError', 'TeacherClassesError'}
+
+
+def test_own_teacher_refusals_say_what_the_page_shows(user_dir):
+    """Each refusal that the model's build raises, built in-process: same class, same message."""
+    import argparse
+
+    from mmengine.config import Config, DictAction
+
+    from mmdet.registry import MODELS
+
+    import mmkdcal  # noqa: F401
+    checked = 0
+    for config, opts, cls, msg in _own_teacher_refusals():
+        if cls == 'TeacherClassesError' or 'https://' in opts:
+            continue  # checked by tools/train.py after the build; needs the network
+        ns = argparse.Namespace()
+        DictAction(option_strings=[], dest='o')(None, ns, opts.strip('"').split())
+        cfg = Config.fromfile(config)
+        cfg.merge_from_dict(ns.o)
+        with pytest.raises(Exception) as info:
+            MODELS.build(cfg.model)
+        assert type(info.value).__name__ == cls, opts
+        assert str(info.value) == msg, opts
+        checked += 1
+    assert checked >= 7
