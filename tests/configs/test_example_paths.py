@@ -21,6 +21,7 @@ CONFIG_FILES = sorted(osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'co
                       if '_base_' not in osp.relpath(p, ROOT).split(osp.sep))
 CONFIG_BY_NAME = {osp.splitext(osp.basename(p))[0]: p for p in CONFIG_FILES}
 DOC_FILES = ['tools/test.py', 'tools/calibrate.py', 'tools/train.py', 'README.md',
+             *sorted(osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'docs', '*.md'))),
              *sorted(osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'configs', '**',
                                                                       'README.md'),
                                                              recursive=True))]
@@ -73,7 +74,7 @@ def test_the_scan_finds_the_shipped_examples():
     assert {'configs/demo/kd_gfl_r18w16_r18w32_digits.py',
             'configs/demo/kd-cal_gfl_r18w16_r18w32_digits.py'} <= configs
     docs = {doc for doc, _, _ in _documented_commands()}
-    assert {'tools/test.py', 'tools/calibrate.py'} <= docs
+    assert {'tools/test.py', 'tools/calibrate.py', 'README.md', 'docs/own_teacher.md'} <= docs
 
 
 @pytest.mark.parametrize('rel,teacher_config,teacher_ckpt', _local_teacher_ckpts())
