@@ -137,22 +137,26 @@ def int_labels(labels: Any, n: int, num_classes: int, name: str = 'labels',
     return t
 
 
-def binary_targets(targets: Any, shape: Tuple[int, ...], name: str = 'targets') -> torch.Tensor:
+def binary_targets(targets: Any, shape: Tuple[int, ...], name: str = 'targets',
+                   soft: bool = False) -> torch.Tensor:
     """Convert 0/1 targets (bool, int or float) to a float64 tensor of the given shape.
 
     Args:
         targets: Binary targets.
         shape: Expected shape.
         name: Argument name used in error messages.
+        soft: Also accept values in [0, 1] (e.g. the IoU of a detection's match).
 
     Returns:
-        torch.Tensor: float64 tensor of zeros and ones.
+        torch.Tensor: float64 tensor of zeros and ones (values in [0, 1] with ``soft``).
     """
     t = as_tensor(targets, name)
     if tuple(t.shape) != tuple(shape):
         raise ValueError(f'`{name}` must have shape {tuple(shape)} to match the predictions, '
                          f'got {tuple(t.shape)}.')
-    if t.dtype != torch.bool and not ((t == 0) | (t == 1)).all():
+    if soft and t.dtype != torch.bool and not ((t >= 0) & (t <= 1)).all():
+        raise ValueError(f'`{name}` must hold values in [0, 1]; found others.')
+    if not soft and t.dtype != torch.bool and not ((t == 0) | (t == 1)).all():
         raise ValueError(f'`{name}` must be binary (0/1 or bool); found other values.')
     return t.to(torch.float64)
 

@@ -126,9 +126,9 @@ def match_detections(det_boxes: Any,
     not yet matched non-ignored ground truths of its class, the one with the highest IoU (the
     last of equal ones, as COCOeval), if that IoU is >= ``iou_thr``; with ``iou_thr=0`` any
     ground truth of the class qualifies (LaECE's ``tau = 0``). A detection left unmatched whose
-    overlap ``|det & gt| / |det|`` with an ignored (crowd) ground truth of its class is >= ``iou_thr``
-    is *ignored* (neither true nor false positive); ignored ground truths can absorb any number
-    of detections (COCOeval's ``iscrowd`` rule).
+    overlap ``|det & gt| / |det|`` with an ignored (crowd) ground truth of its class is
+    >= ``iou_thr`` is *ignored* (neither true nor false positive); ignored ground truths can
+    absorb any number of detections (COCOeval's ``iscrowd`` rule).
 
     Args:
         det_boxes: Detection boxes (D, 4) as (x1, y1, x2, y2).
