@@ -49,6 +49,7 @@ class Calibrator:
             or float64 targets (N, K) in [0, 1] for sigmoid; the state holds tensors and lists.
         apply: ``(z, state, mode) -> logits`` for logits of any shape with classes last.
         summary: ``state -> str`` for logs.
+        identity: The tensors of the identity map of one class.
     """
 
     name: str
@@ -56,6 +57,7 @@ class Calibrator:
     fit: Callable[[Tensor, Tensor, str], State]
     apply: Callable[[Tensor, State, str], Tensor]
     summary: Callable[[State], str]
+    identity: Dict[str, Tensor]
 
 
 def _fittable(y: Tensor, mode: str, k: int) -> Tensor:
@@ -183,13 +185,16 @@ def _round(t: Tensor) -> str:
 
 CALIBRATORS: Dict[str, Calibrator] = {c.name: c for c in (
     Calibrator('temperature', 'logits divided by one fitted temperature', _fit_t(False),
-               _apply_affine, lambda s: f"T={_round(s['t'])}"),
+               _apply_affine, lambda s: f"T={_round(s['t'])}", dict(t=torch.ones(()))),
     Calibrator('class_temperature', 'one fitted temperature per class', _fit_t(True),
-               _apply_affine, lambda s: f"T={_round(s['t'])}"),
+               _apply_affine, lambda s: f"T={_round(s['t'])}", dict(t=torch.ones(()))),
     Calibrator('platt', 'per-class affine map a_c * z + b_c of the logits, fitted by NLL',
-               _fit_platt, _apply_affine, lambda s: f"a={_round(s['a'])} b={_round(s['b'])}"),
+               _fit_platt, _apply_affine, lambda s: f"a={_round(s['a'])} b={_round(s['b'])}",
+               dict(a=torch.ones(1), b=torch.zeros(1))),
     Calibrator('isotonic', "per-class monotone map of the probabilities (PAV)", _fit_isotonic,
-               _apply_isotonic, lambda s: f"{s['x'].shape[1]} knots per class"),
+               _apply_isotonic, lambda s: f"{s['x'].shape[1]} knots per class",
+               dict(x=torch.tensor([[0.0, 1.0]], dtype=torch.float64),
+                    y=torch.tensor([[0.0, 1.0]], dtype=torch.float64))),
 )}
 
 
@@ -200,7 +205,8 @@ def _get(name: str) -> Calibrator:
     return CALIBRATORS[name]
 
 
-def fit_calibrator(name: str, logits: Any, targets: Any, mode: str = 'sigmoid') -> State:
+def fit_calibrator(name: str, logits: Any, targets: Any, mode: str = 'sigmoid',
+                   classes: Optional[Any] = None, num_classes: Optional[int] = None) -> State:
     """Fit one calibrator.
 
     Args:
@@ -209,14 +215,51 @@ def fit_calibrator(name: str, logits: Any, targets: Any, mode: str = 'sigmoid') 
         targets: Labels (N,) for softmax; for sigmoid, labels (N,) with K = background, or
             targets in [0, 1] shaped like the logits.
         mode: ``'softmax'`` or ``'sigmoid'``.
+        classes: With (N,) sigmoid logits (one score per detection): each sample's class, so
+            that a per-class calibrator is fitted on each class's samples.
+        num_classes: The number of classes K, with ``classes``.
 
     Returns:
         dict: the state, with ``calibrator`` and ``mode`` keys, for :func:`apply_calibrator`
         and the checkpoint.
     """
     cal = _get(name)
+    if classes is not None and name != 'temperature':
+        return dict(calibrator=name, mode=mode,
+                    **_fit_by_class(cal, logits, targets, classes, num_classes))
     z, y, _ = prepare_targets(logits, targets, mode)
     return dict(calibrator=name, mode=mode, **cal.fit(z, y, mode))
+
+
+def _fit_by_class(cal: Calibrator, logits: Any, targets: Any, classes: Any,
+                  k: Optional[int]) -> State:
+    """A per-class sigmoid calibrator fitted on each class's (N,) scores; the identity for a
+    class without positive and negative samples (listed in ``identity_classes``)."""
+    z, y, squeeze = prepare_targets(logits, targets, 'sigmoid')
+    c = as_tensor(classes, 'classes').long().reshape(-1)
+    if not squeeze or c.shape[0] != z.shape[0] or k is None or (c < 0).any() or (c >= k).any():
+        raise ValueError('`classes` needs (N,) logits, one class index in [0, num_classes) per '
+                         'sample, and `num_classes`.')
+    parts, missing = [], []
+    for j in range(k):
+        zj, yj = z[c == j], y[c == j]
+        try:
+            if not _fittable(yj, 'sigmoid', 1).all():
+                raise ValueError('no positive or no negative sample')
+            fitted = cal.fit(zj, yj, 'sigmoid')
+            parts.append({key: v for key, v in fitted.items() if isinstance(v, Tensor)})
+        except ValueError:  # also a class whose samples are separable
+            missing.append(j)
+            parts.append(cal.identity)
+    out: State = {}
+    for key in parts[0]:
+        vals = [p[key].reshape(1, -1) if p[key].dim() > 1 else p[key].reshape(1) for p in parts]
+        if vals[0].dim() == 2:  # isotonic knots: pad each class by its last knot
+            m = max(v.shape[1] for v in vals)
+            vals = [torch.cat([v, v[:, -1:].expand(1, m - v.shape[1])], 1) for v in vals]
+        out[key] = torch.cat([v.to(vals[0].dtype) for v in vals])
+    out['identity_classes'] = missing
+    return out
 
 
 def apply_calibrator(state: State, logits: Tensor) -> Tensor:

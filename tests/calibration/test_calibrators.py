@@ -135,3 +135,27 @@ def test_auto_never_splits_a_group():
     assert seen == [200, 200]
     with pytest.raises(ValueError, match='at least two images'):
         choose_calibrator(z, y, 'sigmoid', error, groups=torch.zeros(400))
+
+
+def test_per_class_calibrators_on_one_score_per_detection():
+    # detections of 3 classes, each with its own planted map of its one score logit
+    g = torch.Generator().manual_seed(9)
+    cls = torch.randint(0, 3, (150_000,), generator=g)
+    z = torch.randn(150_000, generator=g, dtype=torch.float64) * 2
+    y = torch.bernoulli(torch.sigmoid(A[cls] * z + B[cls]), generator=g)
+    s = fit_calibrator('platt', z, y, 'sigmoid', classes=cls, num_classes=4)
+    np.testing.assert_allclose(s['a'][:3].numpy(), A.numpy(), rtol=0.03)
+    np.testing.assert_allclose(s['b'][:3].numpy(), B.numpy(), rtol=0.03)
+    assert s['identity_classes'] == [3] and (s['a'][3].item(), s['b'][3].item()) == (1.0, 0.0)
+    t = fit_calibrator('class_temperature', z, y, 'sigmoid', classes=cls, num_classes=4)['t']
+    assert t.shape == (4,) and t[3].item() == 1.0
+    # each class's temperature is the one fitted on that class's detections alone
+    ref = fit_calibrator('temperature', z[cls == 1], y[cls == 1], 'sigmoid')['t']
+    assert t[1].item() == pytest.approx(ref.item(), rel=1e-6)
+    iso = fit_calibrator('isotonic', z, y, 'sigmoid', classes=cls, num_classes=4)
+    logits = torch.stack([z[:20]] * 4, 1)  # the distiller applies it to (..., K) class logits
+    out = torch.sigmoid(apply_calibrator(iso, logits))
+    xs, ys = isotonic_fit(torch.sigmoid(z[cls == 2]).numpy(), y[cls == 2].numpy())
+    want = np.clip(np.interp(torch.sigmoid(z[:20]).numpy(), xs, ys), 1e-6, 1 - 1e-6)
+    np.testing.assert_allclose(out[:, 2].numpy(), want, rtol=1e-9)
+    np.testing.assert_allclose(out[:, 3].numpy(), torch.sigmoid(z[:20]).numpy(), rtol=1e-9)
