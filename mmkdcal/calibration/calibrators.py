@@ -45,8 +45,9 @@ class Calibrator:
     Args:
         name: The ``calibrator=`` value.
         description: Half a sentence for logs and docs.
-        fit: ``(z, y, mode) -> state``: z float64 (N, K) logits, y int64 labels (N,) for softmax
-            or float64 targets (N, K) in [0, 1] for sigmoid; the state holds tensors and lists.
+        fit: ``(z, y, mode, **options) -> state``: z float64 (N, K) logits, y int64 labels (N,)
+            for softmax or float64 targets (N, K) in [0, 1] for sigmoid; the state holds tensors
+            and lists.
         apply: ``(z, state, mode) -> logits`` for logits of any shape with classes last.
         summary: ``state -> str`` for logs.
         identity: The tensors of the identity map of one class.
@@ -54,7 +55,7 @@ class Calibrator:
 
     name: str
     description: str
-    fit: Callable[[Tensor, Tensor, str], State]
+    fit: Callable[..., State]
     apply: Callable[[Tensor, State, str], Tensor]
     summary: Callable[[State], str]
     identity: Dict[str, Tensor]
@@ -67,7 +68,7 @@ def _fittable(y: Tensor, mode: str, k: int) -> Tensor:
     return (y.sum(0) > 0) & ((1 - y).sum(0) > 0)
 
 
-def _fit_platt(z: Tensor, y: Tensor, mode: str) -> State:
+def _fit_platt(z: Tensor, y: Tensor, mode: str) -> State:  # by NLL: no options
     k = z.shape[1]
     ok = _fittable(y, mode, k)
     a = torch.ones(k, dtype=torch.float64, requires_grad=True)
@@ -167,9 +168,10 @@ def _apply_isotonic(z: Tensor, s: State, mode: str) -> Tensor:
     return out.to(z.dtype).reshape(shape)
 
 
-def _fit_t(per_class: bool) -> Callable[[Tensor, Tensor, str], State]:
-    def fit(z: Tensor, y: Tensor, mode: str) -> State:
-        return dict(t=fit_temperature(z, y, mode=mode, per_class=per_class))
+def _fit_t(per_class: bool) -> Callable[..., State]:
+    def fit(z: Tensor, y: Tensor, mode: str, objective: str = 'nll', n_bins: int = 15) -> State:
+        return dict(t=fit_temperature(z, y, mode=mode, objective=objective, per_class=per_class,
+                                      n_bins=n_bins))
     return fit
 
 
@@ -206,7 +208,8 @@ def _get(name: str) -> Calibrator:
 
 
 def fit_calibrator(name: str, logits: Any, targets: Any, mode: str = 'sigmoid',
-                   classes: Optional[Any] = None, num_classes: Optional[int] = None) -> State:
+                   classes: Optional[Any] = None, num_classes: Optional[int] = None,
+                   **options: Any) -> State:
     """Fit one calibrator.
 
     Args:
@@ -218,6 +221,8 @@ def fit_calibrator(name: str, logits: Any, targets: Any, mode: str = 'sigmoid',
         classes: With (N,) sigmoid logits (one score per detection): each sample's class, so
             that a per-class calibrator is fitted on each class's samples.
         num_classes: The number of classes K, with ``classes``.
+        **options: For the temperature calibrators: ``objective`` and ``n_bins`` of
+            :func:`fit_temperature`.
 
     Returns:
         dict: the state, with ``calibrator`` and ``mode`` keys, for :func:`apply_calibrator`
@@ -226,13 +231,13 @@ def fit_calibrator(name: str, logits: Any, targets: Any, mode: str = 'sigmoid',
     cal = _get(name)
     if classes is not None and name != 'temperature':
         return dict(calibrator=name, mode=mode,
-                    **_fit_by_class(cal, logits, targets, classes, num_classes))
+                    **_fit_by_class(cal, logits, targets, classes, num_classes, options))
     z, y, _ = prepare_targets(logits, targets, mode)
-    return dict(calibrator=name, mode=mode, **cal.fit(z, y, mode))
+    return dict(calibrator=name, mode=mode, **cal.fit(z, y, mode, **options))
 
 
 def _fit_by_class(cal: Calibrator, logits: Any, targets: Any, classes: Any,
-                  k: Optional[int]) -> State:
+                  k: Optional[int], options: Dict[str, Any]) -> State:
     """A per-class sigmoid calibrator fitted on each class's (N,) scores; the identity for a
     class without positive and negative samples (listed in ``identity_classes``)."""
     z, y, squeeze = prepare_targets(logits, targets, 'sigmoid')
@@ -246,7 +251,7 @@ def _fit_by_class(cal: Calibrator, logits: Any, targets: Any, classes: Any,
         try:
             if not _fittable(yj, 'sigmoid', 1).all():
                 raise ValueError('no positive or no negative sample')
-            fitted = cal.fit(zj, yj, 'sigmoid')
+            fitted = cal.fit(zj, yj, 'sigmoid', **options)
             parts.append({key: v for key, v in fitted.items() if isinstance(v, Tensor)})
         except ValueError:  # also a class whose samples are separable
             missing.append(j)

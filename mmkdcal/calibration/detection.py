@@ -275,11 +275,13 @@ def match_image_detections(det_boxes: Any,
 
     Returns:
         dict: ``scores`` float32 (D',), ``matched`` bool (D',), ``features`` float64
-        (D', len(box_features)) of the D' non-ignored detections, in input order; ``num_gt``,
-        the number of non-ignored ground truths.
+        (D', len(box_features)), ``ious`` (the IoU of each match, 0 unmatched) and ``labels``
+        of the D' non-ignored detections, in input order; ``num_gt``, the number of
+        non-ignored ground truths.
     """
-    matched, ignored = match_detections(det_boxes, det_scores, det_labels, gt_boxes, gt_labels,
-                                        iou_thr=iou_thr, gt_ignore=gt_ignore, return_ignored=True)
+    matched, ignored, ious = match_detections(det_boxes, det_scores, det_labels, gt_boxes,
+                                              gt_labels, iou_thr=iou_thr, gt_ignore=gt_ignore,
+                                              return_ignored=True, return_iou=True)
     use = ~ignored.numpy()
     scores = _np_floats(det_scores, 'det_scores', (1,)) if len(use) else np.zeros(0)
     scores = scores.astype(np.float32)[use]
@@ -290,7 +292,9 @@ def match_image_detections(det_boxes: Any,
     num_gt = int(as_tensor(gt_labels, 'gt_labels').numel())
     if gt_ignore is not None:  # validated by match_detections
         num_gt -= int(as_tensor(gt_ignore, 'gt_ignore').bool().sum())
-    return dict(scores=scores, matched=matched.numpy()[use], features=feats, num_gt=num_gt)
+    labels = _labels(det_labels, len(use), 'det_labels').numpy()[use]
+    return dict(scores=scores, matched=matched.numpy()[use], features=feats, num_gt=num_gt,
+                ious=ious.numpy()[use], labels=labels)
 
 
 def relative_box_features(boxes: Any,

@@ -121,7 +121,7 @@ def test_kd_cal_run_fits_saves_and_resumes_with_the_same_temperature(data, tmp_p
     out = run_tool('tools/train.py', cfg_path, '--work-dir', work, '--resume')
     assert 'resumed epoch: 0, iter: 2' in out
     assert 'Calibrating the teacher' not in out
-    assert 'Teacher temperature from the checkpoint' in out
+    assert 'Teacher calibrator from the checkpoint' in out
     assert 'Iter(train) [3/4]' in out and 'Iter(train) [1/4]' not in out
     ckpt4 = last_checkpoint(work)
     assert load_checkpoint_file(ckpt4)['meta']['teacher_temperature'] == pytest.approx(fitted)
@@ -138,7 +138,7 @@ def test_given_temperature_is_used_without_a_pass(data, tmp_path):
     cfg_path = _kd_cal_config(tmp_path, data, max_iters=1, temperature=1.7)
     out = run_tool('tools/train.py', cfg_path, '--work-dir', str(tmp_path / 'w'),
                    '--cfg-options', 'train_cfg.val_interval=100')
-    assert 'Teacher temperature from the config: 1.7' in out
+    assert 'Teacher calibrator from the config: 1.7' in out
     assert 'Calibrating the teacher' not in out
 
 
