@@ -21,9 +21,10 @@ from .. import calibration as cal
 from .calibration_modes import (CALIBRATION_MODES, CalibrationContext, GroundTruthIndex,
                                 get_calibration_mode)
 
-__all__ = ['IMAGE_NAME', 'SCALAR_PREFIX', 'calibration_report', 'calibration_scalars',
-           'collect_calibration_data', 'fit_and_report', 'format_report',
-           'log_calibration_to_visualizer', 'under_confidence_warning']
+__all__ = ['IMAGE_NAME', 'SCALAR_PREFIX', 'TARGETS', 'calibration_report', 'calibration_scalars',
+           'calibrator_names', 'check_calibrator', 'collect_calibration_data', 'fit_and_report',
+           'format_report', 'image_subset', 'jsonable', 'log_calibration_to_visualizer',
+           'under_confidence_warning']
 
 #: Tag prefix of the scalars sent to the visualizer.
 SCALAR_PREFIX = 'teacher_calibration'
@@ -108,23 +109,26 @@ def image_subset(data: Dict[str, Any], keep: torch.Tensor) -> Dict[str, Any]:
     return out
 
 
-def calibration_report(data: Dict[str, torch.Tensor], fit_on: str, t: torch.Tensor,
+def calibration_report(data: Dict[str, Any], fit_on: str, calibrator: Any,
                        n_bins: int, score_thr: Optional[float] = None) -> Dict[str, float]:
-    """Calibration errors of collected data with its logits divided by ``t`` (no fitting).
+    """Calibration errors of collected data after a fitted calibrator (no fitting).
 
     Args:
         data: Output of :func:`collect_calibration_data`.
         fit_on: How ``data`` was collected.
-        t: Temperature (0-dim or per class).
+        calibrator: A calibrator state (a report's ``state``) or a temperature.
         n_bins: Bins (per dimension for D-ECE).
-        score_thr: ``'detections'`` only: keep detections whose *scaled* score is at least this
-            (as ``DetectionCalibrationMetric`` does on a model's output); None keeps all.
+        score_thr: ``'detections'`` only: keep detections whose *calibrated* score is at least
+            this (as ``DetectionCalibrationMetric`` does on a model's output); None keeps all.
 
     Returns:
         The mode's metrics, e.g. ``'detections'``: ``dece``, ``dece_box`` (confidence x relative
-        box centre, as ``DetectionCalibrationMetric``), ``nll``, ``num_dets``.
+        box centre, as ``DetectionCalibrationMetric``), ``laece``, ``nll``, ``num_dets``.
     """
-    return get_calibration_mode(fit_on).report(data, torch.as_tensor(t), n_bins, score_thr)
+    mode = get_calibration_mode(fit_on)
+    if not isinstance(calibrator, dict):
+        calibrator = dict(calibrator='temperature', mode=None, t=torch.as_tensor(calibrator))
+    return mode.report(_calibrated(mode, data, calibrator), torch.ones(()), n_bins, score_thr)
 
 
 #: ``calibrator`` values: the registered calibrators and ``'auto'``.
@@ -188,11 +192,11 @@ def _calibrated(mode, data: Dict[str, Any], state: Dict[str, Any]) -> Dict[str, 
     return dict(data, logits=calibrate_samples(state, data['logits'], classes))
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
     if isinstance(x, torch.Tensor):
         return x.tolist()
     if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
+        return {k: jsonable(v) for k, v in x.items()}
     return x
 
 
@@ -269,7 +273,7 @@ def fit_and_report(data: Dict[str, Any],
         if out_dir is not None:
             os.makedirs(out_dir, exist_ok=True)
             with open(osp.join(out_dir, f'{prefix}.json'), 'w') as f:
-                json.dump(_jsonable(report), f, indent=2)
+                json.dump(jsonable(report), f, indent=2)
             p_logits, p_targets, kind = mode.plot_view(data)
             a_logits = mode.plot_view(after_data)[0]
             cal.reliability_diagram_before_after(
