@@ -21,8 +21,9 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 from mmkdcal.calibration import OBJECTIVES  # noqa: E402
-from mmkdcal.engine import (calibration_mode_names, collect_calibration_data,  # noqa: E402
-                            default_fit_on, fit_and_report, format_report, get_calibration_mode,
+from mmkdcal.engine import (TARGETS, calibration_mode_names, calibration_report,  # noqa: E402
+                            calibrator_names, collect_calibration_data, default_fit_on,
+                            fit_and_report, format_report, get_calibration_mode, jsonable,
                             under_confidence_warning)
 from tools.harness.trained_model import build_split_loader, load_trained_model  # noqa: E402
 
@@ -44,6 +45,11 @@ def parse_args(argv=None):
                              'may register more); default: detections for dense detectors, rois '
                              'for two-stage, logits for classifiers')
     parser.add_argument('--per-class', action='store_true', help='one temperature per class')
+    parser.add_argument('--calibrator', choices=calibrator_names(), default='temperature',
+                        help="what to fit; 'auto': each on half the images, the lowest held-out "
+                             'error kept')
+    parser.add_argument('--target', choices=TARGETS, default='tp',
+                        help="'tp': a match is 1; 'iou': the IoU of the match (LaECE's target)")
     parser.add_argument('--score-thr', type=float, default=0.05)
     parser.add_argument('--iou-thr', type=float, default=0.5)
     parser.add_argument('--n-bins', type=int, default=15)
@@ -76,29 +82,33 @@ def calibrate(args) -> dict:
     data = collect_calibration_data(model, loader, fit_on, score_thr=args.score_thr,
                                     iou_thr=args.iou_thr)
     report = fit_and_report(data, fit_on, objective=args.objective, per_class=args.per_class,
-                            n_bins=args.n_bins, out_dir=out, prefix='calibration')
+                            n_bins=args.n_bins, out_dir=out, prefix='calibration',
+                            calibrator=args.calibrator, target=args.target)
     print(format_report(report))
     warning = under_confidence_warning(report)
     if warning:
         print('WARNING: ' + warning)
     if args.also_split:
-        t = torch.as_tensor(report['temperature'])
         report['also'] = {}
         for split in args.also_split:
             other = collect_calibration_data(
                 model, build_split_loader(cfg, split), fit_on,
                 score_thr=args.score_thr, iou_thr=args.iou_thr)
-            mode = get_calibration_mode(fit_on)
             report['also'][split] = dict(
                 num_samples=len(other['logits']),
-                before=mode.report(other, torch.ones(()), args.n_bins, args.report_score_thr),
-                after=mode.report(other, t, args.n_bins, args.report_score_thr))
+                before=calibration_report(other, fit_on, torch.ones(()), args.n_bins,
+                                          args.report_score_thr),
+                after=calibration_report(other, fit_on, report['state'], args.n_bins,
+                                         args.report_score_thr))
             print(f'{split}: ' + ', '.join(
                 f'{k} {v:.4f} -> {report["also"][split]["after"][k]:.4f}'
                 for k, v in report['also'][split]['before'].items() if k != 'num_dets'))
         with open(osp.join(out, 'calibration.json'), 'w') as f:
-            json.dump(report, f, indent=2)
+            json.dump(jsonable(report), f, indent=2)
     print(f'Wrote {osp.join(out, "calibration.json")} and {osp.join(out, "calibration.png")}')
+    if 'temperature' not in report:
+        print(f"TeacherCalibrationHook(calibrator='{report['calibrator']}') fits it in training.")
+        return report
     t = report['temperature']
     print(f'Put it into a distillation config: --cfg-options model.teacher_temperature={t}'
           if isinstance(t, float) else

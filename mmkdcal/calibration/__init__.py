@@ -1,10 +1,13 @@
-"""Calibration metrics, temperature scaling and reliability diagrams (torch + numpy only).
+"""Calibration metrics, calibrators and reliability diagrams (torch + numpy only).
 
 Nothing here imports MMDetection/MMEngine/MMCV, so other frameworks can reuse it.
 """
+from .calibrators import (CALIBRATORS, Calibrator, apply_calibrator, choose_calibrator,
+                          fit_calibrator)
 from .detection import (box_iou, detection_ece, detection_ece_over_under, ground_truth_arrays,
                         match_detections, match_detections_batch, match_image_detections,
                         relative_box_features)
+from .localisation import laace, laece, localisation_errors
 from .metrics import (ace, ace_over_under, binary_ece, brier, classwise_ece, ece, ece_over_under,
                       mce, nll)
 from .reliability import reliability_diagram, reliability_diagram_before_after, reliability_stats
@@ -12,10 +15,12 @@ from .temperature import OBJECTIVES, fit_temperature, prepare_targets
 from .temperature_scaler import TemperatureScaler
 
 __all__ = [
+    'CALIBRATORS', 'Calibrator', 'apply_calibrator', 'choose_calibrator', 'fit_calibrator',
     'ece', 'mce', 'ece_over_under', 'ace', 'ace_over_under', 'classwise_ece', 'binary_ece',
     'nll', 'brier', 'box_iou', 'ground_truth_arrays', 'match_detections', 'match_detections_batch',
     'match_image_detections', 'relative_box_features', 'detection_ece',
-    'detection_ece_over_under', 'OBJECTIVES', 'fit_temperature', 'prepare_targets',
+    'detection_ece_over_under', 'laece', 'laace', 'localisation_errors', 'OBJECTIVES',
+    'fit_temperature', 'prepare_targets',
     'TemperatureScaler', 'reliability_stats', 'reliability_diagram',
     'reliability_diagram_before_after'
 ]

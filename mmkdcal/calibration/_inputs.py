@@ -99,13 +99,17 @@ def int_labels(labels: Any, n: int, num_classes: int, name: str = 'labels',
     return t
 
 
-def binary_targets(targets: Any, shape: Tuple[int, ...], name: str = 'targets') -> torch.Tensor:
-    """Convert 0/1 targets (bool, int or float) to a float64 tensor of the given shape."""
+def binary_targets(targets: Any, shape: Tuple[int, ...], name: str = 'targets',
+                   soft: bool = False) -> torch.Tensor:
+    """Convert 0/1 targets (bool, int or float; with ``soft`` any value in [0, 1]) to a
+    float64 tensor of the given shape."""
     t = as_tensor(targets, name)
     if tuple(t.shape) != tuple(shape):
         raise ValueError(f'`{name}` must have shape {tuple(shape)} to match the predictions, '
                          f'got {tuple(t.shape)}.')
-    if t.dtype != torch.bool and not ((t == 0) | (t == 1)).all():
+    if soft and t.dtype != torch.bool and not ((t >= 0) & (t <= 1)).all():
+        raise ValueError(f'`{name}` must hold values in [0, 1]; found others.')
+    if not soft and t.dtype != torch.bool and not ((t == 0) | (t == 1)).all():
         raise ValueError(f'`{name}` must be binary (0/1 or bool); found other values.')
     return t.to(torch.float64)
 

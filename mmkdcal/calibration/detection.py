@@ -117,16 +117,18 @@ def match_detections(det_boxes: Any,
                      gt_labels: Any,
                      iou_thr: float = 0.5,
                      gt_ignore: Optional[Any] = None,
-                     return_ignored: bool = False
-                     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+                     return_ignored: bool = False,
+                     return_iou: bool = False
+                     ) -> Union[torch.Tensor, Tuple[torch.Tensor, ...]]:
     """Greedy one-to-one matching of the detections of one image, as COCOeval does it.
 
     Detections are visited by descending score (stable order for ties). Each takes, among the
-    not yet matched non-ignored ground truths of its class, the one with the highest IoU, if
-    that IoU is >= ``iou_thr``. A detection left unmatched whose overlap
-    ``|det & gt| / |det|`` with an ignored (crowd) ground truth of its class is >= ``iou_thr``
-    is *ignored* (neither true nor false positive); ignored ground truths can absorb any number
-    of detections (COCOeval's ``iscrowd`` rule).
+    not yet matched non-ignored ground truths of its class, the one with the highest IoU (the
+    last of equal ones, as COCOeval), if that IoU is >= ``iou_thr``; with ``iou_thr=0`` any
+    ground truth of the class qualifies (LaECE's ``tau = 0``). A detection left unmatched whose
+    overlap ``|det & gt| / |det|`` with an ignored (crowd) ground truth of its class is
+    >= ``iou_thr`` is *ignored* (neither true nor false positive); ignored ground truths can
+    absorb any number of detections (COCOeval's ``iscrowd`` rule).
 
     Args:
         det_boxes: Detection boxes (D, 4) as (x1, y1, x2, y2).
@@ -137,13 +139,15 @@ def match_detections(det_boxes: Any,
         iou_thr: IoU threshold of a match.
         gt_ignore: Optional bool flags (G,), True for ignored (crowd) ground truths.
         return_ignored: Also return the ignored-detection mask.
+        return_iou: Also return each detection's IoU with its match (float64, 0 unmatched).
 
     Returns:
-        torch.Tensor or tuple: bool ``matched`` (D,) in the input order, and with
-        ``return_ignored`` also bool ``ignored`` (D,) (never True where ``matched`` is).
+        torch.Tensor or tuple: bool ``matched`` (D,) in the input order; with
+        ``return_ignored`` also bool ``ignored`` (D,) (never True where ``matched`` is); with
+        ``return_iou`` then the IoUs (D,).
     """
-    if not 0 < iou_thr <= 1:
-        raise ValueError(f'`iou_thr` must be in (0, 1], got {iou_thr!r}.')
+    if not 0 <= iou_thr <= 1:
+        raise ValueError(f'`iou_thr` must be in [0, 1], got {iou_thr!r}.')
     db = _boxes(det_boxes, 'det_boxes').cpu()  # the greedy pass runs on the CPU
     gb = _boxes(gt_boxes, 'gt_boxes').cpu()
     d, g = db.shape[0], gb.shape[0]
@@ -164,6 +168,7 @@ def match_detections(det_boxes: Any,
         gi = binary_targets(gi_t, (g,), 'gt_ignore').bool().cpu()
     matched = np.zeros(d, dtype=bool)
     ignored = np.zeros(d, dtype=bool)
+    match_iou = np.zeros(d, dtype=np.float64)
     if d and g:
         same = (dl[:, None] == gl[None, :]).numpy()
         gi_np = gi.cpu().numpy()
@@ -174,18 +179,21 @@ def match_detections(det_boxes: Any,
         taken = np.zeros(g, dtype=bool)
         for i in order[candidate[order]]:
             row = np.where(taken, -1.0, iou[i])
-            j = int(row.argmax())
+            j = g - 1 - int(row[::-1].argmax())  # the last of equal IoUs, as COCOeval
             if row[j] >= iou_thr:
                 matched[i] = True
                 taken[j] = True
+                match_iou[i] = row[j]
         if gi_np.any():
             iof = box_iou(db, gb[gi], mode='iof').numpy()
             iof[~same[:, gi_np]] = -1.0
             ignored = ~matched & (iof >= iou_thr).any(axis=1)
-    out = torch.from_numpy(matched)
+    out = (torch.from_numpy(matched),)
     if return_ignored:
-        return out, torch.from_numpy(ignored)
-    return out
+        out += (torch.from_numpy(ignored),)
+    if return_iou:
+        out += (torch.from_numpy(match_iou),)
+    return out if len(out) > 1 else out[0]
 
 
 def _labels(x: Any, n: int, name: str) -> torch.Tensor:
@@ -267,11 +275,13 @@ def match_image_detections(det_boxes: Any,
 
     Returns:
         dict: ``scores`` float32 (D',), ``matched`` bool (D',), ``features`` float64
-        (D', len(box_features)) of the D' non-ignored detections, in input order; ``num_gt``,
-        the number of non-ignored ground truths.
+        (D', len(box_features)), ``ious`` (the IoU of each match, 0 unmatched) and ``labels``
+        of the D' non-ignored detections, in input order; ``num_gt``, the number of
+        non-ignored ground truths.
     """
-    matched, ignored = match_detections(det_boxes, det_scores, det_labels, gt_boxes, gt_labels,
-                                        iou_thr=iou_thr, gt_ignore=gt_ignore, return_ignored=True)
+    matched, ignored, ious = match_detections(det_boxes, det_scores, det_labels, gt_boxes,
+                                              gt_labels, iou_thr=iou_thr, gt_ignore=gt_ignore,
+                                              return_ignored=True, return_iou=True)
     use = ~ignored.numpy()
     scores = _np_floats(det_scores, 'det_scores', (1,)) if len(use) else np.zeros(0)
     scores = scores.astype(np.float32)[use]
@@ -282,7 +292,9 @@ def match_image_detections(det_boxes: Any,
     num_gt = int(as_tensor(gt_labels, 'gt_labels').numel())
     if gt_ignore is not None:  # validated by match_detections
         num_gt -= int(as_tensor(gt_ignore, 'gt_ignore').bool().sum())
-    return dict(scores=scores, matched=matched.numpy()[use], features=feats, num_gt=num_gt)
+    labels = _labels(det_labels, len(use), 'det_labels').numpy()[use]
+    return dict(scores=scores, matched=matched.numpy()[use], features=feats, num_gt=num_gt,
+                ious=ious.numpy()[use], labels=labels)
 
 
 def relative_box_features(boxes: Any,

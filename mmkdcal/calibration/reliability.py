@@ -158,33 +158,51 @@ def reliability_diagram_before_after(logits: Any,
                                      path: str,
                                      mode: str = 'softmax',
                                      n_bins: int = 15,
-                                     title: Optional[str] = None) -> Dict[str, Any]:
-    """Two reliability diagrams side by side: ``logits`` before and after dividing by ``T``.
+                                     title: Optional[str] = None,
+                                     after: Optional[Any] = None,
+                                     after_label: Optional[str] = None) -> Dict[str, Any]:
+    """Two reliability diagrams side by side: ``logits`` before and after calibration.
 
     Args:
         logits: softmax: (N, K); sigmoid: (N, K) or (N,).
         labels: As :func:`~mmkdcal.calibration.fit_temperature` takes them (int labels; for
             sigmoid also binary targets, or int labels with K = background).
-        temperature: Scalar (float or 0-dim tensor) or per-class (K,) temperature.
+        temperature: Scalar (float or 0-dim tensor) or per-class (K,) temperature; None with
+            ``after``.
         path: Output ``.png`` path.
         mode: ``'softmax'`` or ``'sigmoid'``.
         n_bins: Number of equal-width bins.
         title: Optional title prefix.
+        after: Calibrated logits shaped like ``logits`` (another calibrator's output), shown
+            instead of ``logits / T``.
+        after_label: The right panel's title with ``after`` (e.g. the calibrator's name).
 
     Returns:
-        dict: ``{'before': stats, 'after': stats, 'temperature': float or list, 'path': path}``.
+        dict: ``{'before': stats, 'after': stats, 'temperature': float, list or None,
+        'path': path}``.
     """
     path = _check_path(path)
     z, y, squeeze = prepare_targets(logits, labels, mode)
-    t = float_tensor(temperature, 'temperature', ndim=(0, 1)).to(torch.float64)
-    if (t <= 0).any():
-        raise ValueError(f'`temperature` must be > 0, got {t.tolist()}.')
-    if t.dim() == 1 and t.shape[0] != z.shape[1]:
-        raise ValueError(f'A per-class `temperature` needs {z.shape[1]} entries (one per class), '
-                         f'got {t.shape[0]}.')
-    t = t.to(z.device)
+    if after is not None:
+        za = float_tensor(after, 'after', ndim=(1, 2)).to(torch.float64).to(z.device)
+        za = za[:, None] if squeeze else za
+        if za.shape != z.shape:
+            raise ValueError(f'`after` must be shaped like `logits` {tuple(z.shape)}, got '
+                             f'{tuple(za.shape)}.')
+        t, t_txt = None, after_label or 'calibrated'
+    else:
+        t = float_tensor(temperature, 'temperature', ndim=(0, 1)).to(torch.float64)
+        if (t <= 0).any():
+            raise ValueError(f'`temperature` must be > 0, got {t.tolist()}.')
+        if t.dim() == 1 and t.shape[0] != z.shape[1]:
+            raise ValueError(f'A per-class `temperature` needs {z.shape[1]} entries (one per '
+                             f'class), got {t.shape[0]}.')
+        t = t.to(z.device)
+        za = z / t
+        t_txt = 'T = ' + (f'{t.item():.3f}' if t.dim() == 0 else
+                          f'per class, mean {t.mean().item():.3f}')
     results = {}
-    for name, zz in (('before', z), ('after', z / t)):
+    for name, zz in (('before', z), ('after', za)):
         if mode == 'softmax':
             results[name] = reliability_stats(torch.softmax(zz, dim=1), y, n_bins)
         elif squeeze:
@@ -195,9 +213,9 @@ def reliability_diagram_before_after(logits: Any,
 
     fig = Figure(figsize=(10.4, 6.0))
     gs = fig.add_gridspec(1, 2, wspace=0.25)
-    t_txt = f'{t.item():.3f}' if t.dim() == 0 else f'per class, mean {t.mean().item():.3f}'
     head = f'{title}: ' if title else ''
     _draw(fig, gs[0], results['before'], f'{head}before (T = 1)')
-    _draw(fig, gs[1], results['after'], f'{head}after (T = {t_txt})')
+    _draw(fig, gs[1], results['after'], f'{head}after ({t_txt})')
     _save(fig, path)
-    return dict(results, temperature=t.item() if t.dim() == 0 else t.tolist(), path=path)
+    t_out = None if t is None else t.item() if t.dim() == 0 else t.tolist()
+    return dict(results, temperature=t_out, path=path)

@@ -9,9 +9,9 @@ Two output layers are supported:
 
 * ``mode='softmax'``: logits (N, K), int labels (N,); ``p = softmax(z / T)``.
 * ``mode='sigmoid'``: independent per-class scores ``p_k = sigmoid(z_k / T)`` as in dense
-  detector heads; logits (N, K) with binary targets (N, K) or int labels (N,) where label ``K``
-  is background (all-zero target row); or logits (N,) with binary targets (N,) (e.g. one
-  confidence per detection).
+  detector heads; logits (N, K) with targets in [0, 1] (N, K) (binary, or soft such as the IoU
+  of a detection's match) or int labels (N,) where label ``K`` is background (all-zero target
+  row); or logits (N,) with targets (N,) (e.g. one confidence per detection).
 
 Objectives:
 
@@ -80,14 +80,14 @@ def prepare_targets(logits: Any, targets: Any,
                              'set that covers several classes.')
         return z, y, squeeze
     if squeeze:
-        y = binary_targets(t, (n,), 'targets')[:, None]
+        y = binary_targets(t, (n,), 'targets', soft=True)[:, None]
     elif t.dim() == 1:
         lab = int_labels(t, n, k, 'targets', allow_background=True).to(z.device)
         y = torch.zeros(n, k + 1, dtype=torch.float64, device=z.device)
         y[torch.arange(n, device=z.device), lab] = 1.0
         y = y[:, :k]  # the background column K is dropped: an all-zero row
     else:
-        y = binary_targets(t, (n, k), 'targets')
+        y = binary_targets(t, (n, k), 'targets', soft=True)
     y = y.to(z.device)
     total = y.sum()
     if total == 0:

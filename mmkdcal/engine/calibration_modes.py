@@ -63,6 +63,11 @@ class CalibrationMode:
         needs_ground_truth: Whether it reads the dataset's boxes.
         default_rank: How strongly :func:`default_fit_on` prefers it for a model it supports
             (the highest rank wins); 0: never a default.
+        iou_data: ``data -> (logits, targets)`` for ``target='iou'`` (the IoU of each sample's
+            match, 0 for a false positive); None: the mode has only ``target='tp'``.
+        sample_classes: ``data -> classes (N,)`` for a mode whose logits are one score per
+            sample (N,): lets per-class calibrators fit each class on its own samples.
+        selection: The report metric that ``calibrator='auto'`` minimises, per target.
     """
 
     name: str
@@ -76,6 +81,9 @@ class CalibrationMode:
     per_class: bool = False
     needs_ground_truth: bool = True
     default_rank: int = 0
+    iou_data: Optional[Callable[[Dict[str, Tensor]], Tuple[Tensor, Tensor]]] = None
+    sample_classes: Optional[Callable[[Dict[str, Tensor]], Tensor]] = None
+    selection: Dict[str, str] = field(default_factory=lambda: {'tp': 'nll'})
 
 
 @dataclass
@@ -195,10 +203,15 @@ def _collect_detections(model, data, ctx: CalibrationContext) -> List[ImageRecor
             boxes, pred.scores[keep], pred.labels[keep], gt_boxes, gt_labels,
             gt_ignore, image_size=res.metainfo['ori_shape'][:2], iou_thr=ctx.iou_thr,
             box_features=ctx.box_features)
+        keep_gt = ~torch.as_tensor(gt_ignore, dtype=torch.bool) if gt_ignore is not None else \
+            torch.ones(len(gt_labels), dtype=torch.bool)
         records.append((image_key(res), dict(
             logits=torch.logit(torch.as_tensor(m['scores'], dtype=torch.float32), eps=1e-6),
             matched=torch.as_tensor(m['matched']),
-            features=torch.as_tensor(m['features'], dtype=torch.float32))))
+            features=torch.as_tensor(m['features'], dtype=torch.float32),
+            iou=torch.as_tensor(m['ious'], dtype=torch.float32),
+            labels=torch.as_tensor(m['labels'], dtype=torch.long),
+            gt_labels=torch.as_tensor(gt_labels, dtype=torch.long)[keep_gt])))
     return records
 
 
@@ -213,11 +226,22 @@ def _report_detections(data, t, n_bins, score_thr=None) -> Dict[str, float]:
         return dict(dece=nan, dece_over=nan, dece_under=nan, dece_box=nan, nll=nan, num_dets=0)
     p = z.sigmoid()
     over, under = cal.detection_ece_over_under(p, matched, n_bins=n_bins)
-    return dict(dece=cal.detection_ece(p, matched, n_bins=n_bins), dece_over=over,
-                dece_under=under,
-                dece_box=cal.detection_ece(p, matched, features=feats, n_bins=n_bins),
-                nll=float(F.binary_cross_entropy_with_logits(z, matched.float())),
-                num_dets=int(len(z)))
+    out = dict(dece=cal.detection_ece(p, matched, n_bins=n_bins), dece_over=over,
+               dece_under=under,
+               dece_box=cal.detection_ece(p, matched, features=feats, n_bins=n_bins),
+               nll=float(F.binary_cross_entropy_with_logits(z, matched.float())),
+               num_dets=int(len(z)))
+    if 'iou' in data:  # LaECE / LaACE (25 bins, the authors' setting) over the classes with
+        iou, labels = data['iou'], data['labels']  # ground truth in these images
+        if score_thr is not None:
+            iou, labels = iou[keep], labels[keep]
+        classes = torch.unique(data['gt_labels']).tolist()
+        try:
+            out.update(laece=cal.laece(p, iou, labels, classes=classes),
+                       laace=cal.laace(p, iou, labels, classes=classes))
+        except ValueError:  # no class with both detections and ground truth
+            out.update(laece=float('nan'), laace=float('nan'))
+    return out
 
 
 DETECTIONS = CalibrationMode(
@@ -229,7 +253,10 @@ DETECTIONS = CalibrationMode(
     fit_data=lambda d: (d['logits'], d['matched'].float()),
     report=_report_detections,
     plot_view=lambda d: (d['logits'], d['matched'].float(), 'sigmoid'),
-    default_rank=1)
+    default_rank=1,
+    iou_data=lambda d: (d['logits'], d['iou']),
+    sample_classes=lambda d: d['labels'],
+    selection={'tp': 'dece', 'iou': 'laece'})
 
 
 # ---------------------------------------------------------------------- anchors
@@ -301,7 +328,8 @@ def _plot_anchors(data):
 
 #: What the sigmoid class-logit modes (priors, queries) share: (M, K) logits vs labels (K: none).
 SIGMOID_LOGITS = dict(fit_kind='sigmoid', fit_data=lambda d: (d['logits'], d['labels']),
-                      report=_report_anchors, plot_view=_plot_anchors, per_class=True)
+                      report=_report_anchors, plot_view=_plot_anchors, per_class=True,
+                      selection={'tp': 'classwise_ece'})
 
 ANCHORS = CalibrationMode(
     name='anchors',
@@ -387,7 +415,8 @@ def _report_softmax(data, t, n_bins, score_thr=None) -> Dict[str, float]:
 #: What the softmax modes (RoIs, image logits) share: fit, report and diagram on (K[+1])-way logits.
 SOFTMAX_LOGITS = dict(fit_kind='softmax', fit_data=lambda d: (d['logits'], d['labels']),
                       report=_report_softmax,
-                      plot_view=lambda d: (d['logits'], d['labels'], 'softmax'), per_class=True)
+                      plot_view=lambda d: (d['logits'], d['labels'], 'softmax'), per_class=True,
+                      selection={'tp': 'ece'})
 
 ROIS = CalibrationMode(
     name='rois',
@@ -517,10 +546,10 @@ def get_calibration_mode(fit_on: str, model: Optional[torch.nn.Module] = None,
     if fit_on not in CALIBRATION_MODES:
         raise ValueError(f'fit_on must be one of {list(CALIBRATION_MODES)}, got {fit_on!r}.')
     mode = CALIBRATION_MODES[fit_on]
-    if per_class and not mode.per_class:
-        modes = [m.name for m in CALIBRATION_MODES.values() if m.per_class]
-        raise ValueError(f"per_class=True needs class logits; fit_on='{fit_on}' has none (use "
-                         f'one of {modes}).')
+    if per_class and not (mode.per_class or mode.sample_classes):
+        modes = [m.name for m in CALIBRATION_MODES.values() if m.per_class or m.sample_classes]
+        raise ValueError(f"A per-class calibrator needs class logits or each sample's class; "
+                         f"fit_on='{fit_on}' has neither (use one of {modes}).")
     if model is not None:
         reason = mode.supports(model)
         if reason is not None:

@@ -9,7 +9,7 @@ diagram and the runner's visualizer (:func:`log_calibration_to_visualizer`).
 import json
 import os
 import os.path as osp
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -18,16 +18,20 @@ from mmengine.utils import ProgressBar
 from PIL import Image
 
 from .. import calibration as cal
-from .calibration_modes import CalibrationContext, GroundTruthIndex, get_calibration_mode
+from .calibration_modes import (CALIBRATION_MODES, CalibrationContext, GroundTruthIndex,
+                                get_calibration_mode)
 
-__all__ = ['IMAGE_NAME', 'SCALAR_PREFIX', 'calibration_scalars',
-           'collect_calibration_data', 'fit_and_report', 'format_report',
-           'log_calibration_to_visualizer', 'under_confidence_warning']
+__all__ = ['IMAGE_NAME', 'SCALAR_PREFIX', 'TARGETS', 'calibration_report', 'calibration_scalars',
+           'calibrator_names', 'check_calibrator', 'collect_calibration_data', 'fit_and_report',
+           'format_report', 'image_subset', 'jsonable', 'log_calibration_to_visualizer',
+           'under_confidence_warning']
 
 #: Tag prefix of the scalars sent to the visualizer.
 SCALAR_PREFIX = 'teacher_calibration'
 #: Name of the reliability-diagram image (no '/': the local backend makes it a file name).
 IMAGE_NAME = 'teacher_calibration'
+#: Fit targets: a true positive is 1 ('tp'), or the IoU of the match ('iou', LaECE's target).
+TARGETS = ('tp', 'iou')
 
 
 def collect_calibration_data(model: torch.nn.Module,
@@ -86,40 +90,156 @@ def collect_calibration_data(model: torch.nn.Module,
             unique.setdefault(key, record)
     keys = sorted(unique, key=repr)  # the same order whatever the ranks saw
     names = list(unique[keys[0]])
-    out = {n: torch.cat([unique[k][n] for k in keys]) for n in names}
+    out: Dict[str, Any] = {n: torch.cat([unique[k][n] for k in keys]) for n in names}
     out['num_images'] = len(keys)
+    # each image's number of rows per name, so that images can be split (held-out reports)
+    out['counts'] = {n: torch.tensor([len(unique[k][n]) for k in keys]) for n in names}
+    if ctx.ground_truth is not None:
+        out['num_classes'] = len(dataloader.dataset.metainfo.get('classes', ()))
     return out
 
 
-def fit_and_report(data: Dict[str, torch.Tensor],
+def image_subset(data: Dict[str, Any], keep: torch.Tensor) -> Dict[str, Any]:
+    """The rows of the images where ``keep`` (bool, one per image) is True."""
+    out = dict(data, num_images=int(keep.sum()))
+    out['counts'] = {n: c[keep] for n, c in data['counts'].items()}
+    for name, counts in data['counts'].items():
+        rows = torch.repeat_interleave(keep, counts)
+        out[name] = data[name][rows]
+    return out
+
+
+def calibration_report(data: Dict[str, Any], fit_on: str, calibrator: Any,
+                       n_bins: int, score_thr: Optional[float] = None) -> Dict[str, float]:
+    """Calibration errors of collected data after a fitted calibrator (no fitting).
+
+    Args:
+        data: Output of :func:`collect_calibration_data`.
+        fit_on: How ``data`` was collected.
+        calibrator: A calibrator state (a report's ``state``) or a temperature.
+        n_bins: Bins (per dimension for D-ECE).
+        score_thr: ``'detections'`` only: keep detections whose *calibrated* score is at least
+            this (as ``DetectionCalibrationMetric`` does on a model's output); None keeps all.
+
+    Returns:
+        The mode's metrics, e.g. ``'detections'``: ``dece``, ``dece_box`` (confidence x relative
+        box centre, as ``DetectionCalibrationMetric``), ``laece``, ``nll``, ``num_dets``.
+    """
+    mode = get_calibration_mode(fit_on)
+    if not isinstance(calibrator, dict):
+        calibrator = dict(calibrator='temperature', mode=None, t=torch.as_tensor(calibrator))
+    return mode.report(_calibrated(mode, data, calibrator), torch.ones(()), n_bins, score_thr)
+
+
+#: ``calibrator`` values: the registered calibrators and ``'auto'``.
+def calibrator_names() -> Tuple[str, ...]:
+    """The ``calibrator=`` values: every calibrator of :data:`mmkdcal.calibration.CALIBRATORS`
+    and ``'auto'``."""
+    return tuple(cal.CALIBRATORS) + ('auto',)
+
+
+def check_calibrator(calibrator: str, target: str, objective: str, fit_on: Optional[str] = None,
+                     per_class: bool = False) -> str:
+    """Validate the calibrator options; return the calibrator (``per_class=True`` turns
+    ``'temperature'`` into ``'class_temperature'``)."""
+    if calibrator not in calibrator_names():
+        raise ValueError(f'calibrator must be one of {calibrator_names()}, got {calibrator!r}.')
+    if per_class and calibrator == 'temperature':
+        calibrator = 'class_temperature'
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS} ('tp': a match is 1, 'iou': the IoU "
+                         f'of the match), got {target!r}.')
+    if objective not in cal.OBJECTIVES:
+        raise ValueError(f'objective must be one of {cal.OBJECTIVES}, got {objective!r}.')
+    if objective != 'nll' and calibrator not in ('temperature', 'class_temperature'):
+        raise ValueError(f"objective={objective!r} chooses a temperature; calibrator="
+                         f"'{calibrator}' is fitted by NLL (Platt) or least squares (isotonic): "
+                         "leave objective='nll'.")
+    if fit_on is not None:
+        mode = get_calibration_mode(fit_on, per_class=calibrator not in ('temperature', 'auto'))
+        if target == 'iou' and mode.iou_data is None:
+            ok = [m.name for m in CALIBRATION_MODES.values() if m.iou_data is not None]
+            raise ValueError(f"target='iou' needs the IoU of each sample's match, which "
+                             f"fit_on='{fit_on}' does not give; use fit_on in {ok} or "
+                             "target='tp'.")
+    return calibrator
+
+
+def calibrate_samples(state: Dict[str, Any], logits: torch.Tensor,
+                      classes: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Apply a calibrator to collected logits; one score per sample (N,) with ``classes``
+    takes its class's map."""
+    per_class = [v for v in state.values() if isinstance(v, torch.Tensor) and v.dim() > 0]
+    if logits.dim() == 1 and classes is not None and per_class:
+        full = logits[:, None].expand(-1, per_class[0].shape[0])
+        return cal.apply_calibrator(state, full).gather(1, classes.long()[:, None]).squeeze(1)
+    return cal.apply_calibrator(state, logits)
+
+
+def _fit(name: str, mode, data: Dict[str, Any], target: str, objective: str,
+         n_bins: int) -> Dict[str, Any]:
+    logits, targets = (mode.iou_data if target == 'iou' else mode.fit_data)(data)
+    classes = None
+    if logits.dim() == 1 and mode.sample_classes is not None and name != 'temperature':
+        classes = mode.sample_classes(data)
+    options = dict(objective=objective, n_bins=n_bins) if 'temperature' in name else {}
+    return cal.fit_calibrator(name, logits, targets, mode.fit_kind, classes=classes,
+                              num_classes=data.get('num_classes'), **options)
+
+
+def _calibrated(mode, data: Dict[str, Any], state: Dict[str, Any]) -> Dict[str, Any]:
+    classes = mode.sample_classes(data) if mode.sample_classes is not None else None
+    return dict(data, logits=calibrate_samples(state, data['logits'], classes))
+
+
+def jsonable(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.tolist()
+    if isinstance(x, dict):
+        return {k: jsonable(v) for k, v in x.items()}
+    return x
+
+
+def fit_and_report(data: Dict[str, Any],
                    fit_on: str,
                    objective: str = 'nll',
                    per_class: bool = False,
                    n_bins: int = 15,
                    out_dir: Optional[str] = None,
-                   prefix: str = 'teacher_calibration') -> Dict[str, Any]:
-    """Fit a temperature on collected data; report calibration before and after.
+                   prefix: str = 'teacher_calibration',
+                   calibrator: str = 'temperature',
+                   target: str = 'tp',
+                   seed: int = 0) -> Dict[str, Any]:
+    """Fit a calibrator on collected data; report calibration before and after.
 
-    The fit runs on rank 0 and is broadcast, so every rank gets the identical temperature.
+    With two images or more, each candidate (the calibrator, or every one for ``'auto'``) is
+    also fitted on a seeded half of the images and reported on that half and on the other
+    (``splits``), so that over-fitting shows; ``'auto'`` keeps the candidate with the lowest
+    held-out error (the mode's ``selection`` metric for ``target``: LaECE for ``'iou'``,
+    D-ECE for ``'tp'`` on detections). The chosen calibrator is then fitted on all images.
+    The fit runs on rank 0 and is broadcast, so every rank gets the identical calibrator.
 
     Args:
         data: Output of :func:`collect_calibration_data`.
         fit_on: How ``data`` was collected.
-        objective: One of :data:`mmkdcal.calibration.OBJECTIVES`
-            (see :func:`mmkdcal.calibration.fit_temperature`).
-        per_class: One temperature per class (modes with class logits only).
+        objective: One of :data:`mmkdcal.calibration.OBJECTIVES` (temperature calibrators).
+        per_class: One temperature per class (the same as ``calibrator='class_temperature'``).
         n_bins: Bins of the reported metrics.
-        out_dir: Where rank 0 writes ``<prefix>.json`` and ``<prefix>.png``; None: nowhere.
+        out_dir: Where rank 0 writes ``<prefix>.json`` and ``<prefix>.png`` (and for ``auto``
+            ``<prefix>_<candidate>.png``); None: nowhere.
         prefix: File name stem.
+        calibrator: One of :func:`calibrator_names`.
+        target: ``'tp'`` or ``'iou'``.
+        seed: Seed of the split into halves.
 
     Returns:
-        ``dict(temperature=list or float, fit_on, objective, num_samples, num_images,
-        before={...}, after={...})``.
+        ``dict(calibrator, state, fit_on, target, objective, num_samples, num_images,
+        before={...}, after={...}, splits=[...])``, plus ``temperature`` for temperature
+        calibrators.
     """
-    mode = get_calibration_mode(fit_on, per_class=per_class)
-    if objective not in cal.OBJECTIVES:
-        raise ValueError(f'objective must be one of {cal.OBJECTIVES}, got {objective!r}.')
-    logits, targets = mode.fit_data(data)
+    calibrator = check_calibrator(calibrator, target, objective, fit_on, per_class)
+    mode = get_calibration_mode(fit_on)
+    logits = mode.fit_data(data)[0]
     n = len(logits)
     if n == 0:
         raise ValueError(f"The calibration pass collected no samples (fit_on='{fit_on}'): "
@@ -131,34 +251,95 @@ def fit_and_report(data: Dict[str, torch.Tensor],
                                  'set: check its checkpoint and the input normalisation.')
     result: List[Any] = [None]
     if get_rank() == 0:
-        t = cal.fit_temperature(logits, targets, mode=mode.fit_kind, objective=objective,
-                                per_class=per_class, n_bins=n_bins)
-        t = torch.as_tensor(t, dtype=torch.float32).detach().cpu()
-        result = [dict(temperature=t.tolist(), fit_on=fit_on, objective=objective,
-                       num_samples=n, num_images=int(data.get('num_images', 0)),
-                       before=mode.report(data, torch.ones(()), n_bins),
-                       after=mode.report(data, t, n_bins))]
+        candidates = list(cal.CALIBRATORS) if calibrator == 'auto' else [calibrator]
+        splits = _split_rows(mode, data, candidates, target, objective, n_bins, seed)
+        chosen = calibrator
+        if calibrator == 'auto':
+            fitted = [r for r in splits if 'heldout_after' in r]
+            if not fitted:
+                raise ValueError(f"calibrator='auto': no candidate could be fitted: {splits}")
+            key = mode.selection.get(target, 'nll')
+            chosen = min(fitted, key=lambda r: _nan_last(r['heldout_after'].get(key)))['name']
+        state = _fit(chosen, mode, data, target, objective, n_bins)
+        after_data = _calibrated(mode, data, state)
+        report = dict(calibrator=chosen, state=state, fit_on=fit_on, target=target,
+                      objective=objective, num_samples=n,
+                      num_images=int(data.get('num_images', 0)),
+                      before=mode.report(data, torch.ones(()), n_bins),
+                      after=mode.report(after_data, torch.ones(()), n_bins), splits=splits)
+        if 't' in state:
+            report['temperature'] = state['t'].tolist()
+        result = [report]
         if out_dir is not None:
             os.makedirs(out_dir, exist_ok=True)
             with open(osp.join(out_dir, f'{prefix}.json'), 'w') as f:
-                json.dump(result[0], f, indent=2)
+                json.dump(jsonable(report), f, indent=2)
             p_logits, p_targets, kind = mode.plot_view(data)
-            t_plot = t if t.dim() == 0 or p_logits.dim() > 1 else t.mean()
+            a_logits = mode.plot_view(after_data)[0]
             cal.reliability_diagram_before_after(
-                p_logits, p_targets, t_plot, osp.join(out_dir, f'{prefix}.png'), mode=kind)
+                p_logits, p_targets, None, osp.join(out_dir, f'{prefix}.png'), mode=kind,
+                after=a_logits, after_label=f'{chosen}: {cal.CALIBRATORS[chosen].summary(state)}'
+                [:60])
     broadcast_object_list(result)
     return result[0]
 
 
+def _nan_last(v: Optional[float]) -> float:
+    return float('inf') if v is None or v != v else v
+
+
+def _split_rows(mode, data, candidates, target, objective, n_bins, seed) -> List[Dict[str, Any]]:
+    """Fit each candidate on one half of the images; report it on both halves."""
+    num = int(data.get('num_images', 0))
+    if num < 2 or 'counts' not in data:
+        return []
+    perm = torch.randperm(num, generator=torch.Generator().manual_seed(seed))
+    first = torch.zeros(num, dtype=torch.bool)
+    first[perm[:num // 2]] = True
+    fit_half, held = image_subset(data, first), image_subset(data, ~first)
+    rows = []
+    for name in candidates:
+        row: Dict[str, Any] = dict(name=name, fit_images=int(first.sum()),
+                                   heldout_images=int((~first).sum()))
+        try:
+            state = _fit(name, mode, fit_half, target, objective, n_bins)
+            for split, part in (('fit', fit_half), ('heldout', held)):
+                row[f'{split}_before'] = mode.report(part, torch.ones(()), n_bins)
+                row[f'{split}_after'] = mode.report(_calibrated(mode, part, state),
+                                                    torch.ones(()), n_bins)
+        except ValueError as exc:  # e.g. a half with one class only: this candidate cannot fit
+            row['failed'] = str(exc)
+        rows.append(row)
+    return rows
+
+
+def describe_calibrator(report: Dict[str, Any]) -> str:
+    """``temperature 1.2345``, ``temperature [0.9, 1.1]`` or ``platt a=[...] b=[...]``."""
+    if 'temperature' in report:
+        t = report['temperature']
+        return 'temperature ' + (f'{t:.4f}' if isinstance(t, float) else
+                                 '[' + ', '.join(f'{v:.3f}' for v in t) + ']')
+    state = report['state']
+    return f"{state['calibrator']} {cal.CALIBRATORS[state['calibrator']].summary(state)}"
+
+
 def format_report(report: Dict[str, Any]) -> str:
-    """One log line: temperature and each metric before -> after."""
-    t = report['temperature']
-    t_str = f'{t:.4f}' if isinstance(t, float) else '[' + ', '.join(f'{v:.3f}' for v in t) + ']'
+    """One log line: the calibrator and each metric before -> after (and for ``auto``, each
+    candidate's held-out value of the metric it was chosen by)."""
     parts = [f'{k} {report["before"][k]:.4f} -> {report["after"][k]:.4f}'
              for k in report['before'] if k != 'num_dets']
-    return (f'temperature {t_str} (fit_on={report["fit_on"]}, objective={report["objective"]}, '
+    line = (f'{describe_calibrator(report)} (fit_on={report["fit_on"]}, '
+            f'target={report.get("target", "tp")}, objective={report["objective"]}, '
             f'{report["num_samples"]} samples from {report.get("num_images", "?")} images): '
             + ', '.join(parts))
+    held = [(r['name'], r['heldout_after']) for r in report.get('splits', [])
+            if 'heldout_after' in r]
+    if held:
+        line += '; held-out half after fitting on the other: ' + ', '.join(
+            f'{name} ' + ' '.join(f'{k}={v:.4f}' for k, v in after.items()
+                                  if k in ('dece', 'laece', 'ece', 'classwise_ece'))
+            for name, after in held)
+    return line
 
 
 def under_confidence_warning(report: Dict[str, Any]) -> Optional[str]:
@@ -182,8 +363,8 @@ def under_confidence_warning(report: Dict[str, Any]) -> Optional[str]:
     if over is None or under is None or not under > over:
         return None
     return (f"The teacher is under-confident on the calibration set (D-ECE under-confident "
-            f"part {under:.4f} > over-confident part {over:.4f}; fitted temperature "
-            f"{report['temperature']}). In docs/detection_teacher_study.md, KD from "
+            f"part {under:.4f} > over-confident part {over:.4f}; fitted "
+            f"{describe_calibrator(report)}). In docs/detection_teacher_study.md, KD from "
             'under-confident detector teachers was worse after calibration than from the raw '
             'teacher; to distil from the raw teacher, set model.teacher_temperature=1.0.')
 
@@ -197,7 +378,8 @@ def calibration_scalars(report: Dict[str, Any]) -> Dict[str, float]:
     Returns:
         ``teacher_calibration/<metric>_before`` and ``..._after`` for every metric of the report
         (``dece``, ``dece_box``, ``nll`` for detections; ``ece``, ``ace``, ``nll`` for
-        logits...; not the detection count), and ``teacher_calibration/temperature`` (for one
+        logits...; not the detection count), and for a temperature calibrator
+        ``teacher_calibration/temperature`` (for one
         temperature per class: ``temperature_mean``, ``temperature_min`` and
         ``temperature_max``).
     """
@@ -207,6 +389,8 @@ def calibration_scalars(report: Dict[str, Any]) -> Dict[str, float]:
             if key.startswith('num_') or value is None:
                 continue
             scalars[f'{SCALAR_PREFIX}/{key}_{stage}'] = float(value)
+    if 'temperature' not in report:
+        return scalars
     t = np.asarray(report['temperature'], dtype=np.float64)
     if t.ndim == 0:
         scalars[f'{SCALAR_PREFIX}/temperature'] = float(t)

@@ -109,7 +109,8 @@ def _coco_matches(images, iou_thr):
     return matched, ignored
 
 
-@pytest.mark.parametrize('iou_thr', [0.5, 0.75])
+# 0.0: any ground truth of the class qualifies, so which of equal (zero) IoUs is taken matters
+@pytest.mark.parametrize('iou_thr', [0.0, 0.5, 0.75])
 def test_match_detections_equals_cocoeval(iou_thr):
     rng = np.random.default_rng(0)
     images = []

@@ -92,7 +92,7 @@ def test_resume_with_another_teacher_refits_and_with_the_same_reuses(tmp_path, d
     # same teacher: reused, no pass
     out = run_tool('tools/train.py', cfg_1, '--work-dir', work, '--resume', '--cfg-options',
                    'train_cfg.max_iters=3')
-    assert 'Teacher temperature from the checkpoint' in out and 'Calibrating' not in out
+    assert 'Teacher calibrator from the checkpoint' in out and 'Calibrating' not in out
     # another teacher_ckpt on --resume: warned and refitted for that teacher
     cfg_2 = _cfg(tmp_path, data, teachers[1], max_iters=4, name='two')
     out = run_tool('tools/train.py', cfg_2, '--work-dir', work, '--resume')

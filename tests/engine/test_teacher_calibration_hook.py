@@ -121,7 +121,7 @@ def test_kd_cal_run_fits_saves_and_resumes_with_the_same_temperature(data, tmp_p
     out = run_tool('tools/train.py', cfg_path, '--work-dir', work, '--resume')
     assert 'resumed epoch: 0, iter: 2' in out
     assert 'Calibrating the teacher' not in out
-    assert 'Teacher temperature from the checkpoint' in out
+    assert 'Teacher calibrator from the checkpoint' in out
     assert 'Iter(train) [3/4]' in out and 'Iter(train) [1/4]' not in out
     ckpt4 = last_checkpoint(work)
     assert load_checkpoint_file(ckpt4)['meta']['teacher_temperature'] == pytest.approx(fitted)
@@ -134,11 +134,47 @@ def test_kd_cal_run_fits_saves_and_resumes_with_the_same_temperature(data, tmp_p
     assert 'unexpected key' not in out and 'missing keys' not in out
 
 
+@pytest.mark.parametrize('calibrator,fit_on,target', [
+    ('class_temperature', 'anchors', 'tp'), ('platt', 'anchors', 'tp'),
+    ('isotonic', 'detections', 'iou'), ('auto', 'detections', 'tp')])
+def test_kd_cal_run_with_each_calibrator_resumes_it_and_reloads_strictly(
+        data, tmp_path, calibrator, fit_on, target):
+    hook = dict(type='TeacherCalibrationHook', fit_on=fit_on, calibrator=calibrator,
+                target=target, score_thr=0.0, iou_thr=0.01)  # a random teacher's boxes
+    cfg_path = _kd_cal_config(tmp_path, data, max_iters=4, hook=hook)
+    work = str(tmp_path / 'work')
+    out = run_tool('tools/train.py', cfg_path, '--work-dir', work,
+                   '--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=100')
+    assert f'calibrator={calibrator}' in out and 'Teacher calibration: ' in out
+    with open(osp.join(work, 'teacher_calibration.json')) as f:
+        report = json.load(f)
+    if calibrator == 'auto':  # every candidate fitted on one half, reported on the other
+        names = [r['name'] for r in report['splits']]
+        assert names == ['temperature', 'class_temperature', 'platt', 'isotonic']
+        assert report['calibrator'] in names
+    else:
+        assert report['calibrator'] == calibrator and len(report['splits']) == 1
+    saved = load_checkpoint_file(last_checkpoint(work))['meta']['teacher_calibration']
+    assert saved['calibrator'] == report['calibrator']
+    out = run_tool('tools/train.py', cfg_path, '--work-dir', work, '--resume')
+    assert 'Teacher calibrator from the checkpoint' in out and 'Calibrating' not in out
+    final = load_checkpoint_file(last_checkpoint(work))
+    again = final['meta']['teacher_calibration']
+    for key, value in saved.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(again[key], value), key
+        else:
+            assert again[key] == value, key
+    # the distilled checkpoint is a plain student checkpoint
+    student = MODELS.build(ConfigDict(gfl_model(width=8)))
+    student.load_state_dict(final['state_dict'], strict=True)
+
+
 def test_given_temperature_is_used_without_a_pass(data, tmp_path):
     cfg_path = _kd_cal_config(tmp_path, data, max_iters=1, temperature=1.7)
     out = run_tool('tools/train.py', cfg_path, '--work-dir', str(tmp_path / 'w'),
                    '--cfg-options', 'train_cfg.val_interval=100')
-    assert 'Teacher temperature from the config: 1.7' in out
+    assert 'Teacher calibrator from the config: temperature 1.7' in out
     assert 'Calibrating the teacher' not in out
 
 

@@ -166,7 +166,7 @@ def test_benchmark_end_to_end(setup, tmp_path, capsys):
     with open(resumed['log']) as f:
         log = f.read()
     assert f'resumed epoch: 0, iter: {state.progress}' in log
-    assert 'Teacher temperature from the checkpoint' in log  # fitted once, reused on resume
+    assert 'Teacher calibrator from the checkpoint' in log  # fitted once, reused on resume
     assert 'Calibrating the teacher' not in log
     for name in (KD, CAL):
         assert inspect_run(runs[name]).stage == 'done'

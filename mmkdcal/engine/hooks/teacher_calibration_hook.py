@@ -1,4 +1,4 @@
-"""Fit the teacher's calibration temperature before distillation, and keep it with the run."""
+"""Fit the teacher's calibrator before distillation, and keep it with the run."""
 import hashlib
 import os.path as osp
 from typing import Optional, Union
@@ -9,11 +9,11 @@ from mmengine.model import is_model_wrapper
 
 from mmdet.registry import HOOKS
 
-from ... import calibration as cal
 from ...models.distillers.distiller_mixin import adopt_legacy_distill_state
 from ..calibration_modes import default_fit_on, get_calibration_mode
-from ..teacher_calibration import (collect_calibration_data, fit_and_report, format_report,
-                                   log_calibration_to_visualizer, under_confidence_warning)
+from ..teacher_calibration import (check_calibrator, collect_calibration_data, describe_calibrator,
+                                   fit_and_report, format_report, log_calibration_to_visualizer,
+                                   under_confidence_warning)
 
 __all__ = ['TeacherCalibrationHook', 'teacher_fingerprint']
 
@@ -30,27 +30,35 @@ def teacher_fingerprint(teacher: torch.nn.Module, inference: Optional[dict] = No
 
 @HOOKS.register_module()
 class TeacherCalibrationHook(Hook):
-    """Calibrate a distiller's teacher by temperature scaling before the first iteration.
+    """Calibrate a distiller's teacher before the first iteration (temperature, Platt...).
 
     A distiller trains, saves and resumes without it (adapters and the iteration are its own
     business); the hook only calibrates. It
 
-    - ``before_train``: fits the temperature unless one is set. It runs the teacher once over the
+    - ``before_train``: fits the calibrator unless one is set. It runs the teacher once over the
       calibration dataloader, gathers (logits, targets) from all ranks (each image once), fits
-      the temperature on rank 0, sets it on every rank, logs calibration error before/after,
-      and writes ``teacher_calibration.json`` and ``teacher_calibration.png`` (reliability
-      diagrams) in the work dir. A temperature given in the config is used as is; one found in
-      the checkpoint is reused only on a true ``--resume`` with the *same* teacher (same weights,
-      checked by fingerprint); after ``load_from`` or with another teacher it is refitted.
-    - saves the temperature, its source and the teacher's fingerprint in checkpoint ``meta``,
-      and restores the temperature on a true resume with the same teacher.
+      the calibrator on rank 0, sets it on every rank, logs calibration error before/after (on
+      all images, and on each half of them when fitted on the other), and writes
+      ``teacher_calibration.json`` and ``teacher_calibration.png`` (reliability diagrams) in
+      the work dir. A temperature given in the config is used as is; a calibrator found in
+      the checkpoint is reused only on a true ``--resume`` with the *same* teacher (same
+      weights and inference settings, checked by fingerprint); after ``load_from`` or with
+      another teacher it is refitted.
+    - saves the calibrator, its source and the teacher's fingerprint in checkpoint ``meta``,
+      and restores it on a true resume with the same teacher.
 
     Args:
         dataloader: Calibration dataloader config; default: the runner's ``val_dataloader``
             config. Use a split the student is not evaluated on when you have one.
-        objective: One of :data:`mmkdcal.calibration.OBJECTIVES` (``'nll'``: Guo et al. 2017).
+        objective: One of :data:`mmkdcal.calibration.OBJECTIVES` (``'nll'``: Guo et al. 2017);
+            temperature calibrators only.
         fit_on: A registered calibration mode; default by model type.
-        per_class: One temperature per class.
+        per_class: One temperature per class (``calibrator='class_temperature'``).
+        calibrator: ``'temperature'``, ``'class_temperature'``, ``'platt'``, ``'isotonic'`` or
+            ``'auto'`` (each fitted on half the images, the lowest held-out error kept;
+            :mod:`mmkdcal.calibration.calibrators`).
+        target: ``'tp'`` (a match at ``iou_thr`` is 1) or ``'iou'`` (the IoU of the match,
+            LaECE's target; ``fit_on='detections'``).
         score_thr: ``'detections'``: ignore teacher detections below this score.
         iou_thr: ``'detections'``: IoU of a true detection.
         max_per_image: ``'anchors'``: priors kept per image.
@@ -67,15 +75,13 @@ class TeacherCalibrationHook(Hook):
                  score_thr: float = 0.05,
                  iou_thr: float = 0.5,
                  max_per_image: int = 1024,
-                 n_bins: int = 15) -> None:
-        if objective not in cal.OBJECTIVES:
-            raise ValueError(f'TeacherCalibrationHook.objective must be one of '
-                             f'{cal.OBJECTIVES}, got {objective!r}.')
-        if fit_on is not None:  # a known mode (whether it fits the model: before_run)
-            try:
-                get_calibration_mode(fit_on, per_class=per_class)
-            except ValueError as exc:
-                raise ValueError(f'TeacherCalibrationHook: {exc}') from None
+                 n_bins: int = 15,
+                 calibrator: str = 'temperature',
+                 target: str = 'tp') -> None:
+        try:  # known options and mode (whether the mode fits the model: before_run)
+            calibrator = check_calibrator(calibrator, target, objective, fit_on, per_class)
+        except ValueError as exc:
+            raise ValueError(f'TeacherCalibrationHook: {exc}') from None
         if not 0 <= score_thr < 1 or not 0 < iou_thr <= 1:
             raise ValueError('TeacherCalibrationHook: score_thr must be in [0, 1) and iou_thr in '
                              f'(0, 1], got {score_thr!r} and {iou_thr!r}.')
@@ -91,6 +97,8 @@ class TeacherCalibrationHook(Hook):
         self.iou_thr = iou_thr
         self.max_per_image = max_per_image
         self.n_bins = n_bins
+        self.calibrator = calibrator
+        self.target = target
         self.report = None
         self._fingerprint: Optional[str] = None
 
@@ -114,6 +122,7 @@ class TeacherCalibrationHook(Hook):
         try:
             fit_on = self.fit_on or default_fit_on(model.teacher)
             get_calibration_mode(fit_on, model.teacher)
+            check_calibrator(self.calibrator, self.target, self.objective, fit_on)
         except ValueError as exc:
             raise ValueError(f'TeacherCalibrationHook.fit_on: {exc}') from None
         return fit_on
@@ -127,8 +136,9 @@ class TeacherCalibrationHook(Hook):
         model = self._distiller(runner)
         if model.has_teacher_temperature:
             runner.logger.info(
-                f'Teacher temperature from the {model.temperature_source}: '
-                f'{model.teacher_temperature.tolist()} (no calibration pass).')
+                f'Teacher calibrator from the {model.temperature_source}: '
+                f'{describe_calibrator(dict(state=model.teacher_calibration))} (no calibration '
+                'pass).')
             return
         fit_on = self._resolve_fit_on(model)
         loader_cfg = self.dataloader if self.dataloader is not None else runner.cfg.get(
@@ -138,20 +148,23 @@ class TeacherCalibrationHook(Hook):
                              '`dataloader` or define val_dataloader in the config.')
         dataloader = self._build_dataloader(runner, loader_cfg)
         runner.logger.info(f'Calibrating the teacher on {len(dataloader.dataset)} images '
-                           f'(fit_on={fit_on}, objective={self.objective})...')
+                           f'(calibrator={self.calibrator}, fit_on={fit_on}, '
+                           f'target={self.target}, objective={self.objective})...')
         data = collect_calibration_data(
             model.teacher, dataloader, fit_on, data_preprocessor=model.data_preprocessor,
             score_thr=self.score_thr, iou_thr=self.iou_thr, max_per_image=self.max_per_image,
             seed=runner.seed or 0)
         self.report = fit_and_report(data, fit_on, objective=self.objective,
-                                     per_class=self.per_class, n_bins=self.n_bins,
-                                     out_dir=runner.work_dir)
-        model.set_teacher_temperature(self.report['temperature'], source='fitted')
+                                     n_bins=self.n_bins, out_dir=runner.work_dir,
+                                     calibrator=self.calibrator, target=self.target,
+                                     seed=runner.seed or 0)
+        model.set_teacher_calibration(self.report['state'], source='fitted')
         runner.logger.info('Teacher calibration: ' + format_report(self.report))
         warning = under_confidence_warning(self.report)
         if warning:
             runner.logger.warning(warning)
-        runner.message_hub.update_info('teacher_temperature', self.report['temperature'])
+        if 'temperature' in self.report:
+            runner.message_hub.update_info('teacher_temperature', self.report['temperature'])
         log_calibration_to_visualizer(runner, self.report,
                                       osp.join(runner.work_dir, 'teacher_calibration.png'))
 
@@ -177,7 +190,12 @@ class TeacherCalibrationHook(Hook):
         model = self._distiller(runner)
         meta = checkpoint.setdefault('meta', {})
         if model.has_teacher_temperature:
-            meta['teacher_temperature'] = model.teacher_temperature.tolist()
+            state = model.teacher_calibration
+            meta['teacher_calibration'] = {
+                k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
+                for k, v in state.items()}
+            if 't' in state:  # the key older checkpoints and tools read
+                meta['teacher_temperature'] = state['t'].tolist()
             meta['teacher_temperature_source'] = model.temperature_source
             meta['teacher_ckpt'] = str(model.teacher_ckpt)
             meta['teacher_fingerprint'] = self._teacher_id(model)
@@ -188,27 +206,33 @@ class TeacherCalibrationHook(Hook):
         if resuming:  # adapters of a checkpoint this hook wrote before the distiller kept them
             adopt_legacy_distill_state(checkpoint)
         meta = checkpoint.get('meta', {})
-        saved = meta.get('teacher_temperature', None)
-        if saved is None:
+        state = meta.get('teacher_calibration')
+        if state is None and meta.get('teacher_temperature') is not None:  # older checkpoints
+            t = torch.as_tensor(meta['teacher_temperature'])
+            state = dict(calibrator='temperature' if t.dim() == 0 else 'class_temperature',
+                         mode=None, t=t)
+        if state is None:
             return
+        saved = (f"teacher_temperature={state['t'].tolist()}" if 't' in state else
+                 f"the teacher calibrator {describe_calibrator(dict(state=state))}")
         if model.temperature_source == 'config':
-            if model.teacher_temperature.tolist() != saved:
+            if 't' not in state or model.teacher_temperature.tolist() != state['t'].tolist():
                 runner.logger.warning(
-                    f'The checkpoint holds teacher_temperature={saved} but the config sets '
+                    f'The checkpoint holds {saved} but the config sets teacher_temperature='
                     f'{model.teacher_temperature.tolist()}; using the config value.')
             return
         if not resuming:
             runner.logger.info(
-                f'The loaded checkpoint holds teacher_temperature={saved} (fitted for teacher '
+                f'The loaded checkpoint holds {saved} (fitted for teacher '
                 f"{meta.get('teacher_ckpt', '?')}); load_from starts a new run, so the "
-                'temperature is fitted again for this run\'s teacher.')
+                'calibrator is fitted again for this run\'s teacher.')
             return
         if meta.get('teacher_fingerprint') != self._teacher_id(model):
             runner.logger.warning(
-                f'The resumed checkpoint holds teacher_temperature={saved}, fitted for teacher '
+                f'The resumed checkpoint holds {saved}, fitted for teacher '
                 f"{meta.get('teacher_ckpt', '?')} (fingerprint "
                 f"{meta.get('teacher_fingerprint')}), but this run's teacher is "
                 f'{model.teacher_ckpt} (fingerprint {self._teacher_id(model)}); the '
-                'temperature is fitted again for this teacher.')
+                'calibrator is fitted again for this teacher.')
             return
-        model.set_teacher_temperature(saved, source='checkpoint')
+        model.set_teacher_calibration(state, source='checkpoint')

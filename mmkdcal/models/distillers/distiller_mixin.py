@@ -44,7 +44,7 @@ import math
 import os.path as osp
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Set, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Union
 
 import torch
 import torch.nn as nn
@@ -55,6 +55,7 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 
+from ...calibration.calibrators import CALIBRATORS, apply_calibrator
 from ...utils.config_scope import resolve_config_path
 from ...utils.read_errors import checkpoint_read_error
 from ..contract import DistillBatch, DistillInput, call_distill_loss, check_loss_input
@@ -221,6 +222,7 @@ class DistillerMixin:
         self.teacher_ckpt = teacher_ckpt
         self.register_buffer('_teacher_temperature', torch.ones(()), persistent=False)
         self.temperature_source: Optional[str] = None
+        self._teacher_calibrator: Optional[Dict[str, Any]] = None  # a calibrator other than T
         if teacher_temperature is not None:
             self.set_teacher_temperature(teacher_temperature, source='config')
         self._init_distill_losses(distill_losses)
@@ -348,10 +350,10 @@ class DistillerMixin:
             self.distill_losses[name] = loss
             self.distill_inputs[name] = inputs
 
-    # ------------------------------------------------------------------ temperature
+    # ------------------------------------------------------------------ calibration
     @property
     def has_teacher_temperature(self) -> bool:
-        """Whether a calibration temperature was given or fitted."""
+        """Whether a calibrator (a temperature or another) was given, fitted or restored."""
         return self.temperature_source is not None
 
     @property
@@ -363,7 +365,20 @@ class DistillerMixin:
                 'and no TeacherCalibrationHook fitted one. Add '
                 "custom_hooks=[dict(type='TeacherCalibrationHook')] to the config, or set "
                 'model.teacher_temperature (1.0 = distil from the uncalibrated teacher).')
+        if self._teacher_calibrator is not None:
+            raise RuntimeError(f"The teacher is calibrated by "
+                               f"'{self._teacher_calibrator['calibrator']}', not by a temperature: "
+                               'read model.teacher_calibration.')
         return self._teacher_temperature
+
+    @property
+    def teacher_calibration(self) -> Dict[str, Any]:
+        """The teacher's calibrator as :func:`mmkdcal.calibration.fit_calibrator` states it."""
+        if self._teacher_calibrator is not None:
+            return self._teacher_calibrator
+        t = self.teacher_temperature.detach().cpu()
+        return dict(calibrator='temperature' if t.dim() == 0 else 'class_temperature', mode=None,
+                    t=t)
 
     def num_teacher_logit_classes(self) -> int:
         """Number of classification logits per location/RoI/image of the teacher."""
@@ -382,10 +397,41 @@ class DistillerMixin:
                              'not None.')
         t = check_temperature(temperature, self.num_teacher_logit_classes())
         self._teacher_temperature = t.to(self._teacher_temperature.device)
+        self._teacher_calibrator = None
+        self.temperature_source = source
+
+    def set_teacher_calibration(self, state: Dict[str, Any], source: str = 'given') -> None:
+        """Set the teacher's calibrator from its state (a temperature, Platt, isotonic...).
+
+        Args:
+            state: Output of :func:`mmkdcal.calibration.fit_calibrator` (or a checkpoint's copy).
+            source: Where it comes from (``'fitted'``, ``'checkpoint'``), for logs.
+        """
+        name = state.get('calibrator') if isinstance(state, dict) else None
+        if name in ('temperature', 'class_temperature'):
+            self.set_teacher_temperature(state['t'], source)
+            return
+        if name not in CALIBRATORS:
+            raise ValueError(f'A teacher calibrator state needs calibrator= one of '
+                             f'{sorted(CALIBRATORS)}, got {state!r:.200}.')
+        k = self.num_teacher_logit_classes()
+        for key, value in state.items():
+            if isinstance(value, Tensor) and value.shape[0] != k:
+                raise ValueError(
+                    f"The '{name}' calibrator has {value.shape[0]} classes but this teacher's "
+                    f'class logits have {k} ({type(self).__name__}); a calibrator fitted on '
+                    "detection scores (fit_on='detections') covers the K object classes, while a "
+                    "softmax head's logits add a background class: fit it on the head's logits "
+                    "(fit_on='rois' or 'queries_softmax') or use calibrator='temperature'.")
+        self._teacher_calibrator = dict(state)
+        self._teacher_temperature = torch.ones((), device=self._teacher_temperature.device)
         self.temperature_source = source
 
     def scale_teacher_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """Divide teacher classification logits (classes in the last dim) by the temperature."""
+        """Calibrate teacher classification logits (classes in the last dim): divide them by the
+        temperature, or map them by the teacher's other calibrator."""
+        if self._teacher_calibrator is not None:
+            return apply_calibrator(self._teacher_calibrator, logits)
         t = self.teacher_temperature
         return logits / t.to(dtype=logits.dtype)
 
