@@ -31,11 +31,11 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-from mmkdcal.utils.env import describe_machine  # noqa: E402
 from tools.benchmarks.peer_step import _size  # noqa: E402
 from tools.benchmarks.speed.candidates import pair_configs, python_env, setup_process  # noqa
 from tools.benchmarks.speed.teacher_settings import (SETTINGS, bench_settings,  # noqa: E402
                                                      measure_rss, settings_for)
+from tools.harness.machine import describe_machine  # noqa: E402
 
 PEER_READY = osp.join(ROOT, 'work_dirs', 'peer_env', 'READY')
 
