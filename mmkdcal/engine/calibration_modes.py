@@ -255,7 +255,7 @@ DETECTIONS = CalibrationMode(
     plot_view=lambda d: (d['logits'], d['matched'].float(), 'sigmoid'),
     default_rank=1,
     iou_data=lambda d: (d['logits'], d['iou']),
-    sample_classes=lambda d: d['labels'],
+    sample_classes=lambda d: d.get('labels'),
     selection={'tp': 'dece', 'iou': 'laece'})
 
 

@@ -315,11 +315,11 @@ def _split_rows(mode, data, candidates, target, objective, n_bins, seed) -> List
 
 def describe_calibrator(report: Dict[str, Any]) -> str:
     """``temperature 1.2345``, ``temperature [0.9, 1.1]`` or ``platt a=[...] b=[...]``."""
-    if 'temperature' in report:
-        t = report['temperature']
-        return 'temperature ' + (f'{t:.4f}' if isinstance(t, float) else
-                                 '[' + ', '.join(f'{v:.3f}' for v in t) + ']')
     state = report['state']
+    if 't' in state:
+        t = torch.as_tensor(state['t'])
+        return 'temperature ' + (f'{t.item():.4f}' if t.dim() == 0 else
+                                 '[' + ', '.join(f'{v:.3f}' for v in t.tolist()) + ']')
     return f"{state['calibrator']} {cal.CALIBRATORS[state['calibrator']].summary(state)}"
 
 

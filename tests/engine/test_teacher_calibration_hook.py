@@ -337,14 +337,23 @@ def test_under_confident_teachers_are_warned_about(direction):
     assert under_confidence_warning(dict(before=dict(ece=0.3), temperature=2.0)) is None
 
 
-def test_hook_refuses_unknown_modes_and_per_class_without_class_logits_when_built():
+def test_hook_refuses_unknown_modes_calibrators_and_targets_when_built():
     from mmkdcal.engine.hooks import TeacherCalibrationHook
     with pytest.raises(ValueError, match=r"TeacherCalibrationHook: fit_on must be one of "
                                          r"\[.*'detections'.*\], got 'detection'"):
         TeacherCalibrationHook(fit_on='detection')
-    with pytest.raises(ValueError, match=r"TeacherCalibrationHook: per_class=True needs class "
-                                         r"logits; fit_on='detections' has none \(use one of "
-                                         r"\['anchors', 'rois', 'queries', 'queries_softmax', "
-                                         r"'logits'\]\)"):
-        TeacherCalibrationHook(fit_on='detections', per_class=True)
+    with pytest.raises(ValueError, match=r"TeacherCalibrationHook: calibrator must be one of "
+                                         r"\('temperature', 'class_temperature', 'platt', "
+                                         r"'isotonic', 'auto'\), got 'histogram'"):
+        TeacherCalibrationHook(calibrator='histogram')
+    with pytest.raises(ValueError, match=r"target='iou' needs the IoU of each sample's match, "
+                                         r"which fit_on='anchors' does not give; use fit_on in "
+                                         r"\['detections'\]"):
+        TeacherCalibrationHook(fit_on='anchors', target='iou')
+    with pytest.raises(ValueError, match=r"objective='ece' chooses a temperature; "
+                                         r"calibrator='platt'"):
+        TeacherCalibrationHook(calibrator='platt', objective='ece')
+    # detections bring their class: a per-class temperature fits each class's detections
+    assert TeacherCalibrationHook(fit_on='detections', per_class=True).calibrator == \
+        'class_temperature'
     assert TeacherCalibrationHook(fit_on='anchors', per_class=True).per_class
