@@ -234,7 +234,7 @@ def test_troubleshooting_quotes_messages_the_package_gives():
     pieces = _quoted_pieces()
     assert len(pieces) >= 150  # premise: the scan sees the page's entries
     stale = [p for p in pieces if not any(p in m for m in messages)]
-    assert not stale, f'docs/troubleshooting.md quotes messages no longer in mmkdcal/ or tools/: {stale}'
+    assert not stale, f'docs/troubleshooting.md quotes messages no longer in the code: {stale}'
 
 
 def test_troubleshooting_names_every_exception_class_raised():
