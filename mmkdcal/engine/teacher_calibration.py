@@ -94,8 +94,9 @@ def collect_calibration_data(model: torch.nn.Module,
     out['num_images'] = len(keys)
     # each image's number of rows per name, so that images can be split (held-out reports)
     out['counts'] = {n: torch.tensor([len(unique[k][n]) for k in keys]) for n in names}
-    if ctx.ground_truth is not None:
-        out['num_classes'] = len(dataloader.dataset.metainfo.get('classes', ()))
+    classes = getattr(dataloader.dataset, 'metainfo', {}).get('classes')
+    if classes:  # per-class calibrators on one score per detection need the class count
+        out['num_classes'] = len(classes)
     return out
 
 
