@@ -134,7 +134,7 @@ def apply_teacher_inference(teacher: nn.Module, settings: Dict[str, Any]) -> nn.
     return teacher
 
 
-def fold_batchnorm(module: nn.Module) -> int:
+def fold_batchnorm(module: nn.Module, shared: Optional[set] = None) -> int:
     """Fold each BatchNorm into the conv registered right before it, where the conv feeds it.
 
     In eval mode a BatchNorm is a per-channel affine map, which the conv before it absorbs
@@ -145,15 +145,23 @@ def fold_batchnorm(module: nn.Module) -> int:
     that follows other children (e.g. a pre-activation network's last norm after its blocks) is
     left alone, unlike mmcv's ``fuse_conv_bn``, which folds it into the last conv seen.
 
+    A conv shared by several modules (RTMDet's head shares its convs across levels, each level
+    with its own BatchNorm) is never folded: no one BatchNorm describes all its uses.
+
     Returns:
         How many BatchNorms were folded.
     """
+    if shared is None:
+        seen: Dict[int, int] = {}
+        for _, m in module.named_modules(remove_duplicate=False):
+            seen[id(m)] = seen.get(id(m), 0) + 1
+        shared = {k for k, n in seen.items() if n > 1}
     folded = 0
     children = list(module.named_children())
     norm_first = isinstance(module, ConvModule) and module.order.index('norm') < \
         module.order.index('conv')
     for (_, conv), (name, bn) in zip(children, children[1:]):
-        if norm_first or not isinstance(conv, nn.Conv2d) or not isinstance(
+        if norm_first or id(conv) in shared or not isinstance(conv, nn.Conv2d) or not isinstance(
                 bn, nn.modules.batchnorm._BatchNorm) or bn.running_var is None \
                 or bn.num_features != conv.out_channels:
             continue
@@ -167,7 +175,7 @@ def fold_batchnorm(module: nn.Module) -> int:
             conv.bias = nn.Parameter(bias + bn.bias if bn.bias is not None else bias)
         setattr(module, name, nn.Identity())
         folded += 1
-    return folded + sum(fold_batchnorm(child) for _, child in module.named_children())
+    return folded + sum(fold_batchnorm(child, shared) for _, child in module.named_children())
 
 
 def _to_fp32(x):

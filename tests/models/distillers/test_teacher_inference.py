@@ -272,3 +272,30 @@ def test_every_family_distils_the_same_from_a_fast_teacher(family, tmp_path, mon
             got = out['bf16'][key]
             assert got.dtype == torch.float32 and torch.isfinite(got)
             assert abs(got.item() - ref.item()) <= 0.05 * abs(ref.item()) + 1e-3, (key, got, ref)
+
+
+def test_a_conv_shared_across_levels_is_not_folded():
+    """RTMDet's head shares each conv across levels, each level with its own BatchNorm: folding
+    one level's BatchNorm into the shared conv would change every other level."""
+    head = MODELS.build(ConfigDict(
+        type='RTMDetSepBNHead', num_classes=3, in_channels=8, feat_channels=8,
+        stacked_convs=2, share_conv=True, norm_cfg=dict(type='BN'),
+        anchor_generator=dict(type='MlvlPointGenerator', offset=0, strides=[8, 16, 32]),
+        bbox_coder=dict(type='DistancePointBBoxCoder')))
+    assert head.cls_convs[1][0].conv is head.cls_convs[0][0].conv  # premise: shared
+    torch.manual_seed(0)
+    for m in head.modules():
+        if isinstance(m, nn.BatchNorm2d):  # a different affine map per level
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    head.eval()
+    feats = tuple(torch.randn(1, 8, s, s) for s in (8, 4, 2))
+    with torch.no_grad():
+        want = head(feats)
+        folded = copy.deepcopy(head)
+        n = ti.fold_batchnorm(folded)
+        got = folded(feats)
+    assert n == 0  # every conv with a BatchNorm after it is shared here
+    for w, g in zip(want, got):
+        for a, b in zip(w, g):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
