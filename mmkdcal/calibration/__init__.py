@@ -2,8 +2,7 @@
 
 Nothing here imports MMDetection/MMEngine/MMCV, so other frameworks can reuse it.
 """
-from .calibrators import (CALIBRATORS, Calibrator, apply_calibrator, choose_calibrator,
-                          fit_calibrator)
+from .calibrators import CALIBRATORS, Calibrator, apply_calibrator, fit_calibrator
 from .detection import (box_iou, detection_ece, detection_ece_over_under, ground_truth_arrays,
                         match_detections, match_detections_batch, match_image_detections,
                         relative_box_features)
@@ -15,7 +14,7 @@ from .temperature import OBJECTIVES, fit_temperature, prepare_targets
 from .temperature_scaler import TemperatureScaler
 
 __all__ = [
-    'CALIBRATORS', 'Calibrator', 'apply_calibrator', 'choose_calibrator', 'fit_calibrator',
+    'CALIBRATORS', 'Calibrator', 'apply_calibrator', 'fit_calibrator',
     'ece', 'mce', 'ece_over_under', 'ace', 'ace_over_under', 'classwise_ece', 'binary_ece',
     'nll', 'brier', 'box_iou', 'ground_truth_arrays', 'match_detections', 'match_detections_batch',
     'match_image_detections', 'relative_box_features', 'detection_ece',

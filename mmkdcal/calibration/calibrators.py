@@ -1,4 +1,4 @@
-"""The post-hoc calibrators of a teacher's class logits, one record each, and the ``auto`` choice.
+"""The post-hoc calibrators of a teacher's class logits, one record each.
 
 Each :class:`Calibrator` fits on ``(logits, targets)`` from one calibration pass and maps logits
 to calibrated logits, so the KD losses keep receiving logits:
@@ -20,7 +20,7 @@ targets cannot be fitted by ``platt`` or ``isotonic``: it keeps the identity map
 lists it under ``identity_classes`` so that the report says so.
 """
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -30,8 +30,7 @@ from torch import Tensor
 from ._inputs import as_tensor
 from .temperature import fit_temperature, prepare_targets
 
-__all__ = ['CALIBRATORS', 'Calibrator', 'apply_calibrator', 'choose_calibrator',
-           'fit_calibrator', 'isotonic_fit']
+__all__ = ['CALIBRATORS', 'Calibrator', 'apply_calibrator', 'fit_calibrator', 'isotonic_fit']
 
 #: Probabilities mapped by ``isotonic`` are clamped to [EPS, 1 - EPS] before the logit.
 EPS = 1e-6
@@ -270,47 +269,3 @@ def _fit_by_class(cal: Calibrator, logits: Any, targets: Any, classes: Any,
 def apply_calibrator(state: State, logits: Tensor) -> Tensor:
     """Map logits (classes in the last dim) with a fitted calibrator's state."""
     return _get(state['calibrator']).apply(logits, state, state['mode'])
-
-
-def choose_calibrator(logits: Any, targets: Any, mode: str,
-                      error: Callable[[Tensor, Tensor], float],
-                      candidates: Sequence[str] = ('temperature', 'class_temperature', 'platt',
-                                                   'isotonic'),
-                      groups: Optional[Any] = None, seed: int = 0) -> Tuple[State, List[Dict]]:
-    """The ``auto`` calibrator: fit each candidate on one half, keep the lowest held-out error.
-
-    Args:
-        logits, targets, mode: As for :func:`fit_calibrator`.
-        error: ``(calibrated logits, targets) -> float`` on the held-out half (lower is better).
-        candidates: Calibrator names to try.
-        groups: Optional group id per sample (e.g. its image): halves never split a group.
-        seed: Seed of the split.
-
-    Returns:
-        tuple: the winner refitted on all samples, and the table it was chosen from
-        (``name``, ``heldout_error`` and ``error_before``, or ``failed`` with the reason).
-    """
-    z = as_tensor(logits, 'logits')
-    y = as_tensor(targets, 'targets')
-    g = torch.arange(len(z)) if groups is None else as_tensor(groups, 'groups').long()
-    ids = torch.unique(g)
-    perm = ids[torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed))]
-    first = torch.isin(g, perm[:len(perm) // 2])
-    if first.all() or not first.any():
-        raise ValueError("calibrator='auto' needs at least two images (groups) to hold one half "
-                         'out; use a fixed calibrator or a larger calibration set.')
-    base = error(z[~first], y[~first])
-    table = []
-    for name in candidates:
-        try:
-            state = fit_calibrator(name, z[first], y[first], mode)
-            table.append(dict(name=name, error_before=base,
-                              heldout_error=error(apply_calibrator(state, z[~first]),
-                                                  y[~first])))
-        except ValueError as e:  # e.g. a separable half: this candidate cannot be fitted
-            table.append(dict(name=name, failed=str(e)))
-    fitted = [r for r in table if 'heldout_error' in r]
-    if not fitted:
-        raise ValueError(f"calibrator='auto': no candidate could be fitted: {table}")
-    best = min(fitted, key=lambda r: r['heldout_error'])['name']
-    return fit_calibrator(best, z, y, mode), table

@@ -1,4 +1,4 @@
-"""The calibrator family: planted parameters, scikit-learn's isotonic fit, and the auto choice."""
+"""The calibrator family: planted parameters and scikit-learn's isotonic fit."""
 import io
 
 import numpy as np
@@ -6,9 +6,8 @@ import pytest
 import torch
 from sklearn.isotonic import IsotonicRegression
 
-from mmkdcal.calibration import binary_ece, classwise_ece
-from mmkdcal.calibration.calibrators import (apply_calibrator, choose_calibrator, fit_calibrator,
-                                             isotonic_fit)
+from mmkdcal.calibration import classwise_ece
+from mmkdcal.calibration.calibrators import apply_calibrator, fit_calibrator, isotonic_fit
 
 A = torch.tensor([0.5, 1.5, 2.5], dtype=torch.float64)
 B = torch.tensor([-1.0, 0.5, 1.5], dtype=torch.float64)
@@ -100,41 +99,6 @@ def test_calibrator_state_survives_a_weights_only_checkpoint():
         back = torch.load(buf, weights_only=True)
         assert back['calibrator'] == name
         torch.testing.assert_close(apply_calibrator(back, z[:10]), apply_calibrator(s, z[:10]))
-
-
-def _held_out_ece(z, y):
-    return classwise_ece(torch.sigmoid(z), y)
-
-
-def test_auto_picks_the_planted_best_calibrator():
-    # a non-affine distortion: only the isotonic map can undo it
-    z, _, y = _planted(40_000, 6, lambda z: torch.sigmoid(z) ** 3)
-    state, table = choose_calibrator(z, y, 'sigmoid', _held_out_ece)
-    assert state['calibrator'] == 'isotonic'
-    assert [r['name'] for r in table] == ['temperature', 'class_temperature', 'platt', 'isotonic']
-    # very different per-class temperatures: one shared T cannot fit them
-    t = torch.tensor([0.3, 1.0, 4.0], dtype=torch.float64)
-    z, _, y = _planted(40_000, 7, lambda z: torch.sigmoid(z / t))
-    state, table = choose_calibrator(z, y, 'sigmoid', _held_out_ece,
-                                     candidates=('temperature', 'class_temperature'))
-    assert state['calibrator'] == 'class_temperature'
-    errors = {r['name']: r['heldout_error'] for r in table}
-    assert errors['class_temperature'] < errors['temperature'] / 3
-    np.testing.assert_allclose(state['t'].numpy(), t.numpy(), rtol=0.05)  # refitted on all
-
-
-def test_auto_never_splits_a_group():
-    z, _, y = _planted(400, 8, torch.sigmoid)
-    seen = []
-
-    def error(zz, yy):
-        seen.append(len(zz))
-        return binary_ece(torch.sigmoid(zz[:, 0]), yy[:, 0])
-    groups = torch.arange(400) // 100  # four images of 100 detections
-    choose_calibrator(z, y, 'sigmoid', error, candidates=('temperature',), groups=groups)
-    assert seen == [200, 200]
-    with pytest.raises(ValueError, match='at least two images'):
-        choose_calibrator(z, y, 'sigmoid', error, groups=torch.zeros(400))
 
 
 def test_per_class_calibrators_on_one_score_per_detection():

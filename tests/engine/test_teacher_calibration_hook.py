@@ -357,3 +357,43 @@ def test_hook_refuses_unknown_modes_calibrators_and_targets_when_built():
     assert TeacherCalibrationHook(fit_on='detections', per_class=True).calibrator == \
         'class_temperature'
     assert TeacherCalibrationHook(fit_on='anchors', per_class=True).per_class
+
+
+def _planted_detections(prob, n_images=200, per_image=100, seed=0):
+    """Detections of 200 images whose true match rate is ``prob(score logit)``."""
+    g = torch.Generator().manual_seed(seed)
+    n = n_images * per_image
+    z = torch.randn(n, generator=g, dtype=torch.float64) * 2
+    matched = torch.bernoulli(prob(z), generator=g).bool()
+    labels = torch.randint(0, 3, (n,), generator=g)
+    counts = torch.full((n_images,), per_image)
+    data = dict(logits=z.float(), matched=matched, features=torch.rand(n, 2, generator=g),
+                labels=labels, num_images=n_images, num_classes=3)
+    data['counts'] = {k: counts for k in ('logits', 'matched', 'features', 'labels')}
+    return data
+
+
+def test_auto_keeps_the_planted_best_calibrator_by_held_out_dece():
+    # the truth is sigmoid(z) ** 3: only the isotonic map can undo that distortion
+    data = _planted_detections(lambda z: torch.sigmoid(z) ** 3)
+    report = fit_and_report(data, 'detections', calibrator='auto', n_bins=10)
+    assert report['calibrator'] == 'isotonic' and report['state']['calibrator'] == 'isotonic'
+    rows = {r['name']: r for r in report['splits']}
+    assert list(rows) == ['temperature', 'class_temperature', 'platt', 'isotonic']
+    held = {name: r['heldout_after']['dece'] for name, r in rows.items()}
+    assert held['isotonic'] == min(held.values())
+    assert held['isotonic'] < held['temperature'] / 2
+    # the halves hold whole images: 100 of the 200 each, and the rows of exactly those images
+    for r in rows.values():
+        assert (r['fit_images'], r['heldout_images']) == (100, 100)
+        assert r['fit_before']['num_dets'] == r['heldout_before']['num_dets'] == 100 * 100
+
+
+def test_image_subset_keeps_each_images_rows_together():
+    from mmkdcal.engine.teacher_calibration import image_subset
+    counts = torch.tensor([2, 0, 3])
+    data = dict(logits=torch.arange(5.0), gt=torch.tensor([7, 8, 9]), num_images=3,
+                counts=dict(logits=counts, gt=torch.tensor([1, 1, 1])))
+    sub = image_subset(data, torch.tensor([False, True, True]))
+    assert sub['logits'].tolist() == [2.0, 3.0, 4.0] and sub['gt'].tolist() == [8, 9]
+    assert sub['num_images'] == 2 and sub['counts']['logits'].tolist() == [0, 3]
