@@ -18,6 +18,8 @@ from mmdet.registry import MODELS
 from ..contract import DistillBatch, DistillInput
 from .distiller_mixin import DistillerMixin, TemperatureLike, flatten_level_outputs
 from .head_semantics import cls_channels, dense_head_semantics, score_logits
+from .heterogeneous import (PRED_INPUTS, detector_num_classes, hetero_pair, pred_batches,
+                            prior_assigner_problem)
 from .taps import OutputTaps, single_call
 
 __all__ = ['DistillATSS', 'DistillCenterNet', 'DistillDDOD', 'DistillFCOS', 'DistillGFL',
@@ -126,16 +128,18 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
 
     def _check_teacher(self, teacher) -> None:
         t_head = getattr(teacher, 'bbox_head', None)
-        if t_head is None or hasattr(teacher, 'roi_head'):
-            raise ValueError(
-                f'model.teacher_config builds a {type(teacher).__name__}, which has no dense '
-                'bbox_head: a single-stage student needs a single-stage teacher of the same '
-                'head family.')
-        if type(t_head) is not type(self.bbox_head):
-            raise ValueError(
-                f'Head-family mismatch: the student head is {type(self.bbox_head).__name__}, the '
-                f'teacher head {type(t_head).__name__}; dense KD compares outputs prior by prior, '
-                'so use a teacher of the same head family.')
+        if (t_head is None or hasattr(teacher, 'roi_head')
+                or type(t_head) is not type(self.bbox_head)):
+            name = type(t_head or getattr(teacher, 'roi_head', teacher)).__name__
+            if self.crosskd_layer is not None:
+                raise ValueError(f'model.crosskd runs the student\'s features through the '
+                                 f'teacher head, so the teacher ({name}) must have the '
+                                 f'student\'s head ({type(self.bbox_head).__name__}).')
+            pred = (prior_assigner_problem(self.bbox_head) is None
+                    and getattr(self.bbox_head, 'use_sigmoid_cls', True)
+                    and detector_num_classes(teacher) == self.bbox_head.num_classes)
+            self.hetero = hetero_pair(self, teacher, type(self.bbox_head).__name__, name, pred)
+            return
         check_dense_head_layout(self.bbox_head, t_head)
         if self.crosskd_layer is not None:
             tower = self.head_semantics.towers[0]
@@ -156,6 +160,10 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
                                  "teacher's head width).")
 
     def _input_specs(self) -> List[DistillInput]:
+        if self.hetero is not None:
+            widths = (neck_channels(self), neck_channels(self.teacher))
+            neck = self.DISTILL_INPUTS[2].with_channels(None if None in widths else widths)
+            return [neck] + [p for p in PRED_INPUTS if p.name in self.hetero.allowed]
         return self.input_specs_for(self.bbox_head, neck_channels(self),
                                     neck_channels(self.teacher),
                                     crosskd=self.crosskd_layer is not None)
@@ -196,6 +204,8 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
             for spec in specs if spec.name in ('cls', 'reg')]
 
     def num_teacher_logit_classes(self) -> int:
+        if self.hetero is not None:  # its calibrator maps detection scores
+            return detector_num_classes(self.teacher)
         return cls_channels(self.teacher.bbox_head)
 
     # ------------------------------------------------------------------ teacher
@@ -219,7 +229,7 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
         cross = any(n.startswith('crosskd_') for n in needed)
         if 'neck' in needed or (cross and self.crosskd_layer == 0):
             taps.module_output('feats', self.neck if self.with_neck else self.backbone)
-        if needed & {'cls', 'reg', 'crosskd_cls', 'crosskd_reg'}:
+        if needed & {'cls', 'reg', 'crosskd_cls', 'crosskd_reg', 'pred_cls', 'pred_box'}:
             taps.module_output('head', self.bbox_head)
         if cross:
             self._tap_towers(taps, self.bbox_head, 'student')
@@ -234,6 +244,11 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
     def _teacher_before_student(self, batch_inputs: Tensor, needed: Set[str]):
         """The whole teacher pass (neck features, head outputs, CrossKD tower inputs): a dense
         teacher does not depend on the student, so it runs first."""
+        if self.hetero is not None:  # the neck only; its detections need the image metas
+            if 'neck' not in needed:
+                return None
+            with self.teacher_context(batch_inputs.device.type):
+                return self.teacher.extract_feat(batch_inputs), None, None
         cross = any(n.startswith('crosskd_') for n in needed)
         with OutputTaps() as t_taps:
             t_feats, t_outs = self.teacher_forward(batch_inputs, t_taps if cross else None)
@@ -241,6 +256,13 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
 
     def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
                          needed: Set[str], teacher_out=None) -> Dict[str, DistillBatch]:
+        if self.hetero is not None:
+            batches = {} if 'neck' not in needed else {'neck': DistillBatch(
+                list(single_call(taps['feats'], 'neck')), list(teacher_out[0]))}
+            if needed - {'neck'}:
+                batches.update(pred_batches(self, single_call(taps['head'], 'bbox_head'),
+                                            batch_inputs, batch_data_samples, needed))
+            return batches
         cross = any(n.startswith('crosskd_') for n in needed)
         t_feats, t_outs, t_taps = teacher_out  # from _teacher_before_student
         batches: Dict[str, DistillBatch] = {}

@@ -18,6 +18,7 @@ from mmdet.structures.bbox import bbox2roi
 from ..contract import DistillBatch, DistillInput
 from .distill_single_stage import neck_channels
 from .distiller_mixin import DistillerMixin, TemperatureLike, flatten_level_outputs
+from .heterogeneous import detector_num_classes, hetero_pair
 from .roi_head_stages import is_cascade, roi_stage
 from .taps import OutputTaps, single_call
 
@@ -103,9 +104,11 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
 
     def _check_teacher(self, teacher) -> None:
         t_roi = getattr(teacher, 'roi_head', None)
-        if t_roi is None or not getattr(teacher, 'with_rpn', False):
-            raise ValueError(f'model.teacher_config builds a {type(teacher).__name__}: the '
-                             'teacher must be a two-stage detector with an RPN and a RoI head.')
+        if t_roi is None or not getattr(teacher, 'with_rpn', False):  # another family: necks
+            self.hetero = hetero_pair(self, teacher, type(self.roi_head).__name__,
+                                      type(getattr(teacher, 'bbox_head', teacher)).__name__,
+                                      pred=False)
+            return
         s_k = roi_stage(self.roi_head.bbox_head, 0).num_classes
         t_k = roi_stage(t_roi.bbox_head, 0).num_classes
         if s_k != t_k:
@@ -130,6 +133,8 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
     def _input_specs(self) -> List[DistillInput]:
         roi, mask, rpn, neck = self.DISTILL_INPUTS
         s_ch, t_ch = neck_channels(self), neck_channels(self.teacher)
+        if self.hetero is not None:
+            return [neck.with_channels(None if None in (s_ch, t_ch) else (s_ch, t_ch))]
         specs = [roi.with_per_level(self.cascade)]
         if self.with_mask and getattr(self.teacher, 'with_mask', False):
             specs.append(mask.with_per_level(self.cascade))
@@ -138,6 +143,8 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
         return specs + [neck.with_channels(None if None in (s_ch, t_ch) else (s_ch, t_ch))]
 
     def num_teacher_logit_classes(self) -> int:
+        if self.hetero is not None:  # its calibrator maps detection scores
+            return detector_num_classes(self.teacher)
         return roi_stage(self.teacher.roi_head.bbox_head, 0).num_classes + 1
 
     # ------------------------------------------------------------------ training

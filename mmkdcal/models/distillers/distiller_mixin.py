@@ -59,6 +59,7 @@ from ...calibration.calibrators import CALIBRATORS, apply_calibrator
 from ...utils.config_scope import resolve_config_path
 from ...utils.read_errors import checkpoint_read_error
 from ..contract import DistillBatch, DistillInput, call_distill_loss, check_loss_input
+from .heterogeneous import HeteroPair
 from .taps import OutputTaps
 from .teacher_classes import teacher_dataset_meta
 from .teacher_inference import apply_teacher_inference, resolve_teacher_inference
@@ -181,6 +182,9 @@ class DistillerMixin:
     teacher: nn.Module
     #: False once DistillStopHook has stopped distillation (the student trains on its task alone).
     distill_enabled: bool = True
+    #: Set by ``_check_teacher`` when the teacher is of another head family (see
+    #: :mod:`.heterogeneous`): which inputs the pair allows, the neck levels paired by stride.
+    hetero: Optional[HeteroPair] = None
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -215,6 +219,9 @@ class DistillerMixin:
         teacher = MODELS.build(load_teacher_config(teacher_config))
         # what the teacher *is* comes first: family, classes, head layout, normalisation
         self._check_teacher(teacher)
+        if self.hetero is not None and isinstance(distill_losses, dict):
+            for name, cfg in distill_losses.items():  # what the pair allows, before the weights
+                self.hetero.check_input(name, cfg.get('inputs') if isinstance(cfg, dict) else None)
         self._check_preprocessors(teacher)
         self._load_teacher_weights(teacher, teacher_ckpt)
         apply_teacher_inference(teacher, self.teacher_inference)  # eval mode, frozen
@@ -456,6 +463,8 @@ class DistillerMixin:
             losses = super().loss(batch_inputs, batch_data_samples)
         batches = self._distill_batches(taps, batch_inputs, batch_data_samples, needed,
                                         teacher_out)
+        if self.hetero is not None and 'neck' in batches:
+            batches['neck'] = self.hetero.pair_levels(batches['neck'])
         return self._add_distill_terms(losses, batches)
 
     def _add_distill_terms(self, losses: dict, batches: Dict[str, DistillBatch]) -> dict:

@@ -1,0 +1,285 @@
+"""Teachers of another head family: which KD a pair allows, neck levels paired by stride, and
+prediction KD through the student's own assigner.
+
+A teacher whose head differs from the student's (GFL for a RetinaNet, a two-stage or DETR
+teacher for a dense student) cannot be compared prior by prior, so the logit inputs (``'cls'``,
+``'reg'``, CrossKD, RoI logits) are refused for such a pair, naming what it allows instead:
+
+- ``'neck'``: the neck levels are paired by **stride**, not by index (:func:`pair_by_stride`);
+  the strides come from what each detector declares (:func:`feature_strides`), widths that
+  differ take the feature losses' 1x1 adapter (``student_channels``/``teacher_channels``);
+- ``'pred_cls'`` / ``'pred_box'`` (dense students whose assigner works from priors alone): the
+  teacher's final detections, after its NMS and its calibrator, are pseudo boxes assigned to the
+  student's priors by the student's own assigner (:func:`pseudo_box_targets`). This is the
+  pseudo-box distillation of Soft Teacher (Xu et al., "End-to-End Semi-Supervised Object
+  Detection with Soft Teacher", ICCV 2021), chosen because it asks nothing of the teacher but
+  its detections, so any detector can teach any prior-based student. Unlike Soft Teacher, which
+  thresholds the boxes into hard labels, the class target of a prior assigned to a box is that
+  box's *calibrated* score (a soft target in the quality-focal form of GFL, Li et al. NeurIPS
+  2020), so the teacher's confidence is the target itself and is only as good as its
+  calibration; the box target is the teacher's box, weighted by the same score.
+"""
+import inspect
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from mmdet.models.detectors import DetectionTransformer
+from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import distance2bbox
+
+from ..contract import DistillBatch, DistillInput
+from .head_semantics import dense_head_semantics, score_logits
+from .roi_head_stages import roi_stage
+
+__all__ = ['HeteroPair', 'PRED_INPUTS', 'calibrated_scores', 'detector_num_classes',
+           'feature_strides', 'hetero_pair', 'pair_by_stride', 'pseudo_box_targets',
+           'stride_table']
+
+#: The prediction-KD inputs a dense student offers for a teacher of another family.
+PRED_INPUTS = (
+    DistillInput('pred_cls', 'logits', "per-prior sigmoid score logits (M, K) against the "
+                 "teacher's calibrated detections as soft targets (logits of them)",
+                 activation='sigmoid', provides=frozenset({'avg_factor'})),
+    DistillInput('pred_box', 'boxes', "decoded student boxes (P, 4) at the priors assigned to a "
+                 "teacher detection, against that detection's box", box_format='xyxy',
+                 provides=frozenset({'weight', 'avg_factor'})),
+)
+#: Assigners that assign from the priors alone (no student predictions needed).
+PRIOR_ASSIGNERS = ('MaxIoUAssigner', 'ATSSAssigner')
+
+
+def _backbone_strides(detector) -> List[int]:
+    """DETR: stage ``i`` of a ResNet-like backbone has stride 4 * 2**i; each extra (stride-2)
+    level of the neck halves the last one."""
+    indices = list(getattr(detector.backbone, 'out_indices', ()))
+    strides = [4 * 2 ** int(i) for i in indices]
+    extra = getattr(getattr(detector, 'neck', None), 'extra_convs', None) or ()  # ChannelMapper
+    return strides + [strides[-1] * 2 ** (k + 1) for k in range(len(extra))] if strides else []
+
+
+def feature_strides(detector) -> Optional[List[int]]:
+    """The stride of each level a detector's neck gives (``extract_feat``), or None if unknown.
+
+    Dense heads and RPNs: their prior generator's strides; two-stage detectors without an RPN:
+    the RoI extractor's ``featmap_strides``; DETR-family detectors: the backbone's
+    ``out_indices`` (ResNet/Swin stage layout) plus the neck's extra levels.
+
+    Args:
+        detector: A built MMDetection detector.
+    """
+    if isinstance(detector, DetectionTransformer):
+        return _backbone_strides(detector) or None
+    head = getattr(detector, 'bbox_head', None) or getattr(detector, 'rpn_head', None)
+    gen = getattr(head, 'prior_generator', None)
+    if gen is not None:
+        if any(s[0] != s[1] for s in gen.strides):
+            return None
+        return [int(s[0]) for s in gen.strides]
+    extractor = getattr(getattr(detector, 'roi_head', None), 'bbox_roi_extractor', None)
+    extractor = roi_stage(extractor, 0) if extractor is not None else None
+    strides = getattr(extractor, 'featmap_strides', None)
+    return [int(s) for s in strides] if strides else None
+
+
+def stride_table(who: str, detector, strides: Optional[Sequence[int]]) -> str:
+    """One line naming a detector's levels and their strides, for messages."""
+    levels = ', '.join(f'{i}: {s}' for i, s in enumerate(strides)) if strides else 'unknown'
+    return f'{who} ({type(detector).__name__}) level: stride = {{{levels}}}'
+
+
+def pair_by_stride(student: Sequence[int], teacher: Sequence[int]) -> List[Tuple[int, int]]:
+    """(student level, teacher level) for every stride both have, in the student's order."""
+    return [(i, list(teacher).index(s)) for i, s in enumerate(student) if s in teacher]
+
+
+def detector_num_classes(detector) -> int:
+    """The object classes a detector predicts (dense, DETR or RoI head)."""
+    head = getattr(detector, 'bbox_head', None)
+    if head is None:
+        head = roi_stage(detector.roi_head.bbox_head, 0)
+    return int(head.num_classes)
+
+
+@dataclass(frozen=True)
+class HeteroPair:
+    """A student and a teacher of different head families, and what KD they allow.
+
+    Args:
+        student_head: The student's head class name.
+        teacher_head: The teacher's head class name.
+        level_pairs: (student level, teacher level) of equal stride.
+        allowed: The inputs the pair allows.
+        tables: Both stride tables, one line each.
+    """
+
+    student_head: str
+    teacher_head: str
+    level_pairs: Tuple[Tuple[int, int], ...]
+    allowed: Tuple[str, ...]
+    tables: str
+
+    def check_input(self, key: str, inputs: Optional[str]) -> None:
+        """Refuse a ``distill_losses`` entry whose ``inputs`` this pair does not allow."""
+        if inputs not in self.allowed:
+            what = ('neck-feature KD (by stride) and prediction KD (teacher detections as '
+                    'soft targets)' if 'pred_cls' in self.allowed else
+                    'neck-feature KD (by stride)')
+            raise ValueError(
+                f'distill_losses.{key}: teacher {self.teacher_head} / student '
+                f'{self.student_head}: {what} allowed, inputs {list(self.allowed)}; '
+                f'inputs={inputs!r} needs the same head layout (a teacher of the same family).')
+
+    def pair_levels(self, batch: DistillBatch) -> DistillBatch:
+        """Keep the neck levels of equal stride, in pairs; check their sizes agree."""
+        s = [batch.student[i] for i, _ in self.level_pairs]
+        t = [batch.teacher[j] for _, j in self.level_pairs]
+        for (i, j), a, b in zip(self.level_pairs, s, t):
+            if any(abs(x - y) > 1 for x, y in zip(a.shape[-2:], b.shape[-2:])):
+                raise ValueError(
+                    f"inputs='neck': student level {i} is {tuple(a.shape[-2:])} but teacher "
+                    f'level {j}, of the same declared stride, is {tuple(b.shape[-2:])}: the '
+                    f'declared strides are wrong for one of them.\n{self.tables}')
+        return DistillBatch(s, t)
+
+
+def hetero_pair(student, teacher, student_head: str, teacher_head: str,
+                pred: bool) -> HeteroPair:
+    """Check a student/teacher pair of different families; refuse it when no neck level pairs.
+
+    Args:
+        student: The student detector.
+        teacher: The teacher detector.
+        student_head: The student's head class name, for messages.
+        teacher_head: The teacher's head class name, for messages.
+        pred: Whether the student offers prediction KD (a dense head with a prior assigner).
+    """
+    s_strides, t_strides = feature_strides(student), feature_strides(teacher)
+    tables = '\n'.join((stride_table('student', student, s_strides),
+                        stride_table('teacher', teacher, t_strides)))
+    pairs = pair_by_stride(s_strides or [], t_strides or [])
+    if not pairs:
+        raise ValueError(
+            f'teacher {teacher_head} / student {student_head}: no neck level of the student has '
+            'the stride of a teacher level, so neck-feature KD has nothing to pair (and the '
+            'heads differ, so logit KD needs the same head layout). Give one of the necks a '
+            f'level at a shared stride, or use a teacher of the same family.\n{tables}')
+    allowed = ('neck', ) + (tuple(p.name for p in PRED_INPUTS) if pred else ())
+    return HeteroPair(student_head, teacher_head, tuple(pairs), allowed, tables)
+
+
+def prior_assigner_problem(head) -> Optional[str]:
+    """Why prediction KD cannot assign teacher boxes to ``head``'s priors, or None."""
+    assigner = getattr(head, 'assigner', None)
+    if getattr(head, 'prior_generator', None) is None or assigner is None:
+        return f'{type(head).__name__} has no prior generator and train_cfg.assigner'
+    if type(assigner).__name__ not in PRIOR_ASSIGNERS:
+        return (f'its assigner {type(assigner).__name__} needs the student\'s predictions '
+                f'(supported: {list(PRIOR_ASSIGNERS)})')
+    return None
+
+
+def calibrated_scores(distiller, scores: Tensor, labels: Tensor) -> Tensor:
+    """Detection scores mapped by the teacher's calibrator, fitted on detection-score logits
+    (``fit_on='detections'``): ``sigmoid(calibrate(logit(score)))`` at each box's class."""
+    k = distiller.num_teacher_logit_classes()
+    z = torch.logit(scores.float(), eps=1e-6)[:, None].expand(-1, k).contiguous()
+    z = distiller.scale_teacher_logits(z)
+    return z.gather(1, labels.long()[:, None]).squeeze(1).sigmoid()
+
+
+def teacher_detections(distiller, batch_inputs: Tensor, batch_data_samples) -> List[InstanceData]:
+    """The teacher's final detections (its test_cfg, NMS) in input coordinates, calibrated."""
+    samples = [DetDataSample(metainfo=s.metainfo) for s in batch_data_samples]
+    with distiller.teacher_context(batch_inputs.device.type):
+        results = distiller.teacher.predict(batch_inputs, samples, rescale=False)
+    dets = []
+    for res in results:
+        pred = res.pred_instances
+        distiller._check_finite(pred.scores, 'detection scores')
+        dets.append(InstanceData(bboxes=pred.bboxes.float(), labels=pred.labels,
+                                 scores=calibrated_scores(distiller, pred.scores, pred.labels)))
+    return dets
+
+
+def pseudo_box_targets(head, featmap_sizes, dets: InstanceData,
+                       device) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Assign one image's teacher detections to the student head's priors with its assigner.
+
+    Args:
+        head: The student's dense head (prior generator, ``assigner``).
+        featmap_sizes: (H, W) per level.
+        dets: ``bboxes`` (D, 4) xyxy, ``labels`` (D,), calibrated ``scores`` (D,).
+        device: Where the priors go.
+
+    Returns:
+        ``gt_inds`` (P,) (0: background, -1: ignored, i > 0: detection i - 1), the soft class
+        targets (P, K) (the score of the assigned detection at its class, 0 elsewhere), the
+        priors (P, 4) and their strides (P,), in (level, y, x, prior) order.
+    """
+    gen = head.prior_generator
+    priors = gen.grid_priors(featmap_sizes, device=device)
+    flat = torch.cat(priors)
+    strides = torch.cat([p.new_full((len(p), ), float(s[0])) for p, s in zip(priors, gen.strides)])
+    kwargs = dict(pred_instances=InstanceData(priors=flat),
+                  gt_instances=InstanceData(bboxes=dets.bboxes, labels=dets.labels))
+    if 'num_level_priors' in inspect.signature(head.assigner.assign).parameters:
+        kwargs['num_level_priors'] = [len(p) for p in priors]
+    gt_inds = head.assigner.assign(**kwargs).gt_inds
+    target = flat.new_zeros(len(flat), head.num_classes)
+    pos = (gt_inds > 0).nonzero().squeeze(1)
+    det = gt_inds[pos] - 1
+    target[pos, dets.labels[det].long()] = dets.scores[det].to(target.dtype)
+    return gt_inds, target, flat, strides
+
+
+def _image_rows(outputs: Sequence[Tensor], i: int, priors_per_location: int) -> Tensor:
+    """Image ``i``'s rows of per-level (N, A*C, H, W) outputs, (level, y, x, prior) order."""
+    c = outputs[0].shape[1] // priors_per_location
+    return torch.cat([o[i].permute(1, 2, 0).reshape(-1, c) for o in outputs])
+
+
+def _decode(head, sem, reg_rows: Tensor, priors: Tensor, strides: Tensor) -> Tensor:
+    """Decoded xyxy boxes of a dense head's box output at its priors."""
+    if sem.box_kind == 'distribution':  # GFL: side distances in units of the level's stride
+        centres = (priors[:, :2] + priors[:, 2:]) / 2
+        return distance2bbox(centres, head.integral(reg_rows) * strides[:, None])
+    return head.bbox_coder.decode(priors, reg_rows)
+
+
+def pred_batches(distiller, head_outs, batch_inputs: Tensor, batch_data_samples,
+                 needed) -> dict:
+    """``'pred_cls'`` / ``'pred_box'`` batches of a dense student (see the module docstring)."""
+    head = distiller.bbox_head
+    sem = dense_head_semantics(head)
+    dets = teacher_detections(distiller, batch_inputs, batch_data_samples)
+    s_cls = score_logits(sem, head_outs, head.cls_out_channels)
+    s_reg = sem.output(head_outs, sem.box_output) if 'pred_box' in needed else None
+    sizes = [c.shape[-2:] for c in s_cls]
+    a = head.prior_generator.num_base_priors[0]
+    rows, targets, s_box, t_box, w_box = [], [], [], [], []
+    num_pos = batch_inputs.new_zeros(())
+    for i in range(len(batch_data_samples)):
+        gt_inds, target, priors, strides = pseudo_box_targets(head, sizes, dets[i],
+                                                              batch_inputs.device)
+        keep, pos = gt_inds >= 0, gt_inds > 0  # ignored priors teach nothing
+        num_pos = num_pos + pos.sum()
+        rows.append(_image_rows(s_cls, i, a)[keep])
+        targets.append(target[keep])
+        if s_reg is not None:
+            s_box.append(_decode(head, sem, _image_rows(s_reg, i, a)[pos], priors[pos],
+                                 strides[pos]))
+            t_box.append(dets[i].bboxes[gt_inds[pos] - 1])
+            w_box.append(dets[i].scores[gt_inds[pos] - 1])
+    target, num_pos = torch.cat(targets), num_pos.float().clamp(min=1.0)
+    batches = {}
+    if 'pred_cls' in needed:
+        batches['pred_cls'] = DistillBatch(torch.cat(rows), torch.logit(target, eps=1e-6),
+                                           avg_factor=num_pos)
+    if s_reg is not None:
+        batches['pred_box'] = DistillBatch(torch.cat(s_box), torch.cat(t_box),
+                                           weight=torch.cat(w_box), avg_factor=num_pos)
+    return batches

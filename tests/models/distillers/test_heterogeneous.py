@@ -1,0 +1,214 @@
+"""Teachers of another head family: stride pairing, soft targets, refusals, toy trainings."""
+import copy
+import math
+import os.path as osp
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.runner import Runner
+from mmengine.structures import InstanceData
+
+from mmdet.registry import MODELS
+
+import mmkdcal  # noqa: F401
+from mmkdcal.models.distillers.heterogeneous import (calibrated_scores, feature_strides,
+                                                     pair_by_stride)
+
+from _detr_helpers import deformable_detr_model, detr_model
+from _helpers import batch as _batch
+from _helpers import distiller as _distiller
+from _helpers import (faster_rcnn_model, gfl_model, last_checkpoint, retinanet_model, save_teacher,
+                      train_config, write_coco)
+
+torch.set_num_threads(1)
+NECK = dict(loss_fit=dict(type='FeatureMSELoss', inputs='neck'))
+
+
+def shifted_retina(declared, start_level=1, width=16):
+    """A RetinaNet whose FPN starts at backbone stride 8 * 2**start_level (its real strides),
+    with anchors declared at ``declared``."""
+    cfg = retinanet_model(strides=declared)
+    cfg['neck'].update(start_level=start_level, out_channels=width)
+    cfg['bbox_head'].update(in_channels=width)
+    return cfg
+
+
+# ---------------------------------------------------------------------------------- strides
+@pytest.mark.parametrize('student, teacher, pairs', [
+    ([8, 16, 32], [4, 8, 16, 32, 64], [(0, 1), (1, 2), (2, 3)]),
+    ([8, 16, 32], [16, 32, 64], [(1, 0), (2, 1)]),
+    ([8, 16, 32, 64, 128], [32], [(2, 0)]),
+    ([4], [8, 16], []),
+])
+def test_pair_by_stride_on_planted_tables(student, teacher, pairs):
+    assert pair_by_stride(student, teacher) == pairs
+
+
+def test_feature_strides_of_each_kind():
+    def gen(*strides):
+        return SimpleNamespace(strides=[(s, s) for s in strides])
+
+    dense = SimpleNamespace(bbox_head=SimpleNamespace(prior_generator=gen(8, 16, 32, 64, 128)))
+    assert feature_strides(dense) == [8, 16, 32, 64, 128]
+    rpn = SimpleNamespace(rpn_head=SimpleNamespace(prior_generator=gen(4, 8, 16, 32, 64)))
+    assert feature_strides(rpn) == [4, 8, 16, 32, 64]
+    no_rpn = SimpleNamespace(roi_head=SimpleNamespace(
+        bbox_roi_extractor=SimpleNamespace(featmap_strides=[4, 8, 16, 32])))
+    assert feature_strides(no_rpn) == [4, 8, 16, 32]
+    # DETR family: ResNet stage i has stride 4 * 2**i; out_indices (2, 3) -> 16, 32, and each
+    # level the neck adds halves the last one
+    assert feature_strides(MODELS.build(ConfigDict(deformable_detr_model()))) == [16, 32]
+    three = deformable_detr_model()
+    three['neck']['num_outs'] = three['num_feature_levels'] = 3
+    for attn in (three['encoder']['layer_cfg']['self_attn_cfg'],
+                 three['decoder']['layer_cfg']['cross_attn_cfg']):
+        attn['num_levels'] = 3
+    assert feature_strides(MODELS.build(ConfigDict(three))) == [16, 32, 64]
+    assert feature_strides(MODELS.build(ConfigDict(detr_model()))) == [32]
+    assert feature_strides(SimpleNamespace(bbox_head=None)) is None
+
+
+# ---------------------------------------------------------------------------------- feature KD
+def test_neck_levels_are_paired_by_stride_with_an_adapter(tmp_path):
+    # teacher levels at strides 16, 32, 64 (FPN from the backbone's stride-16 output), 24 wide;
+    # student GFL at 8, 16, 32: its levels 1, 2 meet the teacher's levels 0, 1
+    t_path, t_ckpt, _ = save_teacher(shifted_retina((16, 32, 64), width=24), tmp_path)
+    seen = []
+    model = _distiller(gfl_model(width=8), t_path, t_ckpt, teacher_temperature=1.0,
+                       distill_losses=dict(loss_fit=dict(type='FeatureMSELoss', inputs='neck',
+                                                         student_channels=16,
+                                                         teacher_channels=24)))
+    assert model.hetero.level_pairs == ((1, 0), (2, 1))
+    model.distill_losses['loss_fit'].register_forward_hook(
+        lambda m, args, out: seen.append((args[0], args[1])))
+    data = _batch(model, n=2, size=64)
+    model.loss(data['inputs'], data['data_samples'])
+    with torch.no_grad():
+        s_feats = model.extract_feat(data['inputs'])
+        t_feats = model.teacher.extract_feat(data['inputs'])
+    assert len(seen) == 2
+    for (s, t), i, j in zip(seen, (1, 2), (0, 1)):
+        assert torch.allclose(s, s_feats[i], atol=1e-5) and torch.equal(t, t_feats[j])
+        size = 64 // (8 * 2 ** i)  # the student's stride at level i
+        assert s.shape[1:] == (16, size, size) and t.shape[1:] == (24, size, size)
+
+
+def test_refusals_name_the_pair_and_print_both_stride_tables(tmp_path):
+    t_path, t_ckpt, _ = save_teacher(shifted_retina((64, 128, 256)), tmp_path)
+    with pytest.raises(ValueError, match=r'(?s)no neck level of the student has the stride.*'
+                                         r'student \(DistillGFL\) level: stride = \{0: 8, 1: 16, '
+                                         r'2: 32\}.*teacher \(RetinaNet\) level: stride = '
+                                         r'\{0: 64, 1: 128, 2: 256\}'):
+        _distiller(gfl_model(width=8), t_path, t_ckpt, teacher_temperature=1.0,
+                   distill_losses=NECK, type='DistillGFL')
+    # declared strides that do not fit the real maps are caught at the first step
+    w_path, w_ckpt, _ = save_teacher(shifted_retina((8, 16, 32)), tmp_path, 'wrong')
+    model = _distiller(gfl_model(width=8), w_path, w_ckpt, teacher_temperature=1.0,
+                       distill_losses=NECK)
+    data = _batch(model, n=1, size=64)
+    with pytest.raises(ValueError, match=r'student level 0 is \(8, 8\) but teacher level 0, of '
+                                         r'the same declared stride, is \(4, 4\)'):
+        model.loss(data['inputs'], data['data_samples'])
+    # a two-stage student with a dense teacher: neck KD only
+    g_path, g_ckpt, _ = save_teacher(gfl_model(width=8), tmp_path, 'gfl')
+    with pytest.raises(ValueError, match="teacher GFLHead / student StandardRoIHead: neck-feature "
+                                         r"KD \(by stride\) allowed, inputs \['neck'\]; "
+                                         "inputs='roi_cls' needs the same head layout"):
+        _distiller(faster_rcnn_model(), g_path, g_ckpt, teacher_temperature=1.0,
+                   distill_losses=dict(loss_kd=dict(type='KDLoss', inputs='roi_cls')))
+    # a teacher with other classes: no prediction KD
+    o_path, o_ckpt, _ = save_teacher(gfl_model(width=8, num_classes=4), tmp_path, 'gfl4')
+    with pytest.raises(ValueError, match=r"KD \(by stride\) allowed, inputs \['neck'\]; "
+                                         "inputs='pred_cls'"):
+        _distiller(retinanet_model(), o_path, o_ckpt, teacher_temperature=1.0,
+                   distill_losses=dict(loss_p=dict(type='BinaryKDLoss', inputs='pred_cls')))
+
+
+# ---------------------------------------------------------------------------------- soft targets
+def one_anchor_retina():
+    """RetinaNet, one level (stride 8), one 32 x 32 anchor per location, centred on (8x, 8y)."""
+    cfg = retinanet_model(strides=(8, ))
+    cfg['neck'].update(num_outs=1, end_level=0)
+    cfg['bbox_head']['anchor_generator'].update(octave_base_scale=4, scales_per_octave=1,
+                                                ratios=[1.0])
+    return cfg
+
+
+def test_soft_targets_at_the_priors_the_student_assigns_to_a_planted_teacher_box(tmp_path):
+    t_path, t_ckpt, _ = save_teacher(gfl_model(width=8), tmp_path)
+    seen = {}
+    model = _distiller(one_anchor_retina(), t_path, t_ckpt, teacher_temperature=2.0,
+                       distill_losses=dict(
+                           loss_pc=dict(type='BinaryKDLoss', inputs='pred_cls'),
+                           loss_pb=dict(type='BoxKDLoss', giou_weight=1.0, inputs='pred_box')))
+    # calibration: sigmoid(logit(0.8) / 2) = 1 / (1 + sqrt(0.2 / 0.8)) = 2 / 3
+    assert calibrated_scores(model, torch.tensor([0.8]), torch.tensor([2])).item() == \
+        pytest.approx(2 / 3, abs=1e-6)
+    box = torch.tensor([[8., 8., 40., 40.]])
+
+    def predict(inputs, samples, rescale):
+        for s in samples:
+            s.pred_instances = InstanceData(bboxes=box.clone(), scores=torch.tensor([0.8]),
+                                            labels=torch.tensor([2]))
+        return samples
+
+    object.__setattr__(model.teacher, 'predict', predict)
+    for name in ('loss_pc', 'loss_pb'):
+        model.distill_losses[name].register_forward_hook(
+            lambda m, args, kwargs, out, name=name: seen.update({name: (args, kwargs)}),
+            with_kwargs=True)
+    data = _batch(model, n=2, size=64)
+    model.loss(data['inputs'], data['data_samples'])
+    # an 8 x 8 grid of 32 px anchors; IoU with the box: 1 at the anchor centred on (24, 24),
+    # 24*32 / (2*1024 - 24*32) = 0.6 one step (8 px) away along x or y (positive, >= 0.5),
+    # 24*24 / (2048 - 576) = 0.39 diagonally and 16*32 / (2048 - 512) = 0.33 two steps away
+    # (negative, < 0.4): 5 positives per image, none ignored, all 64 priors kept
+    (s_cls, t_cls), kw = seen['loss_pc']
+    assert s_cls.shape == t_cls.shape == (2 * 64, 3)
+    target = t_cls.sigmoid()
+    expected = torch.zeros(64, 3)
+    for y, x in ((3, 3), (3, 2), (3, 4), (2, 3), (4, 3)):
+        expected[y * 8 + x, 2] = 2 / 3
+    assert torch.allclose(target, expected.repeat(2, 1), atol=1e-5)
+    assert kw['avg_factor'].item() == 10
+    (s_box, t_box), kw = seen['loss_pb']
+    assert s_box.shape == t_box.shape == (10, 4)
+    assert torch.equal(t_box, box.expand(10, 4))
+    assert torch.allclose(kw['weight'], torch.full((10, ), 2 / 3))
+
+
+# ---------------------------------------------------------------------------------- trainings
+PRED = dict(loss_pc=dict(type='BinaryKDLoss', beta=2.0, inputs='pred_cls'),
+            loss_pb=dict(type='BoxKDLoss', l1_weight=0.0, giou_weight=1.0, inputs='pred_box'))
+
+
+@pytest.mark.parametrize('student, teacher, losses', [
+    (retinanet_model(), gfl_model(), dict(loss_pkd=dict(type='PKDLoss', inputs='neck'))),
+    (retinanet_model(), gfl_model(), PRED),
+    (gfl_model(), faster_rcnn_model(), dict(loss_cwd=dict(type='CWDLoss', inputs='neck'))),
+    (gfl_model(), faster_rcnn_model(), PRED),
+    (faster_rcnn_model(), gfl_model(), dict(loss_pkd=dict(type='PKDLoss', inputs='neck'))),
+], ids=['retina<-gfl-neck', 'retina<-gfl-pred', 'gfl<-frcnn-neck', 'gfl<-frcnn-pred',
+        'frcnn<-gfl-neck'])
+def test_two_iteration_training_saves_a_stock_student(tmp_path, student, teacher, losses):
+    data = write_coco(str(tmp_path / 'data'), n_images=4)
+    t_path, t_ckpt, _ = save_teacher(teacher, tmp_path)
+    model = copy.deepcopy(student)
+    model.update(type=f"Distill{student['type']}", teacher_config=t_path, teacher_ckpt=t_ckpt,
+                 teacher_temperature=1.5, distill_losses=losses)
+    cfg = Config(train_config(model, data, max_iters=2))
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.train_cfg.val_interval = 100
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    logged = runner.message_hub.log_scalars
+    for name in losses:
+        assert math.isfinite(logged[f'train/{name}'].current())
+    ckpt = torch.load(last_checkpoint(cfg.work_dir), map_location='cpu', weights_only=False)
+    stock = MODELS.build(ConfigDict(copy.deepcopy(student)))
+    result = stock.load_state_dict(ckpt['state_dict'], strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert osp.basename(last_checkpoint(cfg.work_dir)) == 'iter_2.pth'
