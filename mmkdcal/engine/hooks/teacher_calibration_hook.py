@@ -52,7 +52,8 @@ class TeacherCalibrationHook(Hook):
             config. Use a split the student is not evaluated on when you have one.
         objective: One of :data:`mmkdcal.calibration.OBJECTIVES` (``'nll'``: Guo et al. 2017);
             temperature calibrators only.
-        fit_on: A registered calibration mode; default by model type.
+        fit_on: A registered calibration mode; default by model type (``'detections'`` for a
+            teacher of another head family, which teaches by its detections).
         per_class: One temperature per class (``calibrator='class_temperature'``).
         calibrator: ``'temperature'``, ``'class_temperature'``, ``'platt'``, ``'isotonic'`` or
             ``'auto'`` (each fitted on half the images, the lowest held-out error kept;
@@ -120,7 +121,12 @@ class TeacherCalibrationHook(Hook):
 
     def _resolve_fit_on(self, model) -> str:
         try:
-            fit_on = self.fit_on or default_fit_on(model.teacher)
+            # a teacher of another family teaches by its detections: calibrate their scores
+            hetero = getattr(model, 'hetero', None) is not None
+            fit_on = self.fit_on or ('detections' if hetero else default_fit_on(model.teacher))
+            if hetero and fit_on != 'detections':
+                raise ValueError(f"fit_on={fit_on!r}, but the teacher is of another head family "
+                                 "and teaches by its detections; use fit_on='detections'.")
             get_calibration_mode(fit_on, model.teacher)
             check_calibrator(self.calibrator, self.target, self.objective, fit_on)
         except ValueError as exc:

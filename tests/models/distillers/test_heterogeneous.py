@@ -13,6 +13,8 @@ from mmengine.structures import InstanceData
 from mmdet.registry import MODELS
 
 import mmkdcal  # noqa: F401
+from mmkdcal.engine import default_fit_on
+from mmkdcal.engine.hooks import TeacherCalibrationHook
 from mmkdcal.models.distillers.heterogeneous import (calibrated_scores, feature_strides,
                                                      pair_by_stride)
 
@@ -118,6 +120,14 @@ def test_refusals_name_the_pair_and_print_both_stride_tables(tmp_path):
                                          "inputs='roi_cls' needs the same head layout"):
         _distiller(faster_rcnn_model(), g_path, g_ckpt, teacher_temperature=1.0,
                    distill_losses=dict(loss_kd=dict(type='KDLoss', inputs='roi_cls')))
+    # a two-stage teacher of a dense student is calibrated on its detection scores, which teach
+    f_path, f_ckpt, _ = save_teacher(faster_rcnn_model(), tmp_path, 'frcnn')
+    model = _distiller(gfl_model(width=8), f_path, f_ckpt, distill_losses=NECK)
+    assert default_fit_on(model.teacher) == 'rois'
+    assert TeacherCalibrationHook()._resolve_fit_on(model) == 'detections'
+    with pytest.raises(ValueError, match="fit_on='rois', but the teacher is of another head "
+                                         "family and teaches by its detections"):
+        TeacherCalibrationHook(fit_on='rois')._resolve_fit_on(model)
     # a teacher with other classes: no prediction KD
     o_path, o_ckpt, _ = save_teacher(gfl_model(width=8, num_classes=4), tmp_path, 'gfl4')
     with pytest.raises(ValueError, match=r"KD \(by stride\) allowed, inputs \['neck'\]; "
