@@ -59,6 +59,8 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
             teacher_fp16: As for
             :class:`~mmkdcal.models.distillers.DistillSingleStageDetector`.
         roi_stages: Cascade stages whose RoIs are distilled (0-based); None: all.
+        teacher_roi_stage: For a student with one RoI stage and a cascade teacher: the teacher
+            stage (0-based) that classifies the student's RoIs (and masks them); required then.
     """
 
     DISTILL_INPUTS = (
@@ -81,6 +83,7 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
                  teacher_inference: Optional[dict] = None,
                  teacher_fp16: Optional[bool] = None,
                  roi_stages: Optional[Sequence[int]] = None,
+                 teacher_roi_stage: Optional[int] = None,
                  **student) -> None:
         for key in ('train_cfg', 'test_cfg'):  # mmdet reads them by attribute
             if isinstance(student.get(key), dict) and not isinstance(student[key], ConfigDict):
@@ -99,6 +102,7 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
             raise ValueError(f'model.roi_stages must list distinct stages in [0, {n}), got '
                              f'{roi_stages!r}.')
         self.roi_stages = list(roi_stages)
+        self.teacher_roi_stage = teacher_roi_stage
         self._init_distiller(teacher_config, teacher_ckpt, teacher_temperature,
                              teacher_inference, distill_losses, teacher_fp16)
 
@@ -119,9 +123,18 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
                 f'The student is a {self.roi_head.num_stages}-stage cascade and distils stages '
                 f'{self.roi_stages}; the teacher ({type(t_roi).__name__}) must be a cascade with '
                 'those stages (set model.roi_stages to the stages both have).')
-        if not self.cascade and is_cascade(t_roi):
-            raise ValueError('The teacher is a cascade but the student has one RoI stage: use a '
-                             'teacher with a single-stage RoI head (or a cascade student).')
+        k = self.teacher_roi_stage
+        if k is not None and (self.cascade or not is_cascade(t_roi)):
+            raise ValueError("model.teacher_roi_stage chooses the cascade teacher's stage that "
+                             "runs on a one-stage student's RoIs; this pair has no such choice "
+                             '(a cascade student, or a teacher with one RoI stage): remove it.')
+        if not self.cascade and is_cascade(t_roi) and (
+                isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < t_roi.num_stages):
+            n = t_roi.num_stages
+            raise ValueError(f'The teacher is a {n}-stage cascade but the student has one RoI '
+                             f'stage: set model.teacher_roi_stage to the teacher stage in [0, '
+                             f"{n}) that classifies the student's RoIs (e.g. {n - 1}, the last), "
+                             f'got {k!r}.')
         for roi_head, who in ((self.roi_head, 'student'), (t_roi, 'teacher')):
             if hasattr(roi_head, 'semantic_head') or 'HybridTaskCascade' in type(roi_head).__name__:
                 raise ValueError(f'The {who} has a {type(roi_head).__name__}, whose RoI forward '
@@ -163,11 +176,13 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
 
     def _teacher_roi(self, t_feats, stage: int, rois: Tensor, mask: bool = False) -> Tensor:
         t_roi = self.teacher.roi_head
+        cascade = is_cascade(t_roi)
+        stage = stage if self.teacher_roi_stage is None else self.teacher_roi_stage
         if mask:
-            out = (t_roi._mask_forward(stage, t_feats, rois) if self.cascade
+            out = (t_roi._mask_forward(stage, t_feats, rois) if cascade
                    else t_roi._mask_forward(t_feats, rois))
             return out['mask_preds']
-        out = (t_roi._bbox_forward(stage, t_feats, rois) if self.cascade
+        out = (t_roi._bbox_forward(stage, t_feats, rois) if cascade
                else t_roi._bbox_forward(t_feats, rois))
         return out['cls_score']
 

@@ -298,9 +298,14 @@ def test_crosskd_and_cascade_build_errors(tmp_path):
     with pytest.raises(ValueError, match='must be a cascade'):
         MODELS.build(ConfigDict(_distiller_cfg('cascade_rcnn', t_path, t_ckpt,
                                                teacher_temperature=1.0)))
-    with pytest.raises(ValueError, match='teacher is a cascade but the student has one'):
+    with pytest.raises(ValueError, match=r'teacher is a 3-stage cascade but the student has one '
+                                         r'RoI stage: set model.teacher_roi_stage to the teacher '
+                                         r'stage in \[0, 3\) .*got None'):
         MODELS.build(ConfigDict(_distiller_cfg('faster_rcnn', c_path, c_ckpt,
                                                teacher_temperature=1.0)))
+    with pytest.raises(ValueError, match='this pair has no such choice'):
+        MODELS.build(ConfigDict(_distiller_cfg('faster_rcnn', t_path, t_ckpt,
+                                               teacher_temperature=1.0, teacher_roi_stage=0)))
     with pytest.raises(ValueError, match=r'roi_stages must list distinct stages in \[0, 3\)'):
         MODELS.build(ConfigDict(_distiller_cfg('cascade_rcnn', c_path, c_ckpt,
                                                teacher_temperature=1.0, roi_stages=[3])))

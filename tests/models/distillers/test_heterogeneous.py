@@ -19,6 +19,7 @@ from mmkdcal.models.distillers.heterogeneous import (calibrated_scores, feature_
                                                      pair_by_stride)
 
 from _detr_helpers import deformable_detr_model, detr_model
+from _families import tiny_model
 from _helpers import batch as _batch
 from _helpers import distiller as _distiller
 from _helpers import (faster_rcnn_model, gfl_model, last_checkpoint, retinanet_model, save_teacher,
@@ -189,6 +190,37 @@ def test_soft_targets_at_the_priors_the_student_assigns_to_a_planted_teacher_box
     assert torch.allclose(kw['weight'], torch.full((10, ), 2 / 3))
 
 
+# ---------------------------------------------------------------------------------- cascades
+def test_a_chosen_cascade_teacher_stage_classifies_the_students_rois(tmp_path):
+    c_path, c_ckpt, _ = save_teacher(tiny_model('cascade_rcnn'), tmp_path, 'cascade', seed=3)
+    model = _distiller(tiny_model('faster_rcnn'), c_path, c_ckpt, teacher_temperature=2.0,
+                       teacher_roi_stage=2,
+                       distill_losses=dict(loss_kd=dict(type='KDLoss', inputs='roi_cls')))
+    kd, student_rois, teacher_calls = [], [], []
+    model.distill_losses['loss_kd'].register_forward_hook(lambda m, args, out: kd.append(args[1]))
+    model.roi_head.bbox_roi_extractor.register_forward_hook(  # the RoIs the student classifies
+        lambda m, args, out: student_rois.append(args[1]))
+    t_roi = model.teacher.roi_head
+    t_forward = t_roi._bbox_forward
+
+    def teacher_spy(stage, x, rois):
+        out = t_forward(stage, x, rois)
+        teacher_calls.append((stage, rois, out['cls_score'], x))
+        return out
+
+    t_roi._bbox_forward = teacher_spy
+    model.train()
+    data = _batch(model, n=2, size=64)
+    model.loss(data['inputs'], data['data_samples'])
+    assert len(teacher_calls) == 1 and len(kd) == 1
+    stage, rois, logits, feats = teacher_calls[0]
+    assert stage == 2 and torch.equal(rois, student_rois[0])
+    assert torch.allclose(kd[0], logits / 2.0)
+    with torch.no_grad():  # the stage matters: stage 0 classifies the same RoIs otherwise
+        stage0 = t_forward(0, feats, rois)['cls_score']
+    assert not torch.allclose(stage0, logits, atol=1e-3)
+
+
 # ---------------------------------------------------------------------------------- trainings
 PRED = dict(loss_pc=dict(type='BinaryKDLoss', beta=2.0, inputs='pred_cls'),
             loss_pb=dict(type='BoxKDLoss', l1_weight=0.0, giou_weight=1.0, inputs='pred_box'))
@@ -200,14 +232,19 @@ PRED = dict(loss_pc=dict(type='BinaryKDLoss', beta=2.0, inputs='pred_cls'),
     (gfl_model(), faster_rcnn_model(), dict(loss_cwd=dict(type='CWDLoss', inputs='neck'))),
     (gfl_model(), faster_rcnn_model(), PRED),
     (faster_rcnn_model(), gfl_model(), dict(loss_pkd=dict(type='PKDLoss', inputs='neck'))),
+    (tiny_model('faster_rcnn'), tiny_model('cascade_rcnn'),
+     dict(loss_kd=dict(type='KDLoss', inputs='roi_cls'),
+          loss_pkd=dict(type='PKDLoss', inputs='neck'))),
 ], ids=['retina<-gfl-neck', 'retina<-gfl-pred', 'gfl<-frcnn-neck', 'gfl<-frcnn-pred',
-        'frcnn<-gfl-neck'])
+        'frcnn<-gfl-neck', 'frcnn<-cascade-stage2'])
 def test_two_iteration_training_saves_a_stock_student(tmp_path, student, teacher, losses):
     data = write_coco(str(tmp_path / 'data'), n_images=4)
     t_path, t_ckpt, _ = save_teacher(teacher, tmp_path)
     model = copy.deepcopy(student)
     model.update(type=f"Distill{student['type']}", teacher_config=t_path, teacher_ckpt=t_ckpt,
                  teacher_temperature=1.5, distill_losses=losses)
+    if 'roi_head' in teacher and teacher['roi_head']['type'] == 'CascadeRoIHead':
+        model['teacher_roi_stage'] = 2
     cfg = Config(train_config(model, data, max_iters=2))
     cfg.work_dir = str(tmp_path / 'work')
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
