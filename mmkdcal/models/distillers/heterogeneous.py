@@ -200,7 +200,9 @@ def teacher_detections(distiller, batch_inputs: Tensor, batch_data_samples) -> L
     for res in results:
         pred = res.pred_instances
         distiller._check_finite(pred.scores, 'detection scores')
-        dets.append(InstanceData(bboxes=pred.bboxes.float(), labels=pred.labels,
+        b = pred.bboxes.float()  # an untrained head can give x2 < x1: no area, not inverted
+        dets.append(InstanceData(bboxes=torch.cat([b[:, :2], torch.maximum(b[:, 2:], b[:, :2])],
+                                                  dim=1), labels=pred.labels,
                                  scores=calibrated_scores(distiller, pred.scores, pred.labels)))
     return dets
 

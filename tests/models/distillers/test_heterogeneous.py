@@ -235,8 +235,11 @@ PRED = dict(loss_pc=dict(type='BinaryKDLoss', beta=2.0, inputs='pred_cls'),
     (tiny_model('faster_rcnn'), tiny_model('cascade_rcnn'),
      dict(loss_kd=dict(type='KDLoss', inputs='roi_cls'),
           loss_pkd=dict(type='PKDLoss', inputs='neck'))),
+    (retinanet_model(), deformable_detr_model(),  # strides 16, 32 of 8, 16, 32; 32 wide
+     dict(PRED, loss_pkd=dict(type='PKDLoss', inputs='neck', student_channels=16,
+                              teacher_channels=32))),
 ], ids=['retina<-gfl-neck', 'retina<-gfl-pred', 'gfl<-frcnn-neck', 'gfl<-frcnn-pred',
-        'frcnn<-gfl-neck', 'frcnn<-cascade-stage2'])
+        'frcnn<-gfl-neck', 'frcnn<-cascade-stage2', 'retina<-deformable-detr'])
 def test_two_iteration_training_saves_a_stock_student(tmp_path, student, teacher, losses):
     data = write_coco(str(tmp_path / 'data'), n_images=4)
     t_path, t_ckpt, _ = save_teacher(teacher, tmp_path)
