@@ -154,15 +154,18 @@ def test_soft_targets_at_the_priors_the_student_assigns_to_a_planted_teacher_box
                        distill_losses=dict(
                            loss_pc=dict(type='BinaryKDLoss', inputs='pred_cls'),
                            loss_pb=dict(type='BoxKDLoss', giou_weight=1.0, inputs='pred_box')))
-    # calibration: sigmoid(logit(0.8) / 2) = 1 / (1 + sqrt(0.2 / 0.8)) = 2 / 3
-    assert calibrated_scores(model, torch.tensor([0.8]), torch.tensor([2])).item() == \
-        pytest.approx(2 / 3, abs=1e-6)
-    box = torch.tensor([[8., 8., 40., 40.]])
+    # calibration: sigmoid(logit(0.8) / 2) = 1 / (1 + sqrt(0.2 / 0.8)) = 2 / 3, and
+    # sigmoid(logit(0.2) / 2) = 1 / (1 + sqrt(0.8 / 0.2)) = 1 / 3
+    assert calibrated_scores(model, torch.tensor([0.8, 0.2]), torch.tensor([2, 0])).tolist() == \
+        pytest.approx([2 / 3, 1 / 3], abs=1e-6)
+    # image 0: box A, class 2, score 0.8; image 1: box B (A shifted 4 px right), class 0, 0.2
+    boxes = (torch.tensor([[8., 8., 40., 40.]]), torch.tensor([[12., 8., 44., 40.]]))
+    planted = ((boxes[0], 0.8, 2), (boxes[1], 0.2, 0))
 
     def predict(inputs, samples, rescale):
-        for s in samples:
-            s.pred_instances = InstanceData(bboxes=box.clone(), scores=torch.tensor([0.8]),
-                                            labels=torch.tensor([2]))
+        for s, (box, score, label) in zip(samples, planted):
+            s.pred_instances = InstanceData(bboxes=box.clone(), scores=torch.tensor([score]),
+                                            labels=torch.tensor([label]))
         return samples
 
     object.__setattr__(model.teacher, 'predict', predict)
@@ -172,22 +175,28 @@ def test_soft_targets_at_the_priors_the_student_assigns_to_a_planted_teacher_box
             with_kwargs=True)
     data = _batch(model, n=2, size=64)
     model.loss(data['inputs'], data['data_samples'])
-    # an 8 x 8 grid of 32 px anchors; IoU with the box: 1 at the anchor centred on (24, 24),
-    # 24*32 / (2*1024 - 24*32) = 0.6 one step (8 px) away along x or y (positive, >= 0.5),
-    # 24*24 / (2048 - 576) = 0.39 diagonally and 16*32 / (2048 - 512) = 0.33 two steps away
-    # (negative, < 0.4): 5 positives per image, none ignored, all 64 priors kept
+    # An 8 x 8 grid of 32 px anchors (grid cell (y, x) centred on (8x, 8y)); a box of size 32
+    # whose centre is (dx, dy) from an anchor's has IoU (32-|dx|)(32-|dy|) / (2048 - that);
+    # MaxIoUAssigner: positive >= 0.5, ignored in [0.4, 0.5), negative < 0.4.
+    # Box A (centre (24, 24)): IoU 1 at cell (3, 3), 0.6 one cell away along x or y (positive),
+    # 0.39 diagonally, 0.33 two cells away: 5 positives, none ignored, 64 rows kept.
+    # Box B (centre (28, 24)): 0.78 at cells (3, 3), (3, 4) (positive); 0.49 at (2, 3), (2, 4),
+    # (4, 3), (4, 4) and 0.45 at (3, 2), (3, 5) (ignored: no row); the rest below 0.31.
     (s_cls, t_cls), kw = seen['loss_pc']
-    assert s_cls.shape == t_cls.shape == (2 * 64, 3)
-    target = t_cls.sigmoid()
-    expected = torch.zeros(64, 3)
+    assert s_cls.shape == t_cls.shape == (64 + 58, 3)
+    image0 = torch.zeros(64, 3)
     for y, x in ((3, 3), (3, 2), (3, 4), (2, 3), (4, 3)):
-        expected[y * 8 + x, 2] = 2 / 3
-    assert torch.allclose(target, expected.repeat(2, 1), atol=1e-5)
-    assert kw['avg_factor'].item() == 10
+        image0[y * 8 + x, 2] = 2 / 3
+    image1 = torch.zeros(64, 3)
+    image1[[3 * 8 + 3, 3 * 8 + 4], 0] = 1 / 3
+    ignored = [y * 8 + x for y, x in ((2, 3), (2, 4), (4, 3), (4, 4), (3, 2), (3, 5))]
+    kept = [i for i in range(64) if i not in ignored]
+    assert torch.allclose(t_cls.sigmoid(), torch.cat([image0, image1[kept]]), atol=1e-5)
+    assert kw['avg_factor'].item() == 5 + 2
     (s_box, t_box), kw = seen['loss_pb']
-    assert s_box.shape == t_box.shape == (10, 4)
-    assert torch.equal(t_box, box.expand(10, 4))
-    assert torch.allclose(kw['weight'], torch.full((10, ), 2 / 3))
+    assert s_box.shape == t_box.shape == (7, 4)
+    assert torch.equal(t_box, torch.cat([boxes[0].expand(5, 4), boxes[1].expand(2, 4)]))
+    assert torch.allclose(kw['weight'], torch.tensor([2 / 3] * 5 + [1 / 3] * 2))
 
 
 # ---------------------------------------------------------------------------------- cascades
