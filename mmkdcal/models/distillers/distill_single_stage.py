@@ -70,8 +70,11 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
         student keyword arguments: The student detector (``backbone``, ``neck``, ``bbox_head``,
             ``train_cfg``, ``test_cfg``, ``data_preprocessor``, ``init_cfg`` and whatever its
             class takes, e.g. ``DistillRTMDet``'s ``use_syncbn``).
-        teacher_config: The teacher's config (file path, ``mmdet::`` path or model dict). Its
-            ``bbox_head`` must have the student's layout (strides, priors per location, classes).
+        teacher_config: The teacher's config (file path, ``mmdet::`` path or model dict). For
+            ``'cls'``/``'reg'``/CrossKD its ``bbox_head`` must have the student's layout
+            (strides, priors per location, classes); a teacher of another family (dense,
+            two-stage or DETR) allows ``'neck'`` by stride and ``'pred_cls'``/``'pred_box'``
+            (:mod:`.heterogeneous`).
         teacher_ckpt: The teacher's checkpoint (path or URL); required.
         teacher_temperature: Calibration temperature: ``None`` (fitted by
             ``TeacherCalibrationHook`` before training), a float, or one float per class.
