@@ -18,7 +18,11 @@ def test_the_distiller_of_each_student_class(student, want):
 
 
 @pytest.mark.parametrize('student, says', [
-    ('SOLO', 'SOLO has no distiller'),
+    ('SOLO', 'SOLO cannot be distilled: a single-stage instance segmentor .* Mask R-CNN'),
+    ('SparseRCNN', 'SparseRCNN cannot be distilled: .* no RPN .* Cascade R-CNN'),
+    ('CornerNet', 'CornerNet cannot be distilled: its corner-pooling .* CenterNet'),
+    ('DDQDETR', 'DDQDETR cannot be distilled: .* use DINO'),
+    ('Detectron2Wrapper', 'Detectron2Wrapper cannot be distilled: it runs a Detectron2 model'),
     ('DistillGFL', 'already a distiller'),
     ('NoSuchDetector', 'not a registered model class'),
 ])
