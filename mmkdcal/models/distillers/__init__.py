@@ -19,6 +19,7 @@ from .distiller_mixin import DistillerMixin, flatten_level_outputs, load_teacher
 from .head_semantics import (DenseHeadSemantics, dense_head_semantics, register_dense_head,
                              score_logits)
 from .taps import OutputTaps, single_call
+from .zoo import distiller_type
 
 __all__ = [
     'DETRDistillerMixin', 'DenseHeadSemantics', 'DistillATSS', 'DistillBatch',
@@ -29,5 +30,6 @@ __all__ = [
     'DistillTwoStageDetector', 'DistillVFNet', 'DistillYOLOX', 'DistillerMixin', 'OutputTaps',
     'single_call',
     'call_distill_loss', 'check_dense_head_layout', 'check_loss_input', 'dense_head_semantics',
-    'flatten_level_outputs', 'load_teacher_config', 'register_dense_head', 'score_logits'
+    'distiller_type', 'flatten_level_outputs', 'load_teacher_config', 'register_dense_head',
+    'score_logits'
 ]

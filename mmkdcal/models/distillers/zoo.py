@@ -1,0 +1,66 @@
+"""Which distiller a student model config takes; the families refused, each with its reason.
+
+A student of class ``X`` is distilled by ``DistillX`` when mmkdcal has it, else by the distiller
+of the nearest base class of ``X`` that has one (``DistillSingleStageDetector`` for a plain
+``SingleStageDetector`` such as SSD). The families that cannot be distilled are refused here, at
+build time, each with the reason and the nearest supported alternative.
+"""
+from typing import Dict
+
+from mmdet.registry import MODELS
+
+from .distiller_mixin import DistillerMixin
+
+__all__ = ['REFUSED_DETECTORS', 'distiller_type']
+
+#: Detector classes that no distiller takes: class name -> reason and alternative.
+_INST = ('a single-stage instance segmentor (its masks come from kernels or prototypes, not '
+         'from a box head) is not distilled yet; use Mask R-CNN or RTMDet as the student')
+_QUERY_ROI = ('its RoI head refines learned proposal boxes and features stage by stage, with no '
+              'RPN or sampled RoIs to pair with a teacher; use Cascade R-CNN, or DINO for queries')
+_PANOPTIC = ('its panoptic mask head has no box head to distil; use Mask R-CNN (instances) or '
+             'DINO (queries)')
+_GROUNDING = 'it detects from text prompts; use ATSS or DINO, which detect fixed classes'
+_OWN_KD = ('it is already a distiller with its own teacher; give its student config (GFL, PAA) '
+           'as the student')
+REFUSED_DETECTORS: Dict[str, str] = dict(
+    SOLO=_INST, SOLOv2=_INST, CondInst=_INST, BoxInst=_INST, YOLACT=_INST,
+    SparseRCNN=_QUERY_ROI, QueryInst=_QUERY_ROI, Mask2Former=_PANOPTIC, MaskFormer=_PANOPTIC,
+    PanopticFPN=_PANOPTIC, GLIP=_GROUNDING, GroundingDINO=_GROUNDING,
+    KnowledgeDistillationSingleStageDetector=_OWN_KD, LAD=_OWN_KD,
+    DDQDETR=('its dense-to-distinct queries change in number during training, so they cannot be '
+             'paired with a teacher\'s; use DINO'),
+    DABDETR=('its anchor-box queries have no distiller yet; use Conditional DETR or DINO'),
+    RPN=('a proposal network alone has no classes to distil; distil the two-stage detector that '
+         'uses it (Faster R-CNN)'),
+    TridentFasterRCNN=('its branches share weights and triple the RoIs, which the RoI pairing '
+                       'does not follow; use Faster R-CNN'),
+    CornerNet=('its corner-pooling heads pair corners by embeddings, with no per-prior class '
+               'scores to distil; use CenterNet'),
+    SoftTeacher='a semi-supervised teacher-student wrapper; distil its detector config instead',
+    Detectron2Wrapper='it runs a Detectron2 model; use the mmdet config of that detector')
+
+
+def distiller_type(model: dict) -> str:
+    """The registered distiller type for a student model config; ValueError with the reason
+    for a refused family.
+
+    Args:
+        model: The student's model config (its ``type`` is the detector class).
+    """
+    name = model['type']
+    if name in REFUSED_DETECTORS:
+        raise ValueError(f'{name} cannot be distilled: {REFUSED_DETECTORS[name]}')
+    student = MODELS.get(name)
+    if student is None:
+        raise ValueError(f'model.type {name!r} is not a registered model class.')
+    if isinstance(student, type) and issubclass(student, DistillerMixin):
+        raise ValueError(f'model.type {name!r} is already a distiller: give the student config.')
+    kinds = {cls.STUDENT_CLASS: key for key, cls in MODELS.module_dict.items()
+             if isinstance(cls, type) and issubclass(cls, DistillerMixin)
+             and cls.STUDENT_CLASS is not None and key == f'Distill{cls.STUDENT_CLASS.__name__}'}
+    for klass in student.__mro__:
+        if klass in kinds:
+            return kinds[klass]
+    raise ValueError(f'{name} has no distiller: mmkdcal distils single-stage and two-stage '
+                     'detectors and DETR-like detectors, and no base class of it is one.')
