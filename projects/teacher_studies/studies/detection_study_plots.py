@@ -3,7 +3,7 @@ import os
 import os.path as osp
 from typing import Any, Dict, Optional
 
-__all__ = ['plot_dece_vs_student', 'plot_gain']
+__all__ = ['plot_calibrators', 'plot_dece_vs_student', 'plot_gain']
 
 _KD, _KD_CAL = '#1f77b4', '#ff7f0e'
 _DIRECTION = dict(over='#d62728', under='#2b6cb0')

@@ -23,8 +23,7 @@ __all__ = ['TEACHER_METRICS', 'CORRELATION_SETS', 'GAIN_PREDICTORS', 'CALIBRATOR
 #: Teacher metrics (calib split) correlated with the students: key -> label.
 TEACHER_METRICS = dict(map='teacher mAP', dece='teacher D-ECE',
                        dece_over='D-ECE, over-confident part',
-                       dece_under='D-ECE, under-confident part', t_nll='fitted T (NLL)',
-                       laece='teacher LaECE')
+                       dece_under='D-ECE, under-confident part', t_nll='fitted T (NLL)')
 #: Correlation sets: key -> (label, student column, teachers included: None = all, or a family).
 CORRELATION_SETS = {
     'kd': ('all teachers, KD student mAP', 'kd_map', None),
@@ -101,7 +100,7 @@ def teacher_rows(results: Dict[str, Any]) -> List[Dict[str, Any]]:
             val_map=t['val']['map'], dece=cal['before']['dece'],
             dece_over=cal['before']['dece_over'], dece_under=cal['before']['dece_under'],
             nll=cal['before']['nll'], dece_thr=cal['before_thr']['dece'],
-            laece=ms['calibrators']['temperature']['before']['laece'],
+            laece=ms.get('calibrators', {}).get('temperature', {}).get('before', {}).get('laece'),
             num_dets=cal['before']['num_dets'], dece_val=val['before']['dece'],
             **{f't_{o}': temps[o] for o in temps},
             **{f'dece_cal_{o}': cal['after'][o]['dece'] for o in temps},
