@@ -243,10 +243,10 @@ class DetStudyConfig:
 MODES = {
     'quick': dict(data=dict(n_train=48, n_calib=24, n_val=24), teacher_iters=32,
                   student_iters=16, batch=8, seeds=[0], objective_teachers=0,
-                  objective_seeds=[], score_thr=0.0, n_boot=2000),
+                  objective_seeds=[], score_thr=0.0, n_boot=2000, long_teachers=2),
     'full': dict(data=dict(), teacher_iters=400, student_iters=200, batch=None,
                  seeds=[0, 1, 2], objective_teachers=3, objective_seeds=[0, 1, 2],
-                 score_thr=0.05, n_boot=10000),
+                 score_thr=0.05, n_boot=10000, long_teachers=4),
 }
 
 
