@@ -3,7 +3,7 @@ import os
 import os.path as osp
 from typing import Any, Dict, Optional
 
-__all__ = ['plot_dece_vs_student', 'plot_gain']
+__all__ = ['plot_calibrators', 'plot_dece_vs_student', 'plot_gain']
 
 _KD, _KD_CAL = '#1f77b4', '#ff7f0e'
 _DIRECTION = dict(over='#d62728', under='#2b6cb0')
@@ -137,3 +137,40 @@ def plot_gain(results: Dict[str, Any], path: str) -> str:
                  f'mean over teachers {mean}{ci}\nerror bars: 95% t interval over '
                  f'{n_seeds} paired seed(s)', fontsize=10)
     return _save(fig, path)
+
+
+def plot_calibrators(results: Dict[str, Any], path: str) -> str:
+    """Student val mAP per teacher and arm (raw KD, each calibrator), mean over seeds with each
+    seed as a dot; dashed: the no-KD student of the teacher's family (mean over seeds).
+
+    Args:
+        results: Output of ``summarize`` (``calibrator_comparison``).
+        path: PNG file to write.
+    """
+    import matplotlib.pyplot as plt
+
+    rows = results.get('calibrator_comparison', {}).get('teachers', [])
+    arms = ['raw'] + [c for c in ('temperature', 'class_temperature', 'platt', 'isotonic',
+                                  'auto') if any(c in r['arms'] for r in rows)]
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(rows) + 2), 4.5), layout='constrained')
+    width = 0.8 / len(arms)
+    for j, arm in enumerate(arms):
+        for i, r in enumerate(rows):
+            a = r['raw'] if arm == 'raw' else r['arms'].get(arm)
+            if not a or a['mean'] is None:
+                continue
+            x = i - 0.4 + (j + 0.5) * width
+            ax.bar(x, a['mean'], width, color=f'C{j}', label=arm if i == 0 else None)
+            ax.plot([x] * len(a['maps']), list(a['maps'].values()), 'k.', ms=3)
+    for i, r in enumerate(rows):
+        if r['floor']['mean'] is not None:
+            ax.plot([i - 0.45, i + 0.45], [r['floor']['mean']] * 2, 'k--', lw=1)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([f"{r['teacher']}\n({r['direction']})" for r in rows], rotation=45,
+                       ha='right', fontsize=7)
+    ax.set_ylabel('student val mAP')
+    ax.set_title('KD student by teacher calibrator (dashed: no-KD student)')
+    ax.legend(fontsize=7, ncol=3)
+    out = _save(fig, path)
+    plt.close(fig)
+    return out

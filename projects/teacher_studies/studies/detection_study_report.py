@@ -147,6 +147,56 @@ def reading(results: Dict[str, Any]) -> List[str]:
     return out
 
 
+def _calibrator_section(comp: Dict[str, Any], title: str) -> List[str]:
+    """The calibrator comparison's tables (``calibrator_comparison`` of the summary)."""
+    cals = [c for c in ('temperature', 'class_temperature', 'platt', 'isotonic', 'auto')
+            if any(c in r['arms'] for r in comp['teachers'])]
+    lines = [f'## {title}', '']
+    if 'gfl_floor' in comp:
+        g = comp['gfl_floor']
+        lines += [f"No-KD GFL student: {_f(g['mean'])} (reached 0.30: {g['reached_030']}).", '']
+    lines += ['Student val mAP (mean over seeds; gain over raw KD in brackets).', '',
+              '| teacher | dir. | auto chose | no KD | raw KD | '
+              + ' | '.join(cals) + ' |', '|---|---|---|---|---|' + '---|' * len(cals)]
+    for r in comp['teachers']:
+        cells = [f"{_f(r['arms'][c]['mean'])} ({_f(r['arms'][c]['gain']['mean'], '+.4f')})"
+                 if c in r['arms'] else 'n/a' for c in cals]
+        lines.append(f"| {r['teacher']} | {r['direction']} | {r['auto_choice']} | "
+                     f"{_f(r['floor']['mean'])} | {_f(r['raw']['mean'])} | "
+                     + ' | '.join(cells) + ' |')
+    lines += ['', 'Calibration (D-ECE / LaECE): calib before; after on calib, on the fitting '
+              'half, on the held-out half, on val.', '',
+              '| teacher | calibrator | calib before | calib after | fit half after | '
+              'held-out half after | val after |', '|---|---|---|---|---|---|---|']
+    for r in comp['teachers']:
+        for c in cals:
+            if c not in r['arms']:
+                continue
+            v = r['arms'][c]['calibration']
+            cell = [f"{_f(v[f'dece_{k}'])} / {_f(v[f'laece_{k}'])}" for k in (
+                'calib_before', 'calib_after', 'fit_after', 'heldout_after', 'val_after')]
+            lines.append(f"| {r['teacher']} | {c} | " + ' | '.join(cell) + ' |')
+    lines += ['', 'Mean gain over raw KD per calibrator (bootstrap 95% CI over teachers; '
+              'best: teachers where it gives the best student).', '',
+              '| teachers | ' + ' | '.join(cals) + ' | best |', '|---|' + '---|' * (len(cals) + 1)]
+    for group, g in comp['ranking'].items():
+        lines.append(f'| {group} | ' + ' | '.join(
+            f"{_f(g[c]['mean'], '+.4f')} {_ci(g[c]['ci95_low'], g[c]['ci95_high'], '+.4f')} "
+            f"(best {g[c]['best_count']})" for c in cals) + f" | {g['best']} |")
+    lines += ['', '| arm | teacher metric | vs student mAP | vs gain over raw KD |',
+              '|---|---|---|---|']
+    for arm, preds in comp['correlations'].items():
+        for pred, ys in preds.items():
+            lines.append(f'| {arm} | {pred} | '
+                         + (' | '.join(_corr_cell(ys[y]).split(' | ')[0] if y in ys else 'n/a'
+                                       for y in ('map', 'gain'))) + ' |')
+    av = comp['auto_vs_temperature']
+    lines += ['', f"auto vs temperature (paired seeds): auto loses on average for "
+              f"{av['teachers_lost'] or 'no teacher'}; with the 95% interval below 0 for "
+              f"{av['teachers_lost_ci'] or 'no teacher'}.", '']
+    return lines
+
+
 def write_markdown(results: Dict[str, Any], path: str,
                    figures: Sequence[str] = ()) -> str:
     """Write the study report.
@@ -300,6 +350,12 @@ def write_markdown(results: Dict[str, Any], path: str,
                               f"{_ci(d['ci95_low'], d['ci95_high'], '+.4f')} ({d['pairs']} "
                               'pairs)' for o, d in ob['vs_nll'].items()) + '.', '',
                   f"**Decision (by the data): {ob['decision']}.**", '']
+    for key, title in (('calibrator_comparison', 'Calibrators: students and calibration'),
+                       ('long_arm', 'Long schedule arm')):
+        if key in results:
+            lines += _calibrator_section(results[key], title)
+    if len(figures) >= 3:
+        lines += [f'![student mAP by calibrator]({figures[2]})', '']
     if len(figures) >= 2:
         lines += ['## Figures', '', f'![teacher D-ECE vs student mAP]({figures[0]})', '',
                   f'![gain of calibrating, sorted by T]({figures[1]})', '']

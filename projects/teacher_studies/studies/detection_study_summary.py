@@ -4,8 +4,11 @@ From the raw records of :func:`~.detection_teacher_study.run_study`: one row per
 teacher (its calib-split metrics and its students' val mAP), the correlations of the teacher
 metrics with the KD student's mAP (Pearson and Spearman with bootstrap 95% intervals, teachers
 resampled), the per-teacher gain of calibrating (KD+cal - KD, paired by seed, t interval over
-seeds), its dependence on the direction of miscalibration, and the NLL vs ACE vs ECE comparison
-of the temperature objective.
+seeds), its dependence on the direction of miscalibration, the NLL vs ACE vs ECE comparison
+of the temperature objective, and the calibrator comparison (temperature, per-class
+temperature, Platt, isotonic, auto: teacher D-ECE / LaECE before and after against the
+student's mAP and its gain over raw KD, the best calibrator per direction, auto vs
+temperature), on the study's schedule and on the long one.
 """
 import math
 from typing import Any, Dict, List, Optional, Sequence
@@ -14,7 +17,8 @@ import numpy as np
 
 from .statistics import bootstrap_mean_ci, correlation_with_ci, mean_ci
 
-__all__ = ['TEACHER_METRICS', 'CORRELATION_SETS', 'GAIN_PREDICTORS', 'teacher_rows', 'summarize']
+__all__ = ['TEACHER_METRICS', 'CORRELATION_SETS', 'GAIN_PREDICTORS', 'CALIBRATORS',
+           'CAL_METRICS', 'teacher_rows', 'calibrator_comparison', 'summarize']
 
 #: Teacher metrics (calib split) correlated with the students: key -> label.
 TEACHER_METRICS = dict(map='teacher mAP', dece='teacher D-ECE',
@@ -32,6 +36,18 @@ CORRELATION_SETS = {
 GAIN_PREDICTORS = dict(log_t_nll='log fitted T (NLL)',
                        dece_signed='D-ECE over - under (signed miscalibration)',
                        dece='teacher D-ECE')
+#: The calibrators compared, in table order.
+CALIBRATORS = ('temperature', 'class_temperature', 'platt', 'isotonic', 'auto')
+#: Calibrator -> the variant of its KD students (the ``temperature`` calibrator, fitted by NLL
+#: on TP targets, is the NLL temperature of the objective arms).
+CAL_VARIANTS = dict(temperature='nll', class_temperature='class_temperature', platt='platt',
+                    isotonic='isotonic', auto='auto')
+#: Calibration metrics of the calibrator comparison: key -> label.
+CAL_METRICS = dict(dece='D-ECE', laece='LaECE')
+#: Teacher metrics correlated with an arm's students: key -> label (``after``: after the
+#: arm's calibrator, on the calib split; the raw arm has the ``raw`` ones only).
+CAL_PREDICTORS = dict(dece_raw='raw D-ECE', laece_raw='raw LaECE', dece_after='D-ECE after',
+                      laece_after='LaECE after')
 
 
 def _mean_std(values: Sequence[float]) -> Dict[str, Optional[float]]:
@@ -41,11 +57,12 @@ def _mean_std(values: Sequence[float]) -> Dict[str, Optional[float]]:
 
 
 def _maps(students: Sequence[Dict[str, Any]], teacher: Optional[str], variant: str,
-          family: Optional[str] = None) -> Dict[int, float]:
+          family: Optional[str] = None, schedule: str = 'short') -> Dict[int, float]:
     """Seed -> val mAP of the students of one teacher (or of a family's no-KD students)."""
     return {s['seed']: s['map'] for s in students
             if s['teacher'] == teacher and s['variant'] == variant
-            and (family is None or s['family'] == family)}
+            and (family is None or s['family'] == family)
+            and s.get('schedule', 'short') == schedule}
 
 
 def teacher_rows(results: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -55,7 +72,8 @@ def teacher_rows(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     ``dece``, ``dece_over``, ``dece_under``, ``nll`` and ``dece_thr`` (detections scoring
     at least the report threshold), ``t_nll``, ``t_ace``, ``t_ece``, ``dece_cal_<obj>`` (calib
     D-ECE after that objective's T) and ``dece_val_<obj>`` / ``dece_val`` (held-out val split);
-    ``val_map`` (teacher on val); ``dece_signed`` (over - under, which equals the mean score
+    ``val_map`` (teacher on val); ``laece`` (calib, before calibration); ``dece_signed``
+    (over - under, which equals the mean score
     minus the precision of the calib detections); ``direction`` (``'over'`` if
     ``dece_signed > 0``: the scores exceed the precision on average); ``log_t_nll``; the
     students: ``kd_maps`` / ``kd_cal_maps`` (seed -> mAP), ``kd_map`` / ``kd_cal_map`` (+
@@ -82,6 +100,7 @@ def teacher_rows(results: Dict[str, Any]) -> List[Dict[str, Any]]:
             val_map=t['val']['map'], dece=cal['before']['dece'],
             dece_over=cal['before']['dece_over'], dece_under=cal['before']['dece_under'],
             nll=cal['before']['nll'], dece_thr=cal['before_thr']['dece'],
+            laece=ms.get('calibrators', {}).get('temperature', {}).get('before', {}).get('laece'),
             num_dets=cal['before']['num_dets'], dece_val=val['before']['dece'],
             **{f't_{o}': temps[o] for o in temps},
             **{f'dece_cal_{o}': cal['after'][o]['dece'] for o in temps},
@@ -165,6 +184,150 @@ def _objective_comparison(rows: List[Dict[str, Any]], students: Sequence[Dict[st
                 decision=decision, default=default)
 
 
+def _calibration_views(rec: Dict[str, Any]) -> Dict[str, Optional[float]]:
+    """D-ECE and LaECE of one fitted calibrator (a ``measure.json`` ``calibrators`` entry):
+    ``<metric>_<view>`` for views ``calib_before`` / ``calib_after`` (fitted on all of the
+    calib split), ``fit_after`` (fitted on half of its images, on that half), ``heldout_before``
+    / ``heldout_after`` (on the other half) and ``val_before`` / ``val_after`` (the fit on all
+    of calib, on val). For ``auto`` the half rows are those of the candidate it chose."""
+    row = next((r for r in rec.get('splits', []) if r['name'] == rec['chosen']
+                and 'heldout_after' in r), None)
+    val = rec.get('other', {}).get('val')
+    out: Dict[str, Optional[float]] = {}
+    for m in CAL_METRICS:
+        out[f'{m}_calib_before'] = rec['before'].get(m)
+        out[f'{m}_calib_after'] = rec['after'].get(m)
+        for view in ('fit_after', 'heldout_before', 'heldout_after'):
+            out[f'{m}_{view}'] = row[view].get(m) if row else None
+        for view in ('before', 'after'):
+            out[f'{m}_val_{view}'] = val[view].get(m) if val else None
+    return out
+
+
+def _paired(a: Dict[int, float], b: Dict[int, float]) -> Dict[int, float]:
+    """Seed -> a - b over the seeds both have."""
+    return {s: a[s] - b[s] for s in sorted(set(a) & set(b))}
+
+
+def calibrator_comparison(results: Dict[str, Any], schedule: str = 'short',
+                          teachers: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Students per calibrator, next to raw KD and the no-KD floor, and their statistics.
+
+    Args:
+        results: Raw results (``teachers`` with their ``measure``, ``students``, ``config``).
+        schedule: ``'short'`` (the study's students) or ``'long'`` (the long arm).
+        teachers: Only these teachers (None: all).
+
+    Returns:
+        dict: ``schedule``; ``teachers``: per teacher ``teacher``, ``family``, ``direction``,
+        ``dece_signed``, ``auto_choice``, ``floor`` / ``raw`` (``maps`` seed -> mAP, ``mean``,
+        ``std``), ``raw_calibration`` (calib D-ECE, LaECE before), and ``arms[calibrator]``
+        (``variant``, ``maps``, ``mean``, ``std``, ``gains`` seed -> arm - raw KD, ``gain``
+        (:func:`~.statistics.mean_ci`), ``vs_floor``, ``calibration``
+        (:func:`_calibration_views`), ``describe``); ``correlations[arm][predictor][y]``
+        (:func:`~.statistics.correlation_with_ci` over teachers of :data:`CAL_PREDICTORS`
+        against ``map`` (the arm's mean student mAP) and ``gain`` (its mean gain over raw
+        KD)); ``ranking[group][calibrator]`` for groups ``all`` / ``over`` / ``under``
+        (bootstrap mean of the per-teacher mean gains, ``best_count``: teachers where it has
+        the highest mean student mAP of the calibrators, ties counting for each) and
+        ``ranking[group]['best']`` (the largest mean gain); ``auto_vs_temperature``
+        (per teacher the paired differences auto - temperature, ``loses``: a mean below 0,
+        ``loses_ci``: its 95% t interval below 0; ``ever_loses``, ``teachers_lost``).
+    """
+    n_boot = int(results['config'].get('n_boot', 10000))
+    students = results['students']
+    rows = []
+    for t in results['teachers']:
+        if teachers is not None and t['name'] not in teachers:
+            continue
+        ms = t['measure']
+        before = ms['splits']['calib']['before']
+        cals = ms.get('calibrators', {})
+        signed = before['dece_over'] - before['dece_under']
+        floor = _maps(students, None, 'none', t['family'], schedule)
+        raw = _maps(students, t['name'], 'raw', schedule=schedule)
+        row: Dict[str, Any] = dict(
+            teacher=t['name'], family=t['family'], dece_signed=signed,
+            direction='over' if signed > 0 else 'under',
+            auto_choice=cals['auto']['chosen'] if 'auto' in cals else None,
+            floor=dict(maps=floor, **_mean_std(list(floor.values()))),
+            raw=dict(maps=raw, **_mean_std(list(raw.values()))),
+            raw_calibration={m: cals['temperature']['before'].get(m) if cals else None
+                             for m in CAL_METRICS}, arms={})
+        for c in CALIBRATORS:
+            if c not in cals:
+                continue
+            maps = _maps(students, t['name'], CAL_VARIANTS[c], schedule=schedule)
+            gains = _paired(maps, raw)
+            d = list(_paired(maps, floor).values())
+            row['arms'][c] = dict(variant=CAL_VARIANTS[c], maps=maps,
+                                  **_mean_std(list(maps.values())), gains=gains,
+                                  gain=mean_ci(list(gains.values())),
+                                  vs_floor=float(np.mean(d)) if d else None,
+                                  calibration=_calibration_views(cals[c]),
+                                  describe=cals[c].get('describe'))
+        rows.append(row)
+    arms = [c for c in CALIBRATORS if any(c in r['arms'] for r in rows)]
+    correlations: Dict[str, Any] = {}
+    for arm in ('raw', ) + tuple(arms):
+        out: Dict[str, Any] = {}
+        for pred in CAL_PREDICTORS:
+            if arm == 'raw' and pred.endswith('_after'):
+                continue
+            for y in ('map', 'gain'):
+                if arm == 'raw' and y == 'gain':
+                    continue
+                pts = []
+                for r in rows:
+                    a = r['raw'] if arm == 'raw' else r['arms'].get(arm)
+                    if a is None:
+                        continue
+                    m = pred.split('_')[0]
+                    xv = (r['raw_calibration'][m] if pred.endswith('_raw') else
+                          a['calibration'][f'{m}_calib_after'])
+                    yv = a['mean'] if y == 'map' else a['gain']['mean']
+                    if xv is not None and yv is not None and np.isfinite(xv):
+                        pts.append((xv, yv))
+                if len(pts) >= 3:
+                    out.setdefault(pred, {})[y] = dict(
+                        correlation_with_ci([p[0] for p in pts], [p[1] for p in pts],
+                                            n_boot=n_boot, seed=0),
+                        teachers=len(pts))
+        correlations[arm] = out
+    ranking: Dict[str, Any] = {}
+    for group in ('all', 'over', 'under'):
+        sel = [r for r in rows if group == 'all' or r['direction'] == group]
+        g: Dict[str, Any] = {}
+        for c in arms:
+            means = [r['arms'][c]['gain']['mean'] for r in sel
+                     if c in r['arms'] and r['arms'][c]['gain']['mean'] is not None]
+            best = 0
+            for r in sel:
+                m = {k: a['mean'] for k, a in r['arms'].items() if a['mean'] is not None}
+                if c in m and m[c] == max(m.values()):
+                    best += 1
+            g[c] = dict(bootstrap_mean_ci(means, n_boot=n_boot, seed=0) if means else
+                        dict(n=0, mean=None, ci95_low=None, ci95_high=None),
+                        best_count=best, teachers=len(sel))
+        scored = [c for c in arms if g[c]['mean'] is not None]
+        g['best'] = max(scored, key=lambda c: g[c]['mean']) if scored else None
+        ranking[group] = g
+    versus = []
+    for r in rows:
+        if 'auto' not in r['arms'] or 'temperature' not in r['arms']:
+            continue
+        d = _paired(r['arms']['auto']['maps'], r['arms']['temperature']['maps'])
+        ci = mean_ci(list(d.values()))
+        versus.append(dict(teacher=r['teacher'], choice=r['auto_choice'], diffs=d, **ci,
+                           loses=ci['mean'] is not None and ci['mean'] < 0,
+                           loses_ci=ci['ci95_high'] is not None and ci['ci95_high'] < 0))
+    return dict(schedule=schedule, teachers=rows, correlations=correlations, ranking=ranking,
+                auto_vs_temperature=dict(
+                    teachers=versus, ever_loses=any(v['loses'] for v in versus),
+                    teachers_lost=[v['teacher'] for v in versus if v['loses']],
+                    teachers_lost_ci=[v['teacher'] for v in versus if v['loses_ci']]))
+
+
 def summarize(results: Dict[str, Any]) -> Dict[str, Any]:
     """Add the table, correlations, gains and the objective comparison to the raw results.
 
@@ -174,7 +337,10 @@ def summarize(results: Dict[str, Any]) -> Dict[str, Any]:
     :data:`CORRELATION_SETS`), ``gain`` (``all`` / ``over`` / ``under``:
     :func:`~.statistics.bootstrap_mean_ci` of the per-teacher mean gains, plus
     the teacher counts and how many gains are positive), ``gain_correlations`` (predictor of
-    :data:`GAIN_PREDICTORS` -> correlation with the per-teacher gain) and ``objectives``.
+    :data:`GAIN_PREDICTORS` -> correlation with the per-teacher gain), ``objectives``,
+    ``calibrator_comparison`` (:func:`calibrator_comparison`, when the measurements have
+    calibrators) and ``long_arm`` (the same on the long schedule's students and teachers, plus
+    ``gfl_floor``: the no-KD GFL student's maps, mean and whether it reached 0.30).
 
     Args:
         results: Output of ``run_study`` (modified in place).
@@ -222,6 +388,15 @@ def summarize(results: Dict[str, Any]) -> Dict[str, Any]:
         gain_corr = {k: correlation_with_ci([r[k] for r in gained],
                                             [r['gain']['mean'] for r in gained],
                                             n_boot=n_boot, seed=0) for k in GAIN_PREDICTORS}
+    if 'calibrators' in results['teachers'][0]['measure']:
+        results['calibrator_comparison'] = calibrator_comparison(results)
+    if any(s.get('schedule') == 'long' for s in students):
+        long = calibrator_comparison(results, 'long', results.get('long_teachers'))
+        gfl = _maps(students, None, 'none', 'gfl', 'long')
+        long['gfl_floor'] = dict(maps=gfl, **_mean_std(list(gfl.values())))
+        long['gfl_floor']['reached_030'] = (long['gfl_floor']['mean'] is not None
+                                            and long['gfl_floor']['mean'] >= 0.30)
+        results['long_arm'] = long
     results.update(teacher_table=rows, floors=floors, correlations=correlations, gain=gain,
                    gain_correlations=gain_corr,
                    objectives=_objective_comparison(

@@ -1,18 +1,28 @@
-"""Measure one trained detector as a teacher: D-ECE and its direction, and its temperatures.
+"""Measure one trained detector as a teacher: D-ECE and its direction, its temperatures and
+its calibrators.
 
 One pass of the detector over each split collects its detections matched to ground truth
 (:func:`mmkdcal.engine.collect_calibration_data`, ``fit_on='detections'``, as
 ``tools/calibrate.py`` and ``TeacherCalibrationHook`` do); on the first split a temperature is
 fitted for each objective (:func:`mmkdcal.engine.fit_and_report`: NLL, ACE, ECE), and on every
 split the D-ECE, its over- and under-confident parts and the binary NLL are reported before and
-after each temperature. The detections are saved, so every number can be recomputed.
+after each temperature. On the first split, each calibrator (temperature, per-class
+temperature, Platt, isotonic and ``auto``) is also fitted by the same ``fit_and_report``, whose
+report gives D-ECE and LaECE before and after on all of that split and, fitted on one half of
+its images, on that half and on the held-out other half; every other split is reported after
+the calibrator fitted on the first (:func:`mmkdcal.engine.calibration_report`). Each fitted
+state is saved, so that a KD run uses exactly it
+(:class:`~.given_calibrator.GivenTeacherCalibratorHook`). The detections are saved, so every
+number can be recomputed.
 
     python -m projects.teacher_studies.studies.detection_teacher_measure CONFIG CKPT --out DIR \\
         [--splits calib val] [--map-splits calib] [--objectives nll ace ece] \\
+        [--calibrators temperature class_temperature platt isotonic auto] [--target tp] \\
         [--cfg-options ...]
 
-Writes ``DIR/measure.json``, ``DIR/detections.npz`` (``<split>_logits``, ``<split>_matched``)
-and, per objective, ``DIR/calibration_<objective>.json`` / ``.png`` (reliability diagrams).
+Writes ``DIR/measure.json``, ``DIR/detections.npz`` (``<split>_logits``, ``<split>_matched``),
+per objective ``DIR/calibration_<objective>.json`` / ``.png`` (reliability diagrams) and per
+calibrator ``DIR/calibrator_<name>.json`` / ``.png`` (its report) and ``.pt`` (its state).
 """
 import argparse
 import json
@@ -24,8 +34,13 @@ import numpy as np
 
 from mmkdcal.calibration import OBJECTIVES, detection_ece_over_under
 
-__all__ = ['OBJECTIVES', 'coco_map', 'dece_over_under', 'detection_summary', 'measure_teacher',
-           'main']
+__all__ = ['OBJECTIVES', 'CALIBRATORS', 'MEASURE_VERSION', 'coco_map', 'dece_over_under',
+           'detection_summary', 'measure_teacher', 'main']
+
+#: The calibrators fitted on the first split (``mmkdcal.engine.calibrator_names()``).
+CALIBRATORS = ('temperature', 'class_temperature', 'platt', 'isotonic', 'auto')
+#: Version of ``measure.json``'s content: a finished measurement of another version is redone.
+MEASURE_VERSION = 2
 
 
 def dece_over_under(scores: Any, matched: Any, n_bins: int = 10) -> Tuple[float, float, float]:
@@ -116,8 +131,11 @@ def measure_teacher(config: str,
                     score_thr: float = 0.05,
                     iou_thr: float = 0.5,
                     n_bins: int = 10,
-                    report_score_thr: float = 0.3) -> Dict[str, Any]:
-    """Collect detections on ``splits``, fit one temperature per objective on the first split.
+                    report_score_thr: float = 0.3,
+                    calibrators: Sequence[str] = CALIBRATORS,
+                    target: str = 'tp') -> Dict[str, Any]:
+    """Collect detections on ``splits``; on the first split fit one temperature per objective
+    and each calibrator.
 
     Args:
         config: The detector's config file (a plain detector, not a distiller).
@@ -132,12 +150,14 @@ def measure_teacher(config: str,
         n_bins: Confidence bins of every D-ECE.
         report_score_thr: Also report every split with the detections whose scaled score is
             at least this (the ``DetectionCalibrationMetric`` view).
+        calibrators: Calibrators fitted on the first split (subset of :data:`CALIBRATORS`).
+        target: Their fit target, ``'tp'`` or ``'iou'`` (``fit_and_report``).
 
     Returns:
-        dict: ``temperatures`` (objective -> T), ``map`` (split -> mAP), per split
+        dict: ``version``, ``temperatures`` (objective -> T), ``map`` (split -> mAP), per split
         ``splits[name]`` with ``before`` / ``before_thr`` and, per objective,
-        ``after[objective]`` / ``after_thr[objective]`` (see :func:`detection_summary`), and
-        the settings.
+        ``after[objective]`` / ``after_thr[objective]`` (see :func:`detection_summary`),
+        ``calibrators[name]`` (:func:`_fit_calibrators`), and the settings.
     """
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
@@ -152,6 +172,9 @@ def measure_teacher(config: str,
     if bad or not objectives:
         raise ValueError(f'objectives must be a non-empty subset of {OBJECTIVES}, got '
                          f'{list(objectives)}.')
+    if [c for c in calibrators if c not in CALIBRATORS] or target not in ('tp', 'iou'):
+        raise ValueError(f'calibrators must be a subset of {CALIBRATORS} and target tp or iou, '
+                         f'got {list(calibrators)} and {target!r}.')
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -183,10 +206,11 @@ def measure_teacher(config: str,
                                 n_bins=n_bins, out_dir=out_dir,
                                 prefix=f'calibration_{objective}')
         temperatures[objective] = float(report['temperature'])
+    fitted = _fit_calibrators(data, fit_split, calibrators, target, n_bins, out_dir)
     result: Dict[str, Any] = dict(
-        config=config, checkpoint=checkpoint, fit_split=fit_split, score_thr=score_thr,
-        iou_thr=iou_thr, n_bins=n_bins, report_score_thr=report_score_thr,
-        temperatures=temperatures, splits={},
+        version=MEASURE_VERSION, config=config, checkpoint=checkpoint, fit_split=fit_split,
+        score_thr=score_thr, iou_thr=iou_thr, n_bins=n_bins, report_score_thr=report_score_thr,
+        temperatures=temperatures, target=target, calibrators=fitted, splits={},
         map={s: coco_map(model, cfg[f'{s}_dataloader']) for s in map_splits})
     for split in splits:
         z, m = arrays[f'{split}_logits'], arrays[f'{split}_matched']
@@ -199,6 +223,69 @@ def measure_teacher(config: str,
     with open(osp.join(out_dir, 'measure.json'), 'w') as f:
         json.dump(result, f, indent=1)
     return result
+
+
+def _same_state(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
+    """Whether two calibrator states are identical (names, lists and tensors, bit for bit)."""
+    import torch
+
+    if set(a) != set(b):
+        return False
+    for k, v in a.items():
+        w = b[k]
+        if isinstance(v, torch.Tensor) or isinstance(w, torch.Tensor):
+            if not (isinstance(v, torch.Tensor) and isinstance(w, torch.Tensor)
+                    and v.dtype == w.dtype and torch.equal(v, w)):
+                return False
+        elif v != w:
+            return False
+    return True
+
+
+def _fit_calibrators(data: Dict[str, Any], fit_split: str, calibrators: Sequence[str],
+                     target: str, n_bins: int, out_dir: str) -> Dict[str, Any]:
+    """Fit each calibrator on ``data[fit_split]`` and report it on every split.
+
+    Returns:
+        dict: name -> ``chosen`` (the calibrator; for ``auto`` the one it chose),
+        ``describe``, ``temperature`` (temperature calibrators), ``state_file`` / ``sha256``
+        (the saved state), ``same_state_as`` (``auto`` only: the calibrator whose fitted state
+        is bit-identical to auto's, or None), ``before`` / ``after`` (on all of the fitting
+        split: ``dece``, ``dece_over``, ``dece_under``, ``laece``, ``nll`` ...), ``splits``
+        (``fit_and_report``'s half-split rows: ``fit_before``, ``fit_after``,
+        ``heldout_before``, ``heldout_after`` per candidate) and ``other[split]`` with
+        ``before`` / ``after`` on every other split.
+    """
+    from mmkdcal.engine import calibration_report, fit_and_report
+    from mmkdcal.engine.teacher_calibration import describe_calibrator, jsonable
+
+    from .given_calibrator import save_calibrator_state
+
+    out, states = {}, {}
+    for name in calibrators:
+        report = fit_and_report(data[fit_split], 'detections', objective='nll', n_bins=n_bins,
+                                out_dir=out_dir, prefix=f'calibrator_{name}', calibrator=name,
+                                target=target, seed=0)
+        state = states[name] = report['state']
+        same = None
+        if name == 'auto':
+            same = next((c for c, s in states.items()
+                         if c != 'auto' and _same_state(s, state)), None)
+        path = osp.join(out_dir, f'calibrator_{name}.pt')
+        sha = save_calibrator_state(state, path)
+        rec = dict(chosen=report['calibrator'], describe=describe_calibrator(report),
+                   state_file=path, sha256=sha, same_state_as=same,
+                   before=report['before'], after=report['after'],
+                   splits=jsonable(report['splits']), other={})
+        if 'temperature' in report:
+            rec['temperature'] = report['temperature']
+        for split, d in data.items():
+            if split != fit_split:
+                rec['other'][split] = dict(
+                    before=calibration_report(d, 'detections', 1.0, n_bins),
+                    after=calibration_report(d, 'detections', state, n_bins))
+        out[name] = rec
+    return out
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
@@ -219,11 +306,16 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser.add_argument('--iou-thr', type=float, default=0.5)
     parser.add_argument('--n-bins', type=int, default=10)
     parser.add_argument('--report-score-thr', type=float, default=0.3)
+    parser.add_argument('--calibrators', nargs='*', choices=CALIBRATORS,
+                        default=list(CALIBRATORS), help='fitted on the first split')
+    parser.add_argument('--target', choices=('tp', 'iou'), default='tp',
+                        help="the calibrators' fit target")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args(argv)
     result = measure_teacher(args.config, args.checkpoint, args.out, args.splits,
                              args.objectives, args.map_splits, args.cfg_options, args.score_thr,
-                             args.iou_thr, args.n_bins, args.report_score_thr)
+                             args.iou_thr, args.n_bins, args.report_score_thr,
+                             args.calibrators, args.target)
     fit = result['splits'][result['fit_split']]
     print('temperatures: ' + ', '.join(f'{o} {t:.4f}' for o, t in result['temperatures'].items())
           + f"; {result['fit_split']} D-ECE {fit['before']['dece']:.4f} (over "

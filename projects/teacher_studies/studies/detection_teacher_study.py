@@ -13,11 +13,18 @@ version of the correlation with the project's own pieces, on the embedded Digits
 2. measure each on the calib split (:mod:`~.detection_teacher_measure`): COCO
    mAP, D-ECE and its over- and under-confident parts, and the temperature fitted for the NLL,
    ACE and ECE objectives (the calibration of ``tools/calibrate.py`` and the hook);
-3. train, per teacher and seed, one KD student from the raw teacher and one from the teacher
-   divided by its NLL temperature (``model.teacher_temperature``), the same student config
-   and schedule throughout (one student config per head family, since a KD student's head
-   must have its teacher's layout), plus a no-KD student per family and seed; on the most
-   miscalibrated teachers, also students from the ACE and ECE temperatures;
+   and each calibrator (temperature, per-class temperature, Platt, isotonic, ``auto``) fitted
+   on the calib split and reported on its halves and on val, its state saved;
+3. train, per teacher and seed, one KD student from the raw teacher, one from the teacher
+   divided by its NLL temperature (``model.teacher_temperature``; the ``temperature``
+   calibrator) and one through each other calibrator's saved state
+   (:class:`~.given_calibrator.GivenTeacherCalibratorHook`); ``auto``'s student is the
+   student of the calibrator it chose (the same state, seed and batches), trained apart only
+   if its state differs. The same student config and schedule throughout (one student config
+   per head family, since a KD student's head must have its teacher's layout), plus a no-KD
+   student per family and seed; on the most miscalibrated teachers, also students from the ACE
+   and ECE temperatures; with ``long_iters``, the same comparison with a longer student
+   schedule on four teachers chosen by :func:`long_arm_teachers`;
 4. summarise (:mod:`~.detection_study_summary`), plot
    (:mod:`~.detection_study_plots`) and write the report
    (:mod:`~.detection_study_report`).
@@ -39,20 +46,28 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from tools.harness.jobs import Job, run_jobs
 from tools.harness.machine import describe_machine
 
-from .detection_teacher_measure import OBJECTIVES
+from .detection_study_summary import CAL_VARIANTS
+from .detection_teacher_measure import MEASURE_VERSION, OBJECTIVES
 
-__all__ = ['DetTeacher', 'DetStudyConfig', 'FAMILIES', 'MODES', 'default_teachers',
-           'study_config', 'build_jobs', 'run_study', 'write_outputs', 'main']
+__all__ = ['DetTeacher', 'DetStudyConfig', 'FAMILIES', 'MODES', 'CAL_VARIANTS',
+           'default_teachers', 'study_config', 'long_arm_teachers', 'build_jobs', 'run_study',
+           'write_outputs', 'main']
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 #: Per head family: the student's config and its KD config (teacher given on the command line).
 FAMILIES = {
     'gfl': dict(label='GFL', student='configs/demo/gfl_r18w16_digits.py',
-                kd='configs/demo/kd_gfl_r18w16_r18w32_digits.py'),
+                kd='configs/demo/kd_gfl_r18w16_r18w32_digits.py',
+                kd_given='projects/teacher_studies/configs/'
+                'kd-given-cal_gfl_r18w16_r18w32_digits.py'),
     'retinanet': dict(label='RetinaNet', student='configs/demo/retinanet_r18w16_digits.py',
-                      kd='configs/demo/kd_retinanet_r18w16_r18w32_digits.py'),
+                      kd='configs/demo/kd_retinanet_r18w16_r18w32_digits.py',
+                      kd_given='projects/teacher_studies/configs/'
+                      'kd-given-cal_retinanet_r18w16_r18w32_digits.py'),
 }
+#: The variants whose KD run loads a saved calibrator state.
+_GIVEN = ('class_temperature', 'platt', 'isotonic', 'auto')
 GFL_W32 = 'configs/demo/gfl_r18w32_digits.py'
 RETINA_W32 = 'configs/demo/retinanet_r18w32_digits.py'
 #: The study's own teacher configs (focal-loss variants, with this project's loss).
@@ -62,6 +77,7 @@ MEASURE = 'projects.teacher_studies.studies.detection_teacher_measure'
 #: Registers the softened-target loss in a KD run whose teacher was trained with it.
 _KD_IMPORTS = ('custom_imports.imports=[mmkdcal,'
                'projects.teacher_studies.studies.soft_target_focal_loss]')
+_GIVEN_IMPORTS = _KD_IMPORTS[:-1] + ',projects.teacher_studies.studies.given_calibrator]'
 
 
 def _width(w: int) -> Tuple[str, ...]:
@@ -175,6 +191,8 @@ class DetStudyConfig:
         report_score_thr: D-ECE is also reported for detections scoring at least this.
         n_bins: Confidence bins of D-ECE.
         n_boot: Bootstrap resamples of the correlation and gain intervals.
+        long_iters: The long-schedule arm's student iterations (None: no long arm).
+        long_teachers: Teachers of the long arm (:func:`long_arm_teachers`).
         teachers: The teachers.
     """
     mode: str = 'full'
@@ -189,6 +207,8 @@ class DetStudyConfig:
     report_score_thr: float = 0.3
     n_bins: int = 10
     n_boot: int = 10000
+    long_iters: Optional[int] = None
+    long_teachers: int = 4
     teachers: List[DetTeacher] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -208,6 +228,12 @@ class DetStudyConfig:
         if len(self.teachers) < 3:
             raise ValueError('The study needs at least 3 teachers (a correlation over fewer is '
                              'undefined).')
+        if self.long_iters is not None and int(self.long_iters) < 8:
+            raise ValueError(f'DetStudyConfig `long_iters` (--long-iters) must be >= 8 or None, '
+                             f'got {self.long_iters!r}.')
+        if not 1 <= self.long_teachers <= len(self.teachers):
+            raise ValueError(f'DetStudyConfig `long_teachers` must be in [1, '
+                             f'{len(self.teachers)}], got {self.long_teachers!r}.')
         if not 0 <= self.objective_teachers <= len(self.teachers):
             raise ValueError(f'`objective_teachers` must be in [0, {len(self.teachers)}], got '
                              f'{self.objective_teachers}.')
@@ -217,20 +243,22 @@ class DetStudyConfig:
 MODES = {
     'quick': dict(data=dict(n_train=48, n_calib=24, n_val=24), teacher_iters=32,
                   student_iters=16, batch=8, seeds=[0], objective_teachers=0,
-                  objective_seeds=[], score_thr=0.0, n_boot=2000),
+                  objective_seeds=[], score_thr=0.0, n_boot=2000, long_teachers=2),
     'full': dict(data=dict(), teacher_iters=400, student_iters=200, batch=None,
                  seeds=[0, 1, 2], objective_teachers=3, objective_seeds=[0, 1, 2],
-                 score_thr=0.05, n_boot=10000),
+                 score_thr=0.05, n_boot=10000, long_teachers=4),
 }
 
 
-def study_config(mode: str = 'full', seeds: Optional[Sequence[int]] = None) -> DetStudyConfig:
-    """The configuration of a mode (optionally with other seeds).
+def study_config(mode: str = 'full', seeds: Optional[Sequence[int]] = None,
+                 long_iters: Optional[int] = None) -> DetStudyConfig:
+    """The configuration of a mode (optionally with other seeds, and the long arm).
 
     Args:
         mode: A key of :data:`MODES`.
         seeds: Student seeds instead of the mode's (the objective students use all of them
             in full mode; quick mode has none).
+        long_iters: Student iterations of the long-schedule arm (None: no long arm).
 
     Returns:
         DetStudyConfig: The configuration.
@@ -241,7 +269,8 @@ def study_config(mode: str = 'full', seeds: Optional[Sequence[int]] = None) -> D
     if seeds is not None:
         kw['seeds'] = list(seeds)
         kw['objective_seeds'] = list(seeds) if mode == 'full' else []
-    return DetStudyConfig(mode=mode, teachers=default_teachers(mode == 'quick'), **kw)
+    return DetStudyConfig(mode=mode, teachers=default_teachers(mode == 'quick'),
+                          long_iters=long_iters, **kw)
 
 
 # ------------------------------------------------------------------------------ options
@@ -311,6 +340,53 @@ def _checkpoint(work_dir: str) -> str:
         return f.read().strip()
 
 
+def long_arm_teachers(measures: Dict[str, Dict[str, Any]], n: int = 4) -> List[str]:
+    """The teachers of the long-schedule arm, chosen from their calib-split measurements.
+
+    The rule: the direction of a teacher is the sign of D-ECE over - under before calibration
+    (the mean score minus the precision of its detections); the ``n // 2`` most over-confident
+    teachers (largest over - under) and the ``n - n // 2`` most under-confident ones (largest
+    under - over) are chosen; a direction with too few teachers leaves its places to the
+    remaining teachers with the largest ``|over - under|``. Ties go to the earlier teacher.
+
+    Args:
+        measures: Teacher name -> its ``measure.json`` (in table order).
+        n: How many teachers.
+
+    Returns:
+        list[str]: The chosen teachers, in table order.
+    """
+    names = list(measures)
+    signed = {k: m['splits']['calib']['before']['dece_over']
+              - m['splits']['calib']['before']['dece_under'] for k, m in measures.items()}
+    over = sorted((k for k in names if signed[k] > 0), key=lambda k: -signed[k])[:n // 2]
+    under = sorted((k for k in names if signed[k] <= 0), key=lambda k: signed[k])[:n - n // 2]
+    rest = sorted((k for k in names if k not in over + under), key=lambda k: -abs(signed[k]))
+    chosen = set(over + under + rest[:max(0, n - len(over) - len(under))])
+    return [k for k in names if k in chosen]
+
+
+def _kd_argv(cfg: DetStudyConfig, t: DetTeacher, seed: int, variant: str, deps: Dict[str, Any],
+             data: List[str], iters: int, wd: str) -> Optional[List[str]]:
+    """The ``tools/train.py`` argv of a KD student of ``t``: the raw teacher, a temperature
+    (``nll``, ``ace``, ``ece``) or a saved calibrator state (:data:`_GIVEN`); None for an
+    ``auto`` student whose state is that of the calibrator it chose (that student is its)."""
+    tr = deps[f'teacher_{t.name}']
+    common = ['--work-dir', wd, '--cfg-options', *data, *_schedule_options(iters),
+              f'randomness.seed={seed}', f"model.teacher_config={tr['config']}",
+              f"model.teacher_ckpt={tr['checkpoint']}"]
+    if variant not in _GIVEN:
+        temp = 1.0 if variant == 'raw' else deps[f'measure_{t.name}']['temperatures'][variant]
+        return ['tools/train.py', FAMILIES[t.family]['kd'], *common,
+                f'model.teacher_temperature={temp!r}', _KD_IMPORTS]
+    rec = deps[f'measure_{t.name}']['calibrators'][variant]
+    if rec.get('same_state_as'):
+        return None
+    return ['tools/train.py', FAMILIES[t.family]['kd_given'], *common,
+            f"custom_hooks.0.state_file={rec['state_file']}",
+            f"custom_hooks.0.sha256={rec['sha256']}", _GIVEN_IMPORTS]
+
+
 def build_jobs(cfg: DetStudyConfig, work: str, data_root: str) -> List[Job]:
     """Every job of the study: teachers, their measurements, students.
 
@@ -321,7 +397,10 @@ def build_jobs(cfg: DetStudyConfig, work: str, data_root: str) -> List[Job]:
 
     Returns:
         list[Job]: Names ``teacher_<t>``, ``measure_<t>``, ``student_<family>_s<seed>``,
-        ``kd_<t>_s<seed>_<raw|nll|ace|ece>``.
+        ``kd_<t>_s<seed>_<raw|nll|ace|ece|class_temperature|platt|isotonic|auto>`` and, with
+        ``long_iters``, ``long_student_<family>_s<seed>`` and
+        ``long_kd_<t>_s<seed>_<raw|nll|class_temperature|platt|isotonic|auto>`` (skipped
+        unless the teacher is one of :func:`long_arm_teachers`).
     """
     data = _data_options(cfg, data_root)
     jobs: List[Job] = []
@@ -351,8 +430,11 @@ def build_jobs(cfg: DetStudyConfig, work: str, data_root: str) -> List[Job]:
         def collect_measure(job: Job, deps: Dict[str, Any]) -> Dict[str, Any]:
             with open(osp.join(job.work_dir, 'measure.json')) as f:
                 return json.load(f)
+        # a measurement is cheap and its command names no code: one of an older content
+        # version (e.g. without the calibrators) is redone under the same stamp
         jobs.append(Job(f'measure_{t.name}', osp.join(work, 'measure', t.name), measure_cmd,
-                        collect_measure, deps=(f'teacher_{t.name}', ), priority=3))
+                        collect_measure, deps=(f'teacher_{t.name}', ), priority=3,
+                        reusable=lambda r: r.get('version') == MEASURE_VERSION))
 
     def collect_student(job: Job, deps: Dict[str, Any]) -> Dict[str, Any]:
         return read_val_metrics(job.work_dir)
@@ -373,9 +455,14 @@ def build_jobs(cfg: DetStudyConfig, work: str, data_root: str) -> List[Job]:
              for n in measure_names}
         return sorted(d, key=lambda n: -d[n])[:cfg.objective_teachers]
 
+    def long_chosen(deps: Dict[str, Any]) -> List[str]:
+        return long_arm_teachers({t.name: deps[f'measure_{t.name}'] for t in cfg.teachers},
+                                 cfg.long_teachers)
+
+    variants = ('raw', ) + OBJECTIVES + _GIVEN
     for t in cfg.teachers:
         for seed in cfg.seeds:
-            for variant in ('raw', ) + OBJECTIVES:
+            for variant in variants:
                 if variant in ('ace', 'ece') and seed not in cfg.objective_seeds:
                     continue
                 wd = osp.join(work, 'students', f'{t.name}_s{seed}_{variant}')
@@ -387,22 +474,51 @@ def build_jobs(cfg: DetStudyConfig, work: str, data_root: str) -> List[Job]:
                            variant: str = variant, wd: str = wd) -> Optional[List[str]]:
                     if variant in ('ace', 'ece') and t.name not in ranked(deps):
                         return None
-                    temp = (1.0 if variant == 'raw' else
-                            deps[f'measure_{t.name}']['temperatures'][variant])
-                    tr = deps[f'teacher_{t.name}']
-                    return ['tools/train.py', FAMILIES[t.family]['kd'], '--work-dir', wd,
-                            '--cfg-options', *data, *_schedule_options(cfg.student_iters),
-                            f'randomness.seed={seed}', f"model.teacher_config={tr['config']}",
-                            f"model.teacher_ckpt={tr['checkpoint']}",
-                            f'model.teacher_temperature={temp!r}', _KD_IMPORTS]
+                    return _kd_argv(cfg, t, seed, variant, deps, data, cfg.student_iters, wd)
                 # the other teachers' measurements only decide whether an ACE/ECE student
                 # runs: adding a teacher must not rerun the finished ones
                 jobs.append(Job(f'kd_{t.name}_s{seed}_{variant}', wd, kd_cmd, collect_student,
-                                deps=tuple(deps), priority=2 if variant in ('raw', 'nll') else 0,
+                                deps=tuple(deps), priority=0 if variant in ('ace', 'ece') else 2,
                                 meta=dict(family=t.family, teacher=t.name, variant=variant,
                                           seed=seed),
                                 stamp_deps=tuple(d for d in deps if d in (
                                     f'teacher_{t.name}', f'measure_{t.name}'))))
+    if cfg.long_iters is None:
+        return jobs
+    # the long arm: its teachers are chosen from every measurement, but only a student's own
+    # teacher enters its stamp (as for the ACE/ECE students)
+    for family in sorted({t.family for t in cfg.teachers}):
+        for seed in cfg.seeds:
+            wd = osp.join(work, 'students_long', f'{family}_nokd_s{seed}')
+
+            def long_floor(deps: Dict[str, Any], family: str = family, seed: int = seed,
+                           wd: str = wd) -> Optional[List[str]]:
+                chosen = {t.family for t in cfg.teachers if t.name in long_chosen(deps)}
+                if family != 'gfl' and family not in chosen:  # GFL's floor is the yardstick
+                    return None
+                return ['tools/train.py', FAMILIES[family]['student'], '--work-dir', wd,
+                        '--cfg-options', *data, *_schedule_options(cfg.long_iters),
+                        f'randomness.seed={seed}']
+            jobs.append(Job(f'long_student_{family}_s{seed}', wd, long_floor, collect_student,
+                            deps=tuple(measure_names), stamp_deps=(), priority=-1,
+                            meta=dict(family=family, teacher=None, variant='none', seed=seed,
+                                      schedule='long')))
+    for t in cfg.teachers:
+        for seed in cfg.seeds:
+            for variant in ('raw', 'nll') + _GIVEN:
+                wd = osp.join(work, 'students_long', f'{t.name}_s{seed}_{variant}')
+
+                def long_kd(deps: Dict[str, Any], t: DetTeacher = t, seed: int = seed,
+                            variant: str = variant, wd: str = wd) -> Optional[List[str]]:
+                    if t.name not in long_chosen(deps):
+                        return None
+                    return _kd_argv(cfg, t, seed, variant, deps, data, cfg.long_iters, wd)
+                jobs.append(Job(f'long_kd_{t.name}_s{seed}_{variant}', wd, long_kd,
+                                collect_student, deps=(f'teacher_{t.name}', *measure_names),
+                                stamp_deps=(f'teacher_{t.name}', f'measure_{t.name}'),
+                                priority=-1, meta=dict(family=t.family, teacher=t.name,
+                                                       variant=variant, seed=seed,
+                                                       schedule='long')))
     return jobs
 
 
@@ -420,9 +536,8 @@ def run_study(cfg: DetStudyConfig, work: str, data_root: str, workers: int = 2,
 
     Returns:
         dict: ``config``, ``teachers`` (per teacher: its definition, schedule, ``val`` metrics,
-        ``measure``), ``students`` (one record per student: ``family``, ``teacher`` (None for
-        no KD), ``variant`` (``'none'``, ``'raw'`` or an objective), ``seed``,
-        ``temperature``, ``map``, ``map50``, ``dece``, ``wall_s``), ``machine`` and timings.
+        ``measure``), ``students`` (:func:`_student_records`), ``long_teachers``, ``machine``
+        and timings.
     """
     from mmkdcal.datasets import build_digits_det  # imports mmdet
 
@@ -439,23 +554,47 @@ def run_study(cfg: DetStudyConfig, work: str, data_root: str, workers: int = 2,
         teachers.append(dict(asdict(t), scheduled_iters=iters, trained_iters=run,
                              checkpoint=tr['checkpoint'], val=tr['val'], measure=ms,
                              train_wall_s=tr['_wall_s'], measure_wall_s=ms['_wall_s']))
-    students = []
-    for job in jobs:
-        r = res[job.name]
-        if r.get('skipped') or 'variant' not in job.meta:
-            continue
-        rec = dict(job.meta, temperature=None)
-        if rec['variant'] != 'none':
-            rec['temperature'] = (1.0 if rec['variant'] == 'raw' else res[
-                f"measure_{rec['teacher']}"]['temperatures'][rec['variant']])
-        rec.update(map=r['map'], map50=r['map50'], dece=r['dece'], wall_s=r['_wall_s'])
-        students.append(rec)
+    students = _student_records(jobs, res)
+    long_teachers = (long_arm_teachers({t.name: res[f'measure_{t.name}'] for t in cfg.teachers},
+                                       cfg.long_teachers) if cfg.long_iters else [])
     run_walls = [r['_wall_s'] for r in res.values() if not r.get('skipped')]
     return dict(config=asdict(cfg), teachers=teachers, students=students,
+                long_teachers=long_teachers,
                 machine=describe_machine(), workers=workers,
                 process_time_s=round(sum(run_walls), 1), n_runs=len(run_walls),
                 n_reused=sum(1 for r in res.values() if r.get('_reused')),
                 wall_time_s=round(time.time() - t0, 1))
+
+
+def _student_records(jobs: Sequence[Job], res: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """One record per student: ``family``, ``teacher`` (None for no KD), ``variant``
+    (``'none'``, ``'raw'``, an objective or a calibrator of :data:`_GIVEN`), ``seed``,
+    ``schedule`` (``'short'`` or ``'long'``), ``temperature`` (a temperature arm's T, else
+    None), ``same_as`` (an ``auto`` student that is the student of the calibrator it chose:
+    that calibrator's variant), ``map``, ``map50``, ``dece``, ``wall_s``."""
+    out = []
+    for job in jobs:
+        if 'variant' not in job.meta:
+            continue
+        meta = dict(job.meta, schedule=job.meta.get('schedule', 'short'), same_as=None,
+                    temperature=None)
+        variant, r = meta['variant'], res[job.name]
+        if variant not in ('none', 'raw'):
+            ms = res[f"measure_{meta['teacher']}"]
+            cal = ms['calibrators'].get(variant)
+            meta['temperature'] = (ms['temperatures'][variant] if cal is None else
+                                   cal.get('temperature'))
+            if r.get('skipped') and cal is not None and cal.get('same_state_as'):
+                meta['same_as'] = CAL_VARIANTS[cal['same_state_as']]
+                twin = job.name[:-len(variant)] + meta['same_as']
+                r = res.get(twin, dict(skipped=True))
+        elif variant == 'raw':
+            meta['temperature'] = 1.0
+        if r.get('skipped'):
+            continue
+        out.append(dict(meta, map=r['map'], map50=r['map50'], dece=r['dece'],
+                        wall_s=0.0 if meta['same_as'] else r['_wall_s']))
+    return out
 
 
 def _json_default(o: Any) -> Any:
@@ -467,7 +606,8 @@ def _json_default(o: Any) -> Any:
 
 
 #: Files the study writes into its work dir (and, with ``--publish``, into docs/).
-FIGURES = ('detection_teacher_study_dece_vs_student.png', 'detection_teacher_study_gain.png')
+FIGURES = ('detection_teacher_study_dece_vs_student.png', 'detection_teacher_study_gain.png',
+           'detection_teacher_study_calibrators.png')
 REPORT = 'detection_teacher_study.md'
 
 
@@ -485,13 +625,14 @@ def write_outputs(results: Dict[str, Any], work: str, publish: bool = False,
     Returns:
         dict: The summarised results (as written to ``results.json``).
     """
-    from .detection_study_plots import plot_dece_vs_student, plot_gain
+    from .detection_study_plots import plot_calibrators, plot_dece_vs_student, plot_gain
     from .detection_study_report import write_markdown
     from .detection_study_summary import summarize
 
     results = summarize(results)
     plot_dece_vs_student(results, osp.join(work, FIGURES[0]))
     plot_gain(results, osp.join(work, FIGURES[1]))
+    plot_calibrators(results, osp.join(work, FIGURES[2]))
     with open(osp.join(work, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1, default=_json_default)
     write_markdown(results, osp.join(work, REPORT), figures=FIGURES)
@@ -542,6 +683,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                         '(<work-dir>/data with --quick)')
     parser.add_argument('--seeds', type=int, nargs='+', default=None,
                         help='student seeds (default 0 1 2, or 0 with --quick)')
+    parser.add_argument('--long-iters', type=int, default=None,
+                        help='also run the long-schedule arm: students of this many iterations '
+                        'on 4 teachers (2 most over-, 2 most under-confident on calib); pick it '
+                        'so that the no-KD GFL student reaches 0.30 val mAP')
     parser.add_argument('--workers', type=int, default=2,
                         help='trainings run at once, one torch thread each (default 2)')
     parser.add_argument('--retrain', action='store_true',
@@ -565,7 +710,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                                     'into this --work-dir first.')
         with open(src) as f:
             return write_outputs(json.load(f), work, args.publish)
-    cfg = study_config(mode, args.seeds)
+    cfg = study_config(mode, args.seeds, args.long_iters)
     data_root = osp.abspath(args.data_root or (osp.join(work, 'data') if args.quick else
                                                osp.join(ROOT, 'data', 'digits_det')))
     results = run_study(cfg, work, data_root, workers=args.workers, retrain=args.retrain)
@@ -574,5 +719,6 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     results['command'] = ('python projects/teacher_studies/run_detection_study.py'
                           + (' --quick' if args.quick else '')
                           + (f' --seeds {" ".join(map(str, args.seeds))}' if args.seeds else '')
+                          + (f' --long-iters {args.long_iters}' if args.long_iters else '')
                           + f' --workers {args.workers}')
     return write_outputs(results, work, args.publish)

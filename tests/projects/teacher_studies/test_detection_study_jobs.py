@@ -21,8 +21,10 @@ def test_job_graph_temperatures_and_objective_teachers(tmp_path):
     assert {t.family for t in cfg.teachers} == {'gfl', 'retinanet'}
     jobs = {j.name: j for j in dts.build_jobs(cfg, str(tmp_path), str(tmp_path / 'data'))}
     n_t, n_s = len(cfg.teachers), len(cfg.seeds)
-    # teacher + measure per teacher, no-KD per family and seed, raw/nll/ace/ece per teacher+seed
-    assert len(jobs) == 2 * n_t + 2 * n_s + 4 * n_t * n_s
+    # teacher + measure per teacher, no-KD per family and seed, raw/nll/ace/ece and
+    # class_temperature/platt/isotonic/auto per teacher+seed; no long arm without long_iters
+    assert len(jobs) == 2 * n_t + 2 * n_s + 8 * n_t * n_s
+    assert not any(n.startswith('long_') for n in jobs)
     deps = _fake_deps(cfg, tmp_path)
     top = [t.name for t in cfg.teachers][::-1][:cfg.objective_teachers]  # largest D-ECE last
     for t in cfg.teachers:

@@ -32,10 +32,12 @@ def test_table_structure_and_runs(quick):
     rows = res['teacher_table']
     assert [r['teacher'] for r in rows] == ['gfl_qfl', 'gfl_qfl_stop50', 'retina_soft']
     assert [r['family'] for r in rows] == ['gfl', 'gfl', 'retinanet']
-    # per teacher and seed one raw and one calibrated KD student; one no-KD student per family
+    # per teacher and seed one raw KD student and one per calibrator (nll: the temperature
+    # calibrator); one no-KD student per family
     kinds = sorted((s['teacher'] or s['family'], s['variant']) for s in res['students'])
-    assert kinds == sorted([(r['teacher'], v) for r in rows for v in ('raw', 'nll')]
-                           + [('gfl', 'none'), ('retinanet', 'none')])
+    assert kinds == sorted([(r['teacher'], v) for r in rows for v in (
+        'raw', 'nll', 'class_temperature', 'platt', 'isotonic', 'auto')]
+        + [('gfl', 'none'), ('retinanet', 'none')])
     for r in rows:
         for key in METRICS + ('map50', 't_ace', 't_ece', 'dece_cal_nll', 'kd_map',
                               'kd_cal_map', 'val_map'):
@@ -50,12 +52,22 @@ def test_table_structure_and_runs(quick):
         # the calibrated student was given the teacher's NLL temperature, the raw one T = 1
         temps = {s['variant']: s['temperature'] for s in res['students']
                  if s['teacher'] == r['teacher']}
-        assert temps == dict(raw=1.0, nll=r['t_nll'])
+        assert (temps['raw'], temps['nll']) == (1.0, r['t_nll'])
+        # the temperature calibrator (TP targets, NLL) is the NLL temperature itself
+        ms = next(t for t in res['teachers'] if t['name'] == r['teacher'])['measure']
+        assert ms['calibrators']['temperature']['temperature'] == r['t_nll']
+        # auto's student is the chosen calibrator's, or trained apart when its state differs
+        auto = next(s for s in res['students'] if s['teacher'] == r['teacher']
+                    and s['variant'] == 'auto')
+        if auto['same_as']:
+            twin = next(s for s in res['students'] if s['teacher'] == r['teacher']
+                        and s['variant'] == auto['same_as'])
+            assert auto['map'] == twin['map']
         assert r['gain']['mean'] == pytest.approx(r['kd_cal_map'] - r['kd_map'], abs=1e-12)
     stop = next(t for t in res['teachers'] if t['name'] == 'gfl_qfl_stop50')
     assert stop['trained_iters'] == stop['scheduled_iters'] // 2
     for name in ('detection_teacher_study.md', 'detection_teacher_study_dece_vs_student.png',
-                 'detection_teacher_study_gain.png'):
+                 'detection_teacher_study_gain.png', 'detection_teacher_study_calibrators.png'):
         assert (work / name).stat().st_size > 2000, name
     md = (work / 'detection_teacher_study.md').read_text()
     for r in rows:
@@ -106,8 +118,9 @@ def test_calibration_numbers_recomputed_from_the_saved_detections(quick):
 def test_second_run_reuses_every_finished_run(quick):
     work, res, _ = quick
     out = run_tool(TOOL, '--quick', '--work-dir', str(work), timeout=600)
+    trained = [s for s in res['students'] if not s.get('same_as')]
     assert '$ python' not in out and out.count('reusing the finished run') == len(
-        res['teachers']) * 2 + len(res['students'])
+        res['teachers']) * 2 + len(trained)
     with open(work / 'results.json') as f:
         again = json.load(f)
     assert again['teacher_table'] == res['teacher_table']

@@ -1,0 +1,99 @@
+"""The detection study's calibrator arms on planted values (no training): the auto student is the
+chosen calibrator's, gains and auto-vs-temperature by hand, the long-arm teacher rule, and the
+saved calibrator state reaching the distiller bit for bit."""
+import pytest
+import torch
+
+from projects.teacher_studies.studies import detection_teacher_study as dts
+from projects.teacher_studies.studies.detection_study_summary import calibrator_comparison
+from projects.teacher_studies.studies.given_calibrator import (GivenTeacherCalibratorHook,
+                                                               save_calibrator_state)
+
+CALS = ('temperature', 'class_temperature', 'platt', 'isotonic', 'auto')
+
+
+def _measure(over, under, auto_choice):
+    split = dict(before=dict(dece=0.1, laece=0.2), after=dict(dece=0.05, laece=0.1))
+    cal = {c: dict(chosen=c, splits=[], other={}, **split) for c in CALS}
+    cal['auto']['chosen'] = auto_choice
+    return dict(splits=dict(calib=dict(before=dict(dece_over=over, dece_under=under))),
+                calibrators=cal)
+
+
+def test_gains_ranking_and_auto_vs_temperature_by_hand():
+    teachers = [dict(name='a', family='gfl', measure=_measure(0.1, 0.0, 'platt')),
+                dict(name='b', family='gfl', measure=_measure(0.0, 0.1, 'temperature')),
+                dict(name='c', family='gfl', measure=_measure(0.0, 0.2, 'isotonic'))]
+    planted = {  # teacher -> arm -> maps of seeds 0, 1
+        'a': dict(raw=(0.30, 0.32), nll=(0.31, 0.35), class_temperature=(0.30, 0.30),
+                  platt=(0.29, 0.31), isotonic=(0.33, 0.33)),
+        'b': dict(raw=(0.40, 0.40), nll=(0.42, 0.44), class_temperature=(0.41, 0.41),
+                  platt=(0.38, 0.38), isotonic=(0.40, 0.42)),
+        'c': dict(raw=(0.20, 0.22), nll=(0.20, 0.20), class_temperature=(0.25, 0.27),
+                  platt=(0.21, 0.23), isotonic=(0.30, 0.30))}
+    students = [dict(family='gfl', teacher=None, variant='none', seed=s, map=0.1)
+                for s in (0, 1)]
+    for t, arms in planted.items():
+        choice = dict(a='platt', b='nll', c='isotonic')[t]
+        for v, maps in list(arms.items()) + [('auto', arms[choice])]:
+            students += [dict(family='gfl', teacher=t, variant=v, seed=s, map=m)
+                         for s, m in enumerate(maps)]
+    comp = calibrator_comparison(dict(config=dict(n_boot=200), teachers=teachers,
+                                      students=students))
+    rows = {r['teacher']: r for r in comp['teachers']}
+    assert rows['a']['direction'] == 'over' and rows['c']['direction'] == 'under'
+    # temperature on a: gains 0.01 and 0.03 -> mean 0.02
+    assert rows['a']['arms']['temperature']['gain']['mean'] == pytest.approx(0.02)
+    assert rows['c']['arms']['isotonic']['vs_floor'] == pytest.approx(0.20)
+    # per-teacher mean gains of isotonic: a 0.02, b 0.01, c 0.09 -> 0.04, the best overall
+    assert comp['ranking']['all']['isotonic']['mean'] == pytest.approx(0.04)
+    assert comp['ranking']['all']['best'] == 'isotonic'
+    # under-confident b and c: class_temperature (0.01, 0.05) 0.03; isotonic (0.01, 0.09) 0.05;
+    # auto (b: temperature 0.03, c: isotonic 0.09) 0.06, the best there
+    assert comp['ranking']['under']['isotonic']['mean'] == pytest.approx(0.05)
+    assert comp['ranking']['under']['auto']['mean'] == pytest.approx(0.06)
+    assert comp['ranking']['under']['best'] == 'auto'
+    assert comp['ranking']['under']['class_temperature']['mean'] == pytest.approx(0.03)
+    # auto - temperature: a platt - nll = (-0.02, -0.04): loses; b 0; c (+0.10, +0.10)
+    av = {v['teacher']: v for v in comp['auto_vs_temperature']['teachers']}
+    assert av['a']['mean'] == pytest.approx(-0.03) and av['a']['loses']
+    assert av['b']['mean'] == 0 and not av['b']['loses']
+    assert comp['auto_vs_temperature']['teachers_lost'] == ['a']
+
+
+def test_long_arm_rule():
+    m = {n: dict(splits=dict(calib=dict(before=dict(dece_over=o, dece_under=u))))
+         for n, o, u in (('o1', 0.3, 0.0), ('o2', 0.1, 0.0), ('o3', 0.2, 0.05),
+                         ('u1', 0.0, 0.1), ('u2', 0.01, 0.3), ('u3', 0.0, 0.05))}
+    # over - under: o1 .3, o2 .1, o3 .15; u1 -.1, u2 -.29, u3 -.05
+    assert dts.long_arm_teachers(m, 4) == ['o1', 'o3', 'u1', 'u2']
+    only_over = {k: v for k, v in m.items() if k.startswith('o') or k == 'u3'}
+    assert dts.long_arm_teachers(only_over, 4) == ['o1', 'o2', 'o3', 'u3']
+
+
+def test_given_state_reaches_the_distiller_bit_for_bit(tmp_path):
+    state = dict(calibrator='isotonic', mode='sigmoid', identity_classes=[2],
+                 x=torch.rand(3, 5, dtype=torch.float64), y=torch.rand(3, 5, dtype=torch.float64))
+    path = str(tmp_path / 's.pt')
+    sha = save_calibrator_state(state, path)
+
+    class Model:
+        def set_teacher_calibration(self, s, source):
+            self.state, self.source = s, source
+
+    class Runner:
+        model = Model()
+
+        class logger:
+            info = staticmethod(lambda msg: None)
+
+    runner = Runner()
+    GivenTeacherCalibratorHook(path, sha).before_train(runner)
+    got = runner.model.state
+    assert got['calibrator'] == 'isotonic' and got['identity_classes'] == [2]
+    assert got['x'].dtype == torch.float64 and torch.equal(got['x'], state['x'])
+    assert torch.equal(got['y'], state['y'])
+    with pytest.raises(ValueError, match='sha256'):
+        GivenTeacherCalibratorHook(path, '0' * 64).before_train(runner)
+    with pytest.raises(ValueError, match='state_file'):
+        GivenTeacherCalibratorHook('', '')
