@@ -276,8 +276,8 @@ def match_image_detections(det_boxes: Any,
     Returns:
         dict: ``scores`` float32 (D',), ``matched`` bool (D',), ``features`` float64
         (D', len(box_features)), ``ious`` (the IoU of each match, 0 unmatched) and ``labels``
-        of the D' non-ignored detections, in input order; ``num_gt``, the number of
-        non-ignored ground truths.
+        of the D' non-ignored detections, in input order; ``num_gt`` and ``gt_labels``, the
+        number and labels of the non-ignored ground truths.
     """
     matched, ignored, ious = match_detections(det_boxes, det_scores, det_labels, gt_boxes,
                                               gt_labels, iou_thr=iou_thr, gt_ignore=gt_ignore,
@@ -289,12 +289,12 @@ def match_image_detections(det_boxes: Any,
     h, w = (float(v) for v in image_size[:2])
     feats = (relative_box_features(boxes, (h, w), box_features).numpy() if len(boxes)
              else np.zeros((0, len(box_features))))
-    num_gt = int(as_tensor(gt_labels, 'gt_labels').numel())
+    gts = _labels(gt_labels, as_tensor(gt_labels, 'gt_labels').numel(), 'gt_labels').numpy()
     if gt_ignore is not None:  # validated by match_detections
-        num_gt -= int(as_tensor(gt_ignore, 'gt_ignore').bool().sum())
+        gts = gts[~as_tensor(gt_ignore, 'gt_ignore').bool().numpy()]
     labels = _labels(det_labels, len(use), 'det_labels').numpy()[use]
-    return dict(scores=scores, matched=matched.numpy()[use], features=feats, num_gt=num_gt,
-                ious=ious.numpy()[use], labels=labels)
+    return dict(scores=scores, matched=matched.numpy()[use], features=feats, num_gt=len(gts),
+                ious=ious.numpy()[use], labels=labels, gt_labels=gts)
 
 
 def relative_box_features(boxes: Any,

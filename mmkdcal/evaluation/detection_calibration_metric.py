@@ -1,4 +1,4 @@
-"""Calibration of a detector as an MMEngine metric (D-ECE, Kueppers et al. 2020)."""
+"""Calibration of a detector as an MMEngine metric (D-ECE, Kueppers et al. 2020; LaECE, LaACE)."""
 import logging
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -46,9 +46,12 @@ class DetectionCalibrationMetric(BaseMetric):
     ``process`` stores small per-image arrays in ``self.results`` (scores, matched flags, box
     features), so BaseMetric's result gathering makes it DDP-safe.
 
-    Reported keys (prefix ``calib`` by default): ``dece``, ``dece_box``, ``num_dets`` (kept
-    detections), ``precision`` (matched / kept) and ``recall`` (matched / non-ignored ground
-    truths). With no detection above ``score_thr`` the D-ECEs are nan (a warning is logged).
+    Reported keys (prefix ``calib`` by default): ``dece``, ``dece_box``, ``laece`` and ``laace``
+    (Oksuz et al. 2023: the target of a detection is the IoU of its match at ``iou_thr``, 0 for a
+    false positive; 25 bins per class, averaged over the classes with ground truth,
+    :func:`mmkdcal.calibration.laece`), ``num_dets`` (kept detections), ``precision`` (matched /
+    kept) and ``recall`` (matched / non-ignored ground truths). With no detection above
+    ``score_thr`` the calibration errors are nan (a warning is logged).
 
     Args:
         score_thr: Keep detections with ``score >= score_thr``.
@@ -144,7 +147,8 @@ class DetectionCalibrationMetric(BaseMetric):
             results: One dict per image from all ranks.
 
         Returns:
-            dict[str, float]: ``dece``, ``dece_box``, ``num_dets``, ``precision``, ``recall``.
+            dict[str, float]: ``dece``, ``dece_box``, ``laece``, ``laace``, ``num_dets``,
+            ``precision``, ``recall``.
         """
         if not results:
             raise ValueError('DetectionCalibrationMetric: no images were processed; the '
@@ -159,10 +163,18 @@ class DetectionCalibrationMetric(BaseMetric):
             print_log(f'DetectionCalibrationMetric: no detection has score >= {self.score_thr} '
                       'on the evaluation set; D-ECE is nan.', logger='current',
                       level=logging.WARNING)
-            return dict(dece=float('nan'), dece_box=float('nan'), num_dets=0,
-                        precision=float('nan'), recall=recall)
+            return dict(dece=float('nan'), dece_box=float('nan'), laece=float('nan'),
+                        laace=float('nan'), num_dets=0, precision=float('nan'), recall=recall)
         conf_bins = self.n_bins[0] if isinstance(self.n_bins, (list, tuple)) else self.n_bins
+        ious, labels = (np.concatenate([r[k] for r in results]) for k in ('ious', 'labels'))
+        classes = np.unique(np.concatenate([r['gt_labels'] for r in results]))
+        if len(classes):
+            local = dict(laece=cal.laece(scores, ious, labels, classes=classes),
+                         laace=cal.laace(scores, ious, labels, classes=classes))
+        else:  # no ground truth: no class to average over
+            local = dict(laece=float('nan'), laace=float('nan'))
         return dict(
+            **local,
             dece=cal.detection_ece(scores, matched, n_bins=conf_bins),
             dece_box=cal.detection_ece(scores, matched, features=feats, n_bins=self.n_bins),
             num_dets=n,

@@ -51,6 +51,24 @@ def test_hand_computed_values():
     # cy all < .5 except 0.4 (cy .7). Bins: (hi, lo, lo) {.9 TP, .8 FP, .7 TP} ->
     # |2/3 - 0.8| * 3; (hi, hi, lo) {.6 TP} -> .4; (lo, lo, hi) {.4 FP} -> .4
     assert out['calib/dece_box'] == pytest.approx((abs(2 / 3 - 0.8) * 3 + 0.4 + 0.4) / 5)
+    # LaECE (25 bins per class, target the IoU of the match): class 0 {.9: IoU 1, .8: FP, .7:
+    # IoU 1, .4: FP}, each alone in its bin -> (.1 + .8 + .3 + .4) / 4; class 1 {.6: IoU 1} -> .4
+    assert out['calib/laece'] == pytest.approx(0.4, abs=1e-6)
+    assert out['calib/laace'] == pytest.approx(0.4, abs=1e-6)
+
+
+def test_laece_and_laace_differ_where_one_bin_mixes_over_and_under_confidence():
+    # 0.62 matches at IoU 0.5 (a half box), the duplicate 0.61 of the whole box is then a false
+    # positive: both in the bin [0.60, 0.64). LaECE: |mean IoU - mean score| = |0.25 - 0.615|;
+    # LaACE: the mean of |IoU - score| = (0.12 + 0.61) / 2.
+    sample = dict(img_id=1, ori_shape=(100, 100),
+                  instances=[dict(bbox=[0, 0, 50, 50], bbox_label=0, ignore_flag=0)],
+                  pred_instances=_pred([[0, 0, 50, 25], [0, 0, 50, 50]], [0.62, 0.61], [0, 0]))
+    metric = METRICS.build(dict(type='DetectionCalibrationMetric', score_thr=0.3))
+    metric.process(None, [sample])
+    out = metric.evaluate(1)
+    assert out['calib/laece'] == pytest.approx(abs(0.25 - 0.615), abs=1e-6)
+    assert out['calib/laace'] == pytest.approx((0.12 + 0.61) / 2, abs=1e-6)
 
 
 def test_equals_functional_pipeline_on_random_images():
