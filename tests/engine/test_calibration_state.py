@@ -104,9 +104,11 @@ def test_resume_with_another_teacher_refits_and_with_the_same_reuses(tmp_path, d
         pytest.approx(t_2)
 
 
-def test_a_legacy_checkpoint_resumes_its_adapters_through_the_hook(tmp_path, data, teachers):
+@pytest.mark.parametrize('calibration_hook', [True, False])
+def test_a_legacy_checkpoint_resumes_its_adapters(tmp_path, data, teachers, calibration_hook):
     """Checkpoints of earlier versions hold the adapters under checkpoint['distill_state_dict']
-    (this hook wrote them there): --resume with the hook trains on from them."""
+    (the calibration hook wrote them there): --resume trains on from them, with that hook or,
+    without it, through AtomicCheckpointHook (the shipped configs' checkpoint hook)."""
     student = gfl_model(width=8)
     student['neck']['out_channels'] = 8
     student['bbox_head']['in_channels'] = 8
@@ -134,6 +136,10 @@ def test_a_legacy_checkpoint_resumes_its_adapters_through_the_hook(tmp_path, dat
     # resume: the first resumed step trains from the planted adapter, not a fresh one
     cfg = Config.fromfile(cfg_path)
     cfg.update(work_dir=work, resume=True, experiment_name='legacy_adapters_b')
+    if not calibration_hook:
+        cfg.custom_hooks = []
+        cfg.model.teacher_temperature = 1.0
+        cfg.default_hooks.checkpoint.type = 'AtomicCheckpointHook'
     runner = Runner.from_cfg(cfg)
     seen = probe_first_distill_step(runner)
     runner.train()

@@ -36,6 +36,7 @@ from mmengine.runner import Runner
 
 from mmdet.registry import HOOKS
 
+from ...models.distillers.distiller_mixin import adopt_legacy_distill_state
 from ...utils.checkpoint import install
 from ...utils.checkpoint_files import ResumeError, list_checkpoints
 from ...utils.work_dir import WorkDirLock
@@ -127,6 +128,12 @@ class AtomicCheckpointHook(CheckpointHook):
         finally:
             if self._lock is not None:
                 self._lock.release()
+
+    def after_load_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
+        """On resume, hand a legacy checkpoint's adapters (``distill_state_dict``, written by
+        earlier versions of the calibration hook) to the distiller, with or without that hook."""
+        if getattr(runner, '_resume', False):
+            adopt_legacy_distill_state(checkpoint)
 
     def _refuse_a_resume_that_resumed_nothing(self, runner: Runner) -> None:
         if not getattr(runner, '_resume', False) or runner.iter > 0 or runner.epoch > 0:
