@@ -9,6 +9,7 @@ MMDetection's own ``metafile.yml`` files.
 """
 import copy
 import functools
+import glob
 import os
 import os.path as osp
 import re
@@ -17,11 +18,12 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 import torch
 import yaml
+from mmengine.config import Config, ConfigDict
+
+import mmdet
+from mmdet.registry import HOOKS, MODELS
 
 import mmkdcal  # noqa: F401  (registers the distillers, losses and hooks)
-import mmdet
-from mmengine.config import Config, ConfigDict
-from mmdet.registry import HOOKS, MODELS
 from mmkdcal.models.distillers import (DistillSingleStageDetector, DistillTwoStageDetector,
                                        check_dense_head_layout, load_teacher_config)
 
@@ -531,16 +533,16 @@ def test_teacher_checkpoint_is_the_published_one(rel):
 
 
 # ---------------------------------------------------------------------------------- READMEs
-def _readme_rows(family: str) -> Dict[str, List[str]]:
+def _readme_rows(family: str, section: str = '## Results') -> Dict[str, List[str]]:
     """Rows of the README's results table (the section '## Results ...') whose first cell is a
     config file name: name -> cells."""
     rows = {}
     with open(osp.join(CONFIG_ROOT, family, 'README.md')) as f:
         lines = f.read().splitlines()
-    starts = [i for i, line in enumerate(lines) if line.startswith('## Results')]
-    assert len(starts) == 1, f'configs/{family}/README.md needs one "## Results" section'
+    starts = [i for i, line in enumerate(lines) if line.startswith(section)]
+    assert len(starts) == 1, f'configs/{family}/README.md needs one "{section}" section'
     for line in lines[starts[0]:]:
-        if line.startswith('## ') and not line.startswith('## Results'):
+        if line.startswith('## ') and not line.startswith(section):
             break
         cells = [c.strip() for c in line.strip().strip('|').split('|')]
         m = re.fullmatch(r'`([\w.-]+\.py)`', cells[0]) if line.startswith('|') else None
@@ -553,6 +555,22 @@ def _readme_rows(family: str) -> Dict[str, List[str]]:
 def _ap_cell(entry: Optional[dict]) -> str:
     return NOT_PUBLISHED if entry is None or entry['box_ap'] is None \
         else f"{entry['box_ap']:.1f}"
+
+
+def test_the_hetero_readme_table_matches_the_metafiles():
+    """configs/hetero: one row per config, the stock student and the teacher of another family
+    with the box APs of MMDetection's metafile.yml."""
+    rows = _readme_rows('hetero', '## Benchmark table')
+    configs = sorted(glob.glob(osp.join(CONFIG_ROOT, 'hetero', '*.py')))
+    assert sorted(rows) == sorted(osp.basename(f) for f in configs)
+    for path in configs:
+        cfg = Config.fromfile(path)
+        base = re.search(r"^_base_ = '([^']+)'", open(path).read(), re.M).group(1)
+        cells = rows[osp.basename(path)]
+        assert cells[1:5] == [osp.splitext(osp.basename(base))[0], _ap_cell(_published(base)),
+                              osp.splitext(osp.basename(cfg.model.teacher_config))[0],
+                              _ap_cell(_published(cfg.model.teacher_config))], path
+        assert cells[5] == NOT_MEASURED or re.fullmatch(r'\d+\.\d( ± .*)?', cells[5]), cells[5]
 
 
 @pytest.mark.parametrize('family', FAMILIES)
