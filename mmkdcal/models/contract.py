@@ -1,20 +1,7 @@
 """The contract between distillers and distillation losses: what each side declares and checks.
 
-A distiller declares, once per class, the named outputs it can hand to a loss
-(:class:`DistillInput`: what the tensors are, what comes with them). A loss declares what it
-compares and needs (:class:`DistillLoss`: input kinds, logit activation, labels, iteration,
-weights). When the model is built, :func:`check_loss_input` matches every configured
-``distill_losses`` entry against the distiller's inputs and refuses, naming the loss, the field
-and the fix, any pair that cannot work. In the training step the distiller fills one
-:class:`DistillBatch` per input that a loss uses and :func:`call_distill_loss` passes exactly the
-keyword arguments the loss declared.
-
-Why this module sits in ``mmkdcal.models`` beside ``distillers/`` and ``losses/``, not inside
-either: both sides import it at top level, and it imports neither (torch only), so the
-distillers do not depend on the loss files, the losses do not depend on the distiller files, and
-there is no import cycle between the two packages. A new loss imports :class:`DistillLoss` from
-here (or from ``mmkdcal.models.losses``, which re-exports it); a new distiller imports
-:class:`DistillInput` and :class:`DistillBatch` (re-exported by ``mmkdcal.models.distillers``).
+Both sides import this module and it imports neither (no import cycle); see
+docs/distillation_protocol.md, "The contract".
 """
 from dataclasses import dataclass, field, replace
 from typing import ClassVar, Dict, FrozenSet, Optional, Sequence, Tuple, Union
@@ -28,7 +15,8 @@ __all__ = [
     'check_loss_input'
 ]
 
-#: The kinds of distiller outputs a loss can compare (:attr:`DistillInput.kind`).
+#: The kinds of distiller outputs a loss can compare (:attr:`DistillInput.kind`): rows of class
+#: logits, GFL-style box-side distributions, boxes, feature maps per level, mask logits.
 INPUT_KINDS = ('logits', 'distribution', 'boxes', 'features', 'masks')
 
 
@@ -38,19 +26,16 @@ class DistillInput:
 
     Args:
         name: The ``inputs`` value that selects it in ``distill_losses``.
-        kind: What the tensors are: ``'logits'`` (rows of class logits), ``'distribution'``
-            (GFL-style box-side distributions), ``'boxes'`` (box regression outputs),
-            ``'features'`` (feature maps, one per level) or ``'masks'`` (mask logits).
-        description: Half a sentence for messages and docs, e.g. ``'per-prior sigmoid class
-            logits (M, K)'``.
+        kind: One of :data:`INPUT_KINDS`.
+        description: Half a sentence for messages, e.g. ``'per-prior sigmoid class logits
+            (M, K)'``.
         activation: For logits: ``'sigmoid'`` or ``'softmax'``.
-        provides: Which optional loss arguments come with it: ``'labels'``, ``'weight'``,
-            ``'avg_factor'``.
+        provides: Optional loss arguments that come with it (``'labels'``, ``'weight'``,
+            ``'avg_factor'``).
         temperature: Whether the teacher side is divided by the calibration temperature.
         per_level: The tensors are lists of levels; the loss is evaluated per level and summed.
         channels: ``(student, teacher)`` feature widths when known at build time.
-        box_format: For boxes: ``'xyxy'`` when they are decoded corner boxes, None for raw
-            regression outputs (deltas, distances).
+        box_format: For boxes: ``'xyxy'`` for decoded corner boxes, None for raw outputs.
     """
 
     name: str
@@ -63,9 +48,9 @@ class DistillInput:
     channels: Optional[Tuple[int, int]] = None
     box_format: Optional[str] = None
 
-    def with_channels(self, channels: Optional[Tuple[int, int]]) -> 'DistillInput':
-        """A copy with the feature widths filled in."""
-        return replace(self, channels=channels)
+    def with_channels(self, student: Optional[int], teacher: Optional[int]) -> 'DistillInput':
+        """A copy with the feature widths filled in (None where either is unknown)."""
+        return replace(self, channels=None if None in (student, teacher) else (student, teacher))
 
     def with_per_level(self, per_level: bool) -> 'DistillInput':
         """A copy whose tensors are (or are not) lists of levels / stages."""
@@ -76,9 +61,8 @@ class DistillInput:
 class DistillBatch:
     """The student and teacher tensors of one :class:`DistillInput` in one training step.
 
-    For per-level inputs (``DistillInput.per_level``) ``student``/``teacher`` are lists of levels
-    (FPN levels, cascade stages), and ``labels``/``weight``/``avg_factor`` may be lists too (one
-    per level); ``level_weights`` weights the levels' losses (e.g. cascade stage weights).
+    For per-level inputs ``student``/``teacher`` are lists of levels (FPN levels, cascade
+    stages), and ``labels``/``weight``/``avg_factor`` may be lists too (one per level).
 
     Args:
         student: Student tensor, or a list of per-level tensors.
@@ -86,7 +70,7 @@ class DistillBatch:
         labels: Integer class index per row, when the input provides labels.
         weight: Per-row weights, when the input provides them.
         avg_factor: Normaliser, when the input provides one.
-        level_weights: Per-level loss weights; None: all 1.
+        level_weights: Per-level loss weights (e.g. cascade stage weights); None: all 1.
     """
 
     student: Union[Tensor, Sequence[Tensor]]
@@ -100,24 +84,11 @@ class DistillBatch:
 class DistillLoss(nn.Module):
     """Base class of the distillation losses: what a loss declares, and the build-time check.
 
-    Every mmkdcal distillation loss subclasses it and states, as class or instance attributes
-    (instance attributes where they depend on the configuration, e.g. ``needs_iter`` of a loss
-    with a warm-up), what it compares and what it needs:
-
-    - :attr:`input_kinds`: the kinds of distiller output it can compare (a subset of
-      :data:`INPUT_KINDS`);
-    - :attr:`logit_activation`: for logits, the activation it interprets them with
-      (``'softmax'`` or ``'sigmoid'``), or None when it does not care;
-    - :attr:`needs_labels` / :attr:`needs_iter`: whether ``forward`` needs the samples' class
-      labels (``labels=``) or the current 0-based iteration (``cur_iter=``);
-    - :attr:`accepts_weight` / :attr:`accepts_avg_factor`: whether ``forward`` takes per-sample
-      ``weight=`` / an ``avg_factor=`` normaliser.
-
-    Subclasses implement ``forward(student, teacher, **declared_kwargs)``. The distiller passes
-    exactly the declared keyword arguments (:func:`call_distill_loss`) and refuses at build
-    time a loss whose needs its ``inputs`` cannot meet (:meth:`check_input`), so a config that
-    cannot work never reaches the first iteration. A new loss is one file: subclass, declare,
-    register.
+    A subclass states, as class attributes (instance attributes where they depend on the
+    configuration, e.g. ``needs_iter``), what it compares and needs, and implements
+    ``forward(student, teacher, **declared_kwargs)``: the distiller passes exactly the
+    declared arguments (:func:`call_distill_loss`) and refuses at build time a loss whose
+    needs its ``inputs`` cannot meet (:meth:`check_input`).
     """
 
     #: Kinds of distiller inputs this loss compares (a subset of :data:`INPUT_KINDS`).
@@ -134,19 +105,13 @@ class DistillLoss(nn.Module):
     needs_iter: bool = False
 
     def check_input(self, spec: DistillInput) -> Optional[str]:
-        """Why this loss cannot compare the distiller input ``spec``, or None if it can.
-
-        Subclasses with further requirements (channel counts, widths) extend it.
-
-        Args:
-            spec: The distiller input the config chose.
-
-        Returns:
-            str or None: A sentence naming the problem, or None.
-        """
+        """A sentence saying why this loss cannot compare the distiller input ``spec``, or
+        None if it can; subclasses with further requirements (widths) extend it."""
         name = type(self).__name__
         if spec.kind not in self.input_kinds:
-            return (f'{name} compares {self._kinds_text()}, but inputs={spec.name!r} gives '
+            kinds = (' or '.join(self.input_kinds) if self.input_kinds else
+                     'nothing (it declares no input_kinds)')
+            return (f'{name} compares {kinds}, but inputs={spec.name!r} gives '
                     f'{spec.description}')
         if (spec.kind == 'logits' and self.logit_activation is not None
                 and spec.activation != self.logit_activation):
@@ -156,10 +121,6 @@ class DistillLoss(nn.Module):
             return (f'{name} needs the class label of every row, but inputs={spec.name!r} '
                     f'({spec.description}) carries no labels')
         return None
-
-    def _kinds_text(self) -> str:
-        kinds = list(self.input_kinds)
-        return ' or '.join(kinds) if kinds else 'nothing (it declares no input_kinds)'
 
 
 def check_loss_input(key: str, loss: nn.Module, spec: Optional[DistillInput], distiller: str,

@@ -10,10 +10,8 @@ __all__ = ['CifarBackbone', 'named_arch']
 
 def named_arch(owner: str, arch: Optional[str], archs: Dict[str, tuple],
                given: Dict[str, Any]) -> tuple:
-    """``archs[arch]``, or the values of ``given`` (the arguments a name stands for, in order).
-
-    Raises ValueError naming ``owner`` for both a name and values, an unknown name, or neither.
-    """
+    """``archs[arch]``, or the values of ``given`` (the arguments a name stands for, in order);
+    ValueError naming ``owner`` for both, an unknown name, or neither."""
     names = ' and '.join(f'`{k}`' for k in given)
     if arch is not None:
         if any(v is not None for v in given.values()):
@@ -33,10 +31,9 @@ def named_arch(owner: str, arch: Optional[str], archs: Dict[str, tuple],
 class CifarBackbone(nn.Module):
     """A CIFAR backbone: ``stem``, the stages, ``conv_last`` before pooling, ``fc``.
 
-    Subclasses build those modules (and ``feat_dim``) in ``__init__`` and override
-    :meth:`stem_forward` / :meth:`head_forward` where theirs differ; ``stages_name`` is the
-    attribute holding the stages, ``feature_stages`` the stages whose outputs
-    :meth:`forward_features` returns (None: all).
+    Subclasses build those modules (and ``feat_dim``) and override :meth:`stem_forward` /
+    :meth:`head_forward` where theirs differ; ``stages_name`` names the stages attribute,
+    ``feature_stages`` the stages :meth:`forward_features` returns (None: all).
 
     Args:
         owner: The class name, for the messages.
@@ -56,10 +53,8 @@ class CifarBackbone(nn.Module):
     def make_stages(block: Callable[[int, int, int], nn.Module], channels: int,
                     widths: Sequence[int], strides: Sequence[int],
                     blocks: int) -> Tuple[nn.ModuleList, int]:
-        """Stages of ``blocks`` ``block(in, out, stride)`` each, the first with the stage's stride.
-
-        Returns the stages (one per item of ``widths``/``strides``) and their output channels.
-        """
+        """One stage per ``widths``/``strides`` item, of ``blocks`` ``block(in, out, stride)``
+        each (the first with the stride); returns them and their output channels."""
         stages = []
         for width, stride in zip(widths, strides):
             layers = []
@@ -89,15 +84,8 @@ class CifarBackbone(nn.Module):
         return self.conv_last(x)
 
     def forward_features(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        """Compute the pre-logit feature and the stage feature maps.
-
-        Args:
-            x (Tensor): (N, 3, 32, 32) normalised images.
-
-        Returns:
-            tuple[Tensor, list[Tensor]]: the pooled feature (N, feat_dim) that the classifier
-            reads, and the stem's and the feature stages' outputs.
-        """
+        """The pooled feature (N, feat_dim) the classifier reads, and the stem's and feature
+        stages' maps, of (N, 3, 32, 32) normalised images."""
         out = self.stem_forward(x)
         feats = [out]
         for i, stage in enumerate(getattr(self, self.stages_name)):

@@ -1,17 +1,6 @@
-"""MobileNetV2 adapted to 32x32 inputs, as in the CIFAR-100 distillation benchmark.
-
-Inverted residual blocks follow Sandler et al., "MobileNetV2: Inverted Residuals and Linear
-Bottlenecks" (CVPR 2018, Table 2): 1x1 expansion conv-BN-ReLU, 3x3 depth-wise conv-BN-ReLU, 1x1
-linear projection conv-BN, residual when stride 1 and widths match. The CIFAR variant is the one
-of Tian et al., "Contrastive Representation Distillation" (ICLR 2020,
-github.com/HobbitLong/RepDistiller, ``models/mobilenetv2.py``, ``mobile_half``; mdistiller's
-``MobileNetV2``): expansion ``T=6``, width multiplier 0.5, stride-2 3x3 stem, the (t, c, n, s) table
-below, the expansion conv kept even where t = 1, ReLU (not ReLU6), a 1x1 conv-BN-ReLU to 1280
-channels (1280 is not scaled down when the width multiplier is below 1), global average pooling
-and a linear classifier. The 32x32 input ends at 2x2 before pooling.
-
-With ``num_classes=100`` the default model has 812,836 parameters (checked in
-``tests/models/classifiers/``).
+"""MobileNetV2 for 32x32 inputs (Sandler et al., CVPR 2018), the CIFAR-100 benchmark's variant
+(CRD's ``mobile_half``, mdistiller's ``MobileNetV2``): expansion 6, width 0.5, stride-2 stem,
+ReLU, a 1x1 conv to 1280 channels (configs/classification/cifar100/README.md).
 """
 from typing import Sequence, Tuple
 
@@ -37,14 +26,8 @@ _SETTINGS: Sequence[Tuple[object, int, int, int]] = (
 
 
 class _InvertedResidual(nn.Module):
-    """Expand (1x1) -> depth-wise (3x3) -> project (1x1, linear), residual if shapes match.
-
-    Args:
-        in_channels (int): Input channels.
-        out_channels (int): Output channels.
-        stride (int): Depth-wise convolution stride (1 or 2).
-        expand_ratio (int): Expansion factor t.
-    """
+    """Expand (1x1, ``expand_ratio``) -> depth-wise (3x3, ``stride``) -> project (1x1,
+    linear), residual if shapes match."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int,
                  expand_ratio: int) -> None:
@@ -59,7 +42,6 @@ class _InvertedResidual(nn.Module):
             nn.Conv2d(hidden, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the block to (N, C_in, H, W)."""
         out = self.conv(x)
         return x + out if self.use_residual else out
 

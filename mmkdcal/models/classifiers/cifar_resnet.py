@@ -1,17 +1,7 @@
-"""ResNets for 32x32 inputs, in the layout of the CIFAR-100 distillation benchmark.
-
-Architecture (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, Sec. 4.2): a 3x3
-stem convolution, three stages of ``n`` basic blocks at 32x32, 16x16 and 8x8 (stride-2 first block
-in stages 2 and 3), global average pooling and a linear classifier; depth = 6n + 2. The channel
-widths follow the benchmark of Tian et al., "Contrastive Representation Distillation" (ICLR 2020,
-github.com/HobbitLong/RepDistiller, ``models/resnet.py``), reused unchanged by mdistiller
-(github.com/megvii-research/mdistiller): stem/stage widths (16, 16, 32, 64) for resnet20/56/110 and
-(32, 64, 128, 256) for the "x4" variants resnet8x4/resnet32x4. As in that benchmark, a block whose
-input and output widths differ (or which strides) uses a 1x1 convolution + BN projection shortcut.
-
-Parameter counts with ``num_classes=100`` (computed by ``sum(p.numel())`` and checked in
-``tests/models/classifiers/test_cls_backbones.py``): resnet20 278,324, resnet56 861,620,
-resnet110 1,736,564, resnet8x4 1,233,540, resnet32x4 7,433,860.
+"""ResNets for 32x32 inputs (He et al., CVPR 2016, Sec. 4.2), in the layout of the CIFAR-100
+distillation benchmark (CRD's ``models/resnet.py``, reused by mdistiller): depth 6n + 2,
+widths (16, 16, 32, 64), or (32, 64, 128, 256) for the "x4" variants, 1x1 projection shortcuts
+(configs/classification/cifar100/README.md).
 """
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -40,13 +30,8 @@ CIFAR_RESNET_ARCHS: Dict[str, Tuple[int, Tuple[int, int, int, int]]] = {
 
 
 class _BasicBlock(nn.Module):
-    """Two 3x3 conv-BN layers with an identity or 1x1-projection shortcut, ReLU after the sum.
-
-    Args:
-        in_channels (int): Input channels.
-        out_channels (int): Output channels.
-        stride (int): Stride of the first convolution (and of the projection shortcut).
-    """
+    """Two 3x3 conv-BN layers (the first with ``stride``) with an identity or 1x1-projection
+    shortcut, ReLU after the sum."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
@@ -61,14 +46,6 @@ class _BasicBlock(nn.Module):
                 nn.BatchNorm2d(out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the block.
-
-        Args:
-            x (Tensor): (N, C_in, H, W) input.
-
-        Returns:
-            Tensor: (N, C_out, H / stride, W / stride) output.
-        """
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         identity = x if self.shortcut is None else self.shortcut(x)

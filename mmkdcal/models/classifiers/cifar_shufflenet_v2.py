@@ -1,18 +1,7 @@
-"""ShuffleNetV2 adapted to 32x32 inputs, as in the CIFAR-100 distillation benchmark.
-
-Units follow Ma et al., "ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design"
-(ECCV 2018, Fig. 3c/3d): a basic unit splits the channels in two halves, keeps one and sends the
-other through 1x1 conv-BN-ReLU, 3x3 depth-wise conv-BN, 1x1 conv-BN-ReLU, concatenates and
-shuffles channels (2 groups); a down-sampling unit runs two stride-2 branches on the full input and
-concatenates them. The CIFAR adaptation is the one of Tian et al., "Contrastive Representation
-Distillation" (ICLR 2020, github.com/HobbitLong/RepDistiller, ``models/ShuffleNetv2.py``, used by
-mdistiller as ``ShuffleV2``): a 1x1 stem convolution to 24 channels (no stride, no max-pool), three
-stages each made of one down-sampling unit followed by ``num_blocks`` basic units, a 1x1
-conv-BN-ReLU to the final width, global average pooling and a linear classifier.
-
-``net_size=1.0`` (``ShuffleV2``) has stage widths (116, 232, 464), final width 1024 and (3, 7, 3)
-basic units; with ``num_classes=100`` it has 1,355,528 parameters (checked in
-``tests/models/classifiers/``).
+"""ShuffleNetV2 for 32x32 inputs (Ma et al., ECCV 2018), the CIFAR-100 benchmark's variant
+(CRD's ``models/ShuffleNetv2.py``, mdistiller's ``ShuffleV2``): a 1x1 stem to 24 channels, three
+stages of one down-sampling unit and ``num_blocks`` basic units, a 1x1 conv-BN-ReLU to the final
+width (configs/classification/cifar100/README.md).
 """
 from typing import Dict, Tuple
 
@@ -35,15 +24,8 @@ CIFAR_SHUFFLENETV2_SIZES: Dict[float, Tuple[Tuple[int, int, int, int], Tuple[int
 
 
 def channel_shuffle(x: torch.Tensor, groups: int = 2) -> torch.Tensor:
-    """Interleave the channels of ``groups`` equal groups: (N, g*c, H, W) -> (N, c*g, H, W).
-
-    Args:
-        x (Tensor): (N, C, H, W) input, C divisible by ``groups``.
-        groups (int): Number of groups.
-
-    Returns:
-        Tensor: the shuffled tensor, channel ``i*groups + j`` is input channel ``j*c + i``.
-    """
+    """Interleave the channels of ``groups`` equal groups: output channel ``i*groups + j`` is
+    input channel ``j*c + i``."""
     n, c, h, w = x.shape
     return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
@@ -58,11 +40,7 @@ def _conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,
 
 
 class _BasicUnit(nn.Module):
-    """Channel-split unit: identity on one half, 1x1 -> dw3x3 -> 1x1 on the other, shuffle.
-
-    Args:
-        channels (int): Input = output channels (even).
-    """
+    """Channel-split unit: identity on one half, 1x1 -> dw3x3 -> 1x1 on the other, shuffle."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -73,19 +51,13 @@ class _BasicUnit(nn.Module):
             _conv_bn(half, half, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the unit to (N, C, H, W) and return (N, C, H, W)."""
         half = x.shape[1] // 2
         kept, processed = x[:, :half], x[:, half:]
         return channel_shuffle(torch.cat([kept, self.branch(processed)], 1))
 
 
 class _DownUnit(nn.Module):
-    """Stride-2 unit: two branches on the full input, each giving half of ``out_channels``.
-
-    Args:
-        in_channels (int): Input channels.
-        out_channels (int): Output channels (even).
-    """
+    """Stride-2 unit: two branches on the full input, each giving half of ``out_channels``."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
@@ -99,7 +71,6 @@ class _DownUnit(nn.Module):
             _conv_bn(mid, mid, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the unit to (N, C_in, H, W) and return (N, C_out, H/2, W/2)."""
         return channel_shuffle(torch.cat([self.left(x), self.right(x)], 1))
 
 

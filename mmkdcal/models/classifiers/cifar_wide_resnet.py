@@ -1,15 +1,6 @@
-"""Wide residual networks for 32x32 inputs (WRN-d-k), as in the CIFAR-100 distillation benchmark.
-
-Architecture (Zagoruyko & Komodakis, "Wide Residual Networks", BMVC 2016): a 3x3 stem convolution
-with 16 channels, three groups of ``n = (d - 4) / 6`` pre-activation basic blocks (BN-ReLU-conv
-twice) with widths (16k, 32k, 64k) at 32x32, 16x16 and 8x8, a final BN-ReLU, global average pooling
-and a linear classifier. A block whose input and output widths differ uses a 1x1 convolution
-shortcut applied to the pre-activated input. Same layout as the benchmark of Tian et al.,
-"Contrastive Representation Distillation" (ICLR 2020, github.com/HobbitLong/RepDistiller,
-``models/wrn.py``) and mdistiller (github.com/megvii-research/mdistiller).
-
-Parameter counts with ``num_classes=100`` (checked in ``tests/models/classifiers/``):
-wrn_16_2 703,284, wrn_40_2 2,255,156.
+"""Wide residual networks WRN-d-k for 32x32 inputs (Zagoruyko & Komodakis, BMVC 2016), as in
+the CIFAR-100 distillation benchmark (CRD's ``models/wrn.py``, mdistiller): pre-activation
+basic blocks, widths (16k, 32k, 64k), a final BN-ReLU (configs/classification/cifar100/README.md).
 """
 from typing import Dict, Optional, Tuple
 
@@ -33,14 +24,8 @@ CIFAR_WRN_ARCHS: Dict[str, Tuple[int, int]] = {
 
 
 class _PreActBlock(nn.Module):
-    """Pre-activation basic block (BN-ReLU-conv3x3, BN-ReLU-conv3x3) of a wide ResNet.
-
-    Args:
-        in_channels (int): Input channels.
-        out_channels (int): Output channels.
-        stride (int): Stride of the first convolution and of the shortcut.
-        drop_rate (float): Dropout probability between the two convolutions.
-    """
+    """Pre-activation basic block (BN-ReLU-conv3x3 with ``stride``, dropout ``drop_rate``,
+    BN-ReLU-conv3x3); a projection shortcut reads the pre-activated input."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int,
                  drop_rate: float = 0.0) -> None:
@@ -55,20 +40,11 @@ class _PreActBlock(nn.Module):
             self.shortcut = nn.Conv2d(in_channels, out_channels, 1, stride, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the block.
-
-        Args:
-            x (Tensor): (N, C_in, H, W) input.
-
-        Returns:
-            Tensor: (N, C_out, H / stride, W / stride) output (not activated).
-        """
         pre = F.relu(self.bn1(x))
         out = F.relu(self.bn2(self.conv1(pre)))
         if self.drop_rate > 0:
             out = F.dropout(out, p=self.drop_rate, training=self.training)
         out = self.conv2(out)
-        # With a projection, the shortcut reads the pre-activated input (Zagoruyko & Komodakis).
         identity = x if self.shortcut is None else self.shortcut(pre)
         return out + identity
 

@@ -11,20 +11,15 @@ from mmdet.registry import MODELS
 
 __all__ = ['ImageClassifier', 'CIFAR100_MEAN', 'CIFAR100_STD', 'cifar100_data_preprocessor']
 
-#: CIFAR-100 per-channel RGB mean and std on the 0-255 scale: the values (0.5071, 0.4867, 0.4408)
-#: and (0.2675, 0.2565, 0.2761) of the CRD/mdistiller benchmark's ``transforms.Normalize``,
-#: times 255.
+#: CIFAR-100 per-channel RGB mean and std on the 0-255 scale (the CRD/mdistiller benchmark's
+#: ``transforms.Normalize`` values times 255).
 CIFAR100_MEAN: Tuple[float, float, float] = (129.3105, 124.1085, 112.404)
 CIFAR100_STD: Tuple[float, float, float] = (68.2125, 65.4075, 70.4055)
 
 
 def cifar100_data_preprocessor() -> dict:
-    """Return the config of the ``ImgDataPreprocessor`` that normalises CIFAR-100 images.
-
-    Returns:
-        dict: ``dict(type='ImgDataPreprocessor', mean=..., std=..., bgr_to_rgb=False)``; images are
-        stored as RGB by :class:`~mmkdcal.datasets.CIFAR100Dataset`, so no channel swap.
-    """
+    """The ``ImgDataPreprocessor`` config that normalises CIFAR-100 images (stored as RGB by
+    :class:`~mmkdcal.datasets.CIFAR100Dataset`: no channel swap)."""
     return dict(type='ImgDataPreprocessor', mean=list(CIFAR100_MEAN), std=list(CIFAR100_STD),
                 bgr_to_rgb=False)
 
@@ -33,24 +28,17 @@ def cifar100_data_preprocessor() -> dict:
 class ImageClassifier(BaseModel):
     """Image classifier made of a backbone that returns logits, trained with cross-entropy.
 
-    The backbone must map (N, 3, H, W) images to (N, K) logits and may expose
-    ``forward_features(x) -> (pooled, [stage features])`` (all CIFAR backbones of this package do).
-
-    Loss: either the plain softmax cross-entropy ``-log softmax(z)_y`` averaged over the batch,
-    with optional label smoothing (Szegedy et al., "Rethinking the Inception Architecture", CVPR
-    2016: target ``(1 - eps) * onehot(y) + eps / K``, as ``torch.nn.functional.cross_entropy``), or
-    any MODELS loss called as ``loss(logits, labels)`` (e.g. mmdet's ``CrossEntropyLoss``).
+    The backbone maps (N, 3, H, W) images to (N, K) logits and may expose
+    ``forward_features(x) -> (pooled, [stage features])`` (the CIFAR backbones do).
 
     Args:
         backbone (dict): Config of the logits backbone, e.g.
             ``dict(type='CifarResNet', arch='resnet8x4', num_classes=100)``.
-        data_preprocessor (dict, optional): Data preprocessor config. Defaults to
-            :func:`cifar100_data_preprocessor` (mmengine ``ImgDataPreprocessor`` with CIFAR-100
-            mean/std).
-        loss (dict, optional): Config of a MODELS loss. ``None`` (default) uses the plain
-            cross-entropy with ``label_smoothing``.
-        label_smoothing (float): Label smoothing of the plain cross-entropy, in [0, 1). Only valid
-            with ``loss=None``.
+        data_preprocessor (dict, optional): Defaults to :func:`cifar100_data_preprocessor`.
+        loss (dict, optional): A MODELS loss called as ``loss(logits, labels)``; None: the plain
+            softmax cross-entropy with ``label_smoothing``.
+        label_smoothing (float): Label smoothing of the plain cross-entropy, in [0, 1) (as
+            ``torch.nn.functional.cross_entropy``); only with ``loss=None``.
         init_cfg (dict, optional): MMEngine initialisation config.
     """
 
@@ -81,14 +69,7 @@ class ImageClassifier(BaseModel):
 
     # ------------------------------------------------------------------ features / logits
     def extract_logits(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Return the (N, K) logits of preprocessed images (used by distillers).
-
-        Args:
-            inputs (Tensor): (N, 3, H, W) normalised images.
-
-        Returns:
-            Tensor: (N, K) logits.
-        """
+        """The (N, K) logits of (N, 3, H, W) normalised images (used by distillers)."""
         logits = self.backbone(inputs)
         if logits.dim() != 2 or logits.shape[0] != inputs.shape[0]:
             raise ValueError('ImageClassifier: the backbone must return (N, K) logits; got shape '
@@ -96,14 +77,7 @@ class ImageClassifier(BaseModel):
         return logits
 
     def extract_feat(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        """Return the backbone's ``forward_features(inputs)``: (pooled feature, stage features).
-
-        Args:
-            inputs (Tensor): (N, 3, H, W) normalised images.
-
-        Returns:
-            tuple[Tensor, list[Tensor]]: pooled pre-logit feature and per-stage feature maps.
-        """
+        """The backbone's ``forward_features(inputs)``: (pooled feature, stage features)."""
         if not hasattr(self.backbone, 'forward_features'):
             raise TypeError(f'ImageClassifier: backbone {type(self.backbone).__name__} has no '
                             '`forward_features`; use one of the Cifar* backbones or add it.')
@@ -113,16 +87,8 @@ class ImageClassifier(BaseModel):
     @staticmethod
     def stack_labels(data_samples: Optional[Sequence[BaseDataElement]],
                      num_inputs: int) -> torch.Tensor:
-        """Stack the ``gt_label`` of every data sample into a (N,) long tensor.
-
-        Args:
-            data_samples (Sequence[BaseDataElement]): One sample per input, each with a 0-dim (or
-                1-element) integer ``gt_label``.
-            num_inputs (int): Batch size the labels must match.
-
-        Returns:
-            Tensor: (N,) long labels.
-        """
+        """The one-integer ``gt_label`` of each of ``num_inputs`` samples as an (N,) long
+        tensor."""
         if data_samples is None or len(data_samples) != num_inputs:
             got = None if data_samples is None else len(data_samples)
             raise ValueError(f'ImageClassifier: mode="loss" needs one data sample with `gt_label` '
@@ -141,70 +107,27 @@ class ImageClassifier(BaseModel):
 
     def loss(self, inputs: torch.Tensor,
              data_samples: Sequence[BaseDataElement]) -> Dict[str, torch.Tensor]:
-        """Compute the classification loss.
-
-        Args:
-            inputs (Tensor): (N, 3, H, W) normalised images.
-            data_samples (Sequence[BaseDataElement]): Samples carrying ``gt_label``.
-
-        Returns:
-            dict[str, Tensor]: ``dict(loss_cls=...)``.
-        """
+        """``dict(loss_cls=...)``: the configured loss of normalised images' (N, K) logits
+        against their samples' ``gt_label`` in [0, K)."""
         logits = self.extract_logits(inputs)
         labels = self.stack_labels(data_samples, inputs.shape[0]).to(logits.device)
-        return dict(loss_cls=self.classification_loss(logits, labels))
-
-    def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of (N, K) logits against (N,) labels with the configured loss.
-
-        Args:
-            logits (Tensor): (N, K) logits.
-            labels (Tensor): (N,) long class indices in [0, K).
-
-        Returns:
-            Tensor: scalar loss.
-        """
         num_classes = logits.shape[1]
         if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
             raise ValueError(f'ImageClassifier: gt_label values must lie in [0, {num_classes}) '
                              f'for a {num_classes}-class backbone; got min={int(labels.min())}, '
                              f'max={int(labels.max())}. Check the backbone num_classes.')
         if self.loss_module is not None:
-            return self.loss_module(logits, labels)
-        return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+            return dict(loss_cls=self.loss_module(logits, labels))
+        return dict(loss_cls=F.cross_entropy(logits, labels,
+                                             label_smoothing=self.label_smoothing))
 
     # ------------------------------------------------------------------ predict
     def predict(self, inputs: torch.Tensor,
                 data_samples: Optional[Sequence[BaseDataElement]] = None
                 ) -> List[BaseDataElement]:
-        """Predict class scores.
-
-        Args:
-            inputs (Tensor): (N, 3, H, W) normalised images.
-            data_samples (Sequence[BaseDataElement], optional): Input samples; their fields
-                (``gt_label``, metainfo) are kept in the outputs.
-
-        Returns:
-            list[BaseDataElement]: One per input with ``pred_logits`` (K,), ``pred_score``
-            (softmax, K), ``pred_label`` (0-dim long) and whatever the input sample carried.
-        """
+        """Write the logits ``pred_logits`` (K,), softmax ``pred_score`` and argmax
+        ``pred_label`` into the N input samples (new ones when None); return them."""
         logits = self.extract_logits(inputs)
-        return self.pack_predictions(logits, data_samples)
-
-    @staticmethod
-    def pack_predictions(logits: torch.Tensor,
-                         data_samples: Optional[Sequence[BaseDataElement]] = None
-                         ) -> List[BaseDataElement]:
-        """Write logits, softmax scores and argmax labels into data samples.
-
-        Args:
-            logits (Tensor): (N, K) logits.
-            data_samples (Sequence[BaseDataElement], optional): N samples to fill (a new sample is
-                created per row when None).
-
-        Returns:
-            list[BaseDataElement]: the filled samples.
-        """
         if data_samples is not None and len(data_samples) != logits.shape[0]:
             raise ValueError(f'ImageClassifier: got {len(data_samples)} data samples for '
                              f'{logits.shape[0]} inputs; give one per input or None.')
@@ -225,17 +148,8 @@ class ImageClassifier(BaseModel):
                 data_samples: Optional[Sequence[BaseDataElement]] = None,
                 mode: str = 'tensor') -> Union[torch.Tensor, Dict[str, torch.Tensor],
                                                List[BaseDataElement]]:
-        """Run the model in one of MMEngine's three modes.
-
-        Args:
-            inputs (Tensor): (N, 3, H, W) normalised images (output of the data preprocessor).
-            data_samples (Sequence[BaseDataElement], optional): Samples with ``gt_label``.
-            mode (str): ``'tensor'`` -> (N, K) logits; ``'loss'`` -> ``dict(loss_cls=...)``;
-                ``'predict'`` -> list of data samples with predictions.
-
-        Returns:
-            Tensor | dict | list: see ``mode``.
-        """
+        """MMEngine's modes on preprocessed images: ``'tensor'`` -> (N, K) logits,
+        ``'loss'`` -> ``dict(loss_cls=...)``, ``'predict'`` -> samples with predictions."""
         if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
             raise TypeError('ImageClassifier: `inputs` must be a (N, C, H, W) tensor (run the data '
                             f'preprocessor first); got {type(inputs).__name__}'

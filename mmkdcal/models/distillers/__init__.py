@@ -1,10 +1,5 @@
-"""Distillers: the student model class plus a frozen, calibrated teacher.
-
-The distiller of a student class ``X`` is the registered class ``DistillX``, an ``X`` itself
-(``type='DistillRTMDet'`` in a config); :class:`DistillSingleStageDetector`,
-:class:`DistillTwoStageDetector` and :class:`DETRDistillerMixin` are the distillers of each kind
-that those classes build on.
-"""
+"""Distillers: the student model class plus a frozen, calibrated teacher (the distiller of a
+student class ``X`` is the registered class ``DistillX``, an ``X`` itself)."""
 from ..contract import DistillBatch, DistillInput, call_distill_loss, check_loss_input
 from .distill_detr import (DETRDistillerMixin, DistillConditionalDETR, DistillDeformableDETR,
                            DistillDETR, DistillDINO)

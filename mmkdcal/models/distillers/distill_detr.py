@@ -1,49 +1,10 @@
 """Distillation for query-based detectors: DETR, Conditional DETR, Deformable DETR and DINO.
 
-The student is an MMDetection ``DetectionTransformer`` and trains through its own stock
-``loss()`` (``extract_feat`` -> ``forward_transformer`` -> ``bbox_head.loss``, with its Hungarian
-assignment to the ground truth and, for DINO, its denoising queries), observed, not copied: the
-head's forward is recorded for the decoder outputs of every layer, ``forward_transformer`` for
-DINO's denoising split, and ``forward_decoder`` for the decoder inputs and the encoder memory.
-The teacher runs only its own ``forward_transformer`` and head forward, in eval mode, under
-``no_grad`` (never its assignment or loss), and its class logits of every decoder layer are
-divided by the calibration temperature before any loss or matching sees them.
-
-Query alignment (``query_alignment``):
-
-- ``'hungarian'``: in every distilled decoder layer the student's predictions are matched
-  one-to-one to the teacher's with a classification (KL to the teacher's soft target) + L1 +
-  GIoU cost, the teacher's predictions playing the part of the ground truth, and compared pair
-  by pair: the Hungarian-matching logits distillation of DETRDistill (Chang et al., ICCV 2023,
-  arXiv 2211.10156), including its stage-by-stage distillation of the intermediate decoder
-  layers. See :mod:`~mmkdcal.models.distillers.query_matching`. Works across DETR families as
-  long as both heads score classes alike (sigmoid or softmax) with the same classes.
-- ``'shared_queries'``: the teacher's own decoder queries (content queries, positional queries
-  and reference points) are fed through the student's decoder as well (an extra student decoder
-  pass on its own encoder memory, trained with the KD loss), so query ``i`` of the student and
-  of the teacher look at the same place, and the outputs are compared query by query with no
-  matching: KD-DETR's consistent distillation points (Wang et al., CVPR 2024, arXiv 2211.08071;
-  its "specific" sampling, the teacher's queries; its random "general" points are not built
-  here). It needs a decoder that takes external queries and reference points, so it applies to
-  Deformable DETR and DINO (same family and query width in both), not to DETR and Conditional
-  DETR, whose decoders start from their own learned query embeddings alone; the distiller
-  refuses it for them when it is built.
-
-Inputs for ``distill_losses``:
-
-- ``'logits'``: class logits of the aligned query pairs of every distilled layer (M, K) for the
-  sigmoid (focal) heads of DINO / Deformable / Conditional DETR (``BinaryKDLoss``), (M, K + 1)
-  for DETR's softmax head with its no-object class (``KDLoss``); the teacher's divided by the
-  temperature; ``weight`` = the row's layer weight.
-- ``'boxes'``: the pairs' boxes as normalised (x1, y1, x2, y2) (converted from the heads'
-  normalised cx, cy, w, h), ``weight`` = layer weight x the teacher's confidence (its largest
-  foreground class probability, before temperature scaling), for ``BoxKDLoss`` (L1 + GIoU).
-- ``'memory'``: the encoder memory laid out as one (N, C, H, W) map per feature level, for the
-  feature losses (``FeatureMSELoss``, ``PKDLoss``, ...; the loss is summed over levels).
-
-``avg_factor`` of ``'logits'`` and ``'boxes'`` is the teacher's soft count of objects: the sum,
-over the pairs of a layer, of its uncalibrated confidence, averaged over the distilled layers with
-their weights (at least 1), so KD and KD + calibrated-teacher runs are normalised alike.
+The student trains through its own stock ``loss()``, observed (head forward, DINO's
+``forward_transformer`` split, ``forward_decoder``); the teacher runs only its
+``forward_transformer`` and head forward, its class logits divided by the calibration
+temperature. Query alignment (``'hungarian'``, DETRDistill; ``'shared_queries'``, KD-DETR) and
+the inputs ``'logits'`` / ``'boxes'`` / ``'memory'``: docs/detr_distillation.md.
 """
 import inspect
 from dataclasses import replace
@@ -59,7 +20,7 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 
 from ..contract import DistillBatch, DistillInput
-from .distiller_mixin import DistillerMixin, TemperatureLike
+from .distiller_mixin import DistillerMixin, TemperatureLike, foreground_confidence
 from .query_matching import match_queries, query_match_cost
 from .taps import OutputTaps, single_call
 
@@ -68,12 +29,10 @@ __all__ = ['ALIGNMENTS', 'DETRDistillerMixin', 'DistillConditionalDETR', 'Distil
 
 #: The ``query_alignment`` values.
 ALIGNMENTS = ('hungarian', 'shared_queries')
-#: The ``teacher_layers`` values: layer l of the student learns from layer l of the teacher
-#: (``'same'``) or from the teacher's final layer (``'last'``).
+#: The ``teacher_layers`` values.
 TEACHER_LAYERS = ('same', 'last')
 #: Matching-cost weights: those of the HungarianAssigner of MMDetection's DINO and Deformable
-#: DETR configs (FocalLossCost 2, BBoxL1Cost 5, GIoU 2), the classification term here being
-#: the KL divergence to the teacher's soft target.
+#: DETR configs (the classification term here the KL divergence to the teacher's soft target).
 DEFAULT_MATCH_COSTS = dict(cls=2.0, l1=5.0, giou=2.0)
 
 
@@ -117,33 +76,23 @@ def _call_kwargs(record: dict, method) -> dict:
 
 
 class DETRDistillerMixin(DistillerMixin):
-    """The DETR-family distiller; mix in before an MMDetection ``DetectionTransformer`` class.
-
-    The distiller of each detector class is its own class with the student class last
-    (``DistillDINO(DETRDistillerMixin, DINO)``, ...; that base is its :attr:`STUDENT_CLASS`).
-    The constructor takes the detector's own arguments plus those below.
+    """The DETR-family distiller; mix in before an MMDetection ``DetectionTransformer`` class
+    (``DistillDINO(DETRDistillerMixin, DINO)``, ...).
 
     Args:
-        *args, **kwargs: The student detector's arguments (``backbone``, ``encoder``,
-            ``decoder``, ``bbox_head``, ``num_queries``, ``dn_cfg``, ...).
         teacher_config: The teacher's config (file path, ``mmdet::`` path or model dict): a
             DETR-family detector with the student's classes and class activation.
-        teacher_ckpt: The teacher's checkpoint (path or URL); required.
-        teacher_temperature: Calibration temperature: ``None`` (fitted by
-            ``TeacherCalibrationHook``), a float, or one float per class logit.
-        distill_losses: ``{name: loss config with an 'inputs' key}``; names start with ``loss_``.
-        teacher_inference: How the frozen teacher runs (``fuse_conv_bn``, ``channels_last``,
-            ``precision``, ``compile``; see :mod:`.teacher_inference`).
-        teacher_fp16: Retired alias of ``teacher_inference=dict(precision='fp16')``.
-        query_alignment: ``'hungarian'`` or ``'shared_queries'`` (see the module docstring).
+        teacher_ckpt, teacher_temperature, distill_losses, teacher_inference, teacher_fp16: As
+            for :class:`~mmkdcal.models.distillers.DistillSingleStageDetector`.
+        query_alignment: ``'hungarian'`` or ``'shared_queries'``.
         layer_weights: One weight per student decoder layer (0 leaves it out); default 1 each.
         teacher_layers: ``'same'`` (student layer l <- teacher layer l; needs the same number of
             decoder layers) or ``'last'`` (every student layer <- the teacher's final layer).
         match_costs: ``'hungarian'`` cost weights ``dict(cls=, l1=, giou=)``; defaults
             :data:`DEFAULT_MATCH_COSTS`.
+        *args, **kwargs: The student detector's own arguments.
     """
 
-    #: The MMDetection detector class the student is (each subclass's own student class).
     STUDENT_CLASS = DetectionTransformer
 
     DISTILL_INPUTS = (
@@ -267,23 +216,15 @@ class DETRDistillerMixin(DistillerMixin):
     @classmethod
     def input_specs_for(cls, bbox_head, student_dims: Optional[int] = None,
                         teacher_dims: Optional[int] = None) -> List[DistillInput]:
-        """The inputs offered for a student head (and transformer widths, when known).
-
-        Args:
-            bbox_head: The student's DETR-family head (its class activation decides
-                ``'logits'``).
-            student_dims: The student's ``embed_dims``, or None.
-            teacher_dims: The teacher's ``embed_dims``, or None.
-        """
+        """The inputs offered for a student DETR-family head (its class activation decides
+        ``'logits'``), with the transformer widths (``embed_dims``) when known."""
         logits, boxes, memory = cls.DISTILL_INPUTS
         if detr_activation(bbox_head) == 'softmax':
             logits = replace(logits, activation='softmax',
                              description='softmax class logits (M, K + 1, the last one '
                                          '"no object") of the aligned decoder queries of every '
                                          'distilled layer')
-        known = None not in (student_dims, teacher_dims)
-        channels = (student_dims, teacher_dims) if known else None
-        return [logits, boxes, memory.with_channels(channels)]
+        return [logits, boxes, memory.with_channels(student_dims, teacher_dims)]
 
     def num_teacher_logit_classes(self) -> int:
         return self.teacher.bbox_head.cls_out_channels
@@ -374,10 +315,7 @@ class DETRDistillerMixin(DistillerMixin):
                                f'{len(self.layer_weights)} (model.layer_weights).')
         activation = detr_activation(self.bbox_head)
         t_cls = self.scale_teacher_logits(t_cls_raw)
-        if activation == 'sigmoid':
-            t_conf = t_cls_raw.sigmoid().max(dim=-1).values
-        else:  # softmax with the no-object class last: the foreground confidence
-            t_conf = t_cls_raw.softmax(dim=-1)[..., :-1].max(dim=-1).values
+        t_conf = foreground_confidence(t_cls_raw, activation)
         rows: Dict[str, List[Tensor]] = {k: [] for k in
                                          ('s_cls', 't_cls', 's_box', 't_box', 'w', 'conf')}
         soft_count, weight_sum = t_cls.new_zeros(()), 0.0
@@ -436,23 +374,19 @@ def _memory_maps(memory: Tensor, feats: Sequence[Tensor]) -> List[Tensor]:
 
 @MODELS.register_module()
 class DistillDETR(DETRDistillerMixin, DETR):
-    """A DETR student (softmax head with a no-object class) distilled from a DETR-family
-    teacher; ``query_alignment='hungarian'`` only. Arguments: :class:`DETRDistillerMixin`."""
+    """A DETR student (softmax head, no-object class); ``query_alignment='hungarian'`` only."""
 
 
 @MODELS.register_module()
 class DistillConditionalDETR(DETRDistillerMixin, ConditionalDETR):
-    """A Conditional DETR student (sigmoid focal head); ``query_alignment='hungarian'`` only.
-    Arguments: :class:`DETRDistillerMixin`."""
+    """A Conditional DETR student (sigmoid head); ``query_alignment='hungarian'`` only."""
 
 
 @MODELS.register_module()
 class DistillDeformableDETR(DETRDistillerMixin, DeformableDETR):
-    """A Deformable DETR student (sigmoid focal head; box refinement and two-stage variants);
-    both query alignments. Arguments: :class:`DETRDistillerMixin`."""
+    """A Deformable DETR student (also refined and two-stage); both query alignments."""
 
 
 @MODELS.register_module()
 class DistillDINO(DETRDistillerMixin, DINO):
-    """A DINO student (sigmoid focal head, denoising queries left out of KD); both query
-    alignments. Arguments: :class:`DETRDistillerMixin`."""
+    """A DINO student (denoising queries left out of KD); both query alignments."""

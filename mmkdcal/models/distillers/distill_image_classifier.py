@@ -1,5 +1,4 @@
-"""Distillation for image classifiers (the CIFAR-100 KD benchmark), with the detectors' teacher
-handling and calibration temperature."""
+"""Distillation for image classifiers (the CIFAR-100 KD benchmark)."""
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Set, Union
 
@@ -21,24 +20,16 @@ __all__ = ['DistillImageClassifier']
 class DistillImageClassifier(DistillerMixin, ImageClassifier):
     """An :class:`ImageClassifier` student distilled from a frozen, calibrated classifier teacher.
 
-    Loss: ``ce_loss_weight`` times the student's own classification loss (the stock
-    ``ImageClassifier.loss``), plus every configured distillation loss on ``inputs='logits'``:
-    the student's logits against the teacher's logits divided by the calibration temperature,
-    with the ground-truth labels for losses that need them (``DKDLoss``).
+    Loss: ``ce_loss_weight`` times the student's own classification loss, plus every
+    configured distillation loss on ``inputs='logits'`` (teacher / T, with the labels).
 
     Args:
         backbone, data_preprocessor, loss, label_smoothing, init_cfg: The student, as for
             :class:`ImageClassifier`.
         teacher_config: The teacher's config (path or model dict); an ``ImageClassifier``.
-        teacher_ckpt: The teacher's checkpoint; required.
-        teacher_temperature: ``None`` (fitted by ``TeacherCalibrationHook``), a float or one per
-            class.
-        distill_losses: ``{name: loss config with inputs='logits'}``.
-        ce_loss_weight: Weight of the student's cross-entropy (mdistiller's KD uses 0.1 with 0.9
-            on the KD term).
-        teacher_inference: How the frozen teacher runs (``fuse_conv_bn``, ``channels_last``,
-            ``precision``, ``compile``; see :mod:`.teacher_inference`).
-        teacher_fp16: Retired alias of ``teacher_inference=dict(precision='fp16')``.
+        teacher_ckpt, teacher_temperature, distill_losses, teacher_inference, teacher_fp16: As
+            for :class:`~mmkdcal.models.distillers.DistillSingleStageDetector`.
+        ce_loss_weight: Weight of the student's cross-entropy (mdistiller's KD: 0.1).
     """
 
     DISTILL_INPUTS = (

@@ -1,9 +1,7 @@
 """Distillation for dense (single-stage) detectors, and the distiller of each such family.
 
-:class:`DistillSingleStageDetector` distils a plain ``SingleStageDetector``; each supported family
-has its own explicit class ``Distill<Student>(DistillSingleStageDetector, <Student>)``
-(:class:`DistillRetinaNet`, :class:`DistillGFL`, ..., :class:`DistillRTMDet`), which *is* that
-detector class and keeps its behaviour.
+Each supported family has its explicit class ``Distill<Student>(DistillSingleStageDetector,
+<Student>)``, which *is* that detector class and keeps its behaviour.
 """
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple, Union
@@ -16,7 +14,8 @@ from mmdet.models.detectors import (ATSS, DDOD, FCOS, GFL, PAA, TOOD, YOLOX, Cen
 from mmdet.registry import MODELS
 
 from ..contract import DistillBatch, DistillInput
-from .distiller_mixin import DistillerMixin, TemperatureLike, flatten_level_outputs
+from .distiller_mixin import (DistillerMixin, TemperatureLike, flatten_level_outputs,
+                              foreground_confidence)
 from .head_semantics import cls_channels, dense_head_semantics, score_logits
 from .heterogeneous import (PRED_INPUTS, detector_num_classes, hetero_pair, pred_batches,
                             prior_assigner_problem)
@@ -41,49 +40,30 @@ def neck_channels(detector) -> Optional[int]:
 class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
     """A single-stage student detector distilled from a frozen, calibrated teacher.
 
-    It *is* the student (a :class:`~mmdet.models.detectors.SingleStageDetector` built from the
-    usual ``backbone``/``neck``/``bbox_head``; the family classes below are that family's
-    detector class too), so ``predict`` and checkpoints are the student's,
-    and its training step is the stock ``SingleStageDetector.loss`` (target assignment and task
-    losses untouched), observed to record the neck features and raw head outputs. The teacher runs
-    only its backbone, neck and head forward under ``no_grad`` (never its own target assignment
-    or loss). What each input means comes from the head's declaration
-    (:mod:`~mmkdcal.models.distillers.head_semantics`):
-
-    - ``inputs='cls'``: per-prior logits of the per-class detection score (the class logits for
-      RetinaNet/GFL, the logit of ``sigmoid(cls) * sigmoid(centerness)`` for FCOS/ATSS, ...),
-      flattened to (M, K) in (level, image, y, x, prior) order; the teacher's are divided by the
-      calibration temperature. ``avg_factor`` = the sum over priors of the *uncalibrated*
-      teacher's max class score (a soft count of foreground priors that does not change with
-      the temperature, so KD and KD+cal runs are normalised alike).
-    - ``inputs='reg'``: the head's final box output per prior (GFL's distributions for
-      ``LDLoss``), ``weight`` = the teacher's max class score, same ``avg_factor``.
-    - ``inputs='neck'``: the FPN feature maps, the loss summed over levels.
-    - With ``crosskd=dict(layer=k)``, CrossKD (Wang et al., "CrossKD: Cross-Head Knowledge
-      Distillation for Object Detection", CVPR 2024): the student's head features after ``k``
-      convs of each tower (standardised per channel and given the teacher's channel mean and std,
-      as the authors do) go through the teacher's remaining head layers, with gradients to the
-      student; ``inputs='crosskd_cls'`` / ``'crosskd_reg'`` compare those crossed outputs with the
-      teacher's own (``'cls'``/``'reg'`` layout; the teacher's logits divided by the temperature).
+    It *is* the student; its training step is the stock ``SingleStageDetector.loss``, observed
+    to record the neck features and raw head outputs, and the teacher runs only its backbone,
+    neck and head forward. What each input means comes from the head's declaration
+    (:mod:`.head_semantics`); the inputs are listed in docs/distillation_protocol.md:
+    ``'cls'`` (per-prior score logits, teacher / T, ``avg_factor`` = the *uncalibrated*
+    teacher's soft count of foreground priors), ``'reg'`` (final box output, ``weight`` = the
+    teacher's max class score), ``'neck'``, and with ``crosskd=dict(layer=k)`` CrossKD's
+    (Wang et al., CVPR 2024) ``'crosskd_cls'`` / ``'crosskd_reg'``: the student's head features
+    after ``k`` tower convs, given the teacher's channel statistics, through the teacher's
+    remaining head layers.
 
     Args:
-        student keyword arguments: The student detector (``backbone``, ``neck``, ``bbox_head``,
-            ``train_cfg``, ``test_cfg``, ``data_preprocessor``, ``init_cfg`` and whatever its
-            class takes, e.g. ``DistillRTMDet``'s ``use_syncbn``).
         teacher_config: The teacher's config (file path, ``mmdet::`` path or model dict). For
-            ``'cls'``/``'reg'``/CrossKD its ``bbox_head`` must have the student's layout
-            (strides, priors per location, classes); a teacher of another family (dense,
-            two-stage or DETR) allows ``'neck'`` by stride and ``'pred_cls'``/``'pred_box'``
+            ``'cls'``/``'reg'``/CrossKD its ``bbox_head`` has the student's layout; a teacher of
+            another family allows ``'neck'`` and ``'pred_cls'``/``'pred_box'``
             (:mod:`.heterogeneous`).
         teacher_ckpt: The teacher's checkpoint (path or URL); required.
         teacher_temperature: Calibration temperature: ``None`` (fitted by
-            ``TeacherCalibrationHook`` before training), a float, or one float per class.
+            ``TeacherCalibrationHook``), a float, or one float per class.
         distill_losses: ``{name: loss config with an 'inputs' key}``; names start with ``loss_``.
-        teacher_inference: How the frozen teacher runs (``fuse_conv_bn``, ``channels_last``,
-            ``precision``, ``compile``; see :mod:`.teacher_inference`).
+        teacher_inference: How the frozen teacher runs (:mod:`.teacher_inference`).
         teacher_fp16: Retired alias of ``teacher_inference=dict(precision='fp16')``.
-        crosskd: ``dict(layer=k)`` enables the CrossKD inputs (heads that declare their towers:
-            GFL, RetinaNet, ATSS); None: off.
+        crosskd: ``dict(layer=k)`` enables the CrossKD inputs (GFL, RetinaNet, ATSS heads).
+        **student: The student detector's own arguments.
     """
 
     DISTILL_INPUTS = (
@@ -164,8 +144,8 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
 
     def _input_specs(self) -> List[DistillInput]:
         if self.hetero is not None:
-            widths = (neck_channels(self), neck_channels(self.teacher))
-            neck = self.DISTILL_INPUTS[2].with_channels(None if None in widths else widths)
+            neck = self.DISTILL_INPUTS[2].with_channels(neck_channels(self),
+                                                        neck_channels(self.teacher))
             return [neck] + [p for p in PRED_INPUTS if p.name in self.hetero.allowed]
         return self.input_specs_for(self.bbox_head, neck_channels(self),
                                     neck_channels(self.teacher),
@@ -175,14 +155,8 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
     def input_specs_for(cls, bbox_head, student_channels: Optional[int] = None,
                         teacher_channels: Optional[int] = None,
                         crosskd: bool = False) -> List[DistillInput]:
-        """The inputs offered for a student head (and neck widths, when known).
-
-        Args:
-            bbox_head: The student's dense head (its declaration decides what ``'reg'`` is).
-            student_channels: Student neck width, or None.
-            teacher_channels: Teacher neck width, or None.
-            crosskd: Also offer the CrossKD inputs (``model.crosskd`` set).
-        """
+        """The inputs offered for a student dense head (its declaration decides ``'reg'``),
+        with the neck widths when known, and the CrossKD inputs if ``crosskd``."""
         cls_in, reg, neck = cls.DISTILL_INPUTS
         if not getattr(bbox_head, 'use_sigmoid_cls', True):
             cls_in = DistillInput(cls_in.name, 'logits', 'per-prior softmax logits (M, K + 1)',
@@ -193,10 +167,8 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
             reg = DistillInput(reg.name, 'distribution',
                                'per-prior box-side distributions (M, 4 (reg_max + 1))',
                                provides=reg.provides)
-        channels = None if None in (student_channels, teacher_channels) else (
-            student_channels, teacher_channels)
         specs = [cls_in] + ([reg] if sem.box_output is not None else []) + [
-            neck.with_channels(channels)]
+            neck.with_channels(student_channels, teacher_channels)]
         if not crosskd:
             return specs
         return specs + [
@@ -214,12 +186,8 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
     # ------------------------------------------------------------------ teacher
     def teacher_forward(self, batch_inputs: Tensor,
                         taps: Optional[OutputTaps] = None) -> Tuple[Tuple[Tensor, ...], Tuple]:
-        """The teacher's neck features and raw head outputs (no temperature), under no_grad.
-
-        Args:
-            batch_inputs: The preprocessed batch.
-            taps: Where to record the teacher's tower features for CrossKD, if wanted.
-        """
+        """The teacher's neck features and raw head outputs (no temperature), under no_grad;
+        ``taps``: where to record its tower features for CrossKD, if wanted."""
         if taps is not None:
             self._tap_towers(taps, self.teacher.bbox_head, 'teacher')
         with self.teacher_context(batch_inputs.device.type):
@@ -231,7 +199,7 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
     def _tap_student(self, taps: OutputTaps, needed: Set[str]) -> None:
         cross = any(n.startswith('crosskd_') for n in needed)
         if 'neck' in needed or (cross and self.crosskd_layer == 0):
-            taps.module_output('feats', self.neck if self.with_neck else self.backbone)
+            self._tap_neck(taps)
         if needed & {'cls', 'reg', 'crosskd_cls', 'crosskd_reg', 'pred_cls', 'pred_box'}:
             taps.module_output('head', self.bbox_head)
         if cross:
@@ -260,8 +228,7 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
     def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
                          needed: Set[str], teacher_out=None) -> Dict[str, DistillBatch]:
         if self.hetero is not None:
-            batches = {} if 'neck' not in needed else {'neck': DistillBatch(
-                list(single_call(taps['feats'], 'neck')), list(teacher_out[0]))}
+            batches = {'neck': self._neck_batch(taps, teacher_out[0])} if 'neck' in needed else {}
             if needed - {'neck'}:
                 batches.update(pred_batches(self, single_call(taps['head'], 'bbox_head'),
                                             batch_inputs, batch_data_samples, needed))
@@ -275,10 +242,8 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
             # fp32 sums under AMP
             t_cls_raw = flatten_level_outputs(score_logits(sem, t_outs, k), k).float()
             self._check_finite(t_cls_raw, 'classification logits')
-            if getattr(self.bbox_head, 'use_sigmoid_cls', True):
-                t_prob_max = t_cls_raw.sigmoid().max(dim=1).values
-            else:  # softmax with a background column last: foreground confidence
-                t_prob_max = t_cls_raw.softmax(dim=1)[:, :-1].max(dim=1).values
+            t_prob_max = foreground_confidence(t_cls_raw, 'sigmoid' if getattr(
+                self.bbox_head, 'use_sigmoid_cls', True) else 'softmax')
             avg_factor = t_prob_max.sum().clamp(min=1.0)
             # only what a configured loss reads: an LD-only run flattens no class logits
             t_cls = (self.scale_teacher_logits(t_cls_raw)
@@ -299,8 +264,7 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
                     batches[prefix + 'reg'] = DistillBatch(s_reg, t_reg, weight=t_prob_max,
                                                            avg_factor=avg_factor)
         if 'neck' in needed:
-            batches['neck'] = DistillBatch(list(single_call(taps['feats'], 'neck')),
-                                           list(t_feats))
+            batches['neck'] = self._neck_batch(taps, t_feats)
         return batches
 
     def _crossed_outputs(self, taps: OutputTaps, t_taps: OutputTaps, t_feats) -> Tuple:
@@ -339,11 +303,8 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
 
 
 def align_feature_stats(student: Tensor, teacher: Tensor, eps: float = 1e-6) -> Tensor:
-    """Give each channel of ``student`` (N, C, H, W) the mean and std of ``teacher``'s channel.
-
-    CrossKD feeds student features into teacher layers that expect the teacher's feature
-    statistics; per channel over (N, H, W), ``(s - mean_s) / (std_s + eps) * std_t + mean_t``.
-    """
+    """Give each channel of ``student`` (N, C, H, W) the mean and std over (N, H, W) of
+    ``teacher``'s: ``(s - mean_s) / (std_s + eps) * std_t + mean_t`` (CrossKD)."""
     dims = (0, 2, 3)
     s_mean, s_std = student.mean(dims, keepdim=True), student.std(dims, keepdim=True)
     t_mean, t_std = teacher.mean(dims, keepdim=True), teacher.std(dims, keepdim=True)
@@ -351,12 +312,8 @@ def align_feature_stats(student: Tensor, teacher: Tensor, eps: float = 1e-6) -> 
 
 
 def check_dense_head_layout(s_head, t_head) -> None:
-    """Raise ValueError unless two dense heads' outputs can be compared location by location.
-
-    Args:
-        s_head: The student's ``bbox_head``.
-        t_head: The teacher's ``bbox_head``.
-    """
+    """Raise ValueError unless the student's and the teacher's dense heads' outputs can be
+    compared location by location."""
     s_k, t_k = cls_channels(s_head), cls_channels(t_head)
     if s_k != t_k:
         raise ValueError(
@@ -409,8 +366,7 @@ class DistillFCOS(DistillSingleStageDetector, FCOS):
 
 @MODELS.register_module()
 class DistillRTMDet(DistillSingleStageDetector, RTMDet):
-    """An RTMDet student (its ``use_syncbn`` switch to SyncBN in distributed runs is kept).
-    Arguments: :class:`DistillSingleStageDetector`."""
+    """An RTMDet student (its ``use_syncbn`` switch is kept). Arguments: as its base."""
 
 
 @MODELS.register_module()

@@ -1,9 +1,4 @@
-"""Distillation for two-stage detectors, and the distiller of each such family.
-
-:class:`DistillTwoStageDetector` distils a plain ``TwoStageDetector``; Faster R-CNN, Mask R-CNN
-and Cascade (Mask) R-CNN have their own explicit classes ``Distill<Student>(DistillTwoStageDetector,
-<Student>)`` (:class:`DistillFasterRCNN`, :class:`DistillMaskRCNN`, :class:`DistillCascadeRCNN`).
-"""
+"""Distillation for two-stage detectors, and the distiller of each such family."""
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Union
 
@@ -17,7 +12,8 @@ from mmdet.structures.bbox import bbox2roi
 
 from ..contract import DistillBatch, DistillInput
 from .distill_single_stage import neck_channels
-from .distiller_mixin import DistillerMixin, TemperatureLike, flatten_level_outputs
+from .distiller_mixin import (DistillerMixin, TemperatureLike, flatten_level_outputs,
+                              foreground_confidence)
 from .heterogeneous import detector_num_classes, hetero_pair
 from .roi_head_stages import is_cascade, roi_stage
 from .taps import OutputTaps, single_call
@@ -29,38 +25,24 @@ __all__ = ['DistillCascadeRCNN', 'DistillFasterRCNN', 'DistillMaskRCNN', 'Distil
 class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
     """A two-stage student detector distilled from a frozen, calibrated teacher.
 
-    The student trains through MMDetection's own ``TwoStageDetector.loss`` and RoI-head ``loss``
-    (RPN or given proposals, assignment and sampling, every cascade stage, the mask branch, task
-    losses), observed, not copied: each stage's ``bbox_head.loss_and_target`` call is recorded for
-    the RoIs its sampler chose, the student's logits on them and their assigned labels, each
-    ``mask_head.loss_and_target`` call for the positive RoIs' mask logits, and the RPN head's
-    forward for its objectness. RoI-level KD as in mdistiller's detection KD: the teacher's RoI
-    head of the *same stage* runs on exactly those RoIs (on the teacher's own features), so both
-    classify the same boxes. Supported ``inputs``:
-
-    - ``'roi_cls'``: RoI classification logits (M, K+1) of the student's sampled RoIs (positives
-      first, per image, as the sampler orders them); the teacher's (K+1)-way softmax logits are
-      divided by the calibration temperature; ``labels`` are the RoIs' assigned labels (``K`` =
-      background), e.g. for ``KDLoss`` / ``DKDLoss``. For cascades, one term per distilled stage
-      (``roi_stages``), weighted by the RoI head's ``stage_loss_weights``.
-    - ``'roi_mask'`` (students and teachers with a mask branch): the mask logits (P, S*S) of the
-      positive RoIs at their ground-truth class, per-pixel sigmoid, ``avg_factor`` = P * S * S
-      (a per-pixel mean, as the mask loss itself), e.g. ``BinaryKDLoss``; per stage for cascades.
-    - ``'rpn_cls'``: RPN objectness logits, one row per anchor (M, 1) in (level, image, y, x,
-      anchor) order like dense heads (sigmoid, not temperature-scaled: the calibration
-      temperature belongs to the classification head), with ``avg_factor`` = the sum over
-      anchors of the teacher's max objectness probability, e.g. ``BinaryKDLoss``.
-    - ``'neck'``: FPN features, summed over levels.
+    The student trains through MMDetection's own ``TwoStageDetector.loss`` (RPN or given
+    proposals, sampling, every cascade stage, the mask branch), observed: each stage's
+    ``bbox_head`` / ``mask_head`` ``loss_and_target`` call is recorded (the sampled RoIs, the
+    student's logits on them, their labels), and the RPN head's forward. As in mdistiller's
+    detection KD, the teacher's RoI head of the *same stage* classifies exactly those RoIs on
+    the teacher's features. Inputs (docs/distillation_protocol.md): ``'roi_cls'`` ((M, K+1)
+    softmax logits, teacher / T, assigned ``labels``; per stage for cascades, weighted by
+    ``stage_loss_weights``), ``'roi_mask'`` (positive RoIs' mask logits (P, S*S) at their
+    class, ``avg_factor`` = P * S * S), ``'rpn_cls'`` (per-anchor objectness, not
+    temperature-scaled, ``avg_factor`` = the teacher's soft anchor count) and ``'neck'``.
 
     Args:
-        student keyword arguments: The student (``backbone``, ``neck``, ``rpn_head``,
-            ``roi_head``, ``train_cfg``, ``test_cfg``, ``data_preprocessor``, ``init_cfg``).
         teacher_config, teacher_ckpt, teacher_temperature, distill_losses, teacher_inference,
-            teacher_fp16: As for
-            :class:`~mmkdcal.models.distillers.DistillSingleStageDetector`.
+            teacher_fp16: As for :class:`~mmkdcal.models.distillers.DistillSingleStageDetector`.
         roi_stages: Cascade stages whose RoIs are distilled (0-based); None: all.
         teacher_roi_stage: For a student with one RoI stage and a cascade teacher: the teacher
             stage (0-based) that classifies the student's RoIs (and masks them); required then.
+        **student: The student detector's own arguments.
     """
 
     DISTILL_INPUTS = (
@@ -145,15 +127,15 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
 
     def _input_specs(self) -> List[DistillInput]:
         roi, mask, rpn, neck = self.DISTILL_INPUTS
-        s_ch, t_ch = neck_channels(self), neck_channels(self.teacher)
+        neck = neck.with_channels(neck_channels(self), neck_channels(self.teacher))
         if self.hetero is not None:
-            return [neck.with_channels(None if None in (s_ch, t_ch) else (s_ch, t_ch))]
+            return [neck]
         specs = [roi.with_per_level(self.cascade)]
         if self.with_mask and getattr(self.teacher, 'with_mask', False):
             specs.append(mask.with_per_level(self.cascade))
         if self.with_rpn:  # a student that takes given proposals has no RPN outputs to distil
             specs.append(rpn)
-        return specs + [neck.with_channels(None if None in (s_ch, t_ch) else (s_ch, t_ch))]
+        return specs + [neck]
 
     def num_teacher_logit_classes(self) -> int:
         if self.hetero is not None:  # its calibrator maps detection scores
@@ -163,7 +145,7 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
     # ------------------------------------------------------------------ training
     def _tap_student(self, taps: OutputTaps, needed: Set[str]) -> None:
         if 'neck' in needed:
-            taps.module_output('feats', self.neck if self.with_neck else self.backbone)
+            self._tap_neck(taps)
         if 'rpn_cls' in needed:
             taps.module_output('rpn', self.rpn_head)
         for stage in self.roi_stages:
@@ -229,11 +211,10 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
                 raise ValueError(f"inputs='rpn_cls': RPN outputs differ in shape, "
                                  f'{tuple(s.shape)} (student) vs {tuple(t.shape)} (teacher): use '
                                  'the same anchor_generator.')
-            avg = t.sigmoid().max(dim=1).values.sum().clamp(min=1.0)
+            avg = foreground_confidence(t, 'sigmoid').sum().clamp(min=1.0)
             batches['rpn_cls'] = DistillBatch(s, t, avg_factor=avg)
         if 'neck' in needed:
-            batches['neck'] = DistillBatch(list(single_call(taps['feats'], 'neck')),
-                                           list(t_feats))
+            batches['neck'] = self._neck_batch(taps, t_feats)
         return batches
 
     def _per_stage(self, batch: DistillBatch) -> DistillBatch:
@@ -268,5 +249,4 @@ class DistillMaskRCNN(DistillTwoStageDetector, MaskRCNN):
 
 @MODELS.register_module()
 class DistillCascadeRCNN(DistillTwoStageDetector, CascadeRCNN):
-    """A Cascade (Mask) R-CNN student, distilled per stage (``roi_stages``). Arguments:
-    :class:`DistillTwoStageDetector`."""
+    """A Cascade (Mask) R-CNN student, distilled per stage (``roi_stages``)."""

@@ -1,43 +1,11 @@
 """What every mmkdcal distiller shares: the frozen teacher, its calibration temperature, the
 configured distillation losses and the one training step that uses them.
 
-The teacher is a plain attribute (``object.__setattr__``), so it is not a sub-module: it is not in
-``state_dict()``, ``parameters()`` or the DDP wrapper, and ``.to()/.cuda()/.cpu()`` move it through
-an extended ``_apply``.
-
-Distillation-only parameters (the losses' feature adapters) are trained but kept out of
-``state_dict()``, so every checkpoint is a plain student checkpoint. They still travel with the
-run, with or without any hook: in a Runner's training loop the distiller keeps
-:meth:`DistillerMixin.distill_state_dict` in MMEngine's ``MessageHub`` runtime info (key
-:data:`DISTILL_STATE_KEY`, ``resumed=True``). ``Runner.save_checkpoint`` writes that into
-``checkpoint['message_hub']`` and ``Runner.resume`` loads it back; ``load_from`` does not, so a
-new run starts with fresh adapters. The distiller loads a value it did not publish itself at its
-next training step, i.e. the first one after a resume (:meth:`DistillerMixin._sync_distill_state`).
-MMEngine's own mechanism was chosen over a hook (a config could lack it) and over extra
-``state_dict`` keys (a strict reload into the student config would fail). Checkpoints written
-before this mechanism hold the adapters under ``checkpoint['distill_state_dict']``; only
-``TeacherCalibrationHook`` wrote them, and on ``--resume`` it hands them over with
-:func:`adopt_legacy_distill_state`.
-
-The calibration temperature ``T`` (a scalar or one value per class) divides the teacher's
-classification logits, on the inputs whose :class:`DistillInput` says so, before any loss sees
-them. It lives in a non-persistent buffer; the hook fits it, writes it into checkpoint ``meta``
-and restores it on a true resume.
-
-The training step (:meth:`DistillerMixin.loss`) is the same for every distiller:
-
-1. where the teacher's pass does not depend on the student (dense heads), the teacher runs
-   first, under ``no_grad`` (``_teacher_before_student``): its transient activations are freed
-   before the student's autograd graph is built, which lowers the step's peak memory and, on
-   CPUs, its time (its buffers are then reused instead of newly mapped beside the live graph);
-2. the student's stock MMDetection ``loss()`` runs unchanged while :class:`OutputTaps` records
-   what distillation needs (``_tap_student``);
-3. the teacher runs the forward parts those inputs need that are left, under ``no_grad``, and
-   its outputs are paired with the student's (``_distill_batches``, per distiller);
-4. each configured loss gets its :class:`DistillBatch` with exactly the keyword arguments it
-   declared (:func:`call_distill_loss`). A loss that declares ``needs_iter`` gets the 0-based
-   iteration, read once per step from the ``MessageHub`` (``'iter'``, which MMEngine's
-   ``RuntimeInfoHook`` sets before every training iteration), as MMDetection's own heads read it.
+The teacher is a plain attribute (``object.__setattr__``): not in ``state_dict()``,
+``parameters()`` or DDP; ``_apply`` moves it with the student. Distillation-only parameters
+(feature adapters) stay out of ``state_dict()`` and travel in MMEngine's ``MessageHub`` under
+:data:`DISTILL_STATE_KEY` (:meth:`DistillerMixin._sync_distill_state`). The training step
+(:meth:`DistillerMixin.loss`) and the run-time state: docs/distillation_protocol.md.
 """
 import copy
 import math
@@ -60,12 +28,12 @@ from ...utils.config_scope import resolve_config_path
 from ...utils.read_errors import checkpoint_read_error
 from ..contract import DistillBatch, DistillInput, call_distill_loss, check_loss_input
 from .heterogeneous import HeteroPair
-from .taps import OutputTaps
+from .taps import OutputTaps, single_call
 from .teacher_classes import teacher_dataset_meta
 from .teacher_inference import apply_teacher_inference, resolve_teacher_inference
 
 __all__ = ['DISTILL_STATE_KEY', 'DistillerMixin', 'TEMPERATURE_RANGE', 'adopt_legacy_distill_state',
-           'flatten_level_outputs', 'load_teacher_config']
+           'flatten_level_outputs', 'foreground_confidence', 'load_teacher_config']
 
 TemperatureLike = Union[None, float, int, Sequence[float], torch.Tensor]
 
@@ -86,16 +54,9 @@ DISTILL_STATE_KEY = 'mmkdcal_distill_state'
 
 
 def load_teacher_config(teacher_config: Union[str, Path, dict, Config]) -> ConfigDict:
-    """Return the teacher's model config from a path, a ``<scope>::`` path, a config or a dict.
-
-    Args:
-        teacher_config: A config file path, a scoped path (``'mmkdcal::demo/...py'``,
-            ``'mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py'``), a full config (with a ``model`` key) or
-            the model dict itself.
-
-    Returns:
-        The teacher's model config.
-    """
+    """The teacher's model config from a config file path, a scoped path
+    (``'mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py'``), a full config (with ``model``) or the model
+    dict itself."""
     if isinstance(teacher_config, Path):
         teacher_config = str(teacher_config)
     if isinstance(teacher_config, str):
@@ -116,15 +77,8 @@ def load_teacher_config(teacher_config: Union[str, Path, dict, Config]) -> Confi
 
 
 def check_temperature(temperature, num_classes: Optional[int]) -> Tensor:
-    """Validate a calibration temperature; return it as a 0-dim or (K,) float32 CPU tensor.
-
-    Args:
-        temperature: A positive number, or one per class.
-        num_classes: Number of teacher classification logits (for per-class values), or None.
-
-    Returns:
-        Tensor: The temperature.
-    """
+    """Validate a calibration temperature (a number, or one per class of ``num_classes``
+    teacher logits); return it as a 0-dim or (K,) float32 CPU tensor."""
     field = 'model.teacher_temperature'
     lo, hi = TEMPERATURE_RANGE
     values = temperature.tolist() if isinstance(temperature, Tensor) else temperature
@@ -150,40 +104,37 @@ def check_temperature(temperature, num_classes: Optional[int]) -> Tensor:
 
 
 def flatten_level_outputs(outputs: Sequence[Tensor], channels: int) -> Tensor:
-    """Flatten per-level dense-head outputs (N, A*C, H, W) to (N * sum(A*H*W), C).
-
-    The ordering is (level, image, y, x, anchor) and identical for student and teacher when
-    their head layouts agree.
-    """
+    """Flatten per-level dense-head outputs (N, A*C, H, W) to (N * sum(A*H*W), C), in
+    (level, image, y, x, anchor) order."""
     return torch.cat([o.permute(0, 2, 3, 1).reshape(-1, channels) for o in outputs], dim=0)
+
+
+def foreground_confidence(logits: Tensor, activation: str) -> Tensor:
+    """The largest foreground class probability of each row (classes in the last dim; a
+    softmax's last class is the background)."""
+    probs = logits.sigmoid() if activation == 'sigmoid' else logits.softmax(dim=-1)[..., :-1]
+    return probs.max(dim=-1).values
 
 
 class DistillerMixin:
     """The shared part of every distiller; mix into an MMDetection model class (first in the MRO).
 
-    One rule makes a distiller of a student class ``X``: an explicit, registered class named
-    ``DistillX`` whose bases are the distiller of its kind and ``X`` itself, the student class
-    last, e.g. ``class DistillRTMDet(DistillSingleStageDetector, RTMDet)``. The distiller then
-    *is* an ``X`` (``isinstance`` holds, and ``X``'s own behaviour, such as RTMDet's SyncBN switch,
-    is kept), it can be imported and pickled by name, and a config selects it with
-    ``type='DistillX'``. :attr:`STUDENT_CLASS` is that last base. No class is made at run time.
-
-    Subclasses set :attr:`DISTILL_INPUTS`, call :meth:`_init_distiller` at the end of
-    ``__init__``, and implement :meth:`_check_teacher`, :meth:`num_teacher_logit_classes`,
-    :meth:`_tap_student` and :meth:`_distill_batches`.
+    The distiller of a student class ``X`` is an explicit, registered class
+    ``DistillX(<kind distiller>, X)``, the student class last (:attr:`STUDENT_CLASS`): it *is*
+    an ``X`` and keeps ``X``'s behaviour. Subclasses set :attr:`DISTILL_INPUTS`, call
+    :meth:`_init_distiller` at the end of ``__init__``, and implement :meth:`_check_teacher`,
+    :meth:`num_teacher_logit_classes`, :meth:`_tap_student` and :meth:`_distill_batches`.
     """
 
     #: The outputs this distiller can hand to a loss, selected by ``inputs``.
     DISTILL_INPUTS: Sequence[DistillInput] = ()
-    #: The model class the student is: the last base of the distiller class that is not itself
-    #: a distiller (set when the class is defined).
+    #: The student's model class: the distiller class's last base (set when it is defined).
     STUDENT_CLASS: Optional[type] = None
 
     teacher: nn.Module
     #: False once DistillStopHook has stopped distillation (the student trains on its task alone).
     distill_enabled: bool = True
-    #: Set by ``_check_teacher`` when the teacher is of another head family (see
-    #: :mod:`.heterogeneous`): which inputs the pair allows, the neck levels paired by stride.
+    #: Set by ``_check_teacher`` for a teacher of another head family (:mod:`.heterogeneous`).
     hetero: Optional[HeteroPair] = None
 
     def __init_subclass__(cls, **kwargs) -> None:
@@ -240,11 +191,8 @@ class DistillerMixin:
         raise NotImplementedError
 
     def _check_preprocessors(self, teacher: nn.Module) -> None:
-        """The teacher sees the student's preprocessed batch: the normalisation must agree.
-
-        Compares the *effective* normalisation: a preprocessor without mean/std normalises
-        nothing (mean 0, std 1), and one without ``bgr_to_rgb`` converts no channels.
-        """
+        """The teacher sees the student's preprocessed batch: the *effective* normalisation
+        (none: mean 0, std 1, no channel swap) must agree."""
         def effective(pre):
             on = bool(getattr(pre, '_enable_normalize', False))
             mean = pre.mean.detach().float().flatten().cpu() if on else torch.zeros(1)
@@ -330,8 +278,7 @@ class DistillerMixin:
         return list(self.DISTILL_INPUTS)
 
     def _init_distill_losses(self, distill_losses: Optional[Dict[str, dict]]) -> None:
-        """Build ``distill_losses`` (name -> loss config with an ``inputs`` key) and check each
-        against the distiller input it names."""
+        """Build ``distill_losses``; check each against the distiller input it names."""
         self.distill_losses = nn.ModuleDict()
         self.distill_inputs: Dict[str, str] = {}
         specs = self.distill_input_specs
@@ -392,13 +339,8 @@ class DistillerMixin:
         raise NotImplementedError
 
     def set_teacher_temperature(self, temperature: TemperatureLike, source: str = 'given') -> None:
-        """Set the calibration temperature.
-
-        Args:
-            temperature: A positive float in :data:`TEMPERATURE_RANGE`, or a sequence/tensor
-                with one such value per class of the teacher's classification logits.
-            source: Where it comes from (``'config'``, ``'fitted'``, ``'checkpoint'``), for logs.
-        """
+        """Set the calibration temperature: a float in :data:`TEMPERATURE_RANGE`, or one per
+        class logit of the teacher; ``source`` (``'config'``, ``'fitted'``...) for logs."""
         if temperature is None:
             raise ValueError('teacher_temperature must be a positive number or one per class, '
                              'not None.')
@@ -408,12 +350,8 @@ class DistillerMixin:
         self.temperature_source = source
 
     def set_teacher_calibration(self, state: Dict[str, Any], source: str = 'given') -> None:
-        """Set the teacher's calibrator from its state (a temperature, Platt, isotonic...).
-
-        Args:
-            state: Output of :func:`mmkdcal.calibration.fit_calibrator` (or a checkpoint's copy).
-            source: Where it comes from (``'fitted'``, ``'checkpoint'``), for logs.
-        """
+        """Set the teacher's calibrator (temperature, Platt, isotonic...) from ``state``, the
+        output of :func:`mmkdcal.calibration.fit_calibrator`; ``source`` for logs."""
         name = state.get('calibrator') if isinstance(state, dict) else None
         if name in ('temperature', 'class_temperature'):
             self.set_teacher_temperature(state['t'], source)
@@ -468,8 +406,7 @@ class DistillerMixin:
         return self._add_distill_terms(losses, batches)
 
     def _add_distill_terms(self, losses: dict, batches: Dict[str, DistillBatch]) -> dict:
-        """Add every configured distillation loss, computed on ``batches`` (input name ->
-        :class:`DistillBatch`), to the student's ``losses`` (in place; also returned)."""
+        """Add every configured distillation loss on ``batches`` to ``losses`` (in place)."""
         specs = self.distill_input_specs
         cur_iter = self._train_iter()
         for name, loss in self.distill_losses.items():
@@ -501,23 +438,29 @@ class DistillerMixin:
         """Register on ``taps`` what the student's stock ``loss()`` must record."""
         raise NotImplementedError
 
+    def _tap_neck(self, taps: OutputTaps) -> None:
+        """Record the student's neck (or backbone) levels under ``'feats'``."""
+        taps.module_output('feats', self.neck if self.with_neck else self.backbone)
+
+    @staticmethod
+    def _neck_batch(taps: OutputTaps, t_feats) -> DistillBatch:
+        """The student's recorded neck levels against the teacher's ``t_feats``."""
+        return DistillBatch(list(single_call(taps['feats'], 'neck')), list(t_feats))
+
     def _teacher_before_student(self, batch_inputs: Tensor, needed: Set[str]):
-        """The teacher's outputs that do not depend on the student, computed before the student's
-        ``loss()`` (handed to :meth:`_distill_batches` as ``teacher_out``); None: the teacher runs
-        after the student (its pass needs the student's proposals or queries)."""
+        """The teacher's outputs that do not depend on the student, computed first (handed to
+        :meth:`_distill_batches` as ``teacher_out``); None: the teacher runs after."""
         return None
 
     def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
                          needed: Set[str], teacher_out=None) -> Dict[str, DistillBatch]:
-        """Run the teacher's needed parts and pair its outputs with the student's
-        (``teacher_out``: what :meth:`_teacher_before_student` returned)."""
+        """Run the teacher's needed parts and pair its outputs with the student's."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ running the teacher
     @contextmanager
     def teacher_context(self, device_type: str) -> Iterator[None]:
-        """``no_grad`` around teacher computations (the teacher's own children apply its
-        ``teacher_inference`` precision and hand back fp32)."""
+        """``no_grad`` around teacher computations (its children apply its precision)."""
         with torch.no_grad():
             yield
 
@@ -550,13 +493,8 @@ class DistillerMixin:
             module.load_state_dict(sub, strict=True)
 
     def _sync_distill_state(self) -> None:
-        """Keep the distillation-only state with the training run (see the module docstring).
-
-        In a Runner's training loop (MessageHub ``loop_stage`` is ``'train'``), a value under
-        :data:`DISTILL_STATE_KEY` that this model did not publish comes from a resumed
-        checkpoint and is loaded; then the current state is published (views of the live
-        tensors: the checkpoint saved after this step holds their values after it).
-        """
+        """In a Runner's training loop, load a value under :data:`DISTILL_STATE_KEY` that this
+        model did not publish (a resumed checkpoint's), then publish the live state."""
         state = self.distill_state_dict()
         hub = MessageHub.get_current_instance()
         if not state or hub.get_info('loop_stage') != 'train':
@@ -634,11 +572,8 @@ def _drop_distill_only_keys(module, state_dict, prefix, local_metadata):
 
 
 def adopt_legacy_distill_state(checkpoint: dict) -> bool:
-    """Move a legacy ``checkpoint['distill_state_dict']`` into the checkpoint's MessageHub state.
-
-    Checkpoints written before the distiller kept its adapters in the MessageHub hold them
-    there; call this on the loaded checkpoint before ``Runner.resume`` loads its
-    ``message_hub``, so the distiller restores them like any other resumed state.
+    """Move a legacy ``checkpoint['distill_state_dict']`` into its MessageHub state, before
+    ``Runner.resume`` loads ``message_hub``.
 
     Args:
         checkpoint: A checkpoint dict as MMEngine loads it (changed in place).

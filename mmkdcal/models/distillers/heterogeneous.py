@@ -1,23 +1,11 @@
 """Teachers of another head family: which KD a pair allows, neck levels paired by stride, and
-prediction KD through the student's own assigner.
+prediction KD through the student's own assigner (docs/heterogeneous.md).
 
-A teacher whose head differs from the student's (GFL for a RetinaNet, a two-stage or DETR
-teacher for a dense student) cannot be compared prior by prior, so the logit inputs (``'cls'``,
-``'reg'``, CrossKD, RoI logits) are refused for such a pair, naming what it allows instead:
-
-- ``'neck'``: the neck levels are paired by **stride**, not by index (:func:`pair_by_stride`);
-  the strides come from what each detector declares (:func:`feature_strides`), widths that
-  differ take the feature losses' 1x1 adapter (``student_channels``/``teacher_channels``);
-- ``'pred_cls'`` / ``'pred_box'`` (dense students whose assigner works from priors alone): the
-  teacher's final detections, after its NMS and its calibrator, are pseudo boxes assigned to the
-  student's priors by the student's own assigner (:func:`pseudo_box_targets`). This is the
-  pseudo-box distillation of Soft Teacher (Xu et al., "End-to-End Semi-Supervised Object
-  Detection with Soft Teacher", ICCV 2021), chosen because it asks nothing of the teacher but
-  its detections, so any detector can teach any prior-based student. Unlike Soft Teacher, which
-  thresholds the boxes into hard labels, the class target of a prior assigned to a box is that
-  box's *calibrated* score (a soft target in the quality-focal form of GFL, Li et al. NeurIPS
-  2020), so the teacher's confidence is the target itself and is only as good as its
-  calibration; the box target is the teacher's box, weighted by the same score.
+Logit inputs are refused for such a pair. ``'neck'`` pairs levels by declared stride
+(:func:`feature_strides`, :func:`pair_by_stride`); ``'pred_cls'`` / ``'pred_box'`` (dense
+students whose assigner works from priors alone) assign the teacher's final, calibrated
+detections to the student's priors with its own assigner (:func:`pseudo_box_targets`; Soft
+Teacher's pseudo boxes, with the calibrated score as a soft target).
 """
 import inspect
 from dataclasses import dataclass
@@ -62,15 +50,8 @@ def _backbone_strides(detector) -> List[int]:
 
 
 def feature_strides(detector) -> Optional[List[int]]:
-    """The stride of each level a detector's neck gives (``extract_feat``), or None if unknown.
-
-    Dense heads and RPNs: their prior generator's strides; two-stage detectors without an RPN:
-    the RoI extractor's ``featmap_strides``; DETR-family detectors: the backbone's
-    ``out_indices`` (ResNet/Swin stage layout) plus the neck's extra levels.
-
-    Args:
-        detector: A built MMDetection detector.
-    """
+    """The stride of each level a built detector's neck gives (``extract_feat``), from what it
+    declares (see docs/heterogeneous.md), or None if unknown."""
     if isinstance(detector, DetectionTransformer):
         return _backbone_strides(detector) or None
     head = getattr(detector, 'bbox_head', None) or getattr(detector, 'rpn_head', None)
@@ -106,15 +87,8 @@ def detector_num_classes(detector) -> int:
 
 @dataclass(frozen=True)
 class HeteroPair:
-    """A student and a teacher of different head families, and what KD they allow.
-
-    Args:
-        student_head: The student's head class name.
-        teacher_head: The teacher's head class name.
-        level_pairs: (student level, teacher level) of equal stride.
-        allowed: The inputs the pair allows.
-        tables: Both stride tables, one line each.
-    """
+    """A student and a teacher of different head families (head class names), the (student,
+    teacher) neck levels of equal stride, the inputs the pair allows, both stride tables."""
 
     student_head: str
     teacher_head: str
@@ -155,7 +129,7 @@ def hetero_pair(student, teacher, student_head: str, teacher_head: str,
         teacher: The teacher detector.
         student_head: The student's head class name, for messages.
         teacher_head: The teacher's head class name, for messages.
-        pred: Whether the student offers prediction KD (a dense head with a prior assigner).
+        pred: Whether the student offers prediction KD.
     """
     s_strides, t_strides = feature_strides(student), feature_strides(teacher)
     tables = '\n'.join((stride_table('student', student, s_strides),
@@ -219,8 +193,7 @@ def pseudo_box_targets(head, featmap_sizes, dets: InstanceData,
 
     Returns:
         ``gt_inds`` (P,) (0: background, -1: ignored, i > 0: detection i - 1), the soft class
-        targets (P, K) (the score of the assigned detection at its class, 0 elsewhere), the
-        priors (P, 4) and their strides (P,), in (level, y, x, prior) order.
+        targets (P, K), the priors (P, 4) and their strides (P,), in (level, y, x, prior) order.
     """
     gen = head.prior_generator
     priors = gen.grid_priors(featmap_sizes, device=device)

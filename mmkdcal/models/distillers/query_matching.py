@@ -1,24 +1,10 @@
 """One-to-one matching of a student's decoder queries to a teacher's (DETR-family KD).
 
-DETR-style decoders output an unordered set of predictions: query ``i`` of the student has no
-reason to describe the object that query ``i`` of the teacher describes. Hungarian-matching
-logits distillation (DETRDistill, Chang et al., ICCV 2023, arXiv 2211.10156) therefore matches
-the student's predictions one-to-one to the teacher's, with the teacher's predictions playing the
-part of the ground truth, before comparing them. The cost of pairing student query ``i`` with
-teacher query ``j`` is
-
-.. math::
-    C_{ij} = w_{cls}\\, \\mathrm{KL}(q_j \\,\\|\\, p_i) + w_{L1} \\lVert b^s_i - b^t_j \\rVert_1
-             - w_{GIoU}\\, \\mathrm{GIoU}(b^s_i, b^t_j),
-
-where :math:`q_j` is the teacher's class distribution (per-class Bernoulli for sigmoid heads,
-a (K+1)-way categorical for DETR's softmax head), :math:`p_i` the student's, and the boxes are
-the heads' normalised (cx, cy, w, h) outputs (GIoU on their corner form). The classification
-term is the KL divergence to the soft target, so a student query that predicts exactly what a
-teacher query predicts costs nothing on that term. All terms are computed for all pairs with
-matrix products (no (Q, Q, K) tensor); the boxes' corner form and GIoU are MMDetection's
-(``bbox_cxcywh_to_xyxy``, ``bbox_overlaps``), and the assignment is SciPy's
-``linear_sum_assignment``, as MMDetection's ``HungarianAssigner`` uses.
+DETRDistill's Hungarian matching (Chang et al., ICCV 2023), the teacher's predictions playing
+the part of the ground truth; the cost of pairing student query ``i`` with teacher query ``j``
+is ``w_cls KL(q_j || p_i) + w_L1 |b_i - b_j|_1 - w_GIoU GIoU(b_i, b_j)`` on the heads'
+normalised (cx, cy, w, h) boxes, for all pairs with matrix products, assigned with SciPy's
+``linear_sum_assignment`` as mmdet's ``HungarianAssigner`` (docs/detr_distillation.md).
 """
 from typing import Dict, Tuple
 
@@ -33,15 +19,8 @@ __all__ = ['class_kl_cost', 'match_queries', 'query_match_cost']
 
 
 def class_kl_cost(student_logits: Tensor, teacher_logits: Tensor, activation: str) -> Tensor:
-    """KL(teacher || student) of the class predictions for every pair: (N, K) x (M, K) -> (N, M).
-
-    Args:
-        student_logits: Student class logits, one row per student query.
-        teacher_logits: Teacher class logits (already divided by the calibration temperature),
-            one row per teacher query.
-        activation: ``'sigmoid'`` (per-class Bernoulli KL, summed over classes) or
-            ``'softmax'`` (categorical KL over the K + 1 outputs).
-    """
+    """KL(teacher || student) of the class predictions for every pair: (N, K) x (M, K) -> (N, M),
+    per-class Bernoulli KL summed over classes (``'sigmoid'``) or categorical (``'softmax'``)."""
     if activation == 'sigmoid':
         q = teacher_logits.sigmoid()
         log_p, log_1p = F.logsigmoid(student_logits), F.logsigmoid(-student_logits)

@@ -1,12 +1,8 @@
 """Record what the student's stock training code computes, without changing that code.
 
-A distiller runs MMDetection's own ``loss()`` of the student and needs some of its intermediate
-results: the neck features, the raw head outputs, the RoIs the sampler chose and their assigned
-labels. :class:`OutputTaps` records them while the stock code runs, through forward hooks on
-modules and transparent wrappers around a few methods, and removes every hook and wrapper when
-the ``with`` block ends (also on errors). Nothing is recomputed and no upstream loop is copied,
-so mask branches, cascade stages, given proposals and upstream fixes work unchanged.
-:func:`single_call` reads the one record of a module that the stock code calls exactly once.
+:class:`OutputTaps` records module outputs (forward hooks) and method calls (transparent
+wrappers) while the stock ``loss()`` runs, and removes them when the ``with`` block ends (also
+on errors); nothing is recomputed and no upstream loop is copied.
 """
 import functools
 import inspect
@@ -37,28 +33,15 @@ class OutputTaps:
         self._wrapped: List[Any] = []
 
     def module_output(self, key: str, module: nn.Module) -> None:
-        """Record ``module``'s output each time it is called.
-
-        Args:
-            key: Where the outputs are recorded.
-            module: The module to observe.
-        """
+        """Record ``module``'s output under ``key`` each time it is called."""
         def hook(_module, _args, output):
             self.records[key].append(output)
 
         self._handles.append(module.register_forward_hook(hook))
 
     def method_call(self, key: str, obj: Any, name: str) -> None:
-        """Record the arguments (by parameter name) and the result of ``obj.name(...)`` calls.
-
-        The wrapper is an instance attribute that shadows the class method until the block
-        ends; it calls the original with the very same arguments and returns its result.
-
-        Args:
-            key: Where the calls are recorded: dicts of the bound arguments plus ``'result'``.
-            obj: The object whose method is observed (e.g. a head module).
-            name: The method name (e.g. ``'loss_and_target'``).
-        """
+        """Record each ``obj.name(...)`` call under ``key``: a dict of the bound arguments plus
+        ``'result'`` (an instance attribute shadows the method until the block ends)."""
         if name in vars(obj):
             raise RuntimeError(f'{type(obj).__name__}.{name} is already wrapped.')
         original = getattr(obj, name)
@@ -90,20 +73,8 @@ class OutputTaps:
 
 
 def single_call(records: Sequence[Any], what: str) -> Any:
-    """The one record of a module or method that the stock training code calls exactly once.
-
-    Args:
-        records: What :class:`OutputTaps` recorded under one key (``taps['neck']``).
-        what: The module or method, for the message (``'bbox_head'``, ``'teacher
-            forward_decoder'``).
-
-    Returns:
-        The single record.
-
-    Raises:
-        RuntimeError: It ran zero times or more than once in the step, so the distiller cannot
-            tell which output to distil.
-    """
+    """The one record under a key (``taps['neck']``) of a module or method the stock training
+    code calls exactly once; RuntimeError naming ``what`` otherwise."""
     if len(records) != 1:
         raise RuntimeError(f'The {what} ran {len(records)} times in one training step; '
                            'expected once. This detector is not supported by this distiller.')

@@ -1,19 +1,9 @@
 """How the frozen teacher runs: BatchNorm folded into convs, channels-last, precision, compile.
 
-``model.teacher_inference`` of every distiller is read here once, checked against the machine
-(:func:`resolve_teacher_inference`) and applied to the teacher after its checkpoint is loaded
-(:func:`apply_teacher_inference`). The settings change the teacher *module*, not the code that
-calls it: each direct child of the teacher that holds weights (backbone, neck, heads, encoder,
-decoder) gets a forward that runs under autocast and hands back fp32, contiguous outputs. So the
-distillers' teacher pass and the calibration pass (which call those children in their own ways)
-run the same fast teacher, and the logits reach the temperature and the losses in fp32.
-
-Precision by device:
-
-- ``'bf16'``: CUDA devices that support it; CPUs with native bf16 (AVX512-BF16 or AMX). On other
-  CPUs PyTorch emulates bf16 and the teacher gets slower, so the build refuses it.
-- ``'fp16'``: CUDA only. PyTorch's CPU autocast runs few ops in fp16 and has no fast kernels
-  for them, so on a machine without CUDA the build refuses it.
+``model.teacher_inference`` is checked against the machine (:func:`resolve_teacher_inference`)
+and applied to the loaded teacher (:func:`apply_teacher_inference`): each direct child that
+holds weights gets a forward that runs under autocast and hands back fp32, contiguous outputs,
+so the distillers' and the calibration pass see the same teacher (docs/teacher_inference.md).
 """
 import functools
 from typing import Any, Callable, Dict, Optional
@@ -39,21 +29,15 @@ FIELD = 'model.teacher_inference'
 
 
 def _cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), as PyTorch detects it
-    (torch builds without these probes: no)."""
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), as PyTorch detects it."""
     probes = ('_is_avx512_bf16_supported', '_is_amx_tile_supported')
     return any(getattr(torch.cpu, p, lambda: False)() for p in probes)
 
 
 def check_precision(precision: str, cuda: Optional[bool] = None,
                     cpu_bf16: Optional[bool] = None) -> None:
-    """Refuse a precision the device this run trains on cannot run fast.
-
-    Args:
-        precision: One of :data:`PRECISIONS`.
-        cuda: Whether the run trains on CUDA (default: ``torch.cuda.is_available()``).
-        cpu_bf16: Whether the CPU has native bf16 (default: as PyTorch detects it).
-    """
+    """Refuse a precision the device this run trains on cannot run fast (``cuda`` and
+    ``cpu_bf16`` default to what PyTorch detects)."""
     cuda = torch.cuda.is_available() if cuda is None else cuda
     if precision == 'fp16' and not cuda:
         raise ValueError(
@@ -74,17 +58,9 @@ def check_precision(precision: str, cuda: Optional[bool] = None,
 
 def resolve_teacher_inference(teacher_inference: Optional[dict],
                               teacher_fp16: Optional[bool] = None) -> Dict[str, Any]:
-    """The teacher's inference settings: the defaults updated by the config, checked.
-
-    Args:
-        teacher_inference: ``model.teacher_inference`` (keys of
-            :data:`TEACHER_INFERENCE_DEFAULTS`), or None for the defaults.
-        teacher_fp16: The retired ``model.teacher_fp16`` (True means ``precision='fp16'``);
-            it still works, with a warning.
-
-    Returns:
-        The full settings dict.
-    """
+    """The teacher's full inference settings: :data:`TEACHER_INFERENCE_DEFAULTS` updated by
+    ``model.teacher_inference`` (and the retired ``model.teacher_fp16``, with a warning),
+    checked."""
     given = dict(teacher_inference or {})
     unknown = sorted(set(given) - set(TEACHER_INFERENCE_DEFAULTS))
     if unknown:
@@ -109,15 +85,8 @@ def resolve_teacher_inference(teacher_inference: Optional[dict],
 
 
 def apply_teacher_inference(teacher: nn.Module, settings: Dict[str, Any]) -> nn.Module:
-    """Fold, lay out and wrap a loaded teacher in place (in eval mode; frozen again after).
-
-    Args:
-        teacher: The teacher, its checkpoint loaded.
-        settings: Output of :func:`resolve_teacher_inference`.
-
-    Returns:
-        The same teacher.
-    """
+    """Fold, lay out and wrap a loaded teacher in place (eval mode, frozen) with the
+    :func:`resolve_teacher_inference` ``settings``; return it."""
     teacher.eval()
     if settings['fuse_conv_bn']:
         fold_batchnorm(teacher)
@@ -137,16 +106,10 @@ def apply_teacher_inference(teacher: nn.Module, settings: Dict[str, Any]) -> nn.
 def fold_batchnorm(module: nn.Module, shared: Optional[set] = None) -> int:
     """Fold each BatchNorm into the conv registered right before it, where the conv feeds it.
 
-    In eval mode a BatchNorm is a per-channel affine map, which the conv before it absorbs
-    (``w * g / s``, ``(b - mean) * g / s + beta``, ``s = sqrt(var + eps)``); the BatchNorm
-    becomes an ``nn.Identity``. Registration order is the only evidence of data flow a module
-    offers, so a pair is folded only when the two are adjacent children with matching channels,
-    and not in a ``ConvModule`` that normalises before its conv (pre-activation): a BatchNorm
-    that follows other children (e.g. a pre-activation network's last norm after its blocks) is
-    left alone, unlike mmcv's ``fuse_conv_bn``, which folds it into the last conv seen.
-
-    A conv shared by several modules (RTMDet's head shares its convs across levels, each level
-    with its own BatchNorm) is never folded: no one BatchNorm describes all its uses.
+    The BatchNorm becomes an ``nn.Identity``. Only adjacent children with matching channels
+    are folded, not in a ``ConvModule`` that normalises first, and never a conv shared by
+    several modules (RTMDet's head; ``shared``: their ids); mmcv's ``fuse_conv_bn`` instead
+    folds into the last conv seen (docs/teacher_inference.md).
 
     Returns:
         How many BatchNorms were folded.
@@ -192,21 +155,10 @@ def _to_fp32(x):
 
 
 class FastForward:
-    """A teacher child's forward under autocast (``dtype``), channels-last and optionally
-    ``torch.compile``, returning fp32, contiguous outputs.
-
-    A child whose ops have no kernel for the reduced setting (e.g. mmcv's deformable
-    convolutions: no bf16 kernel on CPUs, contiguous inputs only) fails on its first call; it
-    then logs why and runs in fp32, contiguous, from then on (the calibration pass, which runs
-    first, and training thus see the same teacher). Likewise a failed compile runs eagerly.
-
-    Args:
-        forward: The child's own (bound) forward.
-        dtype: Autocast dtype, or None for fp32.
-        channels_last: Whether the child's weights were laid out channels-last.
-        compile: Compile ``forward`` on the first call.
-        name: The child's name, for the log.
-    """
+    """The child ``name``'s bound ``forward`` under autocast (``dtype``; None: fp32), with
+    channels-last weights and ``torch.compile`` if asked, returning fp32, contiguous outputs. A
+    child whose ops have no kernel for the reduced setting logs why and runs in fp32,
+    contiguous, from then on; a failed compile runs eagerly."""
 
     def __init__(self, forward: Callable, dtype: Optional[torch.dtype], channels_last: bool,
                  compile: bool, name: str) -> None:

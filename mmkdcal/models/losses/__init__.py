@@ -1,12 +1,5 @@
-"""Knowledge-distillation losses, registered in MMDetection's ``MODELS`` registry.
-
-Logit losses: :class:`KDLoss` (softmax), :class:`BinaryKDLoss` (per-class sigmoid, BCKD /
-QFL-style), :class:`DKDLoss` (decoupled), :class:`MLKDLoss` (multi-level); localization:
-:class:`LDLoss`, :class:`BoxKDLoss`; features: :class:`FeatureMSELoss` (FitNets),
-:class:`PKDLoss` (Pearson), :class:`CWDLoss` (channel-wise). Every loss detaches its teacher
-input and subclasses :class:`DistillLoss`, declaring what it compares and needs (checked when a
-distiller is built).
-"""
+"""Knowledge-distillation losses, registered in MMDetection's ``MODELS`` registry; each
+subclasses :class:`DistillLoss` and detaches its teacher input."""
 from ..contract import INPUT_KINDS, DistillLoss
 from .binary_kd_loss import BinaryKDLoss
 from .box_kd_loss import BoxKDLoss

@@ -1,9 +1,7 @@
 """The optional learnable 1x1 adapter that maps a student feature map to the teacher's width.
 
-Shared by the feature losses (``FeatureMSELoss``, ``PKDLoss``, ``CWDLoss``). The adapter is a
-learnable part of the loss, trained with the student; a distiller keeps it out of the student's
-``state_dict`` (the run keeps it in the checkpoint's MessageHub state, see
-``distiller_mixin``), so a distilled checkpoint loads strictly into the plain student config.
+Shared by the feature losses; a distiller keeps it out of the student's ``state_dict`` (see
+docs/distillation_protocol.md, "Run-time state").
 """
 from typing import Optional, Tuple
 
@@ -11,6 +9,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from ..contract import DistillInput
+from .utils import check_ndim
 
 __all__ = ['ChannelAdapterMixin']
 
@@ -26,10 +25,8 @@ def _check_channels(name: str, value: Optional[int]) -> Optional[int]:
 class ChannelAdapterMixin:
     """``student_channels`` / ``teacher_channels`` / ``adapter`` handling for a feature loss.
 
-    The adapter is created when both channel counts are given and differ, or when
-    ``adapter=True``; ``adapter=False`` forbids it. Without an adapter the two maps must have
-    the same width. The losses compare ``'features'`` inputs, and :meth:`check_input` also checks
-    their widths against the adapter.
+    The adapter is created when both widths are given and differ, or with ``adapter=True``;
+    ``adapter=False`` forbids it. Without one the two maps must have the same width.
     """
 
     input_kinds = ('features', )
@@ -39,15 +36,8 @@ class ChannelAdapterMixin:
 
     def init_adapter(self, student_channels: Optional[int], teacher_channels: Optional[int],
                      adapter: Optional[bool], bias: bool = True) -> None:
-        """Check the widths and create the adapter if one is asked for or needed.
-
-        Args:
-            student_channels: The student map's width, or None when not known.
-            teacher_channels: The teacher map's width, or None when not known.
-            adapter: True (create it), False (forbid it) or None (create it when both widths
-                are given and differ).
-            bias: Whether the 1x1 convolution has a bias.
-        """
+        """Check the widths (None: unknown) and create the adapter (a 1x1 conv with ``bias``)
+        if ``adapter`` asks for it (True) or, when None, the widths differ."""
         self.student_channels = _check_channels('student_channels', student_channels)
         self.teacher_channels = _check_channels('teacher_channels', teacher_channels)
         if adapter not in (None, True, False):
@@ -66,14 +56,8 @@ class ChannelAdapterMixin:
             if adapter else None
 
     def check_input(self, spec: DistillInput) -> Optional[str]:
-        """The loss's own check, then whether the adapter (or its absence) fits ``spec``'s widths.
-
-        Args:
-            spec: The distiller input the config chose (its ``channels`` when known).
-
-        Returns:
-            str or None: A sentence naming the problem and the fix, or None.
-        """
+        """The loss's own check, then whether the adapter (or its absence) fits ``spec``'s
+        widths; a sentence naming the problem and the fix, or None."""
         problem = super().check_input(spec)
         name = type(self).__name__
         channels = getattr(spec, 'channels', None)
@@ -93,16 +77,17 @@ class ChannelAdapterMixin:
                     f'student_channels={channels[0]}, teacher_channels={channels[1]}')
         return None
 
+    @staticmethod
+    def check_maps(student_feat: Tensor, teacher_feat: Tensor, s_layout: str = '(N, C, H, W)',
+                   t_layout: str = '(N, C, H, W)') -> Tuple[tuple, tuple]:
+        """Check that both maps are 4-dim float tensors; return their shapes."""
+        check_ndim('student_feat', student_feat, 4, s_layout)
+        check_ndim('teacher_feat', teacher_feat, 4, t_layout)
+        return tuple(student_feat.shape), tuple(teacher_feat.shape)
+
     def adapt(self, student_feat: Tensor, teacher_feat: Tensor) -> Tuple[Tensor, Tensor]:
-        """Check both maps' widths against the configuration, then apply the adapter.
-
-        Args:
-            student_feat: The student map (N, C_s, H, W).
-            teacher_feat: The teacher map (N, C_t, H, W).
-
-        Returns:
-            The (adapted) student map and the teacher map, of one width.
-        """
+        """Check both maps' widths against the configuration, then apply the adapter; return
+        the (adapted) student map and the teacher map, of one width."""
         s_shape, t_shape = tuple(student_feat.shape), tuple(teacher_feat.shape)
         if self.student_channels is not None and s_shape[1] != self.student_channels:
             raise ValueError(f'student_feat has {s_shape[1]} channels (shape {s_shape}) but '

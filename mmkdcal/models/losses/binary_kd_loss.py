@@ -7,8 +7,8 @@ from torch import Tensor
 from mmdet.registry import MODELS
 
 from ..contract import DistillLoss
-from .utils import (check_ndim, check_non_negative, check_positive, check_reduction,
-                    check_same_shape, check_weight, detach_teacher, weighted_reduce)
+from .utils import (check_non_negative, check_pair, check_positive, check_reduction, check_weight,
+                    detach_teacher, weighted_reduce)
 
 __all__ = ['BinaryKDLoss']
 
@@ -17,38 +17,24 @@ __all__ = ['BinaryKDLoss']
 class BinaryKDLoss(DistillLoss):
     r"""Binary (per-class sigmoid) knowledge distillation with an optional focal modulation.
 
-    Dense detectors (RetinaNet, FCOS, ATSS, GFL) score each class with an independent sigmoid,
-    so the teacher's soft target is one Bernoulli probability per class. For anchor/point
-    :math:`i` and class :math:`k`, with :math:`q_{ik} = \sigma(t_{ik}/\tau)` and
-    :math:`p_{ik} = \sigma(s_{ik}/\tau)`:
+    With :math:`q_{ik} = \sigma(t_{ik}/\tau)`, :math:`p_{ik} = \sigma(s_{ik}/\tau)`:
 
     .. math::
-        \ell_{ik} = \mathrm{BCE}(p_{ik}, q_{ik}) \, |q_{ik} - p_{ik}|^{\beta}, \qquad
-        \mathrm{BCE}(p, q) = -q \log p - (1 - q) \log (1 - p),
+        \ell_{ik} = \mathrm{BCE}(p_{ik}, q_{ik}) \, |q_{ik} - p_{ik}|^{\beta},
 
-    summed over the :math:`K` classes, weighted, and averaged over the :math:`M` samples
-    (or summed and divided by ``avg_factor``).
-
-    * ``beta=0``: plain binary KD (per-class BCE against the teacher's probabilities).
-    * ``beta=1``: the classification distillation of BCKD (Yang et al., "Bridging Cross-task
-      Protocol Inconsistency for Distillation in Dense Object Detection", ICCV 2023,
-      arXiv 2308.14286), whose official code weights the BCE by :math:`|q - p|`.
-    * ``beta=2``: Quality-Focal-style KD (the soft-target Quality Focal Loss of Li et al.,
-      "Generalized Focal Loss", NeurIPS 2020, arXiv 2006.04388, used with teacher targets by
-      LD and CrossKD); with ``tau=1`` it equals MMDetection's
-      ``quality_focal_loss_tensor_target`` with target :math:`\sigma(t)`.
-
-    The BCE is computed from logits (``binary_cross_entropy_with_logits``), so it stays
-    finite for saturated logits. The temperature is not squared into the loss (unlike softmax
-    KD). The teacher logits are detached.
+    summed over the :math:`K` classes, weighted and averaged over the :math:`M` samples (or
+    summed and divided by ``avg_factor``). ``beta=0``: plain binary KD; ``beta=1``: BCKD's
+    classification distillation (Yang et al., ICCV 2023); ``beta=2``: Quality-Focal-style KD
+    (GFL, Li et al. NeurIPS 2020; with ``tau=1`` MMDetection's
+    ``quality_focal_loss_tensor_target`` with target :math:`\sigma(t)`). The BCE is computed
+    from logits; ``tau`` is not squared into the loss. The teacher logits are detached.
 
     Args:
         tau (float): Temperature applied to both logits. Defaults to 1.0.
         beta (float): Exponent of the modulating factor: 0, or at least 1 (exponents in
             (0, 1) have an infinite gradient where student and teacher agree). Defaults to 0.0.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
-        reduction (str): ``'none'``, ``'mean'`` or ``'sum'`` over samples. Defaults to
-            ``'mean'``.
+        reduction (str): ``'none'``, ``'mean'`` or ``'sum'`` over samples.
     """
 
     input_kinds = ('logits', 'masks')
@@ -72,21 +58,9 @@ class BinaryKDLoss(DistillLoss):
                 teacher_logits: Tensor,
                 weight: Optional[Tensor] = None,
                 avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            student_logits (Tensor): Student class logits, shape (M, K).
-            teacher_logits (Tensor): Teacher class logits, shape (M, K).
-            weight (Tensor, optional): Weights, shape (M,) per sample or (M, K) per sample and
-                class. Defaults to None.
-            avg_factor (float | Tensor, optional): With ``reduction='mean'``, the loss is
-                ``sum / avg_factor`` instead of the mean over samples. Defaults to None.
-
-        Returns:
-            Tensor: Scalar loss (or shape (M,) with ``reduction='none'``).
-        """
-        check_ndim('student_logits', student_logits, 2, '(M, K)')
-        check_same_shape('student_logits', student_logits, 'teacher_logits', teacher_logits)
+        """The loss of (M, K) logits; ``weight`` (M,) or (M, K); with ``avg_factor``, ``sum /
+        avg_factor`` instead of the mean. Returns a scalar ((M,) with ``reduction='none'``)."""
+        check_pair('logits', student_logits, teacher_logits, '(M, K)')
         check_weight(weight, [student_logits.shape[:1], student_logits.shape])
         s = student_logits / self.tau
         q = (detach_teacher(teacher_logits, s) / self.tau).sigmoid()

@@ -7,35 +7,30 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps
 
 from ..contract import DistillLoss
-from .utils import (check_ndim, check_non_negative, check_reduction, check_same_shape, check_weight,
-                    detach_teacher, weighted_reduce)
+from .utils import (check_non_negative, check_pair, check_reduction, check_weight, detach_teacher,
+                    weighted_reduce)
 
 __all__ = ['BoxKDLoss']
 
 
 @MODELS.register_module()
 class BoxKDLoss(DistillLoss):
-    r"""Box distillation: the student's boxes regress onto the teacher's.
-
-    For row :math:`i` with student box :math:`s_i` and teacher box :math:`t_i` (4 numbers each):
+    r"""Box distillation: the student's boxes regress onto the teacher's. Per row:
 
     .. math::
         \ell_i = w_{L1} \sum_{j=1}^{4} |s_{ij} - t_{ij}|
                + w_{GIoU} \big(1 - \mathrm{GIoU}(s_i, t_i)\big),
 
-    weighted per row (e.g. by the teacher's confidence) and averaged over rows, or summed and
-    divided by ``avg_factor``. The L1 term works on any box parametrisation (dense heads' deltas
-    or distances, normalised DETR boxes); the GIoU term needs decoded ``(x1, y1, x2, y2)`` boxes
-    and is refused at build time on inputs that do not declare them. DETR-family distillers
-    (DETRDistill, Chang et al. ICCV 2023) use this L1 + GIoU pair against the teacher's boxes.
-
-    The teacher boxes are detached.
+    weighted per row and averaged (or summed and divided by ``avg_factor``). L1 works on any
+    box parametrisation; GIoU needs decoded ``(x1, y1, x2, y2)`` boxes and is refused at build
+    time on inputs that do not declare them (the L1 + GIoU pair of DETRDistill, ICCV 2023). The
+    teacher boxes are detached.
 
     Args:
         l1_weight (float): :math:`w_{L1}`. Defaults to 1.0.
         giou_weight (float): :math:`w_{GIoU}`; 0 disables the term. Defaults to 0.0.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
-        reduction (str): ``'none'``, ``'mean'`` or ``'sum'`` over rows. Defaults to ``'mean'``.
+        reduction (str): ``'none'``, ``'mean'`` or ``'sum'`` over rows.
     """
 
     input_kinds = ('boxes', )
@@ -67,20 +62,9 @@ class BoxKDLoss(DistillLoss):
                 teacher_boxes: Tensor,
                 weight: Optional[Tensor] = None,
                 avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            student_boxes (Tensor): Student boxes, shape (M, 4).
-            teacher_boxes (Tensor): Teacher boxes, shape (M, 4).
-            weight (Tensor, optional): Per-row weights, shape (M,). Defaults to None.
-            avg_factor (float | Tensor, optional): With ``reduction='mean'``, the loss is
-                ``sum / avg_factor`` instead of the mean over rows. Defaults to None.
-
-        Returns:
-            Tensor: Scalar loss (or shape (M,) with ``reduction='none'``).
-        """
-        check_ndim('student_boxes', student_boxes, 2, '(M, 4)')
-        check_same_shape('student_boxes', student_boxes, 'teacher_boxes', teacher_boxes)
+        """The loss of (M, 4) boxes; ``weight`` (M,); with ``avg_factor``, ``sum /
+        avg_factor`` instead of the mean. Returns a scalar ((M,) with ``reduction='none'``)."""
+        check_pair('boxes', student_boxes, teacher_boxes, '(M, 4)')
         if student_boxes.shape[1] != 4:
             raise ValueError(f'student_boxes must have 4 columns, got '
                              f'{tuple(student_boxes.shape)}.')

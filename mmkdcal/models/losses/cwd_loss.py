@@ -8,8 +8,8 @@ from mmdet.registry import MODELS
 
 from ..contract import DistillLoss
 from .adapter import ChannelAdapterMixin
-from .utils import (check_ndim, check_non_negative, check_positive, check_same_shape,
-                    detach_teacher, kl_div, standardise_channels)
+from .utils import (check_non_negative, check_positive, check_same_shape, detach_teacher, kl_div,
+                    standardise_channels)
 
 __all__ = ['CWDLoss']
 
@@ -18,21 +18,15 @@ __all__ = ['CWDLoss']
 class CWDLoss(ChannelAdapterMixin, DistillLoss):
     r"""Channel-wise distillation: KL divergence between per-channel spatial distributions.
 
-    From Shu, Liu, Gao, Yan, Shen, "Channel-wise Knowledge Distillation for Dense Prediction"
-    (ICCV 2021, arXiv 2011.13256). Each channel of an (N, C, H, W) map is turned into a
-    distribution over its :math:`H W` locations, :math:`\phi(y)_i = \mathrm{softmax}(y/\tau)_i`,
-    and
+    Each channel of an (N, C, H, W) map becomes a distribution over its :math:`H W` locations,
+    :math:`\phi(y)_i = \mathrm{softmax}(y/\tau)_i`, and
 
     .. math::
         L = \frac{w\,\tau^2}{N C} \sum_{n, c} \sum_{i=1}^{HW}
             \phi(T_{nc})_i \big(\log \phi(T_{nc})_i - \log \phi(S_{nc})_i\big).
 
-    Student and teacher maps must have the same spatial size. For maps of different widths
-    (RTMDet-tiny's 96-channel neck against RTMDet-s's 128), ``student_channels`` /
-    ``teacher_channels`` add a learnable 1x1 convolution (no bias: the spatial softmax of each
-    channel ignores a constant) from the student's width to the teacher's, as MMYOLO's RTMDet
-    distillation does; the adapter is saved apart from the student weights. The teacher map is
-    detached.
+    Spatial sizes must match; different widths take a 1x1 adapter without bias (see
+    :class:`ChannelAdapterMixin`). The teacher map is detached.
 
     Args:
         tau (float): Temperature :math:`\tau`. Defaults to 1.0.
@@ -40,11 +34,10 @@ class CWDLoss(ChannelAdapterMixin, DistillLoss):
         student_channels (int, optional): The student map's width. Defaults to None.
         teacher_channels (int, optional): The teacher map's width. Defaults to None.
         adapter (bool, optional): Force (True) or forbid (False) the 1x1 adapter; None creates
-            it only when both widths are given and differ. Defaults to None.
-        standardise (bool): Standardise each channel of both maps over (N, H, W) (zero mean,
-            unit population std, as ``PKDLoss``) before the spatial softmax, as MMYOLO's
-            RTMDet distillation does with its affine-free BatchNorm connectors. Defaults to
-            False (the CWD paper's raw maps).
+            it only when both widths are given and differ.
+        standardise (bool): Standardise each channel of both maps over (N, H, W) (as
+            ``PKDLoss``) before the softmax, as MMYOLO's RTMDet distillation does. Defaults to
+            False (the paper's raw maps).
     """
 
     def __init__(self, tau: float = 1.0, loss_weight: float = 1.0,
@@ -61,17 +54,8 @@ class CWDLoss(ChannelAdapterMixin, DistillLoss):
         self.loss_weight = check_non_negative('loss_weight', loss_weight)
 
     def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            student_feat (Tensor): Student map, shape (N, C, H, W).
-            teacher_feat (Tensor): Teacher map, shape (N, C, H, W).
-
-        Returns:
-            Tensor: Scalar loss.
-        """
-        check_ndim('student_feat', student_feat, 4, '(N, C, H, W)')
-        check_ndim('teacher_feat', teacher_feat, 4, '(N, C, H, W)')
+        """The scalar loss of (N, C, H, W) student and teacher maps."""
+        self.check_maps(student_feat, teacher_feat)
         student_feat, teacher_feat = self.adapt(student_feat, teacher_feat)
         check_same_shape('student_feat', student_feat, 'teacher_feat', teacher_feat)
         n, c = student_feat.shape[:2]

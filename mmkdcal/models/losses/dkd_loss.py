@@ -9,8 +9,8 @@ from torch import Tensor
 from mmdet.registry import MODELS
 
 from ..contract import DistillLoss
-from .utils import (check_ndim, check_non_negative, check_positive, check_same_shape, check_weight,
-                    detach_teacher, kl_div, weighted_reduce)
+from .utils import (check_non_negative, check_pair, check_positive, check_weight, detach_teacher,
+                    kl_div, weighted_reduce)
 
 __all__ = ['DKDLoss']
 
@@ -19,38 +19,26 @@ __all__ = ['DKDLoss']
 class DKDLoss(DistillLoss):
     r"""Decoupled knowledge distillation: target-class KD plus non-target-class KD.
 
-    From Zhao, Cui, Song, Qiu, Liang, "Decoupled Knowledge Distillation" (CVPR 2022,
-    arXiv 2203.08679). With :math:`p = \mathrm{softmax}(s/\tau)`,
-    :math:`q = \mathrm{softmax}(t/\tau)` and ground-truth class :math:`g` of a sample:
+    With :math:`p = \mathrm{softmax}(s/\tau)`, :math:`q = \mathrm{softmax}(t/\tau)` and the
+    ground-truth class :math:`g` of a sample:
 
     .. math::
         \mathrm{TCKD} = \tau^2\, \mathrm{KL}\big([q_g, 1 - q_g] \,\|\, [p_g, 1 - p_g]\big),
         \quad
         \mathrm{NCKD} = \tau^2\, \mathrm{KL}\big(\hat q \,\|\, \hat p\big),
 
-    where :math:`\hat q_c = q_c / (1 - q_g)` for :math:`c \ne g` is the teacher's distribution
-    over the non-target classes (the softmax of the logits with class :math:`g` removed, which
-    the reference implementation obtains by subtracting a large constant from the gt logit; we
-    drop the gt column exactly, which is the same distribution without the constant). The
-    per-sample loss is :math:`\alpha\,\mathrm{TCKD} + \beta\,\mathrm{NCKD}`, weighted, and
-    averaged over samples (or summed and divided by ``avg_factor``).
-
-    Warm-up: with ``warmup_iters > 0`` the loss is multiplied by
-    :math:`\min((i + 1) / \text{warmup\_iters}, 1)` where :math:`i` is the 0-based current
-    iteration (MMEngine's ``runner.iter``), the iteration analogue of the reference code's
-    ``min(epoch / warmup, 1)`` with 1-based epochs. The loss then needs ``cur_iter``
-    (``needs_iter`` is True and the distiller passes it). DKD needs the ground-truth class of
-    every row (``needs_labels``): a distiller input without labels (dense per-prior logits) is
-    refused when the model is built.
-
-    The teacher logits are detached.
+    :math:`\hat q` the teacher's distribution over the non-target classes (the gt column
+    dropped). Per sample :math:`\alpha\,\mathrm{TCKD} + \beta\,\mathrm{NCKD}`, weighted and
+    averaged (or summed and divided by ``avg_factor``). With ``warmup_iters > 0`` it is
+    multiplied by :math:`\min((i + 1) / \text{warmup\_iters}, 1)`, :math:`i` the 0-based
+    iteration (``needs_iter``). It needs every row's class (``needs_labels``). The teacher
+    logits are detached.
 
     Args:
         alpha (float): Weight of TCKD. Defaults to 1.0.
         beta (float): Weight of NCKD. Defaults to 8.0.
         tau (float): Softening temperature. Defaults to 4.0.
         warmup_iters (int): Length of the linear warm-up in iterations; 0 disables it.
-            Defaults to 0.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
     """
 
@@ -74,15 +62,8 @@ class DKDLoss(DistillLoss):
         self.needs_iter = warmup_iters > 0
 
     def warmup_factor(self, cur_iter: Optional[int]) -> float:
-        """Linear warm-up factor for the 0-based iteration ``cur_iter``.
-
-        Args:
-            cur_iter (int, optional): Current 0-based iteration; required when
-                ``warmup_iters > 0``.
-
-        Returns:
-            float: ``min((cur_iter + 1) / warmup_iters, 1)``, or 1 without warm-up.
-        """
+        """``min((cur_iter + 1) / warmup_iters, 1)`` (0-based ``cur_iter``), or 1 without
+        warm-up."""
         if self.warmup_iters == 0:
             return 1.0
         if cur_iter is None:
@@ -101,22 +82,10 @@ class DKDLoss(DistillLoss):
                 weight: Optional[Tensor] = None,
                 avg_factor: Optional[Union[float, Tensor]] = None,
                 cur_iter: Optional[int] = None) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            student_logits (Tensor): Student logits, shape (M, C), C >= 2.
-            teacher_logits (Tensor): Teacher logits, shape (M, C).
-            labels (Tensor): Ground-truth class indices in [0, C), shape (M,), integer dtype.
-            weight (Tensor, optional): Per-sample weights, shape (M,). Defaults to None.
-            avg_factor (float | Tensor, optional): If given, the loss is ``sum / avg_factor``
-                instead of the mean over samples. Defaults to None.
-            cur_iter (int, optional): 0-based current iteration, needed with warm-up.
-
-        Returns:
-            Tensor: Scalar loss.
-        """
-        check_ndim('student_logits', student_logits, 2, '(M, C)')
-        check_same_shape('student_logits', student_logits, 'teacher_logits', teacher_logits)
+        """The loss of (M, C) logits (C >= 2) with integer ``labels`` (M,) in [0, C);
+        ``weight`` (M,); with ``avg_factor``, ``sum / avg_factor`` instead of the mean;
+        ``cur_iter`` (0-based) with warm-up. Returns a scalar."""
+        check_pair('logits', student_logits, teacher_logits, '(M, C)')
         m, c = student_logits.shape
         if c < 2:
             raise ValueError(f'DKDLoss needs at least 2 classes, got logits of shape {(m, c)}.')

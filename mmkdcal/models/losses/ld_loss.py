@@ -7,8 +7,8 @@ from torch import Tensor
 from mmdet.registry import MODELS
 
 from ..contract import DistillLoss
-from .utils import (check_ndim, check_non_negative, check_positive, check_reduction,
-                    check_same_shape, check_weight, detach_teacher, kl_div, weighted_reduce)
+from .utils import (check_non_negative, check_pair, check_positive, check_reduction, check_weight,
+                    detach_teacher, kl_div, weighted_reduce)
 
 __all__ = ['LDLoss']
 
@@ -17,35 +17,25 @@ __all__ = ['LDLoss']
 class LDLoss(DistillLoss):
     r"""Localization distillation (LD) between GFL-style edge distributions.
 
-    From Zheng, Ye, Wang, Ren, Hu, Zuo, Cheng, "Localization Distillation for Dense Object
-    Detection" (CVPR 2022, arXiv 2102.12252). GFL-family heads predict, for each of the four
-    box sides, logits over the :math:`n + 1` discrete offsets :math:`\{0, \dots, n\}`
-    (``reg_max = n``), laid out as (M, 4 (n + 1)). For box :math:`i` and side :math:`j`, with
-    :math:`q = \mathrm{softmax}(t_{ij}/\tau)` and :math:`p = \mathrm{softmax}(s_{ij}/\tau)`:
+    GFL-family heads give, per box side, logits over :math:`n + 1` offsets (``reg_max = n``),
+    laid out as (M, 4 (n + 1)). Per box :math:`i` and side :math:`j`, with
+    :math:`q = \mathrm{softmax}(t_{ij}/\tau)`, :math:`p = \mathrm{softmax}(s_{ij}/\tau)`:
 
     .. math::
         \ell_{ij} = \frac{\tau^2}{n + 1} \sum_{b=0}^{n} q_b (\log q_b - \log p_b), \qquad
-        \ell_i = \frac{1}{4} \sum_{j=1}^{4} \ell_{ij}.
+        \ell_i = \frac{1}{4} \sum_{j=1}^{4} \ell_{ij},
 
-    Normalisation choices (so that the LD paper's ``tau=10``, ``loss_weight=0.25`` carry over):
-    the KL divergence is divided by the number of bins :math:`n + 1`, and the four sides are
-    averaged, exactly as the authors' implementation (MMDetection's ``LDHead``, which calls
-    ``KnowledgeDistillationKLDivLoss`` on the (4M, n + 1) rows with the per-box weight
-    repeated 4 times and ``avg_factor=4``). ``LDLoss(...)(s, t, w, avg_factor=1)`` therefore
-    equals MMDetection's ``loss_ld`` term; the default ``reduction='mean'`` instead averages
-    :math:`w_i \ell_i` over the :math:`M` boxes, and ``avg_factor`` gives
-    :math:`\sum_i w_i \ell_i / \text{avg\_factor}`.
-
-    The teacher distribution is detached.
+    the authors' normalisation (MMDetection's ``LDHead``), so ``LDLoss(...)(s, t, w,
+    avg_factor=1)`` equals its ``loss_ld`` and the paper's ``tau=10``, ``loss_weight=0.25``
+    carry over. ``reduction='mean'`` averages :math:`w_i \ell_i` over boxes. The teacher
+    distribution is detached.
 
     Args:
         tau (float): Softening temperature. Defaults to 10.0.
         loss_weight (float): Multiplier of the loss. Defaults to 0.25.
-        reg_max (int, optional): :math:`n`; if given, inputs must have 4 (n + 1) columns.
-            None infers :math:`n + 1` from the input width (which must be divisible by 4).
-            Defaults to None.
-        reduction (str): ``'none'``, ``'mean'`` or ``'sum'`` over boxes. Defaults to
-            ``'mean'``.
+        reg_max (int, optional): :math:`n`; if given, inputs must have 4 (n + 1) columns;
+            None infers it from the input width (divisible by 4).
+        reduction (str): ``'none'``, ``'mean'`` or ``'sum'`` over boxes.
     """
 
     input_kinds = ('distribution', )
@@ -69,20 +59,10 @@ class LDLoss(DistillLoss):
                 teacher_dist: Tensor,
                 weight: Optional[Tensor] = None,
                 avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            student_dist (Tensor): Student distribution logits, shape (M, 4 (n + 1)).
-            teacher_dist (Tensor): Teacher distribution logits, shape (M, 4 (n + 1)).
-            weight (Tensor, optional): Per-box weights, shape (M,). Defaults to None.
-            avg_factor (float | Tensor, optional): With ``reduction='mean'``, the loss is
-                ``sum / avg_factor`` instead of the mean over boxes. Defaults to None.
-
-        Returns:
-            Tensor: Scalar loss (or shape (M,) with ``reduction='none'``).
-        """
-        check_ndim('student_dist', student_dist, 2, '(M, 4 * (reg_max + 1))')
-        check_same_shape('student_dist', student_dist, 'teacher_dist', teacher_dist)
+        """The loss of (M, 4 (n + 1)) distribution logits; ``weight`` (M,); with
+        ``avg_factor``, ``sum / avg_factor`` instead of the mean. Returns a scalar ((M,) with
+        ``reduction='none'``)."""
+        check_pair('dist', student_dist, teacher_dist, '(M, 4 * (reg_max + 1))')
         m, width = student_dist.shape
         if self.reg_max is not None:
             if width != 4 * (self.reg_max + 1):

@@ -8,8 +8,7 @@ from torch import Tensor
 from mmdet.registry import MODELS
 
 from ..contract import DistillLoss
-from .utils import (check_ndim, check_non_negative, check_positive, check_same_shape,
-                    detach_teacher, kl_div)
+from .utils import check_non_negative, check_pair, check_positive, detach_teacher, kl_div
 
 __all__ = ['MLKDLoss']
 
@@ -18,46 +17,22 @@ __all__ = ['MLKDLoss']
 class MLKDLoss(DistillLoss):
     r"""Multi-level logit distillation: instance, batch and class-level alignment.
 
-    From Jin, Wang, Lin, "Multi-Level Logit Distillation" (CVPR 2023); the normalisations
-    follow the authors' public implementation (``Jin-Ying/Multi-Level-Logit-Distillation``).
-    For each temperature :math:`\tau` in ``temperatures``, with
-    :math:`P^s = \mathrm{softmax}(S/\tau)` and :math:`P^t = \mathrm{softmax}(T/\tau)`
-    (row-wise, shape (B, C)):
-
-    * instance level, the classic KD term averaged over the (kept) samples:
-      :math:`L_{ins}(\tau) = \tau^2 \frac{1}{|\mathcal{K}|} \sum_{i \in \mathcal{K}}
-      \mathrm{KL}(P^t_i \| P^s_i)`;
-    * batch level, on the (B, B) Gram matrices of the predictions
-      :math:`G = P P^\top`: :math:`L_{batch}(\tau) = \frac{1}{B} \|G^t - G^s\|_F^2`;
-    * class level, on the (C, C) class-correlation matrices :math:`M = P^\top P`:
-      :math:`L_{class}(\tau) = \frac{1}{C} \|M^t - M^s\|_F^2`.
-
-    The loss is
+    Normalisations as the authors' code. Per temperature :math:`\tau`, with row-wise
+    :math:`P^s = \mathrm{softmax}(S/\tau)`, :math:`P^t = \mathrm{softmax}(T/\tau)` (B, C):
+    :math:`L_{ins} = \tau^2 \frac{1}{|\mathcal{K}|} \sum_{i \in \mathcal{K}}
+    \mathrm{KL}(P^t_i \| P^s_i)`, :math:`L_{batch} = \frac{1}{B} \|G^t - G^s\|_F^2`
+    (:math:`G = P P^\top`), :math:`L_{class} = \frac{1}{C} \|M^t - M^s\|_F^2`
+    (:math:`M = P^\top P`), and
 
     .. math::
         L = \frac{w}{|\mathcal{T}|} \sum_{\tau \in \mathcal{T}} \big(
-        w_{ins} L_{ins}(\tau) + w_{batch} L_{batch}(\tau) + w_{class} L_{class}(\tau)\big).
+        w_{ins} L_{ins}(\tau) + w_{batch} L_{batch}(\tau) + w_{class} L_{class}(\tau)\big)
 
-    The reference code *sums* over its five temperatures; averaging here keeps the scale of
-    the loss independent of how many temperatures are used (multiply the three weights by
-    ``len(temperatures)`` to reproduce the sum). The reference code's strong/weak augmentation
-    pairs belong to the data pipeline and are not part of this loss.
-
-    :math:`\mathcal{K}` is the whole batch unless ``min_teacher_conf`` is set: then the samples
-    whose teacher top-class probability :math:`\max_c \mathrm{softmax}(T_i)_c` (at temperature 1,
-    i.e. on the logits as given, already divided by the calibration temperature) is below it are
-    excluded from the instance term (if none is kept, the instance term is zero). The batch and
-    class terms always use the whole batch.
-
-    ``min_teacher_conf`` is mmkdcal's own option, *not* the authors' confidence masking. Their
-    code (``KD_ours.py``) builds a mask of the samples at or *below* the batch's median teacher
-    confidence (and of the classes below the median class confidence), but multiplies it into
-    losses that are already averaged to scalars, so the mask only scales those weak-view terms
-    by the kept fraction (about 1/2) and selects no sample. That behaviour is not reproduced:
-    with ``min_teacher_conf=None`` (default) every sample counts, which equals the reference up
-    to those constant factors (fold them into the weights if wanted).
-
-    The teacher logits are detached.
+    (averaged over temperatures; the reference sums). :math:`\mathcal{K}` is the batch, or
+    with ``min_teacher_conf`` the samples whose teacher top-class probability (of the logits
+    as given) reaches it (instance term only; none kept: zero). That option is ours, not the
+    authors' confidence masking (see docs/distillation_protocol.md). The teacher logits are
+    detached.
 
     Args:
         temperatures (Sequence[float]): Temperatures :math:`\mathcal{T}`. Defaults to
@@ -65,9 +40,7 @@ class MLKDLoss(DistillLoss):
         instance_weight (float): :math:`w_{ins}`. Defaults to 1.0.
         batch_weight (float): :math:`w_{batch}`. Defaults to 1.0.
         class_weight (float): :math:`w_{class}`. Defaults to 1.0.
-        min_teacher_conf (float, optional): Instance term only on samples whose teacher
-            top-class probability is at least this, in (0, 1]; None keeps every sample.
-            Defaults to None.
+        min_teacher_conf (float, optional): In (0, 1], or None to keep every sample.
         loss_weight (float): :math:`w`, multiplier of the loss. Defaults to 1.0.
     """
 
@@ -100,22 +73,14 @@ class MLKDLoss(DistillLoss):
         self.loss_weight = check_non_negative('loss_weight', loss_weight)
 
     def _check(self, student_logits: Tensor, teacher_logits: Tensor) -> None:
-        check_ndim('student_logits', student_logits, 2, '(B, C)')
-        check_same_shape('student_logits', student_logits, 'teacher_logits', teacher_logits)
+        check_pair('logits', student_logits, teacher_logits, '(B, C)')
         if student_logits.shape[0] == 0:
             raise ValueError('MLKDLoss needs a non-empty batch, got student_logits of shape '
                              f'{tuple(student_logits.shape)}.')
 
     def components(self, student_logits: Tensor, teacher_logits: Tensor) -> Dict[str, Tensor]:
-        """Unweighted instance, batch and class terms, each averaged over the temperatures.
-
-        Args:
-            student_logits (Tensor): Student logits, shape (B, C).
-            teacher_logits (Tensor): Teacher logits, shape (B, C).
-
-        Returns:
-            dict[str, Tensor]: Scalars under ``'instance'``, ``'batch'`` and ``'class'``.
-        """
+        """Unweighted ``'instance'``, ``'batch'`` and ``'class'`` terms of (B, C) logits, each
+        averaged over the temperatures."""
         self._check(student_logits, teacher_logits)
         teacher_logits = detach_teacher(teacher_logits, student_logits)
         b, c = student_logits.shape
@@ -139,15 +104,7 @@ class MLKDLoss(DistillLoss):
         return {'instance': instance / n, 'batch': batch / n, 'class': klass / n}
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            student_logits (Tensor): Student logits, shape (B, C).
-            teacher_logits (Tensor): Teacher logits, shape (B, C).
-
-        Returns:
-            Tensor: Scalar loss.
-        """
+        """The scalar loss of (B, C) student and teacher logits."""
         parts = self.components(student_logits, teacher_logits)
         return self.loss_weight * (self.instance_weight * parts['instance'] +
                                    self.batch_weight * parts['batch'] +

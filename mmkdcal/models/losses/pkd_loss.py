@@ -8,7 +8,7 @@ from mmdet.registry import MODELS
 
 from ..contract import DistillLoss
 from .adapter import ChannelAdapterMixin
-from .utils import check_ndim, check_non_negative, detach_teacher, standardise_channels
+from .utils import check_non_negative, detach_teacher, standardise_channels
 
 __all__ = ['PKDLoss']
 
@@ -17,33 +17,18 @@ __all__ = ['PKDLoss']
 class PKDLoss(ChannelAdapterMixin, DistillLoss):
     r"""Pearson-correlation feature distillation.
 
-    From Cao, Zhang, Gao, Cheng, Cheng, Cheng, "PKD: General Distillation Framework for Object
-    Detectors via Pearson Correlation Coefficient" (NeurIPS 2022, arXiv 2207.02039).
-    Each channel :math:`c` of both feature maps is standardised over its :math:`n = N H W`
-    values (zero mean, unit population standard deviation):
-    :math:`\hat F_c = (F_c - \mu_c) / (\sigma_c + \epsilon)`, and
+    Each channel of both maps is standardised over its :math:`n = N H W` values (population
+    std, :math:`\epsilon = 10^{-6}`), and
 
     .. math::
         L = \frac{w}{2}\, \frac{1}{C n} \sum_{c, i} (\hat F^s_{ci} - \hat F^t_{ci})^2
           = w\, \frac{1}{C} \sum_c (1 - r_c),
 
-    where :math:`r_c` is the Pearson correlation between student and teacher channel
-    :math:`c` (the identity holds exactly for :math:`\epsilon = 0` because each standardised
-    channel has :math:`\sum_i \hat F_{ci}^2 = n`; with the population std used here there is
-    no :math:`(n-1)/n` factor). The loss is therefore invariant to any per-channel affine
-    change :math:`a F + b` (:math:`a > 0`) of either feature map, so feature magnitudes of
-    heterogeneous detectors need no matching. :math:`\epsilon = 10^{-6}` keeps a constant
-    channel finite (it standardises to zeros).
-
-    FPN features of equal width need no adapter. For necks of different widths (RTMDet-tiny's
-    96 channels against RTMDet-s's 128), ``student_channels``/``teacher_channels`` add a
-    learnable 1x1 convolution (no bias: the standardisation removes it) from the student's
-    width to the teacher's, as MMYOLO's RTMDet distillation does before its normalised
-    channel-wise loss; the adapter is saved apart from the student weights. If the spatial
-    sizes differ, the student map is bilinearly resized to the teacher's size
-    (``resize_stu=True``) or the teacher's to the student's.
-
-    The teacher features are detached.
+    :math:`r_c` the Pearson correlation of channel :math:`c`: invariant to a per-channel affine
+    change of either map. Different widths take a 1x1 adapter without bias (see
+    :class:`ChannelAdapterMixin`). Different spatial sizes: the student map is bilinearly
+    resized to the teacher's (``resize_stu=True``) or the teacher's to the student's. The
+    teacher features are detached.
 
     Args:
         loss_weight (float): :math:`w`. Defaults to 1.0.
@@ -51,7 +36,7 @@ class PKDLoss(ChannelAdapterMixin, DistillLoss):
         student_channels (int, optional): The student map's width. Defaults to None.
         teacher_channels (int, optional): The teacher map's width. Defaults to None.
         adapter (bool, optional): Force (True) or forbid (False) the 1x1 adapter; None creates
-            it only when both widths are given and differ. Defaults to None.
+            it only when both widths are given and differ.
     """
 
     eps = 1e-6
@@ -68,18 +53,8 @@ class PKDLoss(ChannelAdapterMixin, DistillLoss):
         self.resize_stu = resize_stu
 
     def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            student_feat (Tensor): Student feature map, shape (N, Cs, Hs, Ws).
-            teacher_feat (Tensor): Teacher feature map, shape (N, C, Ht, Wt).
-
-        Returns:
-            Tensor: Scalar loss.
-        """
-        check_ndim('student_feat', student_feat, 4, '(N, C, H, W)')
-        check_ndim('teacher_feat', teacher_feat, 4, '(N, C, H, W)')
-        s_shape, t_shape = tuple(student_feat.shape), tuple(teacher_feat.shape)
+        """The scalar loss of (N, Cs, Hs, Ws) student and (N, C, Ht, Wt) teacher maps."""
+        s_shape, t_shape = self.check_maps(student_feat, teacher_feat)
         if s_shape[0] != t_shape[0]:
             raise ValueError(f'student_feat {s_shape} and teacher_feat {t_shape} must share the '
                              'batch size N.')

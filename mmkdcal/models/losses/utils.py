@@ -1,8 +1,4 @@
-"""Input checks and the weighted reduction shared by the distillation losses.
-
-The reduction is MMDetection's own ``weight_reduce_loss``; :func:`weighted_reduce` only adds
-the checks and the empty-batch rule that the distillation losses need (see its docstring).
-"""
+"""Input checks and the weighted reduction shared by the distillation losses."""
 from typing import Optional, Sequence, Union
 
 import torch
@@ -12,22 +8,15 @@ from mmdet.models.losses.utils import weight_reduce_loss
 
 __all__ = [
     'check_reduction', 'check_positive', 'check_non_negative', 'check_same_shape',
-    'check_ndim', 'check_weight', 'detach_teacher', 'kl_div', 'standardise_channels',
-    'weighted_reduce'
+    'check_ndim', 'check_pair', 'check_weight', 'detach_teacher', 'kl_div',
+    'standardise_channels', 'weighted_reduce'
 ]
 
 _REDUCTIONS = ('none', 'mean', 'sum')
 
 
 def check_reduction(reduction: str) -> str:
-    """Validate a ``reduction`` argument.
-
-    Args:
-        reduction (str): One of ``'none'``, ``'mean'``, ``'sum'``.
-
-    Returns:
-        str: The validated reduction.
-    """
+    """Return ``reduction`` if it is ``'none'``, ``'mean'`` or ``'sum'``; raise otherwise."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f'reduction must be one of {_REDUCTIONS}, got {reduction!r}.')
     return reduction
@@ -45,28 +34,12 @@ def _check_number(name: str, value: Union[int, float], allow_zero: bool) -> floa
 
 
 def check_positive(name: str, value: Union[int, float]) -> float:
-    """Validate a strictly positive finite number (temperatures, factors).
-
-    Args:
-        name (str): Argument name, used in the error message.
-        value (int | float): The value to check.
-
-    Returns:
-        float: ``value`` as a float.
-    """
+    """``value`` as a float if it is a positive finite number (``name`` for the message)."""
     return _check_number(name, value, allow_zero=False)
 
 
 def check_non_negative(name: str, value: Union[int, float]) -> float:
-    """Validate a non-negative finite number (loss weights, exponents).
-
-    Args:
-        name (str): Argument name, used in the error message.
-        value (int | float): The value to check.
-
-    Returns:
-        float: ``value`` as a float.
-    """
+    """``value`` as a float if it is a non-negative finite number (``name`` for the message)."""
     return _check_number(name, value, allow_zero=True)
 
 
@@ -79,14 +52,7 @@ def _check_tensor(name: str, x: Tensor) -> None:
 
 def check_same_shape(student_name: str, student: Tensor, teacher_name: str,
                      teacher: Tensor) -> None:
-    """Check that a student and a teacher tensor are float tensors of one shape.
-
-    Args:
-        student_name (str): Name of the student argument, for the message.
-        student (Tensor): Student tensor.
-        teacher_name (str): Name of the teacher argument, for the message.
-        teacher (Tensor): Teacher tensor.
-    """
+    """Check that a student and a teacher tensor are float tensors of one shape."""
     _check_tensor(student_name, student)
     _check_tensor(teacher_name, teacher)
     if student.shape != teacher.shape:
@@ -97,27 +63,21 @@ def check_same_shape(student_name: str, student: Tensor, teacher_name: str,
 
 
 def check_ndim(name: str, x: Tensor, ndim: int, layout: str) -> None:
-    """Check the number of dimensions of an input.
-
-    Args:
-        name (str): Argument name, used in the error message.
-        x (Tensor): The tensor to check.
-        ndim (int): Expected number of dimensions.
-        layout (str): Human-readable expected layout, e.g. ``'(M, C)'``.
-    """
+    """Check that ``x`` is a float tensor of ``ndim`` dims (``layout``, e.g. ``'(M, C)'``)."""
     _check_tensor(name, x)
     if x.dim() != ndim:
         raise ValueError(f'{name} must have shape {layout} ({ndim} dims), got '
                          f'{tuple(x.shape)}.')
 
 
-def check_weight(weight: Optional[Tensor], shapes: Sequence[torch.Size]) -> None:
-    """Check that an optional weight tensor has one of the allowed shapes.
+def check_pair(what: str, student: Tensor, teacher: Tensor, layout: str) -> None:
+    """:func:`check_ndim` on ``student_<what>`` (2 dims), then :func:`check_same_shape`."""
+    check_ndim(f'student_{what}', student, 2, layout)
+    check_same_shape(f'student_{what}', student, f'teacher_{what}', teacher)
 
-    Args:
-        weight (Tensor, optional): Weight tensor, or None.
-        shapes (Sequence[torch.Size]): Allowed shapes.
-    """
+
+def check_weight(weight: Optional[Tensor], shapes: Sequence[torch.Size]) -> None:
+    """Check that an optional weight tensor has one of the allowed ``shapes``."""
     if weight is None:
         return
     if not isinstance(weight, Tensor):
@@ -128,47 +88,22 @@ def check_weight(weight: Optional[Tensor], shapes: Sequence[torch.Size]) -> None
 
 
 def detach_teacher(teacher: Tensor, student: Tensor) -> Tensor:
-    """Cut the teacher tensor from the graph and cast it to the student's dtype.
-
-    The cast lets a teacher run in fp16 teach an fp32 student with the loss computed in the
-    student's precision.
-
-    Args:
-        teacher (Tensor): Teacher tensor.
-        student (Tensor): Student tensor whose dtype is used.
-
-    Returns:
-        Tensor: The detached teacher tensor in ``student.dtype``.
-    """
+    """The teacher tensor cut from the graph, in the student's dtype (an fp16 teacher may teach
+    an fp32 student)."""
     return teacher.detach().to(dtype=student.dtype)
 
 
 def standardise_channels(feat: Tensor, eps: float = 1e-6) -> Tensor:
-    """Per-channel standardisation of an (N, C, H, W) map over (N, H, W), population std.
-
-    Args:
-        feat (Tensor): The feature map.
-        eps (float): Added to the std, so that a constant channel standardises to zeros.
-
-    Returns:
-        Tensor: ``(feat - mean_c) / (std_c + eps)``.
-    """
+    """``(feat - mean_c) / (std_c + eps)`` per channel of an (N, C, H, W) map over (N, H, W),
+    population std (``eps``: a constant channel standardises to zeros)."""
     mean = feat.mean(dim=(0, 2, 3), keepdim=True)
     std = feat.var(dim=(0, 2, 3), keepdim=True, unbiased=False).sqrt()
     return (feat - mean) / (std + eps)
 
 
 def kl_div(log_q: Tensor, log_p: Tensor, dim: int = -1) -> Tensor:
-    """``KL(q || p) = sum q (log q - log p)`` from log-probabilities, summed over ``dim``.
-
-    Args:
-        log_q (Tensor): Log-probabilities of the target (teacher) distribution.
-        log_p (Tensor): Log-probabilities of the predicted (student) distribution, same shape.
-        dim (int): The dimension that holds the distribution. Defaults to -1.
-
-    Returns:
-        Tensor: The divergences, ``dim`` reduced.
-    """
+    """``KL(q || p) = sum q (log q - log p)`` over ``dim``, from log-probabilities of the
+    target (teacher) ``log_q`` and the prediction (student) ``log_p``."""
     return (log_q.exp() * (log_q - log_p)).sum(dim=dim)
 
 
@@ -178,24 +113,17 @@ def weighted_reduce(loss: Tensor,
                     avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
     """Weight per-sample losses and reduce them with MMDetection's ``weight_reduce_loss``.
 
-    ``mean`` without ``avg_factor`` averages over the samples; ``mean`` with ``avg_factor``
-    returns ``sum(w * l) / (avg_factor + eps)`` (``eps`` = float32 epsilon); ``sum`` sums;
-    ``none`` returns the weighted per-sample losses. Those numbers are mmdet's. Where our
-    semantics deliberately differ, it is decided here, before mmdet's function is called:
-
-    - an empty input with ``mean`` gives a zero that is still connected to the graph (mmdet's
-      ``loss.mean()`` of nothing is NaN, and a distillation batch can be empty: an image whose
-      teacher finds nothing, a step without sampled RoIs);
-    - ``avg_factor`` is refused unless ``reduction='mean'`` (mmdet silently ignores it with
-      ``'none'``), and a negative one is refused (on CUDA without a host sync);
-    - ``reduction`` is checked with a message naming the choices;
-    - ``weight`` is cast to the loss's dtype (a float32 weight does not promote an fp16 loss).
+    The numbers are mmdet's (``mean`` with ``avg_factor``: ``sum(w * l) / (avg_factor +
+    eps)``). Where ours differ, it is decided here: an empty input with ``mean`` gives a zero
+    still in the graph (mmdet: NaN; a distillation batch can be empty); ``avg_factor`` is
+    refused unless ``reduction='mean'`` and when negative (on CUDA without a host sync);
+    ``weight`` is cast to the loss's dtype.
 
     Args:
-        loss (Tensor): Per-sample (or per-element) losses.
-        weight (Tensor, optional): Weights broadcastable to ``loss``. Defaults to None.
-        reduction (str): ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
-        avg_factor (float | Tensor, optional): Normaliser for ``'mean'``. Defaults to None.
+        loss: Per-sample (or per-element) losses.
+        weight: Weights broadcastable to ``loss``, or None.
+        reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+        avg_factor: Normaliser for ``'mean'``, or None.
 
     Returns:
         Tensor: The reduced loss.
