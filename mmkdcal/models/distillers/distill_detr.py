@@ -108,19 +108,13 @@ class DETRDistillerMixin(DistillerMixin):
                      per_level=True),
     )
 
-    def __init__(self,
-                 *args,
-                 teacher_config: Union[str, Path, dict, Config],
-                 teacher_ckpt: Optional[str] = None,
-                 teacher_temperature: TemperatureLike = None,
+    def __init__(self, *args, teacher_config: Union[str, Path, dict, Config],
+                 teacher_ckpt: Optional[str] = None, teacher_temperature: TemperatureLike = None,
                  distill_losses: Optional[Dict[str, dict]] = None,
-                 teacher_inference: Optional[dict] = None,
-                 teacher_fp16: Optional[bool] = None,
+                 teacher_inference: Optional[dict] = None, teacher_fp16: Optional[bool] = None,
                  query_alignment: str = 'hungarian',
-                 layer_weights: Optional[Sequence[float]] = None,
-                 teacher_layers: str = 'same',
-                 match_costs: Optional[Dict[str, float]] = None,
-                 **kwargs) -> None:
+                 layer_weights: Optional[Sequence[float]] = None, teacher_layers: str = 'same',
+                 match_costs: Optional[Dict[str, float]] = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if query_alignment not in ALIGNMENTS:
             raise ValueError(f'model.query_alignment must be one of {ALIGNMENTS}, got '

@@ -37,19 +37,12 @@ class DistillImageClassifier(DistillerMixin, ImageClassifier):
                      provides=frozenset({'labels'}), temperature=True),
     )
 
-    def __init__(self,
-                 backbone: dict,
-                 teacher_config: Union[str, Path, dict, Config],
-                 teacher_ckpt: Optional[str] = None,
-                 teacher_temperature: TemperatureLike = None,
-                 distill_losses: Optional[Dict[str, dict]] = None,
-                 ce_loss_weight: float = 1.0,
-                 teacher_inference: Optional[dict] = None,
-                 teacher_fp16: Optional[bool] = None,
-                 data_preprocessor: Optional[dict] = None,
-                 loss: Optional[dict] = None,
-                 label_smoothing: float = 0.0,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(self, backbone: dict, teacher_config: Union[str, Path, dict, Config],
+                 teacher_ckpt: Optional[str] = None, teacher_temperature: TemperatureLike = None,
+                 distill_losses: Optional[Dict[str, dict]] = None, ce_loss_weight: float = 1.0,
+                 teacher_inference: Optional[dict] = None, teacher_fp16: Optional[bool] = None,
+                 data_preprocessor: Optional[dict] = None, loss: Optional[dict] = None,
+                 label_smoothing: float = 0.0, init_cfg: Optional[dict] = None) -> None:
         super().__init__(backbone=backbone, data_preprocessor=data_preprocessor, loss=loss,
                          label_smoothing=label_smoothing, init_cfg=init_cfg)
         if isinstance(ce_loss_weight, bool) or not isinstance(ce_loss_weight, (int, float)) \

@@ -40,16 +40,12 @@ def neck_channels(detector) -> Optional[int]:
 class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
     """A single-stage student detector distilled from a frozen, calibrated teacher.
 
-    It *is* the student; its training step is the stock ``SingleStageDetector.loss``, observed
-    to record the neck features and raw head outputs, and the teacher runs only its backbone,
-    neck and head forward. What each input means comes from the head's declaration
-    (:mod:`.head_semantics`); the inputs are listed in docs/distillation_protocol.md:
-    ``'cls'`` (per-prior score logits, teacher / T, ``avg_factor`` = the *uncalibrated*
-    teacher's soft count of foreground priors), ``'reg'`` (final box output, ``weight`` = the
-    teacher's max class score), ``'neck'``, and with ``crosskd=dict(layer=k)`` CrossKD's
-    (Wang et al., CVPR 2024) ``'crosskd_cls'`` / ``'crosskd_reg'``: the student's head features
-    after ``k`` tower convs, given the teacher's channel statistics, through the teacher's
-    remaining head layers.
+    Its training step is the stock ``SingleStageDetector.loss``, observed; the teacher runs
+    its backbone, neck and head forward only. Inputs (docs/distillation_protocol.md; meaning
+    from :mod:`.head_semantics`): ``'cls'`` (``avg_factor``: the *uncalibrated* teacher's soft
+    count of foreground priors), ``'reg'``, ``'neck'``, and CrossKD's (Wang et al., CVPR 2024)
+    ``'crosskd_cls'`` / ``'crosskd_reg'``: the student's head features after ``k`` tower convs
+    through the teacher's remaining head layers.
 
     Args:
         teacher_config: The teacher's config (file path, ``mmdet::`` path or model dict). For
@@ -75,15 +71,11 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
                      per_level=True),
     )
 
-    def __init__(self,
-                 teacher_config: Union[str, Path, dict, Config],
-                 teacher_ckpt: Optional[str] = None,
-                 teacher_temperature: TemperatureLike = None,
+    def __init__(self, teacher_config: Union[str, Path, dict, Config],
+                 teacher_ckpt: Optional[str] = None, teacher_temperature: TemperatureLike = None,
                  distill_losses: Optional[Dict[str, dict]] = None,
-                 teacher_inference: Optional[dict] = None,
-                 teacher_fp16: Optional[bool] = None,
-                 crosskd: Optional[dict] = None,
-                 **student) -> None:
+                 teacher_inference: Optional[dict] = None, teacher_fp16: Optional[bool] = None,
+                 crosskd: Optional[dict] = None, **student) -> None:
         super().__init__(**student)
         self.head_semantics = dense_head_semantics(self.bbox_head)
         self.crosskd_layer = self._check_crosskd(crosskd)

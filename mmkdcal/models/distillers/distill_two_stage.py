@@ -25,16 +25,13 @@ __all__ = ['DistillCascadeRCNN', 'DistillFasterRCNN', 'DistillMaskRCNN', 'Distil
 class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
     """A two-stage student detector distilled from a frozen, calibrated teacher.
 
-    The student trains through MMDetection's own ``TwoStageDetector.loss`` (RPN or given
-    proposals, sampling, every cascade stage, the mask branch), observed: each stage's
-    ``bbox_head`` / ``mask_head`` ``loss_and_target`` call is recorded (the sampled RoIs, the
-    student's logits on them, their labels), and the RPN head's forward. As in mdistiller's
-    detection KD, the teacher's RoI head of the *same stage* classifies exactly those RoIs on
-    the teacher's features. Inputs (docs/distillation_protocol.md): ``'roi_cls'`` ((M, K+1)
-    softmax logits, teacher / T, assigned ``labels``; per stage for cascades, weighted by
-    ``stage_loss_weights``), ``'roi_mask'`` (positive RoIs' mask logits (P, S*S) at their
-    class, ``avg_factor`` = P * S * S), ``'rpn_cls'`` (per-anchor objectness, not
-    temperature-scaled, ``avg_factor`` = the teacher's soft anchor count) and ``'neck'``.
+    The student trains through MMDetection's own ``TwoStageDetector.loss``, observed: each
+    stage's ``bbox_head`` / ``mask_head`` ``loss_and_target`` call (the sampled RoIs, the
+    student's logits, their labels) and the RPN head's forward. As in mdistiller's detection
+    KD, the teacher's RoI head of the *same stage* classifies exactly those RoIs. Inputs
+    (docs/distillation_protocol.md): ``'roi_cls'`` (per stage for cascades, weighted by
+    ``stage_loss_weights``), ``'roi_mask'`` (``avg_factor`` = P * S * S), ``'rpn_cls'`` (not
+    temperature-scaled) and ``'neck'``.
 
     Args:
         teacher_config, teacher_ckpt, teacher_temperature, distill_losses, teacher_inference,
@@ -57,16 +54,12 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
                      per_level=True),
     )
 
-    def __init__(self,
-                 teacher_config: Union[str, Path, dict, Config],
-                 teacher_ckpt: Optional[str] = None,
-                 teacher_temperature: TemperatureLike = None,
+    def __init__(self, teacher_config: Union[str, Path, dict, Config],
+                 teacher_ckpt: Optional[str] = None, teacher_temperature: TemperatureLike = None,
                  distill_losses: Optional[Dict[str, dict]] = None,
-                 teacher_inference: Optional[dict] = None,
-                 teacher_fp16: Optional[bool] = None,
+                 teacher_inference: Optional[dict] = None, teacher_fp16: Optional[bool] = None,
                  roi_stages: Optional[Sequence[int]] = None,
-                 teacher_roi_stage: Optional[int] = None,
-                 **student) -> None:
+                 teacher_roi_stage: Optional[int] = None, **student) -> None:
         for key in ('train_cfg', 'test_cfg'):  # mmdet reads them by attribute
             if isinstance(student.get(key), dict) and not isinstance(student[key], ConfigDict):
                 student[key] = ConfigDict(student[key])

@@ -43,8 +43,7 @@ def query_match_cost(s_logits: Tensor, s_boxes: Tensor, t_logits: Tensor, t_boxe
     Args:
         s_logits, t_logits: Class logits (Qs, C) and (Qt, C).
         s_boxes, t_boxes: Normalised (cx, cy, w, h) boxes (Qs, 4) and (Qt, 4).
-        activation: ``'sigmoid'`` or ``'softmax'``.
-        weights: ``dict(cls=..., l1=..., giou=...)``.
+        activation, weights: ``'sigmoid'`` or ``'softmax'``; ``dict(cls=, l1=, giou=)``.
     """
     s_logits, t_logits = s_logits.float(), t_logits.float()
     s_boxes, t_boxes = s_boxes.float(), t_boxes.float()

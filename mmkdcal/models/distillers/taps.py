@@ -21,10 +21,8 @@ class OutputTaps:
 
         with OutputTaps() as taps:
             taps.module_output('neck', model.neck)
-            taps.method_call('roi', model.roi_head.bbox_head, 'loss_and_target')
             losses = model.loss(inputs, samples)
         feats = taps['neck'][0]               # the neck's output of the first call
-        call = taps['roi'][0]                 # dict of the bound arguments + 'result'
     """
 
     def __init__(self) -> None:

@@ -25,7 +25,8 @@ def _check_channels(name: str, value: Optional[int]) -> Optional[int]:
 class ChannelAdapterMixin:
     """``student_channels`` / ``teacher_channels`` / ``adapter`` handling for a feature loss.
 
-    The adapter is created when both widths are given and differ, or with ``adapter=True``;
+    ``student_channels`` / ``teacher_channels`` are the maps' widths (None: unknown). The 1x1
+    adapter is created when both are given and differ, or with ``adapter=True``;
     ``adapter=False`` forbids it. Without one the two maps must have the same width.
     """
 

@@ -53,9 +53,7 @@ class BinaryKDLoss(DistillLoss):
         self.loss_weight = check_non_negative('loss_weight', loss_weight)
         self.reduction = check_reduction(reduction)
 
-    def forward(self,
-                student_logits: Tensor,
-                teacher_logits: Tensor,
+    def forward(self, student_logits: Tensor, teacher_logits: Tensor,
                 weight: Optional[Tensor] = None,
                 avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
         """The loss of (M, K) logits; ``weight`` (M,) or (M, K); with ``avg_factor``, ``sum /

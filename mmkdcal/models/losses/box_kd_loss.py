@@ -57,9 +57,7 @@ class BoxKDLoss(DistillLoss):
                     'giou_weight=0')
         return problem
 
-    def forward(self,
-                student_boxes: Tensor,
-                teacher_boxes: Tensor,
+    def forward(self, student_boxes: Tensor, teacher_boxes: Tensor,
                 weight: Optional[Tensor] = None,
                 avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
         """The loss of (M, 4) boxes; ``weight`` (M,); with ``avg_factor``, ``sum /

@@ -31,10 +31,7 @@ class CWDLoss(ChannelAdapterMixin, DistillLoss):
     Args:
         tau (float): Temperature :math:`\tau`. Defaults to 1.0.
         loss_weight (float): :math:`w`. Defaults to 1.0.
-        student_channels (int, optional): The student map's width. Defaults to None.
-        teacher_channels (int, optional): The teacher map's width. Defaults to None.
-        adapter (bool, optional): Force (True) or forbid (False) the 1x1 adapter; None creates
-            it only when both widths are given and differ.
+        student_channels, teacher_channels, adapter: As for :class:`ChannelAdapterMixin`.
         standardise (bool): Standardise each channel of both maps over (N, H, W) (as
             ``PKDLoss``) before the softmax, as MMYOLO's RTMDet distillation does. Defaults to
             False (the paper's raw maps).

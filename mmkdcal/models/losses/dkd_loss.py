@@ -75,10 +75,7 @@ class DKDLoss(DistillLoss):
             raise ValueError(f'cur_iter must be a non-negative int, got {cur_iter!r}.')
         return min((cur_iter + 1) / self.warmup_iters, 1.0)
 
-    def forward(self,
-                student_logits: Tensor,
-                teacher_logits: Tensor,
-                labels: Tensor,
+    def forward(self, student_logits: Tensor, teacher_logits: Tensor, labels: Tensor,
                 weight: Optional[Tensor] = None,
                 avg_factor: Optional[Union[float, Tensor]] = None,
                 cur_iter: Optional[int] = None) -> Tensor:

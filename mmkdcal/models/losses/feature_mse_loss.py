@@ -25,17 +25,13 @@ class FeatureMSELoss(ChannelAdapterMixin, DistillLoss):
     (no silent resizing: distil levels of the same stride). The teacher features are detached.
 
     Args:
-        student_channels (int, optional): :math:`C_s`. Defaults to None.
-        teacher_channels (int, optional): :math:`C_t`. Defaults to None.
-        loss_weight (float): :math:`w`. Defaults to 1.0.
-        adapter (bool, optional): Force (True) or forbid (False) the 1x1 adapter; None creates
-            it only when both channel counts are given and differ.
+        student_channels, teacher_channels, adapter: :math:`C_s`, :math:`C_t`, as for
+            :class:`ChannelAdapterMixin`.
+        loss_weight (float): :math:`w`.
     """
 
-    def __init__(self,
-                 student_channels: Optional[int] = None,
-                 teacher_channels: Optional[int] = None,
-                 loss_weight: float = 1.0,
+    def __init__(self, student_channels: Optional[int] = None,
+                 teacher_channels: Optional[int] = None, loss_weight: float = 1.0,
                  adapter: Optional[bool] = None) -> None:
         super().__init__()
         self.loss_weight = check_non_negative('loss_weight', loss_weight)

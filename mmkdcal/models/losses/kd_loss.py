@@ -45,9 +45,7 @@ class KDLoss(DistillLoss):
         self.loss_weight = check_non_negative('loss_weight', loss_weight)
         self.reduction = check_reduction(reduction)
 
-    def forward(self,
-                student_logits: Tensor,
-                teacher_logits: Tensor,
+    def forward(self, student_logits: Tensor, teacher_logits: Tensor,
                 weight: Optional[Tensor] = None,
                 avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
         """The loss of (M, C) logits; ``weight`` (M,); with ``avg_factor``, ``sum /

@@ -54,9 +54,7 @@ class LDLoss(DistillLoss):
         self.reg_max = reg_max
         self.reduction = check_reduction(reduction)
 
-    def forward(self,
-                student_dist: Tensor,
-                teacher_dist: Tensor,
+    def forward(self, student_dist: Tensor, teacher_dist: Tensor,
                 weight: Optional[Tensor] = None,
                 avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
         """The loss of (M, 4 (n + 1)) distribution logits; ``weight`` (M,); with

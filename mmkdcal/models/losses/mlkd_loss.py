@@ -35,24 +35,19 @@ class MLKDLoss(DistillLoss):
     detached.
 
     Args:
-        temperatures (Sequence[float]): Temperatures :math:`\mathcal{T}`. Defaults to
-            (2.0, 3.0, 4.0, 5.0, 6.0).
-        instance_weight (float): :math:`w_{ins}`. Defaults to 1.0.
-        batch_weight (float): :math:`w_{batch}`. Defaults to 1.0.
-        class_weight (float): :math:`w_{class}`. Defaults to 1.0.
+        temperatures (Sequence[float]): Temperatures :math:`\mathcal{T}`.
+        instance_weight, batch_weight, class_weight (float): :math:`w_{ins}`,
+            :math:`w_{batch}`, :math:`w_{class}`.
         min_teacher_conf (float, optional): In (0, 1], or None to keep every sample.
-        loss_weight (float): :math:`w`, multiplier of the loss. Defaults to 1.0.
+        loss_weight (float): :math:`w`, multiplier of the loss.
     """
 
     input_kinds = ('logits', )
     logit_activation = 'softmax'
 
-    def __init__(self,
-                 temperatures: Sequence[float] = (2.0, 3.0, 4.0, 5.0, 6.0),
-                 instance_weight: float = 1.0,
-                 batch_weight: float = 1.0,
-                 class_weight: float = 1.0,
-                 min_teacher_conf: Optional[float] = None,
+    def __init__(self, temperatures: Sequence[float] = (2.0, 3.0, 4.0, 5.0, 6.0),
+                 instance_weight: float = 1.0, batch_weight: float = 1.0,
+                 class_weight: float = 1.0, min_teacher_conf: Optional[float] = None,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         if isinstance(temperatures, (str, bytes)) or not isinstance(temperatures, Sequence) \

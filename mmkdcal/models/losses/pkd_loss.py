@@ -31,12 +31,9 @@ class PKDLoss(ChannelAdapterMixin, DistillLoss):
     teacher features are detached.
 
     Args:
-        loss_weight (float): :math:`w`. Defaults to 1.0.
-        resize_stu (bool): Which map to resize when spatial sizes differ. Defaults to True.
-        student_channels (int, optional): The student map's width. Defaults to None.
-        teacher_channels (int, optional): The teacher map's width. Defaults to None.
-        adapter (bool, optional): Force (True) or forbid (False) the 1x1 adapter; None creates
-            it only when both widths are given and differ.
+        loss_weight (float): :math:`w`.
+        resize_stu (bool): Which map to resize when spatial sizes differ.
+        student_channels, teacher_channels, adapter: As for :class:`ChannelAdapterMixin`.
     """
 
     eps = 1e-6

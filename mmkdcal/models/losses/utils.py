@@ -113,11 +113,9 @@ def weighted_reduce(loss: Tensor,
                     avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
     """Weight per-sample losses and reduce them with MMDetection's ``weight_reduce_loss``.
 
-    The numbers are mmdet's (``mean`` with ``avg_factor``: ``sum(w * l) / (avg_factor +
-    eps)``). Where ours differ, it is decided here: an empty input with ``mean`` gives a zero
-    still in the graph (mmdet: NaN; a distillation batch can be empty); ``avg_factor`` is
-    refused unless ``reduction='mean'`` and when negative (on CUDA without a host sync);
-    ``weight`` is cast to the loss's dtype.
+    Where ours differ from mmdet's, it is decided here: an empty input with ``mean`` gives a
+    zero still in the graph (mmdet: NaN); ``avg_factor`` is refused unless
+    ``reduction='mean'`` and when negative; ``weight`` is cast to the loss's dtype.
 
     Args:
         loss: Per-sample (or per-element) losses.
