@@ -128,10 +128,9 @@ def check_loss_input(key: str, loss: nn.Module, spec: Optional[DistillInput], di
     """Raise ValueError unless ``loss`` can compare the distiller input ``spec``.
 
     Args:
-        key: The ``distill_losses`` key (``'loss_kd'``), for the message.
+        key, distiller: The ``distill_losses`` key and the distiller class name, for messages.
         loss: The built loss (a :class:`DistillLoss` unless the config is wrong).
         spec: The chosen input, or None when ``inputs`` names none of the distiller's.
-        distiller: The distiller class name, for the message.
         specs: All inputs of the distiller, to suggest the ones that would work.
     """
     loss_name = type(loss).__name__

@@ -1,6 +1,7 @@
-"""MobileNetV2 for 32x32 inputs (Sandler et al., CVPR 2018), the CIFAR-100 benchmark's variant
-(CRD's ``mobile_half``, mdistiller's ``MobileNetV2``): expansion 6, width 0.5, stride-2 stem,
-ReLU, a 1x1 conv to 1280 channels (configs/classification/cifar100/README.md).
+"""MobileNetV2 adapted to 32x32 inputs, as in the CIFAR-100 distillation benchmark.
+
+Sandler et al., CVPR 2018, as CRD's ``mobile_half`` (mdistiller's ``MobileNetV2``); see
+configs/classification/cifar100/README.md.
 """
 from typing import Sequence, Tuple
 
@@ -56,8 +57,7 @@ class CifarMobileNetV2(CifarBackbone):
     Args:
         expand_ratio (int): Expansion factor T of the blocks (except the first). Defaults to 6.
         width_mult (float): Width multiplier of every block and of the stem. Defaults to 0.5.
-        num_classes (int): Number of classes. Defaults to 100.
-        in_channels (int): Input image channels. Defaults to 3.
+        num_classes, in_channels (int): Classes of the classifier; input image channels.
     """
 
     stages_name = 'groups'

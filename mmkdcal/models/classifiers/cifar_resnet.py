@@ -1,7 +1,7 @@
-"""ResNets for 32x32 inputs (He et al., CVPR 2016, Sec. 4.2), in the layout of the CIFAR-100
-distillation benchmark (CRD's ``models/resnet.py``, reused by mdistiller): depth 6n + 2,
-widths (16, 16, 32, 64), or (32, 64, 128, 256) for the "x4" variants, 1x1 projection shortcuts
-(configs/classification/cifar100/README.md).
+"""ResNets for 32x32 inputs, in the layout of the CIFAR-100 distillation benchmark.
+
+He et al., CVPR 2016, Sec. 4.2, with the widths of CRD's ``models/resnet.py`` (reused by
+mdistiller); see configs/classification/cifar100/README.md.
 """
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -63,8 +63,7 @@ class CifarResNet(CifarBackbone):
         arch (str, optional): Named benchmark architecture.
         depth (int, optional): Network depth, 6n + 2 (n >= 1).
         widths (Sequence[int], optional): Four channel widths (stem, stage 1, stage 2, stage 3).
-        num_classes (int): Number of classes of the linear classifier. Defaults to 100.
-        in_channels (int): Input image channels. Defaults to 3.
+        num_classes, in_channels (int): Classes of the classifier; input image channels.
     """
 
     def __init__(self,

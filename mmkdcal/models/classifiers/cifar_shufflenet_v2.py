@@ -1,7 +1,7 @@
-"""ShuffleNetV2 for 32x32 inputs (Ma et al., ECCV 2018), the CIFAR-100 benchmark's variant
-(CRD's ``models/ShuffleNetv2.py``, mdistiller's ``ShuffleV2``): a 1x1 stem to 24 channels, three
-stages of one down-sampling unit and ``num_blocks`` basic units, a 1x1 conv-BN-ReLU to the final
-width (configs/classification/cifar100/README.md).
+"""ShuffleNetV2 adapted to 32x32 inputs, as in the CIFAR-100 distillation benchmark.
+
+Ma et al., ECCV 2018, as CRD's ``models/ShuffleNetv2.py`` (mdistiller's ``ShuffleV2``); see
+configs/classification/cifar100/README.md.
 """
 from typing import Dict, Tuple
 
@@ -84,8 +84,7 @@ class CifarShuffleNetV2(CifarBackbone):
     Args:
         net_size (float): Width setting, one of 0.5, 1.0, 1.5, 2.0. Defaults to 1.0 (``ShuffleV2``
             of the distillation benchmark).
-        num_classes (int): Number of classes. Defaults to 100.
-        in_channels (int): Input image channels. Defaults to 3.
+        num_classes, in_channels (int): Classes of the classifier; input image channels.
     """
 
     def __init__(self, net_size: float = 1.0, num_classes: int = 100, in_channels: int = 3) -> None:

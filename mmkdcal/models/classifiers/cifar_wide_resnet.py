@@ -1,6 +1,7 @@
-"""Wide residual networks WRN-d-k for 32x32 inputs (Zagoruyko & Komodakis, BMVC 2016), as in
-the CIFAR-100 distillation benchmark (CRD's ``models/wrn.py``, mdistiller): pre-activation
-basic blocks, widths (16k, 32k, 64k), a final BN-ReLU (configs/classification/cifar100/README.md).
+"""Wide residual networks for 32x32 inputs (WRN-d-k), as in the CIFAR-100 distillation benchmark.
+
+Zagoruyko & Komodakis, BMVC 2016, as CRD's ``models/wrn.py`` and mdistiller; see
+configs/classification/cifar100/README.md.
 """
 from typing import Dict, Optional, Tuple
 
@@ -61,9 +62,8 @@ class CifarWideResNet(CifarBackbone):
         arch (str, optional): Named architecture, a key of :data:`CIFAR_WRN_ARCHS`.
         depth (int, optional): Depth 6n + 4 (n >= 1).
         widen_factor (int, optional): Width multiplier k.
-        num_classes (int): Number of classes. Defaults to 100.
-        drop_rate (float): Dropout inside blocks. Defaults to 0.0 (the benchmark's setting).
-        in_channels (int): Input image channels. Defaults to 3.
+        drop_rate (float): Dropout inside blocks (the benchmark's: 0).
+        num_classes, in_channels (int): Classes of the classifier; input image channels.
     """
 
     def __init__(self,

@@ -1,5 +1,7 @@
-"""Distillers: the student model class plus a frozen, calibrated teacher (the distiller of a
-student class ``X`` is the registered class ``DistillX``, an ``X`` itself)."""
+"""Distillers: the student model class plus a frozen, calibrated teacher.
+
+The distiller of a student class ``X`` is the registered class ``DistillX``, an ``X`` itself.
+"""
 from ..contract import DistillBatch, DistillInput, call_distill_loss, check_loss_input
 from .distill_detr import (DETRDistillerMixin, DistillConditionalDETR, DistillDeformableDETR,
                            DistillDETR, DistillDINO)

@@ -153,13 +153,9 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
         t_roi = self.teacher.roi_head
         cascade = is_cascade(t_roi)
         stage = stage if self.teacher_roi_stage is None else self.teacher_roi_stage
-        if mask:
-            out = (t_roi._mask_forward(stage, t_feats, rois) if cascade
-                   else t_roi._mask_forward(t_feats, rois))
-            return out['mask_preds']
-        out = (t_roi._bbox_forward(stage, t_feats, rois) if cascade
-               else t_roi._bbox_forward(t_feats, rois))
-        return out['cls_score']
+        forward = t_roi._mask_forward if mask else t_roi._bbox_forward
+        out = forward(stage, t_feats, rois) if cascade else forward(t_feats, rois)
+        return out['mask_preds' if mask else 'cls_score']
 
     def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
                          needed: Set[str], teacher_out=None) -> Dict[str, DistillBatch]:

@@ -388,11 +388,9 @@ class DistillerMixin:
         self._sync_distill_state()
         if not self.distill_enabled:  # stopped by DistillStopHook: no teacher, zero KD terms
             losses = super().loss(batch_inputs, batch_data_samples)
-            for name, loss in self.distill_losses.items():
-                zero = batch_inputs.new_zeros(())
-                for p in loss.parameters():  # adapters stay in the graph (DDP)
-                    zero = zero + 0.0 * p.sum()
-                losses[name] = zero
+            for name, loss in self.distill_losses.items():  # adapters stay in the graph (DDP)
+                losses[name] = sum((0.0 * p.sum() for p in loss.parameters()),
+                                   batch_inputs.new_zeros(()))
             return losses
         needed = set(self.distill_inputs.values())
         teacher_out = self._teacher_before_student(batch_inputs, needed)

@@ -1,5 +1,7 @@
-"""The classes a teacher checkpoint was trained on, as its meta names them (kept as
-``teacher.dataset_meta``, checked by ``tools/harness/teacher_classes.py``)."""
+"""The classes a teacher checkpoint was trained on, as its meta names them.
+
+Kept as ``teacher.dataset_meta``; ``tools/harness/teacher_classes.py`` checks it.
+"""
 from typing import Any, Optional
 
 __all__ = ['teacher_dataset_meta']

@@ -1,5 +1,7 @@
-"""Knowledge-distillation losses, registered in MMDetection's ``MODELS`` registry; each
-subclasses :class:`DistillLoss` and detaches its teacher input."""
+"""Knowledge-distillation losses, registered in MMDetection's ``MODELS`` registry.
+
+Each subclasses :class:`DistillLoss` and detaches its teacher input.
+"""
 from ..contract import INPUT_KINDS, DistillLoss
 from .binary_kd_loss import BinaryKDLoss
 from .box_kd_loss import BoxKDLoss

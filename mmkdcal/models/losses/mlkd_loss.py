@@ -67,16 +67,13 @@ class MLKDLoss(DistillLoss):
         self.min_teacher_conf = min_teacher_conf
         self.loss_weight = check_non_negative('loss_weight', loss_weight)
 
-    def _check(self, student_logits: Tensor, teacher_logits: Tensor) -> None:
+    def components(self, student_logits: Tensor, teacher_logits: Tensor) -> Dict[str, Tensor]:
+        """Unweighted ``'instance'``, ``'batch'`` and ``'class'`` terms of (B, C) logits, each
+        averaged over the temperatures."""
         check_pair('logits', student_logits, teacher_logits, '(B, C)')
         if student_logits.shape[0] == 0:
             raise ValueError('MLKDLoss needs a non-empty batch, got student_logits of shape '
                              f'{tuple(student_logits.shape)}.')
-
-    def components(self, student_logits: Tensor, teacher_logits: Tensor) -> Dict[str, Tensor]:
-        """Unweighted ``'instance'``, ``'batch'`` and ``'class'`` terms of (B, C) logits, each
-        averaged over the temperatures."""
-        self._check(student_logits, teacher_logits)
         teacher_logits = detach_teacher(teacher_logits, student_logits)
         b, c = student_logits.shape
         if self.min_teacher_conf is None:
