@@ -37,6 +37,7 @@ FAMILIES: Dict[str, str] = {
     'autoassign': 'autoassign/autoassign_r50-caffe_fpn_1x_coco.py',
     'centernet_update': 'centernet/centernet-update_r50-caffe_fpn_ms-1x_coco.py',
     'yolof': 'yolof/yolof_r50-c5_8xb8-1x_coco.py',
+    'reppoints': 'reppoints/reppoints-moment_r50_fpn_1x_coco.py',
     'faster_rcnn': 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
     'mask_rcnn': 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
     'cascade_rcnn': 'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',

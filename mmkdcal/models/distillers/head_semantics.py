@@ -217,6 +217,10 @@ DENSE_HEADS: Dict[str, DenseHeadSemantics] = {
     # YOLOF fuses its implicit objectness o into the class logit c in forward (c + o -
     # log(1 + e^c + e^o) = logit(sigmoid(c) sigmoid(o))), so 'cls' is the score logit already
     'YOLOFHead': DenseHeadSemantics(('cls', 'reg'), prior_targets=_yolof_head_targets),
+    # RepPoints: sigmoid class logits; 9 points per location (not boxes) in training, the
+    # boxes its moment transform makes of them in eval: no box output to compare
+    'RepPointsHead': DenseHeadSemantics(('cls', 'pts_init', 'pts'), eval_outputs=('cls', 'box'),
+                                        box_output=None),
     # CenterNet: class heat maps are probabilities; one level, no prior generator
     'CenterNetHead': DenseHeadSemantics(('cls', 'wh', 'offset'), cls_is_prob=True,
                                         box_output=None),

@@ -49,7 +49,7 @@ def _zero_floor_losses(family: str, model_cfg: dict) -> dict:
                   loss_kd_neck=dict(type='PKDLoss', inputs='neck'))
     if family == 'gfl':
         losses['loss_kd_reg'] = dict(type='LDLoss', inputs='reg')
-    elif family != 'centernet':
+    elif family not in ('centernet', 'reppoints'):  # these declare no box output
         losses['loss_kd_reg'] = dict(type='BoxKDLoss', inputs='reg')
     if family in CROSSKD:
         losses['loss_kd_xcls'] = dict(type='BinaryKDLoss', inputs='crosskd_cls', beta=1.0)
@@ -164,9 +164,12 @@ def test_two_iteration_kd_cal_run_reloads_into_the_stock_student(family, coco, t
     size = input_size(family)
     data = coco[size]
     t_path, t_ckpt, teacher = save_teacher(_all_detections(cfg), tmp_path, seed=1)
-    if family == 'centernet':  # untrained, it predicts zero-size boxes: plant a 16 px size
+    if family in ('centernet', 'reppoints'):  # untrained, they predict zero-size boxes
         with torch.no_grad():
-            teacher.bbox_head.wh_head[-1].bias.fill_(4.0)  # in output-stride (4) units
+            if family == 'centernet':  # a 16 px size, in output-stride (4) units
+                teacher.bbox_head.wh_head[-1].bias.fill_(4.0)
+            else:  # spread the 9 points over +-2 strides
+                teacher.bbox_head.reppoints_pts_init_out.bias.copy_(torch.linspace(-2, 2, 18))
         torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, t_ckpt)
     calib = write_coco(str(tmp_path / 'calib'), n_images=2, size=size)
     # heads that declare their targets calibrate per prior; the others on their detections,
@@ -248,7 +251,7 @@ def _own_score(family, head, feats, outs):
     ('tood', 'cls'), ('yolox', 'cls'), ('vfnet', 'reg'), ('fcos', 'reg'), ('retina_sepbn', 'cls'),
     ('fsaf', 'cls'), ('fovea', 'cls'), ('free_anchor', 'cls'), ('nas_fcos', 'cls'),
     ('autoassign', 'cls'), ('centernet_update', 'cls'), ('centernet_update', 'reg'),
-    ('yolof', 'cls')])
+    ('yolof', 'cls'), ('reppoints', 'cls')])
 def test_teacher_targets_are_the_heads_own_scores_and_final_boxes(family, inputs, tmp_path):
     """'cls': the teacher's target is the logit of the score its predict ranks by (TOOD's
     probability, YOLOX's sigmoid(cls) x sigmoid(obj), YOLOF's fused objectness, ...); 'reg':
