@@ -294,10 +294,9 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
                     batches[prefix + 'cls'] = DistillBatch(s_cls, t_cls, avg_factor=avg_factor)
                 if prefix + 'reg' in needed:
                     t_reg = sem.output(t_outs, sem.box_output)
-                    t_head = self.teacher.bbox_head
-                    if (not t_head.training and sem.eval_box_stride is not None
-                            and sem.eval_box_stride(t_head)):  # back to the training units
-                        t_reg = [r / s for r, s in zip(t_reg, t_head.strides)]
+                    if (not self.teacher.bbox_head.training and sem.eval_box_stride is not None
+                            and sem.eval_box_stride(self.bbox_head)):  # to the student's units
+                        t_reg = [r / s for r, s in zip(t_reg, self.bbox_head.strides)]
                     s_reg, t_reg = self._flat_reg(sem.output(s_outs, sem.box_output), t_reg,
                                                   t_cls_raw.shape[0])
                     batches[prefix + 'reg'] = DistillBatch(s_reg, t_reg, weight=t_prob_max,

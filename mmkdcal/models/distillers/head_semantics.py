@@ -56,9 +56,10 @@ class DenseHeadSemantics:
             for CrossKD; None: CrossKD is not supported.
         tail: ``(head, level, cls_feat, reg_feat) -> outputs of that level`` (in the training
             layout): what the head computes after its towers, for CrossKD.
-        eval_box_stride: ``head -> bool``: whether the head multiplies its box output by the
-            level's stride in eval mode only (FCOS with ``norm_on_bbox``, CenterNet-Update), so
-            that the eval-mode teacher's boxes are divided back to the student's units.
+        eval_box_stride: ``head -> bool``: whether the head's training box output is its
+            eval-mode one (pixels) divided by the level's stride (FCOS with ``norm_on_bbox``,
+            CenterNet-Update); asked of the student's head, the eval-mode teacher's boxes are
+            divided by the stride when it says so.
     """
 
     outputs: Tuple[str, ...]

@@ -256,12 +256,12 @@ def test_teacher_targets_are_the_heads_own_scores_and_final_boxes(family, inputs
     """'cls': the teacher's target is the logit of the score its predict ranks by (TOOD's
     probability, YOLOX's sigmoid(cls) x sigmoid(obj), YOLOF's fused objectness, ...); 'reg':
     VFNet's refined boxes against refined boxes (in eval mode it returns only those), and the
-    teacher's eval-mode boxes in the student's training units where eval multiplies them by the
-    stride (CenterNet-Update; FCOS with norm_on_bbox)."""
+    teacher's eval-mode boxes in the student's training units where the student's head trains
+    in strides (CenterNet-Update; an FCOS student with norm_on_bbox, its teacher without)."""
     cfg = tiny_model(family)
-    if family == 'fcos':
-        cfg['bbox_head']['norm_on_bbox'] = True
     t_path, t_ckpt, _ = save_teacher(cfg, tmp_path, seed=1)
+    if family == 'fcos':  # a student trained in stride units, a teacher in pixels
+        cfg['bbox_head']['norm_on_bbox'] = True
     model = MODELS.build(ConfigDict(_distiller_cfg(
         family, t_path, t_ckpt, teacher_temperature=2.0, bbox_head=cfg['bbox_head'],
         distill_losses=dict(loss_rec=dict(type='_FamilyRecordingLoss', inputs=inputs)))))
@@ -285,9 +285,11 @@ def test_teacher_targets_are_the_heads_own_scores_and_final_boxes(family, inputs
         assert torch.allclose(seen['t'], _flat(outs[1], 4), atol=1e-5)  # teacher refined
         assert torch.allclose(seen['s'], _flat(s_outs[2], 4), atol=1e-5)  # student refined
         assert not torch.allclose(seen['s'], _flat(s_outs[1], 4))
-    else:
-        assert not torch.allclose(_flat(outs[1], 4), _flat(train_outs[1], 4))  # x stride
-        assert torch.allclose(seen['t'], _flat(train_outs[1], 4), atol=1e-5)
+    else:  # the eval-mode teacher's boxes (pixels) in the student's training units (strides)
+        want = _flat([o / s for o, s in zip(outs[1], head.strides)], 4)
+        assert torch.allclose(seen['t'], want, atol=1e-5)
+        if family == 'centernet_update':  # which is what its head gives in training mode
+            assert torch.allclose(want, _flat(train_outs[1], 4), atol=1e-5)
         assert torch.allclose(seen['s'], _flat(s_outs[1], 4), atol=1e-5)
 
 
