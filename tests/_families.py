@@ -29,6 +29,15 @@ FAMILIES: Dict[str, str] = {
     'rtmdet': 'rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
     'yolox': 'yolox/yolox_tiny_8xb8-300e_coco.py',
     'centernet': 'centernet/centernet_r18_8xb16-crop512-140e_coco.py',
+    'retina_sepbn': 'nas_fpn/retinanet_r50_fpn_crop640-50e_coco.py',
+    'fsaf': 'fsaf/fsaf_r50_fpn_1x_coco.py',
+    'fovea': 'foveabox/fovea_r50_fpn_4xb4-1x_coco.py',
+    'free_anchor': 'free_anchor/freeanchor_r50_fpn_1x_coco.py',
+    'nas_fcos': 'nas_fcos/nas-fcos_r50-caffe_fpn_nashead-gn-head_4xb4-1x_coco.py',
+    'autoassign': 'autoassign/autoassign_r50-caffe_fpn_1x_coco.py',
+    'centernet_update': 'centernet/centernet-update_r50-caffe_fpn_ms-1x_coco.py',
+    'yolof': 'yolof/yolof_r50-c5_8xb8-1x_coco.py',
+    'reppoints': 'reppoints/reppoints-moment_r50_fpn_1x_coco.py',
     'faster_rcnn': 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
     'mask_rcnn': 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
     'cascade_rcnn': 'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
@@ -93,6 +102,9 @@ def tiny_model(family: str) -> Dict[str, Any]:
         widths = [8 * 2**i for i in range(4)]
         if neck['type'] == 'CTResNetNeck':
             neck.update(in_channels=widths[-1], num_deconv_filters=(WIDTH, WIDTH, WIDTH))
+        elif neck['type'] == 'DilatedEncoder':  # YOLOF: one C5 level
+            neck.update(in_channels=widths[-1], out_channels=WIDTH, block_mid_channels=WIDTH,
+                        num_residual_blocks=1, block_dilations=[2])
         else:
             neck.update(in_channels=[widths[i] for i in outs], out_channels=WIDTH)
     else:  # CSPNeXt (RTMDet), CSPDarknet (YOLOX): P5 widths 256, 512, 1024 at full width

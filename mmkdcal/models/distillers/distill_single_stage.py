@@ -250,8 +250,11 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
                     s_cls = flatten_level_outputs(score_logits(sem, s_outs, k), k)
                     batches[prefix + 'cls'] = DistillBatch(s_cls, t_cls, avg_factor=avg_factor)
                 if prefix + 'reg' in needed:
-                    s_reg, t_reg = self._flat_reg(sem.output(s_outs, sem.box_output),
-                                                  sem.output(t_outs, sem.box_output),
+                    t_reg = sem.output(t_outs, sem.box_output)
+                    if (not self.teacher.bbox_head.training and sem.eval_box_stride is not None
+                            and sem.eval_box_stride(self.bbox_head)):  # to the student's units
+                        t_reg = [r / s for r, s in zip(t_reg, self.bbox_head.strides)]
+                    s_reg, t_reg = self._flat_reg(sem.output(s_outs, sem.box_output), t_reg,
                                                   t_cls_raw.shape[0])
                     batches[prefix + 'reg'] = DistillBatch(s_reg, t_reg, weight=t_prob_max,
                                                            avg_factor=avg_factor)

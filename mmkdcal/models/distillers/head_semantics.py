@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmdet.models.utils import levels_to_images
 from mmdet.structures.bbox import distance2bbox
 
 __all__ = ['DenseHeadSemantics', 'cls_channels', 'dense_head_semantics', 'register_dense_head',
@@ -55,6 +56,10 @@ class DenseHeadSemantics:
             for CrossKD; None: CrossKD is not supported.
         tail: ``(head, level, cls_feat, reg_feat) -> outputs of that level`` (in the training
             layout): what the head computes after its towers, for CrossKD.
+        eval_box_stride: ``head -> bool``: whether the head's training box output is its
+            eval-mode one (pixels) divided by the level's stride (FCOS with ``norm_on_bbox``,
+            CenterNet-Update); asked of the student's head, the eval-mode teacher's boxes are
+            divided by the stride when it says so.
     """
 
     outputs: Tuple[str, ...]
@@ -67,6 +72,7 @@ class DenseHeadSemantics:
     prior_targets: Optional[PriorTargets] = None
     towers: Optional[Tuple[str, str]] = None
     tail: Optional[Callable] = None
+    eval_box_stride: Optional[Callable] = None
 
     def output(self, outs: Sequence, name: str):
         """The forward output called ``name`` (the layout is told apart by the output count)."""
@@ -93,15 +99,43 @@ def _anchor_targets(first: int) -> Callable:
 _anchor_head_targets, _atss_head_targets = _anchor_targets(0), _anchor_targets(1)
 
 
-def _fcos_head_targets(head, sem, outs, gt, metas, gt_ignore):
-    """Labels of ``FCOSHead.get_targets`` (per level, the images concatenated)."""
-    cls_scores = sem.output(outs, 'cls')
-    sizes = [s.shape[-2:] for s in cls_scores]
-    points = head.prior_generator.grid_priors(sizes, dtype=cls_scores[0].dtype,
-                                              device=cls_scores[0].device)
-    n = len(gt)
-    labels = [lab.reshape(n, -1) for lab in head.get_targets(points, gt)[0]]
-    return labels, [torch.ones_like(lab, dtype=torch.float32) for lab in labels]
+def _fsaf_head_targets(head, sem, outs, gt, metas, gt_ignore):
+    """``AnchorHead`` labels; FSAF weighs each class of a prior (0 where a box shadows it), so a
+    prior counts where none of its classes is ignored."""
+    labels, weights = _anchor_head_targets(head, sem, outs, gt, metas, gt_ignore)
+    return labels, [w.amin(-1) for w in weights]
+
+
+def _point_targets(labels_of: Callable) -> Callable:
+    """Labels of a point head's ``get_targets``, given by ``labels_of(head, points, sizes, gt)``
+    as one tensor in (level, image, y, x) order (FCOS per level, Fovea concatenated)."""
+    def targets(head, sem, outs, gt, metas, gt_ignore):
+        cls_scores = sem.output(outs, 'cls')
+        sizes = [s.shape[-2:] for s in cls_scores]
+        points = head.prior_generator.grid_priors(sizes, dtype=cls_scores[0].dtype,
+                                                  device=cls_scores[0].device)
+        n = len(gt)
+        labels = labels_of(head, points, sizes, gt).split([n * h * w for h, w in sizes])
+        labels = [lab.reshape(n, -1) for lab in labels]
+        return labels, [torch.ones_like(lab, dtype=torch.float32) for lab in labels]
+    return targets
+
+
+_fcos_head_targets = _point_targets(lambda head, points, sizes, gt: torch.cat(
+    head.get_targets(points, gt)[0]))
+_fovea_head_targets = _point_targets(lambda head, points, sizes, gt: head.get_targets(
+    gt, sizes, points)[0])
+
+
+def _yolof_head_targets(head, sem, outs, gt, metas, gt_ignore):
+    """Labels of ``YOLOFHead.get_targets`` (one level; its assigner reads the predicted boxes)."""
+    cls_scores, boxes = sem.output(outs, 'cls'), sem.output(outs, 'reg')
+    anchors, valid = head.get_anchors([cls_scores[0].shape[-2:]], metas,
+                                      device=cls_scores[0].device)
+    labels, weights = head.get_targets(levels_to_images(cls_scores), levels_to_images(boxes),
+                                       [a[0] for a in anchors], [v[0] for v in valid], gt,
+                                       metas, gt_ignore)[:2]
+    return [labels], [weights]
 
 
 def _rtmdet_head_targets(head, sem, outs, gt, metas, gt_ignore):
@@ -145,8 +179,10 @@ DENSE_HEADS: Dict[str, DenseHeadSemantics] = {
     'ATSSHead': DenseHeadSemantics(('cls', 'reg', 'centerness'), score_factor='centerness',
                                    prior_targets=_atss_head_targets, towers=_TOWERS,
                                    tail=_atss_tail),
+    # FCOS: with norm_on_bbox, eval-mode distances are in pixels, training ones in strides
     'FCOSHead': DenseHeadSemantics(('cls', 'reg', 'centerness'), score_factor='centerness',
-                                   prior_targets=_fcos_head_targets),
+                                   prior_targets=_fcos_head_targets,
+                                   eval_box_stride=lambda head: head.norm_on_bbox),
     # RTMDet folds its optional objectness into the class logit itself (inverse_sigmoid of the
     # geometric mean), so 'cls' is already the score logit; boxes are distances x stride
     'RTMDetHead': DenseHeadSemantics(('cls', 'reg'), prior_targets=_rtmdet_head_targets),
@@ -164,6 +200,28 @@ DENSE_HEADS: Dict[str, DenseHeadSemantics] = {
                                   score_fusion='sqrt_mul'),
     # DDOD: score = sigmoid(cls) * sigmoid(iou)
     'DDODHead': DenseHeadSemantics(('cls', 'reg', 'iou'), score_factor='iou'),
+    # RetinaNet's outputs: per-level BN towers (NAS-FPN, FPG), distances (FSAF), free anchors
+    # (FreeAnchor: its bag loss assigns no per-anchor labels)
+    'RetinaSepBNHead': DenseHeadSemantics(('cls', 'reg'), prior_targets=_anchor_head_targets),
+    'FSAFHead': DenseHeadSemantics(('cls', 'reg'), prior_targets=_fsaf_head_targets),
+    'FreeAnchorRetinaHead': DenseHeadSemantics(('cls', 'reg')),
+    # FoveaBox: sigmoid class logits; boxes are log-scale side distances
+    'FoveaHead': DenseHeadSemantics(('cls', 'reg'), prior_targets=_fovea_head_targets),
+    'NASFCOSHead': DenseHeadSemantics(('cls', 'reg', 'centerness'), score_factor='centerness',
+                                      prior_targets=_fcos_head_targets,
+                                      eval_box_stride=lambda head: head.norm_on_bbox),
+    # AutoAssign: its third output is an objectness, score = sigmoid(cls) * sigmoid(obj); it
+    # weights every prior inside a box softly, with no per-prior labels
+    'AutoAssignHead': DenseHeadSemantics(('cls', 'reg', 'obj'), score_factor='obj'),
+    # CenterNet-Update: sigmoid class logits, soft heat-map targets; eval boxes x stride
+    'CenterNetUpdateHead': DenseHeadSemantics(('cls', 'reg'), eval_box_stride=lambda head: True),
+    # YOLOF fuses its implicit objectness o into the class logit c in forward (c + o -
+    # log(1 + e^c + e^o) = logit(sigmoid(c) sigmoid(o))), so 'cls' is the score logit already
+    'YOLOFHead': DenseHeadSemantics(('cls', 'reg'), prior_targets=_yolof_head_targets),
+    # RepPoints: sigmoid class logits; 9 points per location (not boxes) in training, the
+    # boxes its moment transform makes of them in eval: no box output to compare
+    'RepPointsHead': DenseHeadSemantics(('cls', 'pts_init', 'pts'), eval_outputs=('cls', 'box'),
+                                        box_output=None),
     # CenterNet: class heat maps are probabilities; one level, no prior generator
     'CenterNetHead': DenseHeadSemantics(('cls', 'wh', 'offset'), cls_is_prob=True,
                                         box_output=None),

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Optional
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
+from mmcv.ops import ModulatedDeformConv2d
 from mmengine.logging import print_log
 
 __all__ = ['PRECISIONS', 'TEACHER_INFERENCE_DEFAULTS', 'apply_teacher_inference',
@@ -96,8 +97,14 @@ def apply_teacher_inference(teacher: nn.Module, settings: Dict[str, Any]) -> nn.
     if dtype is not None or settings['channels_last'] or settings['compile']:
         for name, child in teacher.named_children():
             if name != 'data_preprocessor' and any(True for _ in child.parameters()):
-                child.forward = FastForward(child.forward, dtype, settings['channels_last'],
-                                            settings['compile'], name)
+                # mmcv's DCNv2 gives wrong outputs on channels-last tensors, with no error to
+                # fall back on (NAS-FCOS's neck and head): a child holding one stays contiguous
+                last = settings['channels_last'] and not any(
+                    isinstance(m, ModulatedDeformConv2d) for m in child.modules())
+                if not last:
+                    child.to(memory_format=torch.contiguous_format)
+                child.forward = FastForward(child.forward, dtype, last, settings['compile'],
+                                            name)
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher

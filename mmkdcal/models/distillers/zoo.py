@@ -2,8 +2,9 @@
 
 A student of class ``X`` is distilled by ``DistillX`` when mmkdcal has it, else by the distiller
 of the nearest base class of ``X`` that has one (``DistillSingleStageDetector`` for a plain
-``SingleStageDetector`` such as SSD). The families that cannot be distilled are refused here, at
-build time, each with the reason and the nearest supported alternative.
+``SingleStageDetector`` subclass such as FSAF). The families that cannot be distilled (by
+detector class, or by dense-head class) are refused here, at build time, each with the reason
+and the nearest supported alternative.
 """
 from typing import Dict
 
@@ -13,7 +14,9 @@ from .distiller_mixin import DistillerMixin
 
 __all__ = ['REFUSED_DETECTORS', 'distiller_type']
 
-#: Detector classes that no distiller takes: class name -> reason and alternative.
+#: Detector classes, and dense-head classes (matched on ``bbox_head.type``: heads that ride a
+#: shared detector class such as RetinaNet), that no distiller takes: name -> reason and
+#: alternative.
 _INST = ('a single-stage instance segmentor (its masks come from kernels or prototypes, not '
          'from a box head) is not distilled yet; use Mask R-CNN or RTMDet as the student')
 _QUERY_ROI = ('its RoI head refines learned proposal boxes and features stage by stage, with no '
@@ -23,6 +26,12 @@ _PANOPTIC = ('its panoptic mask head has no box head to distil; use Mask R-CNN (
 _GROUNDING = 'it detects from text prompts; use ATSS or DINO, which detect fixed classes'
 _OWN_KD = ('it is already a distiller with its own teacher; give its student config (GFL, PAA) '
            'as the student')
+_SOFTMAX = ('its (K + 1)-way softmax class scores have no per-class sigmoid logit, and the '
+            'calibration pass fits detection scores as sigmoid ones, so a fitted temperature '
+            'would act on another quantity; use RetinaNet or ATSS')
+_GUIDED = ('in eval mode its class and box convs run only where its location branch fires on '
+           'the first image (zeros elsewhere), and its boxes are deltas from anchor shapes it '
+           'predicts itself; use RetinaNet')
 REFUSED_DETECTORS: Dict[str, str] = dict(
     SOLO=_INST, SOLOv2=_INST, CondInst=_INST, BoxInst=_INST, YOLACT=_INST,
     SparseRCNN=_QUERY_ROI, QueryInst=_QUERY_ROI, Mask2Former=_PANOPTIC, MaskFormer=_PANOPTIC,
@@ -38,7 +47,15 @@ REFUSED_DETECTORS: Dict[str, str] = dict(
     CornerNet=('its corner-pooling heads pair corners by embeddings, with no per-prior class '
                'scores to distil; use CenterNet'),
     SoftTeacher='a semi-supervised teacher-student wrapper; distil its detector config instead',
-    Detectron2Wrapper='it runs a Detectron2 model; use the mmdet config of that detector')
+    Detectron2Wrapper='it runs a Detectron2 model; use the mmdet config of that detector',
+    YOLOV3=('its head returns one fused map per level (box, objectness and class channels per '
+            'anchor), no class output to distil; use YOLOX (separate class and objectness)'),
+    LADHead=('it trains only on the label assignment of the teacher inside mmdet\'s LAD '
+             'detector (its loss takes that assignment); give PAAHead (the same outputs)'),
+    SABLRetinaHead=('its score is the class score times the confidence of its side-bucket box '
+                    'classification, no per-prior factor, so no class logit is the score it '
+                    'ranks by; use RetinaNet or GFL'),
+    SSDHead=_SOFTMAX, PISASSDHead=_SOFTMAX, GARetinaHead=_GUIDED, GuidedAnchorHead=_GUIDED)
 
 
 def distiller_type(model: dict) -> str:
@@ -49,8 +66,9 @@ def distiller_type(model: dict) -> str:
         model: The student's model config (its ``type`` is the detector class).
     """
     name = model['type']
-    if name in REFUSED_DETECTORS:
-        raise ValueError(f'{name} cannot be distilled: {REFUSED_DETECTORS[name]}')
+    for refused in (name, (model.get('bbox_head') or {}).get('type')):
+        if refused in REFUSED_DETECTORS:
+            raise ValueError(f'{refused} cannot be distilled: {REFUSED_DETECTORS[refused]}')
     student = MODELS.get(name)
     if student is None:
         raise ValueError(f'model.type {name!r} is not a registered model class.')

@@ -17,7 +17,8 @@ from mmengine.runner import Runner
 
 import mmkdcal  # noqa: F401
 from mmdet.registry import MODELS
-from mmkdcal.models.distillers import DenseHeadSemantics, score_logits
+from mmkdcal.models.distillers import DenseHeadSemantics, distiller_type, score_logits
+from mmkdcal.models.distillers.head_semantics import DENSE_HEADS
 from mmkdcal.models.losses import DistillLoss
 from mmkdcal.utils.checkpoint import load_checkpoint_file
 
@@ -26,6 +27,8 @@ from _helpers import batch, last_checkpoint, save_teacher, train_config, write_c
 
 torch.set_num_threads(1)
 CROSSKD = ('gfl', 'retinanet', 'atss')
+#: families whose heads declare per-prior targets: calibrated on priors (fit_on='anchors')
+PRIOR_TARGETS = ('fcos', 'rtmdet', 'retina_sepbn', 'fsaf', 'fovea', 'nas_fcos', 'yolof')
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +49,7 @@ def _zero_floor_losses(family: str, model_cfg: dict) -> dict:
                   loss_kd_neck=dict(type='PKDLoss', inputs='neck'))
     if family == 'gfl':
         losses['loss_kd_reg'] = dict(type='LDLoss', inputs='reg')
-    elif family != 'centernet':
+    elif family not in ('centernet', 'reppoints'):  # these declare no box output
         losses['loss_kd_reg'] = dict(type='BoxKDLoss', inputs='reg')
     if family in CROSSKD:
         losses['loss_kd_xcls'] = dict(type='BinaryKDLoss', inputs='crosskd_cls', beta=1.0)
@@ -57,7 +60,7 @@ def _zero_floor_losses(family: str, model_cfg: dict) -> dict:
 
 def _distiller_cfg(family, teacher_cfg_path, ckpt, **kw):
     cfg = tiny_model(family)
-    cfg.update(dict(dict(type=f"Distill{cfg['type']}", teacher_config=teacher_cfg_path,
+    cfg.update(dict(dict(type=distiller_type(cfg), teacher_config=teacher_cfg_path,
                          teacher_ckpt=ckpt), **kw))
     if family in CROSSKD:
         cfg['crosskd'] = dict(layer=0)
@@ -72,8 +75,9 @@ def test_stock_losses_and_zero_kd_from_a_copy(family, tmp_path):
         family, t_path, t_ckpt, teacher_temperature=1.0,
         distill_losses=_zero_floor_losses(family, cfg),
         teacher_inference=dict(fuse_conv_bn=False))))  # BN kept: batch statistics below
-    assert type(model) is MODELS.get(f"Distill{cfg['type']}")
-    assert isinstance(model, MODELS.get(cfg['type']))  # the student keeps its own class
+    assert type(model) is MODELS.get(distiller_type(cfg))
+    if distiller_type(cfg) == f"Distill{cfg['type']}":  # else a plain SingleStageDetector's
+        assert isinstance(model, MODELS.get(cfg['type']))  # the student keeps its own class
     model.load_state_dict(teacher.state_dict(), strict=True)  # the student is the teacher now
     stock = MODELS.build(ConfigDict(copy.deepcopy(cfg)))
     stock.load_state_dict(teacher.state_dict(), strict=True)
@@ -160,14 +164,17 @@ def test_two_iteration_kd_cal_run_reloads_into_the_stock_student(family, coco, t
     size = input_size(family)
     data = coco[size]
     t_path, t_ckpt, teacher = save_teacher(_all_detections(cfg), tmp_path, seed=1)
-    if family == 'centernet':  # untrained, it predicts zero-size boxes: plant a 16 px size
+    if family in ('centernet', 'reppoints'):  # untrained, they predict zero-size boxes
         with torch.no_grad():
-            teacher.bbox_head.wh_head[-1].bias.fill_(4.0)  # in output-stride (4) units
+            if family == 'centernet':  # a 16 px size, in output-stride (4) units
+                teacher.bbox_head.wh_head[-1].bias.fill_(4.0)
+            else:  # spread the 9 points over +-2 strides
+                teacher.bbox_head.reppoints_pts_init_out.bias.copy_(torch.linspace(-2, 2, 18))
         torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, t_ckpt)
     calib = write_coco(str(tmp_path / 'calib'), n_images=2, size=size)
     # heads that declare their targets calibrate per prior; the others on their detections,
     # on a split annotated with the (untrained) teacher's own best box per image
-    fit_on = 'anchors' if family in ('fcos', 'rtmdet') else 'detections'
+    fit_on = 'anchors' if family in PRIOR_TARGETS else 'detections'
     if fit_on == 'detections':
         _annotate_with_top_detections(family, t_path, t_ckpt, calib, size)
     model = _distiller_cfg(family, t_path, t_ckpt, teacher_temperature=None,
@@ -219,38 +226,105 @@ class _FamilyRecordingLoss(DistillLoss):
         return (s - t.detach()).abs().sum() * 0
 
 
-@pytest.mark.parametrize('family', ['tood', 'yolox', 'vfnet'])
-def test_teacher_targets_are_the_heads_own_scores_and_final_boxes(family, tmp_path):
-    """TOOD: the teacher's target is its predicted probability; YOLOX: sigmoid(cls) x
-    sigmoid(obj); VFNet: refined boxes against refined boxes (the teacher runs in eval mode,
-    where VFNet returns only those)."""
+def _flat(levels, c):
+    return torch.cat([o.permute(0, 2, 3, 1).reshape(-1, c) for o in levels])
+
+
+def _own_score(family, head, feats, outs):
+    """The per-class score mmdet's predict ranks a family's detections by (read in its head's
+    source), from its raw outputs: (M, K) in the flattened prior order."""
+    k = head.cls_out_channels
+    if family == 'tood':  # probabilities already
+        return _flat(outs[0], k)
+    if family in ('yolox', 'autoassign', 'nas_fcos'):  # objectness / centerness fused
+        return _flat(outs[0], k).sigmoid() * _flat(outs[2], 1).sigmoid()
+    if family == 'yolof':  # objectness fused inside forward: recompute from the raw convs
+        c = head.cls_score(head.cls_subnet(feats[0]))
+        o = head.object_pred(head.bbox_subnet(feats[0]))
+        n, _, h, w = c.shape
+        p = c.view(n, -1, k, h, w).sigmoid() * o.view(n, -1, 1, h, w).sigmoid()
+        return _flat([p.view(n, -1, h, w)], k)
+    return _flat(outs[0], k).sigmoid()  # plain sigmoid class logits
+
+
+@pytest.mark.parametrize('family, inputs', [
+    ('tood', 'cls'), ('yolox', 'cls'), ('vfnet', 'reg'), ('fcos', 'reg'), ('retina_sepbn', 'cls'),
+    ('fsaf', 'cls'), ('fovea', 'cls'), ('free_anchor', 'cls'), ('nas_fcos', 'cls'),
+    ('autoassign', 'cls'), ('centernet_update', 'cls'), ('centernet_update', 'reg'),
+    ('yolof', 'cls'), ('reppoints', 'cls')])
+def test_teacher_targets_are_the_heads_own_scores_and_final_boxes(family, inputs, tmp_path):
+    """'cls': the teacher's target is the logit of the score its predict ranks by (TOOD's
+    probability, YOLOX's sigmoid(cls) x sigmoid(obj), YOLOF's fused objectness, ...); 'reg':
+    VFNet's refined boxes against refined boxes (in eval mode it returns only those), and the
+    teacher's eval-mode boxes in the student's training units where the student's head trains
+    in strides (CenterNet-Update; an FCOS student with norm_on_bbox, its teacher without)."""
     cfg = tiny_model(family)
     t_path, t_ckpt, _ = save_teacher(cfg, tmp_path, seed=1)
-    inputs = 'reg' if family == 'vfnet' else 'cls'
+    if family == 'fcos':  # a student trained in stride units, a teacher in pixels
+        cfg['bbox_head']['norm_on_bbox'] = True
     model = MODELS.build(ConfigDict(_distiller_cfg(
-        family, t_path, t_ckpt, teacher_temperature=2.0,
+        family, t_path, t_ckpt, teacher_temperature=2.0, bbox_head=cfg['bbox_head'],
         distill_losses=dict(loss_rec=dict(type='_FamilyRecordingLoss', inputs=inputs)))))
     model.train()
     data = batch(model, size=input_size(family))
     model.loss(data['inputs'], data['data_samples'])
     seen = _FamilyRecordingLoss.seen
+    head = model.teacher.bbox_head
     with torch.no_grad():
-        outs = model.teacher.bbox_head(model.teacher.extract_feat(data['inputs']))
+        feats = model.teacher.extract_feat(data['inputs'])
+        outs = head(feats)
         s_outs = model.bbox_head(model.extract_feat(data['inputs']))
-
-    def flat(levels, c):
-        return torch.cat([o.permute(0, 2, 3, 1).reshape(-1, c) for o in levels])
-    if family == 'tood':
-        want = flat(outs[0], 3)  # probabilities
-        assert torch.allclose((seen['t'] * 2.0).sigmoid(), want, atol=1e-5)
-    elif family == 'yolox':
-        n = flat(outs[0], 3).sigmoid() * flat(outs[2], 1).sigmoid()
-        assert torch.allclose(seen['t'] * 2.0, torch.logit(n), atol=1e-4)
-    else:
+        head.train()  # the head alone: its training-mode outputs
+        train_outs = head(feats)
+        head.eval()
+    if inputs == 'cls':
+        want = _own_score(family, head, feats, outs).double()
+        assert torch.allclose(seen['t'].double() * 2.0, torch.logit(want), atol=1e-4)
+    elif family == 'vfnet':
         assert len(outs) == 2 and len(s_outs) == 3
-        assert torch.allclose(seen['t'], flat(outs[1], 4), atol=1e-5)  # teacher refined
-        assert torch.allclose(seen['s'], flat(s_outs[2], 4), atol=1e-5)  # student refined
-        assert not torch.allclose(seen['s'], flat(s_outs[1], 4))
+        assert torch.allclose(seen['t'], _flat(outs[1], 4), atol=1e-5)  # teacher refined
+        assert torch.allclose(seen['s'], _flat(s_outs[2], 4), atol=1e-5)  # student refined
+        assert not torch.allclose(seen['s'], _flat(s_outs[1], 4))
+    else:  # the eval-mode teacher's boxes (pixels) in the student's training units (strides)
+        want = _flat([o / s for o, s in zip(outs[1], head.strides)], 4)
+        assert torch.allclose(seen['t'], want, atol=1e-5)
+        if family == 'centernet_update':  # which is what its head gives in training mode
+            assert torch.allclose(want, _flat(train_outs[1], 4), atol=1e-5)
+        assert torch.allclose(seen['s'], _flat(s_outs[1], 4), atol=1e-5)
+
+
+@pytest.mark.parametrize('family', ['fcos', 'retina_sepbn', 'fsaf', 'fovea', 'nas_fcos', 'yolof'])
+def test_prior_targets_line_up_with_the_priors(family):
+    """The per-prior labels of ``fit_on='anchors'`` come out in the score layout (level, image,
+    y, x, prior): image 0 holds one tall class-0 box, image 1 one class-2 box elsewhere; each
+    image's positives carry its class, and (where assignment is by position) their prior centres
+    lie in its box (a y/x or image mix-up breaks both)."""
+    from mmengine.structures import InstanceData
+    model = MODELS.build(ConfigDict(tiny_model(family)))
+    model.eval()
+    head = model.bbox_head
+    boxes = torch.tensor([[8., 40., 56., 120.], [72., 8., 120., 56.]])
+    gt = [InstanceData(bboxes=boxes[i:i + 1], labels=torch.tensor([2 * i])) for i in range(2)]
+    metas = [dict(img_shape=(128, 128), pad_shape=(128, 128), batch_input_shape=(128, 128))] * 2
+    sem = DENSE_HEADS[type(head).__name__]
+    with torch.no_grad():
+        outs = head(model.extract_feat(torch.randn(2, 3, 128, 128)))
+        labels, weights = sem.prior_targets(head, sem, outs, gt, metas, None)
+    sizes = [c.shape[-2:] for c in sem.output(outs, 'cls')]
+    priors = head.prior_generator.grid_priors(sizes, device='cpu')
+    centres = torch.cat([p[:, :2] if p.shape[1] == 2 else (p[:, :2] + p[:, 2:]) / 2
+                         for p in priors])
+    for i in range(2):
+        lab = torch.cat([lv[i].reshape(-1) for lv in labels])
+        wt = torch.cat([w[i].reshape(-1) for w in weights])
+        assert lab.shape == wt.shape == centres[:, 0].shape
+        pos = (lab < 3) & (wt > 0)
+        assert pos.any() and (lab[pos] == 2 * i).all(), (family, i, lab[pos])
+        if family != 'yolof':  # YOLOF's uniform assigner matches the nearest predicted boxes
+            x1, y1, x2, y2 = boxes[i].tolist()
+            c = centres[pos]
+            assert ((c[:, 0] >= x1 - 1) & (c[:, 0] <= x2 + 1) & (c[:, 1] >= y1 - 1)
+                    & (c[:, 1] <= y2 + 1)).all(), (family, i, c)
 
 
 def test_rtmdet_keeps_its_syncbn_switch_in_ddp(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ from mmdet.registry import MODELS
 
 import mmkdcal  # noqa: F401
 from mmkdcal.engine.hooks import TeacherCalibrationHook
+from mmkdcal.models.distillers import distiller_type
 from mmkdcal.models.distillers import teacher_inference as ti
 
 from _families import FAMILIES, TWO_STAGE, WITH_MASK, input_size, tiny_model
@@ -234,8 +235,8 @@ def test_fold_only_folds_a_batchnorm_its_conv_feeds():
 def test_every_family_distils_the_same_from_a_fast_teacher(family, tmp_path, monkeypatch):
     """Per family: the KD losses of one step from the folded, channels-last teacher equal
     those from the stock one (fp32 rounding), and from a bf16 one they stay close and finite.
-    Heads with mmcv's deformable convolutions (contiguous inputs, no CPU bf16 kernel) say so and
-    run in fp32, contiguous; no other part falls back."""
+    Heads (and NAS-FCOS's neck) with mmcv's deformable convolutions (contiguous inputs, no CPU
+    bf16 kernel) say so and run in fp32, contiguous; no other part falls back."""
     logged = []
     monkeypatch.setattr(ti, 'print_log', lambda msg, **kw: logged.append(msg))
     MessageHub.get_current_instance().update_info('epoch', 0)  # TOOD reads it (a Runner sets it)
@@ -250,7 +251,7 @@ def test_every_family_distils_the_same_from_a_fast_teacher(family, tmp_path, mon
         variants['bf16'] = dict(fuse_conv_bn=True, channels_last=True, precision='bf16')
     out = {}
     for name, settings in variants.items():
-        model_cfg = dict(tiny_model(family), type=f"Distill{cfg['type']}", teacher_config=t_path,
+        model_cfg = dict(tiny_model(family), type=distiller_type(cfg), teacher_config=t_path,
                          teacher_ckpt=t_ckpt, teacher_temperature=1.5, distill_losses=losses,
                          teacher_inference=settings)
         model = MODELS.build(ConfigDict(model_cfg))
@@ -261,9 +262,13 @@ def test_every_family_distils_the_same_from_a_fast_teacher(family, tmp_path, mon
         out[name] = {k: v for k, v in model.loss(data['inputs'], data['data_samples']).items()
                      if k in losses}
     fell_back = [m for m in logged if 'runs in fp32, contiguous' in m]
-    if family in ('ddod', 'tood', 'vfnet') and 'bf16' in out:  # deformable convs in the head
-        assert fell_back and all('teacher bbox_head cannot run' in m for m in fell_back)
-    elif family not in ('ddod', 'tood', 'vfnet'):
+    head = ('bbox_head', )  # where each family's deformable convs are
+    deformable = dict(ddod=head, tood=head, vfnet=head, reppoints=head,
+                      nas_fcos=('neck', 'bbox_head'))
+    if family in deformable and 'bf16' in out:
+        assert fell_back and all(any(f'teacher {part} cannot run' in m
+                                     for part in deformable[family]) for m in fell_back)
+    elif family not in deformable:
         assert not fell_back, fell_back
     for key, ref in out['stock'].items():
         assert torch.isfinite(ref) and ref.dtype == torch.float32
