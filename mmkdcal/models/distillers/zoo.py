@@ -3,17 +3,17 @@
 A student of class ``X`` is distilled by ``DistillX`` when mmkdcal has it, else by the distiller
 of the nearest base class of ``X`` that has one (``DistillSingleStageDetector`` for a plain
 ``SingleStageDetector`` such as SSD). The families that cannot be distilled are refused here, at
-build time, each with the reason and the nearest supported alternative.
+build time, each with the reason and the nearest supported alternative: by the student's class
+(:func:`distiller_type`), and by its parts whichever distiller builds it (:func:`check_student`,
+which every distiller calls before it builds its student).
 """
-from typing import Dict
+from typing import Any, Dict, Iterator, Tuple
 
 from mmdet.registry import MODELS
 
-from .distiller_mixin import DistillerMixin
+__all__ = ['REFUSED_DETECTORS', 'REFUSED_PARTS', 'check_student', 'distiller_type']
 
-__all__ = ['REFUSED_DETECTORS', 'distiller_type']
-
-#: Detector classes that no distiller takes: class name -> reason and alternative.
+#: Families that no distiller takes: detector class (or family) name -> reason and alternative.
 _INST = ('a single-stage instance segmentor (its masks come from kernels or prototypes, not '
          'from a box head) is not distilled yet; use Mask R-CNN or RTMDet as the student')
 _QUERY_ROI = ('its RoI head refines learned proposal boxes and features stage by stage, with no '
@@ -38,7 +38,19 @@ REFUSED_DETECTORS: Dict[str, str] = dict(
     CornerNet=('its corner-pooling heads pair corners by embeddings, with no per-prior class '
                'scores to distil; use CenterNet'),
     SoftTeacher='a semi-supervised teacher-student wrapper; distil its detector config instead',
-    Detectron2Wrapper='it runs a Detectron2 model; use the mmdet config of that detector')
+    Detectron2Wrapper='it runs a Detectron2 model; use the mmdet config of that detector',
+    PISA=('its RoI head computes and reweights its own targets (ISR-P, CARL) instead of calling '
+          'its bbox head\'s loss_and_target, where the RoI pairing taps them; use Faster R-CNN'))
+
+#: Parts that mark a refused family whatever the distiller's class: part class (or a base of it)
+#: -> family, a key of REFUSED_DETECTORS. Inner parts come first (QueryInst's mask head first).
+REFUSED_PARTS: Dict[str, str] = dict(
+    SparseRoIHead='SparseRCNN', DynamicMaskHead='QueryInst', PISARoIHead='PISA',
+    Mask2FormerHead='Mask2Former', MaskFormerHead='MaskFormer',
+    LDHead='KnowledgeDistillationSingleStageDetector', TridentRoIHead='TridentFasterRCNN',
+    SOLOV1Head='SOLO', DecoupledSOLOHead='SOLO', SOLOV2Head='SOLOv2', CondInstMaskHead='CondInst',
+    BoxInstMaskHead='BoxInst', YOLACTProtonet='YOLACT', DABDETRHead='DABDETR',
+    DDQDETRHead='DDQDETR')
 
 
 def distiller_type(model: dict) -> str:
@@ -54,13 +66,38 @@ def distiller_type(model: dict) -> str:
     student = MODELS.get(name)
     if student is None:
         raise ValueError(f'model.type {name!r} is not a registered model class.')
-    if isinstance(student, type) and issubclass(student, DistillerMixin):
+    if hasattr(student, 'STUDENT_CLASS'):  # a DistillerMixin
         raise ValueError(f'model.type {name!r} is already a distiller: give the student config.')
     kinds = {cls.STUDENT_CLASS: key for key, cls in MODELS.module_dict.items()
-             if isinstance(cls, type) and issubclass(cls, DistillerMixin)
-             and cls.STUDENT_CLASS is not None and key == f'Distill{cls.STUDENT_CLASS.__name__}'}
+             if getattr(cls, 'STUDENT_CLASS', None) is not None
+             and key == f'Distill{cls.STUDENT_CLASS.__name__}'}
     for klass in student.__mro__:
         if klass in kinds:
             return kinds[klass]
     raise ValueError(f'{name} has no distiller: mmkdcal distils single-stage and two-stage '
                      'detectors and DETR-like detectors, and no base class of it is one.')
+
+
+def check_student(student: Dict[str, Any]) -> None:
+    """Raise ValueError when a part of the student marks a refused family (REFUSED_PARTS).
+
+    Args:
+        student: The student's keyword arguments (``backbone``, ``roi_head``, ... as configs).
+    """
+    for path, kind in _parts(student, 'model'):
+        part = MODELS.get(kind) if isinstance(kind, str) else kind
+        for klass in part.__mro__ if isinstance(part, type) else ():
+            if klass.__name__ in REFUSED_PARTS:
+                family = REFUSED_PARTS[klass.__name__]
+                raise ValueError(f'{family} cannot be distilled: {REFUSED_DETECTORS[family]} '
+                                 f'({path} is a {part.__name__}).')
+
+
+def _parts(cfg: Any, path: str) -> Iterator[Tuple[str, Any]]:
+    """(path, type) of every config with a ``type`` under ``cfg``, the inner ones first."""
+    items = (cfg.items() if isinstance(cfg, dict)
+             else enumerate(cfg) if isinstance(cfg, (list, tuple)) else ())
+    for key, value in items:
+        yield from _parts(value, f'{path}.{key}')
+    if isinstance(cfg, dict) and cfg.get('type') is not None:
+        yield path, cfg['type']
