@@ -2,12 +2,15 @@
 
 Every folder is planned (its config read, the toy model made, its distiller chosen: no build),
 and a sample runs its build and one step as the tool does: every family with a note (where the
-toy build departs from the rule), and one family per pair of distiller class and outcome kind.
-The rows the test computes must be the table's, and no folder may crash.
+toy build departs from the rule), the first family of each pair of distiller class and outcome
+kind (but ``distils`` with a distiller that a shipped config uses: tests/configs trains those),
+and REGRESSIONS. The rows the test computes must be the table's, and no folder may crash.
 """
+import glob
 import importlib.util
 import os.path as osp
 import re
+from pathlib import Path
 from typing import Dict, Tuple
 
 import pytest
@@ -37,6 +40,12 @@ def _doc_rows() -> Dict[str, Tuple[str, str, str]]:
 
 
 DOC = _doc_rows()
+#: Families whose toy build once crashed for a reason the rule now covers (uninitialised
+#: weights, more queries than tokens; masks that the pipeline does not load).
+REGRESSIONS = ('dino', 'rtmdet')
+#: The distillers that the shipped configs use.
+SHIPPED = {m for path in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+           for m in re.findall(r"type='(Distill\w+)'", Path(path).read_text())}
 
 
 def _types(cfg) -> set:
@@ -91,13 +100,14 @@ def test_each_refusal_names_a_class_of_its_config(plans):
 
 
 def _sample(plans) -> list:
-    """Every family with a note, and the first family of each (distiller, outcome kind)."""
-    seen, sample = set(), []
+    """Every family with a note, the first family of each (distiller, outcome kind) but those
+    that distil with a shipped config's distiller, and REGRESSIONS."""
+    seen, sample = {(d, 'distils') for d in SHIPPED}, []
     for family, plan in plans.items():
         if isinstance(plan, str) or plan.outcome:
             continue
         kind = (plan.dtype, DOC[family][1].split(':')[0])
-        if DOC[family][2] or kind not in seen:
+        if DOC[family][2] or kind not in seen or family in REGRESSIONS:
             sample.append(family)
         seen.add(kind)
     return sample
@@ -105,6 +115,6 @@ def _sample(plans) -> list:
 
 def test_a_sample_builds_and_steps_as_the_table_says(plans):
     sample = _sample(plans)
-    assert {'dcn', 'carafe', 'ddod', 'ssd', 'rtmdet', 'dino'} <= set(sample)
+    assert {'dcn', 'carafe', 'ddod', 'ssd', 'detr', 'grid_rcnn', *REGRESSIONS} <= set(sample)
     rows = zoo_table.zoo(sample)
     assert {f: (c, o, n) for f, c, o, n in rows} == {f: DOC[f] for f in sample}
