@@ -48,7 +48,7 @@ REFUSED_PARTS: Dict[str, str] = dict(
     SparseRoIHead='SparseRCNN', DynamicMaskHead='QueryInst', PISARoIHead='PISA',
     Mask2FormerHead='Mask2Former', MaskFormerHead='MaskFormer',
     LDHead='KnowledgeDistillationSingleStageDetector', TridentRoIHead='TridentFasterRCNN',
-    SOLOV1Head='SOLO', DecoupledSOLOHead='SOLO', SOLOV2Head='SOLOv2', CondInstMaskHead='CondInst',
+    SOLOHead='SOLO', SOLOV2Head='SOLOv2', CondInstMaskHead='CondInst',
     BoxInstMaskHead='BoxInst', YOLACTProtonet='YOLACT', DABDETRHead='DABDETR',
     DDQDETRHead='DDQDETR')
 

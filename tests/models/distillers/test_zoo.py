@@ -9,6 +9,7 @@ from mmdet.registry import MODELS
 
 import mmkdcal  # noqa: F401
 from mmkdcal.models.distillers import distiller_type
+from mmkdcal.models.distillers.zoo import REFUSED_DETECTORS, REFUSED_PARTS
 
 
 @pytest.mark.parametrize('student, want', [
@@ -62,3 +63,8 @@ def test_a_refused_family_is_refused_by_any_distiller_before_the_teacher(tmp_pat
     model.setdefault('teacher_config', cfg.model.to_dict())
     with pytest.raises(ValueError, match=says):
         MODELS.build(model)
+
+
+def test_each_refused_part_is_an_mmdet_class_of_a_refused_family():
+    assert [p for p in REFUSED_PARTS if MODELS.get(p) is None] == []
+    assert [f for f in REFUSED_PARTS.values() if f not in REFUSED_DETECTORS] == []
