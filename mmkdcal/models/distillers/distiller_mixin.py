@@ -31,6 +31,7 @@ from .heterogeneous import HeteroPair
 from .taps import OutputTaps, single_call
 from .teacher_classes import teacher_dataset_meta
 from .teacher_inference import apply_teacher_inference, resolve_teacher_inference
+from .zoo import check_student
 
 __all__ = ['DISTILL_STATE_KEY', 'DistillerMixin', 'TEMPERATURE_RANGE', 'adopt_legacy_distill_state',
            'flatten_level_outputs', 'foreground_confidence', 'load_teacher_config']
@@ -144,10 +145,11 @@ class DistillerMixin:
             cls.STUDENT_CLASS = student
 
     def __init__(self, *args, **kwargs) -> None:
-        """Refuse the retired ``student_type`` key (naming the class to use), then build the
-        student."""
+        """Refuse the retired ``student_type`` key (naming the class to use) and a student of a
+        refused family (:func:`.zoo.check_student`), then build the student."""
         if 'student_type' in kwargs:
             raise ValueError(_student_type_message(type(self), kwargs['student_type']))
+        check_student(kwargs)
         super().__init__(*args, **kwargs)
 
     # ------------------------------------------------------------------ construction

@@ -2,21 +2,20 @@
 
 A student of class ``X`` is distilled by ``DistillX`` when mmkdcal has it, else by the distiller
 of the nearest base class of ``X`` that has one (``DistillSingleStageDetector`` for a plain
-``SingleStageDetector`` subclass such as FSAF). The families that cannot be distilled (by
-detector class, or by dense-head class) are refused here, at build time, each with the reason
-and the nearest supported alternative.
+``SingleStageDetector`` such as SSD). The families that cannot be distilled are refused here, at
+build time, each with the reason and the nearest supported alternative: by the student's class
+(:func:`distiller_type`), and by its parts whichever distiller builds it (:func:`check_student`,
+which every distiller calls before it builds its student).
 """
-from typing import Dict
+from typing import Any, Dict, Iterator, Tuple
 
 from mmdet.registry import MODELS
 
-from .distiller_mixin import DistillerMixin
+__all__ = ['REFUSED_DETECTORS', 'REFUSED_PARTS', 'check_student', 'distiller_type']
 
-__all__ = ['REFUSED_DETECTORS', 'distiller_type']
-
-#: Detector classes, and dense-head classes (matched on ``bbox_head.type``: heads that ride a
-#: shared detector class such as RetinaNet), that no distiller takes: name -> reason and
-#: alternative.
+#: Families that no distiller takes: detector class (or family) name, or a dense-head class
+#: (matched on ``bbox_head.type`` when the head rides a shared detector class such as RetinaNet)
+#: -> reason and alternative.
 _INST = ('a single-stage instance segmentor (its masks come from kernels or prototypes, not '
          'from a box head) is not distilled yet; use Mask R-CNN or RTMDet as the student')
 _QUERY_ROI = ('its RoI head refines learned proposal boxes and features stage by stage, with no '
@@ -55,7 +54,21 @@ REFUSED_DETECTORS: Dict[str, str] = dict(
     SABLRetinaHead=('its score is the class score times the confidence of its side-bucket box '
                     'classification, no per-prior factor, so no class logit is the score it '
                     'ranks by; use RetinaNet or GFL'),
-    SSDHead=_SOFTMAX, PISASSDHead=_SOFTMAX, GARetinaHead=_GUIDED, GuidedAnchorHead=_GUIDED)
+    SSDHead=_SOFTMAX, PISASSDHead=_SOFTMAX, GARetinaHead=_GUIDED, GuidedAnchorHead=_GUIDED,
+    PISA=('its RoI head computes and reweights its own targets (ISR-P, CARL) instead of calling '
+          'its bbox head\'s loss_and_target, where the RoI pairing taps them; use Faster R-CNN'))
+
+#: Parts that mark a refused family whatever the distiller's class: part class (or a base of it)
+#: -> family, a key of REFUSED_DETECTORS. Inner parts come first (QueryInst's mask head first).
+REFUSED_PARTS: Dict[str, str] = dict(
+    SparseRoIHead='SparseRCNN', DynamicMaskHead='QueryInst', PISARoIHead='PISA',
+    Mask2FormerHead='Mask2Former', MaskFormerHead='MaskFormer',
+    LDHead='KnowledgeDistillationSingleStageDetector', TridentRoIHead='TridentFasterRCNN',
+    SOLOHead='SOLO', SOLOV2Head='SOLOv2', CondInstMaskHead='CondInst',
+    BoxInstMaskHead='BoxInst', YOLACTProtonet='YOLACT', DABDETRHead='DABDETR',
+    DDQDETRHead='DDQDETR', YOLOV3Head='YOLOV3', LADHead='LADHead',
+    SABLRetinaHead='SABLRetinaHead', SSDHead='SSDHead', PISASSDHead='PISASSDHead',
+    GuidedAnchorHead='GuidedAnchorHead')
 
 
 def distiller_type(model: dict) -> str:
@@ -72,13 +85,38 @@ def distiller_type(model: dict) -> str:
     student = MODELS.get(name)
     if student is None:
         raise ValueError(f'model.type {name!r} is not a registered model class.')
-    if isinstance(student, type) and issubclass(student, DistillerMixin):
+    if hasattr(student, 'STUDENT_CLASS'):  # a DistillerMixin
         raise ValueError(f'model.type {name!r} is already a distiller: give the student config.')
     kinds = {cls.STUDENT_CLASS: key for key, cls in MODELS.module_dict.items()
-             if isinstance(cls, type) and issubclass(cls, DistillerMixin)
-             and cls.STUDENT_CLASS is not None and key == f'Distill{cls.STUDENT_CLASS.__name__}'}
+             if getattr(cls, 'STUDENT_CLASS', None) is not None
+             and key == f'Distill{cls.STUDENT_CLASS.__name__}'}
     for klass in student.__mro__:
         if klass in kinds:
             return kinds[klass]
     raise ValueError(f'{name} has no distiller: mmkdcal distils single-stage and two-stage '
                      'detectors and DETR-like detectors, and no base class of it is one.')
+
+
+def check_student(student: Dict[str, Any]) -> None:
+    """Raise ValueError when a part of the student marks a refused family (REFUSED_PARTS).
+
+    Args:
+        student: The student's keyword arguments (``backbone``, ``roi_head``, ... as configs).
+    """
+    for path, kind in _parts(student, 'model'):
+        part = MODELS.get(kind) if isinstance(kind, str) else kind
+        for klass in part.__mro__ if isinstance(part, type) else ():
+            if klass.__name__ in REFUSED_PARTS:
+                family = REFUSED_PARTS[klass.__name__]
+                raise ValueError(f'{family} cannot be distilled: {REFUSED_DETECTORS[family]} '
+                                 f'({path} is a {part.__name__}).')
+
+
+def _parts(cfg: Any, path: str) -> Iterator[Tuple[str, Any]]:
+    """(path, type) of every config with a ``type`` under ``cfg``, the inner ones first."""
+    items = (cfg.items() if isinstance(cfg, dict)
+             else enumerate(cfg) if isinstance(cfg, (list, tuple)) else ())
+    for key, value in items:
+        yield from _parts(value, f'{path}.{key}')
+    if isinstance(cfg, dict) and cfg.get('type') is not None:
+        yield path, cfg['type']

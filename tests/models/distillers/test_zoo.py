@@ -1,8 +1,15 @@
 """Which distiller a student config takes (``distiller_type``), and the families it refuses."""
+import os.path as osp
+
 import pytest
+from mmengine.config import Config
+
+import mmdet
+from mmdet.registry import MODELS
 
 import mmkdcal  # noqa: F401
 from mmkdcal.models.distillers import distiller_type
+from mmkdcal.models.distillers.zoo import REFUSED_DETECTORS, REFUSED_PARTS
 
 
 @pytest.mark.parametrize('student, want', [
@@ -45,3 +52,37 @@ def test_refused_heads_on_shared_detector_classes(student, head, says):
     assert fine.startswith('Distill')  # the detector class itself is distilled
     with pytest.raises(ValueError, match=says):
         distiller_type(dict(type=student, bbox_head=dict(type=head)))
+
+
+@pytest.mark.parametrize('config, distiller, says', [
+    ('sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py', 'DistillTwoStageDetector',
+     r'SparseRCNN cannot be distilled: .* Cascade R-CNN.* \(model.roi_head is a SparseRoIHead\)'),
+    ('queryinst/queryinst_r50_fpn_1x_coco.py', 'DistillTwoStageDetector',
+     r'QueryInst cannot be distilled: .* Cascade R-CNN.* \(model.roi_head.mask_head.0 is a '
+     r'DynamicMaskHead\)'),
+    ('pisa/faster-rcnn_r50_fpn_pisa_1x_coco.py', 'DistillFasterRCNN',
+     r'PISA cannot be distilled: .*ISR-P.* use Faster R-CNN \(model.roi_head is a PISARoIHead\)'),
+    ('mask2former/mask2former_r50_8xb2-lsj-50e_coco.py', 'DistillSingleStageDetector',
+     r'Mask2Former cannot be distilled: .* use Mask R-CNN .*\(model.panoptic_head is a '
+     r'Mask2FormerHead\)'),
+    ('ld/ld_r18-gflv1-r101_fpn_1x_coco.py', 'DistillGFL',
+     r'KnowledgeDistillationSingleStageDetector cannot be distilled: it is already a distiller'
+     r'.* \(GFL, PAA\).* \(model.bbox_head is a LDHead\)'),
+    ('ssd/ssd300_coco.py', 'DistillSingleStageDetector',
+     r'SSDHead cannot be distilled: .* use RetinaNet or ATSS \(model.bbox_head is a SSDHead\)'),
+])
+def test_a_refused_family_is_refused_by_any_distiller_before_the_teacher(tmp_path, config,
+                                                                         distiller, says):
+    """The family's stock mmdet config under a distiller class that would take its detector
+    class: refused at build with the family, the reason and the alternative, before the teacher's
+    weights (a missing file here) are read."""
+    cfg = Config.fromfile(osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', config))
+    model = dict(cfg.model.to_dict(), type=distiller, teacher_ckpt=str(tmp_path / 'none.pth'))
+    model.setdefault('teacher_config', cfg.model.to_dict())
+    with pytest.raises(ValueError, match=says):
+        MODELS.build(model)
+
+
+def test_each_refused_part_is_an_mmdet_class_of_a_refused_family():
+    assert [p for p in REFUSED_PARTS if MODELS.get(p) is None] == []
+    assert [f for f in REFUSED_PARTS.values() if f not in REFUSED_DETECTORS] == []
