@@ -1,11 +1,7 @@
-"""The post-hoc calibrators of a teacher's class logits, one record each (docs/calibration.md).
-
-Each :class:`Calibrator` fits on ``(logits, targets)`` and maps logits to calibrated logits:
-``temperature`` (``z / T``), ``class_temperature`` (``z_c / T_c``), ``platt`` (``a_c z_c + b_c``,
-by NLL; vector scaling for softmax), ``isotonic`` (a monotone, interpolated PAV map of each
-class's probability; one-vs-rest and renormalised for softmax). Targets are binary or, for
-sigmoid, soft in [0, 1]; a class without positive and negative targets keeps the identity map
-(listed in ``identity_classes``).
+"""The post-hoc calibrators of a teacher's class logits, one record each (docs/calibration.md):
+``temperature``, ``class_temperature``, ``platt`` (``a_c z_c + b_c`` by NLL) and ``isotonic``
+(an interpolated PAV map of each class's probability). A class without positive and negative
+targets keeps the identity map (listed in ``identity_classes``).
 """
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple

@@ -1,9 +1,6 @@
-"""What the calibration pass's ground truth leaves out of its annotation file, and whether to go on.
-
-:func:`audit_annotations` counts a COCO file's annotations by the rules of mmdet's
-``CocoDataset.parse_data_info`` (which drops them silently); :func:`check_calibration_annotations`
-warns above :data:`WARN_SHARE` and refuses above :data:`REFUSE_SHARE` of invalid boxes (outside
-the image or zero area); see docs/usage.md.
+"""What the calibration pass's ground truth leaves out of its annotation file (by the rules of
+mmdet's ``CocoDataset.parse_data_info``), warned above :data:`WARN_SHARE` and refused above
+:data:`REFUSE_SHARE` of invalid boxes (docs/usage.md).
 """
 import json
 import logging

@@ -1,7 +1,5 @@
-"""One calibration pass over a model: collect (logits, targets), fit a calibrator, report.
-
-Shared by ``TeacherCalibrationHook`` and ``tools/calibrate.py``; what is collected, fitted and
-reported is the ``fit_on`` mode's record (:mod:`mmkdcal.engine.calibration_modes`).
+"""One calibration pass over a model: collect (logits, targets), fit a calibrator, report
+(``TeacherCalibrationHook`` and ``tools/calibrate.py``; the ``fit_on`` mode's record decides).
 """
 import json
 import os

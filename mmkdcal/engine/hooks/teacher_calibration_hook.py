@@ -43,7 +43,8 @@ def fingerprint_as_teacher(model: torch.nn.Module,
     as its teacher with ``teacher_inference`` (None: the defaults).
     """
     settings = resolve_teacher_inference(teacher_inference)
-    return teacher_fingerprint(apply_teacher_inference(copy.deepcopy(model), settings), settings)
+    teacher = apply_teacher_inference(copy.deepcopy(model).cpu(), settings)  # folded on the CPU,
+    return teacher_fingerprint(teacher, settings)  # as a distiller folds its teacher at build
 
 
 def calibration_meta(state: Dict[str, Any], source: str, teacher_ckpt: Any,
@@ -51,7 +52,7 @@ def calibration_meta(state: Dict[str, Any], source: str, teacher_ckpt: Any,
     """The checkpoint ``meta`` entries of a teacher calibrator (also a calibrator file's)."""
     meta = dict(teacher_calibration={k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
                                      for k, v in state.items()},
-                teacher_temperature_source=source, teacher_ckpt=str(teacher_ckpt),
+                teacher_temperature_source=source, teacher_ckpt=str(teacher_ckpt or '?'),
                 teacher_fingerprint=fingerprint)
     if 't' in state:  # the key older checkpoints and tools read
         meta['teacher_temperature'] = torch.as_tensor(state['t']).tolist()
