@@ -1,17 +1,10 @@
 """mmkdcal: knowledge distillation from a calibrated teacher, as an MMDetection 3.x plug-in.
 
-Importing this package (``custom_imports=dict(imports=['mmkdcal'])`` in a config) registers every
-model, loss, hook, metric and dataset of the project in MMDetection's registries, after checking
-that the installed OpenMMLab stack is one mmkdcal works with, and registers the checkpoint
-allow-list that safe ``weights_only=True`` loading needs (:mod:`mmkdcal.utils.checkpoint`). It
-also makes ``mmkdcal::`` config paths resolve in ``Config.fromfile``
-(:mod:`mmkdcal.utils.config_scope`). Whether the stack works is decided by
-:mod:`mmkdcal.utils.stack`, which each OpenMMLab part also asks directly.
-
-``mmkdcal.calibration`` needs only torch and numpy. Where MMDetection is missing, or installed but
-unusable (a wrong version, mmcv without its compiled ops), ``import mmkdcal.calibration`` still
-works: the OpenMMLab parts are then not registered, a warning says why, and importing them
-(``mmkdcal.models``...) raises an ImportError naming the package, the version found and the pin.
+``import mmkdcal`` (or ``custom_imports``) registers every model, loss, hook, metric and dataset
+in MMDetection's registries when the OpenMMLab stack works (:mod:`mmkdcal.utils.stack`), with
+safe checkpoint loading and ``mmkdcal::`` config paths. ``mmkdcal.calibration`` needs only torch
+and numpy: without a usable stack it still imports, a warning says why, and importing the other
+parts raises an ImportError naming the package, the version found and the pin.
 """
 import warnings
 from importlib.util import find_spec
@@ -42,12 +35,8 @@ from . import calibration  # noqa: E402,F401
 
 
 def register_all_modules() -> None:
-    """Register mmkdcal's OpenMMLab parts (idempotent); ImportError if the stack is unusable.
-
-    ``import mmkdcal`` has already registered them when the stack works; this re-installs the
-    two MMEngine patches (safe checkpoint loading, ``mmkdcal::`` config paths) in case other
-    code replaced them since.
-    """
+    """Re-install the two MMEngine patches (safe loading, ``mmkdcal::`` paths) in case other
+    code replaced them (idempotent); ImportError if the stack is unusable."""
     require_openmmlab('mmkdcal')
     _checkpoint.install()
     _config_scope.register_config_scope()

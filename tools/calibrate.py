@@ -1,14 +1,17 @@
-"""Measure a trained detector's (or classifier's) calibration, fit a temperature, report it.
+"""Measure a trained detector's (or classifier's) calibration, fit a calibrator, report it.
 
-Runs the model once over a split, reports D-ECE / ECE / ACE before and after temperature
-scaling, writes ``<out>/calibration.json`` and the before/after reliability diagram
+Runs the model once over a split, reports D-ECE / ECE / ACE before and after the calibrator,
+writes ``<out>/calibration.json`` and the before/after reliability diagram
 ``<out>/calibration.png``, and prints the temperature to put into a distillation config
-(``model.teacher_temperature=...``).
+(``model.teacher_temperature=...``). ``--calibrator-file`` also writes the fitted calibrator
+(any kind) for ``TeacherCalibrationHook(calibrator_file=...)`` (docs/calibration.md).
 
 Examples:
     python tools/calibrate.py configs/demo/gfl_r18w32_digits.py \
         work_dirs/gfl_r18w32_digits/iter_400.pth
     python tools/calibrate.py CONFIG CKPT --split test --objective ace --fit-on anchors --out DIR
+    python tools/calibrate.py CONFIG CKPT --split calib --calibrator platt \
+        --calibrator-file work_dirs/teacher_platt.pth
 """
 import argparse
 import json
@@ -23,7 +26,8 @@ from mmengine.config import DictAction  # noqa: E402
 from mmkdcal.calibration import OBJECTIVES  # noqa: E402
 from mmkdcal.engine import (TARGETS, calibration_mode_names, calibration_report,  # noqa: E402
                             calibrator_names, collect_calibration_data, default_fit_on,
-                            fit_and_report, format_report, get_calibration_mode, jsonable,
+                            fingerprint_as_teacher, fit_and_report, format_report,
+                            get_calibration_mode, jsonable, save_calibrator_file,
                             under_confidence_warning)
 from tools.harness.trained_model import build_split_loader, load_trained_model  # noqa: E402
 
@@ -56,6 +60,12 @@ def parse_args(argv=None):
     parser.add_argument('--report-score-thr', type=float, default=None,
                         help='--also-split, detections: report D-ECE of the detections whose '
                              '(scaled) score is at least this, as DetectionCalibrationMetric')
+    parser.add_argument('--calibrator-file', default=None,
+                        help='also write the fitted calibrator here, for a distillation config: '
+                             'TeacherCalibrationHook(calibrator_file=...)')
+    parser.add_argument('--teacher-inference', nargs='+', action=DictAction, default=None,
+                        help="--calibrator-file: the distiller's model.teacher_inference (e.g. "
+                             'precision=bf16), which the file\'s teacher fingerprint covers')
     parser.add_argument('--out', default=None, help='output dir (default: work_dirs/calibrate/'
                                                     '<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -106,6 +116,13 @@ def calibrate(args) -> dict:
         with open(osp.join(out, 'calibration.json'), 'w') as f:
             json.dump(jsonable(report), f, indent=2)
     print(f'Wrote {osp.join(out, "calibration.json")} and {osp.join(out, "calibration.png")}')
+    if args.calibrator_file:
+        sha = save_calibrator_file(args.calibrator_file, report['state'], args.checkpoint,
+                                   fingerprint_as_teacher(model, args.teacher_inference))
+        print(f'Wrote {args.calibrator_file} (sha256 {sha}). Put it into a distillation config: '
+              f"TeacherCalibrationHook(calibrator_file='{args.calibrator_file}', "
+              f"calibrator_sha256='{sha}') with model.teacher_temperature=None")
+        report['calibrator_file'] = dict(path=args.calibrator_file, sha256=sha)
     if 'temperature' not in report:
         print(f"TeacherCalibrationHook(calibrator='{report['calibrator']}') fits it in training.")
         return report

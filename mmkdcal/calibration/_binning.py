@@ -6,12 +6,8 @@ __all__ = []  # private helper
 
 
 def equal_width_index(x: torch.Tensor, edges: torch.Tensor, n_bins: int) -> torch.Tensor:
-    """``torch.bucketize(x, edges, right=True) - 1`` for near-uniform ``edges``, but faster.
-
-    ``floor(x * n_bins)`` is the bin of every value that is not within a few ulps of an edge;
-    those few are re-binned with ``torch.bucketize`` against the exact ``edges``, so the
-    result equals a binary search against ``edges`` (e.g. ``numpy.linspace`` or
-    ``torch.linspace`` ones) bit for bit.
+    """``torch.bucketize(x, edges, right=True) - 1`` for near-uniform ``edges``, bit for bit, but
+    faster: ``floor(x * n_bins)``, with values within a few ulps of an edge re-binned exactly.
     """
     shape = x.shape
     x = x.reshape(-1)
@@ -29,12 +25,7 @@ def equal_width_index(x: torch.Tensor, edges: torch.Tensor, n_bins: int) -> torc
 
 
 def equal_width_index_np(x: np.ndarray, edges: np.ndarray, n_bins: int) -> np.ndarray:
-    """NumPy twin of :func:`equal_width_index`: ``searchsorted(edges, x, 'right') - 1``.
-
-    Computed as ``floor(x * n_bins)`` with the values within a few ulps of an edge re-binned by
-    ``numpy.searchsorted`` (which compares in the common dtype of ``x`` and ``edges``, as
-    ``numpy.histogramdd`` does).
-    """
+    """NumPy twin of :func:`equal_width_index` (``searchsorted(edges, x, 'right') - 1``)."""
     r = x * n_bins
     idx = np.floor(r)
     np.subtract(r, idx, out=r)  # r is now the fractional part

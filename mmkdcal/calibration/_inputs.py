@@ -1,8 +1,5 @@
-"""Input conversion and validation shared by the calibration functions.
-
-Every public function of :mod:`mmkdcal.calibration` accepts torch tensors or numpy arrays. These
-helpers turn them into tensors and reject bad input early with a message that names the argument
-and says how to fix it.
+"""Input conversion and validation shared by the calibration functions: tensors or arrays in,
+bad input refused early with a message naming the argument and the fix.
 """
 from typing import Any, Optional, Tuple
 
@@ -27,10 +24,8 @@ def as_tensor(x: Any, name: str) -> torch.Tensor:
 
 def float_tensor(x: Any, name: str, ndim: Optional[Tuple[int, ...]] = None,
                  finite: bool = True, allow_empty: bool = False) -> torch.Tensor:
-    """Convert ``x`` to a floating tensor (float16/bfloat16 -> float32), check rank and finiteness.
-
-    ``finite=False`` skips the NaN/inf check for callers that run :func:`check_probs` next;
-    ``allow_empty`` accepts zero samples (an image without detections).
+    """``x`` as a floating tensor (half -> float32) of an allowed rank; ``finite=False`` skips the
+    NaN/inf check, ``allow_empty`` accepts zero samples.
     """
     t = as_tensor(x, name)
     if t.dtype == torch.bool or not (t.is_floating_point() or t.dtype in _INT_DTYPES):
@@ -61,9 +56,8 @@ _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 def check_probs(p: torch.Tensor, name: str, simplex: bool = False) -> None:
     """Check that ``p`` holds probabilities (and with ``simplex``, that rows sum to 1 +- 1e-3)."""
+    check_finite(p, name)
     lo, hi = torch.aminmax(p)
-    if not (torch.isfinite(lo) and torch.isfinite(hi)):
-        raise ValueError(f'`{name}` contains NaN or inf values: remove or fix those samples first.')
     if lo < 0 or hi > 1:
         raise ValueError(f'`{name}` must hold probabilities in [0, 1], got values in '
                          f'[{lo.item():.4g}, {hi.item():.4g}]: apply softmax/sigmoid '

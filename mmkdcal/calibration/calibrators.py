@@ -1,23 +1,7 @@
-"""The post-hoc calibrators of a teacher's class logits, one record each.
-
-Each :class:`Calibrator` fits on ``(logits, targets)`` from one calibration pass and maps logits
-to calibrated logits, so the KD losses keep receiving logits:
-
-* ``temperature``: ``z / T`` with one T (Guo et al. 2017; :func:`fit_temperature`);
-* ``class_temperature``: ``z_c / T_c``, one T per class;
-* ``platt``: ``a_c z_c + b_c`` per class, fitted by NLL (Platt 1999, per class as Kuzucu et al.,
-  ECCV 2024); for softmax heads this is vector scaling (Guo et al. 2017);
-* ``isotonic``: a monotone map of each class's probability (pool-adjacent-violators, linearly
-  interpolated between its steps so that it is continuous, as scikit-learn's
-  ``IsotonicRegression`` predicts), applied to ``sigmoid(z_c)``; the losses see
-  ``logit(clamp(iso_c(p_c), eps, 1 - eps))``. For softmax heads it is one-vs-rest: each
-  ``p_c = softmax(z)_c`` is mapped by its class's map, the results are renormalised to sum to 1,
-  and the logits are their logs.
-
-Targets are binary (a true positive, or the label) or, for ``mode='sigmoid'``, soft in [0, 1]
-(the IoU of a detection's match, LaECE's target). A class without both positive and negative
-targets cannot be fitted by ``platt`` or ``isotonic``: it keeps the identity map, and the state
-lists it under ``identity_classes`` so that the report says so.
+"""The post-hoc calibrators of a teacher's class logits, one record each (docs/calibration.md):
+``temperature``, ``class_temperature``, ``platt`` (``a_c z_c + b_c`` by NLL) and ``isotonic``
+(an interpolated PAV map of each class's probability). A class without positive and negative
+targets keeps the identity map (listed in ``identity_classes``).
 """
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -39,17 +23,9 @@ State = Dict[str, Any]
 
 @dataclass(frozen=True)
 class Calibrator:
-    """One calibrator.
-
-    Args:
-        name: The ``calibrator=`` value.
-        description: Half a sentence for logs and docs.
-        fit: ``(z, y, mode, **options) -> state``: z float64 (N, K) logits, y int64 labels (N,)
-            for softmax or float64 targets (N, K) in [0, 1] for sigmoid; the state holds tensors
-            and lists.
-        apply: ``(z, state, mode) -> logits`` for logits of any shape with classes last.
-        summary: ``state -> str`` for logs.
-        identity: The tensors of the identity map of one class.
+    """One calibrator: its ``name`` (the ``calibrator=`` value), a ``description``, ``fit``
+    (``(z, y, mode, **options) -> state``), ``apply`` (``(z, state, mode) -> logits``, classes
+    last), ``summary`` (``state -> str``) and ``identity`` (one class's identity-map tensors).
     """
 
     name: str
@@ -97,15 +73,8 @@ def _fit_platt(z: Tensor, y: Tensor, mode: str) -> State:  # by NLL: no options
 
 
 def isotonic_fit(x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """The increasing least-squares fit of ``y`` on ``x`` (pool-adjacent-violators).
-
-    Args:
-        x: Inputs (N,).
-        y: Targets (N,).
-
-    Returns:
-        tuple: knots ``(xs, ys)``, xs strictly increasing: the fit at each distinct x with
-        the constant runs reduced to their ends (what ``np.interp`` needs to reproduce it).
+    """The increasing least-squares fit of ``y`` on ``x`` (pool-adjacent-violators), as knots
+    ``(xs, ys)`` (xs strictly increasing, constant runs reduced to their ends) for ``np.interp``.
     """
     xs, inv = np.unique(x, return_inverse=True)
     w = np.bincount(inv).astype(np.float64)
@@ -209,23 +178,15 @@ def _get(name: str) -> Calibrator:
 def fit_calibrator(name: str, logits: Any, targets: Any, mode: str = 'sigmoid',
                    classes: Optional[Any] = None, num_classes: Optional[int] = None,
                    **options: Any) -> State:
-    """Fit one calibrator.
+    """Fit one calibrator; its state (with ``calibrator``, ``mode``) for :func:`apply_calibrator`.
 
     Args:
         name: A key of :data:`CALIBRATORS`.
         logits: (N, K) logits, or (N,) for one sigmoid score per sample.
-        targets: Labels (N,) for softmax; for sigmoid, labels (N,) with K = background, or
-            targets in [0, 1] shaped like the logits.
+        targets: softmax: labels (N,); sigmoid: labels with K = background, or targets in [0, 1].
         mode: ``'softmax'`` or ``'sigmoid'``.
-        classes: With (N,) sigmoid logits (one score per detection): each sample's class, so
-            that a per-class calibrator is fitted on each class's samples.
-        num_classes: The number of classes K, with ``classes``.
-        **options: For the temperature calibrators: ``objective`` and ``n_bins`` of
-            :func:`fit_temperature`.
-
-    Returns:
-        dict: the state, with ``calibrator`` and ``mode`` keys, for :func:`apply_calibrator`
-        and the checkpoint.
+        classes, num_classes: With (N,) logits: each sample's class and K, to fit per class.
+        **options: Temperature calibrators: ``objective``, ``n_bins``.
     """
     cal = _get(name)
     if classes is not None and name != 'temperature':
@@ -237,8 +198,9 @@ def fit_calibrator(name: str, logits: Any, targets: Any, mode: str = 'sigmoid',
 
 def _fit_by_class(cal: Calibrator, logits: Any, targets: Any, classes: Any,
                   k: Optional[int], options: Dict[str, Any]) -> State:
-    """A per-class sigmoid calibrator fitted on each class's (N,) scores; the identity for a
-    class without positive and negative samples (listed in ``identity_classes``)."""
+    """A per-class sigmoid calibrator fitted on each class's (N,) scores (the identity for a
+    class that cannot be fitted, listed in ``identity_classes``).
+    """
     z, y, squeeze = prepare_targets(logits, targets, 'sigmoid')
     c = as_tensor(classes, 'classes').long().reshape(-1)
     if not squeeze or c.shape[0] != z.shape[0] or k is None or (c < 0).any() or (c >= k).any():

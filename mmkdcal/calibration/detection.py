@@ -1,16 +1,9 @@
 """Calibration of object detectors: detection-to-ground-truth matching and D-ECE.
 
-A detection is *matched* (a true positive) when COCO-style greedy matching assigns it a ground
-truth box of its class with IoU >= ``iou_thr``. The detection calibration error D-ECE
-(Kueppers et al., "Multivariate Confidence Calibration for Object Detection", CVPR Workshops
-2020) bins the detections jointly over their confidence and, optionally, their relative box
-position/size, and compares the precision with the mean confidence in each bin:
-
-    D-ECE = sum_{bins b} (n_b / N) |prec_b - conf_b|
-
-exactly as ``netcal.metrics.ECE(bins, detection=True).measure(X, matched)`` computes it for
-``X = [confidence, feature_1, ...]``: every column is clipped to ``[eps, 1 - eps]`` (``eps``
-the machine epsilon of its dtype) and cut into equal-width bins ``[e_j, e_{j+1})`` of [0, 1].
+A detection is matched (a true positive) when COCO-style greedy matching gives it a ground truth
+of its class with IoU >= ``iou_thr``. D-ECE (Kueppers et al., CVPR-W 2020) bins detections over
+confidence and optionally relative box features, as ``netcal.metrics.ECE(detection=True)``
+(docs/calibration.md).
 """
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -44,20 +37,10 @@ def _boxes(x: Any, name: str) -> torch.Tensor:
 
 def ground_truth_arrays(
         record: Mapping[str, Any]) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The ground truth of one image: boxes (G, 4), labels (G,) and ignore flags (G,).
+    """The ground truth of one image: float64 boxes (G, 4), int64 labels, bool ignore flags.
 
-    Reads the two layouts of MMDetection (without importing it): ``instances``, the dataset's
-    annotation list (dicts with ``bbox`` as x1, y1, x2, y2, ``bbox_label`` and an optional
-    ``ignore_flag``, as ``get_data_info`` gives them and ``PackDetInputs`` can keep them), else
-    ``gt_instances`` plus optional ``ignored_instances`` (``bboxes`` and ``labels``: tensors,
-    arrays or box structures, as ``PackDetInputs`` packs them after ``LoadAnnotations``).
-
-    Args:
-        record: A data info dict, a data sample's ``to_dict()``, or anything with those keys.
-
-    Returns:
-        tuple or None: float64 boxes, int64 labels and bool ignore flags, the ignored boxes
-        after the others for ``gt_instances``; None when the record has neither layout.
+    Reads mmdet's ``instances`` (dataset annotations), else ``gt_instances`` plus
+    ``ignored_instances`` (packed samples; ignored boxes last); None when neither is there.
     """
     if 'instances' in record:
         inst = record['instances']
@@ -80,18 +63,9 @@ def ground_truth_arrays(
 
 
 def box_iou(boxes1: Any, boxes2: Any, mode: str = 'iou') -> torch.Tensor:
-    """Pairwise IoU (or intersection over the area of ``boxes1``) of two box sets.
-
-    ``IoU(a, b) = |a & b| / (|a| + |b| - |a & b|)``; ``mode='iof'`` gives ``|a & b| / |a|``,
-    the overlap COCOeval uses for crowd (ignored) ground truths.
-
-    Args:
-        boxes1: Boxes (M, 4) as (x1, y1, x2, y2).
-        boxes2: Boxes (G, 4) as (x1, y1, x2, y2).
-        mode: ``'iou'`` or ``'iof'``.
-
-    Returns:
-        torch.Tensor: float64 matrix (M, G); 0 where a union/area is 0.
+    """Pairwise IoU (M, G), float64 (0 where the union is 0), of (x1, y1, x2, y2) ``boxes1`` (M, 4)
+    and ``boxes2`` (G, 4); ``mode='iof'``: intersection over the area of ``boxes1`` (crowd
+    overlap).
     """
     if mode not in ('iou', 'iof'):
         raise ValueError(f"`mode` must be 'iou' or 'iof', got {mode!r}.")
@@ -120,31 +94,21 @@ def match_detections(det_boxes: Any,
                      return_ignored: bool = False,
                      return_iou: bool = False
                      ) -> Union[torch.Tensor, Tuple[torch.Tensor, ...]]:
-    """Greedy one-to-one matching of the detections of one image, as COCOeval does it.
+    """Greedy one-to-one matching of one image's detections, as COCOeval does it.
 
-    Detections are visited by descending score (stable order for ties). Each takes, among the
-    not yet matched non-ignored ground truths of its class, the one with the highest IoU (the
-    last of equal ones, as COCOeval), if that IoU is >= ``iou_thr``; with ``iou_thr=0`` any
-    ground truth of the class qualifies (LaECE's ``tau = 0``). A detection left unmatched whose
-    overlap ``|det & gt| / |det|`` with an ignored (crowd) ground truth of its class is
-    >= ``iou_thr`` is *ignored* (neither true nor false positive); ignored ground truths can
-    absorb any number of detections (COCOeval's ``iscrowd`` rule).
+    By descending score, each detection takes the unmatched, non-ignored ground truth of its class
+    with the highest IoU (the last of equal ones) if it is >= ``iou_thr``. An unmatched detection
+    overlapping an ignored (crowd) one of its class by ``|det & gt| / |det| >= iou_thr`` is ignored.
 
     Args:
-        det_boxes: Detection boxes (D, 4) as (x1, y1, x2, y2).
-        det_scores: Detection scores (D,).
-        det_labels: Detection class indices (D,).
-        gt_boxes: Ground-truth boxes (G, 4) as (x1, y1, x2, y2).
-        gt_labels: Ground-truth class indices (G,).
+        det_boxes, det_scores, det_labels: Detections (D, 4) as (x1, y1, x2, y2), (D,), (D,).
+        gt_boxes, gt_labels: Ground truth (G, 4), (G,).
         iou_thr: IoU threshold of a match.
-        gt_ignore: Optional bool flags (G,), True for ignored (crowd) ground truths.
-        return_ignored: Also return the ignored-detection mask.
-        return_iou: Also return each detection's IoU with its match (float64, 0 unmatched).
+        gt_ignore: Optional bool flags (G,) of ignored (crowd) ground truths.
+        return_ignored, return_iou: Also return the ignored mask / each match's IoU (0 unmatched).
 
     Returns:
-        torch.Tensor or tuple: bool ``matched`` (D,) in the input order; with
-        ``return_ignored`` also bool ``ignored`` (D,) (never True where ``matched`` is); with
-        ``return_iou`` then the IoUs (D,).
+        bool ``matched`` (D,), then ``ignored`` and the IoUs when asked.
     """
     if not 0 <= iou_thr <= 1:
         raise ValueError(f'`iou_thr` must be in [0, 1], got {iou_thr!r}.')
@@ -214,18 +178,8 @@ def match_detections_batch(
         images: Sequence[Dict[str, Any]],
         iou_thr: float = 0.5,
         return_ignored: bool = False) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-    """Run :func:`match_detections` on many images and concatenate the results.
-
-    Args:
-        images: One dict per image with keys ``det_boxes``, ``det_scores``, ``det_labels``,
-            ``gt_boxes``, ``gt_labels`` and optionally ``gt_ignore`` (see
-            :func:`match_detections`).
-        iou_thr: IoU threshold of a match.
-        return_ignored: Also return the concatenated ignored-detection mask.
-
-    Returns:
-        torch.Tensor or tuple: bool ``matched`` over all detections, image after image in the
-        given order (and ``ignored`` with ``return_ignored``).
+    """:func:`match_detections` over ``images`` (dicts with ``det_boxes``, ``det_scores``,
+    ``det_labels``, ``gt_boxes``, ``gt_labels``, optional ``gt_ignore``), concatenated in order.
     """
     keys = ('det_boxes', 'det_scores', 'det_labels', 'gt_boxes', 'gt_labels')
     matched: List[torch.Tensor] = []
@@ -257,27 +211,15 @@ def match_image_detections(det_boxes: Any,
                            image_size: Sequence[float],
                            iou_thr: float = 0.5,
                            box_features: Sequence[str] = ('cx', 'cy')) -> Dict[str, np.ndarray]:
-    """Everything D-ECE needs from one image: the one matching both the calibration pass and
-    ``DetectionCalibrationMetric`` use.
+    """Everything D-ECE needs from one image (the calibration pass and the metric share it):
+    matches (crowd rule included), drops the ignored detections, computes relative box features.
 
-    Matches the detections to the ground truth (:func:`match_detections`, crowd rule
-    included), drops the ignored ones, and computes the relative box features of the rest.
-    Detections and ground truth must be in the same coordinates as ``image_size`` (mmdet's
-    ``ori_shape`` with predictions rescaled to the original image).
-
-    Args:
-        det_boxes, det_scores, det_labels: The image's detections (D, 4), (D,), (D,).
-        gt_boxes, gt_labels: Its ground truth (G, 4), (G,).
-        gt_ignore: Bool flags (G,) of ignored (crowd) ground truths, or None.
-        image_size: ``(H, W)`` of the image.
-        iou_thr: IoU of a match.
-        box_features: Relative box features to compute (subset of cx, cy, w, h).
+    Args: as :func:`match_detections`, plus ``image_size`` ``(H, W)`` (mmdet's ``ori_shape``) and
+        ``box_features`` (subset of cx, cy, w, h).
 
     Returns:
-        dict: ``scores`` float32 (D',), ``matched`` bool (D',), ``features`` float64
-        (D', len(box_features)), ``ious`` (the IoU of each match, 0 unmatched) and ``labels``
-        of the D' non-ignored detections, in input order; ``num_gt`` and ``gt_labels``, the
-        number and labels of the non-ignored ground truths.
+        dict: ``scores``, ``matched``, ``features``, ``ious``, ``labels`` of the kept detections;
+        ``num_gt`` and ``gt_labels`` of the non-ignored ground truth.
     """
     matched, ignored, ious = match_detections(det_boxes, det_scores, det_labels, gt_boxes,
                                               gt_labels, iou_thr=iou_thr, gt_ignore=gt_ignore,
@@ -300,19 +242,9 @@ def match_image_detections(det_boxes: Any,
 def relative_box_features(boxes: Any,
                           image_sizes: Any,
                           features: Sequence[str] = ('cx', 'cy')) -> torch.Tensor:
-    """Box position/size relative to the image, the extra D-ECE dimensions of Kueppers et al.
-
-    ``cx = (x1 + x2) / 2 / W``, ``cy = (y1 + y2) / 2 / H``, ``w = (x2 - x1) / W``,
-    ``h = (y2 - y1) / H``.
-
-    Args:
-        boxes: Boxes (N, 4) as (x1, y1, x2, y2) in pixels.
-        image_sizes: ``(H, W)`` of one image shared by all boxes, or (N, 2) per box
-            (the ``ori_shape`` order of MMDetection).
-        features: Subset of ``('cx', 'cy', 'w', 'h')`` in the wanted column order.
-
-    Returns:
-        torch.Tensor: float64 (N, len(features)).
+    """Box centre/size relative to the image (``cx = (x1 + x2) / 2W``, ``w = (x2 - x1) / W``...),
+    float64 (N, len(features)), of pixel ``boxes`` (N, 4) with ``image_sizes`` ``(H, W)`` or (N, 2);
+    ``features`` a subset of ``('cx', 'cy', 'w', 'h')`` in column order.
     """
     b = _boxes(boxes, 'boxes')
     feats = list(features)
@@ -386,25 +318,14 @@ def detection_ece(scores: Any,
                   n_bins: Union[int, Sequence[int]] = 10,
                   box_features: Sequence[str] = ('cx', 'cy'),
                   features: Optional[Any] = None) -> float:
-    """Detection ECE (D-ECE), binned over confidence and optionally relative box features.
-
-    Reproduces ``netcal.metrics.ECE(n_bins, detection=True).measure(X, matched)`` with
-    ``X = [scores]`` (no boxes), ``X = [scores, relative_box_features(boxes, image_sizes,
-    box_features)]`` or ``X = [scores, features]``: each column is clipped to [eps, 1 - eps],
-    binned into equal-width bins of [0, 1], and
-    ``D-ECE = sum_b (n_b / N) |mean(matched in b) - mean(score in b)|`` over the joint bins.
+    """D-ECE, binned over confidence and optionally relative box features (netcal's definition).
 
     Args:
-        scores: Detection confidences in [0, 1], shape (N,).
-        matched: 0/1 or bool, shape (N,): 1 for a true positive (see :func:`match_detections`).
-        boxes: Optional boxes (N, 4) (x1, y1, x2, y2) in pixels, binned by position/size.
-        image_sizes: ``(H, W)`` or (N, 2) image sizes; required with ``boxes``.
-        n_bins: Bins per dimension: one int for all, or one per column of X (confidence first).
-        box_features: Which relative box features to bin (subset of cx, cy, w, h).
+        scores, matched: Confidences in [0, 1] (N,) and 0/1 true-positive flags (N,).
+        boxes, image_sizes: Optional pixel boxes (N, 4) and ``(H, W)`` or (N, 2), binned by
+            ``box_features`` (relative position/size).
+        n_bins: Bins per dimension: one int, or one per column (confidence first).
         features: Precomputed extra columns (N, F) in [0, 1] instead of ``boxes``.
-
-    Returns:
-        float: D-ECE in [0, 1].
     """
     s_conf, s_hit, n = _joint_bin_sums(
         *_detection_columns(scores, matched, boxes, image_sizes, box_features, features), n_bins)
@@ -418,23 +339,8 @@ def detection_ece_over_under(scores: Any,
                              n_bins: Union[int, Sequence[int]] = 10,
                              box_features: Sequence[str] = ('cx', 'cy'),
                              features: Optional[Any] = None) -> Tuple[float, float]:
-    """Split the D-ECE into its over- and under-confidence parts.
-
-    With the bins of :func:`detection_ece`, ``D-ECE_o = sum_{b: conf_b > prec_b} (n_b / N)
-    (conf_b - prec_b)`` (``prec_b``: the fraction of matched detections in bin b) and ``D-ECE_u``
-    the same over the bins with ``conf_b < prec_b``, so ``D-ECE_o + D-ECE_u = D-ECE``.
-
-    Args:
-        scores: Detection confidences in [0, 1], shape (N,).
-        matched: 0/1 or bool, shape (N,).
-        boxes: Optional boxes (N, 4), as in :func:`detection_ece`.
-        image_sizes: ``(H, W)`` or (N, 2) image sizes; required with ``boxes``.
-        n_bins: Bins per dimension.
-        box_features: Which relative box features to bin.
-        features: Precomputed extra columns (N, F) in [0, 1] instead of ``boxes``.
-
-    Returns:
-        tuple: ``(dece_over, dece_under)`` as floats.
+    """D-ECE split into its over- and under-confident bins, ``(dece_over, dece_under)``; arguments
+    as :func:`detection_ece`.
     """
     s_conf, s_hit, n = _joint_bin_sums(
         *_detection_columns(scores, matched, boxes, image_sizes, box_features, features), n_bins)
@@ -460,13 +366,8 @@ def _np_floats(x: Any, name: str, ndim: Tuple[int, ...]) -> np.ndarray:
 
 def _joint_bin_sums(cols: List[np.ndarray], hit: np.ndarray,
                     n_bins: Union[int, Sequence[int]]) -> Tuple[np.ndarray, np.ndarray, int]:
-    """Per-bin sums of the joint equal-width binning of ``cols`` (``cols[0]``: the confidence).
-
-    ``cols``: F columns (N,) of one floating dtype; ``hit``: float64 0/1 outcomes (N,); ``n_bins``:
-    one int, or one per column. Returns ``(sum of clipped confidences, sum of outcomes, N)``, the
-    sums float64 arrays over the occupied bins (and possibly some empty ones). NumPy on purpose:
-    single-threaded SIMD kernels are as fast as torch's here and do not slow down on a busy
-    machine the way multi-threaded element-wise ops can.
+    """Per-bin sums ``(clipped confidence, outcomes, N)`` of the joint equal-width binning of
+    ``cols`` (confidence first); numpy on purpose (single-threaded, steady on a busy machine).
     """
     f, n = len(cols), cols[0].shape[0]
     if isinstance(n_bins, (list, tuple)):

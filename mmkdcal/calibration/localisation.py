@@ -1,18 +1,9 @@
 """Localisation-aware calibration errors of detectors: LaECE and LaACE.
 
-Oksuz et al., "Towards Building Self-Aware Object Detectors via Reliable Uncertainty
-Quantification and Calibration" (CVPR 2023), as Kuzucu et al. (ECCV 2024) evaluate with them: a
-detection's confidence should equal the IoU of its match, and 0 for a false positive. Per class
-``c`` with at least one (non-ignored) ground truth, over its N_c (non-ignored) detections:
-
-    LaECE_c = sum_{bins b} (n_b / N_c) |sum_{i in b} IoU_i / n_b - mean_{i in b} score_i|
-    LaACE_c = mean_i |IoU_i - score_i|          (every detection a bin of its own)
-
-and LaECE, LaACE are the means over those classes. The bins are 25 equal-width bins of [0, 1],
-the first closed (``[0, 1/25]``) and the others open on the left (``(e_b, e_b+1]``), as in the
-authors' ``coco_calibration.py``. Classes without a detection are left out of the mean, as
-there. Matching is :func:`~mmkdcal.calibration.detection.match_detections` at ``iou_thr``
-(the authors' ``tau``, 0 by default: any ground truth of the class can be taken).
+Oksuz et al. (CVPR 2023), as Kuzucu et al. (ECCV 2024) evaluate them: a detection's confidence
+should equal the IoU of its match (0 for a false positive); per class with ground truth, 25
+equal-width bins (the first closed), averaged over classes, as the authors' ``coco_calibration.py``
+(docs/calibration.md).
 """
 from typing import Any, Dict, Iterable, Optional, Sequence
 
@@ -48,19 +39,9 @@ def _mean_over_classes(errors: Sequence[float]) -> float:
 
 def laece(scores: Any, ious: Any, labels: Any, n_bins: int = 25,
           classes: Optional[Iterable[int]] = None) -> float:
-    """Localisation-aware ECE, averaged over classes.
-
-    Args:
-        scores: Confidences in [0, 1] of the (non-ignored) detections, shape (N,).
-        ious: IoU of each detection with its match, 0 for a false positive, shape (N,)
-            (``match_detections(..., return_iou=True)``).
-        labels: Class index of each detection, shape (N,).
-        n_bins: Equal-width confidence bins per class (the authors use 25).
-        classes: The classes to average over: those with at least one ground truth in the
-            evaluated set (default: every class that has a detection).
-
-    Returns:
-        float: LaECE in [0, 1].
+    """Localisation-aware ECE, averaged over ``classes`` (those with ground truth; default: those
+    detected), of the non-ignored detections' ``scores`` (N,), their match ``ious`` (0 for a false
+    positive) and ``labels``, with ``n_bins`` equal-width bins per class.
     """
     if not isinstance(n_bins, int) or n_bins < 1:
         raise ValueError(f'`n_bins` must be a positive int, got {n_bins!r}.')
@@ -76,31 +57,15 @@ def laece(scores: Any, ious: Any, labels: Any, n_bins: int = 25,
 
 def laace(scores: Any, ious: Any, labels: Any,
           classes: Optional[Iterable[int]] = None) -> float:
-    """Localisation-aware adaptive calibration error (LaACE_0: one bin per detection).
-
-    Args:
-        scores, ious, labels, classes: As for :func:`laece`.
-
-    Returns:
-        float: LaACE in [0, 1].
-    """
+    """Localisation-aware ACE (one bin per detection); arguments as :func:`laece`."""
     per_class = _per_class(scores, ious, labels, classes).values()
     return _mean_over_classes([np.abs(sq[1] - sq[0]).mean() for sq in per_class])
 
 
 def localisation_errors(images: Sequence[Dict[str, Any]], iou_thr: float = 0.0,
                         n_bins: int = 25) -> Dict[str, float]:
-    """LaECE and LaACE of a detector over images with ground truth.
-
-    Args:
-        images: One dict per image with ``det_boxes``, ``det_scores``, ``det_labels``,
-            ``gt_boxes``, ``gt_labels`` and optionally ``gt_ignore`` (as for
-            :func:`~mmkdcal.calibration.detection.match_detections_batch`).
-        iou_thr: IoU a match needs (the authors' ``tau``).
-        n_bins: Confidence bins per class for LaECE.
-
-    Returns:
-        dict: ``laece`` and ``laace``.
+    """``laece`` and ``laace`` of a detector over images (dicts as for
+    :func:`~mmkdcal.calibration.detection.match_detections_batch`), matched at ``iou_thr``.
     """
     keys = ('det_boxes', 'det_scores', 'det_labels', 'gt_boxes', 'gt_labels')
     parts, gt_classes = [], set()

@@ -1,12 +1,8 @@
-"""Reliability diagrams (DeGroot & Fienberg 1983; Niculescu-Mizil & Caruana, ICML 2005).
+"""Reliability diagrams (DeGroot & Fienberg 1983; Niculescu-Mizil & Caruana 2005).
 
-Each bar is the accuracy (fraction of positives) of the samples whose confidence falls in an
-equal-width bin, drawn against the diagonal of perfect calibration; the shaded part is the gap
-to the bin's mean confidence and a histogram below shows how many samples each bin holds. The
-title reports the ECE and ACE of the same data, and the functions return the numbers they drew.
-
-matplotlib is imported inside the functions (no pyplot, no global backend change): the
-module imports without it.
+Bars of accuracy per equal-width confidence bin against the diagonal, the gap shaded, a count
+histogram below, ECE and ACE in the title. matplotlib is imported inside the functions
+(optional), so the module imports without it.
 """
 import os
 from typing import Any, Dict, Optional
@@ -22,26 +18,11 @@ __all__ = ['reliability_stats', 'reliability_diagram', 'reliability_diagram_befo
 
 
 def reliability_stats(probs: Any, labels: Any, n_bins: int = 15) -> Dict[str, Any]:
-    """Numbers behind a reliability diagram.
+    """Numbers behind a reliability diagram: ``kind``, ``ece``, ``ace``, ``n`` and per-bin
+    ``bin_count``, ``bin_acc``, ``bin_conf`` of ``n_bins`` equal-width bins.
 
-    Three kinds of input are understood:
-
-    * ``'top-label'``: softmax ``probs`` (N, K) with int ``labels`` (N,): bins of the top-label
-      confidence, bars of accuracy; ``ece`` is :func:`ece`, ``ace`` is :func:`ace`.
-    * ``'binary'``: ``probs`` (N,) with 0/1 ``labels`` (N,) (e.g. detection confidences vs.
-      matched): ``ece`` is :func:`binary_ece`, ``ace`` the ACE of the single column.
-    * ``'class-wise'``: independent (sigmoid) ``probs`` (N, K) with binary ``labels`` (N, K):
-      bars pool all N*K scores; ``ece`` is :func:`classwise_ece`, ``ace`` is :func:`ace`.
-
-    Args:
-        probs: Probabilities as above.
-        labels: Labels/targets as above.
-        n_bins: Number of equal-width bins.
-
-    Returns:
-        dict: ``kind``, ``ece``, ``ace``, ``n`` and the per-bin lists ``bin_count``,
-        ``bin_acc``, ``bin_conf`` (length ``n_bins``; the bin of confidences equal to 1, kept
-        apart by the ECE, is drawn inside the last bar; empty bins have acc = conf = 0).
+    ``'top-label'``: softmax ``probs`` (N, K), int ``labels``; ``'binary'``: ``probs`` (N,), 0/1
+    ``labels``; ``'class-wise'``: sigmoid ``probs`` (N, K), binary ``labels`` (N, K), pooled.
     """
     n_bins = check_n_bins(n_bins)
     p = float_tensor(probs, 'probs', ndim=(1, 2), finite=False)
@@ -129,18 +110,8 @@ def reliability_diagram(probs: Any,
                         path: str,
                         n_bins: int = 15,
                         title: Optional[str] = None) -> Dict[str, Any]:
-    """Write a reliability diagram PNG and return the numbers it shows.
-
-    Args:
-        probs: Softmax (N, K), binary (N,) or sigmoid (N, K) probabilities (see
-            :func:`reliability_stats`).
-        labels: Int labels (N,) or binary targets (N,) / (N, K).
-        path: Output ``.png`` path (parent folders are created).
-        n_bins: Number of equal-width bins.
-        title: Optional first title line.
-
-    Returns:
-        dict: :func:`reliability_stats` of the data, plus ``path``.
+    """Write the reliability diagram of ``probs`` / ``labels`` (as :func:`reliability_stats`) to
+    ``path`` (``n_bins`` bins, optional ``title``); return its stats plus ``path``.
     """
     path = _check_path(path)
     stats = reliability_stats(probs, labels, n_bins)
@@ -161,25 +132,10 @@ def reliability_diagram_before_after(logits: Any,
                                      title: Optional[str] = None,
                                      after: Optional[Any] = None,
                                      after_label: Optional[str] = None) -> Dict[str, Any]:
-    """Two reliability diagrams side by side: ``logits`` before and after calibration.
-
-    Args:
-        logits: softmax: (N, K); sigmoid: (N, K) or (N,).
-        labels: As :func:`~mmkdcal.calibration.fit_temperature` takes them (int labels; for
-            sigmoid also binary targets, or int labels with K = background).
-        temperature: Scalar (float or 0-dim tensor) or per-class (K,) temperature; None with
-            ``after``.
-        path: Output ``.png`` path.
-        mode: ``'softmax'`` or ``'sigmoid'``.
-        n_bins: Number of equal-width bins.
-        title: Optional title prefix.
-        after: Calibrated logits shaped like ``logits`` (another calibrator's output), shown
-            instead of ``logits / T``.
-        after_label: The right panel's title with ``after`` (e.g. the calibrator's name).
-
-    Returns:
-        dict: ``{'before': stats, 'after': stats, 'temperature': float, list or None,
-        'path': path}``.
+    """Two reliability diagrams side by side (``path``, ``n_bins``, ``title``): ``logits``
+    (``labels`` as :func:`~mmkdcal.calibration.fit_temperature` takes them, ``mode``) before and
+    after calibration by ``temperature``, or shown as ``after`` (another calibrator's logits,
+    panel title ``after_label``). Returns ``before`` / ``after`` stats, ``temperature``, ``path``.
     """
     path = _check_path(path)
     z, y, squeeze = prepare_targets(logits, labels, mode)

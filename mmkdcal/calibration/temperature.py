@@ -1,32 +1,10 @@
-"""Temperature scaling: fit ``T > 0`` so that ``logits / T`` are calibrated.
+"""Temperature scaling: fit ``T > 0`` (or one ``T_k`` per class) to calibrate ``logits / T``.
 
-Temperature scaling (Guo et al., "On Calibration of Modern Neural Networks", ICML 2017) divides
-the logits by one scalar ``T`` (or one ``T_k`` per class) chosen on held-out data. Kim et al.,
-"The Role of Teacher Calibration in Knowledge Distillation" (IEEE Access 2025) fit it to the
-teacher before distillation, choosing ``T`` by NLL or directly by a calibration error.
-
-Two output layers are supported:
-
-* ``mode='softmax'``: logits (N, K), int labels (N,); ``p = softmax(z / T)``.
-* ``mode='sigmoid'``: independent per-class scores ``p_k = sigmoid(z_k / T)`` as in dense
-  detector heads; logits (N, K) with targets in [0, 1] (N, K) (binary, or soft such as the IoU
-  of a detection's match) or int labels (N,) where label ``K`` is background (all-zero target
-  row); or logits (N,) with targets (N,) (e.g. one confidence per detection).
-
-Objectives:
-
-* ``'nll'``: softmax cross-entropy, or for sigmoid the BCE summed over classes and averaged
-  over samples; minimised by full-batch L-BFGS over ``log T`` in float64.
-* ``'ece'``: softmax top-label :func:`~mmkdcal.calibration.ece`; sigmoid class-wise ECE
-  (:func:`~mmkdcal.calibration.classwise_ece`, i.e. the binary ECE of each class column,
-  averaged over classes; :func:`~mmkdcal.calibration.binary_ece` for 1-D logits).
-* ``'ace'``: :func:`~mmkdcal.calibration.ace` of the softmax or sigmoid probabilities against
-  the one-hot / binary targets.
-
-``'ece'``/``'ace'`` are minimised by a bounded 1-D search over ``log T`` in ``bounds`` (a grid,
-then golden-section refinement around the best grid point). With ``per_class=True`` softmax
-uses joint L-BFGS over the K temperatures (NLL only); sigmoid fits each class independently
-(its own 1-D problem; all classes are searched in parallel).
+Guo et al. 2017; Kim et al. 2025 fit it to the teacher before distillation. ``mode='softmax'``:
+logits (N, K), int labels; ``mode='sigmoid'``: independent per-class scores, targets in [0, 1]
+(N, K), int labels with K = background, or (N,) logits. ``'nll'`` is minimised by L-BFGS over
+``log T`` (float64); ``'ece'`` / ``'ace'`` by a bounded grid-plus-golden-section search over
+``log T`` (docs/calibration.md).
 """
 import math
 from typing import Any, Callable, Sequence, Tuple
@@ -46,17 +24,8 @@ OBJECTIVES = ('nll', 'ece', 'ace')
 
 def prepare_targets(logits: Any, targets: Any,
                     mode: str = 'softmax') -> Tuple[torch.Tensor, torch.Tensor, bool]:
-    """Validate logits/targets for temperature scaling and bring them to one canonical form.
-
-    Args:
-        logits: (N, K) logits, or (N,) for ``mode='sigmoid'``.
-        targets: softmax: int labels (N,). sigmoid: binary (N, K) / (N,), or int labels (N,)
-            in [0, K] with K = background.
-        mode: ``'softmax'`` or ``'sigmoid'``.
-
-    Returns:
-        tuple: ``(z, y, squeeze)``: float64 logits (N, K); int64 labels (N,) for softmax or a
-        float64 0/1 matrix (N, K) for sigmoid; and whether the logits were 1-D.
+    """Validate logits/targets; return float64 logits (N, K), int64 labels (softmax) or a float64
+    target matrix (sigmoid), and whether the logits were 1-D.
     """
     if mode not in _MODES:
         raise ValueError(f'`mode` must be one of {_MODES}, got {mode!r}.')
@@ -108,12 +77,7 @@ def _nll_loss(z: torch.Tensor, y: torch.Tensor, mode: str) -> Callable[[torch.Te
 
 
 def _check_not_separated(z: torch.Tensor, y: torch.Tensor, mode: str, per_class: bool) -> None:
-    """Raise if the NLL has no finite minimiser because every sample is already right.
-
-    Softmax: when the true class has the strictly largest logit for every sample, the NLL
-    decreases monotonically to 0 as T -> 0. Sigmoid: the same when every logit has the sign of
-    its target (for all entries, or for one class with ``per_class``).
-    """
+    """Raise if the NLL has no finite minimiser (every sample right: NLL -> 0 as T -> 0)."""
     if mode == 'softmax':
         true = z.gather(1, y[:, None])
         others = z.scatter(1, y[:, None], -math.inf)
@@ -164,18 +128,8 @@ def _fit_nll(z: torch.Tensor, y: torch.Tensor, mode: str, shape: Tuple[int, ...]
 
 def _search_log_t(f: Callable[[torch.Tensor], torch.Tensor], g: int, bounds: Tuple[float, float],
                   device: torch.device, n_grid: int = 25, n_golden: int = 20) -> torch.Tensor:
-    """Minimise ``g`` independent 1-D functions of ``log T`` in parallel.
-
-    Args:
-        f: Maps log-temperatures (g,) to objective values (g,).
-        g: Number of independent problems.
-        bounds: ``(T_min, T_max)``.
-        device: Device of the search variables.
-        n_grid: Grid points over ``[log T_min, log T_max]``.
-        n_golden: Golden-section steps inside the bracket around the best grid point.
-
-    Returns:
-        torch.Tensor: float64 (g,) temperatures with the lowest objective evaluated.
+    """Minimise ``g`` independent 1-D functions ``f`` of ``log T`` within ``bounds`` in parallel
+    (``n_grid`` grid points, then ``n_golden`` golden-section steps); float64 (g,) temperatures.
     """
     grid = torch.linspace(math.log(bounds[0]), math.log(bounds[1]), n_grid, dtype=torch.float64,
                           device=device)
@@ -248,22 +202,17 @@ def fit_temperature(logits: Any,
                     n_bins: int = 15,
                     bounds: Sequence[float] = (0.05, 20.0),
                     max_iter: int = 100) -> torch.Tensor:
-    """Fit the temperature(s) that calibrate ``logits / T`` (see the module docstring).
+    """Fit the temperature(s) that calibrate ``logits / T``; float32, 0-dim or (K,), on the
+    device of ``logits``.
 
     Args:
-        logits: (N, K) logits, or (N,) binary logits for ``mode='sigmoid'``.
-        targets: softmax: int labels (N,). sigmoid: binary (N, K) or (N,), or int labels (N,)
-            with K meaning background.
+        logits: (N, K) logits, or (N,) for ``mode='sigmoid'``.
+        targets: softmax: int labels (N,); sigmoid: targets (N, K) / (N,) or labels, K background.
         mode: ``'softmax'`` or ``'sigmoid'``.
-        objective: ``'nll'`` (L-BFGS on log T), ``'ece'`` or ``'ace'`` (bounded search).
-        per_class: Fit one temperature per class (K,) instead of a scalar.
-        n_bins: Bins of the ECE/ACE objectives.
-        bounds: ``(T_min, T_max)`` searched by the ``'ece'``/``'ace'`` objectives.
+        objective: ``'nll'``, ``'ece'`` or ``'ace'``.
+        per_class: One temperature per class (K,).
+        n_bins, bounds: Bins and ``(T_min, T_max)`` of the ECE/ACE search.
         max_iter: L-BFGS iterations for ``'nll'``.
-
-    Returns:
-        torch.Tensor: float32 temperature, 0-dim, or (K,) with ``per_class=True``, on the
-        device of ``logits``.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f'`objective` must be one of {OBJECTIVES}, got {objective!r}.')

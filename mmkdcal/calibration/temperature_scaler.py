@@ -10,18 +10,9 @@ __all__ = ['TemperatureScaler']
 
 
 class TemperatureScaler:
-    """Fit a temperature once, then rescale logits with it: ``transform(z) = z / T``.
-
-    Args:
-        mode: ``'softmax'`` or ``'sigmoid'`` (see :func:`fit_temperature`).
-        objective: ``'nll'``, ``'ece'`` or ``'ace'``.
-        per_class: One temperature per class instead of a scalar.
-        n_bins: Bins of the ECE/ACE objectives.
-        bounds: ``(T_min, T_max)`` of the ECE/ACE search.
-
-    Example:
-        >>> scaler = TemperatureScaler(mode='softmax').fit(val_logits, val_labels)
-        >>> calibrated = scaler.transform(test_logits).softmax(-1)
+    """Fit a temperature once (``mode``, ``objective``, ``per_class``, ``n_bins``, ``bounds`` as
+    :func:`fit_temperature`), then rescale logits: ``TemperatureScaler('softmax').fit(z_val,
+    y_val).transform(z_test)``.
     """
 
     def __init__(self,
@@ -46,29 +37,14 @@ class TemperatureScaler:
         return self._temperature
 
     def fit(self, logits: Any, targets: Any) -> 'TemperatureScaler':
-        """Fit the temperature on held-out ``(logits, targets)``.
-
-        Args:
-            logits: (N, K) logits (or (N,) for ``mode='sigmoid'``).
-            targets: Labels/targets as :func:`fit_temperature` takes them.
-
-        Returns:
-            TemperatureScaler: ``self``, fitted.
-        """
+        """Fit the temperature on held-out ``(logits, targets)``; return ``self``."""
         self._temperature = fit_temperature(logits, targets, mode=self.mode,
                                             objective=self.objective, per_class=self.per_class,
                                             n_bins=self.n_bins, bounds=self.bounds)
         return self
 
     def transform(self, logits: Any) -> torch.Tensor:
-        """Divide ``logits`` by the fitted temperature (per-class T applies to the last dim).
-
-        Args:
-            logits: Logits of shape (..., K) (any shape for a scalar T).
-
-        Returns:
-            torch.Tensor: ``logits / T`` in the dtype of ``logits``.
-        """
+        """``logits / T`` (a per-class T applies to the last dim), in the dtype of ``logits``."""
         t = self.temperature
         z = float_tensor(logits, 'logits', finite=False)
         if t.dim() == 1 and (z.dim() == 0 or z.shape[-1] != t.shape[0]):
@@ -77,15 +53,7 @@ class TemperatureScaler:
         return z / t.to(device=z.device, dtype=z.dtype)
 
     def fit_transform(self, logits: Any, targets: Any) -> torch.Tensor:
-        """Fit on ``(logits, targets)`` and return ``logits / T``.
-
-        Args:
-            logits: (N, K) logits (or (N,) for ``mode='sigmoid'``).
-            targets: Labels/targets as :func:`fit_temperature` takes them.
-
-        Returns:
-            torch.Tensor: The rescaled logits.
-        """
+        """Fit on ``(logits, targets)`` and return ``logits / T``."""
         return self.fit(logits, targets).transform(logits)
 
     def __repr__(self) -> str:

@@ -1,14 +1,9 @@
 """CIFAR-100 reader for the standard ``cifar-100-python`` folder, with a restricted unpickler.
 
-The dataset files of Krizhevsky, "Learning Multiple Layers of Features from Tiny Images" (2009),
-as distributed on https://www.cs.toronto.edu/~kriz/cifar.html (``cifar-100-python.tar.gz``), are
-Python pickles: ``train`` and ``test`` hold a dict with ``data`` (N x 3072 uint8, each row the
-1024 red, then 1024 green, then 1024 blue values of a 32x32 image in row-major order),
-``fine_labels`` (0..99), ``coarse_labels`` (0..19), ``filenames`` and ``batch_label``;
-``meta`` holds ``fine_label_names`` and ``coarse_label_names``. Nothing is ever downloaded here.
-
-Unpickling runs code named by the file, so the files are read with :class:`CifarUnpickler`, which
-only resolves the globals that a numpy array inside a dict needs and refuses anything else.
+The files (Krizhevsky 2009) are pickles (``train``, ``test``: ``data`` N x 3072 uint8 in R, G, B
+planes, ``fine_labels``, ``coarse_labels``; ``meta``: label names); they are read with
+:class:`CifarUnpickler`, which refuses every global a numpy array in a dict does not need.
+Nothing is downloaded.
 """
 import _codecs
 import os
@@ -50,14 +45,8 @@ _ALLOWED_GLOBALS = {
 
 
 class CifarUnpickler(pickle.Unpickler):
-    """Unpickler that only builds dicts/lists/strings/numbers and numpy arrays.
-
-    Any other global (``os.system``, ``builtins.eval``, ``subprocess.Popen``...) raises
-    ``pickle.UnpicklingError`` naming it, before it can be called.
-
-    Args:
-        file: Binary file object to read.
-        source (str): File name used in error messages.
+    """Unpickler that builds only containers, strings, numbers and numpy arrays; any other
+    global raises ``pickle.UnpicklingError`` naming it (``source``: the file, for messages).
     """
 
     def __init__(self, file, source: str = '<stream>') -> None:
@@ -65,15 +54,7 @@ class CifarUnpickler(pickle.Unpickler):
         self.source = source
 
     def find_class(self, module: str, name: str) -> Any:
-        """Resolve an allowed global or refuse.
-
-        Args:
-            module (str): Module named by the pickle.
-            name (str): Attribute named by the pickle.
-
-        Returns:
-            Any: the allowed object.
-        """
+        """Resolve an allowed global or refuse."""
         allowed = _ALLOWED_GLOBALS.get((module, name))
         if allowed is None:
             raise pickle.UnpicklingError(
@@ -89,14 +70,7 @@ class CifarUnpickler(pickle.Unpickler):
 
 
 def load_cifar_pickle(path: str) -> Dict[str, Any]:
-    """Load one CIFAR pickle safely and return its dict with ``str`` keys.
-
-    Args:
-        path (str): File to read.
-
-    Returns:
-        dict[str, Any]: the unpickled dict (bytes keys decoded as latin-1).
-    """
+    """Load one CIFAR pickle safely; its dict with ``str`` keys."""
     with open(path, 'rb') as f:
         obj = CifarUnpickler(f, source=path).load()
     if not isinstance(obj, dict):
@@ -110,17 +84,7 @@ def _as_str(value: Union[str, bytes]) -> str:
 
 
 def resolve_cifar100_folder(data_root: str) -> str:
-    """Return the folder holding ``train``, ``test`` and ``meta``.
-
-    ``data_root`` is either the directory that contains ``cifar-100-python/`` (the unpacked archive)
-    or that folder itself.
-
-    Args:
-        data_root (str): User-given path.
-
-    Returns:
-        str: the ``cifar-100-python`` folder.
-    """
+    """The ``cifar-100-python`` folder: ``data_root`` itself or its child."""
     if not isinstance(data_root, (str, os.PathLike)) or not str(data_root):
         raise TypeError('CIFAR100Dataset: data_root must be a non-empty path to the directory '
                         f'that contains `{CIFAR100_FOLDER}/`, got {data_root!r}.')
@@ -144,20 +108,13 @@ def resolve_cifar100_folder(data_root: str) -> str:
 
 @DATASETS.register_module()
 class CIFAR100Dataset(BaseDataset):
-    """CIFAR-100 (train: 50,000 images, test: 10,000; 100 fine / 20 coarse classes).
-
-    Each item after ``get_data_info`` is ``dict(img=HxWx3 uint8 RGB array, gt_label=int,
-    img_index=int, sample_idx=int)``; with the default pipeline (:class:`PackClsInputs`) it becomes
-    ``dict(inputs=3x32x32 uint8 tensor, data_samples=BaseDataElement(gt_label=0-dim long))``.
+    """CIFAR-100 (50,000 train / 10,000 test images; 100 fine or 20 coarse classes).
 
     Args:
-        data_root (str): Directory containing ``cifar-100-python/`` (or that folder itself).
-        split (str): ``'train'`` or ``'test'``.
-        pipeline (Sequence[dict | callable]): Transforms, e.g. ``[dict(type='RandomCropPad'),
-            dict(type='RandomHFlip'), dict(type='PackClsInputs')]``.
-        label_type (str): ``'fine'`` (100 classes, the KD benchmark) or ``'coarse'`` (20).
-        **kwargs: Forwarded to :class:`mmengine.dataset.BaseDataset` (``indices``,
-            ``serialize_data``, ``lazy_init``, ``test_mode``, ``max_refetch``, ``metainfo``).
+        data_root: Directory containing ``cifar-100-python/`` (or that folder itself).
+        split, label_type: ``'train'`` or ``'test'``; ``'fine'`` or ``'coarse'``.
+        pipeline: Transforms, e.g. ``[RandomCropPad, RandomHFlip, PackClsInputs]``.
+        **kwargs: Passed to :class:`mmengine.dataset.BaseDataset`.
     """
 
     METAINFO: dict = dict(dataset_name='CIFAR-100')
@@ -196,11 +153,7 @@ class CIFAR100Dataset(BaseDataset):
                          **kwargs)
 
     def load_data_list(self) -> List[dict]:
-        """Read the split file and return one small dict per image (images kept in one array).
-
-        Returns:
-            list[dict]: ``dict(img_index=i, gt_label=label)`` per image.
-        """
+        """One ``dict(img_index, gt_label)`` per image (images kept in one array)."""
         path = osp.join(self.folder, self.split)
         content = load_cifar_pickle(path)
         label_key = f'{self.label_type}_labels'
@@ -225,14 +178,7 @@ class CIFAR100Dataset(BaseDataset):
         return [dict(img_index=i, gt_label=int(label)) for i, label in enumerate(labels)]
 
     def get_data_info(self, idx: int) -> dict:
-        """Return the info of item ``idx`` with its image attached.
-
-        Args:
-            idx (int): Index in the (possibly subset) dataset.
-
-        Returns:
-            dict: ``img`` (32x32x3 uint8 RGB copy), ``gt_label``, ``img_index``, ``sample_idx``.
-        """
+        """The info of item ``idx`` with its image (32x32x3 uint8 RGB copy) attached."""
         info = super().get_data_info(idx)
         info['img'] = self._images[info['img_index']].copy()
         info['img_shape'] = info['ori_shape'] = (32, 32)

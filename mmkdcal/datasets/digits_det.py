@@ -1,36 +1,9 @@
-"""DigitsDet: a small, embedded, deterministic object-detection data set.
+"""DigitsDet: a small, embedded, deterministic object-detection data set (docs/usage.md).
 
-DigitsDet is generated from the 1797 real 8x8 handwritten digit scans that ship with
-scikit-learn (:func:`sklearn.datasets.load_digits`, the UCI "Optical Recognition of
-Handwritten Digits" test set), so it needs no download. Each image is a gray
-``canvas x canvas`` picture with a cluttered background (brightness gradient, noise,
-low-contrast strokes, blobs and *fragments* of digit scans that are never whole digits)
-on which 1-6 whole digits are pasted, each upscaled smoothly (bicubic) to 14-40 px with
-a small random aspect and intensity change, at non-overlapping places. The boxes are the
-tight bounding boxes of each digit's ink after scaling (pixels whose scaled value is at
-least :data:`INK_THRESHOLD` of full ink).
-
-The 1797 scans are split, stratified by class, into three disjoint pools (60/20/20 %
-for train/calib/val), so no scan is shared between splits; every annotation records
-the index of its scan in ``load_digits()`` as ``source_index``.
-
-Layout written by :func:`build_digits_det`::
-
-    <root>/meta.json                    parameters, generator version, content hash
-    <root>/annotations/{train,calib,val}.json   COCO format, category ids 1..10 = '0'..'9'
-    <root>/{train,calib,val}/000000.png ...     8-bit gray PNGs (read as 3-channel by mmcv)
-
-With ``with_masks=True`` every annotation also has an instance mask, ``segmentation``: the
-COCO run-length encoding (``pycocotools.mask.encode``) of the digit's own ink pixels (the
-same pixels its box is the tight extent of), for Mask R-CNN-style training and COCO segm
-evaluation. The pixels, the boxes and every other field are those of the build without
-masks; the option enters the build parameters (and so ``meta.json`` and the content hash)
-only when True, so a default build is byte-identical to one made before the option existed.
-
-The same parameters always give byte-identical JSON and pixel-identical images; a
-folder that already holds the same build is reused without work.
-:class:`DigitsDetDataset` builds the data on first use, so a config works on a fresh
-machine.
+Generated from scikit-learn's 1797 real 8x8 digit scans (no download): 1-6 upscaled digits per
+cluttered gray canvas, boxes the tight extent of each digit's ink (:data:`INK_THRESHOLD`), scans
+split by class into disjoint train/calib/val pools. The same parameters give byte-identical
+files; :class:`DigitsDetDataset` builds the data on first use.
 """
 import hashlib
 import inspect
@@ -74,9 +47,6 @@ _REBUILD_HINT = ('Rebuild it with `python tools/build_digits_det.py --root {root
                  'or point `data_root` at an empty folder.')
 
 
-# --------------------------------------------------------------------------------------
-# Parameters, status and file layout
-# --------------------------------------------------------------------------------------
 def _check_params(n_train: int, n_calib: int, n_val: int, canvas: int, seed: int,
                   min_digits: int, max_digits: int, digit_size: Sequence[int],
                   with_masks: bool = False) -> Dict[str, Any]:
@@ -132,17 +102,8 @@ def _file_name(index: int) -> str:
 
 
 def digits_det_status(root: str, params: Dict[str, Any]) -> Tuple[str, str]:
-    """Say what a folder holds compared with the build described by ``params``.
-
-    Args:
-        root (str): The data-set folder.
-        params (dict): Parameters as returned by ``_check_params``.
-
-    Returns:
-        tuple[str, str]: ``(state, detail)`` with ``state`` one of ``'absent'`` (missing or
-        empty folder), ``'same'`` (complete build with these parameters), ``'different'``
-        (complete build with other parameters) or ``'partial'`` (files without a valid
-        ``meta.json``, or a ``meta.json`` whose files are missing); ``detail`` explains.
+    """``(state, detail)`` of a folder against the build ``params``: state ``'absent'``, ``'same'``,
+    ``'different'`` or ``'partial'``; detail says why.
     """
     if not osp.isdir(root) or not os.listdir(root):
         return 'absent', f'{root} is missing or empty'
@@ -176,23 +137,9 @@ def digits_det_status(root: str, params: Dict[str, Any]) -> Tuple[str, str]:
     return 'same', f'{root} holds this build (hash {meta.get("content_sha256", "?")[:12]})'
 
 
-# --------------------------------------------------------------------------------------
-# Rendering helpers (pure numpy; every random draw comes from the rng passed in)
-# --------------------------------------------------------------------------------------
 def _cubic_matrix(n_out: int, n_in: int) -> np.ndarray:
-    """Bicubic resampling matrix ``W`` (``n_out x n_in``) so that ``W @ x`` resizes ``x``.
-
-    Keys' cubic convolution kernel with a = -0.5 (R. Keys, "Cubic convolution
-    interpolation for digital image processing", IEEE TASSP 29(6), 1981, eq. 15)::
-
-        k(t) = (a + 2)|t|^3 - (a + 3)|t|^2 + 1          for |t| <= 1
-        k(t) = a|t|^3 - 5a|t|^2 + 8a|t| - 4a            for 1 < |t| < 2
-        k(t) = 0                                         otherwise
-
-    with half-pixel centres
-    (``u = (i + 0.5) * n_in / n_out - 0.5``) and edge replication. For up-sampling this is
-    PIL's ``Image.BICUBIC`` except at the border, where PIL renormalises the in-range taps
-    instead of replicating the edge pixel.
+    """Bicubic resampling matrix (``n_out x n_in``; Keys' kernel, a = -0.5, half-pixel centres,
+    edge replication): PIL's ``BICUBIC`` except at the border.
     """
     a = -0.5
     u = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
@@ -356,11 +303,7 @@ def _render_image(rng: np.random.Generator, params: Dict[str, Any], scans: np.nd
 
 def _ink_rle(ink: np.ndarray, y: int, x: int, box: Tuple[int, int, int, int],
              size: int) -> Dict[str, Any]:
-    """COCO RLE of a digit's ink pixels (``ink`` placed at (y, x)), clipped to its box.
-
-    The box is the tight extent of this ink, so the clip only guards the invariant that the
-    mask never leaves its box (and the canvas).
-    """
+    """COCO RLE of a digit's ink pixels (``ink`` placed at (y, x)), clipped to its box."""
     full = np.zeros((size, size), dtype=np.uint8)
     h, w = ink.shape
     y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + h, size), min(x + w, size)
@@ -376,9 +319,6 @@ def _write_png(path: str, img: np.ndarray) -> None:
     Image.fromarray(img, mode='L').save(path, format='PNG', compress_level=1)
 
 
-# --------------------------------------------------------------------------------------
-# Public builder
-# --------------------------------------------------------------------------------------
 def build_digits_det(root: str = 'data/digits_det',
                      n_train: int = 3000,
                      n_calib: int = 500,
@@ -392,33 +332,19 @@ def build_digits_det(root: str = 'data/digits_det',
                      force: bool = False,
                      logger: Optional[Any] = None,
                      progress_interval: float = 2.0) -> Dict[str, str]:
-    """Build DigitsDet in ``root`` (or reuse the identical build already there).
+    """Build DigitsDet in ``root`` (or reuse the identical build); return the paths ``root``,
+    ``meta``, ``{split}_ann`` and ``{split}_img``.
 
     Args:
-        root (str): Output folder. Created if needed.
-        n_train (int): Number of training images.
-        n_calib (int): Number of calibration images (for fitting a teacher's temperature).
-        n_val (int): Number of validation/test images.
-        canvas (int): Image side in pixels (square images).
-        seed (int): Seed of every random draw (the scan split included).
-        min_digits (int): Fewest digits per image.
-        max_digits (int): Most digits per image (fewer when the canvas is too crowded to
-            place one without overlap).
-        digit_size (Sequence[int]): ``(min_px, max_px)`` range of the upscaled scan side.
-        with_masks (bool): Also write each digit's instance mask (``segmentation``, a COCO
-            RLE of its ink pixels). Pixels, boxes and the rest are unchanged.
-        force (bool): Remove a different or partial build of DigitsDet in ``root`` (only
-            ``meta.json``, ``annotations/{split}.json`` and the split folders) and rebuild.
-        logger (Any, optional): Object with an ``info(str)`` method for progress messages:
-            images done, elapsed time and ETA, every ``progress_interval`` seconds.
-        progress_interval (float): Seconds between two progress messages.
-
-    Returns:
-        dict[str, str]: Paths: ``root``, ``meta``, ``{split}_ann`` and ``{split}_img`` for
-        ``split`` in train/calib/val.
-
-    Raises:
-        RuntimeError: ``root`` holds a different or partial build and ``force`` is False.
+        root: Output folder.
+        n_train, n_calib, n_val: Images per split.
+        canvas: Image side in pixels.
+        seed: Seed of every random draw.
+        min_digits, max_digits: Digits per image (fewer when the canvas is crowded).
+        digit_size: ``(min_px, max_px)`` of the upscaled scan side.
+        with_masks: Also write each digit's ink mask (COCO RLE ``segmentation``).
+        force: Replace a different or partial build in ``root``.
+        logger, progress_interval: Object with ``info(str)`` for progress; seconds between lines.
     """
     params = _check_params(n_train, n_calib, n_val, canvas, seed, min_digits, max_digits,
                            digit_size, with_masks)
@@ -497,34 +423,15 @@ def _remove_build(paths: Dict[str, str]) -> None:
             shutil.rmtree(paths[f'{split}_img'])
 
 
-# --------------------------------------------------------------------------------------
-# MMDetection data set
-# --------------------------------------------------------------------------------------
 _BUILD_KEYS = ('n_train', 'n_calib', 'n_val', 'canvas', 'seed', 'min_digits', 'max_digits',
                'digit_size', 'with_masks')
 
 
 @DATASETS.register_module()
 class DigitsDetDataset(CocoDataset):
-    """DigitsDet in COCO format, built in ``data_root`` on first use.
-
-    A thin :class:`mmdet.datasets.CocoDataset` with the ten digit classes. Before the
-    annotations are loaded it makes sure ``data_root`` holds the DigitsDet build described
-    by ``build_cfg``: an empty or missing folder is built (rank 0 builds, the other ranks
-    wait), the identical build is reused, and a different or partial build raises an
-    error that says how to rebuild it.
-
-    Args:
-        data_root (str): Folder of the build (``annotations/``, ``train/`` ...).
-            Defaults to ``'data/digits_det'``.
-        build_cfg (dict, optional): Keyword arguments of :func:`build_digits_det`
-            (``n_train``, ``n_calib``, ``n_val``, ``canvas``, ``seed``, ``min_digits``,
-            ``max_digits``, ``digit_size``, ``with_masks``). Missing keys take the builder's
-            defaults.
-        auto_build (bool): Build the data when ``data_root`` is empty. When False an
-            empty folder raises FileNotFoundError. Defaults to True.
-        **kwargs: Passed to :class:`mmdet.datasets.CocoDataset` (``ann_file``,
-            ``data_prefix``, ``pipeline``, ``test_mode``, ``filter_cfg`` ...).
+    """DigitsDet (a :class:`mmdet.datasets.CocoDataset`, ``**kwargs`` passed on) built in
+    ``data_root`` on first use from ``build_cfg`` (:func:`build_digits_det` arguments) when the
+    folder is empty and ``auto_build``; a different or partial build is refused with how to rebuild.
     """
 
     METAINFO = {

@@ -1,10 +1,8 @@
 """Transforms for small-image classification (CIFAR): pad-and-crop, horizontal flip, packing.
 
-The standard CIFAR training augmentation (He et al., CVPR 2016, Sec. 4.2; used by CRD and
-mdistiller as ``RandomCrop(32, padding=4)`` + ``RandomHorizontalFlip()``) is
-``[RandomCropPad(size=32, padding=4), RandomHFlip(prob=0.5), PackClsInputs()]``; evaluation uses
-``[PackClsInputs()]`` only. Randomness comes from numpy's global generator, which MMEngine seeds
-per dataloader worker.
+Training uses ``[RandomCropPad(32, 4), RandomHFlip(0.5), PackClsInputs()]`` (He et al. 2016, as
+CRD and mdistiller), evaluation ``[PackClsInputs()]``; randomness from numpy's global generator,
+which MMEngine seeds per worker.
 """
 from typing import Sequence
 
@@ -27,15 +25,8 @@ def _check_img(results: dict, who: str) -> np.ndarray:
 
 @TRANSFORMS.register_module()
 class RandomCropPad:
-    """Pad the image on every side, then crop a random ``size`` x ``size`` window.
-
-    With ``size=32, padding=4`` the top-left corner of the window is uniform over the 9 x 9
-    positions of the 40 x 40 padded image, as ``torchvision.transforms.RandomCrop(32, padding=4)``.
-
-    Args:
-        size (int): Output height and width.
-        padding (int): Pixels added on each side before cropping.
-        pad_val (int): Constant fill value of the padding.
+    """Pad the image by ``padding`` (``pad_val``) on every side, then crop a random ``size`` x
+    ``size`` window (as ``torchvision.transforms.RandomCrop(size, padding)``).
     """
 
     def __init__(self, size: int = 32, padding: int = 4, pad_val: int = 0) -> None:
@@ -48,14 +39,7 @@ class RandomCropPad:
         self.pad_val = pad_val
 
     def __call__(self, results: dict) -> dict:
-        """Crop ``results['img']`` in place of the dict.
-
-        Args:
-            results (dict): Must hold ``img`` (H, W, C).
-
-        Returns:
-            dict: ``results`` with the cropped ``img`` and ``img_shape``.
-        """
+        """Crop ``results['img']`` (H, W, C)."""
         img = _check_img(results, 'RandomCropPad')
         p = self.padding
         padded = np.pad(img, ((p, p), (p, p), (0, 0)), mode='constant',
@@ -77,11 +61,7 @@ class RandomCropPad:
 
 @TRANSFORMS.register_module()
 class RandomHFlip:
-    """Mirror the image left-right with probability ``prob``.
-
-    Args:
-        prob (float): Flip probability in [0, 1].
-    """
+    """Mirror the image left-right with probability ``prob``."""
 
     def __init__(self, prob: float = 0.5) -> None:
         if not 0.0 <= float(prob) <= 1.0:
@@ -89,14 +69,7 @@ class RandomHFlip:
         self.prob = float(prob)
 
     def __call__(self, results: dict) -> dict:
-        """Flip ``results['img']`` (H, W, C) along W with probability ``prob``.
-
-        Args:
-            results (dict): Must hold ``img``.
-
-        Returns:
-            dict: ``results`` with ``img`` and ``flip`` (bool) set.
-        """
+        """Flip ``results['img']`` with probability ``prob``; set ``results['flip']``."""
         img = _check_img(results, 'RandomHFlip')
         flip = bool(np.random.rand() < self.prob)
         if flip:
@@ -110,11 +83,8 @@ class RandomHFlip:
 
 @TRANSFORMS.register_module()
 class PackClsInputs:
-    """Pack an image and its label into ``dict(inputs=CxHxW uint8 tensor, data_samples=...)``.
-
-    Args:
-        meta_keys (Sequence[str]): Keys of ``results`` copied into the data sample's metainfo when
-            present.
+    """Pack image and label into ``dict(inputs=CxHxW tensor, data_samples=...)``; ``meta_keys``
+    of ``results`` go into the sample's metainfo.
     """
 
     def __init__(self, meta_keys: Sequence[str] = ('sample_idx', 'img_index', 'img_shape',
@@ -122,15 +92,7 @@ class PackClsInputs:
         self.meta_keys = tuple(meta_keys)
 
     def __call__(self, results: dict) -> dict:
-        """Convert ``results`` to the model input format.
-
-        Args:
-            results (dict): Must hold ``img`` (H, W, C) and ``gt_label`` (int).
-
-        Returns:
-            dict: ``inputs`` (C, H, W) tensor with the image dtype, ``data_samples``
-            (:class:`BaseDataElement` with 0-dim long ``gt_label``).
-        """
+        """``inputs`` (C, H, W) and ``data_samples`` (0-dim long ``gt_label``) of ``results``."""
         img = _check_img(results, 'PackClsInputs')
         if 'gt_label' not in results:
             raise KeyError('PackClsInputs: results has no `gt_label`; the dataset must provide '

@@ -1,20 +1,6 @@
-"""What the calibration pass's ground truth leaves out of its annotation file, and whether to go on.
-
-MMDetection's ``CocoDataset.parse_data_info`` drops an annotation without a word when it is
-marked ``ignore``, lies outside its image, has zero area (or a side under one pixel), or belongs
-to a category that is not one of the dataset's classes; it keeps a crowd annotation as an
-ignored region. A calibration split whose boxes are partly invalid (a wrong coordinate
-convention, a file of another image size) therefore fits the calibrator against a fraction of
-its objects, and one whose boxes are all invalid fails with "0 boxes". :func:`audit_annotations`
-counts each reason by the same rules, in the same order, over the whole file, and
-:func:`check_calibration_annotations` acts on the share of *invalid* boxes (outside the image or
-zero area), which a correct file does not have:
-
-- above :data:`WARN_SHARE` (2 %): a warning naming the file and the counts;
-- above :data:`REFUSE_SHARE` (20 %): :class:`CalibrationAnnotationError`, naming the same.
-
-Annotations marked ``ignore``, of another category or crowd are the file's own choices and are
-reported, not counted as invalid.
+"""What the calibration pass's ground truth leaves out of its annotation file (by the rules of
+mmdet's ``CocoDataset.parse_data_info``), warned above :data:`WARN_SHARE` and refused above
+:data:`REFUSE_SHARE` of invalid boxes (docs/usage.md).
 """
 import json
 import logging
@@ -37,16 +23,8 @@ class CalibrationAnnotationError(ValueError):
 
 @dataclass
 class AnnotationAudit:
-    """Counts of a COCO annotation file's boxes by what the dataset does with them.
-
-    Args:
-        ann_file: The file.
-        total: Annotations in the file.
-        marked_ignore: Dropped: ``ignore`` is set.
-        outside: Dropped: the box does not overlap its image.
-        zero_area: Dropped: ``area`` <= 0, or width or height under one pixel.
-        other_category: Dropped: the category is not one of the dataset's classes.
-        crowd: Kept as ignored regions (``iscrowd``): not calibrated against.
+    """Counts of a COCO file's annotations: ``total``; dropped as ``marked_ignore``, ``outside``,
+    ``zero_area``, ``other_category``; kept as ignored ``crowd`` regions.
     """
     ann_file: str
     total: int = 0
@@ -81,15 +59,7 @@ class AnnotationAudit:
 
 def audit_annotations(ann_file: str, cat_ids: Optional[Collection[int]] = None
                       ) -> AnnotationAudit:
-    """Count a COCO file's annotations by the rules of mmdet's ``CocoDataset.parse_data_info``.
-
-    Args:
-        ann_file: A COCO-format json file (local or any MMEngine file backend).
-        cat_ids: The category ids the dataset keeps (``dataset.cat_ids``); None keeps all.
-
-    Returns:
-        The counts.
-    """
+    """Count a COCO file's annotations (``cat_ids``: the dataset's kept categories, None: all)."""
     with get_local_path(ann_file) as local:
         with open(local) as f:
             coco = json.load(f)
@@ -130,17 +100,8 @@ def _coco_dataset(dataset: Any) -> Any:
 
 
 def check_calibration_annotations(dataset: Any) -> Optional[AnnotationAudit]:
-    """Warn or refuse when the calibration split's file holds many invalid boxes.
-
-    Args:
-        dataset: The calibration dataset (a COCO-format dataset, possibly wrapped).
-
-    Returns:
-        The counts, or None when the dataset reads no COCO json file (nothing to count).
-
-    Raises:
-        CalibrationAnnotationError: above :data:`REFUSE_SHARE` invalid, naming the file, the
-            counts and the fix.
+    """Warn or refuse (:class:`CalibrationAnnotationError`) when the calibration dataset's COCO
+    file holds many invalid boxes; return the counts, or None without a COCO file.
     """
     coco = _coco_dataset(dataset)
     ann_file = getattr(coco, 'ann_file', None)

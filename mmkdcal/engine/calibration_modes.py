@@ -1,21 +1,10 @@
 """The calibration modes (``fit_on``), one record each, and their registry.
 
-A :class:`CalibrationMode` says, for one kind of model output, everything the calibration pass
-does with it: which models it applies to, what one batch contributes per image (``collect``),
-what the temperature is fitted on (``fit_data`` + ``fit_kind``), what is reported before and
-after (``report``), what the reliability diagram shows (``plot_view``) and whether it is a
-default. A new mode is one record passed to :func:`register_calibration_mode`; the hook,
-:func:`default_fit_on` and ``tools/calibrate.py`` read :data:`CALIBRATION_MODES` when they run.
-
-Ground truth comes from the calibration *dataset's annotations* (original image coordinates, as
-``CocoMetric`` reads them), never from the batch, so the pipeline needs no ``LoadAnnotations``
-and its transform order cannot misalign boxes; for modes that assign targets in the network's
-input frame the boxes are mapped there with the batch's own ``scale_factor`` and ``flip``.
-
-Each image's contribution is keyed by its sample index (or ``img_id``): in distributed runs the
-sampler's padding repeats images, and the pass keeps each key once, in key order, so the fit is
-the same as a single-process fit. Random choices (subsampling priors, sampling RoIs) are seeded
-per image for the same reason.
+A :class:`CalibrationMode` holds what the pass does with one kind of output; a new mode is one
+record given to :func:`register_calibration_mode`. Ground truth comes from the dataset's
+annotations (original coordinates), mapped into the input frame with the batch's own
+``scale_factor`` and ``flip`` where needed; each image counts once, keyed by its sample index,
+and random choices are seeded per image (docs/distillation_protocol.md).
 """
 import zlib
 from dataclasses import dataclass, field
@@ -49,25 +38,19 @@ class CalibrationMode:
     """Everything the calibration pass does for one ``fit_on`` mode.
 
     Args:
-        name: The ``fit_on`` value.
-        description: Half a sentence for logs and docs.
-        supports: ``model -> None`` if the mode applies to it, else the reason (a sentence).
-        collect: ``(model, data, ctx) -> [ImageRecord]`` for one preprocessed batch, under
-            ``no_grad`` with the model in eval mode.
-        fit_kind: ``'sigmoid'`` or ``'softmax'``: how :func:`~mmkdcal.calibration.fit_temperature`
-            reads ``fit_data``.
-        fit_data: ``data -> (logits, targets)`` for the fit.
-        report: ``(data, t, n_bins, score_thr) -> {metric: value}`` with logits divided by ``t``.
+        name, description: The ``fit_on`` value; half a sentence for logs and docs.
+        supports: ``model -> None`` if the mode applies, else the reason.
+        collect: ``(model, data, ctx) -> [ImageRecord]`` for one preprocessed batch.
+        fit_kind: ``'sigmoid'`` or ``'softmax'``.
+        fit_data, iou_data: ``data -> (logits, targets)`` for ``target='tp'`` / ``'iou'`` (None:
+            ``'tp'`` only).
+        report: ``(data, t, n_bins, score_thr) -> {metric: value}`` after calibrator ``t``.
         plot_view: ``data -> (logits, targets, kind)`` for the reliability diagram.
         per_class: Whether one temperature per class can be fitted.
         needs_ground_truth: Whether it reads the dataset's boxes.
-        default_rank: How strongly :func:`default_fit_on` prefers it for a model it supports
-            (the highest rank wins); 0: never a default.
-        iou_data: ``data -> (logits, targets)`` for ``target='iou'`` (the IoU of each sample's
-            match, 0 for a false positive); None: the mode has only ``target='tp'``.
-        sample_classes: ``data -> classes (N,)`` for a mode whose logits are one score per
-            sample (N,): lets per-class calibrators fit each class on its own samples.
-        selection: The report metric that ``calibrator='auto'`` minimises, per target.
+        default_rank: Preference of :func:`default_fit_on` (0: never a default).
+        sample_classes: ``data -> classes (N,)`` when the logits are one score per sample.
+        selection: The report metric ``calibrator='auto'`` minimises, per target.
     """
 
     name: str
@@ -127,12 +110,8 @@ def image_key(sample) -> Tuple[str, Any]:
 
 
 class GroundTruthIndex:
-    """Ground-truth boxes per image from a dataset's annotations, in original coordinates.
-
-    Args:
-        dataset: An MMEngine detection dataset whose ``get_data_info(i)`` has ``instances``
-            (``bbox`` as x1, y1, x2, y2, ``bbox_label``, optional ``ignore_flag``) and
-            ``img_id`` (mmdet's ``CocoDataset`` and relatives).
+    """Ground-truth boxes per image (original coordinates) from a detection dataset's
+    ``get_data_info(i)`` (``instances`` and ``img_id``).
     """
 
     def __init__(self, dataset) -> None:
@@ -178,7 +157,6 @@ class GroundTruthIndex:
         return b, torch.as_tensor(labels), torch.as_tensor(ignore)
 
 
-# ---------------------------------------------------------------------- detections
 def _supports_detector(model) -> Optional[str]:
     if hasattr(model, 'predict') and not hasattr(model, 'extract_logits'):
         return None
@@ -259,7 +237,6 @@ DETECTIONS = CalibrationMode(
     selection={'tp': 'dece', 'iou': 'laece'})
 
 
-# ---------------------------------------------------------------------- anchors
 def _supports_anchors(model) -> Optional[str]:
     head = getattr(model, 'bbox_head', None)
     if head is None or hasattr(model, 'roi_head'):
@@ -339,7 +316,6 @@ ANCHORS = CalibrationMode(
     **SIGMOID_LOGITS)
 
 
-# ---------------------------------------------------------------------- rois
 def _supports_rois(model) -> Optional[str]:
     roi_head = getattr(model, 'roi_head', None)
     if roi_head is None or not getattr(model, 'with_rpn', False):
@@ -358,10 +334,9 @@ class _FirstStageDone(Exception):
 
 
 def _collect_rois(model, data, ctx: CalibrationContext) -> List[ImageRecord]:
-    """Run the model's own ``loss()`` on the batch with the dataset's ground truth and record
-    what the first RoI stage's ``bbox_head.loss_and_target`` receives (the logits of the RoIs
-    its sampler picked) and returns (their assigned labels); the rest of the loss is skipped.
-    Each image's sampler call draws from a generator seeded by the image key."""
+    """Run the model's own ``loss()`` with the dataset's ground truth and record what the first
+    RoI stage's ``loss_and_target`` receives (sampled RoI logits) and returns (their labels).
+    """
     gts, ignores = _gt_batch(data, ctx)
     device = data['inputs'].device
     samples = [DetDataSample(metainfo=s.metainfo, gt_instances=g.to(device),
@@ -428,7 +403,6 @@ ROIS = CalibrationMode(
     **SOFTMAX_LOGITS)
 
 
-# ---------------------------------------------------------------------- queries (DETR family)
 def _supports_queries(activation: str):
     other = {'sigmoid': 'queries_softmax', 'softmax': 'queries'}[activation]
 
@@ -479,7 +453,6 @@ QUERIES_SOFTMAX = CalibrationMode(
     **SOFTMAX_LOGITS)
 
 
-# ---------------------------------------------------------------------- logits
 def _supports_logits(model) -> Optional[str]:
     if hasattr(model, 'extract_logits'):
         return None
@@ -508,12 +481,7 @@ CALIBRATION_MODES: Dict[str, CalibrationMode] = {}
 
 
 def register_calibration_mode(mode: CalibrationMode, force: bool = False) -> None:
-    """Make ``mode`` available as ``fit_on=mode.name``.
-
-    Args:
-        mode: The record.
-        force: Replace a mode of the same name.
-    """
+    """Make ``mode`` available as ``fit_on=mode.name`` (``force``: replace one of that name)."""
     if mode.name in CALIBRATION_MODES and not force:
         raise KeyError(f'calibration mode {mode.name!r} exists; pass force=True to replace it.')
     if mode.fit_kind not in ('sigmoid', 'softmax'):
@@ -532,16 +500,8 @@ def calibration_mode_names() -> Tuple[str, ...]:
 
 def get_calibration_mode(fit_on: str, model: Optional[torch.nn.Module] = None,
                          per_class: bool = False) -> CalibrationMode:
-    """The record of ``fit_on``, checked against ``model`` when given.
-
-    Args:
-        fit_on: A registered mode name.
-        model: The model that would be calibrated; None: no check.
-        per_class: Whether one temperature per class is wanted (the mode must have class logits).
-
-    Raises:
-        ValueError: unknown mode, one without class logits for ``per_class``, or one that does
-            not apply to ``model`` (naming the modes that do).
+    """The record of ``fit_on``; ValueError if unknown, without class logits for ``per_class``, or
+    not applicable to ``model`` (naming the modes that are).
     """
     if fit_on not in CALIBRATION_MODES:
         raise ValueError(f'fit_on must be one of {list(CALIBRATION_MODES)}, got {fit_on!r}.')
@@ -560,14 +520,8 @@ def get_calibration_mode(fit_on: str, model: Optional[torch.nn.Module] = None,
 
 
 def default_fit_on(model: torch.nn.Module) -> str:
-    """The supporting mode of highest ``default_rank`` (of the built-in ones: ``'logits'`` for
-    classifiers, ``'rois'`` for two-stage and ``'detections'`` for other detectors).
-
-    Args:
-        model: The model that would be calibrated.
-
-    Raises:
-        ValueError: no registered default mode applies to ``model``.
+    """The supporting mode of highest ``default_rank`` (``'logits'`` for classifiers, ``'rois'``
+    for two-stage, ``'detections'`` for other detectors); ValueError if none applies.
     """
     ranked = [m for m in CALIBRATION_MODES.values()
               if m.default_rank > 0 and m.supports(model) is None]

@@ -1,10 +1,5 @@
-"""One calibration pass over a model: collect (logits, targets), fit a temperature, report.
-
-Shared by :class:`~mmkdcal.engine.hooks.TeacherCalibrationHook` (the teacher of a distiller,
-before training) and ``tools/calibrate.py`` (any trained detector or classifier). What is
-collected, fitted and reported is the ``fit_on`` mode's record
-(:mod:`mmkdcal.engine.calibration_modes`); the report goes to a JSON file, a reliability
-diagram and the runner's visualizer (:func:`log_calibration_to_visualizer`).
+"""One calibration pass over a model: collect (logits, targets), fit a calibrator, report
+(``TeacherCalibrationHook`` and ``tools/calibrate.py``; the ``fit_on`` mode's record decides).
 """
 import json
 import os
@@ -43,23 +38,17 @@ def collect_calibration_data(model: torch.nn.Module,
                              max_per_image: int = 1024,
                              seed: int = 0,
                              progress: bool = True) -> Dict[str, torch.Tensor]:
-    """Run ``model`` once over ``dataloader`` and gather what ``fit_on`` needs from all ranks.
+    """Run ``model`` once (eval, ``no_grad``) over ``dataloader``; gather what ``fit_on`` needs:
+    every image's tensors once, in image order, identical on every rank, and ``num_images``.
 
     Args:
-        model: The model that is calibrated (a teacher, or any trained detector/classifier). It is
-            run in eval mode under ``no_grad``; its mode is restored afterwards.
-        dataloader: A built dataloader (in DDP, each rank sees its shard).
-        fit_on: A registered mode (:func:`~mmkdcal.engine.calibration_mode_names`).
-        data_preprocessor: Preprocessor for the batches (default: ``model.data_preprocessor``).
-        score_thr: ``'detections'``: detections below this score are ignored.
-        iou_thr: ``'detections'``: IoU at which a detection matches a ground-truth box.
-        max_per_image: ``'anchors'``: keep at most this many priors per image (0: all).
+        model, dataloader: The model that is calibrated; a built dataloader (in DDP, a shard).
+        fit_on: A registered calibration mode.
+        data_preprocessor: Default: ``model.data_preprocessor``.
+        score_thr, iou_thr: ``'detections'``: score floor, IoU of a match.
+        max_per_image: ``'anchors'``: priors kept per image (0: all).
         seed: Seed of the per-image random choices.
         progress: Show a progress bar (rank 0).
-
-    Returns:
-        The concatenated tensors of every image once (images repeated by a distributed sampler
-        are kept once, in image order), identical on every rank, plus ``num_images``.
     """
     mode = get_calibration_mode(fit_on, model)
     if len(dataloader) == 0:
@@ -112,19 +101,8 @@ def image_subset(data: Dict[str, Any], keep: torch.Tensor) -> Dict[str, Any]:
 
 def calibration_report(data: Dict[str, Any], fit_on: str, calibrator: Any,
                        n_bins: int, score_thr: Optional[float] = None) -> Dict[str, float]:
-    """Calibration errors of collected data after a fitted calibrator (no fitting).
-
-    Args:
-        data: Output of :func:`collect_calibration_data`.
-        fit_on: How ``data`` was collected.
-        calibrator: A calibrator state (a report's ``state``) or a temperature.
-        n_bins: Bins (per dimension for D-ECE).
-        score_thr: ``'detections'`` only: keep detections whose *calibrated* score is at least
-            this (as ``DetectionCalibrationMetric`` does on a model's output); None keeps all.
-
-    Returns:
-        The mode's metrics, e.g. ``'detections'``: ``dece``, ``dece_box`` (confidence x relative
-        box centre, as ``DetectionCalibrationMetric``), ``laece``, ``nll``, ``num_dets``.
+    """Calibration errors of collected ``data`` (``fit_on``) after a fitted ``calibrator`` (a state
+    or a temperature), with ``n_bins``; ``'detections'``: only calibrated scores >= ``score_thr``.
     """
     mode = get_calibration_mode(fit_on)
     if not isinstance(calibrator, dict):
@@ -211,32 +189,23 @@ def fit_and_report(data: Dict[str, Any],
                    calibrator: str = 'temperature',
                    target: str = 'tp',
                    seed: int = 0) -> Dict[str, Any]:
-    """Fit a calibrator on collected data; report calibration before and after.
+    """Fit a calibrator on collected data (rank 0, broadcast); report before and after.
 
-    With two images or more, each candidate (the calibrator, or every one for ``'auto'``) is
-    also fitted on a seeded half of the images and reported on that half and on the other
-    (``splits``), so that over-fitting shows; ``'auto'`` keeps the candidate with the lowest
-    held-out error (the mode's ``selection`` metric for ``target``: LaECE for ``'iou'``,
-    D-ECE for ``'tp'`` on detections). The chosen calibrator is then fitted on all images.
-    The fit runs on rank 0 and is broadcast, so every rank gets the identical calibrator.
+    With two images or more each candidate is also fitted on a seeded half and reported on both
+    halves (``splits``); ``'auto'`` keeps the lowest held-out error and refits it on all images.
 
     Args:
-        data: Output of :func:`collect_calibration_data`.
-        fit_on: How ``data`` was collected.
-        objective: One of :data:`mmkdcal.calibration.OBJECTIVES` (temperature calibrators).
-        per_class: One temperature per class (the same as ``calibrator='class_temperature'``).
+        data, fit_on: Output of :func:`collect_calibration_data`, and its mode.
+        objective: Temperature calibrators' objective (:data:`mmkdcal.calibration.OBJECTIVES`).
+        per_class: Same as ``calibrator='class_temperature'``.
         n_bins: Bins of the reported metrics.
-        out_dir: Where rank 0 writes ``<prefix>.json`` and ``<prefix>.png`` (and for ``auto``
-            ``<prefix>_<candidate>.png``); None: nowhere.
-        prefix: File name stem.
-        calibrator: One of :func:`calibrator_names`.
-        target: ``'tp'`` or ``'iou'``.
+        out_dir, prefix: Where rank 0 writes ``<prefix>.json`` / ``.png``; None: nowhere.
+        calibrator, target: One of :func:`calibrator_names`; ``'tp'`` or ``'iou'``.
         seed: Seed of the split into halves.
 
     Returns:
-        ``dict(calibrator, state, fit_on, target, objective, num_samples, num_images,
-        before={...}, after={...}, splits=[...])``, plus ``temperature`` for temperature
-        calibrators.
+        dict: ``calibrator``, ``state``, ``fit_on``, ``target``, ``objective``, ``num_samples``,
+        ``num_images``, ``before``, ``after``, ``splits`` (and ``temperature``).
     """
     calibrator = check_calibrator(calibrator, target, objective, fit_on, per_class)
     mode = get_calibration_mode(fit_on)
@@ -344,20 +313,8 @@ def format_report(report: Dict[str, Any]) -> str:
 
 
 def under_confidence_warning(report: Dict[str, Any]) -> Optional[str]:
-    """A warning for a teacher whose detections were under-confident before the temperature.
-
-    Under-confident means D-ECE's under-confident part exceeds its over-confident part (the
-    mean score is below the precision). In docs/detection_teacher_study.md the teachers of
-    that kind were the ones for which KD from the calibrated teacher gave *worse* students
-    than KD from the raw one; the calibration is applied anyway (nothing changes silently),
-    the warning only says so.
-
-    Args:
-        report: Output of :func:`fit_and_report`.
-
-    Returns:
-        str or None: The warning, or None when the report has no over/under split (modes
-        without D-ECE) or the teacher is not under-confident.
+    """A warning when the detections were under-confident before calibration (D-ECE's
+    under-confident part the larger: see docs/detection_teacher_study.md); None otherwise.
     """
     before = report.get('before', {})
     over, under = before.get('dece_over'), before.get('dece_under')
@@ -371,18 +328,8 @@ def under_confidence_warning(report: Dict[str, Any]) -> Optional[str]:
 
 
 def calibration_scalars(report: Dict[str, Any]) -> Dict[str, float]:
-    """The scalars of a :func:`~mmkdcal.engine.fit_and_report` report.
-
-    Args:
-        report: ``dict(temperature=float or list, before={...}, after={...}, ...)``.
-
-    Returns:
-        ``teacher_calibration/<metric>_before`` and ``..._after`` for every metric of the report
-        (``dece``, ``dece_box``, ``nll`` for detections; ``ece``, ``ace``, ``nll`` for
-        logits...; not the detection count), and for a temperature calibrator
-        ``teacher_calibration/temperature`` (for one
-        temperature per class: ``temperature_mean``, ``temperature_min`` and
-        ``temperature_max``).
+    """``teacher_calibration/<metric>_before`` / ``_after`` of a report (and the temperature,
+    or its mean, min and max per class).
     """
     scalars: Dict[str, float] = {}
     for stage in ('before', 'after'):
@@ -412,18 +359,8 @@ def _read_rgb(path: str) -> np.ndarray:
 
 def log_calibration_to_visualizer(runner: Any, report: Dict[str, Any],
                                   png_path: Optional[str] = None) -> Dict[str, float]:
-    """Send the calibration scalars and the reliability diagram to ``runner.visualizer``.
-
-    Only the main process writes (the visualizer's backends are main-process only too). The
-    step is ``runner.iter``: 0 for a fresh run, the resumed iteration otherwise.
-
-    Args:
-        runner: The MMEngine runner.
-        report: The report returned by :func:`~mmkdcal.engine.fit_and_report`.
-        png_path: The reliability diagram written with it; None or a missing file: scalars only.
-
-    Returns:
-        The scalars that were sent.
+    """Send the calibration scalars and the reliability diagram (``png_path``, if it exists) to
+    ``runner.visualizer`` at step ``runner.iter`` (main process); return the scalars.
     """
     scalars = calibration_scalars(report)
     visualizer = getattr(runner, 'visualizer', None)

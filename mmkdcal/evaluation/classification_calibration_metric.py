@@ -17,23 +17,14 @@ __all__ = ['ClassificationCalibrationMetric']
 
 @METRICS.register_module()
 class ClassificationCalibrationMetric(BaseMetric):
-    """Calibration errors of softmax predictions, gathered over all ranks.
-
-    Each data sample (a dict or a data element, as the evaluator passes it) must carry
-    ``gt_label`` (int, 0-dim or one element) and either ``pred_score`` (K,) softmax
-    probabilities or ``pred_logits`` (K,) logits (softmax is applied; ``pred_score`` is used
-    when both are present). ``process`` keeps one (K,) float32 row per sample, so BaseMetric's
-    result gathering makes the metric DDP-safe.
-
-    Reported keys (with the prefix, ``calib/ece`` etc.): ``ece``, ``ece_over``,
-    ``ece_under``, ``mce``, ``ace`` (nan, with a warning, below ``n_bins`` samples),
-    ``classwise_ece``, ``nll``, ``brier`` (see :mod:`mmkdcal.calibration` for the definitions
-    and references) and ``accuracy`` (top-1, in [0, 1]).
+    """Calibration errors of softmax predictions (``pred_score`` or ``pred_logits``, with
+    ``gt_label``), gathered over all ranks: ``ece``, ``ece_over``, ``ece_under``, ``mce``, ``ace``
+    (nan below ``n_bins`` samples), ``classwise_ece``, ``nll``, ``brier``, ``accuracy``.
 
     Args:
         n_bins: Bins of the ECE-type metrics.
-        collect_device: ``'cpu'`` or ``'gpu'``, where results are gathered.
-        prefix: Key prefix; defaults to ``'calib'``.
+        collect_device: ``'cpu'`` or ``'gpu'``.
+        prefix: Key prefix; default ``'calib'``.
     """
 
     default_prefix: Optional[str] = 'calib'
@@ -50,13 +41,7 @@ class ClassificationCalibrationMetric(BaseMetric):
 
     def process(self, data_batch: Any,
                 data_samples: Sequence[Union[dict, BaseDataElement]]) -> None:
-        """Store each sample's probabilities and label.
-
-        Args:
-            data_batch: Unused.
-            data_samples: Predicted samples with ``pred_score`` or ``pred_logits`` and
-                ``gt_label``.
-        """
+        """Store each sample's probabilities and label."""
         for i, sample in enumerate(data_samples):
             if isinstance(sample, BaseDataElement):
                 sample = sample.to_dict()
@@ -82,14 +67,7 @@ class ClassificationCalibrationMetric(BaseMetric):
             self.results.append(dict(probs=probs.cpu().float().numpy(), label=int(label.item())))
 
     def compute_metrics(self, results: List[Dict[str, Any]]) -> Dict[str, float]:
-        """Compute the calibration metrics over all gathered samples.
-
-        Args:
-            results: One dict per sample (``probs``, ``label``) from all ranks.
-
-        Returns:
-            dict[str, float]: The metrics listed in the class docstring.
-        """
+        """The metrics of the class docstring over all gathered samples."""
         if not results:
             raise ValueError('ClassificationCalibrationMetric: no samples were processed; the '
                              'evaluation dataloader is empty.')

@@ -28,39 +28,16 @@ def _array(x: Any) -> np.ndarray:
 class DetectionCalibrationMetric(BaseMetric):
     """Detection calibration error of the predicted boxes, usable next to ``CocoMetric``.
 
-    For each image, the detections with ``score >= score_thr`` are matched one-to-one to the
-    ground truth of their class at ``iou_thr`` (COCO-style greedy matching,
-    :func:`mmkdcal.calibration.match_detections`); detections that only overlap ignored
-    (crowd) ground truth are dropped. Over all images, the D-ECE compares the precision with
-    the mean confidence in equal-width bins, over the confidence alone (``dece``) and jointly
-    over the confidence and the relative box features ``box_features`` (``dece_box``), exactly
-    as ``netcal.metrics.ECE(n_bins, detection=True)`` does.
-
-    Ground truth is read from the data sample, in original-image coordinates like the
-    predictions: ``instances`` (list of dicts with ``bbox`` (x1, y1, x2, y2), ``bbox_label`` and
-    optional ``ignore_flag``, present when ``PackDetInputs`` keeps the ``'instances'`` meta key)
-    when available, else ``gt_instances`` (``bboxes``, ``labels``) plus ``ignored_instances``
-    (as packed by ``PackDetInputs`` after ``LoadAnnotations`` in mmdet's test pipelines).
-    ``ori_shape`` (H, W) makes the box features relative.
-
-    ``process`` stores small per-image arrays in ``self.results`` (scores, matched flags, box
-    features), so BaseMetric's result gathering makes it DDP-safe.
-
-    Reported keys (prefix ``calib`` by default): ``dece``, ``dece_box``, ``laece`` and ``laace``
-    (Oksuz et al. 2023: the target of a detection is the IoU of its match at ``iou_thr``, 0 for a
-    false positive; 25 bins per class, averaged over the classes with ground truth,
-    :func:`mmkdcal.calibration.laece`), ``num_dets`` (kept detections), ``precision`` (matched /
-    kept) and ``recall`` (matched / non-ignored ground truths). With no detection above
-    ``score_thr`` the calibration errors are nan (a warning is logged).
+    Detections with ``score >= score_thr`` are matched to the sample's ground truth (original
+    coordinates, :func:`mmkdcal.calibration.match_image_detections`). Keys: ``dece``, ``dece_box``
+    (with relative box features), ``laece``, ``laace``, ``num_dets``, ``precision``, ``recall``.
 
     Args:
-        score_thr: Keep detections with ``score >= score_thr``.
-        iou_thr: IoU of a true positive.
+        score_thr, iou_thr: Score floor; IoU of a true positive.
         n_bins: Bins per dimension (int), or one per dimension for ``dece_box``.
-        box_features: Relative box features of ``dece_box``, a subset of
-            ``('cx', 'cy', 'w', 'h')``.
-        collect_device: ``'cpu'`` or ``'gpu'``, where results are gathered.
-        prefix: Key prefix; defaults to ``'calib'``.
+        box_features: Relative box features of ``dece_box`` (subset of cx, cy, w, h).
+        collect_device: ``'cpu'`` or ``'gpu'``.
+        prefix: Key prefix; default ``'calib'``.
     """
 
     default_prefix: Optional[str] = 'calib'
@@ -113,13 +90,7 @@ class DetectionCalibrationMetric(BaseMetric):
 
     def process(self, data_batch: Any,
                 data_samples: Sequence[Union[dict, BaseDataElement]]) -> None:
-        """Match each image's detections and store its scores, matches and box features.
-
-        Args:
-            data_batch: Unused.
-            data_samples: Predicted detection samples with ``pred_instances``, ground truth
-                and ``ori_shape``.
-        """
+        """Match each image's detections; store its scores, matches and box features."""
         for i, sample in enumerate(data_samples):
             if isinstance(sample, BaseDataElement):
                 sample = sample.to_dict()
@@ -141,15 +112,7 @@ class DetectionCalibrationMetric(BaseMetric):
                 box_features=self.box_features))
 
     def compute_metrics(self, results: List[Dict[str, Any]]) -> Dict[str, float]:
-        """Compute D-ECE, precision and recall over all gathered images.
-
-        Args:
-            results: One dict per image from all ranks.
-
-        Returns:
-            dict[str, float]: ``dece``, ``dece_box``, ``laece``, ``laace``, ``num_dets``,
-            ``precision``, ``recall``.
-        """
+        """The metrics of the class docstring over all gathered images."""
         if not results:
             raise ValueError('DetectionCalibrationMetric: no images were processed; the '
                              'evaluation dataloader is empty.')

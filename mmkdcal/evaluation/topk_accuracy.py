@@ -22,19 +22,8 @@ def _field(sample: Union[dict, BaseDataElement], key: str, index: int) -> Any:
 
 @METRICS.register_module()
 class TopKAccuracy(BaseMetric):
-    """Top-k accuracy in percent: ``100 * mean_i [y_i in top-k(pred_score_i)]``.
-
-    A sample counts as correct at k when its label's score is among the k largest; when scores
-    tie at the k-th place, the label counts as in the top-k only if fewer than k classes score
-    strictly higher (ties are resolved in favour of the label, so the result does not depend on
-    sort order). Per-sample hits are computed in ``process`` and gathered across ranks by
-    :class:`~mmengine.evaluator.BaseMetric` (DDP-safe: every rank's samples count once).
-
-    Args:
-        topk (int | Sequence[int]): The k values. Defaults to (1, 5).
-        collect_device (str): ``'cpu'`` or ``'gpu'``, where results are gathered.
-        prefix (str, optional): Key prefix; empty or None gives ``'accuracy'``, so the keys are
-            ``accuracy/top1`` and ``accuracy/top5``.
+    """Top-k accuracy in percent for each k of ``topk``; a tie at the k-th place counts for the
+    label. Keys ``<prefix>/top{k}`` (prefix default ``'accuracy'``), gathered on ``collect_device``.
     """
 
     default_prefix: Optional[str] = 'accuracy'
@@ -54,13 +43,7 @@ class TopKAccuracy(BaseMetric):
 
     def process(self, data_batch: Any,
                 data_samples: Sequence[Union[dict, BaseDataElement]]) -> None:
-        """Record, per sample, whether its label is within each top-k.
-
-        Args:
-            data_batch (Any): Unused.
-            data_samples (Sequence[dict | BaseDataElement]): Outputs of ``predict`` with
-                ``pred_score`` (K,) and ``gt_label`` (0-dim or 1-element).
-        """
+        """Record, per sample (``pred_score``, ``gt_label``), whether its label is in each top-k."""
         for i, sample in enumerate(data_samples):
             score = torch.as_tensor(_field(sample, 'pred_score', i)).detach().float().flatten()
             label = torch.as_tensor(_field(sample, 'gt_label', i)).flatten()
@@ -82,14 +65,7 @@ class TopKAccuracy(BaseMetric):
             self.results.append({k: rank < k for k in self.topk})
 
     def compute_metrics(self, results: List[Dict[int, bool]]) -> Dict[str, float]:
-        """Average the recorded hits.
-
-        Args:
-            results (list[dict[int, bool]]): One entry per sample, gathered over ranks.
-
-        Returns:
-            dict[str, float]: ``top{k}`` -> accuracy in percent.
-        """
+        """``top{k}`` -> accuracy in percent over the recorded hits."""
         if not results:
             raise ValueError('TopKAccuracy: no samples were processed; the evaluation dataloader '
                              'is empty.')

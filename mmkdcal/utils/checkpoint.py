@@ -1,37 +1,12 @@
-"""Safe checkpoint loading for torch>=2.6 with MMEngine 0.10.7.
+"""Safe checkpoint loading: ``weights_only=True`` with an allow-list (docs/usage.md).
 
-Since torch 2.6, ``torch.load`` defaults to ``weights_only=True``: only tensors, containers and
-an allow-list of classes are unpickled. MMEngine 0.10.7's training checkpoints hold a few
-non-tensor objects (``HistoryBuffer`` in the message hub, numpy arrays and scalars), so
-``--resume`` fails out of the box.
-
-mmkdcal keeps ``weights_only=True`` and extends torch's allow-list with exactly the classes those
-checkpoints hold (:data:`ALLOWED_GLOBALS`). Anything else in a checkpoint (a custom class, a
-``__reduce__`` payload) is refused with :class:`UnsafeCheckpointError`, which names the file and
-the offending global; nothing is unpickled.
-
-:func:`install` does two things, once per process (it is idempotent), and nothing else:
-
-1. It registers :data:`ALLOWED_GLOBALS` with ``torch.serialization.add_safe_globals``. This is
-   what safe loading of MMEngine checkpoints needs.
-2. It registers :func:`load_checkpoint_file` as MMEngine's loader of local files (the ``''``
-   prefix of ``CheckpointLoader``; the URL loaders are left alone). That loader is the same
-   ``torch.load`` that MMEngine's ``load_from_local`` makes, with two differences:
-
-   - it passes ``weights_only=True`` explicitly. MMEngine passes nothing, so the environment
-     variable ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` would silently turn its load into a full
-     unpickler; an explicit argument is not overridden by it;
-   - its errors name the file and the fix: the refused global (e.g. ``posix.system``) without
-     torch's advice to retry with ``weights_only=False``, and, for a truncated file (torch says
-     only "PytorchStreamReader failed reading zip archive"), the file and the previous complete
-     checkpoint beside it. ``--resume``, ``load_from`` and a distiller's ``teacher_ckpt`` all
-     load through MMEngine, so this is the one place where those messages can be given.
-
-``install`` runs when OpenMMLab parts are used: by the entry points in ``tools/``, by
-:class:`~mmkdcal.engine.hooks.AtomicCheckpointHook` (which the project's configs select, so that
-a run started by MMDetection's own ``tools/train.py`` has it before it resumes), and when the
-package's OpenMMLab parts are imported.
+MMEngine's training checkpoints hold a few non-tensor objects (``HistoryBuffer``, numpy arrays
+and scalars): exactly those are allow-listed, anything else is refused
+(:class:`UnsafeCheckpointError`), nothing unpickled. :func:`install` registers the allow-list
+and :func:`load_checkpoint_file` as MMEngine's local-file loader (explicit ``weights_only=True``;
+errors naming the file and the fix).
 """
+import hashlib
 import os.path as osp
 import pickle
 import re
@@ -46,7 +21,7 @@ from packaging.version import Version
 from .checkpoint_files import is_complete, previous_checkpoint
 
 __all__ = ['ALLOWED_GLOBALS', 'CheckpointReadError', 'UnsafeCheckpointError', 'allowed_globals',
-           'check_complete', 'install', 'load_checkpoint_file']
+           'check_complete', 'file_sha256', 'install', 'load_checkpoint_file']
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -68,11 +43,7 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
 
 
 def allowed_globals() -> List[Any]:
-    """The classes/functions that MMEngine/MMDetection checkpoints hold besides tensors.
-
-    Returns:
-        A list suitable for ``torch.serialization.add_safe_globals``.
-    """
+    """What MMEngine/MMDetection checkpoints hold besides tensors, for ``add_safe_globals``."""
     allowed: List[Any] = [HistoryBuffer, np.ndarray, np.dtype,
                           # HistoryBuffer pickles its statistics as getattr(HistoryBuffer, 'mean'):
                           # the GLOBAL "getattr" resolves to a getattr that allows only that.
@@ -91,19 +62,14 @@ def allowed_globals() -> List[Any]:
 
 ALLOWED_GLOBALS: Optional[List[Any]] = None
 
-#: ``torch.serialization.add_safe_globals`` exists from torch 2.4 on. With an older torch (only
-#: the MMRazor benchmark environment, torch 1.13) ``weights_only=True`` loading still works for
-#: tensors and plain containers, and anything else (MMEngine's ``HistoryBuffer`` in a training
-#: checkpoint) is refused with :class:`UnsafeCheckpointError` instead of being allow-listed.
+#: ``add_safe_globals`` exists from torch 2.4 on; an older torch (the MMRazor benchmark's 1.13)
+#: loads tensors and containers, and refuses the rest with :class:`UnsafeCheckpointError`.
 TORCH_HAS_SAFE_GLOBALS = Version(torch.__version__.split('+')[0]) >= Version('2.4.0')
 
 
 def install() -> None:
-    """Register the allow-list with torch and :func:`load_checkpoint_file` with MMEngine.
-
-    Idempotent: the second and later calls change nothing. See the module docstring for why the
-    local-file loader is registered.
-    """
+    """Register the allow-list with torch and :func:`load_checkpoint_file` with MMEngine
+    (idempotent)."""
     global ALLOWED_GLOBALS
     if ALLOWED_GLOBALS is None:
         ALLOWED_GLOBALS = allowed_globals()
@@ -156,36 +122,16 @@ def _read_error(filename: str, exc: BaseException) -> CheckpointReadError:
 
 
 def check_complete(filename: str) -> None:
-    """Raise :class:`CheckpointReadError` if ``filename`` is a zip checkpoint cut short.
-
-    Cheap (reads the zip directory, unpickles nothing): the entry points call it before they
-    build a runner, so that a damaged checkpoint fails before datasets are loaded.
-
-    Args:
-        filename: A local checkpoint file.
-
-    Raises:
-        CheckpointReadError: naming the file and the previous complete checkpoint beside it.
-    """
+    """Raise :class:`CheckpointReadError` if ``filename`` is a zip checkpoint cut short (cheap:
+    reads the zip directory, so entry points fail before they build a runner)."""
     if osp.isfile(filename) and not is_complete(filename):
         raise _read_error(filename, EOFError('its zip directory, written last, is missing'))
 
 
 def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
-    """Load a local checkpoint with ``weights_only=True`` and the mmkdcal allow-list.
-
-    Args:
-        filename: Path of the checkpoint file.
-        map_location: As in :func:`torch.load`.
-
-    Returns:
-        The loaded checkpoint (usually a dict with ``state_dict`` and ``meta``).
-
-    Raises:
-        FileNotFoundError: ``filename`` does not exist.
-        IsADirectoryError: ``filename`` is a directory.
-        UnsafeCheckpointError: the file holds an object outside the allow-list.
-        CheckpointReadError: the file is truncated or corrupt.
+    """Load a local checkpoint (``map_location`` as in :func:`torch.load`) with
+    ``weights_only=True`` and the mmkdcal allow-list; raises :class:`UnsafeCheckpointError` for an
+    object outside it, :class:`CheckpointReadError` for a truncated or corrupt file.
     """
     install()
     filename = osp.expanduser(filename)
@@ -211,3 +157,12 @@ def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
         if _looks_damaged(filename, exc):
             raise _read_error(filename, exc) from exc
         raise  # e.g. a CUDA checkpoint on a machine without CUDA: torch's message says so
+
+
+def file_sha256(path: str) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()

@@ -1,18 +1,8 @@
 """Finding checkpoints in a work dir: the latest one to resume from, the previous complete one.
 
-MMEngine's auto-resume reads only ``<work_dir>/last_checkpoint``; when that file is missing it
-starts a new run in the same work dir, and that run overwrites ``iter_*.pth``. These helpers look
-at the checkpoint files themselves (the names the ``CheckpointHook`` writes, ``iter_{}.pth`` /
-``epoch_{}.pth`` or the config's ``filename_tmpl``) so that ``tools/train.py --resume`` resumes
-from the latest one or refuses, and so that an error about a damaged checkpoint can name the
-previous complete one.
-
-A torch checkpoint is a zip archive (the format since torch 1.6). "Complete" here means that its
-central directory, written last, can be read: a file cut short by a crash or a full disk fails
-that test. A file in torch's legacy format (a bare pickle stream, ``_use_new_zipfile_serialization
-=False``) has no such end record: it counts as complete when it starts as a pickle does, and only
-the loader can judge the rest. Anything else (an empty file, zeros left by a crash, text) is not
-a checkpoint. Nothing is unpickled to decide it. This is the one integrity check of the project.
+MMEngine's auto-resume reads only ``last_checkpoint``; these helpers read the checkpoint files
+the ``CheckpointHook`` writes. "Complete" (:func:`is_complete`) is the project's one integrity
+check; nothing is unpickled to decide it (docs/usage.md).
 """
 import os
 import os.path as osp
@@ -33,14 +23,8 @@ class ResumeError(RuntimeError):
 
 
 def checkpoint_template(checkpoint_hook_cfg: Optional[dict]) -> str:
-    """The file name template the config's ``CheckpointHook`` writes (``'iter_{}.pth'``...).
-
-    Args:
-        checkpoint_hook_cfg: ``cfg.default_hooks.checkpoint`` (or None).
-
-    Returns:
-        ``filename_tmpl`` if the config sets it, else ``'epoch_{}.pth'`` when the hook saves by
-        epoch (its default) and ``'iter_{}.pth'`` otherwise.
+    """The file name template of the config's ``CheckpointHook`` (``cfg.default_hooks.checkpoint``):
+    ``filename_tmpl``, else ``'epoch_{}.pth'`` by epoch (its default) or ``'iter_{}.pth'``.
     """
     hook = checkpoint_hook_cfg or {}
     if hook.get('filename_tmpl'):
@@ -56,29 +40,13 @@ def _pattern(template: str) -> 're.Pattern':
 
 
 def checkpoint_step(path: str, template: str) -> Optional[int]:
-    """The step in a checkpoint's file name (``iter_40.pth`` -> 40), or None if it has none.
-
-    Args:
-        path: A checkpoint path.
-        template: The file name template (:func:`checkpoint_template`).
-
-    Returns:
-        The step, or None when the file name does not follow ``template``.
-    """
+    """The step in a checkpoint's file name by ``template`` (``iter_40.pth`` -> 40), or None."""
     match = _pattern(template).match(osp.basename(path))
     return int(match.group(1)) if match else None
 
 
 def list_checkpoints(directory: str, template: str) -> List[Tuple[int, str]]:
-    """The files in ``directory`` named by ``template``, as ``(step, path)``, oldest first.
-
-    Args:
-        directory: Where the checkpoints are.
-        template: A file name template with one ``{}`` for the step, e.g. ``'iter_{}.pth'``.
-
-    Returns:
-        ``(step, path)`` pairs sorted by step; empty if the directory does not exist.
-    """
+    """``(step, path)`` of the files in ``directory`` named by ``template``, oldest first."""
     if not osp.isdir(directory):
         return []
     pattern = _pattern(template)
@@ -94,13 +62,6 @@ def list_checkpoints(directory: str, template: str) -> List[Tuple[int, str]]:
 def is_complete(path: str) -> bool:
     """Whether ``path`` is a complete checkpoint: a zip whose central directory can be read, or
     a file of torch's legacy format (a pickle stream: the loader judges the rest).
-
-    Args:
-        path: A checkpoint file.
-
-    Returns:
-        False for a missing or empty file, a cut-short zip checkpoint and a file that is neither
-        a zip archive nor a pickle stream; True otherwise.
     """
     try:
         with open(path, 'rb') as f:
@@ -118,16 +79,8 @@ def is_complete(path: str) -> bool:
 
 
 def previous_checkpoint(path: str) -> Optional[str]:
-    """The newest complete checkpoint beside ``path`` that is older than it.
-
-    "Older" is by step when both names carry one (``iter_8.pth`` before ``iter_10.pth``), else by
-    modification time.
-
-    Args:
-        path: A (damaged) checkpoint file.
-
-    Returns:
-        The path of that checkpoint, or None if there is none.
+    """The newest complete checkpoint beside ``path`` older than it (by step when both names have
+    one, else by modification time), or None.
     """
     directory = osp.dirname(osp.abspath(path))
     if not osp.isdir(directory):

@@ -1,16 +1,8 @@
-"""Progress lines with elapsed time and ETA for long steps outside the MMEngine training loop.
-
-MMEngine's training log prints ``eta`` with every logged iteration; the steps a user waits on
-outside it (building a data set, a multi-run study, the demo's runs) print the same kind of line
-through :class:`EtaProgress`::
+"""Progress lines with elapsed time and ETA for long steps outside the MMEngine training loop::
 
     progress = EtaProgress(3000, 'DigitsDet train', log=print)
-    for i in range(3000):
-        ...
-        progress.update()
-    # DigitsDet train: 1200/3000 (40%), elapsed 0:00:04, ETA 0:00:06
-
-The ETA is the mean time per finished unit times the units left.
+    progress.update()  # per unit; logs e.g. "DigitsDet train: 1200/3000 (40%), elapsed 0:00:04,
+    # ETA 0:00:06"
 """
 import time
 from typing import Callable, Optional
@@ -25,14 +17,8 @@ def format_duration(seconds: float) -> str:
 
 
 class EtaProgress:
-    """Count finished units of work and log ``done/total, elapsed, ETA`` now and then.
-
-    Args:
-        total: Units of work in all (images, runs...); must be >= 1.
-        name: What is being done, the start of every line.
-        log: Called with each line (``print``, ``logger.info``...).
-        interval: Log at most every this many seconds (the last unit is always logged).
-        clock: Time source in seconds (for tests); default ``time.monotonic``.
+    """Count finished units of work (``total`` >= 1) and log ``name: done/total, elapsed, ETA``
+    through ``log`` at most every ``interval`` seconds (the last unit always); ``clock`` for tests.
     """
 
     def __init__(self,
@@ -69,13 +55,8 @@ class EtaProgress:
         return f'{text} {note}'.rstrip() if note else text
 
     def update(self, n: int = 1, note: str = '', force: bool = False) -> None:
-        """Mark ``n`` more units done; log if ``interval`` has passed, at the end or ``force``.
-
-        Args:
-            n: Units just finished.
-            note: Appended to the line (e.g. what just finished).
-            force: Log now regardless of ``interval``.
-        """
+        """Mark ``n`` more units done (``note`` appended); log if ``interval`` has passed, at
+        the end or with ``force``."""
         self.done = min(self.total, self.done + int(n))
         now = self.clock()
         due = self._last_log is None or now - self._last_log >= self.interval

@@ -1,10 +1,5 @@
-"""Why a checkpoint named in a config could not be read: a failed download or a damaged file.
-
-The two need different fixes. A URL that cannot be reached (no network, a proxy, a firewall, a
-server error) is fixed by downloading the file where there is network and giving its local path;
-advice to "check that the file is complete" would send the user after a file that was never
-written. A file that was read but is cut short or not a checkpoint is fixed by replacing that
-file (for a URL: the copy MMEngine keeps in torch's download cache,
+"""Why a checkpoint named in a config could not be read: a failed download (fix: download it
+where there is network, give the path) or a damaged file (fix: replace it, for a URL the copy in
 ``$TORCH_HOME/hub/checkpoints``).
 """
 import http.client
@@ -27,15 +22,7 @@ def is_url(source: str) -> bool:
 
 
 def is_network_error(exc: BaseException) -> bool:
-    """Whether ``exc``, or an exception it was raised from, is a failed network transfer.
-
-    Args:
-        exc: The exception raised while loading.
-
-    Returns:
-        True for ``urllib``/``http.client``/socket errors (no route, refused, DNS, timeout,
-        HTTP error status, connection cut during the transfer).
-    """
+    """Whether ``exc`` or its cause is a failed network transfer (urllib, http.client, socket)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, _NETWORK_ERRORS):
@@ -52,16 +39,8 @@ def _download_cache(url: str) -> str:
 
 
 def checkpoint_read_error(field: str, source: str, exc: BaseException) -> RuntimeError:
-    """The error to raise when the checkpoint of config field ``field`` could not be loaded.
-
-    Args:
-        field: The config field that names the checkpoint (``'model.teacher_ckpt'``).
-        source: Its value, a local path or a URL.
-        exc: What loading raised.
-
-    Returns:
-        A RuntimeError whose message tells a failed download (with the advice to download the
-        file first and give its path) from a file that was read but is damaged.
+    """The RuntimeError for config ``field``'s checkpoint ``source`` that failed with ``exc``:
+    a failed download told apart from a damaged file.
     """
     cause = f'{type(exc).__name__}: {exc}'
     if is_url(source) and is_network_error(exc):

@@ -1,14 +1,9 @@
 """Whether the installed OpenMMLab stack can run mmkdcal's OpenMMLab parts, decided once.
 
-The versions are checked against :data:`mmkdcal.version.REQUIRED` (:func:`check_versions`), then
-``mmcv.ops`` and ``mmdet.models`` are imported.
-
-``mmkdcal.calibration`` needs only torch and numpy; the other parts (``datasets``, ``engine``,
-``evaluation``, ``models``) need a working MMDetection stack. :func:`openmmlab_problem` says why
-that stack is unusable (or None), and :func:`require_openmmlab` turns that answer into an
-ImportError naming the part. Each OpenMMLab part calls it at its top, importing it from here
-directly, so no part depends on the statement order of ``mmkdcal/__init__.py``. This module
-imports nothing from OpenMMLab at import time: it is what decides whether that is possible.
+Versions are checked against :data:`mmkdcal.version.REQUIRED`, then ``mmcv.ops`` and
+``mmdet.models`` are imported. Each OpenMMLab part calls :func:`require_openmmlab` at its top;
+``mmkdcal.calibration`` needs only torch and numpy. Nothing from OpenMMLab is imported here at
+import time.
 """
 import functools
 from importlib import metadata
@@ -68,13 +63,8 @@ def check_versions() -> None:
 
 @functools.lru_cache(maxsize=None)
 def openmmlab_problem() -> Optional[str]:
-    """Why mmkdcal's OpenMMLab parts cannot be used here, or None when they can.
-
-    Decided once per process (the answer cannot change once ``mmdet`` has been imported or
-    failed to import).
-
-    Returns:
-        A sentence naming the missing or unusable package and the fix, or None.
+    """Why mmkdcal's OpenMMLab parts cannot be used here (a sentence with the fix), or None;
+    decided once per process.
     """
     if find_spec('mmdet') is None:
         return ('MMDetection is not installed (mmkdcal.calibration works without it; for the '
@@ -88,14 +78,7 @@ def openmmlab_problem() -> Optional[str]:
 
 
 def require_openmmlab(part: str) -> None:
-    """Raise the stack's problem as an ImportError naming ``part``; return if the stack works.
-
-    Args:
-        part: The module that needs the stack (``'mmkdcal.models'``), for the message.
-
-    Raises:
-        ImportError: The stack is unusable; the message says why and how to fix it.
-    """
+    """Raise the stack's problem as an ImportError naming ``part``; return if the stack works."""
     problem = openmmlab_problem()
     if problem is not None:
         raise ImportError(f'{part} needs a working MMDetection stack: {problem}')

@@ -1,13 +1,6 @@
-"""One run per work dir: a lock held while a run trains.
-
-Two trainings started on the same work dir would both write ``iter_*.pth`` and
-``last_checkpoint`` there, and the later one silently replaces the earlier one's checkpoints. The
-run therefore takes a lock file, ``<work_dir>/.mmkdcal_run.lock`` (:class:`WorkDirLock`), holding
-the pid, host and start time of the run, and removes it when the run ends. A work dir whose lock
-names a live process is refused (:class:`WorkDirInUseError`); a lock left by a process that no
-longer runs (killed, crashed machine) is taken over with a warning. A lock written on another host
-cannot be checked from here and is refused, naming the file to remove if that run is over. In a
-distributed run only global rank 0 takes the lock.
+"""One run per work dir: a lock (``<work_dir>/.mmkdcal_run.lock``: pid, host, start time) held
+while a run trains. A live holder, or one on another host, is refused (:class:`WorkDirInUseError`);
+a dead one's lock is taken over with a warning; only global rank 0 locks (docs/usage.md).
 """
 import atexit
 import json
@@ -57,13 +50,8 @@ def _global_rank() -> int:
 
 
 class WorkDirLock:
-    """The lock of one run on its work dir (``<work_dir>/.mmkdcal_run.lock``).
-
-    Args:
-        work_dir: The run's work dir (created if needed).
-
-    Use :meth:`acquire` before the run starts and :meth:`release` when it ends (also at
-    interpreter exit, through ``atexit``); or use it as a context manager.
+    """The lock of one run on ``work_dir`` (created if needed): :meth:`acquire` before the run,
+    :meth:`release` at its end (also at exit), or a context manager.
     """
 
     def __init__(self, work_dir: str) -> None:
@@ -97,14 +85,7 @@ class WorkDirLock:
         return True
 
     def acquire(self) -> 'WorkDirLock':
-        """Take the lock (global rank 0 only; other ranks return at once).
-
-        Returns:
-            self.
-
-        Raises:
-            WorkDirInUseError: a live run (or one on another host) holds the work dir.
-        """
+        """Take the lock (global rank 0 only); WorkDirInUseError if a live run holds it."""
         if _global_rank() != 0 or self.held:
             return self
         os.makedirs(self.work_dir, exist_ok=True)

@@ -11,8 +11,10 @@ from mmengine.config import ConfigDict
 
 import mmkdcal  # noqa: F401
 from mmdet.registry import MODELS
-from mmkdcal.engine import CALIBRATION_MODES, CalibrationMode, register_calibration_mode
+from mmkdcal.engine import (CALIBRATION_MODES, CalibrationMode, fingerprint_as_teacher,
+                            load_calibrator_file, register_calibration_mode)
 from mmkdcal.engine.calibration_modes import image_key
+from mmkdcal.utils.checkpoint import file_sha256
 
 from _helpers import ROOT, dump_config, gfl_model, run_tool, train_config, write_coco
 
@@ -29,8 +31,9 @@ def test_calibrate_tool_fits_and_reports(tmp_path):
     ckpt = str(tmp_path / 'gfl.pth')
     torch.save({'state_dict': model.state_dict()}, ckpt)
     out_dir = tmp_path / 'cal'
+    cal_file = str(tmp_path / 'teacher_t.pth')
     out = run_tool('tools/calibrate.py', cfg_path, ckpt, '--fit-on', 'anchors', '--split', 'val',
-                   '--also-split', 'test', '--out', str(out_dir))
+                   '--also-split', 'test', '--out', str(out_dir), '--calibrator-file', cal_file)
     report = json.loads((out_dir / 'calibration.json').read_text())
     t = report['temperature']
     assert f'model.teacher_temperature={t}' in out
@@ -41,6 +44,11 @@ def test_calibrate_tool_fits_and_reports(tmp_path):
     assert report['also']['test']['after']['nll'] == pytest.approx(report['after']['nll'],
                                                                    rel=1e-6)
     assert (out_dir / 'calibration.png').read_bytes()[:4] == b'\x89PNG'
+    # the calibrator file: the fitted state, for this model as a distiller's teacher
+    state, meta = load_calibrator_file(cal_file, file_sha256(cal_file))
+    assert state['calibrator'] == 'temperature' and state['t'].item() == pytest.approx(t)
+    assert meta['teacher_fingerprint'] == fingerprint_as_teacher(model)
+    assert f"calibrator_sha256='{file_sha256(cal_file)}'" in out
 
 
 def test_calibrate_tool_rejects_unknown_split(tmp_path):

@@ -1,28 +1,10 @@
 """``AtomicCheckpointHook``: MMEngine's ``CheckpointHook`` with saves that cannot lose data.
 
-MMEngine 0.10.7's ``CheckpointHook`` deletes the checkpoint that ``max_keep_ckpts`` retires (and
-the previous best one) *before* it writes the new one, and writes the new one in place. A process
-killed during that write leaves a partial file and, with ``max_keep_ckpts=1``, no checkpoint at
-all; a full disk leaves a partial ``.pth`` and an ``ENOSPC`` error that names no file.
-
-This hook runs the stock hook's code unchanged and changes only the order of the file
-operations:
-
-1. the checkpoint is written to ``<name>.part`` beside its final name, flushed to disk
-   (``fsync``), then renamed to ``<name>`` (``os.replace``, atomic on a POSIX file system);
-2. ``last_checkpoint`` is written only after that rename (as in the stock hook);
-3. only then are the retired checkpoints removed.
-
-A kill at any moment therefore leaves the previous checkpoint, and ``last_checkpoint`` pointing
-at it, intact (at worst a retired checkpoint stays on disk, or a ``.part`` file that the next
-run removes in ``before_train``). A failed write (e.g. ``ENOSPC``) removes its ``.part`` file
-and raises an ``OSError`` with the same ``errno`` that names the file and the last complete
-checkpoint. Checkpoints written to a non-local backend (``out_dir='s3://...'``) are written in
-place, since those backends have no rename, but old ones are still removed only after the new
-one is written; ``before_train`` logs which case applies.
-
-Use it as ``default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook', ...))`` with the
-arguments of ``CheckpointHook``; every training config of this project does.
+MMEngine 0.10.7's hook removes retired checkpoints before it writes the new one, in place. This
+hook runs the stock code and changes only the order: write ``<name>.part``, ``fsync``, rename
+(atomic), then ``last_checkpoint``, then remove retired ones. A failed write removes its
+``.part`` and raises an ``OSError`` naming the file and the last complete checkpoint; a
+non-local backend is written in place, old ones still removed last (docs/usage.md).
 """
 import contextlib
 import os
@@ -73,11 +55,8 @@ def _fsync(path: str) -> None:
 
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
-    """``CheckpointHook`` that writes each checkpoint atomically and removes old ones last.
-
-    Takes exactly the arguments of :class:`mmengine.hooks.CheckpointHook`. Also makes sure that
-    mmkdcal's safe checkpoint loading is installed (:func:`mmkdcal.utils.checkpoint.install`)
-    before the runner resumes or loads a checkpoint.
+    """``CheckpointHook`` (same arguments) that writes each checkpoint atomically, removes old
+    ones last, and installs mmkdcal's safe checkpoint loading before a resume.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -95,15 +74,8 @@ class AtomicCheckpointHook(CheckpointHook):
         return isinstance(backend, LocalBackend)
 
     def before_train(self, runner: Runner) -> None:
-        """Lock the work dir, set up as the stock hook, refuse a resume that resumed nothing,
-        remove ``.part`` files.
-
-        The work dir is locked for the training (:class:`~mmkdcal.utils.work_dir.WorkDirLock`,
-        released in ``after_train``), so that a second training on it is refused while this one
-        runs, also under MMDetection's own ``tools/train.py`` (mmkdcal's takes the same lock
-        earlier). A resume request (``resume=True``) that loaded no checkpoint (MMEngine finds
-        only what ``last_checkpoint`` names) would start at iteration 0 and overwrite the
-        checkpoints in the work dir: that is refused here too.
+        """Lock the work dir (until ``after_train``), set up as the stock hook, refuse a resume that
+        loaded nothing (it would overwrite the work dir's checkpoints), remove ``.part`` files.
         """
         self._lock = WorkDirLock(runner.work_dir).acquire()
         super().before_train(runner)

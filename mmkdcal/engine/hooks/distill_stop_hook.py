@@ -1,13 +1,8 @@
 """Stop distilling at a chosen epoch or iteration; the student then trains on its task alone.
 
-MMYOLO's RTMDet distillation (and DAMO-YOLO's before it) distils during the strong-augmentation
-stage and lets the student fine-tune on its own task losses for the last epochs, after
-RTMDet's ``PipelineSwitchHook`` has turned mosaic off. ``DistillStopHook`` does the same for any
-mmkdcal distiller: from ``stop_epoch`` (or ``stop_iter``) on, the teacher is no longer run and
-every distillation loss is reported as 0 (its key stays in the log, and a feature adapter
-stays in the graph with a zero gradient, so DDP without ``find_unused_parameters`` still
-works). The state is derived from the runner's epoch/iteration before every iteration, so a
-resumed run stops at the same point.
+As MMYOLO's RTMDet distillation after its ``PipelineSwitchHook``: from then on the teacher is not
+run and every distillation loss is 0 (adapters stay in the graph); derived from the runner's
+step, so a resumed run stops at the same point (docs/distillation_protocol.md)::
 
     custom_hooks = [..., dict(type='DistillStopHook', stop_epoch=280)]
 """
@@ -32,14 +27,7 @@ def _check_stop(name: str, value: Optional[int]) -> Optional[int]:
 
 @HOOKS.register_module()
 class DistillStopHook(Hook):
-    """Turn the distillation losses off from ``stop_epoch`` / ``stop_iter`` (0-based) on.
-
-    Args:
-        stop_epoch (int, optional): The first epoch trained without distillation (280 with
-            RTMDet's 300-epoch schedule: the epoch its ``PipelineSwitchHook`` switches at).
-        stop_iter (int, optional): The first iteration trained without distillation, for
-            iteration-based loops. Exactly one of the two must be given.
-    """
+    """Turn the distillation losses off from ``stop_epoch`` or ``stop_iter`` (0-based; one)."""
 
     priority = 'NORMAL'
 

@@ -11,8 +11,8 @@ temperature, Platt, isotonic and ``auto``) is also fitted by the same ``fit_and_
 report gives D-ECE and LaECE before and after on all of that split and, fitted on one half of
 its images, on that half and on the held-out other half; every other split is reported after
 the calibrator fitted on the first (:func:`mmkdcal.engine.calibration_report`). Each fitted
-state is saved, so that a KD run uses exactly it
-(:class:`~.given_calibrator.GivenTeacherCalibratorHook`). The detections are saved, so every
+state is saved (:func:`mmkdcal.engine.save_calibrator_file`, with the teacher's fingerprint),
+so that a KD run uses exactly it (``TeacherCalibrationHook(calibrator_file=...)``). The detections are saved, so every
 number can be recomputed.
 
     python -m projects.teacher_studies.studies.detection_teacher_measure CONFIG CKPT --out DIR \\
@@ -22,7 +22,7 @@ number can be recomputed.
 
 Writes ``DIR/measure.json``, ``DIR/detections.npz`` (``<split>_logits``, ``<split>_matched``),
 per objective ``DIR/calibration_<objective>.json`` / ``.png`` (reliability diagrams) and per
-calibrator ``DIR/calibrator_<name>.json`` / ``.png`` (its report) and ``.pt`` (its state).
+calibrator ``DIR/calibrator_<name>.json`` / ``.png`` (its report) and ``.pth`` (its state).
 """
 import argparse
 import json
@@ -40,7 +40,7 @@ __all__ = ['OBJECTIVES', 'CALIBRATORS', 'MEASURE_VERSION', 'coco_map', 'dece_ove
 #: The calibrators fitted on the first split (``mmkdcal.engine.calibrator_names()``).
 CALIBRATORS = ('temperature', 'class_temperature', 'platt', 'isotonic', 'auto')
 #: Version of ``measure.json``'s content: a finished measurement of another version is redone.
-MEASURE_VERSION = 2
+MEASURE_VERSION = 3
 
 
 def dece_over_under(scores: Any, matched: Any, n_bins: int = 10) -> Tuple[float, float, float]:
@@ -166,7 +166,7 @@ def measure_teacher(config: str,
     from mmdet.registry import MODELS
 
     import mmkdcal  # noqa: F401  (registers modules, safe checkpoint loading)
-    from mmkdcal.engine import collect_calibration_data, fit_and_report
+    from mmkdcal.engine import collect_calibration_data, fingerprint_as_teacher, fit_and_report
 
     bad = [o for o in objectives if o not in OBJECTIVES]
     if bad or not objectives:
@@ -206,7 +206,8 @@ def measure_teacher(config: str,
                                 n_bins=n_bins, out_dir=out_dir,
                                 prefix=f'calibration_{objective}')
         temperatures[objective] = float(report['temperature'])
-    fitted = _fit_calibrators(data, fit_split, calibrators, target, n_bins, out_dir)
+    fitted = _fit_calibrators(data, fit_split, calibrators, target, n_bins, out_dir,
+                              checkpoint, fingerprint_as_teacher(model))
     result: Dict[str, Any] = dict(
         version=MEASURE_VERSION, config=config, checkpoint=checkpoint, fit_split=fit_split,
         score_thr=score_thr, iou_thr=iou_thr, n_bins=n_bins, report_score_thr=report_score_thr,
@@ -243,8 +244,10 @@ def _same_state(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
 
 
 def _fit_calibrators(data: Dict[str, Any], fit_split: str, calibrators: Sequence[str],
-                     target: str, n_bins: int, out_dir: str) -> Dict[str, Any]:
-    """Fit each calibrator on ``data[fit_split]`` and report it on every split.
+                     target: str, n_bins: int, out_dir: str, checkpoint: Optional[str] = None,
+                     fingerprint: Optional[str] = None) -> Dict[str, Any]:
+    """Fit each calibrator on ``data[fit_split]`` and report it on every split; save each state
+    as a calibrator file of the teacher ``checkpoint`` (``fingerprint``).
 
     Returns:
         dict: name -> ``chosen`` (the calibrator; for ``auto`` the one it chose),
@@ -256,10 +259,8 @@ def _fit_calibrators(data: Dict[str, Any], fit_split: str, calibrators: Sequence
         ``heldout_before``, ``heldout_after`` per candidate) and ``other[split]`` with
         ``before`` / ``after`` on every other split.
     """
-    from mmkdcal.engine import calibration_report, fit_and_report
+    from mmkdcal.engine import calibration_report, fit_and_report, save_calibrator_file
     from mmkdcal.engine.teacher_calibration import describe_calibrator, jsonable
-
-    from .given_calibrator import save_calibrator_state
 
     out, states = {}, {}
     for name in calibrators:
@@ -271,8 +272,8 @@ def _fit_calibrators(data: Dict[str, Any], fit_split: str, calibrators: Sequence
         if name == 'auto':
             same = next((c for c, s in states.items()
                          if c != 'auto' and _same_state(s, state)), None)
-        path = osp.join(out_dir, f'calibrator_{name}.pt')
-        sha = save_calibrator_state(state, path)
+        path = osp.join(out_dir, f'calibrator_{name}.pth')
+        sha = save_calibrator_file(path, state, checkpoint, fingerprint)
         rec = dict(chosen=report['calibrator'], describe=describe_calibrator(report),
                    state_file=path, sha256=sha, same_state_as=same,
                    before=report['before'], after=report['after'],

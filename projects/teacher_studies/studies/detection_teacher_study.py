@@ -18,7 +18,7 @@ version of the correlation with the project's own pieces, on the embedded Digits
 3. train, per teacher and seed, one KD student from the raw teacher, one from the teacher
    divided by its NLL temperature (``model.teacher_temperature``; the ``temperature``
    calibrator) and one through each other calibrator's saved state
-   (:class:`~.given_calibrator.GivenTeacherCalibratorHook`); ``auto``'s student is the
+   (``TeacherCalibrationHook(calibrator_file=...)``); ``auto``'s student is the
    student of the calibrator it chose (the same state, seed and batches), trained apart only
    if its state differs. The same student config and schedule throughout (one student config
    per head family, since a KD student's head must have its teacher's layout), plus a no-KD
@@ -77,7 +77,6 @@ MEASURE = 'projects.teacher_studies.studies.detection_teacher_measure'
 #: Registers the softened-target loss in a KD run whose teacher was trained with it.
 _KD_IMPORTS = ('custom_imports.imports=[mmkdcal,'
                'projects.teacher_studies.studies.soft_target_focal_loss]')
-_GIVEN_IMPORTS = _KD_IMPORTS[:-1] + ',projects.teacher_studies.studies.given_calibrator]'
 
 
 def _width(w: int) -> Tuple[str, ...]:
@@ -383,8 +382,8 @@ def _kd_argv(cfg: DetStudyConfig, t: DetTeacher, seed: int, variant: str, deps: 
     if rec.get('same_state_as'):
         return None
     return ['tools/train.py', FAMILIES[t.family]['kd_given'], *common,
-            f"custom_hooks.0.state_file={rec['state_file']}",
-            f"custom_hooks.0.sha256={rec['sha256']}", _GIVEN_IMPORTS]
+            f"custom_hooks.0.calibrator_file={rec['state_file']}",
+            f"custom_hooks.0.calibrator_sha256={rec['sha256']}", _KD_IMPORTS]
 
 
 def build_jobs(cfg: DetStudyConfig, work: str, data_root: str) -> List[Job]:

@@ -1,13 +1,16 @@
 """The detection study's calibrator arms on planted values (no training): the auto student is the
-chosen calibrator's, gains and auto-vs-temperature by hand, the long-arm teacher rule, and the
-saved calibrator state reaching the distiller bit for bit."""
-import pytest
-import torch
+chosen calibrator's, gains and auto-vs-temperature by hand, the long-arm teacher rule, and a
+calibrator arm's command handing its saved state to the package's hook."""
+import os.path as osp
 
+import pytest
+from mmengine.config import Config
+
+from mmdet.registry import HOOKS
+
+import mmkdcal  # noqa: F401
 from projects.teacher_studies.studies import detection_teacher_study as dts
 from projects.teacher_studies.studies.detection_study_summary import calibrator_comparison
-from projects.teacher_studies.studies.given_calibrator import (GivenTeacherCalibratorHook,
-                                                               save_calibrator_state)
 
 CALS = ('temperature', 'class_temperature', 'platt', 'isotonic', 'auto')
 
@@ -71,29 +74,20 @@ def test_long_arm_rule():
     assert dts.long_arm_teachers(only_over, 4) == ['o1', 'o2', 'o3', 'u3']
 
 
-def test_given_state_reaches_the_distiller_bit_for_bit(tmp_path):
-    state = dict(calibrator='isotonic', mode='sigmoid', identity_classes=[2],
-                 x=torch.rand(3, 5, dtype=torch.float64), y=torch.rand(3, 5, dtype=torch.float64))
-    path = str(tmp_path / 's.pt')
-    sha = save_calibrator_state(state, path)
-
-    class Model:
-        def set_teacher_calibration(self, s, source):
-            self.state, self.source = s, source
-
-    class Runner:
-        model = Model()
-
-        class logger:
-            info = staticmethod(lambda msg: None)
-
-    runner = Runner()
-    GivenTeacherCalibratorHook(path, sha).before_train(runner)
-    got = runner.model.state
-    assert got['calibrator'] == 'isotonic' and got['identity_classes'] == [2]
-    assert got['x'].dtype == torch.float64 and torch.equal(got['x'], state['x'])
-    assert torch.equal(got['y'], state['y'])
-    with pytest.raises(ValueError, match='sha256'):
-        GivenTeacherCalibratorHook(path, '0' * 64).before_train(runner)
-    with pytest.raises(ValueError, match='state_file'):
-        GivenTeacherCalibratorHook('', '')
+def test_a_calibrator_arm_gives_the_package_hook_its_saved_state():
+    """A calibrator arm's command selects TeacherCalibrationHook with the measurement's file and
+    sha256 (the hook's loading is tested in tests/engine/test_calibrator_file.py)."""
+    t = dts.DetTeacher(name='a', family='gfl', config=dts.GFL_W32, note='')
+    rec = dict(state_file='m/calibrator_platt.pth', sha256='ab' * 32, same_state_as=None)
+    deps = dict(teacher_a=dict(config='t.py', checkpoint='t.pth'),
+                measure_a=dict(calibrators=dict(platt=rec, auto=dict(rec, same_state_as='platt'))))
+    argv = dts._kd_argv(None, t, 0, 'platt', deps, [], 8, 'wd')
+    assert argv[1] == dts.FAMILIES['gfl']['kd_given']
+    opts = argv[argv.index('--cfg-options') + 1:]
+    cfg = Config.fromfile(osp.join(dts.ROOT, argv[1]))
+    cfg.merge_from_dict(dict(o.split('=', 1) for o in opts if not o.startswith('custom_imp')))
+    hook = HOOKS.build(cfg.custom_hooks[0])
+    assert type(hook).__name__ == 'TeacherCalibrationHook'
+    assert (hook.calibrator_file, hook.calibrator_sha256) == (rec['state_file'], rec['sha256'])
+    assert cfg.model.teacher_temperature is None
+    assert dts._kd_argv(None, t, 0, 'auto', deps, [], 8, 'wd') is None  # platt's student

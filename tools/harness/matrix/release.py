@@ -9,7 +9,6 @@ that the plain student does not have (distillation-only modules such as feature 
 The released file holds only tensors and plain containers, so a bare
 ``torch.load(path, weights_only=True)`` reads it.
 """
-import hashlib
 import inspect
 import os
 import os.path as osp
@@ -17,19 +16,12 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-__all__ = ['plain_student_keys', 'release_checkpoint', 'sha256_of']
+from mmkdcal.utils.checkpoint import file_sha256
+
+__all__ = ['plain_student_keys', 'release_checkpoint']
 
 #: Top-level checkpoint entries a release keeps.
 KEEP = ('meta', 'state_dict')
-
-
-def sha256_of(path: str) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _student_model(model_cfg: Any) -> torch.nn.Module:
@@ -125,7 +117,7 @@ def release_checkpoint(in_file: str, out_dir: str, name: str,
     os.makedirs(out_dir, exist_ok=True)
     tmp = osp.join(out_dir, f'.{name}.pth.tmp')
     torch.save(released, tmp)
-    digest = sha256_of(tmp)
+    digest = file_sha256(tmp)
     final = osp.join(out_dir, f'{name}-{digest[:8]}.pth')
     os.replace(tmp, final)
     return dict(file=final, sha256=digest, dropped_keys=dropped_keys,
