@@ -12,8 +12,8 @@ report gives D-ECE and LaECE before and after on all of that split and, fitted o
 its images, on that half and on the held-out other half; every other split is reported after
 the calibrator fitted on the first (:func:`mmkdcal.engine.calibration_report`). Each fitted
 state is saved (:func:`mmkdcal.engine.save_calibrator_file`, with the teacher's fingerprint),
-so that a KD run uses exactly it (``TeacherCalibrationHook(calibrator_file=...)``). The detections are saved, so every
-number can be recomputed.
+so that a KD run uses exactly it (``TeacherCalibrationHook(calibrator_file=...)``). The
+detections are saved, so every number can be recomputed.
 
     python -m projects.teacher_studies.studies.detection_teacher_measure CONFIG CKPT --out DIR \\
         [--splits calib val] [--map-splits calib] [--objectives nll ace ece] \\
