@@ -1,6 +1,6 @@
-# Feature KD on DigitsDet across head families: a GFL student
-# (configs/demo/gfl_r18w16_digits.py) from a Cascade R-CNN teacher (configs/demo/cascade-rcnn_r18w32_digits.py; train it first).
-# PKD (Cao et al., NeurIPS 2022) on the FPN levels paired by stride (docs/heterogeneous.md); a 1x1
+# Feature KD on DigitsDet across head families: a GFL student (configs/demo/gfl_r18w16_digits.py)
+# from a Cascade R-CNN teacher (configs/demo/cascade-rcnn_r18w32_digits.py; train it first). PKD
+# (Cao et al., NeurIPS 2022) on the FPN levels paired by stride (docs/heterogeneous.md); a 1x1
 # adapter maps the student's 32 neck channels to the teacher's 64. The no-KD control is the student
 # config; the prediction-KD arms are pred_gfl_r18w16_cascade-rcnn-r18w32_digits.py (raw teacher) and
 # pred-cal_gfl_r18w16_cascade-rcnn-r18w32_digits.py (calibrated teacher).

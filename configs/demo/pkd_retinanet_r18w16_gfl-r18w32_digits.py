@@ -1,8 +1,9 @@
 # Feature KD on DigitsDet across head families: a RetinaNet student
-# (configs/demo/retinanet_r18w16_digits.py) from a GFL teacher (configs/demo/gfl_r18w32_digits.py; train it first).
-# PKD (Cao et al., NeurIPS 2022) on the FPN levels paired by stride (docs/heterogeneous.md); a 1x1
-# adapter maps the student's 32 neck channels to the teacher's 64. The no-KD control is the student
-# config; the prediction-KD arms are pred_retinanet_r18w16_gfl-r18w32_digits.py (raw teacher) and
+# (configs/demo/retinanet_r18w16_digits.py) from a GFL teacher (configs/demo/gfl_r18w32_digits.py;
+# train it first). PKD (Cao et al., NeurIPS 2022) on the FPN levels paired by stride
+# (docs/heterogeneous.md); a 1x1 adapter maps the student's 32 neck channels to the teacher's 64.
+# The no-KD control is the student config; the prediction-KD arms are
+# pred_retinanet_r18w16_gfl-r18w32_digits.py (raw teacher) and
 # pred-cal_retinanet_r18w16_gfl-r18w32_digits.py (calibrated teacher).
 #   python tools/train.py configs/demo/pkd_retinanet_r18w16_gfl-r18w32_digits.py
 _base_ = ['./retinanet_r18w16_digits.py']

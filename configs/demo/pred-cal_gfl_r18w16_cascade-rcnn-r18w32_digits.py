@@ -1,7 +1,7 @@
-# Prediction KD on DigitsDet from the *calibrated* teacher: TeacherCalibrationHook, before
-# training, fits the teacher's temperature on its detections of the held-out calib
-# split (NLL, matched at IoU 0.5; fit_on='detections'), and the soft targets are the
-# calibrated scores. Everything else is configs/demo/pred_gfl_r18w16_cascade-rcnn-r18w32_digits.py.
+# Prediction KD on DigitsDet from the *calibrated* teacher: TeacherCalibrationHook, before training,
+# fits the teacher's temperature on its detections of the held-out calib split (NLL, matched at IoU
+# 0.5; fit_on='detections'), and the soft targets are the calibrated scores. Everything else is
+# configs/demo/pred_gfl_r18w16_cascade-rcnn-r18w32_digits.py.
 #   python tools/train.py configs/demo/pred-cal_gfl_r18w16_cascade-rcnn-r18w32_digits.py
 _base_ = ['./pred_gfl_r18w16_cascade-rcnn-r18w32_digits.py']
 

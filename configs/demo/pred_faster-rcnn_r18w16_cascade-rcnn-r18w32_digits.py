@@ -1,7 +1,8 @@
 # Prediction KD on DigitsDet from the *raw* teacher (teacher_temperature=1.0): a Faster R-CNN
-# student (configs/demo/faster-rcnn_r18w16_digits.py) from a Cascade R-CNN teacher (configs/demo/cascade-rcnn_r18w32_digits.py; train it
-# first). The teacher's last stage (teacher_roi_stage=2) classifies the RoIs the student sampled;
-# softmax KD (K + 1 classes) on its logits. The control of pred-cal_faster-rcnn_r18w16_cascade-rcnn-r18w32_digits.py.
+# student (configs/demo/faster-rcnn_r18w16_digits.py) from a Cascade R-CNN teacher
+# (configs/demo/cascade-rcnn_r18w32_digits.py; train it first). The teacher's last stage
+# (teacher_roi_stage=2) classifies the RoIs the student sampled; softmax KD (K + 1 classes) on its
+# logits. The control of pred-cal_faster-rcnn_r18w16_cascade-rcnn-r18w32_digits.py.
 #   python tools/train.py configs/demo/pred_faster-rcnn_r18w16_cascade-rcnn-r18w32_digits.py
 _base_ = ['./faster-rcnn_r18w16_digits.py']
 

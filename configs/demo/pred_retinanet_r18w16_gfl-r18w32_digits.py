@@ -1,8 +1,9 @@
-# Prediction KD on DigitsDet from the *raw* teacher (teacher_temperature=1.0): a RetinaNet
-# student (configs/demo/retinanet_r18w16_digits.py) from a GFL teacher (configs/demo/gfl_r18w32_digits.py; train it
-# first). The teacher's detections are soft targets at the priors the student's own assigner gives
-# them (class: the teacher's score, quality-focal form; box: GIoU to the teacher's box, weighted by
-# the score), docs/heterogeneous.md. The control of pred-cal_retinanet_r18w16_gfl-r18w32_digits.py.
+# Prediction KD on DigitsDet from the *raw* teacher (teacher_temperature=1.0): a RetinaNet student
+# (configs/demo/retinanet_r18w16_digits.py) from a GFL teacher (configs/demo/gfl_r18w32_digits.py;
+# train it first). The teacher's detections are soft targets at the priors the student's own
+# assigner gives them (class: the teacher's score, quality-focal form; box: GIoU to the teacher's
+# box, weighted by the score), docs/heterogeneous.md. The control of
+# pred-cal_retinanet_r18w16_gfl-r18w32_digits.py.
 #   python tools/train.py configs/demo/pred_retinanet_r18w16_gfl-r18w32_digits.py
 _base_ = ['./retinanet_r18w16_digits.py']
 
