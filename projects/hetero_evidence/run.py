@@ -130,10 +130,15 @@ def build_jobs(mode_cfg, work, data_root, seeds):
             def extra(d, prefix=prefix, teacher=teacher, t_train=t_train):
                 if prefix is None:
                     return []
-                opts = [f'model.teacher_config={teacher["cfg"]}',
+                # the teacher as it was trained: the config its training dumped (in quick mode
+                # with test-time score_thr 0, so that a barely trained teacher detects something)
+                t_dir = osp.dirname(d[t_train]['checkpoint'])
+                opts = [f'model.teacher_config={osp.join(t_dir, osp.basename(teacher["cfg"]))}',
                         f'model.teacher_ckpt={d[t_train]["checkpoint"]}']
                 if prefix == 'pred-cal':
                     opts += _calib_options(mode_cfg, data_root, 'custom_hooks.0.dataloader.')
+                    if mode_cfg['score_thr'] != 0.3:  # the hook's detections, as the tests'
+                        opts.append(f'custom_hooks.0.score_thr={mode_cfg["score_thr"]}')
                 return opts
             for seed in seeds:
                 tag = f'{pair.replace("<-", "_from_")}_{arm}_seed{seed}'
