@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import platform
 import sys
 import time
 
@@ -34,6 +33,7 @@ sys.path.insert(0, ROOT)
 
 from tools.demo import _calib_options, _json, _options, _say, test_job, train_job  # noqa: E402
 from tools.harness.jobs import run_jobs  # noqa: E402
+from tools.harness.machine import describe_machine  # noqa: E402
 
 
 def _cfg(name: str) -> str:
@@ -89,20 +89,6 @@ def parse_args(argv=None):
     if args.jobs < 1:
         parser.error('--jobs must be >= 1')
     return args
-
-
-def machine() -> str:
-    """The machine in words: CPU model, logical cores, memory, torch device."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            model = next(ln.split(':', 1)[1].strip() for ln in f if ln.startswith('model name'))
-        with open('/proc/meminfo') as f:
-            mem = int(f.readline().split()[1]) / 2**20
-        mem_text = f', {mem:.0f} GiB'
-    except (OSError, StopIteration, ValueError, IndexError):
-        mem_text = ''
-    return f'{model}, {os.cpu_count()} logical cores{mem_text}, CPU training (no GPU)'
 
 
 def build_jobs(mode_cfg, work, data_root, seeds):
@@ -169,25 +155,8 @@ def _minutes(wall):
     return f'{train} + {wall["eval_s"] / 60:.1f}'
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    mode = 'quick' if args.quick else 'default'
-    mode_cfg = MODES[mode]
-    work, data_root = osp.abspath(args.work_dir), osp.abspath(args.data_root)
-    seeds = args.seeds or mode_cfg['seeds']
-    os.makedirs(work, exist_ok=True)
-    t_start = time.time()
-
-    from mmkdcal.datasets import build_digits_det
-
-    class _Log:
-        info = staticmethod(_say)
-
-    build_digits_det(data_root, logger=_Log(), **mode_cfg['data'])
-    jobs, runs = build_jobs(mode_cfg, work, data_root, seeds)
-    done = run_jobs(jobs, ROOT, osp.join(work, 'logs'), workers=args.jobs, retrain=args.retrain,
-                    say=_say, progress='hetero')
-
+def collect(done, runs):
+    """The table's rows (teachers, then students) from the finished jobs' results."""
     rows = []
     for key, t in TEACHERS.items():
         m = done[f'teacher_{key}_test']['metrics']
@@ -201,8 +170,11 @@ def main(argv=None):
         rows.append(dict(pair=r['pair'], arm=r['arm'], seed=r['seed'],
                          mAP=m.get('coco/bbox_mAP'), mAP50=m.get('coco/bbox_mAP_50'),
                          temperature=temperature, wall=_wall(done, r['tag'])))
-    total = time.time() - t_start
-    where = machine()
+    return rows
+
+
+def report(rows, mode, mode_cfg, seeds, total, where, work):
+    """Write ``results.md`` and ``results.json`` into ``work``; return the markdown."""
     table = ['| student <- teacher | arm | seed | mAP | mAP50 | fitted T | '
              'wall (min): train + eval |', '|---|---|---|---|---|---|---|']
     for r in rows:
@@ -226,6 +198,30 @@ def main(argv=None):
         json.dump(dict(mode=mode, seeds=seeds, teacher_iters=mode_cfg['teacher_iters'],
                        student_iters=mode_cfg['student_iters'], machine=where, rows=rows,
                        total_wall_s=total), f, indent=2)
+    return md
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    mode = 'quick' if args.quick else 'default'
+    mode_cfg = MODES[mode]
+    work, data_root = osp.abspath(args.work_dir), osp.abspath(args.data_root)
+    seeds = args.seeds or mode_cfg['seeds']
+    os.makedirs(work, exist_ok=True)
+    t_start = time.time()
+
+    from mmkdcal.datasets import build_digits_det
+
+    class _Log:
+        info = staticmethod(_say)
+
+    build_digits_det(data_root, logger=_Log(), **mode_cfg['data'])
+    jobs, runs = build_jobs(mode_cfg, work, data_root, seeds)
+    done = run_jobs(jobs, ROOT, osp.join(work, 'logs'), workers=args.jobs, retrain=args.retrain,
+                    say=_say, progress='hetero')
+
+    rows = collect(done, runs)
+    md = report(rows, mode, mode_cfg, seeds, time.time() - t_start, describe_machine(), work)
     print('\n' + md)
     return rows
 
