@@ -85,8 +85,7 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
         t_roi = getattr(teacher, 'roi_head', None)
         if t_roi is None or not getattr(teacher, 'with_rpn', False):  # another family: necks
             self.hetero = hetero_pair(self, teacher, type(self.roi_head).__name__,
-                                      type(getattr(teacher, 'bbox_head', teacher)).__name__,
-                                      pred=False)
+                                      type(getattr(teacher, 'bbox_head', teacher)).__name__)
             return
         s_k = roi_stage(self.roi_head.bbox_head, 0).num_classes
         t_k = roi_stage(t_roi.bbox_head, 0).num_classes

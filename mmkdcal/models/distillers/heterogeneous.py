@@ -95,16 +95,17 @@ class HeteroPair:
     level_pairs: Tuple[Tuple[int, int], ...]
     allowed: Tuple[str, ...]
     tables: str
+    pred_problem: Optional[str] = None
 
     def check_input(self, key: str, inputs: Optional[str]) -> None:
         """Refuse a ``distill_losses`` entry whose ``inputs`` this pair does not allow."""
         if inputs not in self.allowed:
             what = ('neck-feature KD (by stride) and prediction KD (teacher detections as '
-                    'soft targets)' if 'pred_cls' in self.allowed else
-                    'neck-feature KD (by stride)')
+                    'soft targets)' if len(self.allowed) > 1 else 'neck-feature KD (by stride)')
+            why = (f' (no prediction KD: {self.pred_problem})' if self.pred_problem else '')
             raise ValueError(
                 f'distill_losses.{key}: teacher {self.teacher_head} / student '
-                f'{self.student_head}: {what} allowed, inputs {list(self.allowed)}; '
+                f'{self.student_head}: {what} allowed{why}, inputs {list(self.allowed)}; '
                 f'inputs={inputs!r} needs the same head layout (a teacher of the same family).')
 
     def pair_levels(self, batch: DistillBatch) -> DistillBatch:
@@ -121,7 +122,8 @@ class HeteroPair:
 
 
 def hetero_pair(student, teacher, student_head: str, teacher_head: str,
-                pred: bool) -> HeteroPair:
+                pred_inputs: Sequence[DistillInput] = (),
+                pred_problem: Optional[str] = None) -> HeteroPair:
     """Check a student/teacher pair of different families; refuse it when no neck level pairs.
 
     Args:
@@ -129,7 +131,8 @@ def hetero_pair(student, teacher, student_head: str, teacher_head: str,
         teacher: The teacher detector.
         student_head: The student's head class name, for messages.
         teacher_head: The teacher's head class name, for messages.
-        pred: Whether the student offers prediction KD.
+        pred_inputs: The prediction-KD inputs the student offers this teacher (none: neck only).
+        pred_problem: Why it offers none, for the refusal of a prediction input.
     """
     s_strides, t_strides = feature_strides(student), feature_strides(teacher)
     tables = '\n'.join((stride_table('student', student, s_strides),
@@ -141,8 +144,8 @@ def hetero_pair(student, teacher, student_head: str, teacher_head: str,
             'the stride of a teacher level, so neck-feature KD has nothing to pair (and the '
             'heads differ, so logit KD needs the same head layout). Give one of the necks a '
             f'level at a shared stride, or use a teacher of the same family.\n{tables}')
-    allowed = ('neck', ) + (tuple(p.name for p in PRED_INPUTS) if pred else ())
-    return HeteroPair(student_head, teacher_head, tuple(pairs), allowed, tables)
+    allowed = ('neck', ) + tuple(p.name for p in pred_inputs)
+    return HeteroPair(student_head, teacher_head, tuple(pairs), allowed, tables, pred_problem)
 
 
 def prior_assigner_problem(head) -> Optional[str]:

@@ -131,8 +131,9 @@ def test_refusals_name_the_pair_and_print_both_stride_tables(tmp_path):
         TeacherCalibrationHook(fit_on='rois')._resolve_fit_on(model)
     # a teacher with other classes: no prediction KD
     o_path, o_ckpt, _ = save_teacher(gfl_model(width=8, num_classes=4), tmp_path, 'gfl4')
-    with pytest.raises(ValueError, match=r"KD \(by stride\) allowed, inputs \['neck'\]; "
-                                         "inputs='pred_cls'"):
+    with pytest.raises(ValueError, match=r"KD \(by stride\) allowed \(no prediction KD: the "
+                                         r"teacher predicts 4 classes, the student 3\), inputs "
+                                         r"\['neck'\]; inputs='pred_cls'"):
         _distiller(retinanet_model(), o_path, o_ckpt, teacher_temperature=1.0,
                    distill_losses=dict(loss_p=dict(type='BinaryKDLoss', inputs='pred_cls')))
 
