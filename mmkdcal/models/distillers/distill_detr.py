@@ -2,9 +2,10 @@
 
 The student trains through its own stock ``loss()``, observed (head forward, DINO's
 ``forward_transformer`` split, ``forward_decoder``); the teacher runs only its
-``forward_transformer`` and head forward, its class logits divided by the calibration
-temperature. Query alignment (``'hungarian'``, DETRDistill; ``'shared_queries'``, KD-DETR) and
-the inputs ``'logits'`` / ``'boxes'`` / ``'memory'``: docs/detr_distillation.md.
+``forward_transformer`` and head forward, its class logits divided by the calibration temperature.
+Query alignment (``'hungarian'``, DETRDistill; ``'shared_queries'``, KD-DETR) and the inputs
+``'logits'`` / ``'boxes'`` / ``'memory'``: docs/detr_distillation.md; a teacher of another family
+(``'neck'``, ``'pred_cls'``, ``'pred_box'``): docs/heterogeneous.md.
 """
 import inspect
 from dataclasses import replace
@@ -13,6 +14,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import torch
 from mmengine.config import Config
+from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmdet.models.detectors import DETR, DINO, ConditionalDETR, DeformableDETR, DetectionTransformer
@@ -20,12 +22,15 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 
 from ..contract import DistillBatch, DistillInput
+from .distill_single_stage import DistillSingleStageDetector, neck_channels
 from .distiller_mixin import DistillerMixin, TemperatureLike, foreground_confidence
+from .heterogeneous import (PRED_INPUTS, detector_num_classes, hetero_pair, soft_targets,
+                            teacher_detections)
 from .query_matching import match_queries, query_match_cost
 from .taps import OutputTaps, single_call
 
 __all__ = ['ALIGNMENTS', 'DETRDistillerMixin', 'DistillConditionalDETR', 'DistillDETR',
-           'DistillDINO', 'DistillDeformableDETR', 'detr_activation']
+           'DistillDINO', 'DistillDeformableDETR', 'detection_batches', 'detr_activation']
 
 #: The ``query_alignment`` values.
 ALIGNMENTS = ('hungarian', 'shared_queries')
@@ -66,12 +71,9 @@ def _call_kwargs(record: dict, method) -> dict:
     params = inspect.signature(method).parameters
     kwargs = {}
     for name, value in record.items():
-        if name == 'result':
-            continue
-        if name in params and params[name].kind is inspect.Parameter.VAR_KEYWORD:
-            kwargs.update(value)
-        else:
-            kwargs[name] = value
+        var_kw = name in params and params[name].kind is inspect.Parameter.VAR_KEYWORD
+        if name != 'result':
+            kwargs.update(value if var_kw else {name: value})
     return kwargs
 
 
@@ -81,7 +83,7 @@ class DETRDistillerMixin(DistillerMixin):
 
     Args:
         teacher_config: The teacher's config (file path, ``mmdet::`` path or model dict): a
-            DETR-family detector with the student's classes and class activation.
+            DETR-family detector with the student's classes and class activation, or another.
         teacher_ckpt, teacher_temperature, distill_losses, teacher_inference, teacher_fp16: As
             for :class:`~mmkdcal.models.distillers.DistillSingleStageDetector`.
         query_alignment: ``'hungarian'`` or ``'shared_queries'``.
@@ -96,16 +98,14 @@ class DETRDistillerMixin(DistillerMixin):
     STUDENT_CLASS = DetectionTransformer
 
     DISTILL_INPUTS = (
-        DistillInput('logits', 'logits',
-                     'sigmoid class logits (M, K) of the aligned decoder queries of every '
-                     'distilled layer', activation='sigmoid',
+        DistillInput('logits', 'logits', 'sigmoid class logits (M, K) of the aligned decoder '
+                     'queries of every distilled layer', activation='sigmoid',
                      provides=frozenset({'weight', 'avg_factor'}), temperature=True),
         DistillInput('boxes', 'boxes',
                      'boxes of the aligned decoder queries, normalised (x1, y1, x2, y2) (M, 4)',
                      provides=frozenset({'weight', 'avg_factor'}), box_format='xyxy'),
-        DistillInput('memory', 'features',
-                     'encoder memory as (N, C, H, W) maps, one per feature level',
-                     per_level=True),
+        DistillInput('memory', 'features', 'encoder memory as (N, C, H, W) maps, one per '
+                     'feature level', per_level=True),
     )
 
     def __init__(self, *args, teacher_config: Union[str, Path, dict, Config],
@@ -123,18 +123,15 @@ class DETRDistillerMixin(DistillerMixin):
             raise ValueError(f'model.teacher_layers must be one of {TEACHER_LAYERS}, got '
                              f'{teacher_layers!r}.')
         n_layers = num_decoder_outputs(self)
-        self.query_alignment = query_alignment
-        self.teacher_layers = teacher_layers
+        self.query_alignment, self.teacher_layers = query_alignment, teacher_layers
         self.layer_weights = _check_number_list(
             'model.layer_weights', [1.0] * n_layers if layer_weights is None
             else list(layer_weights), n_layers)
-        costs = dict(DEFAULT_MATCH_COSTS)
-        if match_costs is not None:
-            unknown = set(match_costs) - set(DEFAULT_MATCH_COSTS)
-            if not isinstance(match_costs, dict) or unknown:
-                raise ValueError(f'model.match_costs must be a dict with keys among '
-                                 f'{list(DEFAULT_MATCH_COSTS)}, got {match_costs!r}.')
-            costs.update(match_costs)
+        if match_costs is not None and (not isinstance(match_costs, dict)
+                                        or set(match_costs) - set(DEFAULT_MATCH_COSTS)):
+            raise ValueError(f'model.match_costs must be a dict with keys among '
+                             f'{list(DEFAULT_MATCH_COSTS)}, got {match_costs!r}.')
+        costs = dict(DEFAULT_MATCH_COSTS, **(match_costs or {}))
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0
                for v in costs.values()) or not sum(costs.values()) > 0:
             raise ValueError(f'model.match_costs must be numbers >= 0, at least one > 0, got '
@@ -145,13 +142,16 @@ class DETRDistillerMixin(DistillerMixin):
 
     # ------------------------------------------------------------------ construction checks
     def _check_teacher(self, teacher) -> None:
-        s_name = self.STUDENT_CLASS.__name__
-        if not isinstance(teacher, DetectionTransformer):
-            raise ValueError(
-                f'Family mismatch: model.teacher_config builds a {type(teacher).__name__}, which '
-                f'is not a DETR-family detector (an MMDetection DetectionTransformer); a '
-                f'{s_name} student is distilled query by query from a DETR-family teacher.')
-        s_head, t_head = self.bbox_head, teacher.bbox_head
+        s_head, t_head = self.bbox_head, getattr(teacher, 'bbox_head', None)
+        if not isinstance(teacher, DetectionTransformer):  # another family: necks, detections
+            n_t, n_s = detector_num_classes(teacher), s_head.num_classes
+            problem = (None if n_t == n_s else
+                       f'the teacher predicts {n_t} classes, the student {n_s}')
+            if detr_activation(s_head) == 'softmax':
+                problem = 'its class scores are a softmax over K + 1, not per-class sigmoids'
+            self.hetero = hetero_pair(self, teacher, type(s_head).__name__, type(
+                t_head or teacher.roi_head).__name__, () if problem else PRED_INPUTS, problem)
+            return
         s_act, t_act = detr_activation(s_head), detr_activation(t_head)
         if s_act != t_act:
             raise ValueError(
@@ -205,6 +205,10 @@ class DETRDistillerMixin(DistillerMixin):
                 'outputs only).')
 
     def _input_specs(self) -> List[DistillInput]:
+        if self.hetero is not None:
+            neck = DistillSingleStageDetector.DISTILL_INPUTS[2].with_channels(
+                neck_channels(self), neck_channels(self.teacher))
+            return [neck] + [p for p in PRED_INPUTS if p.name in self.hetero.allowed]
         return self.input_specs_for(self.bbox_head, self.embed_dims, self.teacher.embed_dims)
 
     @classmethod
@@ -221,11 +225,15 @@ class DETRDistillerMixin(DistillerMixin):
         return [logits, boxes, memory.with_channels(student_dims, teacher_dims)]
 
     def num_teacher_logit_classes(self) -> int:
+        if self.hetero is not None:  # its calibrator maps detection scores
+            return detector_num_classes(self.teacher)
         return self.teacher.bbox_head.cls_out_channels
 
     # ------------------------------------------------------------------ training
     def _tap_student(self, taps: OutputTaps, needed: Set[str]) -> None:
-        if needed & {'logits', 'boxes'}:
+        if 'neck' in needed:
+            self._tap_neck(taps)
+        if needed & {'logits', 'boxes', 'pred_cls', 'pred_box'}:
             taps.module_output('head', self.bbox_head)
             taps.method_call('transformer', self, 'forward_transformer')
         if 'memory' in needed or (needed & {'logits', 'boxes'}
@@ -244,12 +252,23 @@ class DETRDistillerMixin(DistillerMixin):
                 feats = self.teacher.extract_feat(batch_inputs)
                 head_inputs = self.teacher.forward_transformer(feats, batch_data_samples)
                 outs = self.teacher.bbox_head(**head_inputs)
-        decoder = single_call(t_taps['decoder'], 'teacher forward_decoder') \
-            if record_decoder else None
-        return feats, outs, decoder
+        return feats, outs, (single_call(t_taps['decoder'], 'teacher forward_decoder')
+                             if record_decoder else None)
 
     def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
                          needed: Set[str], teacher_out=None) -> Dict[str, DistillBatch]:
+        if self.hetero is not None:  # another family: neck levels; detections, last layer
+            batches = {}
+            if 'neck' in needed:
+                with self.teacher_context(batch_inputs.device.type):
+                    t_feats = self.teacher.extract_feat(batch_inputs)
+                batches['neck'] = self._neck_batch(taps, t_feats)
+            if needed - {'neck'}:
+                s_cls, s_box = (out[-1] for out in self._matching_outputs(taps))
+                dets = teacher_detections(self, batch_inputs, batch_data_samples)
+                batches.update(detection_batches(self.bbox_head, s_cls, s_box, dets,
+                                                 [s.metainfo for s in batch_data_samples]))
+            return batches
         queries = bool(needed & {'logits', 'boxes'})
         shared = queries and self.query_alignment == 'shared_queries'
         t_feats, (t_cls, t_box), t_dec = self.teacher_forward(
@@ -258,10 +277,8 @@ class DETRDistillerMixin(DistillerMixin):
         if queries:
             t_cls = t_cls.float()
             self._check_finite(t_cls, 'decoder class logits')
-            if shared:
-                s_cls, s_box = self._shared_query_outputs(taps, t_dec)
-            else:
-                s_cls, s_box = self._matching_outputs(taps)
+            s_cls, s_box = (self._shared_query_outputs(taps, t_dec) if shared
+                            else self._matching_outputs(taps))
             batches.update(self._query_batches(s_cls, s_box, t_cls, t_box.float(), shared))
         if 'memory' in needed:
             s_dec = single_call(taps['decoder'], 'forward_decoder')
@@ -320,8 +337,7 @@ class DETRDistillerMixin(DistillerMixin):
             layer_conf = t_cls.new_zeros(())
             for img in range(s_cls.shape[1]):
                 if shared:
-                    t_idx = torch.arange(t_cls.shape[2], device=t_cls.device)
-                    s_idx = t_idx
+                    s_idx = t_idx = torch.arange(t_cls.shape[2], device=t_cls.device)
                 else:
                     with torch.no_grad():
                         cost = query_match_cost(s_cls[layer, img], s_box[layer, img],
@@ -340,13 +356,39 @@ class DETRDistillerMixin(DistillerMixin):
             weight_sum += w
         cat = {k: torch.cat(v) for k, v in rows.items()}
         avg_factor = (soft_count / weight_sum).clamp(min=1.0)
-        return {
-            'logits': DistillBatch(cat['s_cls'], cat['t_cls'], weight=cat['w'],
-                                   avg_factor=avg_factor),
-            'boxes': DistillBatch(bbox_cxcywh_to_xyxy(cat['s_box']),
-                                  bbox_cxcywh_to_xyxy(cat['t_box']),
-                                  weight=cat['w'] * cat['conf'], avg_factor=avg_factor),
-        }
+        return {'logits': DistillBatch(cat['s_cls'], cat['t_cls'], weight=cat['w'],
+                                       avg_factor=avg_factor),
+                'boxes': DistillBatch(bbox_cxcywh_to_xyxy(cat['s_box']),
+                                      bbox_cxcywh_to_xyxy(cat['t_box']),
+                                      weight=cat['w'] * cat['conf'], avg_factor=avg_factor)}
+
+
+def detection_batches(head, s_cls: Tensor, s_box: Tensor, dets: Sequence[InstanceData],
+                      metas: Sequence[dict]) -> Dict[str, DistillBatch]:
+    """``'pred_cls'`` / ``'pred_box'``: teacher detections matched to the student's queries by
+    its own assigner, on the detached predictions as its ``loss_by_feat`` gives them.
+
+    Args:
+        head: The student's DETR-family head (``assigner``, ``num_classes``).
+        s_cls, s_box: One decoder layer's class logits (N, Q, K) and (cx, cy, w, h) boxes
+            (N, Q, 4), normalised by ``img_shape``; matching queries only.
+        dets, metas: Per image, the teacher's detections (xyxy in input pixels, calibrated
+            scores) and its metainfo.
+    """
+    targets, rows = [], []
+    for cls, box, det, meta in zip(s_cls, s_box, dets, metas):
+        h, w = meta['img_shape']
+        xyxy = bbox_cxcywh_to_xyxy(box) * box.new_tensor([w, h, w, h])
+        gt_inds = head.assigner.assign(
+            pred_instances=InstanceData(scores=cls.detach(), bboxes=xyxy.detach()),
+            gt_instances=InstanceData(bboxes=det.bboxes, labels=det.labels), img_meta=meta).gt_inds
+        targets.append(torch.logit(soft_targets(gt_inds, det, head.num_classes), eps=1e-6))
+        idx = gt_inds[gt_inds > 0] - 1
+        rows.append((xyxy[gt_inds > 0], det.bboxes[idx], det.scores[idx]))
+    s_rows, t_rows, weight = (torch.cat(r) for r in zip(*rows))
+    num_pos = weight.new_tensor(float(len(weight))).clamp(min=1.0)
+    return {'pred_cls': DistillBatch(s_cls.flatten(0, 1), torch.cat(targets), avg_factor=num_pos),
+            'pred_box': DistillBatch(s_rows, t_rows, weight=weight, avg_factor=num_pos)}
 
 
 def _memory_maps(memory: Tensor, feats: Sequence[Tensor]) -> List[Tensor]:
@@ -355,14 +397,13 @@ def _memory_maps(memory: Tensor, feats: Sequence[Tensor]) -> List[Tensor]:
     Deformable DETR and DINO encode every feature level, DETR and Conditional DETR only the last.
     """
     shapes = [tuple(f.shape[-2:]) for f in feats]
-    tokens = memory.shape[1]
+    n, tokens, c = memory.shape
     if sum(h * w for h, w in shapes) != tokens:
         shapes = shapes[-1:]
         if shapes[0][0] * shapes[0][1] != tokens:
             raise RuntimeError(f'The encoder memory has {tokens} tokens, which matches neither '
                                f'all feature levels {shapes} nor the last one.')
     maps = memory.split([h * w for h, w in shapes], dim=1)
-    n, _, c = memory.shape
     return [m.permute(0, 2, 1).reshape(n, c, h, w) for m, (h, w) in zip(maps, shapes)]
 
 

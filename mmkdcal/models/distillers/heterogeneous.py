@@ -25,15 +25,15 @@ from .roi_head_stages import roi_stage
 
 __all__ = ['HeteroPair', 'PRED_INPUTS', 'calibrated_scores', 'detector_num_classes',
            'feature_strides', 'hetero_pair', 'pair_by_stride', 'pseudo_box_targets',
-           'stride_table']
+           'soft_targets', 'stride_table']
 
-#: The prediction-KD inputs a dense student offers for a teacher of another family.
+#: The prediction-KD inputs a dense or DETR-family student offers a teacher of another family.
 PRED_INPUTS = (
-    DistillInput('pred_cls', 'logits', "per-prior sigmoid score logits (M, K) against the "
-                 "teacher's calibrated detections as soft targets (logits of them)",
+    DistillInput('pred_cls', 'logits', "per-prior (or query) sigmoid score logits (M, K) against "
+                 "the teacher's calibrated detections as soft targets (logits of them)",
                  activation='sigmoid', provides=frozenset({'avg_factor'})),
-    DistillInput('pred_box', 'boxes', "decoded student boxes (P, 4) at the priors assigned to a "
-                 "teacher detection, against that detection's box", box_format='xyxy',
+    DistillInput('pred_box', 'boxes', "decoded student boxes (P, 4) at the priors (or queries) "
+                 "assigned to a teacher detection, against its box", box_format='xyxy',
                  provides=frozenset({'weight', 'avg_factor'})),
 )
 #: Assigners that assign from the priors alone (no student predictions needed).
@@ -207,11 +207,15 @@ def pseudo_box_targets(head, featmap_sizes, dets: InstanceData,
     if 'num_level_priors' in inspect.signature(head.assigner.assign).parameters:
         kwargs['num_level_priors'] = [len(p) for p in priors]
     gt_inds = head.assigner.assign(**kwargs).gt_inds
-    target = flat.new_zeros(len(flat), head.num_classes)
+    return gt_inds, soft_targets(gt_inds, dets, head.num_classes), flat, strides
+
+
+def soft_targets(gt_inds: Tensor, dets: InstanceData, num_classes: int) -> Tensor:
+    """(P, K) targets: row p's detection ``gt_inds[p] - 1``'s calibrated score at its class."""
+    target = dets.scores.new_zeros(len(gt_inds), num_classes)
     pos = (gt_inds > 0).nonzero().squeeze(1)
-    det = gt_inds[pos] - 1
-    target[pos, dets.labels[det].long()] = dets.scores[det].to(target.dtype)
-    return gt_inds, target, flat, strides
+    target[pos, dets.labels[gt_inds[pos] - 1].long()] = dets.scores[gt_inds[pos] - 1]
+    return target
 
 
 def _image_rows(outputs: Sequence[Tensor], i: int, priors_per_location: int) -> Tensor:
