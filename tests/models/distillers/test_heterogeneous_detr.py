@@ -18,8 +18,8 @@ from mmkdcal.engine.hooks import TeacherCalibrationHook
 
 from _detr_helpers import deformable_detr_model, detr_distiller, detr_model, dino_model
 from _helpers import batch as _batch
-from _helpers import (gfl_model, last_checkpoint, retinanet_model, save_teacher, train_config,
-                      write_coco)
+from _helpers import (faster_rcnn_model, gfl_model, last_checkpoint, retinanet_model, save_teacher,
+                      train_config, write_coco)
 
 torch.set_num_threads(1)
 PRED = dict(loss_pc=dict(type='BinaryKDLoss', beta=2.0, inputs='pred_cls'),
@@ -118,6 +118,35 @@ def test_the_assigner_gets_the_detached_predictions_its_own_loss_gives_it(tmp_pa
         assert kd['img_meta'] == stock['img_meta'] == sample.metainfo
         assert torch.equal(stock['gt_instances'].bboxes, sample.gt_instances.bboxes)
         assert len(kd['gt_instances']) > 0  # the teacher's detections
+
+
+def test_a_two_stage_teacher_teaches_by_its_detections_and_neck(tmp_path):
+    t_path, t_ckpt, _ = save_teacher(faster_rcnn_model(), tmp_path)
+    losses = dict(PRED, loss_pkd=dict(type='PKDLoss', inputs='neck', student_channels=32,
+                                      teacher_channels=16))
+    model = detr_distiller(deformable_detr_model(), t_path, t_ckpt, teacher_temperature=1.0,
+                           distill_losses=losses)
+    assert model.hetero.teacher_head == 'StandardRoIHead'
+    assert model.hetero.level_pairs == ((0, 1), (1, 2))  # strides 16, 32 of 8, 16, 32
+    seen, levels = {}, []
+    _record_loss_inputs(model, seen)
+    model.distill_losses['loss_pkd'].register_forward_hook(  # called level by level
+        lambda m, args, out: levels.append((args[0].shape, args[1].shape)))
+    data = _batch(model, n=2, size=64)
+    model.loss(data['inputs'], data['data_samples'])
+    assert levels == [((2, 32, 4, 4), (2, 16, 4, 4)), ((2, 32, 2, 2), (2, 16, 2, 2))]
+    model.teacher.eval()
+    with torch.no_grad():  # the teacher's own detections (its test_cfg: 50 per image)
+        dets = model.teacher.predict(data['inputs'], copy.deepcopy(data['data_samples']),
+                                     rescale=False)
+    (_, t_box), kw = seen['loss_pb']
+    assert len(t_box) == 2 * 8  # every one of the 8 queries of each image is matched
+    for img in range(2):
+        pred = dets[img].pred_instances
+        for box, w in zip(t_box[8 * img:8 * img + 8], kw['weight'][8 * img:8 * img + 8]):
+            # T = 1: the calibrated score is the detection's own score
+            j = (pred.bboxes == box).all(dim=1).nonzero()[0, 0]
+            assert w.item() == pytest.approx(pred.scores[j].item(), abs=1e-5)
 
 
 def test_refusals_name_the_reason(tmp_path):
