@@ -3,9 +3,9 @@ prediction KD through the student's own assigner (docs/heterogeneous.md).
 
 Logit inputs are refused for such a pair. ``'neck'`` pairs levels by declared stride
 (:func:`feature_strides`, :func:`pair_by_stride`); ``'pred_cls'`` / ``'pred_box'`` (dense
-students whose assigner works from priors alone) assign the teacher's final, calibrated
-detections to the student's priors with its own assigner (:func:`pseudo_box_targets`; Soft
-Teacher's pseudo boxes, with the calibrated score as a soft target).
+students) assign the teacher's final, calibrated detections to the student's priors by the
+student's own rule (:func:`assigned_indices`; Soft Teacher's pseudo boxes, with the calibrated
+score as a soft target).
 """
 import inspect
 from dataclasses import dataclass
@@ -16,16 +16,19 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmdet.models.detectors import DetectionTransformer
+from mmdet.models.task_modules.assigners import BaseAssigner
+from mmdet.models.task_modules.prior_generators import anchor_inside_flags
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import distance2bbox
 
 from ..contract import DistillBatch, DistillInput
 from .head_semantics import dense_head_semantics, score_logits
 from .roi_head_stages import roi_stage
+from .taps import OutputTaps
 
-__all__ = ['HeteroPair', 'PRED_INPUTS', 'calibrated_scores', 'detector_num_classes',
-           'feature_strides', 'hetero_pair', 'pair_by_stride', 'pseudo_box_targets',
-           'stride_table']
+__all__ = ['HeteroPair', 'PRED_INPUTS', 'assigned_indices', 'calibrated_scores',
+           'detector_num_classes', 'feature_strides', 'hetero_pair', 'pair_by_stride',
+           'pred_kd_problem', 'stride_table']
 
 #: The prediction-KD inputs a dense student offers for a teacher of another family.
 PRED_INPUTS = (
@@ -38,6 +41,17 @@ PRED_INPUTS = (
 )
 #: Assigners that assign from the priors alone (no student predictions needed).
 PRIOR_ASSIGNERS = ('MaxIoUAssigner', 'ATSSAssigner')
+#: Heads whose loss assigns on their own predictions: prediction KD records that assignment.
+LOSS_ASSIGNED_HEADS = ('RTMDetHead', 'RTMDetSepBNHead', 'YOLOXHead', 'TOODHead', 'DDODHead')
+#: Point heads without an assigner: their target rule (inside a box, in the level's range).
+POINT_RULE_HEADS = ('FCOSHead', 'NASFCOSHead')
+#: Training box outputs not decoded by ``bbox_coder.decode(priors, output)``: TOOD's are boxes
+#: in stride units; YOLOX's own decoder takes (x, y, stride, stride) priors.
+_BOX_DECODERS = {
+    'TOODHead': lambda head, reg, priors, s: reg * s,
+    'YOLOXHead': lambda head, reg, priors, s: head._bbox_decode(
+        torch.cat([priors[:, :2], s.expand(-1, 2)], 1), reg),
+}
 
 
 def _backbone_strides(detector) -> List[int]:
@@ -148,14 +162,20 @@ def hetero_pair(student, teacher, student_head: str, teacher_head: str,
     return HeteroPair(student_head, teacher_head, tuple(pairs), allowed, tables, pred_problem)
 
 
-def prior_assigner_problem(head) -> Optional[str]:
-    """Why prediction KD cannot assign teacher boxes to ``head``'s priors, or None."""
-    assigner = getattr(head, 'assigner', None)
-    if getattr(head, 'prior_generator', None) is None or assigner is None:
-        return f'{type(head).__name__} has no prior generator and train_cfg.assigner'
-    if type(assigner).__name__ not in PRIOR_ASSIGNERS:
-        return (f'its assigner {type(assigner).__name__} needs the student\'s predictions '
-                f'(supported: {list(PRIOR_ASSIGNERS)})')
+def pred_kd_problem(head) -> Optional[str]:
+    """Why prediction KD cannot assign teacher detections to ``head``'s priors, or None."""
+    name, assigner = type(head).__name__, getattr(head, 'assigner', None)
+    if getattr(head, 'prior_generator', None) is None:
+        return f'{name} has no prior generator'
+    if name in LOSS_ASSIGNED_HEADS + POINT_RULE_HEADS:
+        return None
+    if assigner is None:
+        return (f'{name} has no train_cfg.assigner and no point target rule (supported: '
+                f'{list(POINT_RULE_HEADS)})')
+    alpha = getattr(assigner, 'alpha', None)  # an ATSS with alpha weighs in the predictions
+    if type(assigner).__name__ not in PRIOR_ASSIGNERS or alpha is not None:
+        return (f"its assigner {type(assigner).__name__} needs the student's predictions, and "
+                f'prediction KD follows the loss of {list(LOSS_ASSIGNED_HEADS)} only')
     return None
 
 
@@ -184,34 +204,64 @@ def teacher_detections(distiller, batch_inputs: Tensor, batch_data_samples) -> L
     return dets
 
 
-def pseudo_box_targets(head, featmap_sizes, dets: InstanceData,
-                       device) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Assign one image's teacher detections to the student head's priors with its assigner.
+def _loss_assigned(head, outs, gts: List[InstanceData], metas: List[dict],
+                   total: int) -> List[Tuple[Tensor, Tensor]]:
+    """The head's own ``loss_by_feat`` on its detached outputs, the detections as gts; each
+    image's ``assign`` calls are recorded (DDOD: class, then box assigner; none where YOLOX skips
+    an image without boxes: all background) and mapped back from the anchors inside it."""
+    assigners = {id(a): a for a in vars(head).values() if isinstance(a, BaseAssigner)}
+    with torch.no_grad(), OutputTaps() as taps:
+        for assigner in assigners.values():
+            taps.method_call('assign', assigner, 'assign')
+        head.loss_by_feat(*[[o.detach() for o in out] for out in outs], batch_gt_instances=gts,
+                          batch_img_metas=metas)
+    found = []
+    for gt, meta in zip(gts, metas):
+        calls = [c['result'].gt_inds for c in taps['assign'] if c['gt_instances'] is gt]
+        calls = calls or [gt.labels.new_zeros(total)]
+        if len(calls[0]) != total:  # the head's anchor_inside_flags: outside ones are ignored
+            anchors, valid = head.get_anchors([o.shape[-2:] for o in outs[0]], [meta],
+                                              device=calls[0].device)
+            inside = anchor_inside_flags(torch.cat(anchors[0]), torch.cat(valid[0]),
+                                         meta['img_shape'][:2], head.train_cfg['allowed_border'])
+            calls = [calls[0].new_full((total, ), -1).masked_scatter(inside, c) for c in calls]
+        found.append((calls[0], calls[-1]))
+    return found
+
+
+def assigned_indices(head, outs, gts: List[InstanceData], metas: List[dict],
+                     priors: List[Tensor]) -> List[Tuple[Tensor, Tensor]]:
+    """Per image, which teacher detection each prior of the student takes, by the head's rule.
 
     Args:
-        head: The student's dense head (prior generator, ``assigner``).
-        featmap_sizes: (H, W) per level.
-        dets: ``bboxes`` (D, 4) xyxy, ``labels`` (D,), calibrated ``scores`` (D,).
-        device: Where the priors go.
+        head: The student's dense head.
+        outs: Its forward outputs (tuple of per-level lists).
+        gts: Per image, the teacher's detections (``bboxes``, ``labels``) as ground truth.
+        metas: Per image, its meta information.
+        priors: Per level, the head's priors.
 
     Returns:
-        ``gt_inds`` (P,) (0: background, -1: ignored, i > 0: detection i - 1), the soft class
-        targets (P, K), the priors (P, 4) and their strides (P,), in (level, y, x, prior) order.
+        Per image, ``gt_inds`` (P,) for its class and box targets (0: background, -1: ignored,
+        i > 0: detection i - 1), in (level, y, x, prior) order: from the recorded assignment of
+        its loss (:data:`LOSS_ASSIGNED_HEADS`), its point rule with the detection index as the
+        label (FCOS: index + ``num_classes`` + 1; background is ``num_classes``), or its
+        assigner on the priors alone.
     """
-    gen = head.prior_generator
-    priors = gen.grid_priors(featmap_sizes, device=device)
-    flat = torch.cat(priors)
-    strides = torch.cat([p.new_full((len(p), ), float(s[0])) for p, s in zip(priors, gen.strides)])
-    kwargs = dict(pred_instances=InstanceData(priors=flat),
-                  gt_instances=InstanceData(bboxes=dets.bboxes, labels=dets.labels))
+    name, total = type(head).__name__, sum(len(p) for p in priors)
+    if name in LOSS_ASSIGNED_HEADS:
+        return _loss_assigned(head, outs, gts, metas, total)
+    if name in POINT_RULE_HEADS:
+        labels = head.get_targets(priors, [InstanceData(
+            bboxes=g.bboxes, labels=torch.arange(len(g), device=g.labels.device) +
+            head.num_classes + 1) for g in gts])[0]
+        inds = [torch.cat([lvl.view(len(gts), -1)[i] for lvl in labels]) - head.num_classes
+                for i in range(len(gts))]
+        return [(i, i) for i in inds]
+    kwargs = dict(pred_instances=InstanceData(priors=torch.cat(priors)))
     if 'num_level_priors' in inspect.signature(head.assigner.assign).parameters:
         kwargs['num_level_priors'] = [len(p) for p in priors]
-    gt_inds = head.assigner.assign(**kwargs).gt_inds
-    target = flat.new_zeros(len(flat), head.num_classes)
-    pos = (gt_inds > 0).nonzero().squeeze(1)
-    det = gt_inds[pos] - 1
-    target[pos, dets.labels[det].long()] = dets.scores[det].to(target.dtype)
-    return gt_inds, target, flat, strides
+    inds = [head.assigner.assign(gt_instances=g, **kwargs).gt_inds for g in gts]
+    return [(i, i) for i in inds]
 
 
 def _image_rows(outputs: Sequence[Tensor], i: int, priors_per_location: int) -> Tensor:
@@ -221,10 +271,14 @@ def _image_rows(outputs: Sequence[Tensor], i: int, priors_per_location: int) -> 
 
 
 def _decode(head, sem, reg_rows: Tensor, priors: Tensor, strides: Tensor) -> Tensor:
-    """Decoded xyxy boxes of a dense head's box output at its priors."""
+    """Decoded xyxy boxes of a dense head's training box output at its priors."""
     if sem.box_kind == 'distribution':  # GFL: side distances in units of the level's stride
         centres = (priors[:, :2] + priors[:, 2:]) / 2
         return distance2bbox(centres, head.integral(reg_rows) * strides[:, None])
+    if type(head).__name__ in _BOX_DECODERS:
+        return _BOX_DECODERS[type(head).__name__](head, reg_rows, priors, strides[:, None])
+    if sem.eval_box_stride is not None and sem.eval_box_stride(head):  # FCOS: norm_on_bbox
+        reg_rows = reg_rows * strides[:, None]
     return head.bbox_coder.decode(priors, reg_rows)
 
 
@@ -236,22 +290,29 @@ def pred_batches(distiller, head_outs, batch_inputs: Tensor, batch_data_samples,
     dets = teacher_detections(distiller, batch_inputs, batch_data_samples)
     s_cls = score_logits(sem, head_outs, head.cls_out_channels)
     s_reg = sem.output(head_outs, sem.box_output) if 'pred_box' in needed else None
-    sizes = [c.shape[-2:] for c in s_cls]
-    a = head.prior_generator.num_base_priors[0]
+    gen, a = head.prior_generator, head.prior_generator.num_base_priors[0]
+    priors = gen.grid_priors([c.shape[-2:] for c in s_cls], device=batch_inputs.device)
+    flat = torch.cat(priors)
+    strides = torch.cat([p.new_full((len(p), ), float(s[0])) for p, s in zip(priors, gen.strides)])
+    gts = [InstanceData(bboxes=d.bboxes, labels=d.labels) for d in dets]
+    found = assigned_indices(head, head_outs, gts, [s.metainfo for s in batch_data_samples],
+                             priors)
     rows, targets, s_box, t_box, w_box = [], [], [], [], []
     num_pos = batch_inputs.new_zeros(())
-    for i in range(len(batch_data_samples)):
-        gt_inds, target, priors, strides = pseudo_box_targets(head, sizes, dets[i],
-                                                              batch_inputs.device)
+    for i, (gt_inds, box_inds) in enumerate(found):
         keep, pos = gt_inds >= 0, gt_inds > 0  # ignored priors teach nothing
         num_pos = num_pos + pos.sum()
+        target = flat.new_zeros(len(flat), head.num_classes)
+        det = gt_inds[pos] - 1
+        target[pos, dets[i].labels[det].long()] = dets[i].scores[det].to(target.dtype)
         rows.append(_image_rows(s_cls, i, a)[keep])
         targets.append(target[keep])
         if s_reg is not None:
-            s_box.append(_decode(head, sem, _image_rows(s_reg, i, a)[pos], priors[pos],
+            pos = box_inds > 0
+            s_box.append(_decode(head, sem, _image_rows(s_reg, i, a)[pos], flat[pos],
                                  strides[pos]))
-            t_box.append(dets[i].bboxes[gt_inds[pos] - 1])
-            w_box.append(dets[i].scores[gt_inds[pos] - 1])
+            t_box.append(dets[i].bboxes[box_inds[pos] - 1])
+            w_box.append(dets[i].scores[box_inds[pos] - 1])
     target, num_pos = torch.cat(targets), num_pos.float().clamp(min=1.0)
     batches = {}
     if 'pred_cls' in needed:
