@@ -39,19 +39,10 @@ PRED_INPUTS = (
                  "teacher detection, against that detection's box", box_format='xyxy',
                  provides=frozenset({'weight', 'avg_factor'})),
 )
-#: Assigners that assign from the priors alone (no student predictions needed).
-PRIOR_ASSIGNERS = ('MaxIoUAssigner', 'ATSSAssigner')
 #: Heads whose loss assigns on their own predictions: prediction KD records that assignment.
 LOSS_ASSIGNED_HEADS = ('RTMDetHead', 'RTMDetSepBNHead', 'YOLOXHead', 'TOODHead', 'DDODHead')
 #: Point heads without an assigner: their target rule (inside a box, in the level's range).
 POINT_RULE_HEADS = ('FCOSHead', 'NASFCOSHead')
-#: Training box outputs not decoded by ``bbox_coder.decode(priors, output)``: TOOD's are boxes
-#: in stride units; YOLOX's own decoder takes (x, y, stride, stride) priors.
-_BOX_DECODERS = {
-    'TOODHead': lambda head, reg, priors, s: reg * s,
-    'YOLOXHead': lambda head, reg, priors, s: head._bbox_decode(
-        torch.cat([priors[:, :2], s.expand(-1, 2)], 1), reg),
-}
 
 
 def _backbone_strides(detector) -> List[int]:
@@ -162,20 +153,24 @@ def hetero_pair(student, teacher, student_head: str, teacher_head: str,
     return HeteroPair(student_head, teacher_head, tuple(pairs), allowed, tables, pred_problem)
 
 
-def pred_kd_problem(head) -> Optional[str]:
-    """Why prediction KD cannot assign teacher detections to ``head``'s priors, or None."""
+def pred_kd_problem(head, teacher_classes: int) -> Optional[str]:
+    """Why prediction KD cannot assign a teacher's detections (of ``teacher_classes`` classes)
+    to the priors of the student's dense ``head``, or None."""
     name, assigner = type(head).__name__, getattr(head, 'assigner', None)
+    alpha = getattr(assigner, 'alpha', None)  # an ATSS with alpha weighs in the predictions
+    prior_only = type(assigner).__name__ in ('MaxIoUAssigner', 'ATSSAssigner') and alpha is None
     if getattr(head, 'prior_generator', None) is None:
         return f'{name} has no prior generator'
-    if name in LOSS_ASSIGNED_HEADS + POINT_RULE_HEADS:
-        return None
-    if assigner is None:
+    if assigner is None and name not in POINT_RULE_HEADS:
         return (f'{name} has no train_cfg.assigner and no point target rule (supported: '
                 f'{list(POINT_RULE_HEADS)})')
-    alpha = getattr(assigner, 'alpha', None)  # an ATSS with alpha weighs in the predictions
-    if type(assigner).__name__ not in PRIOR_ASSIGNERS or alpha is not None:
+    if name not in LOSS_ASSIGNED_HEADS + POINT_RULE_HEADS and not prior_only:
         return (f"its assigner {type(assigner).__name__} needs the student's predictions, and "
                 f'prediction KD follows the loss of {list(LOSS_ASSIGNED_HEADS)} only')
+    if not getattr(head, 'use_sigmoid_cls', True):
+        return 'its class scores are a softmax, not per-class sigmoids'
+    if teacher_classes != head.num_classes:
+        return f'the teacher predicts {teacher_classes} classes, the student {head.num_classes}'
     return None
 
 
@@ -204,21 +199,45 @@ def teacher_detections(distiller, batch_inputs: Tensor, batch_data_samples) -> L
     return dets
 
 
-def _loss_assigned(head, outs, gts: List[InstanceData], metas: List[dict],
-                   total: int) -> List[Tuple[Tensor, Tensor]]:
-    """The head's own ``loss_by_feat`` on its detached outputs, the detections as gts; each
-    image's ``assign`` calls are recorded (DDOD: class, then box assigner; none where YOLOX skips
-    an image without boxes: all background) and mapped back from the anchors inside it."""
-    assigners = {id(a): a for a in vars(head).values() if isinstance(a, BaseAssigner)}
+def assigned_indices(head, outs, dets: List[InstanceData], metas: List[dict],
+                     priors: List[Tensor]) -> List[Tuple[Tensor, Tensor]]:
+    """Per image, the teacher detection each student prior takes, by the head's own rule: its
+    ``loss_by_feat``'s ``assign`` calls on its detached outputs (:data:`LOSS_ASSIGNED_HEADS`;
+    DDOD: class, then box assigner; none, so background, where YOLOX skips an image without
+    boxes); its point rule, label ``num_classes`` + 1 + index (FCOS); or its prior assigner.
+
+    Args:
+        head: The student's dense head.
+        outs: Its forward outputs (tuple of per-level lists).
+        dets: Per image, the teacher's detections (``bboxes``, ``labels``) as ground truth.
+        metas: Per image, its meta information.
+        priors: Per level, the head's priors.
+
+    Returns:
+        Per image, ``gt_inds`` (P,) for the class and the box targets (0: background, -1:
+        ignored, i > 0: detection i - 1), in (level, y, x, prior) order.
+    """
+    name, total, k = type(head).__name__, sum(len(p) for p in priors), head.num_classes
+    if name in POINT_RULE_HEADS:
+        labels = head.get_targets(priors, [InstanceData(bboxes=d.bboxes, labels=torch.arange(
+            len(d), device=d.bboxes.device) + k + 1) for d in dets])[0]
+        inds = torch.cat([lvl.view(len(dets), -1) for lvl in labels], 1) - k  # (image, P)
+        return list(zip(inds, inds))
+    if name not in LOSS_ASSIGNED_HEADS:
+        kwargs = dict(pred_instances=InstanceData(priors=torch.cat(priors)))
+        if 'num_level_priors' in inspect.signature(head.assigner.assign).parameters:
+            kwargs['num_level_priors'] = [len(p) for p in priors]
+        inds = [head.assigner.assign(gt_instances=d, **kwargs).gt_inds for d in dets]
+        return list(zip(inds, inds))
     with torch.no_grad(), OutputTaps() as taps:
-        for assigner in assigners.values():
+        for assigner in {a for a in vars(head).values() if isinstance(a, BaseAssigner)}:
             taps.method_call('assign', assigner, 'assign')
-        head.loss_by_feat(*[[o.detach() for o in out] for out in outs], batch_gt_instances=gts,
+        head.loss_by_feat(*[[o.detach() for o in out] for out in outs], batch_gt_instances=dets,
                           batch_img_metas=metas)
     found = []
-    for gt, meta in zip(gts, metas):
-        calls = [c['result'].gt_inds for c in taps['assign'] if c['gt_instances'] is gt]
-        calls = calls or [gt.labels.new_zeros(total)]
+    for det, meta in zip(dets, metas):
+        calls = [c['result'].gt_inds for c in taps['assign'] if c['gt_instances'] is det]
+        calls = calls or [det.labels.new_zeros(total)]
         if len(calls[0]) != total:  # the head's anchor_inside_flags: outside ones are ignored
             anchors, valid = head.get_anchors([o.shape[-2:] for o in outs[0]], [meta],
                                               device=calls[0].device)
@@ -229,41 +248,6 @@ def _loss_assigned(head, outs, gts: List[InstanceData], metas: List[dict],
     return found
 
 
-def assigned_indices(head, outs, gts: List[InstanceData], metas: List[dict],
-                     priors: List[Tensor]) -> List[Tuple[Tensor, Tensor]]:
-    """Per image, which teacher detection each prior of the student takes, by the head's rule.
-
-    Args:
-        head: The student's dense head.
-        outs: Its forward outputs (tuple of per-level lists).
-        gts: Per image, the teacher's detections (``bboxes``, ``labels``) as ground truth.
-        metas: Per image, its meta information.
-        priors: Per level, the head's priors.
-
-    Returns:
-        Per image, ``gt_inds`` (P,) for its class and box targets (0: background, -1: ignored,
-        i > 0: detection i - 1), in (level, y, x, prior) order: from the recorded assignment of
-        its loss (:data:`LOSS_ASSIGNED_HEADS`), its point rule with the detection index as the
-        label (FCOS: index + ``num_classes`` + 1; background is ``num_classes``), or its
-        assigner on the priors alone.
-    """
-    name, total = type(head).__name__, sum(len(p) for p in priors)
-    if name in LOSS_ASSIGNED_HEADS:
-        return _loss_assigned(head, outs, gts, metas, total)
-    if name in POINT_RULE_HEADS:
-        labels = head.get_targets(priors, [InstanceData(
-            bboxes=g.bboxes, labels=torch.arange(len(g), device=g.labels.device) +
-            head.num_classes + 1) for g in gts])[0]
-        inds = [torch.cat([lvl.view(len(gts), -1)[i] for lvl in labels]) - head.num_classes
-                for i in range(len(gts))]
-        return [(i, i) for i in inds]
-    kwargs = dict(pred_instances=InstanceData(priors=torch.cat(priors)))
-    if 'num_level_priors' in inspect.signature(head.assigner.assign).parameters:
-        kwargs['num_level_priors'] = [len(p) for p in priors]
-    inds = [head.assigner.assign(gt_instances=g, **kwargs).gt_inds for g in gts]
-    return [(i, i) for i in inds]
-
-
 def _image_rows(outputs: Sequence[Tensor], i: int, priors_per_location: int) -> Tensor:
     """Image ``i``'s rows of per-level (N, A*C, H, W) outputs, (level, y, x, prior) order."""
     c = outputs[0].shape[1] // priors_per_location
@@ -272,13 +256,15 @@ def _image_rows(outputs: Sequence[Tensor], i: int, priors_per_location: int) -> 
 
 def _decode(head, sem, reg_rows: Tensor, priors: Tensor, strides: Tensor) -> Tensor:
     """Decoded xyxy boxes of a dense head's training box output at its priors."""
+    s, name = strides[:, None], type(head).__name__
     if sem.box_kind == 'distribution':  # GFL: side distances in units of the level's stride
-        centres = (priors[:, :2] + priors[:, 2:]) / 2
-        return distance2bbox(centres, head.integral(reg_rows) * strides[:, None])
-    if type(head).__name__ in _BOX_DECODERS:
-        return _BOX_DECODERS[type(head).__name__](head, reg_rows, priors, strides[:, None])
+        return distance2bbox((priors[:, :2] + priors[:, 2:]) / 2, head.integral(reg_rows) * s)
+    if name == 'YOLOXHead':  # its own decoder, at (x, y, stride, stride) priors
+        return head._bbox_decode(torch.cat([priors[:, :2], s, s], 1), reg_rows)
+    if name == 'TOODHead':  # boxes in stride units
+        return reg_rows * s
     if sem.eval_box_stride is not None and sem.eval_box_stride(head):  # FCOS: norm_on_bbox
-        reg_rows = reg_rows * strides[:, None]
+        reg_rows = reg_rows * s
     return head.bbox_coder.decode(priors, reg_rows)
 
 
@@ -294,8 +280,7 @@ def pred_batches(distiller, head_outs, batch_inputs: Tensor, batch_data_samples,
     priors = gen.grid_priors([c.shape[-2:] for c in s_cls], device=batch_inputs.device)
     flat = torch.cat(priors)
     strides = torch.cat([p.new_full((len(p), ), float(s[0])) for p, s in zip(priors, gen.strides)])
-    gts = [InstanceData(bboxes=d.bboxes, labels=d.labels) for d in dets]
-    found = assigned_indices(head, head_outs, gts, [s.metainfo for s in batch_data_samples],
+    found = assigned_indices(head, head_outs, dets, [s.metainfo for s in batch_data_samples],
                              priors)
     rows, targets, s_box, t_box, w_box = [], [], [], [], []
     num_pos = batch_inputs.new_zeros(())
@@ -309,8 +294,7 @@ def pred_batches(distiller, head_outs, batch_inputs: Tensor, batch_data_samples,
         targets.append(target[keep])
         if s_reg is not None:
             pos = box_inds > 0
-            s_box.append(_decode(head, sem, _image_rows(s_reg, i, a)[pos], flat[pos],
-                                 strides[pos]))
+            s_box.append(_decode(head, sem, _image_rows(s_reg, i, a)[pos], flat[pos], strides[pos]))
             t_box.append(dets[i].bboxes[box_inds[pos] - 1])
             w_box.append(dets[i].scores[box_inds[pos] - 1])
     target, num_pos = torch.cat(targets), num_pos.float().clamp(min=1.0)

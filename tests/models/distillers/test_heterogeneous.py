@@ -238,6 +238,13 @@ TEACHER_BOXES = (torch.tensor([[8., 8., 40., 40.], [20., 4., 60., 30.]]),
 TEACHER_LABELS = ([2, 0], [1])
 
 
+def on_teacher_boxes(calls):
+    """The recorded assignments of the teacher's boxes (the student's own loss assigns the
+    batch's boxes too)."""
+    return [c for c in calls if any(c[1]['gt_instances'].bboxes.shape == b.shape and torch.equal(
+        c[1]['gt_instances'].bboxes, b) for b in TEACHER_BOXES)]
+
+
 @pytest.mark.parametrize('family, epoch, assigners', [
     ('rtmdet', 0, ['assigner']), ('yolox', 0, ['assigner']),
     ('tood', 0, ['initial_assigner']), ('tood', 4, ['alignment_assigner']),
@@ -261,9 +268,7 @@ def test_the_students_assigner_gets_its_detached_predictions_and_the_teacher_box
     with OutputTaps() as taps:
         taps.module_output('head', head)
         model.loss(data['inputs'], data['data_samples'])
-    # the student's own loss assigns its real boxes too: keep the calls on the teacher's
-    kd = [c for c in calls if any(c[1]['gt_instances'].bboxes.shape == b.shape and torch.equal(
-        c[1]['gt_instances'].bboxes, b) for b in TEACHER_BOXES)]
+    kd = on_teacher_boxes(calls)
     # the reference: the head's own loss on the same outputs, the teacher's boxes as its gts
     gts = [InstanceData(bboxes=b, labels=torch.tensor(labels))
            for b, labels in zip(TEACHER_BOXES, TEACHER_LABELS)]
@@ -289,6 +294,37 @@ def test_the_students_assigner_gets_its_detached_predictions_and_the_teacher_box
     n_box = sum(int((c[2].gt_inds > 0).sum()) for c in kd[-2:])
     assert n_cls > 0 and seen['loss_pc'][1]['avg_factor'].item() == n_cls
     assert seen['loss_pb'][0][0].shape == (n_box, 4)
+
+
+def test_priors_outside_an_images_valid_area_teach_nothing_as_in_the_heads_loss(
+        tmp_path, monkeypatch):
+    t_path, t_ckpt, _ = save_teacher(gfl_model(width=8), tmp_path)
+    model = _distiller(hetero_student('rtmdet'), t_path, t_ckpt, teacher_temperature=2.0,
+                       distill_losses=PRED)
+    plant_detections(model, [(b, [0.8] * len(b), labels)
+                             for b, labels in zip(TEACHER_BOXES, TEACHER_LABELS)])
+    calls, seen = [], {}
+    spy_assign(monkeypatch, type(model.bbox_head.assigner), calls)
+    model.distill_losses['loss_pc'].register_forward_hook(
+        lambda m, args, out: seen.update(args=args))
+    data = _batch(model, n=2, size=64)
+    data['data_samples'][1].set_metainfo(dict(pad_shape=(32, 64)))  # image 1: its top half
+    with OutputTaps() as taps:
+        taps.module_output('head', model.bbox_head)
+        model.loss(data['inputs'], data['data_samples'])
+    kd = on_teacher_boxes(calls)
+    # 8 x 8, 4 x 4, 2 x 2 points at y = stride * row: image 1 keeps rows y < 32 (4, 2, 1 rows)
+    assert [len(c[1]['pred_instances'].priors) for c in kd] == [84, 32 + 8 + 2]
+    s_cls, t_cls = seen['args']
+    assert s_cls.shape == t_cls.shape == (84 + 42, 3)
+    cls = torch.cat([c[1].permute(1, 2, 0).reshape(-1, 3) for c in taps['head'][0][0]])
+    points = torch.cat(model.bbox_head.prior_generator.grid_priors(
+        [(8, 8), (4, 4), (2, 2)], device='cpu'))
+    assert torch.equal(s_cls[84:], cls[points[:, 1] < 32])
+    gt_inds = kd[1][2].gt_inds
+    expect = torch.zeros(42, 3)
+    expect[gt_inds > 0, TEACHER_LABELS[1][0]] = 2 / 3  # sigmoid(logit(0.8) / 2)
+    assert (gt_inds > 0).any() and torch.allclose(t_cls[84:].sigmoid(), expect, atol=1e-5)
 
 
 def test_fcos_points_inside_a_teacher_box_and_its_range_get_the_calibrated_score(tmp_path):
@@ -352,12 +388,12 @@ def test_a_dense_student_without_an_assignment_to_follow_gets_neck_kd_with_the_r
                    distill_losses=pred)
     heads = {f: MODELS.build(ConfigDict(tiny_model(f))).bbox_head
              for f in ('autoassign', 'centernet', 'free_anchor', 'nas_fcos', 'paa')}
-    assert pred_kd_problem(heads['autoassign']) == (
+    assert pred_kd_problem(heads['autoassign'], 3) == (
         "AutoAssignHead has no train_cfg.assigner and no point target rule (supported: "
         "['FCOSHead', 'NASFCOSHead'])")
-    assert pred_kd_problem(heads['centernet']) == 'CenterNetHead has no prior generator'
+    assert pred_kd_problem(heads['centernet'], 3) == 'CenterNetHead has no prior generator'
     for family in ('free_anchor', 'nas_fcos', 'paa'):  # prior assigners, the FCOS rule
-        assert pred_kd_problem(heads[family]) is None
+        assert pred_kd_problem(heads[family], 3) is None
 
 
 # ---------------------------------------------------------------------------------- cascades
