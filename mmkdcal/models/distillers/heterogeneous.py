@@ -154,19 +154,19 @@ def hetero_pair(student, teacher, student_head: str, teacher_head: str,
 
 
 def pred_kd_problem(head, teacher_classes: int) -> Optional[str]:
-    """Why prediction KD cannot assign a teacher's detections (of ``teacher_classes`` classes)
-    to the priors of the student's dense ``head``, or None."""
+    """Why ``head`` (dense) offers no prediction KD to a teacher of ``teacher_classes``, or None."""
     name, assigner = type(head).__name__, getattr(head, 'assigner', None)
-    alpha = getattr(assigner, 'alpha', None)  # an ATSS with alpha weighs in the predictions
-    prior_only = type(assigner).__name__ in ('MaxIoUAssigner', 'ATSSAssigner') and alpha is None
+    prior_only = (type(assigner).__name__ in ('MaxIoUAssigner', 'ATSSAssigner')  # on anchor
+                  and getattr(assigner, 'alpha', None) is None  # boxes, without predictions
+                  and hasattr(getattr(head, 'prior_generator', None), 'base_anchors'))
     if getattr(head, 'prior_generator', None) is None:
         return f'{name} has no prior generator'
     if assigner is None and name not in POINT_RULE_HEADS:
         return (f'{name} has no train_cfg.assigner and no point target rule (supported: '
                 f'{list(POINT_RULE_HEADS)})')
     if name not in LOSS_ASSIGNED_HEADS + POINT_RULE_HEADS and not prior_only:
-        return (f"its assigner {type(assigner).__name__} needs the student's predictions, and "
-                f'prediction KD follows the loss of {list(LOSS_ASSIGNED_HEADS)} only')
+        return (f'its assigner {type(assigner).__name__} does not assign from anchor boxes alone, '
+                f'and prediction KD follows the loss of {list(LOSS_ASSIGNED_HEADS)} only')
     if not getattr(head, 'use_sigmoid_cls', True):
         return 'its class scores are a softmax, not per-class sigmoids'
     if teacher_classes != head.num_classes:

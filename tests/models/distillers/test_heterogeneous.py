@@ -382,16 +382,21 @@ def test_a_dense_student_without_an_assignment_to_follow_gets_neck_kd_with_the_r
     pred = dict(loss_pc=dict(type='BinaryKDLoss', inputs='pred_cls'))
     with pytest.raises(ValueError, match=r"teacher GFLHead / student YOLOFHead: neck-feature KD "
                                          r"\(by stride\) allowed \(no prediction KD: its assigner "
-                                         r"UniformAssigner needs the student's predictions, and "
-                                         r"prediction KD follows the loss of \['RTMDetHead', "):
+                                         r"UniformAssigner does not assign from anchor boxes "
+                                         r"alone, and prediction KD follows the loss of "
+                                         r"\['RTMDetHead', "):
         _distiller(hetero_student('yolof'), t_path, t_ckpt, teacher_temperature=1.0,
                    distill_losses=pred)
     heads = {f: MODELS.build(ConfigDict(tiny_model(f))).bbox_head
-             for f in ('autoassign', 'centernet', 'free_anchor', 'nas_fcos', 'paa')}
+             for f in ('autoassign', 'centernet', 'free_anchor', 'nas_fcos', 'paa',
+                       'vfnet')}
     assert pred_kd_problem(heads['autoassign'], 3) == (
         "AutoAssignHead has no train_cfg.assigner and no point target rule (supported: "
         "['FCOSHead', 'NASFCOSHead'])")
     assert pred_kd_problem(heads['centernet'], 3) == 'CenterNetHead has no prior generator'
+    # VFNet's ATSS assigner needs anchor boxes, and its priors are points
+    assert pred_kd_problem(heads['vfnet'], 3).startswith('its assigner ATSSAssigner does not ')
+    assert pred_kd_problem(heads['paa'], 4) == 'the teacher predicts 4 classes, the student 3'
     for family in ('free_anchor', 'nas_fcos', 'paa'):  # prior assigners, the FCOS rule
         assert pred_kd_problem(heads[family], 3) is None
 
