@@ -18,7 +18,7 @@ from .distiller_mixin import (DistillerMixin, TemperatureLike, flatten_level_out
                               foreground_confidence)
 from .head_semantics import cls_channels, dense_head_semantics, score_logits
 from .heterogeneous import (PRED_INPUTS, detector_num_classes, hetero_pair, pred_batches,
-                            prior_assigner_problem)
+                            pred_kd_problem)
 from .taps import OutputTaps, single_call
 
 __all__ = ['DistillATSS', 'DistillCenterNet', 'DistillDDOD', 'DistillFCOS', 'DistillGFL',
@@ -110,12 +110,7 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
                 raise ValueError(f'model.crosskd runs the student\'s features through the '
                                  f'teacher head, so the teacher ({name}) must have the '
                                  f'student\'s head ({type(self.bbox_head).__name__}).')
-            problem = prior_assigner_problem(self.bbox_head)
-            if problem is None and not getattr(self.bbox_head, 'use_sigmoid_cls', True):
-                problem = 'its class scores are a softmax, not per-class sigmoids'
-            if problem is None and detector_num_classes(teacher) != self.bbox_head.num_classes:
-                problem = (f'the teacher predicts {detector_num_classes(teacher)} classes, the '
-                           f'student {self.bbox_head.num_classes}')
+            problem = pred_kd_problem(self.bbox_head, detector_num_classes(teacher))
             self.hetero = hetero_pair(self, teacher, type(self.bbox_head).__name__, name,
                                       PRED_INPUTS if problem is None else (), problem)
             return

@@ -3,9 +3,9 @@ prediction KD through the student's own assigner (docs/heterogeneous.md).
 
 Logit inputs are refused for such a pair. ``'neck'`` pairs levels by declared stride
 (:func:`feature_strides`, :func:`pair_by_stride`); ``'pred_cls'`` / ``'pred_box'`` (dense
-students whose assigner works from priors alone) assign the teacher's final, calibrated
-detections to the student's priors with its own assigner (:func:`pseudo_box_targets`; Soft
-Teacher's pseudo boxes, with the calibrated score as a soft target).
+students) assign the teacher's final, calibrated detections to the student's priors by the
+student's own rule (:func:`assigned_indices`; Soft Teacher's pseudo boxes, with the calibrated
+score as a soft target).
 """
 import inspect
 from dataclasses import dataclass
@@ -16,16 +16,19 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmdet.models.detectors import DetectionTransformer
+from mmdet.models.task_modules.assigners import BaseAssigner
+from mmdet.models.task_modules.prior_generators import anchor_inside_flags
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import distance2bbox
 
 from ..contract import DistillBatch, DistillInput
 from .head_semantics import dense_head_semantics, score_logits
 from .roi_head_stages import roi_stage
+from .taps import OutputTaps
 
-__all__ = ['HeteroPair', 'PRED_INPUTS', 'calibrated_scores', 'detector_num_classes',
-           'feature_strides', 'hetero_pair', 'pair_by_stride', 'pseudo_box_targets',
-           'soft_targets', 'stride_table']
+__all__ = ['HeteroPair', 'PRED_INPUTS', 'assigned_indices', 'calibrated_scores',
+           'detector_num_classes', 'feature_strides', 'hetero_pair', 'pair_by_stride',
+           'pred_kd_problem', 'soft_targets', 'stride_table']
 
 #: The prediction-KD inputs a dense or DETR-family student offers a teacher of another family.
 PRED_INPUTS = (
@@ -36,8 +39,10 @@ PRED_INPUTS = (
                  "assigned to a teacher detection, against its box", box_format='xyxy',
                  provides=frozenset({'weight', 'avg_factor'})),
 )
-#: Assigners that assign from the priors alone (no student predictions needed).
-PRIOR_ASSIGNERS = ('MaxIoUAssigner', 'ATSSAssigner')
+#: Heads whose loss assigns on their own predictions: prediction KD records that assignment.
+LOSS_ASSIGNED_HEADS = ('RTMDetHead', 'RTMDetSepBNHead', 'YOLOXHead', 'TOODHead', 'DDODHead')
+#: Point heads without an assigner: their target rule (inside a box, in the level's range).
+POINT_RULE_HEADS = ('FCOSHead', 'NASFCOSHead')
 
 
 def _backbone_strides(detector) -> List[int]:
@@ -148,14 +153,24 @@ def hetero_pair(student, teacher, student_head: str, teacher_head: str,
     return HeteroPair(student_head, teacher_head, tuple(pairs), allowed, tables, pred_problem)
 
 
-def prior_assigner_problem(head) -> Optional[str]:
-    """Why prediction KD cannot assign teacher boxes to ``head``'s priors, or None."""
-    assigner = getattr(head, 'assigner', None)
-    if getattr(head, 'prior_generator', None) is None or assigner is None:
-        return f'{type(head).__name__} has no prior generator and train_cfg.assigner'
-    if type(assigner).__name__ not in PRIOR_ASSIGNERS:
-        return (f'its assigner {type(assigner).__name__} needs the student\'s predictions '
-                f'(supported: {list(PRIOR_ASSIGNERS)})')
+def pred_kd_problem(head, teacher_classes: int) -> Optional[str]:
+    """Why ``head`` (dense) offers no prediction KD to a teacher of ``teacher_classes``, or None."""
+    name, assigner = type(head).__name__, getattr(head, 'assigner', None)
+    prior_only = (type(assigner).__name__ in ('MaxIoUAssigner', 'ATSSAssigner')  # on anchor
+                  and getattr(assigner, 'alpha', None) is None  # boxes, without predictions
+                  and hasattr(getattr(head, 'prior_generator', None), 'base_anchors'))
+    if getattr(head, 'prior_generator', None) is None:
+        return f'{name} has no prior generator'
+    if assigner is None and name not in POINT_RULE_HEADS:
+        return (f'{name} has no train_cfg.assigner and no point target rule (supported: '
+                f'{list(POINT_RULE_HEADS)})')
+    if name not in LOSS_ASSIGNED_HEADS + POINT_RULE_HEADS and not prior_only:
+        return (f'its assigner {type(assigner).__name__} does not assign from anchor boxes alone, '
+                f'and prediction KD follows the loss of {list(LOSS_ASSIGNED_HEADS)} only')
+    if not getattr(head, 'use_sigmoid_cls', True):
+        return 'its class scores are a softmax, not per-class sigmoids'
+    if teacher_classes != head.num_classes:
+        return f'the teacher predicts {teacher_classes} classes, the student {head.num_classes}'
     return None
 
 
@@ -184,30 +199,53 @@ def teacher_detections(distiller, batch_inputs: Tensor, batch_data_samples) -> L
     return dets
 
 
-def pseudo_box_targets(head, featmap_sizes, dets: InstanceData,
-                       device) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Assign one image's teacher detections to the student head's priors with its assigner.
+def assigned_indices(head, outs, dets: List[InstanceData], metas: List[dict],
+                     priors: List[Tensor]) -> List[Tuple[Tensor, Tensor]]:
+    """Per image, the teacher detection each student prior takes, by the head's own rule: its
+    ``loss_by_feat``'s ``assign`` calls on its detached outputs (:data:`LOSS_ASSIGNED_HEADS`;
+    DDOD: class, then box assigner; none, so background, where YOLOX skips an image without
+    boxes); its point rule, label ``num_classes`` + 1 + index (FCOS); or its prior assigner.
 
     Args:
-        head: The student's dense head (prior generator, ``assigner``).
-        featmap_sizes: (H, W) per level.
-        dets: ``bboxes`` (D, 4) xyxy, ``labels`` (D,), calibrated ``scores`` (D,).
-        device: Where the priors go.
+        head: The student's dense head.
+        outs: Its forward outputs (tuple of per-level lists).
+        dets: Per image, the teacher's detections (``bboxes``, ``labels``) as ground truth.
+        metas: Per image, its meta information.
+        priors: Per level, the head's priors.
 
     Returns:
-        ``gt_inds`` (P,) (0: background, -1: ignored, i > 0: detection i - 1), the soft class
-        targets (P, K), the priors (P, 4) and their strides (P,), in (level, y, x, prior) order.
+        Per image, ``gt_inds`` (P,) for the class and the box targets (0: background, -1:
+        ignored, i > 0: detection i - 1), in (level, y, x, prior) order.
     """
-    gen = head.prior_generator
-    priors = gen.grid_priors(featmap_sizes, device=device)
-    flat = torch.cat(priors)
-    strides = torch.cat([p.new_full((len(p), ), float(s[0])) for p, s in zip(priors, gen.strides)])
-    kwargs = dict(pred_instances=InstanceData(priors=flat),
-                  gt_instances=InstanceData(bboxes=dets.bboxes, labels=dets.labels))
-    if 'num_level_priors' in inspect.signature(head.assigner.assign).parameters:
-        kwargs['num_level_priors'] = [len(p) for p in priors]
-    gt_inds = head.assigner.assign(**kwargs).gt_inds
-    return gt_inds, soft_targets(gt_inds, dets, head.num_classes), flat, strides
+    name, total, k = type(head).__name__, sum(len(p) for p in priors), head.num_classes
+    if name in POINT_RULE_HEADS:
+        labels = head.get_targets(priors, [InstanceData(bboxes=d.bboxes, labels=torch.arange(
+            len(d), device=d.bboxes.device) + k + 1) for d in dets])[0]
+        inds = torch.cat([lvl.view(len(dets), -1) for lvl in labels], 1) - k  # (image, P)
+        return list(zip(inds, inds))
+    if name not in LOSS_ASSIGNED_HEADS:
+        kwargs = dict(pred_instances=InstanceData(priors=torch.cat(priors)))
+        if 'num_level_priors' in inspect.signature(head.assigner.assign).parameters:
+            kwargs['num_level_priors'] = [len(p) for p in priors]
+        inds = [head.assigner.assign(gt_instances=d, **kwargs).gt_inds for d in dets]
+        return list(zip(inds, inds))
+    with torch.no_grad(), OutputTaps() as taps:
+        for assigner in {a for a in vars(head).values() if isinstance(a, BaseAssigner)}:
+            taps.method_call('assign', assigner, 'assign')
+        head.loss_by_feat(*[[o.detach() for o in out] for out in outs], batch_gt_instances=dets,
+                          batch_img_metas=metas)
+    found = []
+    for det, meta in zip(dets, metas):
+        calls = [c['result'].gt_inds for c in taps['assign'] if c['gt_instances'] is det]
+        calls = calls or [det.labels.new_zeros(total)]
+        if len(calls[0]) != total:  # the head's anchor_inside_flags: outside ones are ignored
+            anchors, valid = head.get_anchors([o.shape[-2:] for o in outs[0]], [meta],
+                                              device=calls[0].device)
+            inside = anchor_inside_flags(torch.cat(anchors[0]), torch.cat(valid[0]),
+                                         meta['img_shape'][:2], head.train_cfg['allowed_border'])
+            calls = [calls[0].new_full((total, ), -1).masked_scatter(inside, c) for c in calls]
+        found.append((calls[0], calls[-1]))
+    return found
 
 
 def soft_targets(gt_inds: Tensor, dets: InstanceData, num_classes: int) -> Tensor:
@@ -225,10 +263,16 @@ def _image_rows(outputs: Sequence[Tensor], i: int, priors_per_location: int) -> 
 
 
 def _decode(head, sem, reg_rows: Tensor, priors: Tensor, strides: Tensor) -> Tensor:
-    """Decoded xyxy boxes of a dense head's box output at its priors."""
+    """Decoded xyxy boxes of a dense head's training box output at its priors."""
+    s, name = strides[:, None], type(head).__name__
     if sem.box_kind == 'distribution':  # GFL: side distances in units of the level's stride
-        centres = (priors[:, :2] + priors[:, 2:]) / 2
-        return distance2bbox(centres, head.integral(reg_rows) * strides[:, None])
+        return distance2bbox((priors[:, :2] + priors[:, 2:]) / 2, head.integral(reg_rows) * s)
+    if name == 'YOLOXHead':  # its own decoder, at (x, y, stride, stride) priors
+        return head._bbox_decode(torch.cat([priors[:, :2], s, s], 1), reg_rows)
+    if name == 'TOODHead':  # boxes in stride units
+        return reg_rows * s
+    if sem.eval_box_stride is not None and sem.eval_box_stride(head):  # FCOS: norm_on_bbox
+        reg_rows = reg_rows * s
     return head.bbox_coder.decode(priors, reg_rows)
 
 
@@ -240,22 +284,24 @@ def pred_batches(distiller, head_outs, batch_inputs: Tensor, batch_data_samples,
     dets = teacher_detections(distiller, batch_inputs, batch_data_samples)
     s_cls = score_logits(sem, head_outs, head.cls_out_channels)
     s_reg = sem.output(head_outs, sem.box_output) if 'pred_box' in needed else None
-    sizes = [c.shape[-2:] for c in s_cls]
-    a = head.prior_generator.num_base_priors[0]
+    gen, a = head.prior_generator, head.prior_generator.num_base_priors[0]
+    priors = gen.grid_priors([c.shape[-2:] for c in s_cls], device=batch_inputs.device)
+    flat = torch.cat(priors)
+    strides = torch.cat([p.new_full((len(p), ), float(s[0])) for p, s in zip(priors, gen.strides)])
+    found = assigned_indices(head, head_outs, dets, [s.metainfo for s in batch_data_samples],
+                             priors)
     rows, targets, s_box, t_box, w_box = [], [], [], [], []
     num_pos = batch_inputs.new_zeros(())
-    for i in range(len(batch_data_samples)):
-        gt_inds, target, priors, strides = pseudo_box_targets(head, sizes, dets[i],
-                                                              batch_inputs.device)
+    for i, (gt_inds, box_inds) in enumerate(found):
         keep, pos = gt_inds >= 0, gt_inds > 0  # ignored priors teach nothing
         num_pos = num_pos + pos.sum()
         rows.append(_image_rows(s_cls, i, a)[keep])
-        targets.append(target[keep])
+        targets.append(soft_targets(gt_inds, dets[i], head.num_classes)[keep])
         if s_reg is not None:
-            s_box.append(_decode(head, sem, _image_rows(s_reg, i, a)[pos], priors[pos],
-                                 strides[pos]))
-            t_box.append(dets[i].bboxes[gt_inds[pos] - 1])
-            w_box.append(dets[i].scores[gt_inds[pos] - 1])
+            pos = box_inds > 0
+            s_box.append(_decode(head, sem, _image_rows(s_reg, i, a)[pos], flat[pos], strides[pos]))
+            t_box.append(dets[i].bboxes[box_inds[pos] - 1])
+            w_box.append(dets[i].scores[box_inds[pos] - 1])
     target, num_pos = torch.cat(targets), num_pos.float().clamp(min=1.0)
     batches = {}
     if 'pred_cls' in needed:

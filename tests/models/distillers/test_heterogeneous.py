@@ -1,5 +1,8 @@
 """Teachers of another head family: stride pairing, soft targets, refusals, toy trainings."""
 import copy
+import functools
+import inspect
+import json
 import math
 import os.path as osp
 from types import SimpleNamespace
@@ -7,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import MessageHub
 from mmengine.runner import Runner
 from mmengine.structures import InstanceData
 
@@ -16,10 +20,11 @@ import mmkdcal  # noqa: F401
 from mmkdcal.engine import default_fit_on
 from mmkdcal.engine.hooks import TeacherCalibrationHook
 from mmkdcal.models.distillers.heterogeneous import (calibrated_scores, feature_strides,
-                                                     pair_by_stride)
+                                                     pair_by_stride, pred_kd_problem)
+from mmkdcal.models.distillers.taps import OutputTaps
 
 from _detr_helpers import deformable_detr_model, detr_model
-from _families import tiny_model
+from _families import input_size, tiny_model
 from _helpers import batch as _batch
 from _helpers import distiller as _distiller
 from _helpers import (faster_rcnn_model, gfl_model, last_checkpoint, retinanet_model, save_teacher,
@@ -27,6 +32,8 @@ from _helpers import (faster_rcnn_model, gfl_model, last_checkpoint, retinanet_m
 
 torch.set_num_threads(1)
 NECK = dict(loss_fit=dict(type='FeatureMSELoss', inputs='neck'))
+PRED = dict(loss_pc=dict(type='BinaryKDLoss', beta=2.0, inputs='pred_cls'),
+            loss_pb=dict(type='BoxKDLoss', l1_weight=0.0, giou_weight=1.0, inputs='pred_box'))
 
 
 def shifted_retina(declared, start_level=1, width=16):
@@ -148,6 +155,17 @@ def one_anchor_retina():
     return cfg
 
 
+def plant_detections(model, planted):
+    """The teacher's detections, per image (boxes (D, 4), scores, labels), instead of its own."""
+    def predict(inputs, samples, rescale):
+        for s, (box, scores, labels) in zip(samples, planted):
+            s.pred_instances = InstanceData(bboxes=box.clone(), scores=torch.tensor(scores),
+                                            labels=torch.tensor(labels))
+        return samples
+
+    object.__setattr__(model.teacher, 'predict', predict)
+
+
 def test_soft_targets_at_the_priors_the_student_assigns_to_a_planted_teacher_box(tmp_path):
     t_path, t_ckpt, _ = save_teacher(gfl_model(width=8), tmp_path)
     seen = {}
@@ -161,15 +179,7 @@ def test_soft_targets_at_the_priors_the_student_assigns_to_a_planted_teacher_box
         pytest.approx([2 / 3, 1 / 3], abs=1e-6)
     # image 0: box A, class 2, score 0.8; image 1: box B (A shifted 4 px right), class 0, 0.2
     boxes = (torch.tensor([[8., 8., 40., 40.]]), torch.tensor([[12., 8., 44., 40.]]))
-    planted = ((boxes[0], 0.8, 2), (boxes[1], 0.2, 0))
-
-    def predict(inputs, samples, rescale):
-        for s, (box, score, label) in zip(samples, planted):
-            s.pred_instances = InstanceData(bboxes=box.clone(), scores=torch.tensor([score]),
-                                            labels=torch.tensor([label]))
-        return samples
-
-    object.__setattr__(model.teacher, 'predict', predict)
+    plant_detections(model, ((boxes[0], [0.8], [2]), (boxes[1], [0.2], [0])))
     for name in ('loss_pc', 'loss_pb'):
         model.distill_losses[name].register_forward_hook(
             lambda m, args, kwargs, out, name=name: seen.update({name: (args, kwargs)}),
@@ -198,6 +208,204 @@ def test_soft_targets_at_the_priors_the_student_assigns_to_a_planted_teacher_box
     assert s_box.shape == t_box.shape == (7, 4)
     assert torch.equal(t_box, torch.cat([boxes[0].expand(5, 4), boxes[1].expand(2, 4)]))
     assert torch.allclose(kw['weight'], torch.tensor([2 / 3] * 5 + [1 / 3] * 2))
+
+
+# ------------------------------------------------------------------- the student's own rule
+def hetero_student(family, **head):
+    """A stock family at test size with the teacher's (``gfl_model``) normalisation."""
+    cfg = tiny_model(family)
+    cfg['data_preprocessor'] = gfl_model()['data_preprocessor']
+    cfg['bbox_head'].update(head)
+    return cfg
+
+
+def spy_assign(monkeypatch, klass, calls):
+    """Record every ``klass.assign`` call as (assigner, bound arguments, result)."""
+    original = klass.assign
+
+    @functools.wraps(original)
+    def assign(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        bound = inspect.signature(original).bind(self, *args, **kwargs).arguments
+        calls.append((self, bound, result))
+        return result
+
+    monkeypatch.setattr(klass, 'assign', assign)
+
+
+TEACHER_BOXES = (torch.tensor([[8., 8., 40., 40.], [20., 4., 60., 30.]]),
+                 torch.tensor([[12., 8., 44., 40.]]))
+TEACHER_LABELS = ([2, 0], [1])
+
+
+def on_teacher_boxes(calls):
+    """The recorded assignments of the teacher's boxes (the student's own loss assigns the
+    batch's boxes too)."""
+    return [c for c in calls if any(c[1]['gt_instances'].bboxes.shape == b.shape and torch.equal(
+        c[1]['gt_instances'].bboxes, b) for b in TEACHER_BOXES)]
+
+
+@pytest.mark.parametrize('family, epoch, assigners', [
+    ('rtmdet', 0, ['assigner']), ('yolox', 0, ['assigner']),
+    ('tood', 0, ['initial_assigner']), ('tood', 4, ['alignment_assigner']),
+    ('ddod', 0, ['cls_assigner', 'reg_assigner'])])
+def test_the_students_assigner_gets_its_detached_predictions_and_the_teacher_boxes(
+        tmp_path, monkeypatch, family, epoch, assigners):
+    t_path, t_ckpt, _ = save_teacher(gfl_model(width=8), tmp_path)
+    student = hetero_student(family)
+    if family == 'ddod':  # class and box assigners that differ, so that each one's role shows
+        student['train_cfg']['reg_assigner']['topk'] = 3
+    model = _distiller(student, t_path, t_ckpt, teacher_temperature=2.0, distill_losses=PRED)
+    head = model.bbox_head
+    plant_detections(model, [(b, [0.8] * len(b), labels)
+                             for b, labels in zip(TEACHER_BOXES, TEACHER_LABELS)])
+    MessageHub.get_current_instance().update_info('epoch', epoch)  # TOOD: initial_epoch 4
+    calls, seen = [], {}
+    for klass in {type(getattr(head, name)) for name in assigners}:
+        spy_assign(monkeypatch, klass, calls)
+    for name in ('loss_pc', 'loss_pb'):
+        model.distill_losses[name].register_forward_hook(
+            lambda m, args, kw, out, name=name: seen.update({name: (args, kw)}), with_kwargs=True)
+    data = _batch(model, n=2, size=input_size(family))
+    with OutputTaps() as taps:
+        taps.module_output('head', head)
+        model.loss(data['inputs'], data['data_samples'])
+    kd = on_teacher_boxes(calls)
+    # the reference: the head's own loss on the same outputs, the teacher's boxes as its gts
+    gts = [InstanceData(bboxes=b, labels=torch.tensor(labels))
+           for b, labels in zip(TEACHER_BOXES, TEACHER_LABELS)]
+    calls.clear()
+    head.loss_by_feat(*taps['head'][0], batch_gt_instances=gts,
+                      batch_img_metas=[s.metainfo for s in data['data_samples']])
+    own = list(calls)
+    assert [type(c[0]) for c in kd] == [type(c[0]) for c in own]
+    assert [c[0] for c in kd] == [getattr(head, name) for name in assigners for _ in range(2)]
+    for (_, got, got_result), (_, ref, ref_result) in zip(kd, own):
+        pred, ref_pred = got['pred_instances'], ref['pred_instances']
+        assert set(pred.keys()) == set(ref_pred.keys()) >= {'priors'}
+        for key in ref_pred.keys():
+            assert not getattr(pred, key).requires_grad
+            assert torch.allclose(getattr(pred, key), getattr(ref_pred, key))
+        assert torch.equal(got['gt_instances'].bboxes, ref['gt_instances'].bboxes)
+        assert torch.equal(got['gt_instances'].labels, ref['gt_instances'].labels)
+        assert torch.equal(got_result.gt_inds, ref_result.gt_inds)
+    if epoch == 4 or family in ('rtmdet', 'yolox', 'ddod'):  # the student's own predictions
+        assert {'scores', 'bboxes'} <= set(kd[0][1]['pred_instances'].keys())
+    # the KD targets follow those assignments: the class assigner's positives, the box ones'
+    n_cls = sum(int((c[2].gt_inds > 0).sum()) for c in kd[:2])
+    n_box = sum(int((c[2].gt_inds > 0).sum()) for c in kd[-2:])
+    assert n_cls > 0 and seen['loss_pc'][1]['avg_factor'].item() == n_cls
+    assert (n_box != n_cls) == (family == 'ddod')
+    assert seen['loss_pb'][0][0].shape == (n_box, 4)
+    # and its boxes are decoded as the head decodes them for its assigner
+    if 'bboxes' in own[-1][1]['pred_instances']:
+        decoded = [c[1]['pred_instances'].bboxes[c[2].gt_inds > 0] for c in own[-2:]]
+        assert torch.allclose(seen['loss_pb'][0][0].detach(), torch.cat(decoded), atol=1e-4)
+
+
+def test_priors_outside_an_images_valid_area_teach_nothing_as_in_the_heads_loss(
+        tmp_path, monkeypatch):
+    t_path, t_ckpt, _ = save_teacher(gfl_model(width=8), tmp_path)
+    model = _distiller(hetero_student('rtmdet'), t_path, t_ckpt, teacher_temperature=2.0,
+                       distill_losses=PRED)
+    plant_detections(model, [(b, [0.8] * len(b), labels)
+                             for b, labels in zip(TEACHER_BOXES, TEACHER_LABELS)])
+    calls, seen = [], {}
+    spy_assign(monkeypatch, type(model.bbox_head.assigner), calls)
+    model.distill_losses['loss_pc'].register_forward_hook(
+        lambda m, args, out: seen.update(args=args))
+    data = _batch(model, n=2, size=64)
+    data['data_samples'][1].set_metainfo(dict(pad_shape=(32, 64)))  # image 1: its top half
+    with OutputTaps() as taps:
+        taps.module_output('head', model.bbox_head)
+        model.loss(data['inputs'], data['data_samples'])
+    kd = on_teacher_boxes(calls)
+    # 8 x 8, 4 x 4, 2 x 2 points at y = stride * row: image 1 keeps rows y < 32 (4, 2, 1 rows)
+    assert [len(c[1]['pred_instances'].priors) for c in kd] == [84, 32 + 8 + 2]
+    s_cls, t_cls = seen['args']
+    assert s_cls.shape == t_cls.shape == (84 + 42, 3)
+    cls = torch.cat([c[1].permute(1, 2, 0).reshape(-1, 3) for c in taps['head'][0][0]])
+    points = torch.cat(model.bbox_head.prior_generator.grid_priors(
+        [(8, 8), (4, 4), (2, 2)], device='cpu'))
+    assert torch.equal(s_cls[84:], cls[points[:, 1] < 32])
+    gt_inds = kd[1][2].gt_inds
+    expect = torch.zeros(42, 3)
+    expect[gt_inds > 0, TEACHER_LABELS[1][0]] = 2 / 3  # sigmoid(logit(0.8) / 2)
+    assert (gt_inds > 0).any() and torch.allclose(t_cls[84:].sigmoid(), expect, atol=1e-5)
+
+
+def test_fcos_points_inside_a_teacher_box_and_its_range_get_the_calibrated_score(tmp_path):
+    t_path, t_ckpt, _ = save_teacher(gfl_model(width=8), tmp_path)
+    model = _distiller(hetero_student('fcos', norm_on_bbox=True, center_sampling=False), t_path,
+                       t_ckpt, teacher_temperature=2.0, distill_losses=PRED)
+    boxes = (torch.tensor([[8., 8., 40., 40.]]), torch.tensor([[16., 16., 112., 112.]]))
+    plant_detections(model, ((boxes[0], [0.8], [2]), (boxes[1], [0.2], [0])))
+    seen = {}
+    for name in ('loss_pc', 'loss_pb'):
+        model.distill_losses[name].register_forward_hook(
+            lambda m, args, kw, out, name=name: seen.update({name: (args, kw)}), with_kwargs=True)
+    data = _batch(model, n=2, size=128)
+    with OutputTaps() as taps:
+        taps.module_output('neck', model.neck)
+        model.loss(data['inputs'], data['data_samples'])
+    # Points at stride s sit at s (i + 1/2): 4 + 8 i on level 0 (16 x 16, regress range
+    # [-1, 64]), 8 + 16 i on level 1 (8 x 8, [64, 128]), then 4 x 4, 2 x 2, 1 x 1 (ranges from
+    # 128). A point takes a box it lies inside when its largest side distance is in the range.
+    # Box A (8..40): level 0 at 12, 20, 28, 36 (i = 1..4; distances <= 28) in x and y: 16.
+    # Box B (16..112): level 0 where both x and y are in [48, 80] (i = 6..9): 16; level 1
+    # inside (i = 1..6) where x or y is at 24, 40, 88 or 104 (distance 88 or 72 >= 64): 32 of 36.
+    levels = [(16, 8), (8, 16), (4, 32), (2, 64), (1, 128)]
+    expect = [torch.zeros(sum(n * n for n, _ in levels), 3) for _ in range(2)]
+    for y in range(1, 5):
+        for x in range(1, 5):
+            expect[0][y * 16 + x, 2] = 2 / 3  # sigmoid(logit(0.8) / 2)
+    for y in range(6, 10):
+        for x in range(6, 10):
+            expect[1][y * 16 + x, 0] = 1 / 3  # sigmoid(logit(0.2) / 2)
+    for y in range(1, 7):
+        for x in range(1, 7):
+            if not (x in (3, 4) and y in (3, 4)):
+                expect[1][256 + y * 8 + x, 0] = 1 / 3
+    (s_cls, t_cls), kw = seen['loss_pc']
+    assert t_cls.shape == (2 * 341, 3)
+    assert torch.allclose(t_cls.sigmoid(), torch.cat(expect), atol=1e-5)
+    assert kw['avg_factor'].item() == 16 + 16 + 32
+    # boxes: the head's own eval-mode decoding (distances x stride at the point), reference
+    (s_box, t_box), kw = seen['loss_pb']
+    assert torch.equal(t_box, torch.cat([boxes[0].expand(16, 4), boxes[1].expand(48, 4)]))
+    head = model.bbox_head.eval()
+    with torch.no_grad():
+        reg = head(taps['neck'][0])[1]
+    points = torch.cat(head.prior_generator.grid_priors([r.shape[-2:] for r in reg], device='cpu'))
+    ref = [head.bbox_coder.decode(points, torch.cat([r[i].permute(1, 2, 0).reshape(-1, 4)
+                                                     for r in reg])) for i in range(2)]
+    pos = [e.amax(1) > 0 for e in expect]
+    assert torch.allclose(s_box, torch.cat([ref[i][pos[i]] for i in range(2)]), atol=1e-4)
+
+
+def test_a_dense_student_without_an_assignment_to_follow_gets_neck_kd_with_the_reason(
+        tmp_path):
+    t_path, t_ckpt, _ = save_teacher(gfl_model(width=8), tmp_path)
+    pred = dict(loss_pc=dict(type='BinaryKDLoss', inputs='pred_cls'))
+    with pytest.raises(ValueError, match=r"teacher GFLHead / student YOLOFHead: neck-feature KD "
+                                         r"\(by stride\) allowed \(no prediction KD: its assigner "
+                                         r"UniformAssigner does not assign from anchor boxes "
+                                         r"alone, and prediction KD follows the loss of "
+                                         r"\['RTMDetHead', "):
+        _distiller(hetero_student('yolof'), t_path, t_ckpt, teacher_temperature=1.0,
+                   distill_losses=pred)
+    heads = {f: MODELS.build(ConfigDict(tiny_model(f))).bbox_head
+             for f in ('autoassign', 'centernet', 'free_anchor', 'nas_fcos', 'paa',
+                       'vfnet')}
+    assert pred_kd_problem(heads['autoassign'], 3) == (
+        "AutoAssignHead has no train_cfg.assigner and no point target rule (supported: "
+        "['FCOSHead', 'NASFCOSHead'])")
+    assert pred_kd_problem(heads['centernet'], 3) == 'CenterNetHead has no prior generator'
+    # VFNet's ATSS assigner needs anchor boxes, and its priors are points
+    assert pred_kd_problem(heads['vfnet'], 3).startswith('its assigner ATSSAssigner does not ')
+    assert pred_kd_problem(heads['paa'], 4) == 'the teacher predicts 4 classes, the student 3'
+    for family in ('free_anchor', 'nas_fcos', 'paa'):  # prior assigners, the FCOS rule
+        assert pred_kd_problem(heads[family], 3) is None
 
 
 # ---------------------------------------------------------------------------------- cascades
@@ -232,10 +440,6 @@ def test_a_chosen_cascade_teacher_stage_classifies_the_students_rois(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- trainings
-PRED = dict(loss_pc=dict(type='BinaryKDLoss', beta=2.0, inputs='pred_cls'),
-            loss_pb=dict(type='BoxKDLoss', l1_weight=0.0, giou_weight=1.0, inputs='pred_box'))
-
-
 @pytest.mark.parametrize('student, teacher, losses', [
     (retinanet_model(), gfl_model(), dict(loss_pkd=dict(type='PKDLoss', inputs='neck'))),
     (retinanet_model(), gfl_model(), PRED),
@@ -272,3 +476,32 @@ def test_two_iteration_training_saves_a_stock_student(tmp_path, student, teacher
     result = stock.load_state_dict(ckpt['state_dict'], strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     assert osp.basename(last_checkpoint(cfg.work_dir)) == 'iter_2.pth'
+
+
+@pytest.mark.parametrize('family, teacher, size', [
+    ('rtmdet', gfl_model(), 64), ('yolox', retinanet_model(), 64), ('fcos', gfl_model(), 128)],
+    ids=['rtmdet<-gfl', 'yolox<-retina', 'fcos<-gfl'])
+def test_two_iteration_kd_cal_run_of_a_student_that_assigns_by_its_own_rule(
+        tmp_path, family, teacher, size):
+    data = write_coco(str(tmp_path / 'data'), n_images=4, size=size)
+    t_path, t_ckpt, _ = save_teacher(teacher, tmp_path)
+    student = hetero_student(family)
+    model = dict(copy.deepcopy(student), type=f"Distill{student['type']}", teacher_config=t_path,
+                 teacher_ckpt=t_ckpt, distill_losses=PRED)
+    cfg = Config(train_config(model, data, max_iters=2, size=size))
+    # a random teacher: a loose match (IoU 0.1) gives its detections some true positives
+    cfg.custom_hooks = [dict(type='TeacherCalibrationHook', fit_on='detections', score_thr=0.0,
+                             iou_thr=0.1, dataloader=cfg.val_dataloader)]
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.train_cfg.val_interval = 100
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    for name in PRED:
+        assert math.isfinite(runner.message_hub.log_scalars[f'train/{name}'].current())
+    with open(osp.join(cfg.work_dir, 'teacher_calibration.json')) as f:
+        fitted = json.load(f)['temperature']
+    ckpt = torch.load(last_checkpoint(cfg.work_dir), map_location='cpu', weights_only=False)
+    assert ckpt['meta']['teacher_temperature'] == pytest.approx(fitted) and fitted > 0
+    result = MODELS.build(ConfigDict(student)).load_state_dict(ckpt['state_dict'], strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
