@@ -45,10 +45,11 @@ FAMILIES: Dict[str, str] = {
     # single-stage instance segmentors: their box head is distilled (YOLACT made sigmoid)
     'rtmdet_ins': 'rtmdet/rtmdet-ins_tiny_8xb32-300e_coco.py',
     'condinst': 'condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py',
+    'boxinst': 'boxinst/boxinst_r50_fpn_ms-90k_coco.py',
     'yolact': 'yolact/yolact_r50_1xb8-55e_coco.py',
 }
 TWO_STAGE = {'faster_rcnn', 'mask_rcnn', 'cascade_rcnn', 'cascade_mask_rcnn'}
-WITH_MASK = {'mask_rcnn', 'cascade_mask_rcnn', 'rtmdet_ins', 'condinst', 'yolact'}
+WITH_MASK = {'mask_rcnn', 'cascade_mask_rcnn', 'rtmdet_ins', 'condinst', 'boxinst', 'yolact'}
 
 
 def _walk(obj: Any) -> Any:

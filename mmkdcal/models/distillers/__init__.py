@@ -22,14 +22,11 @@ from .zoo import distiller_type
 __all__ = [
     'DETRDistillerMixin', 'DenseDistillerMixin', 'DenseHeadSemantics', 'DistillATSS',
     'DistillBatch', 'DistillCascadeRCNN', 'DistillCenterNet', 'DistillConditionalDETR',
-    'DistillDDOD',
-    'DistillDETR', 'DistillDINO', 'DistillDeformableDETR', 'DistillFCOS', 'DistillFasterRCNN',
-    'DistillGFL', 'DistillImageClassifier', 'DistillInput', 'DistillMaskRCNN', 'DistillPAA',
-    'DistillRTMDet', 'DistillRetinaNet', 'DistillSingleStageDetector', 'DistillTOOD',
+    'DistillDDOD', 'DistillDETR', 'DistillDINO', 'DistillDeformableDETR', 'DistillFCOS',
+    'DistillFasterRCNN', 'DistillGFL', 'DistillImageClassifier', 'DistillInput', 'DistillMaskRCNN',
+    'DistillPAA', 'DistillRTMDet', 'DistillRetinaNet', 'DistillSingleStageDetector', 'DistillTOOD',
     'DistillSingleStageInstanceSegmentor', 'DistillTwoStageDetector', 'DistillVFNet',
-    'DistillYOLOX', 'DistillerMixin', 'OutputTaps',
-    'single_call',
-    'call_distill_loss', 'check_dense_head_layout', 'check_loss_input', 'dense_head_semantics',
-    'distiller_type', 'flatten_level_outputs', 'load_teacher_config', 'register_dense_head',
-    'score_logits'
+    'DistillYOLOX', 'DistillerMixin', 'OutputTaps', 'single_call', 'call_distill_loss',
+    'check_dense_head_layout', 'check_loss_input', 'dense_head_semantics', 'distiller_type',
+    'flatten_level_outputs', 'load_teacher_config', 'register_dense_head', 'score_logits'
 ]

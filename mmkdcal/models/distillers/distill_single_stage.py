@@ -43,13 +43,12 @@ class DenseDistillerMixin(DistillerMixin):
     """A student with a dense box/class head (a single-stage detector or a single-stage instance
     segmentor with a box head) distilled from a frozen, calibrated teacher.
 
-    Its training step is the student's stock ``loss``, observed; the teacher runs
-    its backbone, neck and head forward only. Inputs (docs/distillation_protocol.md; meaning
-    from :mod:`.head_semantics`): ``'cls'`` (``avg_factor``: the *uncalibrated* teacher's soft
-    count of foreground priors), ``'reg'``, ``'neck'``, and CrossKD's (Wang et al., CVPR 2024)
-    ``'crosskd_cls'`` / ``'crosskd_reg'``: the student's head features after ``k`` tower convs
-    through the teacher's remaining head layers; ``'mask'`` (dynamic mask kernels: RTMDet-Ins):
-    the student's mask logits at its positive priors, the teacher's kernels there on its features.
+    Its training step is the student's stock ``loss``, observed; the teacher runs its backbone,
+    neck and head forward only. Inputs (docs/distillation_protocol.md; meaning from
+    :mod:`.head_semantics`): ``'cls'`` (``avg_factor``: the *uncalibrated* teacher's soft count of
+    foreground priors), ``'reg'``, ``'neck'``, CrossKD's (Wang et al., CVPR 2024) ``'crosskd_cls'``
+    / ``'crosskd_reg'``: the student's head features after ``k`` tower convs through the
+    teacher's remaining head layers, and ``'mask'`` (RTMDet-Ins: :meth:`_mask_batch`).
 
     Args:
         teacher_config: The teacher's config (file path, ``mmdet::`` path or model dict). For
@@ -280,8 +279,8 @@ class DenseDistillerMixin(DistillerMixin):
         return batches
 
     def _mask_batch(self, taps: OutputTaps, t_outs: Tuple) -> DistillBatch:
-        """The student's mask logits at its positive priors (as its loss computed them) and the
-        teacher's at the same priors (its kernels there on its mask features), (P, H * W)."""
+        """Mask logits (P, H * W) at the student's positive priors: the student's, and the
+        teacher's kernels at those priors run on the teacher's mask features."""
         results = single_call(taps['mask_loss'], 'mask loss')['sampling_results_list']
         head, sem = self.teacher.bbox_head, self.head_semantics
         kernels = torch.cat([k.permute(0, 2, 3, 1).flatten(1, 2)
@@ -356,14 +355,12 @@ def check_dense_head_layout(s_head, t_head) -> None:
             f'Class-count mismatch: the student head predicts {s_k} classification logits per '
             f'prior, the teacher {t_k} (num_classes {s_head.num_classes} vs '
             f'{t_head.num_classes}). Distil from a teacher trained on the same classes.')
-    s_gen = getattr(s_head, 'prior_generator', None)
-    t_gen = getattr(t_head, 'prior_generator', None)
+    s_gen, t_gen = (getattr(head, 'prior_generator', None) for head in (s_head, t_head))
     if (s_gen is None) != (t_gen is None):
         raise ValueError('Head-layout mismatch: only one of student/teacher heads has a '
                          'prior_generator; use heads of the same family.')
     if s_gen is not None:
-        s_strides = [tuple(s) for s in s_gen.strides]
-        t_strides = [tuple(s) for s in t_gen.strides]
+        s_strides, t_strides = ([tuple(s) for s in gen.strides] for gen in (s_gen, t_gen))
         if s_strides != t_strides:
             raise ValueError(
                 f'Head-layout mismatch: bbox_head strides {s_strides} (student) vs {t_strides} '

@@ -191,10 +191,9 @@ DENSE_HEADS: Dict[str, DenseHeadSemantics] = {
     'RTMDetInsSepBNHead': DenseHeadSemantics(('cls', 'reg', 'kernels', 'mask_feat'),
                                              prior_targets=_rtmdet_head_targets),
     # CondInst, BoxInst: FCOS's outputs, then per-prior dynamic mask-head parameters
-    **{name: DenseHeadSemantics(('cls', 'reg', 'centerness', 'params'), score_factor='centerness',
-                                prior_targets=_fcos_head_targets,
-                                eval_box_stride=lambda head: head.norm_on_bbox)
-       for name in ('CondInstBboxHead', 'BoxInstBboxHead')},
+    **dict.fromkeys(('CondInstBboxHead', 'BoxInstBboxHead'), DenseHeadSemantics(
+        ('cls', 'reg', 'centerness', 'params'), score_factor='centerness',
+        prior_targets=_fcos_head_targets, eval_box_stride=lambda head: head.norm_on_bbox)),
     # YOLACT (sigmoid scores only, see .zoo): RetinaNet's outputs, then mask coefficients
     'YOLACTHead': DenseHeadSemantics(('cls', 'reg', 'coeff'), prior_targets=_anchor_head_targets),
     # TOOD predicts probabilities (sigmoid_geometric_mean of its class logits and a class

@@ -18,7 +18,6 @@ __all__ = ['REFUSED_DETECTORS', 'REFUSED_PARTS', 'check_student', 'distiller_typ
 #: -> reason and alternative.
 _SOLO = ('it segments by location grid cells with no box head, so no per-prior box or score '
          'pairs with a teacher\'s; use Mask R-CNN or RTMDet-Ins (RTMDet, RTMDetInsSepBNHead)')
-#: Checked on the student's config by check_student: stock YOLACT scores are a softmax.
 _YOLACT = ('its class scores are a (K + 1)-way softmax, which calibration would fit as sigmoid '
            'ones; set loss_cls.use_sigmoid=True and use_ohem=False, or use RTMDet-Ins or CondInst')
 _QUERY_ROI = ('its RoI head refines learned proposal boxes and features stage by stage, with no '

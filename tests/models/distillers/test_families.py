@@ -33,8 +33,9 @@ PRIOR_TARGETS = ('fcos', 'rtmdet', 'retina_sepbn', 'fsaf', 'fovea', 'nas_fcos', 
 
 
 @pytest.fixture(autouse=True)
-def _epoch():  # TOOD reads the epoch from the message hub (a Runner sets it)
+def _epoch():  # TOOD reads the epoch, BoxInst the iteration from the message hub (as a Runner)
     MessageHub.get_current_instance().update_info('epoch', 0)
+    MessageHub.get_current_instance().update_info('iter', 0)
 
 
 def _zero_floor_losses(family: str, model_cfg: dict) -> dict:
