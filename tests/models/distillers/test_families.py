@@ -299,7 +299,8 @@ def test_teacher_targets_are_the_heads_own_scores_and_final_boxes(family, inputs
         assert torch.allclose(seen['s'], _flat(s_outs[1], 4), atol=1e-5)
 
 
-@pytest.mark.parametrize('family', ['fcos', 'retina_sepbn', 'fsaf', 'fovea', 'nas_fcos', 'yolof'])
+@pytest.mark.parametrize('family', ['fcos', 'retina_sepbn', 'fsaf', 'fovea', 'nas_fcos', 'yolof',
+                                    'condinst'])
 def test_prior_targets_line_up_with_the_priors(family):
     """The per-prior labels of ``fit_on='anchors'`` come out in the score layout (level, image,
     y, x, prior): image 0 holds one tall class-0 box, image 1 one class-2 box elsewhere; each
