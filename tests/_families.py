@@ -42,9 +42,14 @@ FAMILIES: Dict[str, str] = {
     'mask_rcnn': 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
     'cascade_rcnn': 'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
     'cascade_mask_rcnn': 'cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py',
+    # single-stage instance segmentors: their box head is distilled (YOLACT made sigmoid)
+    'rtmdet_ins': 'rtmdet/rtmdet-ins_tiny_8xb32-300e_coco.py',
+    'condinst': 'condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py',
+    'boxinst': 'boxinst/boxinst_r50_fpn_ms-90k_coco.py',
+    'yolact': 'yolact/yolact_r50_1xb8-55e_coco.py',
 }
 TWO_STAGE = {'faster_rcnn', 'mask_rcnn', 'cascade_rcnn', 'cascade_mask_rcnn'}
-WITH_MASK = {'mask_rcnn', 'cascade_mask_rcnn'}
+WITH_MASK = {'mask_rcnn', 'cascade_mask_rcnn', 'rtmdet_ins', 'condinst', 'boxinst', 'yolact'}
 
 
 def _walk(obj: Any) -> Any:
@@ -90,6 +95,12 @@ def tiny_model(family: str) -> Dict[str, Any]:
                 head['norm_cfg'] = dict(default.default)
                 break
     model = _walk(model)
+    if family == 'condinst':  # the dynamic mask convs keep the widths its num_params (169) fits
+        model['mask_head'].update(feat_channels=8)
+        model['mask_head']['mask_feature_head']['out_channels'] = 8
+    if family == 'yolact':  # sigmoid class scores (stock: a softmax with OHEM)
+        model['bbox_head'].update(use_ohem=False, loss_cls=dict(
+            type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0))
     pre = model['data_preprocessor']
     pre.pop('batch_augments', None)  # YOLOX's random resizing changes the input size
     if backbone['type'] == 'ResNet':
@@ -119,7 +130,8 @@ def tiny_model(family: str) -> Dict[str, Any]:
 def input_size(family: str) -> int:
     """Image size for the family (FPNs to P7 need 128 px; DDOD's deformable head conv needs
     its P7 map larger than 1 x 1)."""
-    return {'rtmdet': 64, 'yolox': 64, 'centernet': 64, 'ddod': 384}.get(family, 128)
+    return {'rtmdet': 64, 'rtmdet_ins': 64, 'yolox': 64, 'centernet': 64,
+            'ddod': 384}.get(family, 128)
 
 
 def family_test_pipeline(family: str):

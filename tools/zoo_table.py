@@ -7,9 +7,10 @@ training step on a batch with the annotations its training pipeline loads (:func
 The outcome is ``distils``, ``refused: <reason>`` (the distiller's build-time refusal),
 ``needs a CUDA op: <op>`` (every COCO config of the folder runs an mmcv op with no CPU kernel; a
 config that does is passed over for the next simplest one), ``not built: <error>`` (the config
-imports a package the stack lacks) or ``crash at build|step: <error>`` (a bug: the zoo test fails
-on it). Folders without a COCO config (datasets other than COCO, tracking) are listed as such.
-The note column says where the toy build departs from the rule for a family.
+imports, or builds a part that needs, a package the stack lacks) or ``crash at build|step:
+<error>`` (a bug: the zoo test fails on it). Folders without a COCO config (datasets other
+than COCO, tracking) are listed as such. The note column says where the toy build departs from
+the rule for a family.
 
 Usage::
 
@@ -259,6 +260,8 @@ def run_plan(plan: Plan, ckpt: str) -> Tuple[str, Tuple[str, ...]]:
             return f'refused: {" ".join(str(exc).split())}', notes
         return f'crash at build: {_short(exc)}', notes
     except Exception as exc:  # noqa: BLE001 (the outcome names it)
+        if isinstance(exc, ImportError) or 'is not installed' in str(exc):  # BoxInst's skimage
+            return f'not built: {" ".join(str(exc).split())}', notes
         return f'crash at build: {_short(exc)}', notes
     student.train()
     for size in (plan.size, LARGE):

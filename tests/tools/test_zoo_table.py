@@ -118,3 +118,13 @@ def test_a_sample_builds_and_steps_as_the_table_says(plans):
     assert {'dcn', 'carafe', 'ddod', 'detr', 'grid_rcnn', *REGRESSIONS} <= set(sample)
     rows = zoo_table.zoo(sample)
     assert {f: (c, o, n) for f, c, o, n in rows} == {f: DOC[f] for f in sample}
+
+
+def test_a_part_that_needs_a_missing_package_is_not_built(plans, tmp_path, monkeypatch):
+    """BoxInst's data preprocessor refuses to build without scikit-image: its row then reads
+    ``not built`` with mmdet's own message, not a crash."""
+    import mmdet.models.data_preprocessors.data_preprocessor as preprocessors
+    monkeypatch.setattr(preprocessors, 'skimage', None)
+    outcome, _ = zoo_table.run_plan(plans['boxinst'], str(tmp_path / 'boxinst.pth'))
+    assert outcome == ('not built: skimage is not installed, please install it by: pip install '
+                       'scikit-image')

@@ -6,9 +6,10 @@ from ..contract import DistillBatch, DistillInput, call_distill_loss, check_loss
 from .distill_detr import (DETRDistillerMixin, DistillConditionalDETR, DistillDeformableDETR,
                            DistillDETR, DistillDINO)
 from .distill_image_classifier import DistillImageClassifier
-from .distill_single_stage import (DistillATSS, DistillCenterNet, DistillDDOD, DistillFCOS,
-                                   DistillGFL, DistillPAA, DistillRetinaNet, DistillRTMDet,
-                                   DistillSingleStageDetector, DistillTOOD, DistillVFNet,
+from .distill_single_stage import (DenseDistillerMixin, DistillATSS, DistillCenterNet, DistillDDOD,
+                                   DistillFCOS, DistillGFL, DistillPAA, DistillRetinaNet,
+                                   DistillRTMDet, DistillSingleStageDetector,
+                                   DistillSingleStageInstanceSegmentor, DistillTOOD, DistillVFNet,
                                    DistillYOLOX, check_dense_head_layout)
 from .distill_two_stage import (DistillCascadeRCNN, DistillFasterRCNN, DistillMaskRCNN,
                                 DistillTwoStageDetector)
@@ -19,14 +20,13 @@ from .taps import OutputTaps, single_call
 from .zoo import distiller_type
 
 __all__ = [
-    'DETRDistillerMixin', 'DenseHeadSemantics', 'DistillATSS', 'DistillBatch',
-    'DistillCascadeRCNN', 'DistillCenterNet', 'DistillConditionalDETR', 'DistillDDOD',
-    'DistillDETR', 'DistillDINO', 'DistillDeformableDETR', 'DistillFCOS', 'DistillFasterRCNN',
-    'DistillGFL', 'DistillImageClassifier', 'DistillInput', 'DistillMaskRCNN', 'DistillPAA',
-    'DistillRTMDet', 'DistillRetinaNet', 'DistillSingleStageDetector', 'DistillTOOD',
-    'DistillTwoStageDetector', 'DistillVFNet', 'DistillYOLOX', 'DistillerMixin', 'OutputTaps',
-    'single_call',
-    'call_distill_loss', 'check_dense_head_layout', 'check_loss_input', 'dense_head_semantics',
-    'distiller_type', 'flatten_level_outputs', 'load_teacher_config', 'register_dense_head',
-    'score_logits'
+    'DETRDistillerMixin', 'DenseDistillerMixin', 'DenseHeadSemantics', 'DistillATSS',
+    'DistillBatch', 'DistillCascadeRCNN', 'DistillCenterNet', 'DistillConditionalDETR',
+    'DistillDDOD', 'DistillDETR', 'DistillDINO', 'DistillDeformableDETR', 'DistillFCOS',
+    'DistillFasterRCNN', 'DistillGFL', 'DistillImageClassifier', 'DistillInput', 'DistillMaskRCNN',
+    'DistillPAA', 'DistillRTMDet', 'DistillRetinaNet', 'DistillSingleStageDetector', 'DistillTOOD',
+    'DistillSingleStageInstanceSegmentor', 'DistillTwoStageDetector', 'DistillVFNet',
+    'DistillYOLOX', 'DistillerMixin', 'OutputTaps', 'single_call', 'call_distill_loss',
+    'check_dense_head_layout', 'check_loss_input', 'dense_head_semantics', 'distiller_type',
+    'flatten_level_outputs', 'load_teacher_config', 'register_dense_head', 'score_logits'
 ]

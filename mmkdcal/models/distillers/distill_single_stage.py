@@ -1,4 +1,4 @@
-"""Distillation for dense (single-stage) detectors, and the distiller of each such family.
+"""Distillation for students with a dense box/class head, and the distiller of each such family.
 
 Each supported family has its explicit class ``Distill<Student>(DistillSingleStageDetector,
 <Student>)``, which *is* that detector class and keeps its behaviour.
@@ -6,11 +6,13 @@ Each supported family has its explicit class ``Distill<Student>(DistillSingleSta
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple, Union
 
+import torch
 from mmengine.config import Config
 from torch import Tensor
 
 from mmdet.models.detectors import (ATSS, DDOD, FCOS, GFL, PAA, TOOD, YOLOX, CenterNet, RetinaNet,
                                     RTMDet, SingleStageDetector, VFNet)
+from mmdet.models.detectors.single_stage_instance_seg import SingleStageInstanceSegmentor
 from mmdet.registry import MODELS
 
 from ..contract import DistillBatch, DistillInput
@@ -21,10 +23,11 @@ from .heterogeneous import (PRED_INPUTS, detector_num_classes, hetero_pair, pred
                             pred_kd_problem)
 from .taps import OutputTaps, single_call
 
-__all__ = ['DistillATSS', 'DistillCenterNet', 'DistillDDOD', 'DistillFCOS', 'DistillGFL',
-           'DistillPAA', 'DistillRTMDet', 'DistillRetinaNet', 'DistillSingleStageDetector',
-           'DistillTOOD', 'DistillVFNet', 'DistillYOLOX', 'align_feature_stats',
-           'check_dense_head_layout', 'neck_channels']
+__all__ = ['DenseDistillerMixin', 'DistillATSS', 'DistillCenterNet', 'DistillDDOD', 'DistillFCOS',
+           'DistillGFL', 'DistillPAA', 'DistillRTMDet', 'DistillRetinaNet',
+           'DistillSingleStageDetector', 'DistillSingleStageInstanceSegmentor', 'DistillTOOD',
+           'DistillVFNet', 'DistillYOLOX', 'align_feature_stats', 'check_dense_head_layout',
+           'neck_channels']
 
 
 def neck_channels(detector) -> Optional[int]:
@@ -36,16 +39,16 @@ def neck_channels(detector) -> Optional[int]:
     return int(width) if isinstance(width, int) else None
 
 
-@MODELS.register_module()
-class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
-    """A single-stage student detector distilled from a frozen, calibrated teacher.
+class DenseDistillerMixin(DistillerMixin):
+    """A student with a dense box/class head (a single-stage detector or a single-stage instance
+    segmentor with a box head) distilled from a frozen, calibrated teacher.
 
-    Its training step is the stock ``SingleStageDetector.loss``, observed; the teacher runs
-    its backbone, neck and head forward only. Inputs (docs/distillation_protocol.md; meaning
-    from :mod:`.head_semantics`): ``'cls'`` (``avg_factor``: the *uncalibrated* teacher's soft
-    count of foreground priors), ``'reg'``, ``'neck'``, and CrossKD's (Wang et al., CVPR 2024)
-    ``'crosskd_cls'`` / ``'crosskd_reg'``: the student's head features after ``k`` tower convs
-    through the teacher's remaining head layers.
+    Its training step is the student's stock ``loss``, observed; the teacher runs its backbone,
+    neck and head forward only. Inputs (docs/distillation_protocol.md; meaning from
+    :mod:`.head_semantics`): ``'cls'`` (``avg_factor``: the *uncalibrated* teacher's soft count of
+    foreground priors), ``'reg'``, ``'neck'``, CrossKD's (Wang et al., CVPR 2024) ``'crosskd_cls'``
+    / ``'crosskd_reg'``: the student's head features after ``k`` tower convs through the
+    teacher's remaining head layers, and ``'mask'`` (RTMDet-Ins: :meth:`_mask_batch`).
 
     Args:
         teacher_config: The teacher's config (file path, ``mmdet::`` path or model dict). For
@@ -70,6 +73,9 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
         DistillInput('neck', 'features', 'neck feature maps (N, C, H, W) per level',
                      per_level=True),
     )
+    MASK_INPUT = DistillInput('mask', 'masks', "per-pixel sigmoid mask logits (P, H * W) of the "
+                              "instances at the student's positive priors", activation='sigmoid',
+                              provides=frozenset({'avg_factor'}))
 
     def __init__(self, teacher_config: Union[str, Path, dict, Config],
                  teacher_ckpt: Optional[str] = None, teacher_temperature: TemperatureLike = None,
@@ -159,7 +165,8 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
                                'per-prior box-side distributions (M, 4 (reg_max + 1))',
                                provides=reg.provides)
         specs = [cls_in] + ([reg] if sem.box_output is not None else []) + [
-            neck.with_channels(student_channels, teacher_channels)]
+            neck.with_channels(student_channels, teacher_channels)] + (
+            [cls.MASK_INPUT] if 'kernels' in sem.outputs else [])
         if not crosskd:
             return specs
         return specs + [
@@ -195,6 +202,9 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
             taps.module_output('head', self.bbox_head)
         if cross:
             self._tap_towers(taps, self.bbox_head, 'student')
+        if 'mask' in needed:  # the positive priors, and the student's mask logits at them
+            taps.method_call('mask_loss', self.bbox_head, 'loss_mask_by_feat')
+            taps.method_call('mask_logits', self.bbox_head, '_mask_predict_by_feat_single')
 
     def _tap_towers(self, taps: OutputTaps, head, who: str) -> None:
         """Record each tower's input to the crossed layer, per level (call order = level order)."""
@@ -229,7 +239,7 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
         batches: Dict[str, DistillBatch] = {}
         sem = self.head_semantics
         k = cls_channels(self.bbox_head)
-        if needed - {'neck'}:
+        if needed - {'neck', 'mask'}:
             # fp32 sums under AMP
             t_cls_raw = flatten_level_outputs(score_logits(sem, t_outs, k), k).float()
             self._check_finite(t_cls_raw, 'classification logits')
@@ -259,7 +269,23 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
                                                            avg_factor=avg_factor)
         if 'neck' in needed:
             batches['neck'] = self._neck_batch(taps, t_feats)
+        if 'mask' in needed:
+            batches['mask'] = self._mask_batch(taps, t_outs)
         return batches
+
+    def _mask_batch(self, taps: OutputTaps, t_outs: Tuple) -> DistillBatch:
+        """Mask logits (P, H * W) at the student's positive priors: the student's, and the
+        teacher's kernels at those priors run on the teacher's mask features."""
+        results = single_call(taps['mask_loss'], 'mask loss')['sampling_results_list']
+        head, sem = self.teacher.bbox_head, self.head_semantics
+        kernels = torch.cat([k.permute(0, 2, 3, 1).flatten(1, 2)
+                             for k in sem.output(t_outs, 'kernels')], 1)  # (N, priors, params)
+        with self.teacher_context(kernels.device.type):
+            t = torch.cat([head._mask_predict_by_feat_single(f, k[r.pos_inds], r.pos_priors)
+                           for f, k, r in zip(sem.output(t_outs, 'mask_feat'), kernels, results)])
+        s = torch.cat([call['result'] for call in taps['mask_logits']]).flatten(1)
+        return DistillBatch(s, t.flatten(1).to(s.dtype),
+                            avg_factor=s.new_tensor(float(max(s.numel(), 1))))
 
     def _crossed_outputs(self, taps: OutputTaps, t_taps: OutputTaps, t_feats) -> Tuple:
         """The student's tower features through the teacher's remaining head (with gradient)."""
@@ -296,6 +322,16 @@ class DistillSingleStageDetector(DistillerMixin, SingleStageDetector):
         return flatten_level_outputs(s_reg, per_prior), flatten_level_outputs(t_reg, per_prior)
 
 
+@MODELS.register_module()
+class DistillSingleStageDetector(DenseDistillerMixin, SingleStageDetector):
+    """A single-stage student detector. Arguments: :class:`DenseDistillerMixin`."""
+
+
+@MODELS.register_module()
+class DistillSingleStageInstanceSegmentor(DenseDistillerMixin, SingleStageInstanceSegmentor):
+    """A CondInst, BoxInst or sigmoid-YOLACT student. Arguments: :class:`DenseDistillerMixin`."""
+
+
 def align_feature_stats(student: Tensor, teacher: Tensor, eps: float = 1e-6) -> Tensor:
     """Give each channel of ``student`` (N, C, H, W) the mean and std over (N, H, W) of
     ``teacher``'s: ``(s - mean_s) / (std_s + eps) * std_t + mean_t`` (CrossKD)."""
@@ -314,14 +350,12 @@ def check_dense_head_layout(s_head, t_head) -> None:
             f'Class-count mismatch: the student head predicts {s_k} classification logits per '
             f'prior, the teacher {t_k} (num_classes {s_head.num_classes} vs '
             f'{t_head.num_classes}). Distil from a teacher trained on the same classes.')
-    s_gen = getattr(s_head, 'prior_generator', None)
-    t_gen = getattr(t_head, 'prior_generator', None)
+    s_gen, t_gen = (getattr(head, 'prior_generator', None) for head in (s_head, t_head))
     if (s_gen is None) != (t_gen is None):
         raise ValueError('Head-layout mismatch: only one of student/teacher heads has a '
                          'prior_generator; use heads of the same family.')
     if s_gen is not None:
-        s_strides = [tuple(s) for s in s_gen.strides]
-        t_strides = [tuple(s) for s in t_gen.strides]
+        s_strides, t_strides = ([tuple(s) for s in gen.strides] for gen in (s_gen, t_gen))
         if s_strides != t_strides:
             raise ValueError(
                 f'Head-layout mismatch: bbox_head strides {s_strides} (student) vs {t_strides} '
@@ -360,7 +394,8 @@ class DistillFCOS(DistillSingleStageDetector, FCOS):
 
 @MODELS.register_module()
 class DistillRTMDet(DistillSingleStageDetector, RTMDet):
-    """An RTMDet student (its ``use_syncbn`` switch is kept). Arguments: as its base."""
+    """An RTMDet or RTMDet-Ins student (its ``use_syncbn`` switch is kept). Arguments: as its
+    base."""
 
 
 @MODELS.register_module()

@@ -187,6 +187,15 @@ DENSE_HEADS: Dict[str, DenseHeadSemantics] = {
     # geometric mean), so 'cls' is already the score logit; boxes are distances x stride
     'RTMDetHead': DenseHeadSemantics(('cls', 'reg'), prior_targets=_rtmdet_head_targets),
     'RTMDetSepBNHead': DenseHeadSemantics(('cls', 'reg'), prior_targets=_rtmdet_head_targets),
+    # RTMDet-Ins: RTMDet's outputs, then per-prior dynamic mask kernels and the mask features
+    'RTMDetInsSepBNHead': DenseHeadSemantics(('cls', 'reg', 'kernels', 'mask_feat'),
+                                             prior_targets=_rtmdet_head_targets),
+    # CondInst, BoxInst: FCOS's outputs, then per-prior dynamic mask-head parameters
+    **dict.fromkeys(('CondInstBboxHead', 'BoxInstBboxHead'), DenseHeadSemantics(
+        ('cls', 'reg', 'centerness', 'params'), score_factor='centerness',
+        prior_targets=_fcos_head_targets, eval_box_stride=lambda head: head.norm_on_bbox)),
+    # YOLACT (sigmoid scores only, see .zoo): RetinaNet's outputs, then mask coefficients
+    'YOLACTHead': DenseHeadSemantics(('cls', 'reg', 'coeff'), prior_targets=_anchor_head_targets),
     # TOOD predicts probabilities (sigmoid_geometric_mean of its class logits and a class
     # probability map); boxes are decoded corners in stride units
     'TOODHead': DenseHeadSemantics(('cls', 'reg'), cls_is_prob=True),

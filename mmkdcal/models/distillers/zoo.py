@@ -16,8 +16,10 @@ __all__ = ['REFUSED_DETECTORS', 'REFUSED_PARTS', 'check_student', 'distiller_typ
 #: Families that no distiller takes: detector class (or family) name, or a dense-head class
 #: (matched on ``bbox_head.type`` when the head rides a shared detector class such as RetinaNet)
 #: -> reason and alternative.
-_INST = ('a single-stage instance segmentor (its masks come from kernels or prototypes, not '
-         'from a box head) is not distilled yet; use Mask R-CNN or RTMDet as the student')
+_SOLO = ('it segments by location grid cells with no box head, so no per-prior box or score '
+         'pairs with a teacher\'s; use Mask R-CNN or RTMDet-Ins (RTMDet, RTMDetInsSepBNHead)')
+_YOLACT = ('its class scores are a (K + 1)-way softmax, which calibration would fit as sigmoid '
+           'ones; set loss_cls.use_sigmoid=True and use_ohem=False, or use RTMDet-Ins or CondInst')
 _QUERY_ROI = ('its RoI head refines learned proposal boxes and features stage by stage, with no '
               'RPN or sampled RoIs to pair with a teacher; use Cascade R-CNN, or DINO for queries')
 _PANOPTIC = ('its panoptic mask head has no box head to distil; use Mask R-CNN (instances) or '
@@ -32,7 +34,7 @@ _GUIDED = ('in eval mode its class and box convs run only where its location bra
            'the first image (zeros elsewhere), and its boxes are deltas from anchor shapes it '
            'predicts itself; use RetinaNet')
 REFUSED_DETECTORS: Dict[str, str] = dict(
-    SOLO=_INST, SOLOv2=_INST, CondInst=_INST, BoxInst=_INST, YOLACT=_INST,
+    SOLO=_SOLO, SOLOv2=_SOLO,
     SparseRCNN=_QUERY_ROI, QueryInst=_QUERY_ROI, Mask2Former=_PANOPTIC, MaskFormer=_PANOPTIC,
     PanopticFPN=_PANOPTIC, GLIP=_GROUNDING, GroundingDINO=_GROUNDING,
     KnowledgeDistillationSingleStageDetector=_OWN_KD, LAD=_OWN_KD,
@@ -64,9 +66,8 @@ REFUSED_PARTS: Dict[str, str] = dict(
     SparseRoIHead='SparseRCNN', DynamicMaskHead='QueryInst', PISARoIHead='PISA',
     Mask2FormerHead='Mask2Former', MaskFormerHead='MaskFormer',
     LDHead='KnowledgeDistillationSingleStageDetector', TridentRoIHead='TridentFasterRCNN',
-    SOLOHead='SOLO', SOLOV2Head='SOLOv2', CondInstMaskHead='CondInst',
-    BoxInstMaskHead='BoxInst', YOLACTProtonet='YOLACT', DABDETRHead='DABDETR',
-    DDQDETRHead='DDQDETR', YOLOV3Head='YOLOV3', LADHead='LADHead',
+    SOLOHead='SOLO', SOLOV2Head='SOLOv2', DABDETRHead='DABDETR', DDQDETRHead='DDQDETR',
+    YOLOV3Head='YOLOV3', LADHead='LADHead',
     SABLRetinaHead='SABLRetinaHead', SSDHead='SSDHead', PISASSDHead='PISASSDHead',
     GuidedAnchorHead='GuidedAnchorHead')
 
@@ -98,11 +99,15 @@ def distiller_type(model: dict) -> str:
 
 
 def check_student(student: Dict[str, Any]) -> None:
-    """Raise ValueError when a part of the student marks a refused family (REFUSED_PARTS).
+    """Raise ValueError when a part of the student marks a refused family (REFUSED_PARTS), or
+    its YOLACT head scores by softmax.
 
     Args:
         student: The student's keyword arguments (``backbone``, ``roi_head``, ... as configs).
     """
+    head = student.get('bbox_head') or {}
+    if head.get('type') == 'YOLACTHead' and not (head.get('loss_cls') or {}).get('use_sigmoid'):
+        raise ValueError(f'YOLACT cannot be distilled: {_YOLACT} (model.bbox_head).')
     for path, kind in _parts(student, 'model'):
         part = MODELS.get(kind) if isinstance(kind, str) else kind
         for klass in part.__mro__ if isinstance(part, type) else ():

@@ -28,12 +28,14 @@ from _helpers import batch, last_checkpoint, save_teacher, train_config, write_c
 torch.set_num_threads(1)
 CROSSKD = ('gfl', 'retinanet', 'atss')
 #: families whose heads declare per-prior targets: calibrated on priors (fit_on='anchors')
-PRIOR_TARGETS = ('fcos', 'rtmdet', 'retina_sepbn', 'fsaf', 'fovea', 'nas_fcos', 'yolof')
+PRIOR_TARGETS = ('fcos', 'rtmdet', 'retina_sepbn', 'fsaf', 'fovea', 'nas_fcos', 'yolof',
+                 'rtmdet_ins', 'condinst', 'yolact')
 
 
 @pytest.fixture(autouse=True)
-def _epoch():  # TOOD reads the epoch from the message hub (a Runner sets it)
+def _epoch():  # TOOD reads the epoch, BoxInst the iteration from the message hub (as a Runner)
     MessageHub.get_current_instance().update_info('epoch', 0)
+    MessageHub.get_current_instance().update_info('iter', 0)
 
 
 def _zero_floor_losses(family: str, model_cfg: dict) -> dict:
@@ -51,6 +53,8 @@ def _zero_floor_losses(family: str, model_cfg: dict) -> dict:
         losses['loss_kd_reg'] = dict(type='LDLoss', inputs='reg')
     elif family not in ('centernet', 'reppoints'):  # these declare no box output
         losses['loss_kd_reg'] = dict(type='BoxKDLoss', inputs='reg')
+    if family == 'rtmdet_ins':
+        losses['loss_kd_mask'] = dict(type='BinaryKDLoss', inputs='mask', beta=1.0)
     if family in CROSSKD:
         losses['loss_kd_xcls'] = dict(type='BinaryKDLoss', inputs='crosskd_cls', beta=1.0)
         losses['loss_kd_xreg'] = dict(type='LDLoss' if family == 'gfl' else 'BoxKDLoss',
@@ -85,10 +89,11 @@ def test_stock_losses_and_zero_kd_from_a_copy(family, tmp_path):
     stock.train()
     model.teacher.train()  # batch statistics on both sides, so the copy is an exact copy
     data = batch(model, size=input_size(family), masks=family in WITH_MASK)
+    samples = copy.deepcopy(data['data_samples'])  # RTMDet-Ins turns the gt masks into tensors
     torch.manual_seed(0)
     losses = model.loss(data['inputs'], data['data_samples'])
     torch.manual_seed(0)
-    ref = stock.loss(data['inputs'], data['data_samples'])
+    ref = stock.loss(data['inputs'], samples)
     for key, want in ref.items():
         got = losses[key]
         for g, w in zip(got if isinstance(got, (list, tuple)) else [got],
@@ -236,7 +241,7 @@ def _own_score(family, head, feats, outs):
     k = head.cls_out_channels
     if family == 'tood':  # probabilities already
         return _flat(outs[0], k)
-    if family in ('yolox', 'autoassign', 'nas_fcos'):  # objectness / centerness fused
+    if family in ('yolox', 'autoassign', 'nas_fcos', 'condinst'):  # objectness / centerness fused
         return _flat(outs[0], k).sigmoid() * _flat(outs[2], 1).sigmoid()
     if family == 'yolof':  # objectness fused inside forward: recompute from the raw convs
         c = head.cls_score(head.cls_subnet(feats[0]))
@@ -251,7 +256,8 @@ def _own_score(family, head, feats, outs):
     ('tood', 'cls'), ('yolox', 'cls'), ('vfnet', 'reg'), ('fcos', 'reg'), ('retina_sepbn', 'cls'),
     ('fsaf', 'cls'), ('fovea', 'cls'), ('free_anchor', 'cls'), ('nas_fcos', 'cls'),
     ('autoassign', 'cls'), ('centernet_update', 'cls'), ('centernet_update', 'reg'),
-    ('yolof', 'cls'), ('reppoints', 'cls')])
+    ('yolof', 'cls'), ('reppoints', 'cls'), ('condinst', 'cls'), ('condinst', 'reg'),
+    ('rtmdet_ins', 'cls')])
 def test_teacher_targets_are_the_heads_own_scores_and_final_boxes(family, inputs, tmp_path):
     """'cls': the teacher's target is the logit of the score its predict ranks by (TOOD's
     probability, YOLOX's sigmoid(cls) x sigmoid(obj), YOLOF's fused objectness, ...); 'reg':
@@ -266,7 +272,7 @@ def test_teacher_targets_are_the_heads_own_scores_and_final_boxes(family, inputs
         family, t_path, t_ckpt, teacher_temperature=2.0, bbox_head=cfg['bbox_head'],
         distill_losses=dict(loss_rec=dict(type='_FamilyRecordingLoss', inputs=inputs)))))
     model.train()
-    data = batch(model, size=input_size(family))
+    data = batch(model, size=input_size(family), masks=family in WITH_MASK)
     model.loss(data['inputs'], data['data_samples'])
     seen = _FamilyRecordingLoss.seen
     head = model.teacher.bbox_head
@@ -293,7 +299,8 @@ def test_teacher_targets_are_the_heads_own_scores_and_final_boxes(family, inputs
         assert torch.allclose(seen['s'], _flat(s_outs[1], 4), atol=1e-5)
 
 
-@pytest.mark.parametrize('family', ['fcos', 'retina_sepbn', 'fsaf', 'fovea', 'nas_fcos', 'yolof'])
+@pytest.mark.parametrize('family', ['fcos', 'retina_sepbn', 'fsaf', 'fovea', 'nas_fcos', 'yolof',
+                                    'condinst'])
 def test_prior_targets_line_up_with_the_priors(family):
     """The per-prior labels of ``fit_on='anchors'`` come out in the score layout (level, image,
     y, x, prior): image 0 holds one tall class-0 box, image 1 one class-2 box elsewhere; each
@@ -404,3 +411,73 @@ def test_crosskd_and_cascade_build_errors(tmp_path):
                                                     teacher_temperature=1.0), crosskd=None,
                                      distill_losses=dict(loss_x=dict(type='BinaryKDLoss',
                                                                      inputs='crosskd_cls')))))
+
+
+@MODELS.register_module(force=True)
+class _MaskRecordingLoss(DistillLoss):
+    """Records the mask rows it is given."""
+    input_kinds = ('masks',)
+    accepts_avg_factor = True
+    seen = {}
+
+    def forward(self, s, t, avg_factor):
+        _MaskRecordingLoss.seen = dict(s=s.detach(), t=t.detach(), avg_factor=avg_factor)
+        return (s - t).sum() * 0
+
+
+def test_rtmdet_ins_mask_kd_targets_by_hand_on_a_planted_kernel(tmp_path, monkeypatch):
+    """The teacher's kernels are planted so that its 3 dynamic convs give, for the instance at
+    prior (px, py) of stride s, the logit x_rel + 0.5 at every mask pixel, where x_rel =
+    (px - 8 j) / (8 s) is mmdet's relative x coordinate of column j (mask features at stride
+    8): the target at each of the student's positive priors, row by row."""
+    from mmdet.models.dense_heads import RTMDetInsSepBNHead
+    cfg = tiny_model('rtmdet_ins')
+    t_path, t_ckpt, _ = save_teacher(cfg, tmp_path, seed=1)
+    model = MODELS.build(ConfigDict(_distiller_cfg('rtmdet_ins', t_path, t_ckpt,
+                                                   teacher_temperature=1.0,
+                                                   distill_losses=dict(loss_kd_mask=dict(
+                                                       type='_MaskRecordingLoss',
+                                                       inputs='mask')))))
+    head = model.teacher.bbox_head
+    c, p = head.dyconv_channels, head.num_prototypes
+    w0, w1, w2 = torch.zeros(c, p + 2), torch.eye(c), torch.zeros(1, c)
+    w0[0, 0], w0[1, 0] = 1.0, -1.0  # relu(x_rel) and relu(-x_rel)
+    w2[0, 0], w2[0, 1] = 1.0, -1.0  # their difference: x_rel
+    b = torch.zeros(2 * c + 1)
+    b[-1] = 0.5
+    params = torch.cat([w0.flatten(), w1.flatten(), w2.flatten(), b])
+    assert params.numel() == head.num_gen_params
+    with torch.no_grad():
+        for conv in head.rtm_kernel:
+            conv.weight.zero_()
+            conv.bias.copy_(params)
+    seen = {}
+    original = RTMDetInsSepBNHead.loss_mask_by_feat
+
+    def record(self, mask_feats, flatten_kernels, sampling_results_list, batch_gt_instances):
+        seen['results'], seen['hw'] = sampling_results_list, mask_feats.shape[-2:]
+        return original(self, mask_feats, flatten_kernels, sampling_results_list,
+                        batch_gt_instances)
+
+    monkeypatch.setattr(RTMDetInsSepBNHead, 'loss_mask_by_feat', record)
+    model.train()
+    data = batch(model, size=64, masks=True)
+    model.loss(data['inputs'], data['data_samples'])
+    got = _MaskRecordingLoss.seen
+    priors = torch.cat([r.pos_priors for r in seen['results']])
+    h, w = seen['hw']
+    assert priors.shape[0] > 0 and got['t'].shape == got['s'].shape == (priors.shape[0], h * w)
+    cols = 8.0 * torch.arange(w).float()
+    want = ((priors[:, :1] - cols) / (8 * priors[:, 2:3]) + 0.5)[:, None, :].expand(-1, h, w)
+    assert torch.allclose(got['t'], want.reshape(-1, h * w), atol=1e-5)
+    assert got['avg_factor'].item() == priors.shape[0] * h * w
+
+
+def test_mask_kd_is_offered_for_rtmdet_ins_only(tmp_path):
+    cfg = tiny_model('condinst')
+    t_path, t_ckpt, _ = save_teacher(cfg, tmp_path)
+    with pytest.raises(ValueError, match=r"inputs must be one of \['cls', 'reg', 'neck'\]"):
+        MODELS.build(ConfigDict(_distiller_cfg('condinst', t_path, t_ckpt,
+                                               teacher_temperature=1.0, distill_losses=dict(
+                                                   loss_kd_mask=dict(type='BinaryKDLoss',
+                                                                     inputs='mask')))))

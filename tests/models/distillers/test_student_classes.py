@@ -48,7 +48,7 @@ def test_every_family_has_its_explicit_registered_class(student, kind):
 
 def test_naming_rule_holds_for_every_exported_distiller():
     classes = _distiller_classes()
-    assert len(classes) == len(SINGLE_STAGE) + len(TWO_STAGE_STUDENTS) + len(DETR_STUDENTS) + 3
+    assert len(classes) == len(SINGLE_STAGE) + len(TWO_STAGE_STUDENTS) + len(DETR_STUDENTS) + 4
     for cls in classes:
         assert cls.__name__ == f'Distill{cls.STUDENT_CLASS.__name__}', cls
         assert cls.__bases__[-1] is cls.STUDENT_CLASS
@@ -57,11 +57,14 @@ def test_naming_rule_holds_for_every_exported_distiller():
     assert DistillSingleStageDetector.STUDENT_CLASS.__name__ == 'SingleStageDetector'
     assert DistillTwoStageDetector.STUDENT_CLASS.__name__ == 'TwoStageDetector'
     # every family the tests shrink from mmdet's configs has its class, or (a plain
-    # SingleStageDetector subclass such as FSAF) its kind's
+    # SingleStageDetector subclass such as FSAF, a SingleStageInstanceSegmentor subclass such
+    # as CondInst) its kind's
     for family in FAMILIES:
         cfg = tiny_model(family)
-        want = (f"Distill{cfg['type']}" if MODELS.get(f"Distill{cfg['type']}") is not None
+        kind = ('DistillSingleStageInstanceSegmentor' if 'mask_head' in cfg
                 else 'DistillSingleStageDetector')
+        want = (f"Distill{cfg['type']}" if MODELS.get(f"Distill{cfg['type']}") is not None
+                else kind)
         assert distillers.distiller_type(cfg) == want, family
 
 

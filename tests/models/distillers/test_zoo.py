@@ -19,13 +19,19 @@ from mmkdcal.models.distillers.zoo import REFUSED_DETECTORS, REFUSED_PARTS
     ('SingleStageDetector', 'DistillSingleStageDetector'),  # SSD's class (its head: refused)
     ('GridRCNN', 'DistillTwoStageDetector'),
     ('DINO', 'DistillDINO'),
+    ('CondInst', 'DistillSingleStageInstanceSegmentor'),  # instance segmentors with a box head
+    ('BoxInst', 'DistillSingleStageInstanceSegmentor'),
+    ('YOLACT', 'DistillSingleStageInstanceSegmentor'),  # a sigmoid one (stock: refused at build)
+    ('RTMDet', 'DistillRTMDet'),  # RTMDet-Ins too (RTMDetInsSepBNHead)
 ])
 def test_the_distiller_of_each_student_class(student, want):
     assert distiller_type(dict(type=student)) == want
 
 
 @pytest.mark.parametrize('student, says', [
-    ('SOLO', 'SOLO cannot be distilled: a single-stage instance segmentor .* Mask R-CNN'),
+    ('SOLO', 'SOLO cannot be distilled: it segments by location grid cells with no box head'
+     r'.* use Mask R-CNN or RTMDet-Ins'),
+    ('SOLOv2', 'SOLOv2 cannot be distilled: it segments by location grid cells'),
     ('SparseRCNN', 'SparseRCNN cannot be distilled: .* no RPN .* Cascade R-CNN'),
     ('CornerNet', 'CornerNet cannot be distilled: its corner-pooling .* CenterNet'),
     ('DDQDETR', 'DDQDETR cannot be distilled: .* use DINO'),
@@ -68,6 +74,10 @@ def test_refused_heads_on_shared_detector_classes(student, head, says):
     ('ld/ld_r18-gflv1-r101_fpn_1x_coco.py', 'DistillGFL',
      r'KnowledgeDistillationSingleStageDetector cannot be distilled: it is already a distiller'
      r'.* \(GFL, PAA\).* \(model.bbox_head is a LDHead\)'),
+    ('yolact/yolact_r50_1xb8-55e_coco.py', 'DistillSingleStageInstanceSegmentor',
+     r'YOLACT cannot be distilled: its class scores are a \(K \+ 1\)-way softmax.* set '
+     r'loss_cls.use_sigmoid=True and use_ohem=False, or use RTMDet-Ins or CondInst '
+     r'\(model.bbox_head\)'),
     ('ssd/ssd300_coco.py', 'DistillSingleStageDetector',
      r'SSDHead cannot be distilled: .* use RetinaNet or ATSS \(model.bbox_head is a SSDHead\)'),
 ])
