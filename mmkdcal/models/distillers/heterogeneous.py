@@ -5,7 +5,8 @@ Logit inputs are refused for such a pair. ``'neck'`` pairs levels by declared st
 (:func:`feature_strides`, :func:`pair_by_stride`); ``'pred_cls'`` / ``'pred_box'`` (dense
 students whose assigner works from priors alone) assign the teacher's final, calibrated
 detections to the student's priors with its own assigner (:func:`pseudo_box_targets`; Soft
-Teacher's pseudo boxes, with the calibrated score as a soft target).
+Teacher's pseudo boxes, with the calibrated score as a soft target), ``'roi_pred_cls'`` /
+``'roi_pred_box'`` to a RoI student's sampled RoIs (:func:`roi_soft_targets`).
 """
 import inspect
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from .roi_head_stages import roi_stage
 
 __all__ = ['HeteroPair', 'PRED_INPUTS', 'calibrated_scores', 'detector_num_classes',
            'feature_strides', 'hetero_pair', 'pair_by_stride', 'pseudo_box_targets',
-           'stride_table']
+           'roi_soft_targets', 'stride_table']
 
 #: The prediction-KD inputs a dense student offers for a teacher of another family.
 PRED_INPUTS = (
@@ -182,6 +183,42 @@ def teacher_detections(distiller, batch_inputs: Tensor, batch_data_samples) -> L
                                                   dim=1), labels=pred.labels,
                                  scores=calibrated_scores(distiller, pred.scores, pred.labels)))
     return dets
+
+
+def roi_soft_targets(assigner, bbox_head, record: dict,
+                     dets: Sequence[InstanceData]) -> Tuple[Tensor, ...]:
+    """Assign the teacher's detections to one RoI stage's sampled RoIs with the student's rcnn
+    assigner. Class target: the calibrated score ``s`` of a RoI's detection on its class and
+    ``1 - s`` on the background; all on the background for the other RoIs (ignored ones drop).
+
+    Args:
+        assigner: The stage's ``bbox_assigner`` (``train_cfg.rcnn.assigner``).
+        bbox_head: The stage's bbox head.
+        record: Its ``loss_and_target`` call (``rois``, ``sampling_results``, predictions).
+        dets: Per image, the calibrated detections (:func:`teacher_detections`).
+
+    Returns:
+        The student's (M, K + 1) logits and the targets' logs (0 -> -1e4); the student's boxes
+        (P, 4) at the P assigned RoIs (the class's box), their detections' boxes and scores.
+    """
+    inds, offset = [], 0
+    for res, d in zip(record['sampling_results'], dets):  # the rows of ``rois``, image by image
+        g = assigner.assign(InstanceData(priors=res.priors), d).gt_inds
+        inds.append(torch.where(g > 0, g + offset, g))
+        offset += len(d)
+    gt_inds, k, dets = torch.cat(inds), bbox_head.num_classes, InstanceData.cat(list(dets))
+    pos = (gt_inds > 0).nonzero().squeeze(1)
+    det, labels = dets[gt_inds[pos] - 1], dets.labels[gt_inds[pos] - 1].long()
+    target = record['rois'].new_zeros(len(gt_inds), k + 1)
+    target[:, k] = 1.0
+    target[pos, k] = 1 - det.scores
+    target[pos, labels] = det.scores
+    pred = record['bbox_pred'][pos]
+    if not bbox_head.reg_class_agnostic:
+        pred = pred.view(len(pos), k, 4)[torch.arange(len(pos)), labels]
+    keep = gt_inds >= 0
+    return (record['cls_score'][keep], target[keep].log().clamp(min=-1e4),
+            bbox_head.bbox_coder.decode(record['rois'][pos, 1:], pred), det.bboxes, det.scores)
 
 
 def pseudo_box_targets(head, featmap_sizes, dets: InstanceData,
