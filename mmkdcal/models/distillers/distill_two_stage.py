@@ -223,8 +223,7 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
         return batches
 
     def _per_stage(self, student: Sequence, teacher: Sequence, **per_stage) -> DistillBatch:
-        """Values per distilled stage: per stage for a cascade (``stage_loss_weights``), one
-        plain batch for a single RoI stage."""
+        """Per stage for a cascade (weighted by its ``stage_loss_weights``), else one batch."""
         if self.cascade:
             return DistillBatch(student, teacher, **per_stage, level_weights=[
                 self.roi_head.stage_loss_weights[s] for s in self.roi_stages])

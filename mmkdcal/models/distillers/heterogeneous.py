@@ -188,8 +188,7 @@ def teacher_detections(distiller, batch_inputs: Tensor, batch_data_samples) -> L
 def roi_soft_targets(assigner, bbox_head, record: dict,
                      dets: Sequence[InstanceData]) -> Tuple[Tensor, ...]:
     """Assign the teacher's detections to one RoI stage's sampled RoIs with the student's rcnn
-    assigner. Class target: the calibrated score ``s`` of a RoI's detection on its class and
-    ``1 - s`` on the background; all on the background for the other RoIs (ignored ones drop).
+    assigner: (K + 1)-way soft class targets and box targets (docs/heterogeneous.md).
 
     Args:
         assigner: The stage's ``bbox_assigner`` (``train_cfg.rcnn.assigner``).
@@ -209,15 +208,13 @@ def roi_soft_targets(assigner, bbox_head, record: dict,
     gt_inds, k, dets = torch.cat(inds), bbox_head.num_classes, InstanceData.cat(list(dets))
     pos = (gt_inds > 0).nonzero().squeeze(1)
     det, labels = dets[gt_inds[pos] - 1], dets.labels[gt_inds[pos] - 1].long()
-    target = record['rois'].new_zeros(len(gt_inds), k + 1)
-    target[:, k] = 1.0
+    target = record['rois'].new_tensor([0.] * k + [1.]).repeat(len(gt_inds), 1)  # background
     target[pos, k] = 1 - det.scores
     target[pos, labels] = det.scores
     pred = record['bbox_pred'][pos]
     if not bbox_head.reg_class_agnostic:
         pred = pred.view(len(pos), k, 4)[torch.arange(len(pos)), labels]
-    keep = gt_inds >= 0
-    return (record['cls_score'][keep], target[keep].log().clamp(min=-1e4),
+    return (record['cls_score'][gt_inds >= 0], target[gt_inds >= 0].log().clamp(min=-1e4),
             bbox_head.bbox_coder.decode(record['rois'][pos, 1:], pred), det.bboxes, det.scores)
 
 
