@@ -7,6 +7,7 @@ from mmengine.config import Config, ConfigDict
 from torch import Tensor
 
 from mmdet.models.detectors import CascadeRCNN, FasterRCNN, MaskRCNN, TwoStageDetector
+from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi
 
@@ -93,6 +94,8 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
             k, problem = detector_num_classes(teacher), None
             if any(h.custom_cls_channels or getattr(h.loss_cls, 'use_sigmoid', 0) for h in heads):
                 problem = 'its RoI class scores are not a softmax over K + 1'
+            elif not all(isinstance(h.bbox_coder, DeltaXYWHBBoxCoder) for h in heads):
+                problem = 'its RoI box outputs are not deltas (DeltaXYWHBBoxCoder) of the RoIs'
             elif k != heads[0].num_classes:
                 problem = f'the teacher predicts {k} classes, the student {heads[0].num_classes}'
             pred = t_roi is None and not problem  # FastRCNN (no RPN) detects nothing alone

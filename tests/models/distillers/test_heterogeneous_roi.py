@@ -183,6 +183,16 @@ def test_refusals_name_why_a_roi_student_takes_no_detections(tmp_path, gfl_teach
     with pytest.raises(ValueError, match=r"no prediction KD: its RoI class scores are not a "
                                          r"softmax over K \+ 1\), inputs \['neck'\]"):
         _distiller(sigmoid, *gfl_teacher, teacher_temperature=1.0, distill_losses=PRED)
+    sabl = faster_rcnn_model()  # side buckets and offsets, no deltas to decode
+    sabl['roi_head']['bbox_head'] = dict(
+        type='SABLHead', num_classes=3, cls_in_channels=16, reg_in_channels=16, roi_feat_size=7,
+        cls_out_channels=32, reg_offset_out_channels=32, reg_cls_out_channels=32,
+        bbox_coder=dict(type='BucketingBBoxCoder', num_buckets=14, scale_factor=1.7),
+        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0))
+    with pytest.raises(ValueError, match=r"no prediction KD: its RoI box outputs are not deltas "
+                                         r"\(DeltaXYWHBBoxCoder\) of the RoIs\), inputs "
+                                         r"\['neck'\]"):
+        _distiller(sabl, *gfl_teacher, teacher_temperature=1.0, distill_losses=PRED)
     with pytest.raises(ValueError, match=r"BinaryKDLoss treats logits as sigmoid scores, but "
                                          r"inputs='roi_pred_cls' gives softmax logits"):
         _distiller(faster_rcnn_model(), *gfl_teacher, teacher_temperature=1.0,
