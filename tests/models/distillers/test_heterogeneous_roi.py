@@ -152,17 +152,26 @@ def test_a_cascade_student_is_taught_at_each_of_its_roi_stages(tmp_path):
     model = _distiller(tiny_model('cascade_rcnn'), t_path, t_ckpt, teacher_temperature=1.0,
                        roi_stages=[0, 2], distill_losses=PRED)
     seen = record_losses(model, PRED)
-    stage_scores = {s: [] for s in range(3)}
+    stage_scores, stage_rois = {s: [] for s in range(3)}, {s: [] for s in range(3)}
     for s in range(3):
         model.roi_head.bbox_head[s].register_forward_hook(
             lambda m, args, out, s=s: stage_scores[s].append(out[0]))
+        model.roi_head.bbox_roi_extractor[s].register_forward_hook(
+            lambda m, args, out, s=s: stage_rois[s].append(args[1]))
     data = _batch(model, n=2, size=64)
+    gts = [s.gt_instances for s in data['data_samples']]  # detected at 0.8 (T = 1)
+    plant_detections(model, [(g.bboxes, torch.full((2, ), 0.8), g.labels) for g in gts])
     model.train()
     losses = model.loss(data['inputs'], data['data_samples'])
     calls = seen['loss_rpc']
     assert len(calls) == 2  # stages 0 and 2, each on its own logits
-    assert torch.equal(calls[0][0][0], stage_scores[0][0])
-    assert torch.equal(calls[1][0][0], stage_scores[2][0])
+    for (args, _, _), stage, iou_thr in zip(calls, (0, 2), (0.5, 0.7)):
+        assert model.roi_head.bbox_assigner[stage].pos_iou_thr == iou_thr
+        assert torch.equal(args[0], stage_scores[stage][0])
+        rois = stage_rois[stage][0]  # positive: IoU >= the stage's own threshold (mmdet's IoU)
+        best = torch.stack([bbox_overlaps(r[None, 1:], gts[int(r[0])].bboxes).max() for r in rois])
+        assert torch.equal(args[1].softmax(dim=1)[:, -1] < 0.5, best >= iou_thr)
+        assert (best >= iou_thr).sum() >= 4  # the ground truths at least
     weights = model.roi_head.stage_loss_weights  # 1, 0.5, 0.25
     for name in PRED:
         per_stage = [out for _, _, out in seen[name]]
