@@ -90,13 +90,12 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
     def _check_teacher(self, teacher) -> None:
         t_roi = getattr(teacher, 'roi_head', None)
         if t_roi is None or not getattr(teacher, 'with_rpn', False):  # another family
-            heads = [roi_stage(self.roi_head.bbox_head, s) for s in self.roi_stages]
-            k, problem = detector_num_classes(teacher), None
+            heads, problem = [roi_stage(self.roi_head.bbox_head, s) for s in self.roi_stages], None
             if any(h.custom_cls_channels or getattr(h.loss_cls, 'use_sigmoid', 0) for h in heads):
                 problem = 'its RoI class scores are not a softmax over K + 1'
             elif not all(isinstance(h.bbox_coder, DeltaXYWHBBoxCoder) for h in heads):
                 problem = 'its RoI box outputs are not deltas (DeltaXYWHBBoxCoder) of the RoIs'
-            elif k != heads[0].num_classes:
+            elif (k := detector_num_classes(teacher)) != heads[0].num_classes:
                 problem = f'the teacher predicts {k} classes, the student {heads[0].num_classes}'
             pred = t_roi is None and not problem  # FastRCNN (no RPN) detects nothing alone
             self.hetero = hetero_pair(self, teacher, type(self.roi_head).__name__,

@@ -5,8 +5,7 @@ Logit inputs are refused for such a pair. ``'neck'`` pairs levels by declared st
 (:func:`feature_strides`, :func:`pair_by_stride`); ``'pred_cls'`` / ``'pred_box'`` (dense
 students whose assigner works from priors alone) assign the teacher's final, calibrated
 detections to the student's priors with its own assigner (:func:`pseudo_box_targets`; Soft
-Teacher's pseudo boxes, with the calibrated score as a soft target), ``'roi_pred_cls'`` /
-``'roi_pred_box'`` to a RoI student's sampled RoIs (:func:`roi_soft_targets`).
+Teacher's pseudo boxes, with the calibrated score as a soft target).
 """
 import inspect
 from dataclasses import dataclass
