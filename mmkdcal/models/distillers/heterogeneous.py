@@ -184,8 +184,7 @@ def teacher_detections(distiller, batch_inputs: Tensor, batch_data_samples) -> L
     return dets
 
 
-def roi_soft_targets(assigner, bbox_head, record: dict,
-                     dets: Sequence[InstanceData]) -> Tuple[Tensor, ...]:
+def roi_soft_targets(assigner, bbox_head, record: dict, dets: Sequence) -> Tuple[Tensor, ...]:
     """Assign the teacher's detections to one RoI stage's sampled RoIs with the student's rcnn
     assigner: (K + 1)-way soft class targets and box targets (docs/heterogeneous.md).
 
@@ -193,7 +192,7 @@ def roi_soft_targets(assigner, bbox_head, record: dict,
         assigner: The stage's ``bbox_assigner`` (``train_cfg.rcnn.assigner``).
         bbox_head: The stage's bbox head.
         record: Its ``loss_and_target`` call (``rois``, ``sampling_results``, predictions).
-        dets: Per image, the calibrated detections (:func:`teacher_detections`).
+        dets: Per image, the calibrated detections, InstanceData (:func:`teacher_detections`).
 
     Returns:
         The student's (M, K + 1) logits and the targets' logs (0 -> -1e4); the student's boxes
