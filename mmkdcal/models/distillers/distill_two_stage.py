@@ -7,6 +7,7 @@ from mmengine.config import Config, ConfigDict
 from torch import Tensor
 
 from mmdet.models.detectors import CascadeRCNN, FasterRCNN, MaskRCNN, TwoStageDetector
+from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi
 
@@ -14,7 +15,7 @@ from ..contract import DistillBatch, DistillInput
 from .distill_single_stage import neck_channels
 from .distiller_mixin import (DistillerMixin, TemperatureLike, flatten_level_outputs,
                               foreground_confidence)
-from .heterogeneous import detector_num_classes, hetero_pair
+from .heterogeneous import detector_num_classes, hetero_pair, roi_soft_targets, teacher_detections
 from .roi_head_stages import is_cascade, roi_stage
 from .taps import OutputTaps, single_call
 
@@ -31,7 +32,8 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
     KD, the teacher's RoI head of the *same stage* classifies exactly those RoIs. Inputs
     (docs/distillation_protocol.md): ``'roi_cls'`` (per stage for cascades, weighted by
     ``stage_loss_weights``), ``'roi_mask'`` (``avg_factor`` = P * S * S), ``'rpn_cls'`` (not
-    temperature-scaled) and ``'neck'``.
+    temperature-scaled) and ``'neck'``; a teacher of another family offers ``'neck'`` and its
+    detections at the sampled RoIs, ``'roi_pred_cls'`` / ``'roi_pred_box'`` (:mod:`.heterogeneous`).
 
     Args:
         teacher_config, teacher_ckpt, teacher_temperature, distill_losses, teacher_inference,
@@ -52,6 +54,10 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
                      activation='sigmoid', provides=frozenset({'avg_factor'})),
         DistillInput('neck', 'features', 'neck feature maps (N, C, H, W) per level',
                      per_level=True),
+        DistillInput('roi_pred_cls', 'logits', 'softmax logits (M, K + 1) of the sampled RoIs vs '
+                     "a teacher's calibrated detections", activation='softmax'),
+        DistillInput('roi_pred_box', 'boxes', 'decoded boxes (P, 4) at the RoIs assigned to a '
+                     'teacher detection', box_format='xyxy', provides=frozenset({'weight'})),
     )
 
     def __init__(self, teacher_config: Union[str, Path, dict, Config],
@@ -83,9 +89,19 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
 
     def _check_teacher(self, teacher) -> None:
         t_roi = getattr(teacher, 'roi_head', None)
-        if t_roi is None or not getattr(teacher, 'with_rpn', False):  # another family: necks
+        if t_roi is None or not getattr(teacher, 'with_rpn', False):  # another family
+            heads, problem = [roi_stage(self.roi_head.bbox_head, s) for s in self.roi_stages], None
+            if any(h.custom_cls_channels or getattr(h.loss_cls, 'use_sigmoid', 0) for h in heads):
+                problem = 'its RoI class scores are not a softmax over K + 1'
+            elif not all(isinstance(h.bbox_coder, DeltaXYWHBBoxCoder) for h in heads):
+                problem = 'its RoI box outputs are not deltas (DeltaXYWHBBoxCoder) of the RoIs'
+            elif (k := detector_num_classes(teacher)) != heads[0].num_classes:
+                problem = f'the teacher predicts {k} classes, the student {heads[0].num_classes}'
+            pred = t_roi is None and not problem  # FastRCNN (no RPN) detects nothing alone
             self.hetero = hetero_pair(self, teacher, type(self.roi_head).__name__,
-                                      type(getattr(teacher, 'bbox_head', teacher)).__name__)
+                                      type(getattr(teacher, 'bbox_head', teacher)).__name__,
+                                      self.DISTILL_INPUTS[4:] if pred else (),
+                                      problem if t_roi is None else None)
             return
         s_k = roi_stage(self.roi_head.bbox_head, 0).num_classes
         t_k = roi_stage(t_roi.bbox_head, 0).num_classes
@@ -118,10 +134,11 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
             raise ValueError('RoI heads with custom classification channels are not supported.')
 
     def _input_specs(self) -> List[DistillInput]:
-        roi, mask, rpn, neck = self.DISTILL_INPUTS
+        roi, mask, rpn, neck, *pred = self.DISTILL_INPUTS
         neck = neck.with_channels(neck_channels(self), neck_channels(self.teacher))
         if self.hetero is not None:
-            return [neck]
+            return [neck] + [p.with_per_level(self.cascade) for p in pred
+                             if p.name in self.hetero.allowed]
         specs = [roi.with_per_level(self.cascade)]
         if self.with_mask and getattr(self.teacher, 'with_mask', False):
             specs.append(mask.with_per_level(self.cascade))
@@ -141,7 +158,7 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
         if 'rpn_cls' in needed:
             taps.module_output('rpn', self.rpn_head)
         for stage in self.roi_stages:
-            if 'roi_cls' in needed:
+            if needed & {'roi_cls', 'roi_pred_cls', 'roi_pred_box'}:
                 taps.method_call(f'roi{stage}', roi_stage(self.roi_head.bbox_head, stage),
                                  'loss_and_target')
             if 'roi_mask' in needed:
@@ -150,10 +167,9 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
 
     def _teacher_roi(self, t_feats, stage: int, rois: Tensor, mask: bool = False) -> Tensor:
         t_roi = self.teacher.roi_head
-        cascade = is_cascade(t_roi)
         stage = stage if self.teacher_roi_stage is None else self.teacher_roi_stage
         forward = t_roi._mask_forward if mask else t_roi._bbox_forward
-        out = forward(stage, t_feats, rois) if cascade else forward(t_feats, rois)
+        out = forward(stage, t_feats, rois) if is_cascade(t_roi) else forward(t_feats, rois)
         return out['mask_preds' if mask else 'cls_score']
 
     def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
@@ -164,33 +180,36 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
         masks = {s: single_call(taps[f'mask{s}'], f'stage-{s} mask head')
                  for s in stages} if 'roi_mask' in needed else {}
         with self.teacher_context(batch_inputs.device.type):
-            t_feats = self.teacher.extract_feat(batch_inputs)
+            t_feats = (self.teacher.extract_feat(batch_inputs)
+                       if self.hetero is None or 'neck' in needed else None)
             t_rpn = self.teacher.rpn_head(t_feats)[0] if 'rpn_cls' in needed else None
             t_cls = {s: self._teacher_roi(t_feats, s, r['rois']) for s, r in rois.items()}
             pos_rois = {s: bbox2roi([res.pos_priors for res in m['sampling_results']])
                         for s, m in masks.items()}
             t_mask = {s: self._teacher_roi(t_feats, s, pos_rois[s], mask=True) for s in masks}
         batches: Dict[str, DistillBatch] = {}
-        weights = ([self.roi_head.stage_loss_weights[s] for s in stages] if self.cascade
-                   else None)
         if rois:
             for s in stages:
                 self._check_finite(t_cls[s], 'RoI logits')
-            batches['roi_cls'] = self._per_stage(DistillBatch(
+            batches['roi_cls'] = self._per_stage(
                 [rois[s]['cls_score'] for s in stages],
                 [self.scale_teacher_logits(t_cls[s]) for s in stages],
-                labels=[rois[s]['result']['bbox_targets'][0] for s in stages],
-                level_weights=weights))
+                labels=[rois[s]['result']['bbox_targets'][0] for s in stages])
         if masks:
             s_rows, t_rows, avg = [], [], []
             for s in stages:
-                results = masks[s]['sampling_results']
-                labels = torch.cat([res.pos_gt_labels for res in results]).long()
+                labels = torch.cat([r.pos_gt_labels for r in masks[s]['sampling_results']]).long()
                 s_rows.append(_mask_rows(masks[s]['mask_preds'], labels))
                 t_rows.append(_mask_rows(t_mask[s], labels))
                 avg.append(s_rows[-1].new_tensor(float(max(s_rows[-1].numel(), 1))))
-            batches['roi_mask'] = self._per_stage(DistillBatch(
-                s_rows, t_rows, avg_factor=avg, level_weights=weights))
+            batches['roi_mask'] = self._per_stage(s_rows, t_rows, avg_factor=avg)
+        if needed & {'roi_pred_cls', 'roi_pred_box'}:  # the teacher's detections at the RoIs
+            dets = teacher_detections(self, batch_inputs, batch_data_samples)
+            s_cls, t_cls, s_box, t_box, w = zip(*(roi_soft_targets(
+                roi_stage(self.roi_head.bbox_assigner, s), roi_stage(self.roi_head.bbox_head, s),
+                single_call(taps[f'roi{s}'], f'stage-{s} RoI head'), dets) for s in stages))
+            batches['roi_pred_cls'] = self._per_stage(s_cls, t_cls)
+            batches['roi_pred_box'] = self._per_stage(s_box, t_box, weight=w)
         if t_rpn is not None:
             c = self.rpn_head.cls_out_channels
             s = flatten_level_outputs(single_call(taps['rpn'], 'RPN head')[0], c)
@@ -205,23 +224,20 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
             batches['neck'] = self._neck_batch(taps, t_feats)
         return batches
 
-    def _per_stage(self, batch: DistillBatch) -> DistillBatch:
-        """A cascade's batch stays per stage; a single RoI stage is one plain batch."""
+    def _per_stage(self, student: Sequence, teacher: Sequence, **per_stage) -> DistillBatch:
+        """Per stage for a cascade (weighted by its ``stage_loss_weights``), else one batch."""
         if self.cascade:
-            return batch
-        return DistillBatch(batch.student[0], batch.teacher[0],
-                            labels=batch.labels[0] if batch.labels else None,
-                            avg_factor=batch.avg_factor[0] if batch.avg_factor else None)
+            return DistillBatch(student, teacher, **per_stage, level_weights=[
+                self.roi_head.stage_loss_weights[s] for s in self.roi_stages])
+        return DistillBatch(student[0], teacher[0], **{k: v[0] for k, v in per_stage.items()})
 
 
 def _mask_rows(mask_preds: Tensor, labels: Tensor) -> Tensor:
     """(P, K or 1, S, S) mask logits -> (P, S * S) at each RoI's class."""
     p = mask_preds.shape[0]
     if mask_preds.shape[1] == 1:  # class-agnostic mask head
-        picked = mask_preds[:, 0]
-    else:
-        picked = mask_preds[torch.arange(p, device=mask_preds.device), labels]
-    return picked.reshape(p, -1)
+        return mask_preds[:, 0].reshape(p, -1)
+    return mask_preds[torch.arange(p, device=mask_preds.device), labels].reshape(p, -1)
 
 
 # The distiller of each supported family: ``Distill<Student>``, the student class last.

@@ -28,7 +28,7 @@ from .taps import OutputTaps
 
 __all__ = ['HeteroPair', 'PRED_INPUTS', 'assigned_indices', 'calibrated_scores',
            'detector_num_classes', 'feature_strides', 'hetero_pair', 'pair_by_stride',
-           'pred_kd_problem', 'soft_targets', 'stride_table']
+           'pred_kd_problem', 'roi_soft_targets', 'soft_targets', 'stride_table']
 
 #: The prediction-KD inputs a dense or DETR-family student offers a teacher of another family.
 PRED_INPUTS = (
@@ -197,6 +197,38 @@ def teacher_detections(distiller, batch_inputs: Tensor, batch_data_samples) -> L
                                                   dim=1), labels=pred.labels,
                                  scores=calibrated_scores(distiller, pred.scores, pred.labels)))
     return dets
+
+
+def roi_soft_targets(assigner, bbox_head, record: dict, dets: Sequence) -> Tuple[Tensor, ...]:
+    """Assign the teacher's detections to one RoI stage's sampled RoIs with the student's rcnn
+    assigner: (K + 1)-way soft class targets and box targets (docs/heterogeneous.md).
+
+    Args:
+        assigner: The stage's ``bbox_assigner`` (``train_cfg.rcnn.assigner``).
+        bbox_head: The stage's bbox head.
+        record: Its ``loss_and_target`` call (``rois``, ``sampling_results``, predictions).
+        dets: Per image, the calibrated detections, InstanceData (:func:`teacher_detections`).
+
+    Returns:
+        The student's (M, K + 1) logits and the targets' logs (0 -> -1e4); the student's boxes
+        (P, 4) at the P assigned RoIs (the class's box), their detections' boxes and scores.
+    """
+    inds, offset = [], 0
+    for res, d in zip(record['sampling_results'], dets):  # the rows of ``rois``, image by image
+        g = assigner.assign(InstanceData(priors=res.priors), d).gt_inds
+        inds.append(torch.where(g > 0, g + offset, g))
+        offset += len(d)
+    gt_inds, k, dets = torch.cat(inds), bbox_head.num_classes, InstanceData.cat(list(dets))
+    pos = (gt_inds > 0).nonzero().squeeze(1)
+    det, labels = dets[gt_inds[pos] - 1], dets.labels[gt_inds[pos] - 1].long()
+    target = record['rois'].new_tensor([0.] * k + [1.]).repeat(len(gt_inds), 1)  # background
+    target[pos, k] = 1 - det.scores
+    target[pos, labels] = det.scores
+    pred = record['bbox_pred'][pos]
+    if not bbox_head.reg_class_agnostic:
+        pred = pred.view(len(pos), k, 4)[torch.arange(len(pos)), labels]
+    return (record['cls_score'][gt_inds >= 0], target[gt_inds >= 0].log().clamp(min=-1e4),
+            bbox_head.bbox_coder.decode(record['rois'][pos, 1:], pred), det.bboxes, det.scores)
 
 
 def assigned_indices(head, outs, dets: List[InstanceData], metas: List[dict],

@@ -121,11 +121,12 @@ def test_refusals_name_the_pair_and_print_both_stride_tables(tmp_path):
     with pytest.raises(ValueError, match=r'student level 0 is \(8, 8\) but teacher level 0, of '
                                          r'the same declared stride, is \(4, 4\)'):
         model.loss(data['inputs'], data['data_samples'])
-    # a two-stage student with a dense teacher: neck KD only
+    # a two-stage student with a dense teacher: neck KD and its detections at the RoIs
     g_path, g_ckpt, _ = save_teacher(gfl_model(width=8), tmp_path, 'gfl')
-    with pytest.raises(ValueError, match="teacher GFLHead / student StandardRoIHead: neck-feature "
-                                         r"KD \(by stride\) allowed, inputs \['neck'\]; "
-                                         "inputs='roi_cls' needs the same head layout"):
+    with pytest.raises(ValueError, match=r"teacher GFLHead / student StandardRoIHead: neck-"
+                                         r"feature KD \(by stride\) and prediction KD .* "
+                                         r"allowed, inputs \['neck', 'roi_pred_cls', "
+                                         r"'roi_pred_box'\]; inputs='roi_cls' needs the same"):
         _distiller(faster_rcnn_model(), g_path, g_ckpt, teacher_temperature=1.0,
                    distill_losses=dict(loss_kd=dict(type='KDLoss', inputs='roi_cls')))
     # a two-stage teacher of a dense student is calibrated on its detection scores, which teach
