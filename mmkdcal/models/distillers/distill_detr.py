@@ -25,7 +25,7 @@ from ..contract import DistillBatch, DistillInput
 from .distill_single_stage import DistillSingleStageDetector, neck_channels
 from .distiller_mixin import DistillerMixin, TemperatureLike, foreground_confidence
 from .heterogeneous import (PRED_INPUTS, detector_num_classes, hetero_pair, soft_targets,
-                            teacher_detections)
+                            softmax_soft_targets, teacher_detections)
 from .query_matching import match_queries, query_match_cost
 from .taps import OutputTaps, single_call
 
@@ -39,6 +39,11 @@ TEACHER_LAYERS = ('same', 'last')
 #: Matching-cost weights: those of the HungarianAssigner of MMDetection's DINO and Deformable
 #: DETR configs (the classification term here the KL divergence to the teacher's soft target).
 DEFAULT_MATCH_COSTS = dict(cls=2.0, l1=5.0, giou=2.0)
+#: Plain DETR's ``'pred_cls'``: (K + 1)-way, weighted as its ``loss_cls`` weights hard labels.
+SOFTMAX_PRED_CLS = replace(
+    PRED_INPUTS[0], activation='softmax', provides=frozenset({'weight', 'avg_factor'}),
+    description='softmax class logits (M, K + 1, the last one "no object") of the queries '
+                "against the teacher's calibrated detections (log-probabilities of them)")
 
 
 def detr_activation(bbox_head) -> str:
@@ -147,8 +152,6 @@ class DETRDistillerMixin(DistillerMixin):
             n_t, n_s = detector_num_classes(teacher), s_head.num_classes
             problem = (None if n_t == n_s else
                        f'the teacher predicts {n_t} classes, the student {n_s}')
-            if detr_activation(s_head) == 'softmax':
-                problem = 'its class scores are a softmax over K + 1, not per-class sigmoids'
             self.hetero = hetero_pair(self, teacher, type(s_head).__name__, type(
                 t_head or teacher.roi_head).__name__, () if problem else PRED_INPUTS, problem)
             return
@@ -208,7 +211,9 @@ class DETRDistillerMixin(DistillerMixin):
         if self.hetero is not None:
             neck = DistillSingleStageDetector.DISTILL_INPUTS[2].with_channels(
                 neck_channels(self), neck_channels(self.teacher))
-            return [neck] + [p for p in PRED_INPUTS if p.name in self.hetero.allowed]
+            pred = [SOFTMAX_PRED_CLS if p.name == 'pred_cls' and detr_activation(
+                self.bbox_head) == 'softmax' else p for p in PRED_INPUTS]
+            return [neck] + [p for p in pred if p.name in self.hetero.allowed]
         return self.input_specs_for(self.bbox_head, self.embed_dims, self.teacher.embed_dims)
 
     @classmethod
@@ -369,25 +374,35 @@ def detection_batches(head, s_cls: Tensor, s_box: Tensor, dets: Sequence[Instanc
     its own assigner, on the detached predictions as its ``loss_by_feat`` gives them.
 
     Args:
-        head: The student's DETR-family head (``assigner``, ``num_classes``).
-        s_cls, s_box: One decoder layer's class logits (N, Q, K) and (cx, cy, w, h) boxes
-            (N, Q, 4), normalised by ``img_shape``; matching queries only.
+        head: The student's DETR-family head (``assigner``, ``num_classes``, ``loss_cls``).
+        s_cls, s_box: One decoder layer's class logits (N, Q, K; K + 1 for a softmax head) and
+            (cx, cy, w, h) boxes (N, Q, 4), normalised by ``img_shape``; matching queries only.
         dets, metas: Per image, the teacher's detections (xyxy in input pixels, calibrated
             scores) and its metainfo.
     """
-    targets, rows = [], []
+    k, softmax = head.num_classes, detr_activation(head) == 'softmax'
+    class_weight = getattr(head.loss_cls, 'class_weight', None)
+    class_weight = torch.ones(k + 1) if class_weight is None else torch.as_tensor(class_weight)
+    targets, rows, hard = [], [], []
     for cls, box, det, meta in zip(s_cls, s_box, dets, metas):
         h, w = meta['img_shape']
         xyxy = bbox_cxcywh_to_xyxy(box) * box.new_tensor([w, h, w, h])
         gt_inds = head.assigner.assign(
             pred_instances=InstanceData(scores=cls.detach(), bboxes=xyxy.detach()),
             gt_instances=InstanceData(bboxes=det.bboxes, labels=det.labels), img_meta=meta).gt_inds
-        targets.append(torch.logit(soft_targets(gt_inds, det, head.num_classes), eps=1e-6))
         idx = gt_inds[gt_inds > 0] - 1
+        targets.append(softmax_soft_targets(gt_inds, det, k) if softmax else
+                       torch.logit(soft_targets(gt_inds, det, k), eps=1e-6))
+        hard.append(gt_inds.new_full(gt_inds.shape, k).index_put((gt_inds > 0, ), det.labels[idx]))
         rows.append((xyxy[gt_inds > 0], det.bboxes[idx], det.scores[idx]))
     s_rows, t_rows, weight = (torch.cat(r) for r in zip(*rows))
     num_pos = weight.new_tensor(float(len(weight))).clamp(min=1.0)
-    return {'pred_cls': DistillBatch(s_cls.flatten(0, 1), torch.cat(targets), avg_factor=num_pos),
+    cls = DistillBatch(s_cls.flatten(0, 1), torch.cat(targets), avg_factor=num_pos)
+    if softmax:  # as DETR's loss_cls weights hard labels: "no object" by bg_cls_weight
+        cls.weight = class_weight.to(weight)[torch.cat(hard)]
+        n_neg = len(cls.weight) - len(weight)
+        cls.avg_factor = num_pos.new_tensor(len(weight) + n_neg * head.bg_cls_weight).clamp(min=1.0)
+    return {'pred_cls': cls,
             'pred_box': DistillBatch(s_rows, t_rows, weight=weight, avg_factor=num_pos)}
 
 

@@ -221,13 +221,10 @@ def roi_soft_targets(assigner, bbox_head, record: dict, dets: Sequence) -> Tuple
     gt_inds, k, dets = torch.cat(inds), bbox_head.num_classes, InstanceData.cat(list(dets))
     pos = (gt_inds > 0).nonzero().squeeze(1)
     det, labels = dets[gt_inds[pos] - 1], dets.labels[gt_inds[pos] - 1].long()
-    target = record['rois'].new_tensor([0.] * k + [1.]).repeat(len(gt_inds), 1)  # background
-    target[pos, k] = 1 - det.scores
-    target[pos, labels] = det.scores
     pred = record['bbox_pred'][pos]
     if not bbox_head.reg_class_agnostic:
         pred = pred.view(len(pos), k, 4)[torch.arange(len(pos)), labels]
-    return (record['cls_score'][gt_inds >= 0], target[gt_inds >= 0].log().clamp(min=-1e4),
+    return (record['cls_score'][gt_inds >= 0], softmax_soft_targets(gt_inds, dets, k)[gt_inds >= 0],
             bbox_head.bbox_coder.decode(record['rois'][pos, 1:], pred), det.bboxes, det.scores)
 
 
@@ -286,6 +283,14 @@ def soft_targets(gt_inds: Tensor, dets: InstanceData, num_classes: int) -> Tenso
     pos = (gt_inds > 0).nonzero().squeeze(1)
     target[pos, dets.labels[gt_inds[pos] - 1].long()] = dets.scores[gt_inds[pos] - 1]
     return target
+
+
+def softmax_soft_targets(gt_inds: Tensor, dets: InstanceData, num_classes: int) -> Tensor:
+    """(P, K + 1) log-probabilities: :func:`soft_targets`, the rest (``1 - s``; all of it for a
+    row without a detection) on the background (last) class, log 0 as -1e4."""
+    target = soft_targets(gt_inds, dets, num_classes + 1)
+    target[:, num_classes] = 1 - target.sum(1)
+    return target.log().clamp(min=-1e4)
 
 
 def _image_rows(outputs: Sequence[Tensor], i: int, priors_per_location: int) -> Tensor:
