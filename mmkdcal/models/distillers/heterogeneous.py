@@ -44,8 +44,8 @@ PRED_INPUTS = (
 LOSS_ASSIGNED_HEADS = ('RTMDetHead', 'RTMDetSepBNHead', 'YOLOXHead', 'TOODHead', 'DDODHead',
                        'YOLOFHead', 'VFNetHead')
 #: Point heads without an assigner (VFNet without ``use_atss``): their target rule (inside a
-#: box, in the level's range).
-POINT_RULE_HEADS = ('FCOSHead', 'NASFCOSHead', 'VFNetHead')
+#: box, or its fovea, in the level's range).
+POINT_RULE_HEADS = ('FCOSHead', 'NASFCOSHead', 'VFNetHead', 'FoveaHead')
 #: Dense heads whose loss gives no per-prior assignment to follow, and why.
 NO_PRED_RULE = {
     'FSAFHead': 'its loss keeps each box at the level of least loss (online feature selection), '
@@ -54,7 +54,6 @@ NO_PRED_RULE = {
                      'then refined boxes)',
     'AutoAssignHead': 'its loss weighs every point inside a box softly, with no assignment',
     'CenterNetUpdateHead': 'its class targets are heat maps, with no assignment',
-    'FoveaHead': 'its boxes are decoded by its per-level base edges, not its bbox_coder',
 }
 
 
@@ -260,8 +259,8 @@ def assigned_indices(head, outs, dets: List[InstanceData], metas: List[dict],
     """Per image, the teacher detection each student prior takes, by the head's own rule: its
     ``loss_by_feat``'s ``assign`` calls on its detached outputs (:data:`LOSS_ASSIGNED_HEADS`;
     DDOD: class, then box assigner; none, so background, where YOLOX skips an image without
-    boxes); its point rule, label ``num_classes`` + 1 + index (FCOS, VFNet without ATSS); or its
-    prior assigner.
+    boxes); its point rule, label ``num_classes`` + 1 + index (FCOS, FoveaBox, VFNet without
+    ATSS); or its prior assigner.
 
     Args:
         head: The student's dense head.
@@ -278,8 +277,10 @@ def assigned_indices(head, outs, dets: List[InstanceData], metas: List[dict],
     if _rule(head) == 'point':
         gts = [InstanceData(bboxes=d.bboxes, labels=torch.arange(len(d), device=d.bboxes.device)
                             + k + 1) for d in dets]
-        labels = head.get_targets(*((outs[0], priors, gts, metas) if name == 'VFNetHead' else
-                                    (priors, gts)))[0]
+        labels = head.get_targets(*{'VFNetHead': (outs[0], priors, gts, metas), 'FoveaHead': (
+            gts, [o.shape[-2:] for o in outs[0]], priors)}.get(name, (priors, gts)))[0]
+        labels = torch.cat(labels if isinstance(labels, list) else [labels]).split(
+            [len(dets) * len(p) for p in priors])  # per level (Fovea: one tensor)
         inds = torch.cat([lvl.view(len(dets), -1) for lvl in labels], 1) - k  # (image, P)
         return list(zip(inds, inds))
     if _rule(head) == 'prior':
@@ -330,6 +331,9 @@ def _decode(head, sem, reg_rows: Tensor, priors: Tensor, strides: Tensor) -> Ten
         return head._bbox_decode(torch.cat([priors[:, :2], s, s], 1), reg_rows)
     if name == 'TOODHead':  # boxes in stride units
         return reg_rows * s
+    if name == 'FoveaHead':  # log side distances in units of the level's base edge, no clip
+        base = s.new_tensor([head.base_edge_list[head.strides.index(int(x))] for x in strides])
+        return head._bbox_decode(priors, reg_rows, base, (float('inf'), ) * 2)
     if sem.eval_box_stride is not None and sem.eval_box_stride(head):  # FCOS: norm_on_bbox
         reg_rows = reg_rows * s
     return head.bbox_coder.decode(priors, reg_rows)

@@ -400,6 +400,49 @@ def test_points_inside_a_teacher_box_and_its_range_get_the_calibrated_score(
     assert torch.allclose(s_box, torch.cat([ref[i][pos[i]] for i in range(2)]), atol=1e-4)
 
 
+def test_fovea_points_take_the_box_its_own_targets_give_decoded_by_its_base_edges(tmp_path):
+    t_path, t_ckpt, _ = save_teacher(gfl_model(width=8), tmp_path)
+    model = _distiller(hetero_student('fovea'), t_path, t_ckpt, teacher_temperature=2.0,
+                       distill_losses=PRED)
+    head, seen = model.bbox_head, {}
+    plant_detections(model, [(b, [0.8] * len(b), labels)
+                             for b, labels in zip(TEACHER_BOXES, TEACHER_LABELS)])
+    for name in ('loss_pc', 'loss_pb'):
+        model.distill_losses[name].register_forward_hook(
+            lambda m, args, kw, out, name=name: seen.update({name: (args, kw)}), with_kwargs=True)
+    data = _batch(model, n=2, size=128)
+    with OutputTaps() as taps:
+        taps.module_output('head', head)
+        model.loss(data['inputs'], data['data_samples'])
+    # the reference: the head's own targets with the teacher's boxes as its gts; each image's
+    # labels differ, so a point's label names its box
+    cls, reg = taps['head'][0]
+    sizes = [c.shape[-2:] for c in cls]
+    points = head.prior_generator.grid_priors(sizes, device='cpu')
+    gts = [InstanceData(bboxes=b, labels=torch.tensor(labels))
+           for b, labels in zip(TEACHER_BOXES, TEACHER_LABELS)]
+    own = head.get_targets(gts, sizes, points)[0].split([2 * len(p) for p in points])
+    own = [torch.cat([lvl.view(2, -1)[i] for lvl in own]) for i in range(2)]
+    expect, boxes, decoded = [], [], []
+    for i, labels in enumerate(own):
+        pos = labels < 3
+        target = torch.zeros(len(labels), 3)
+        target[pos, labels[pos]] = 2 / 3  # sigmoid(logit(0.8) / 2)
+        expect.append(target)
+        index = [TEACHER_LABELS[i].index(c) for c in labels[pos].tolist()]
+        boxes.append(TEACHER_BOXES[i][index])
+        rows = [r[i].permute(1, 2, 0).reshape(-1, 4) for r in reg]  # per level, its base edge
+        decoded.append(torch.cat([head._bbox_decode(p, r, e, (1e9, 1e9)) for p, r, e in zip(
+            points, rows, head.base_edge_list)])[pos])
+    (s_cls, t_cls), kw = seen['loss_pc']
+    assert torch.allclose(t_cls.sigmoid(), torch.cat(expect), atol=1e-5)
+    assert len(boxes[0]) > 0 and len(boxes[1]) > 0  # both images have points in a fovea
+    assert kw['avg_factor'].item() == len(boxes[0]) + len(boxes[1])
+    (s_box, t_box), kw = seen['loss_pb']
+    assert torch.equal(t_box, torch.cat(boxes))
+    assert torch.allclose(s_box.detach(), torch.cat(decoded), atol=1e-4)
+
+
 def test_a_dense_student_without_an_assignment_to_follow_gets_neck_kd_with_the_reason(
         tmp_path):
     t_path, t_ckpt, _ = save_teacher(gfl_model(width=8), tmp_path)
@@ -421,18 +464,16 @@ def test_a_dense_student_without_an_assignment_to_follow_gets_neck_kd_with_the_r
     assert pred_kd_problem(heads['reppoints'], 3) == (
         'its training outputs are point sets, not boxes, assigned twice (points, then refined '
         'boxes)')
-    assert pred_kd_problem(heads['fovea'], 3) == (
-        'its boxes are decoded by its per-level base edges, not its bbox_coder')
     assert pred_kd_problem(heads['centernet'], 3) == 'CenterNetHead has no prior generator'
     assert pred_kd_problem(heads['paa'], 4) == 'the teacher predicts 4 classes, the student 3'
-    # prior assigners, the FCOS rule, the assign calls of YOLOF's and VFNet's losses
-    for family in ('free_anchor', 'nas_fcos', 'paa', 'vfnet', 'yolof'):
+    # prior assigners, the FCOS and FoveaBox rules, the assign calls of YOLOF's and VFNet's losses
+    for family in ('fovea', 'free_anchor', 'nas_fcos', 'paa', 'vfnet', 'yolof'):
         assert pred_kd_problem(heads[family], 3) is None
     heads['vfnet'].train_cfg = None  # VFNet with ATSS, but no assigner to call
     del heads['vfnet'].assigner
     assert pred_kd_problem(heads['vfnet'], 3) == (
         "VFNetHead has no train_cfg.assigner and no point target rule (supported: ['FCOSHead', "
-        "'NASFCOSHead', 'VFNetHead'])")
+        "'NASFCOSHead', 'VFNetHead', 'FoveaHead'])")
 
 
 # ---------------------------------------------------------------------------------- cascades
