@@ -39,10 +39,22 @@ PRED_INPUTS = (
                  "assigned to a teacher detection, against its box", box_format='xyxy',
                  provides=frozenset({'weight', 'avg_factor'})),
 )
-#: Heads whose loss assigns on their own predictions: prediction KD records that assignment.
-LOSS_ASSIGNED_HEADS = ('RTMDetHead', 'RTMDetSepBNHead', 'YOLOXHead', 'TOODHead', 'DDODHead')
-#: Point heads without an assigner: their target rule (inside a box, in the level's range).
-POINT_RULE_HEADS = ('FCOSHead', 'NASFCOSHead')
+#: Heads whose ``loss_by_feat`` calls their assigner (on their predictions; VFNet with
+#: ``use_atss`` on its anchors): prediction KD records those calls.
+LOSS_ASSIGNED_HEADS = ('RTMDetHead', 'RTMDetSepBNHead', 'YOLOXHead', 'TOODHead', 'DDODHead',
+                       'YOLOFHead', 'VFNetHead')
+#: Point heads without an assigner (VFNet without ``use_atss``): their target rule (inside a
+#: box, or its fovea, in the level's range).
+POINT_RULE_HEADS = ('FCOSHead', 'NASFCOSHead', 'VFNetHead', 'FoveaHead')
+#: Dense heads whose loss gives no per-prior assignment to follow, and why.
+NO_PRED_RULE = {
+    'FSAFHead': 'its loss keeps each box at the level of least loss (online feature selection), '
+                'after its assigner',
+    'RepPointsHead': 'its training outputs are point sets, not boxes, assigned twice (points, '
+                     'then refined boxes)',
+    'AutoAssignHead': 'its loss weighs every point inside a box softly, with no assignment',
+    'CenterNetUpdateHead': 'its class targets are heat maps, with no assignment',
+}
 
 
 def _backbone_strides(detector) -> List[int]:
@@ -153,18 +165,29 @@ def hetero_pair(student, teacher, student_head: str, teacher_head: str,
     return HeteroPair(student_head, teacher_head, tuple(pairs), allowed, tables, pred_problem)
 
 
+def _rule(head) -> str:
+    """How a dense head assigns its priors: ``'point'`` rule, ``'loss'`` (recorded) or ``'prior'``
+    assigner (see :func:`assigned_indices`)."""
+    name = type(head).__name__
+    if name in POINT_RULE_HEADS and not getattr(head, 'use_atss', False):
+        return 'point'
+    return 'loss' if name in LOSS_ASSIGNED_HEADS else 'prior'
+
+
 def pred_kd_problem(head, teacher_classes: int) -> Optional[str]:
     """Why ``head`` (dense) offers no prediction KD to a teacher of ``teacher_classes``, or None."""
     name, assigner = type(head).__name__, getattr(head, 'assigner', None)
+    if name in NO_PRED_RULE:
+        return NO_PRED_RULE[name]
     prior_only = (type(assigner).__name__ in ('MaxIoUAssigner', 'ATSSAssigner')  # on anchor
                   and getattr(assigner, 'alpha', None) is None  # boxes, without predictions
                   and hasattr(getattr(head, 'prior_generator', None), 'base_anchors'))
     if getattr(head, 'prior_generator', None) is None:
         return f'{name} has no prior generator'
-    if assigner is None and name not in POINT_RULE_HEADS:
+    if assigner is None and _rule(head) != 'point':
         return (f'{name} has no train_cfg.assigner and no point target rule (supported: '
                 f'{list(POINT_RULE_HEADS)})')
-    if name not in LOSS_ASSIGNED_HEADS + POINT_RULE_HEADS and not prior_only:
+    if _rule(head) == 'prior' and not prior_only:
         return (f'its assigner {type(assigner).__name__} does not assign from anchor boxes alone, '
                 f'and prediction KD follows the loss of {list(LOSS_ASSIGNED_HEADS)} only')
     if not getattr(head, 'use_sigmoid_cls', True):
@@ -233,7 +256,8 @@ def assigned_indices(head, outs, dets: List[InstanceData], metas: List[dict],
     """Per image, the teacher detection each student prior takes, by the head's own rule: its
     ``loss_by_feat``'s ``assign`` calls on its detached outputs (:data:`LOSS_ASSIGNED_HEADS`;
     DDOD: class, then box assigner; none, so background, where YOLOX skips an image without
-    boxes); its point rule, label ``num_classes`` + 1 + index (FCOS); or its prior assigner.
+    boxes); its point rule, label ``num_classes`` + 1 + index (FCOS, FoveaBox, VFNet without
+    ATSS); or its prior assigner.
 
     Args:
         head: The student's dense head.
@@ -247,12 +271,16 @@ def assigned_indices(head, outs, dets: List[InstanceData], metas: List[dict],
         ignored, i > 0: detection i - 1), in (level, y, x, prior) order.
     """
     name, total, k = type(head).__name__, sum(len(p) for p in priors), head.num_classes
-    if name in POINT_RULE_HEADS:
-        labels = head.get_targets(priors, [InstanceData(bboxes=d.bboxes, labels=torch.arange(
-            len(d), device=d.bboxes.device) + k + 1) for d in dets])[0]
+    if _rule(head) == 'point':
+        gts = [InstanceData(bboxes=d.bboxes, labels=torch.arange(len(d), device=d.bboxes.device)
+                            + k + 1) for d in dets]
+        labels = head.get_targets(*{'VFNetHead': (outs[0], priors, gts, metas), 'FoveaHead': (
+            gts, [o.shape[-2:] for o in outs[0]], priors)}.get(name, (priors, gts)))[0]
+        labels = torch.cat(labels if isinstance(labels, list) else [labels]).split(
+            [len(dets) * len(p) for p in priors])  # per level (Fovea: one tensor)
         inds = torch.cat([lvl.view(len(dets), -1) for lvl in labels], 1) - k  # (image, P)
         return list(zip(inds, inds))
-    if name not in LOSS_ASSIGNED_HEADS:
+    if _rule(head) == 'prior':
         kwargs = dict(pred_instances=InstanceData(priors=torch.cat(priors)))
         if 'num_level_priors' in inspect.signature(head.assigner.assign).parameters:
             kwargs['num_level_priors'] = [len(p) for p in priors]
@@ -308,6 +336,9 @@ def _decode(head, sem, reg_rows: Tensor, priors: Tensor, strides: Tensor) -> Ten
         return head._bbox_decode(torch.cat([priors[:, :2], s, s], 1), reg_rows)
     if name == 'TOODHead':  # boxes in stride units
         return reg_rows * s
+    if name == 'FoveaHead':  # log side distances in units of the level's base edge, no clip
+        base = s.new_tensor([head.base_edge_list[head.strides.index(int(x))] for x in strides])
+        return head._bbox_decode(priors, reg_rows, base, (float('inf'), ) * 2)
     if sem.eval_box_stride is not None and sem.eval_box_stride(head):  # FCOS: norm_on_bbox
         reg_rows = reg_rows * s
     return head.bbox_coder.decode(priors, reg_rows)

@@ -249,7 +249,8 @@ def on_teacher_boxes(calls):
 @pytest.mark.parametrize('family, epoch, assigners', [
     ('rtmdet', 0, ['assigner']), ('yolox', 0, ['assigner']),
     ('tood', 0, ['initial_assigner']), ('tood', 4, ['alignment_assigner']),
-    ('ddod', 0, ['cls_assigner', 'reg_assigner'])])
+    ('ddod', 0, ['cls_assigner', 'reg_assigner']), ('yolof', 0, ['assigner']),
+    ('vfnet', 0, ['assigner'])])
 def test_the_students_assigner_gets_its_detached_predictions_and_the_teacher_boxes(
         tmp_path, monkeypatch, family, epoch, assigners):
     t_path, t_ckpt, _ = save_teacher(gfl_model(width=8), tmp_path)
@@ -299,8 +300,18 @@ def test_the_students_assigner_gets_its_detached_predictions_and_the_teacher_box
     assert (n_box != n_cls) == (family == 'ddod')
     assert seen['loss_pb'][0][0].shape == (n_box, 4)
     # and its boxes are decoded as the head decodes them for its assigner
-    if 'bboxes' in own[-1][1]['pred_instances']:
-        decoded = [c[1]['pred_instances'].bboxes[c[2].gt_inds > 0] for c in own[-2:]]
+    if family == 'vfnet':  # ATSS assigns its anchors; its loss decodes the refined distances
+        reg = taps['head'][0][2]
+        points = torch.cat(head.prior_generator.grid_priors([r.shape[-2:] for r in reg],
+                                                            device='cpu'))
+        decoded = [head.bbox_coder.decode(points, torch.cat([
+            r[i].permute(1, 2, 0).reshape(-1, 4) for r in reg]))[c[2].gt_inds > 0]
+            for i, c in enumerate(own[-2:])]
+    else:  # decoded for the assigner (YOLOF: decoder_priors)
+        key = 'decoder_priors' if family == 'yolof' else 'bboxes'
+        decoded = [getattr(c[1]['pred_instances'], key, None) for c in own[-2:]]
+        decoded = [d[c[2].gt_inds > 0] for d, c in zip(decoded, own[-2:]) if d is not None]
+    if decoded:
         assert torch.allclose(seen['loss_pb'][0][0].detach(), torch.cat(decoded), atol=1e-4)
 
 
@@ -335,10 +346,15 @@ def test_priors_outside_an_images_valid_area_teach_nothing_as_in_the_heads_loss(
     assert (gt_inds > 0).any() and torch.allclose(t_cls[84:].sigmoid(), expect, atol=1e-5)
 
 
-def test_fcos_points_inside_a_teacher_box_and_its_range_get_the_calibrated_score(tmp_path):
+@pytest.mark.parametrize('family, head', [
+    ('fcos', dict(norm_on_bbox=True, center_sampling=False)),
+    ('vfnet', dict(use_atss=False, center_sampling=False))])  # VFNet: FCOS targets, no ATSS
+def test_points_inside_a_teacher_box_and_its_range_get_the_calibrated_score(
+        tmp_path, family, head):
     t_path, t_ckpt, _ = save_teacher(gfl_model(width=8), tmp_path)
-    model = _distiller(hetero_student('fcos', norm_on_bbox=True, center_sampling=False), t_path,
-                       t_ckpt, teacher_temperature=2.0, distill_losses=PRED)
+    model = _distiller(hetero_student(family, **head), t_path, t_ckpt, teacher_temperature=2.0,
+                       distill_losses=PRED)
+    assert model.bbox_head.prior_generator.offset == 0.5  # points at s (i + 1/2), as FCOS's
     boxes = (torch.tensor([[8., 8., 40., 40.]]), torch.tensor([[16., 16., 112., 112.]]))
     plant_detections(model, ((boxes[0], [0.8], [2]), (boxes[1], [0.2], [0])))
     seen = {}
@@ -384,29 +400,80 @@ def test_fcos_points_inside_a_teacher_box_and_its_range_get_the_calibrated_score
     assert torch.allclose(s_box, torch.cat([ref[i][pos[i]] for i in range(2)]), atol=1e-4)
 
 
+def test_fovea_points_take_the_box_its_own_targets_give_decoded_by_its_base_edges(tmp_path):
+    t_path, t_ckpt, _ = save_teacher(gfl_model(width=8), tmp_path)
+    model = _distiller(hetero_student('fovea'), t_path, t_ckpt, teacher_temperature=2.0,
+                       distill_losses=PRED)
+    head, seen = model.bbox_head, {}
+    plant_detections(model, [(b, [0.8] * len(b), labels)
+                             for b, labels in zip(TEACHER_BOXES, TEACHER_LABELS)])
+    for name in ('loss_pc', 'loss_pb'):
+        model.distill_losses[name].register_forward_hook(
+            lambda m, args, kw, out, name=name: seen.update({name: (args, kw)}), with_kwargs=True)
+    data = _batch(model, n=2, size=128)
+    with OutputTaps() as taps:
+        taps.module_output('head', head)
+        model.loss(data['inputs'], data['data_samples'])
+    # the reference: the head's own targets with the teacher's boxes as its gts; each image's
+    # labels differ, so a point's label names its box
+    cls, reg = taps['head'][0]
+    sizes = [c.shape[-2:] for c in cls]
+    points = head.prior_generator.grid_priors(sizes, device='cpu')
+    gts = [InstanceData(bboxes=b, labels=torch.tensor(labels))
+           for b, labels in zip(TEACHER_BOXES, TEACHER_LABELS)]
+    own = head.get_targets(gts, sizes, points)[0].split([2 * len(p) for p in points])
+    own = [torch.cat([lvl.view(2, -1)[i] for lvl in own]) for i in range(2)]
+    expect, boxes, decoded = [], [], []
+    for i, labels in enumerate(own):
+        pos = labels < 3
+        target = torch.zeros(len(labels), 3)
+        target[pos, labels[pos]] = 2 / 3  # sigmoid(logit(0.8) / 2)
+        expect.append(target)
+        index = [TEACHER_LABELS[i].index(c) for c in labels[pos].tolist()]
+        boxes.append(TEACHER_BOXES[i][index])
+        rows = [r[i].permute(1, 2, 0).reshape(-1, 4) for r in reg]  # per level, its base edge
+        decoded.append(torch.cat([head._bbox_decode(p, r, e, (1e9, 1e9)) for p, r, e in zip(
+            points, rows, head.base_edge_list)])[pos])
+    (s_cls, t_cls), kw = seen['loss_pc']
+    assert torch.allclose(t_cls.sigmoid(), torch.cat(expect), atol=1e-5)
+    assert len(boxes[0]) > 0 and len(boxes[1]) > 0  # both images have points in a fovea
+    assert kw['avg_factor'].item() == len(boxes[0]) + len(boxes[1])
+    (s_box, t_box), kw = seen['loss_pb']
+    assert torch.equal(t_box, torch.cat(boxes))
+    assert torch.allclose(s_box.detach(), torch.cat(decoded), atol=1e-4)
+
+
 def test_a_dense_student_without_an_assignment_to_follow_gets_neck_kd_with_the_reason(
         tmp_path):
     t_path, t_ckpt, _ = save_teacher(gfl_model(width=8), tmp_path)
     pred = dict(loss_pc=dict(type='BinaryKDLoss', inputs='pred_cls'))
-    with pytest.raises(ValueError, match=r"teacher GFLHead / student YOLOFHead: neck-feature KD "
-                                         r"\(by stride\) allowed \(no prediction KD: its assigner "
-                                         r"UniformAssigner does not assign from anchor boxes "
-                                         r"alone, and prediction KD follows the loss of "
-                                         r"\['RTMDetHead', "):
-        _distiller(hetero_student('yolof'), t_path, t_ckpt, teacher_temperature=1.0,
+    with pytest.raises(ValueError, match=r"teacher GFLHead / student FSAFHead: neck-feature KD "
+                                         r"\(by stride\) allowed \(no prediction KD: its loss "
+                                         r"keeps each box at the level of least loss \(online "
+                                         r"feature selection\), after its assigner\), inputs "
+                                         r"\['neck'\]"):
+        _distiller(hetero_student('fsaf'), t_path, t_ckpt, teacher_temperature=1.0,
                    distill_losses=pred)
-    heads = {f: MODELS.build(ConfigDict(tiny_model(f))).bbox_head
-             for f in ('autoassign', 'centernet', 'free_anchor', 'nas_fcos', 'paa',
-                       'vfnet')}
+    families = ('autoassign', 'centernet', 'centernet_update', 'fovea', 'free_anchor', 'nas_fcos',
+                'paa', 'reppoints', 'vfnet', 'yolof')
+    heads = {f: MODELS.build(ConfigDict(tiny_model(f))).bbox_head for f in families}
     assert pred_kd_problem(heads['autoassign'], 3) == (
-        "AutoAssignHead has no train_cfg.assigner and no point target rule (supported: "
-        "['FCOSHead', 'NASFCOSHead'])")
+        'its loss weighs every point inside a box softly, with no assignment')
+    assert pred_kd_problem(heads['centernet_update'], 3) == (
+        'its class targets are heat maps, with no assignment')
+    assert pred_kd_problem(heads['reppoints'], 3) == (
+        'its training outputs are point sets, not boxes, assigned twice (points, then refined '
+        'boxes)')
     assert pred_kd_problem(heads['centernet'], 3) == 'CenterNetHead has no prior generator'
-    # VFNet's ATSS assigner needs anchor boxes, and its priors are points
-    assert pred_kd_problem(heads['vfnet'], 3).startswith('its assigner ATSSAssigner does not ')
     assert pred_kd_problem(heads['paa'], 4) == 'the teacher predicts 4 classes, the student 3'
-    for family in ('free_anchor', 'nas_fcos', 'paa'):  # prior assigners, the FCOS rule
+    # prior assigners, the FCOS and FoveaBox rules, the assign calls of YOLOF's and VFNet's losses
+    for family in ('fovea', 'free_anchor', 'nas_fcos', 'paa', 'vfnet', 'yolof'):
         assert pred_kd_problem(heads[family], 3) is None
+    heads['vfnet'].train_cfg = None  # VFNet with ATSS, but no assigner to call
+    del heads['vfnet'].assigner
+    assert pred_kd_problem(heads['vfnet'], 3) == (
+        "VFNetHead has no train_cfg.assigner and no point target rule (supported: ['FCOSHead', "
+        "'NASFCOSHead', 'VFNetHead', 'FoveaHead'])")
 
 
 # ---------------------------------------------------------------------------------- cascades
@@ -480,8 +547,8 @@ def test_two_iteration_training_saves_a_stock_student(tmp_path, student, teacher
 
 
 @pytest.mark.parametrize('family, teacher, size', [
-    ('rtmdet', gfl_model(), 64), ('yolox', retinanet_model(), 64), ('fcos', gfl_model(), 128)],
-    ids=['rtmdet<-gfl', 'yolox<-retina', 'fcos<-gfl'])
+    ('rtmdet', gfl_model(), 64), ('yolox', retinanet_model(), 64), ('fcos', gfl_model(), 128),
+    ('vfnet', gfl_model(), 128)], ids=['rtmdet<-gfl', 'yolox<-retina', 'fcos<-gfl', 'vfnet<-gfl'])
 def test_two_iteration_kd_cal_run_of_a_student_that_assigns_by_its_own_rule(
         tmp_path, family, teacher, size):
     data = write_coco(str(tmp_path / 'data'), n_images=4, size=size)
