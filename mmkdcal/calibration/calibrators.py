@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._inputs import as_tensor
-from .temperature import fit_temperature, prepare_targets
+from .temperature import fit_temperature, lbfgs_minimise, prepare_targets
 
 __all__ = ['CALIBRATORS', 'Calibrator', 'apply_calibrator', 'fit_calibrator', 'isotonic_fit']
 
@@ -48,20 +48,10 @@ def _fit_platt(z: Tensor, y: Tensor, mode: str) -> State:  # by NLL: no options
     ok = _fittable(y, mode, k)
     a = torch.ones(k, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(k, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([a, b], lr=1.0, max_iter=200, tolerance_grad=1e-10,
-                            tolerance_change=1e-14, line_search_fn='strong_wolfe')
     # sigmoid: a sum of K independent binary NLLs (classes that cannot be fitted left out)
     loss_fn = ((lambda: F.cross_entropy(z * a + b, y)) if mode == 'softmax' else
                (lambda: F.binary_cross_entropy_with_logits(z[:, ok] * a[ok] + b[ok], y[:, ok])))
-
-    def closure() -> Tensor:
-        opt.zero_grad()
-        loss = loss_fn()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
+    lbfgs_minimise([a, b], loss_fn, max_iter=200, tolerance_grad=1e-10, tolerance_change=1e-14)
     a, b = a.detach(), b.detach()
     if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
         raise ValueError('Platt scaling diverged (the calibration set is separable): calibrate '

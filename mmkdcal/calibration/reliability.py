@@ -41,10 +41,9 @@ def reliability_stats(probs: Any, labels: Any, n_bins: int = 15) -> Dict[str, An
         t = binary_targets(lab, p.shape, 'labels')
         kind, conf, hits = 'class-wise', p.reshape(-1), t.reshape(-1)
         e, a = classwise_ece(p, t, n_bins), ace(p, t, n_bins)
-    count, s_conf, s_hit = (x[0] for x in _bin_sums(conf, hits, n_bins))
-    count = torch.cat([count[:-2], count[-2:].sum(0, keepdim=True)])
-    s_conf = torch.cat([s_conf[:-2], s_conf[-2:].sum(0, keepdim=True)])
-    s_hit = torch.cat([s_hit[:-2], s_hit[-2:].sum(0, keepdim=True)])
+    # the bin of confidence exactly 1 joins the last bin
+    count, s_conf, s_hit = (torch.cat([x[0, :-2], x[0, -2:].sum(0, keepdim=True)])
+                            for x in _bin_sums(conf, hits, n_bins))
     safe = count.clamp(min=1)
     return dict(kind=kind, ece=e, ace=a, n=int(conf.numel()),
                 bin_count=[int(c) for c in count.tolist()],

@@ -76,6 +76,21 @@ def _nll_loss(z: torch.Tensor, y: torch.Tensor, mode: str) -> Callable[[torch.Te
     return lambda s: F.binary_cross_entropy_with_logits(z * torch.exp(-s), y, reduction='sum') / n
 
 
+def lbfgs_minimise(params: Sequence[torch.Tensor], loss_fn: Callable[[], torch.Tensor],
+                   **options: Any) -> None:
+    """Minimise ``loss_fn()`` over ``params`` in place: L-BFGS (``options``), strong Wolfe."""
+    opt = torch.optim.LBFGS(params, lr=1.0, line_search_fn='strong_wolfe', **options)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+
+
 def _check_not_separated(z: torch.Tensor, y: torch.Tensor, mode: str, per_class: bool) -> None:
     """Raise if the NLL has no finite minimiser (every sample right: NLL -> 0 as T -> 0)."""
     if mode == 'softmax':
@@ -102,18 +117,8 @@ def _fit_nll(z: torch.Tensor, y: torch.Tensor, mode: str, shape: Tuple[int, ...]
     _check_not_separated(z, y, mode, per_class=len(shape) > 0)
     loss_fn = _nll_loss(z, y, mode)
     s = torch.zeros(shape, dtype=torch.float64, device=z.device, requires_grad=True)
-    opt = torch.optim.LBFGS([s], lr=1.0, max_iter=max_iter, history_size=20,
-                            tolerance_grad=1e-9, tolerance_change=1e-12,
-                            line_search_fn='strong_wolfe')
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = loss_fn(s)
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
+    lbfgs_minimise([s], lambda: loss_fn(s), max_iter=max_iter, history_size=20,
+                   tolerance_grad=1e-9, tolerance_change=1e-12)
     t = torch.exp(s.detach())
     if not torch.isfinite(t).all() or (t < 1e-3).any() or (t > 1e3).any():
         raise ValueError(
