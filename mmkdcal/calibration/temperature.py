@@ -12,7 +12,8 @@ from typing import Any, Callable, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from ._inputs import as_tensor, binary_targets, check_n_bins, float_tensor, int_labels
+from ._inputs import (as_tensor, binary_targets, check_n_bins, float_tensor, int_labels,
+                      targets_matrix)
 from .metrics import _ace_sorted, _bin_sums, _sorted_by_class
 
 __all__ = ['OBJECTIVES', 'fit_temperature', 'prepare_targets']
@@ -51,10 +52,7 @@ def prepare_targets(logits: Any, targets: Any,
     if squeeze:
         y = binary_targets(t, (n,), 'targets', soft=True)[:, None]
     elif t.dim() == 1:
-        lab = int_labels(t, n, k, 'targets', allow_background=True).to(z.device)
-        y = torch.zeros(n, k + 1, dtype=torch.float64, device=z.device)
-        y[torch.arange(n, device=z.device), lab] = 1.0
-        y = y[:, :k]  # the background column K is dropped: an all-zero row
+        y = targets_matrix(t, n, k, 'targets', allow_background=True)
     else:
         y = binary_targets(t, (n, k), 'targets', soft=True)
     y = y.to(z.device)
