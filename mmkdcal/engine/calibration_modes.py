@@ -181,15 +181,13 @@ def _collect_detections(model, data, ctx: CalibrationContext) -> List[ImageRecor
             boxes, pred.scores[keep], pred.labels[keep], gt_boxes, gt_labels,
             gt_ignore, image_size=res.metainfo['ori_shape'][:2], iou_thr=ctx.iou_thr,
             box_features=ctx.box_features)
-        keep_gt = ~torch.as_tensor(gt_ignore, dtype=torch.bool) if gt_ignore is not None else \
-            torch.ones(len(gt_labels), dtype=torch.bool)
         records.append((image_key(res), dict(
             logits=torch.logit(torch.as_tensor(m['scores'], dtype=torch.float32), eps=1e-6),
             matched=torch.as_tensor(m['matched']),
             features=torch.as_tensor(m['features'], dtype=torch.float32),
             iou=torch.as_tensor(m['ious'], dtype=torch.float32),
             labels=torch.as_tensor(m['labels'], dtype=torch.long),
-            gt_labels=torch.as_tensor(gt_labels, dtype=torch.long)[keep_gt])))
+            gt_labels=torch.as_tensor(m['gt_labels'], dtype=torch.long))))
     return records
 
 
