@@ -84,16 +84,10 @@ def box_iou(boxes1: Any, boxes2: Any, mode: str = 'iou') -> torch.Tensor:
     return out
 
 
-def match_detections(det_boxes: Any,
-                     det_scores: Any,
-                     det_labels: Any,
-                     gt_boxes: Any,
-                     gt_labels: Any,
-                     iou_thr: float = 0.5,
-                     gt_ignore: Optional[Any] = None,
+def match_detections(det_boxes: Any, det_scores: Any, det_labels: Any, gt_boxes: Any,
+                     gt_labels: Any, iou_thr: float = 0.5, gt_ignore: Optional[Any] = None,
                      return_ignored: bool = False,
-                     return_iou: bool = False
-                     ) -> Union[torch.Tensor, Tuple[torch.Tensor, ...]]:
+                     return_iou: bool = False) -> Union[torch.Tensor, Tuple[torch.Tensor, ...]]:
     """Greedy one-to-one matching of one image's detections, as COCOeval does it.
 
     By descending score, each detection takes the unmatched, non-ignored ground truth of its class
@@ -211,13 +205,8 @@ def match_detections_batch(
     return torch.cat(matched)
 
 
-def match_image_detections(det_boxes: Any,
-                           det_scores: Any,
-                           det_labels: Any,
-                           gt_boxes: Any,
-                           gt_labels: Any,
-                           gt_ignore: Optional[Any],
-                           image_size: Sequence[float],
+def match_image_detections(det_boxes: Any, det_scores: Any, det_labels: Any, gt_boxes: Any,
+                           gt_labels: Any, gt_ignore: Optional[Any], image_size: Sequence[float],
                            iou_thr: float = 0.5,
                            box_features: Sequence[str] = ('cx', 'cy')) -> Dict[str, np.ndarray]:
     """Everything D-ECE needs from one image (the calibration pass and the metric share it):
@@ -320,11 +309,8 @@ def _detection_columns(scores: Any, matched: Any, boxes: Optional[Any],
     return cols, hit
 
 
-def detection_ece(scores: Any,
-                  matched: Any,
-                  boxes: Optional[Any] = None,
-                  image_sizes: Optional[Any] = None,
-                  n_bins: Union[int, Sequence[int]] = 10,
+def detection_ece(scores: Any, matched: Any, boxes: Optional[Any] = None,
+                  image_sizes: Optional[Any] = None, n_bins: Union[int, Sequence[int]] = 10,
                   box_features: Sequence[str] = ('cx', 'cy'),
                   features: Optional[Any] = None) -> float:
     """D-ECE, binned over confidence and optionally relative box features (netcal's definition).
@@ -341,9 +327,7 @@ def detection_ece(scores: Any,
     return float(np.abs(s_hit - s_conf).sum() / n)
 
 
-def detection_ece_over_under(scores: Any,
-                             matched: Any,
-                             boxes: Optional[Any] = None,
+def detection_ece_over_under(scores: Any, matched: Any, boxes: Optional[Any] = None,
                              image_sizes: Optional[Any] = None,
                              n_bins: Union[int, Sequence[int]] = 10,
                              box_features: Sequence[str] = ('cx', 'cy'),

@@ -104,10 +104,7 @@ def _check_path(path: Any) -> str:
     return path
 
 
-def reliability_diagram(probs: Any,
-                        labels: Any,
-                        path: str,
-                        n_bins: int = 15,
+def reliability_diagram(probs: Any, labels: Any, path: str, n_bins: int = 15,
                         title: Optional[str] = None) -> Dict[str, Any]:
     """Write the reliability diagram of ``probs`` / ``labels`` (as :func:`reliability_stats`) to
     ``path`` (``n_bins`` bins, optional ``title``); return its stats plus ``path``.
@@ -122,14 +119,9 @@ def reliability_diagram(probs: Any,
     return dict(stats, path=path)
 
 
-def reliability_diagram_before_after(logits: Any,
-                                     labels: Any,
-                                     temperature: Any,
-                                     path: str,
-                                     mode: str = 'softmax',
-                                     n_bins: int = 15,
-                                     title: Optional[str] = None,
-                                     after: Optional[Any] = None,
+def reliability_diagram_before_after(logits: Any, labels: Any, temperature: Any, path: str,
+                                     mode: str = 'softmax', n_bins: int = 15,
+                                     title: Optional[str] = None, after: Optional[Any] = None,
                                      after_label: Optional[str] = None) -> Dict[str, Any]:
     """Two reliability diagrams side by side (``path``, ``n_bins``, ``title``): ``logits``
     (``labels`` as :func:`~mmkdcal.calibration.fit_temperature` takes them, ``mode``) before and

@@ -197,14 +197,9 @@ def _sigmoid_objective(z: torch.Tensor, y: torch.Tensor, objective: str,
     return f
 
 
-def fit_temperature(logits: Any,
-                    targets: Any,
-                    mode: str = 'softmax',
-                    objective: str = 'nll',
-                    per_class: bool = False,
-                    n_bins: int = 15,
-                    bounds: Sequence[float] = (0.05, 20.0),
-                    max_iter: int = 100) -> torch.Tensor:
+def fit_temperature(logits: Any, targets: Any, mode: str = 'softmax', objective: str = 'nll',
+                    per_class: bool = False, n_bins: int = 15,
+                    bounds: Sequence[float] = (0.05, 20.0), max_iter: int = 100) -> torch.Tensor:
     """Fit the temperature(s) that calibrate ``logits / T``; float32, 0-dim or (K,), on the
     device of ``logits``.
 

@@ -119,11 +119,8 @@ class CIFAR100Dataset(BaseDataset):
 
     METAINFO: dict = dict(dataset_name='CIFAR-100')
 
-    def __init__(self,
-                 data_root: str,
-                 split: str = 'train',
-                 pipeline: Sequence[Union[dict, Any]] = (),
-                 label_type: str = 'fine',
+    def __init__(self, data_root: str, split: str = 'train',
+                 pipeline: Sequence[Union[dict, Any]] = (), label_type: str = 'fine',
                  **kwargs) -> None:
         if split not in ('train', 'test'):
             raise ValueError(f"CIFAR100Dataset: split must be 'train' or 'test', got {split!r}.")

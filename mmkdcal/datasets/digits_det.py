@@ -301,18 +301,10 @@ def _ink_rle(ink: np.ndarray, y: int, x: int, box: Tuple[int, int, int, int],
     return dict(size=[int(v) for v in rle['size']], counts=rle['counts'].decode('ascii'))
 
 
-def build_digits_det(root: str = 'data/digits_det',
-                     n_train: int = 3000,
-                     n_calib: int = 500,
-                     n_val: int = 500,
-                     canvas: int = 128,
-                     seed: int = 0,
-                     min_digits: int = 1,
-                     max_digits: int = 6,
-                     digit_size: Sequence[int] = (14, 40),
-                     with_masks: bool = False,
-                     force: bool = False,
-                     logger: Optional[Any] = None,
+def build_digits_det(root: str = 'data/digits_det', n_train: int = 3000, n_calib: int = 500,
+                     n_val: int = 500, canvas: int = 128, seed: int = 0, min_digits: int = 1,
+                     max_digits: int = 6, digit_size: Sequence[int] = (14, 40),
+                     with_masks: bool = False, force: bool = False, logger: Optional[Any] = None,
                      progress_interval: float = 2.0) -> Dict[str, str]:
     """Build DigitsDet in ``root`` (or reuse the identical build); return the paths ``root``,
     ``meta``, ``{split}_ann`` and ``{split}_img``.
@@ -423,10 +415,8 @@ class DigitsDetDataset(CocoDataset):
                     (210, 245, 60), (250, 190, 212)],
     }
 
-    def __init__(self,
-                 data_root: str = 'data/digits_det',
-                 build_cfg: Optional[Dict[str, Any]] = None,
-                 auto_build: bool = True,
+    def __init__(self, data_root: str = 'data/digits_det',
+                 build_cfg: Optional[Dict[str, Any]] = None, auto_build: bool = True,
                  **kwargs) -> None:
         if not isinstance(data_root, str) or not data_root:
             raise ValueError('DigitsDetDataset: data_root must be a non-empty folder path '

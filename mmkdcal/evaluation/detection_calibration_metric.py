@@ -33,13 +33,9 @@ class DetectionCalibrationMetric(BaseMetric):
 
     default_prefix: Optional[str] = 'calib'
 
-    def __init__(self,
-                 score_thr: float = 0.3,
-                 iou_thr: float = 0.5,
-                 n_bins: Union[int, Sequence[int]] = 10,
-                 box_features: Sequence[str] = ('cx', 'cy'),
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
+    def __init__(self, score_thr: float = 0.3, iou_thr: float = 0.5,
+                 n_bins: Union[int, Sequence[int]] = 10, box_features: Sequence[str] = ('cx', 'cy'),
+                 collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if not 0 <= score_thr < 1:
             raise ValueError(f'DetectionCalibrationMetric.score_thr must be in [0, 1), got '

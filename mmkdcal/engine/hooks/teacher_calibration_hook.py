@@ -134,17 +134,10 @@ class TeacherCalibrationHook(Hook):
 
     priority = 'VERY_HIGH'
 
-    def __init__(self,
-                 dataloader: Optional[Union[dict, object]] = None,
-                 objective: str = 'nll',
-                 fit_on: Optional[str] = None,
-                 per_class: bool = False,
-                 score_thr: float = 0.05,
-                 iou_thr: float = 0.5,
-                 max_per_image: int = 1024,
-                 n_bins: int = 15,
-                 calibrator: str = 'temperature',
-                 target: str = 'tp',
+    def __init__(self, dataloader: Optional[Union[dict, object]] = None, objective: str = 'nll',
+                 fit_on: Optional[str] = None, per_class: bool = False, score_thr: float = 0.05,
+                 iou_thr: float = 0.5, max_per_image: int = 1024, n_bins: int = 15,
+                 calibrator: str = 'temperature', target: str = 'tp',
                  calibrator_file: Optional[str] = None,
                  calibrator_sha256: Optional[str] = None) -> None:
         try:  # known options and mode (whether the mode fits the model: before_run)

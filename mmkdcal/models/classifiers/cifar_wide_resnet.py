@@ -66,12 +66,8 @@ class CifarWideResNet(CifarBackbone):
         num_classes, in_channels (int): Classes of the classifier; input image channels.
     """
 
-    def __init__(self,
-                 arch: Optional[str] = None,
-                 depth: Optional[int] = None,
-                 widen_factor: Optional[int] = None,
-                 num_classes: int = 100,
-                 drop_rate: float = 0.0,
+    def __init__(self, arch: Optional[str] = None, depth: Optional[int] = None,
+                 widen_factor: Optional[int] = None, num_classes: int = 100, drop_rate: float = 0.0,
                  in_channels: int = 3) -> None:
         super().__init__('CifarWideResNet', num_classes)
         depth, widen_factor = named_arch('CifarWideResNet', arch, CIFAR_WRN_ARCHS,

@@ -42,11 +42,8 @@ class ImageClassifier(BaseModel):
         init_cfg (dict, optional): MMEngine initialisation config.
     """
 
-    def __init__(self,
-                 backbone: dict,
-                 data_preprocessor: Optional[dict] = None,
-                 loss: Optional[dict] = None,
-                 label_smoothing: float = 0.0,
+    def __init__(self, backbone: dict, data_preprocessor: Optional[dict] = None,
+                 loss: Optional[dict] = None, label_smoothing: float = 0.0,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = cifar100_data_preprocessor()
