@@ -120,8 +120,7 @@ class ImageClassifier(BaseModel):
 
     # ------------------------------------------------------------------ predict
     def predict(self, inputs: torch.Tensor,
-                data_samples: Optional[Sequence[BaseDataElement]] = None
-                ) -> List[BaseDataElement]:
+                data_samples: Optional[Sequence[BaseDataElement]] = None) -> List[BaseDataElement]:
         """Write the logits ``pred_logits`` (K,), softmax ``pred_score`` and argmax
         ``pred_label`` into the N input samples (new ones when None); return them."""
         logits = self.extract_logits(inputs)

@@ -76,8 +76,7 @@ class DKDLoss(DistillLoss):
         return min((cur_iter + 1) / self.warmup_iters, 1.0)
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, labels: Tensor,
-                weight: Optional[Tensor] = None,
-                avg_factor: Optional[Union[float, Tensor]] = None,
+                weight: Optional[Tensor] = None, avg_factor: Optional[Union[float, Tensor]] = None,
                 cur_iter: Optional[int] = None) -> Tensor:
         """The loss of (M, C) logits (C >= 2) with integer ``labels`` (M,) in [0, C);
         ``weight`` (M,); with ``avg_factor``, ``sum / avg_factor`` instead of the mean;
