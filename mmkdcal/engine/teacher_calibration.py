@@ -106,7 +106,6 @@ def calibration_report(data: Dict[str, Any], fit_on: str, calibrator: Any,
     return mode.report(_calibrated(mode, data, calibrator), torch.ones(()), n_bins, score_thr)
 
 
-#: ``calibrator`` values: the registered calibrators and ``'auto'``.
 def calibrator_names() -> Tuple[str, ...]:
     """The ``calibrator=`` values: every calibrator of :data:`mmkdcal.calibration.CALIBRATORS`
     and ``'auto'``."""

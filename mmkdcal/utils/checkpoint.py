@@ -114,7 +114,6 @@ def _read_error(filename: str, exc: BaseException) -> CheckpointReadError:
                 f'{previous}: use it instead (to resume training: --resume {previous}).')
     else:
         hint = ' No other complete checkpoint is beside it.'
-
     return CheckpointReadError(
         f'checkpoint file {filename!r} could not be read: it is truncated or corrupt '
         f'({type(exc).__name__}: {detail}). A save that was interrupted (a killed process, a '
