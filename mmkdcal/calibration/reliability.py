@@ -27,20 +27,19 @@ def reliability_stats(probs: Any, labels: Any, n_bins: int = 15) -> Dict[str, An
     n_bins = check_n_bins(n_bins)
     p = float_tensor(probs, 'probs', ndim=(1, 2), finite=False)
     lab = as_tensor(labels, 'labels')
-    if p.dim() == 1:
-        check_probs(p, 'probs')
-        t = binary_targets(lab, p.shape, 'labels')
-        kind, conf, hits = 'binary', p, t
-        e, a = binary_ece(p, t, n_bins), ace(p[:, None], t[:, None], n_bins)
-    elif lab.dim() == 1:
+    if p.dim() == 2 and lab.dim() == 1:
         kind = 'top-label'
         conf, hits = _top_label(p, lab)
         e, a = ece(p, lab, n_bins), ace(p, lab, n_bins)
-    else:
+    else:  # binary (N,) or class-wise (N, K) scores against 0/1 labels of their shape
         check_probs(p, 'probs')
         t = binary_targets(lab, p.shape, 'labels')
-        kind, conf, hits = 'class-wise', p.reshape(-1), t.reshape(-1)
-        e, a = classwise_ece(p, t, n_bins), ace(p, t, n_bins)
+        if p.dim() == 1:
+            kind, conf, hits = 'binary', p, t
+            e, a = binary_ece(p, t, n_bins), ace(p[:, None], t[:, None], n_bins)
+        else:
+            kind, conf, hits = 'class-wise', p.reshape(-1), t.reshape(-1)
+            e, a = classwise_ece(p, t, n_bins), ace(p, t, n_bins)
     # the bin of confidence exactly 1 joins the last bin
     count, s_conf, s_hit = (torch.cat([x[0, :-2], x[0, -2:].sum(0, keepdim=True)])
                             for x in _bin_sums(conf, hits, n_bins))
