@@ -185,10 +185,9 @@ def match_image_dict(n: int, img: Dict[str, Any], iou_thr: float) -> Tuple[torch
                             gt_ignore=img.get('gt_ignore'), return_ignored=True, return_iou=True)
 
 
-def match_detections_batch(
-        images: Sequence[Dict[str, Any]],
-        iou_thr: float = 0.5,
-        return_ignored: bool = False) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+def match_detections_batch(images: Sequence[Dict[str, Any]], iou_thr: float = 0.5,
+                           return_ignored: bool = False
+                           ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
     """:func:`match_detections` over ``images`` (dicts with ``det_boxes``, ``det_scores``,
     ``det_labels``, ``gt_boxes``, ``gt_labels``, optional ``gt_ignore``), concatenated in order.
     """

@@ -139,11 +139,9 @@ class ImageClassifier(BaseModel):
         return outputs
 
     # ------------------------------------------------------------------ entry point
-    def forward(self,
-                inputs: torch.Tensor,
-                data_samples: Optional[Sequence[BaseDataElement]] = None,
-                mode: str = 'tensor') -> Union[torch.Tensor, Dict[str, torch.Tensor],
-                                               List[BaseDataElement]]:
+    def forward(self, inputs: torch.Tensor,
+                data_samples: Optional[Sequence[BaseDataElement]] = None, mode: str = 'tensor'
+                ) -> Union[torch.Tensor, Dict[str, torch.Tensor], List[BaseDataElement]]:
         """MMEngine's modes on preprocessed images: ``'tensor'`` -> (N, K) logits,
         ``'loss'`` -> ``dict(loss_cls=...)``, ``'predict'`` -> samples with predictions."""
         if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
