@@ -115,8 +115,7 @@ def targets_matrix(targets: Any, n: int, num_classes: int, name: str = 'labels',
     t = as_tensor(targets, name)
     if t.dim() == 1:
         lab = int_labels(t, n, num_classes, name, allow_background)
-        out = torch.zeros(n, num_classes + allow_background, dtype=torch.float64,
-                          device=lab.device)
+        out = torch.zeros(n, num_classes + allow_background, dtype=torch.float64, device=lab.device)
         out[torch.arange(n, device=lab.device), lab] = 1.0
         return out[:, :num_classes]
     return binary_targets(t, (n, num_classes), name)

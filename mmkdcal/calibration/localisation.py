@@ -55,8 +55,7 @@ def laece(scores: Any, ious: Any, labels: Any, n_bins: int = 25,
     return _mean_over_classes(errors)
 
 
-def laace(scores: Any, ious: Any, labels: Any,
-          classes: Optional[Iterable[int]] = None) -> float:
+def laace(scores: Any, ious: Any, labels: Any, classes: Optional[Iterable[int]] = None) -> float:
     """Localisation-aware ACE (one bin per detection); arguments as :func:`laece`."""
     per_class = _per_class(scores, ious, labels, classes).values()
     return _mean_over_classes([np.abs(sq[1] - sq[0]).mean() for sq in per_class])

@@ -143,8 +143,7 @@ class CIFAR100Dataset(BaseDataset):
         # Build the transforms from mmdet's registry here, so that the dataset also works outside a
         # Runner (no default scope set); instances and callables are kept as given.
         built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
-        super().__init__(data_root=str(data_root), metainfo=metainfo, pipeline=built,
-                         **kwargs)
+        super().__init__(data_root=str(data_root), metainfo=metainfo, pipeline=built, **kwargs)
 
     def load_data_list(self) -> List[dict]:
         """One ``dict(img_index, gt_label)`` per image (images kept in one array)."""

@@ -240,8 +240,7 @@ def _render_image(rng: np.random.Generator, params: Dict[str, Any], scans: np.nd
     lo_px, hi_px = params['digit_size']
     # Background: level + linear gradient, then strokes, blobs, fragments.
     yy, xx = np.mgrid[0:size, 0:size] / size
-    img = (rng.uniform(0.0, 0.2) + rng.uniform(-0.08, 0.08) * yy +
-           rng.uniform(-0.08, 0.08) * xx)
+    img = rng.uniform(0.0, 0.2) + rng.uniform(-0.08, 0.08) * yy + rng.uniform(-0.08, 0.08) * xx
     img = np.clip(img, 0.0, None)
     for _ in range(int(rng.integers(2, 8))):
         _stamp(img, *_stroke(rng, size))
@@ -357,8 +356,7 @@ def build_digits_det(root: str = 'data/digits_det', n_train: int = 3000, n_calib
             Image.fromarray(img, mode='L').save(osp.join(paths[f'{split}_img'], _file_name(i)),
                                                 format='PNG', compress_level=1)
             sha.update(img.tobytes())
-            images.append(dict(id=i + 1, file_name=_file_name(i), width=canvas,
-                               height=canvas))
+            images.append(dict(id=i + 1, file_name=_file_name(i), width=canvas, height=canvas))
             for ann in anns:
                 annotations.append(dict(id=len(annotations) + 1, image_id=i + 1, **ann))
             if progress is not None:

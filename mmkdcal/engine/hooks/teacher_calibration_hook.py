@@ -37,8 +37,7 @@ def teacher_fingerprint(teacher: torch.nn.Module, inference: Optional[dict] = No
     return h.hexdigest()[:16]
 
 
-def fingerprint_as_teacher(model: torch.nn.Module,
-                           teacher_inference: Optional[dict] = None) -> str:
+def fingerprint_as_teacher(model: torch.nn.Module, teacher_inference: Optional[dict] = None) -> str:
     """The :func:`teacher_fingerprint` a distiller gives ``model`` (unchanged: a copy is prepared)
     as its teacher with ``teacher_inference`` (None: the defaults).
     """

@@ -115,8 +115,7 @@ class ImageClassifier(BaseModel):
                              f'max={int(labels.max())}. Check the backbone num_classes.')
         if self.loss_module is not None:
             return dict(loss_cls=self.loss_module(logits, labels))
-        return dict(loss_cls=F.cross_entropy(logits, labels,
-                                             label_smoothing=self.label_smoothing))
+        return dict(loss_cls=F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing))
 
     # ------------------------------------------------------------------ predict
     def predict(self, inputs: torch.Tensor,
@@ -133,8 +132,7 @@ class ImageClassifier(BaseModel):
         outputs = []
         for i in range(logits.shape[0]):
             sample = BaseDataElement() if data_samples is None else data_samples[i]
-            sample.set_data(dict(pred_logits=logits[i], pred_score=scores[i],
-                                 pred_label=labels[i]))
+            sample.set_data(dict(pred_logits=logits[i], pred_score=scores[i], pred_label=labels[i]))
             outputs.append(sample)
         return outputs
 
