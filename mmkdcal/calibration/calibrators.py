@@ -4,7 +4,7 @@
 targets keeps the identity map (listed in ``identity_classes``).
 """
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -91,10 +91,8 @@ def _fit_isotonic(z: Tensor, y: Tensor, mode: str) -> State:
     ok = _fittable(y, mode, k)
     p = (torch.softmax(z, 1) if mode == 'softmax' else torch.sigmoid(z)).cpu().numpy()
     yy = (F.one_hot(y, k) if mode == 'softmax' else y).cpu().numpy().astype(np.float64)
-    knots: List[Tuple[np.ndarray, np.ndarray]] = []
-    for c in range(k):
-        knots.append(isotonic_fit(p[:, c], yy[:, c]) if ok[c] else
-                     (np.array([0.0, 1.0]), np.array([0.0, 1.0])))
+    identity = (np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+    knots = [isotonic_fit(p[:, c], yy[:, c]) if ok[c] else identity for c in range(k)]
     m = max(len(kx) for kx, _ in knots)
     # pad by repeating the last knot: interpolation beyond it stays constant, as np.interp
     pad = [np.concatenate([v, np.full(m - len(v), v[-1])]) for kx, ky in knots for v in (kx, ky)]
