@@ -48,14 +48,10 @@ class DetectionCalibrationMetric(BaseMetric):
                 or any(f not in ('cx', 'cy', 'w', 'h') for f in box_features)):
             raise ValueError('DetectionCalibrationMetric.box_features must be distinct names '
                              f"from ('cx', 'cy', 'w', 'h'), got {box_features!r}.")
-        dims = 1 + len(box_features)
-        if isinstance(n_bins, (list, tuple)):
-            if len(n_bins) != dims:
-                raise ValueError(f'DetectionCalibrationMetric.n_bins has {len(n_bins)} entries; '
-                                 f'give one int or {dims} (confidence + {box_features}).')
-            bins = list(n_bins)
-        else:
-            bins = [n_bins]
+        bins = list(n_bins) if isinstance(n_bins, (list, tuple)) else [n_bins]
+        if isinstance(n_bins, (list, tuple)) and len(bins) != 1 + len(box_features):
+            raise ValueError(f'DetectionCalibrationMetric.n_bins has {len(bins)} entries; give '
+                             f'one int or {1 + len(box_features)} (confidence + {box_features}).')
         if any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in bins):
             raise ValueError(f'DetectionCalibrationMetric.n_bins must be positive ints, got '
                              f'{n_bins!r}.')

@@ -17,11 +17,7 @@ __all__ = ['CifarWideResNet', 'CIFAR_WRN_ARCHS']
 
 #: arch name -> (depth, widen_factor)
 CIFAR_WRN_ARCHS: Dict[str, Tuple[int, int]] = {
-    'wrn_16_1': (16, 1),
-    'wrn_16_2': (16, 2),
-    'wrn_40_1': (40, 1),
-    'wrn_40_2': (40, 2),
-}
+    'wrn_16_1': (16, 1), 'wrn_16_2': (16, 2), 'wrn_40_1': (40, 1), 'wrn_40_2': (40, 2)}
 
 
 class _PreActBlock(nn.Module):
