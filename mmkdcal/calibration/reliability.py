@@ -89,8 +89,7 @@ def _draw(fig: Any, spec: Any, stats: Dict[str, Any], title: Optional[str]) -> N
 
 
 def _save(fig: Any, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches='tight')
 
 

@@ -320,12 +320,9 @@ def calibration_scalars(report: Dict[str, Any]) -> Dict[str, float]:
     """``teacher_calibration/<metric>_before`` / ``_after`` of a report (and the temperature,
     or its mean, min and max per class).
     """
-    scalars: Dict[str, float] = {}
-    for stage in ('before', 'after'):
-        for key, value in report[stage].items():
-            if key.startswith('num_') or value is None:
-                continue
-            scalars[f'{SCALAR_PREFIX}/{key}_{stage}'] = float(value)
+    scalars = {f'{SCALAR_PREFIX}/{key}_{stage}': float(value) for stage in ('before', 'after')
+               for key, value in report[stage].items()
+               if not key.startswith('num_') and value is not None}
     if 'temperature' not in report:
         return scalars
     t = np.asarray(report['temperature'], dtype=np.float64)
