@@ -69,9 +69,7 @@ def _draw(fig: Any, spec: Any, stats: Dict[str, Any], title: Optional[str]) -> N
            color='#DD8452', alpha=0.45, edgecolor='#C44E52', hatch='//', linewidth=0.6,
            label='gap to mean confidence')
     ax.plot([0, 1], [0, 1], '--', color='gray', linewidth=1.2, label='perfect calibration')
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel(ylabel)
+    ax.set(xlim=(0, 1), ylim=(0, 1), ylabel=ylabel)
     ax.legend(loc='upper left', fontsize=8)
     ax.text(0.97, 0.04, f"ECE = {stats['ece']:.4f}\nACE = {stats['ace']:.4f}\nN = {stats['n']}",
             transform=ax.transAxes, ha='right', va='bottom', fontsize=9,
@@ -84,8 +82,7 @@ def _draw(fig: Any, spec: Any, stats: Dict[str, Any], title: Optional[str]) -> N
     if count.max() > 0:
         axh.set_yscale('log')
         axh.set_ylim(0.8, count.max() * 2)
-    axh.set_ylabel('count')
-    axh.set_xlabel('confidence')
+    axh.set(ylabel='count', xlabel='confidence')
 
 
 def _save(fig: Any, path: str) -> None:
