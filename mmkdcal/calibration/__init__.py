@@ -14,12 +14,11 @@ from .temperature import OBJECTIVES, fit_temperature, prepare_targets
 from .temperature_scaler import TemperatureScaler
 
 __all__ = [
-    'CALIBRATORS', 'Calibrator', 'apply_calibrator', 'fit_calibrator',
-    'ece', 'mce', 'ece_over_under', 'ace', 'ace_over_under', 'classwise_ece', 'binary_ece',
-    'nll', 'brier', 'box_iou', 'ground_truth_arrays', 'match_detections', 'match_detections_batch',
-    'match_image_detections', 'relative_box_features', 'detection_ece',
-    'detection_ece_over_under', 'laece', 'laace', 'localisation_errors', 'OBJECTIVES',
-    'fit_temperature', 'prepare_targets',
-    'TemperatureScaler', 'reliability_stats', 'reliability_diagram',
+    'CALIBRATORS', 'Calibrator', 'apply_calibrator', 'fit_calibrator', 'OBJECTIVES',
+    'fit_temperature', 'prepare_targets', 'TemperatureScaler',
+    'ece', 'mce', 'ece_over_under', 'ace', 'ace_over_under', 'classwise_ece', 'binary_ece', 'nll',
+    'brier', 'box_iou', 'ground_truth_arrays', 'match_detections', 'match_detections_batch',
+    'match_image_detections', 'relative_box_features', 'detection_ece', 'detection_ece_over_under',
+    'laece', 'laace', 'localisation_errors', 'reliability_stats', 'reliability_diagram',
     'reliability_diagram_before_after'
 ]

@@ -108,14 +108,16 @@ def binary_targets(targets: Any, shape: Tuple[int, ...], name: str = 'targets',
     return t.to(torch.float64)
 
 
-def targets_matrix(targets: Any, n: int, num_classes: int, name: str = 'labels') -> torch.Tensor:
-    """Turn int labels (N,) or binary targets (N, K) into a float64 (N, K) 0/1 matrix."""
+def targets_matrix(targets: Any, n: int, num_classes: int, name: str = 'labels',
+                   allow_background: bool = False) -> torch.Tensor:
+    """Turn int labels (N,) (with ``allow_background``, K: an all-zero row) or binary targets
+    (N, K) into a float64 (N, K) 0/1 matrix."""
     t = as_tensor(targets, name)
     if t.dim() == 1:
-        lab = int_labels(t, n, num_classes, name)
-        out = torch.zeros(n, num_classes, dtype=torch.float64, device=lab.device)
+        lab = int_labels(t, n, num_classes, name, allow_background)
+        out = torch.zeros(n, num_classes + allow_background, dtype=torch.float64, device=lab.device)
         out[torch.arange(n, device=lab.device), lab] = 1.0
-        return out
+        return out[:, :num_classes]
     return binary_targets(t, (n, num_classes), name)
 
 

@@ -4,7 +4,7 @@
 targets keeps the identity map (listed in ``identity_classes``).
 """
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._inputs import as_tensor
-from .temperature import fit_temperature, prepare_targets
+from .temperature import fit_temperature, lbfgs_minimise, prepare_targets
 
 __all__ = ['CALIBRATORS', 'Calibrator', 'apply_calibrator', 'fit_calibrator', 'isotonic_fit']
 
@@ -48,20 +48,10 @@ def _fit_platt(z: Tensor, y: Tensor, mode: str) -> State:  # by NLL: no options
     ok = _fittable(y, mode, k)
     a = torch.ones(k, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(k, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([a, b], lr=1.0, max_iter=200, tolerance_grad=1e-10,
-                            tolerance_change=1e-14, line_search_fn='strong_wolfe')
     # sigmoid: a sum of K independent binary NLLs (classes that cannot be fitted left out)
     loss_fn = ((lambda: F.cross_entropy(z * a + b, y)) if mode == 'softmax' else
                (lambda: F.binary_cross_entropy_with_logits(z[:, ok] * a[ok] + b[ok], y[:, ok])))
-
-    def closure() -> Tensor:
-        opt.zero_grad()
-        loss = loss_fn()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
+    lbfgs_minimise([a, b], loss_fn, max_iter=200, tolerance_grad=1e-10, tolerance_change=1e-14)
     a, b = a.detach(), b.detach()
     if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
         raise ValueError('Platt scaling diverged (the calibration set is separable): calibrate '
@@ -101,10 +91,8 @@ def _fit_isotonic(z: Tensor, y: Tensor, mode: str) -> State:
     ok = _fittable(y, mode, k)
     p = (torch.softmax(z, 1) if mode == 'softmax' else torch.sigmoid(z)).cpu().numpy()
     yy = (F.one_hot(y, k) if mode == 'softmax' else y).cpu().numpy().astype(np.float64)
-    knots: List[Tuple[np.ndarray, np.ndarray]] = []
-    for c in range(k):
-        knots.append(isotonic_fit(p[:, c], yy[:, c]) if ok[c] else
-                     (np.array([0.0, 1.0]), np.array([0.0, 1.0])))
+    identity = (np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+    knots = [isotonic_fit(p[:, c], yy[:, c]) if ok[c] else identity for c in range(k)]
     m = max(len(kx) for kx, _ in knots)
     # pad by repeating the last knot: interpolation beyond it stays constant, as np.interp
     pad = [np.concatenate([v, np.full(m - len(v), v[-1])]) for kx, ky in knots for v in (kx, ky)]

@@ -84,16 +84,10 @@ def box_iou(boxes1: Any, boxes2: Any, mode: str = 'iou') -> torch.Tensor:
     return out
 
 
-def match_detections(det_boxes: Any,
-                     det_scores: Any,
-                     det_labels: Any,
-                     gt_boxes: Any,
-                     gt_labels: Any,
-                     iou_thr: float = 0.5,
-                     gt_ignore: Optional[Any] = None,
+def match_detections(det_boxes: Any, det_scores: Any, det_labels: Any, gt_boxes: Any,
+                     gt_labels: Any, iou_thr: float = 0.5, gt_ignore: Optional[Any] = None,
                      return_ignored: bool = False,
-                     return_iou: bool = False
-                     ) -> Union[torch.Tensor, Tuple[torch.Tensor, ...]]:
+                     return_iou: bool = False) -> Union[torch.Tensor, Tuple[torch.Tensor, ...]]:
     """Greedy one-to-one matching of one image's detections, as COCOeval does it.
 
     By descending score, each detection takes the unmatched, non-ignored ground truth of its class
@@ -174,25 +168,33 @@ def _labels(x: Any, n: int, name: str) -> torch.Tensor:
     return t.long().cpu()
 
 
-def match_detections_batch(
-        images: Sequence[Dict[str, Any]],
-        iou_thr: float = 0.5,
-        return_ignored: bool = False) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+#: The keys of one image's dict in :func:`match_detections_batch` (optional: ``gt_ignore``).
+IMAGE_KEYS = ('det_boxes', 'det_scores', 'det_labels', 'gt_boxes', 'gt_labels')
+
+
+def match_image_dict(n: int, img: Dict[str, Any], iou_thr: float) -> Tuple[torch.Tensor, ...]:
+    """:func:`match_detections` of ``images[n]``: ``(matched, ignored, ious)``."""
+    if not isinstance(img, dict):
+        raise TypeError(f'`images[{n}]` must be a dict with keys {IMAGE_KEYS}, '
+                        f'got {type(img).__name__}.')
+    missing = [k for k in IMAGE_KEYS if k not in img]
+    if missing:
+        raise ValueError(f'`images[{n}]` lacks the key(s) {missing}; each image needs '
+                         f'{IMAGE_KEYS}.')
+    return match_detections(*(img[k] for k in IMAGE_KEYS), iou_thr=iou_thr,
+                            gt_ignore=img.get('gt_ignore'), return_ignored=True, return_iou=True)
+
+
+def match_detections_batch(images: Sequence[Dict[str, Any]], iou_thr: float = 0.5,
+                           return_ignored: bool = False
+                           ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
     """:func:`match_detections` over ``images`` (dicts with ``det_boxes``, ``det_scores``,
     ``det_labels``, ``gt_boxes``, ``gt_labels``, optional ``gt_ignore``), concatenated in order.
     """
-    keys = ('det_boxes', 'det_scores', 'det_labels', 'gt_boxes', 'gt_labels')
     matched: List[torch.Tensor] = []
     ignored: List[torch.Tensor] = []
     for n, img in enumerate(images):
-        if not isinstance(img, dict):
-            raise TypeError(f'`images[{n}]` must be a dict with keys {keys}, '
-                            f'got {type(img).__name__}.')
-        missing = [k for k in keys if k not in img]
-        if missing:
-            raise ValueError(f'`images[{n}]` lacks the key(s) {missing}; each image needs {keys}.')
-        m, ig = match_detections(*(img[k] for k in keys), iou_thr=iou_thr,
-                                 gt_ignore=img.get('gt_ignore'), return_ignored=True)
+        m, ig, _ = match_image_dict(n, img, iou_thr)
         matched.append(m)
         ignored.append(ig)
     if not matched:
@@ -202,13 +204,8 @@ def match_detections_batch(
     return torch.cat(matched)
 
 
-def match_image_detections(det_boxes: Any,
-                           det_scores: Any,
-                           det_labels: Any,
-                           gt_boxes: Any,
-                           gt_labels: Any,
-                           gt_ignore: Optional[Any],
-                           image_size: Sequence[float],
+def match_image_detections(det_boxes: Any, det_scores: Any, det_labels: Any, gt_boxes: Any,
+                           gt_labels: Any, gt_ignore: Optional[Any], image_size: Sequence[float],
                            iou_thr: float = 0.5,
                            box_features: Sequence[str] = ('cx', 'cy')) -> Dict[str, np.ndarray]:
     """Everything D-ECE needs from one image (the calibration pass and the metric share it):
@@ -311,11 +308,8 @@ def _detection_columns(scores: Any, matched: Any, boxes: Optional[Any],
     return cols, hit
 
 
-def detection_ece(scores: Any,
-                  matched: Any,
-                  boxes: Optional[Any] = None,
-                  image_sizes: Optional[Any] = None,
-                  n_bins: Union[int, Sequence[int]] = 10,
+def detection_ece(scores: Any, matched: Any, boxes: Optional[Any] = None,
+                  image_sizes: Optional[Any] = None, n_bins: Union[int, Sequence[int]] = 10,
                   box_features: Sequence[str] = ('cx', 'cy'),
                   features: Optional[Any] = None) -> float:
     """D-ECE, binned over confidence and optionally relative box features (netcal's definition).
@@ -332,9 +326,7 @@ def detection_ece(scores: Any,
     return float(np.abs(s_hit - s_conf).sum() / n)
 
 
-def detection_ece_over_under(scores: Any,
-                             matched: Any,
-                             boxes: Optional[Any] = None,
+def detection_ece_over_under(scores: Any, matched: Any, boxes: Optional[Any] = None,
                              image_sizes: Optional[Any] = None,
                              n_bins: Union[int, Sequence[int]] = 10,
                              box_features: Sequence[str] = ('cx', 'cy'),
@@ -349,19 +341,11 @@ def detection_ece_over_under(scores: Any,
 
 
 def _np_floats(x: Any, name: str, ndim: Tuple[int, ...]) -> np.ndarray:
-    """Tensor/array/sequence -> non-empty floating numpy array of an allowed rank."""
-    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    if a.dtype == bool or not (np.issubdtype(a.dtype, np.floating)
-                               or np.issubdtype(a.dtype, np.integer)):
-        raise TypeError(f'`{name}` must hold real numbers, got dtype {a.dtype}.')
-    if not np.issubdtype(a.dtype, np.floating) or a.dtype == np.float16:
-        a = a.astype(np.float32 if a.dtype == np.float16 else np.float64)
-    if a.ndim not in ndim:
-        raise ValueError(f'`{name}` must have {" or ".join(map(str, ndim))} dimension(s), got '
-                         f'shape {a.shape}.')
-    if a.shape[0] == 0:
-        raise ValueError(f'`{name}` is empty: at least one detection is needed.')
-    return a
+    """:func:`float_tensor` of ``x`` (NaN/inf allowed) as a numpy array; integers as float64."""
+    t = as_tensor(x, name)
+    if not (t.is_floating_point() or t.dtype == torch.bool):
+        t = t.double()
+    return float_tensor(t, name, ndim=ndim, finite=False).cpu().numpy()
 
 
 def _joint_bin_sums(cols: List[np.ndarray], hit: np.ndarray,

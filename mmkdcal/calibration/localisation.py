@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
-from .detection import _labels, _np_floats, match_detections
+from .detection import _labels, _np_floats, match_image_dict
 
 __all__ = ['laece', 'laace', 'localisation_errors']
 
@@ -55,8 +55,7 @@ def laece(scores: Any, ious: Any, labels: Any, n_bins: int = 25,
     return _mean_over_classes(errors)
 
 
-def laace(scores: Any, ious: Any, labels: Any,
-          classes: Optional[Iterable[int]] = None) -> float:
+def laace(scores: Any, ious: Any, labels: Any, classes: Optional[Iterable[int]] = None) -> float:
     """Localisation-aware ACE (one bin per detection); arguments as :func:`laece`."""
     per_class = _per_class(scores, ious, labels, classes).values()
     return _mean_over_classes([np.abs(sq[1] - sq[0]).mean() for sq in per_class])
@@ -67,15 +66,9 @@ def localisation_errors(images: Sequence[Dict[str, Any]], iou_thr: float = 0.0,
     """``laece`` and ``laace`` of a detector over images (dicts as for
     :func:`~mmkdcal.calibration.detection.match_detections_batch`), matched at ``iou_thr``.
     """
-    keys = ('det_boxes', 'det_scores', 'det_labels', 'gt_boxes', 'gt_labels')
     parts, gt_classes = [], set()
     for n, img in enumerate(images):
-        missing = [k for k in keys if k not in img]
-        if missing:
-            raise ValueError(f'`images[{n}]` lacks the key(s) {missing}; each image needs {keys}.')
-        _, ignored, iou = match_detections(*(img[k] for k in keys), iou_thr=iou_thr,
-                                           gt_ignore=img.get('gt_ignore'), return_ignored=True,
-                                           return_iou=True)
+        _, ignored, iou = match_image_dict(n, img, iou_thr)
         use = ~ignored.numpy()
         gt_labels = _labels(img['gt_labels'], len(img['gt_labels']), 'gt_labels').numpy()
         gt_ignore = (np.zeros(len(gt_labels), bool) if img.get('gt_ignore') is None

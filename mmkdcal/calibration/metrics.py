@@ -110,8 +110,7 @@ def _ace_sorted(p_sorted: torch.Tensor, t_sorted: torch.Tensor, n_bins: int,
     return gaps.mean(1) if per_class else gaps.mean()
 
 
-def _ace_group_gaps(p_sorted: torch.Tensor, t_sorted: torch.Tensor,
-                    n_bins: int) -> torch.Tensor:
+def _ace_group_gaps(p_sorted: torch.Tensor, t_sorted: torch.Tensor, n_bins: int) -> torch.Tensor:
     """Signed ``conf - acc`` (K, R) of the equal-mass groups (``numpy.array_split`` sizes) of
     class-sorted scores and targets (K, N).
     """

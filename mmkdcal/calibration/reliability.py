@@ -27,24 +27,22 @@ def reliability_stats(probs: Any, labels: Any, n_bins: int = 15) -> Dict[str, An
     n_bins = check_n_bins(n_bins)
     p = float_tensor(probs, 'probs', ndim=(1, 2), finite=False)
     lab = as_tensor(labels, 'labels')
-    if p.dim() == 1:
-        check_probs(p, 'probs')
-        t = binary_targets(lab, p.shape, 'labels')
-        kind, conf, hits = 'binary', p, t
-        e, a = binary_ece(p, t, n_bins), ace(p[:, None], t[:, None], n_bins)
-    elif lab.dim() == 1:
+    if p.dim() == 2 and lab.dim() == 1:
         kind = 'top-label'
         conf, hits = _top_label(p, lab)
         e, a = ece(p, lab, n_bins), ace(p, lab, n_bins)
-    else:
+    else:  # binary (N,) or class-wise (N, K) scores against 0/1 labels of their shape
         check_probs(p, 'probs')
         t = binary_targets(lab, p.shape, 'labels')
-        kind, conf, hits = 'class-wise', p.reshape(-1), t.reshape(-1)
-        e, a = classwise_ece(p, t, n_bins), ace(p, t, n_bins)
-    count, s_conf, s_hit = (x[0] for x in _bin_sums(conf, hits, n_bins))
-    count = torch.cat([count[:-2], count[-2:].sum(0, keepdim=True)])
-    s_conf = torch.cat([s_conf[:-2], s_conf[-2:].sum(0, keepdim=True)])
-    s_hit = torch.cat([s_hit[:-2], s_hit[-2:].sum(0, keepdim=True)])
+        if p.dim() == 1:
+            kind, conf, hits = 'binary', p, t
+            e, a = binary_ece(p, t, n_bins), ace(p[:, None], t[:, None], n_bins)
+        else:
+            kind, conf, hits = 'class-wise', p.reshape(-1), t.reshape(-1)
+            e, a = classwise_ece(p, t, n_bins), ace(p, t, n_bins)
+    # the bin of confidence exactly 1 joins the last bin
+    count, s_conf, s_hit = (torch.cat([x[0, :-2], x[0, -2:].sum(0, keepdim=True)])
+                            for x in _bin_sums(conf, hits, n_bins))
     safe = count.clamp(min=1)
     return dict(kind=kind, ece=e, ace=a, n=int(conf.numel()),
                 bin_count=[int(c) for c in count.tolist()],
@@ -71,9 +69,7 @@ def _draw(fig: Any, spec: Any, stats: Dict[str, Any], title: Optional[str]) -> N
            color='#DD8452', alpha=0.45, edgecolor='#C44E52', hatch='//', linewidth=0.6,
            label='gap to mean confidence')
     ax.plot([0, 1], [0, 1], '--', color='gray', linewidth=1.2, label='perfect calibration')
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel(ylabel)
+    ax.set(xlim=(0, 1), ylim=(0, 1), ylabel=ylabel)
     ax.legend(loc='upper left', fontsize=8)
     ax.text(0.97, 0.04, f"ECE = {stats['ece']:.4f}\nACE = {stats['ace']:.4f}\nN = {stats['n']}",
             transform=ax.transAxes, ha='right', va='bottom', fontsize=9,
@@ -86,13 +82,11 @@ def _draw(fig: Any, spec: Any, stats: Dict[str, Any], title: Optional[str]) -> N
     if count.max() > 0:
         axh.set_yscale('log')
         axh.set_ylim(0.8, count.max() * 2)
-    axh.set_ylabel('count')
-    axh.set_xlabel('confidence')
+    axh.set(ylabel='count', xlabel='confidence')
 
 
 def _save(fig: Any, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches='tight')
 
 
@@ -105,10 +99,7 @@ def _check_path(path: Any) -> str:
     return path
 
 
-def reliability_diagram(probs: Any,
-                        labels: Any,
-                        path: str,
-                        n_bins: int = 15,
+def reliability_diagram(probs: Any, labels: Any, path: str, n_bins: int = 15,
                         title: Optional[str] = None) -> Dict[str, Any]:
     """Write the reliability diagram of ``probs`` / ``labels`` (as :func:`reliability_stats`) to
     ``path`` (``n_bins`` bins, optional ``title``); return its stats plus ``path``.
@@ -123,14 +114,9 @@ def reliability_diagram(probs: Any,
     return dict(stats, path=path)
 
 
-def reliability_diagram_before_after(logits: Any,
-                                     labels: Any,
-                                     temperature: Any,
-                                     path: str,
-                                     mode: str = 'softmax',
-                                     n_bins: int = 15,
-                                     title: Optional[str] = None,
-                                     after: Optional[Any] = None,
+def reliability_diagram_before_after(logits: Any, labels: Any, temperature: Any, path: str,
+                                     mode: str = 'softmax', n_bins: int = 15,
+                                     title: Optional[str] = None, after: Optional[Any] = None,
                                      after_label: Optional[str] = None) -> Dict[str, Any]:
     """Two reliability diagrams side by side (``path``, ``n_bins``, ``title``): ``logits``
     (``labels`` as :func:`~mmkdcal.calibration.fit_temperature` takes them, ``mode``) before and

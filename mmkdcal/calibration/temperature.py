@@ -12,7 +12,8 @@ from typing import Any, Callable, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from ._inputs import as_tensor, binary_targets, check_n_bins, float_tensor, int_labels
+from ._inputs import (as_tensor, binary_targets, check_n_bins, float_tensor, int_labels,
+                      targets_matrix)
 from .metrics import _ace_sorted, _bin_sums, _sorted_by_class
 
 __all__ = ['OBJECTIVES', 'fit_temperature', 'prepare_targets']
@@ -51,10 +52,7 @@ def prepare_targets(logits: Any, targets: Any,
     if squeeze:
         y = binary_targets(t, (n,), 'targets', soft=True)[:, None]
     elif t.dim() == 1:
-        lab = int_labels(t, n, k, 'targets', allow_background=True).to(z.device)
-        y = torch.zeros(n, k + 1, dtype=torch.float64, device=z.device)
-        y[torch.arange(n, device=z.device), lab] = 1.0
-        y = y[:, :k]  # the background column K is dropped: an all-zero row
+        y = targets_matrix(t, n, k, 'targets', allow_background=True)
     else:
         y = binary_targets(t, (n, k), 'targets', soft=True)
     y = y.to(z.device)
@@ -74,6 +72,21 @@ def _nll_loss(z: torch.Tensor, y: torch.Tensor, mode: str) -> Callable[[torch.Te
     if mode == 'softmax':
         return lambda s: F.cross_entropy(z * torch.exp(-s), y)
     return lambda s: F.binary_cross_entropy_with_logits(z * torch.exp(-s), y, reduction='sum') / n
+
+
+def lbfgs_minimise(params: Sequence[torch.Tensor], loss_fn: Callable[[], torch.Tensor],
+                   **options: Any) -> None:
+    """Minimise ``loss_fn()`` over ``params`` in place: L-BFGS (``options``), strong Wolfe."""
+    opt = torch.optim.LBFGS(params, lr=1.0, line_search_fn='strong_wolfe', **options)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
 
 
 def _check_not_separated(z: torch.Tensor, y: torch.Tensor, mode: str, per_class: bool) -> None:
@@ -102,18 +115,8 @@ def _fit_nll(z: torch.Tensor, y: torch.Tensor, mode: str, shape: Tuple[int, ...]
     _check_not_separated(z, y, mode, per_class=len(shape) > 0)
     loss_fn = _nll_loss(z, y, mode)
     s = torch.zeros(shape, dtype=torch.float64, device=z.device, requires_grad=True)
-    opt = torch.optim.LBFGS([s], lr=1.0, max_iter=max_iter, history_size=20,
-                            tolerance_grad=1e-9, tolerance_change=1e-12,
-                            line_search_fn='strong_wolfe')
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = loss_fn(s)
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
+    lbfgs_minimise([s], lambda: loss_fn(s), max_iter=max_iter, history_size=20,
+                   tolerance_grad=1e-9, tolerance_change=1e-12)
     t = torch.exp(s.detach())
     if not torch.isfinite(t).all() or (t < 1e-3).any() or (t > 1e3).any():
         raise ValueError(
@@ -194,14 +197,9 @@ def _sigmoid_objective(z: torch.Tensor, y: torch.Tensor, objective: str,
     return f
 
 
-def fit_temperature(logits: Any,
-                    targets: Any,
-                    mode: str = 'softmax',
-                    objective: str = 'nll',
-                    per_class: bool = False,
-                    n_bins: int = 15,
-                    bounds: Sequence[float] = (0.05, 20.0),
-                    max_iter: int = 100) -> torch.Tensor:
+def fit_temperature(logits: Any, targets: Any, mode: str = 'softmax', objective: str = 'nll',
+                    per_class: bool = False, n_bins: int = 15,
+                    bounds: Sequence[float] = (0.05, 20.0), max_iter: int = 100) -> torch.Tensor:
     """Fit the temperature(s) that calibrate ``logits / T``; float32, 0-dim or (K,), on the
     device of ``logits``.
 

@@ -15,12 +15,8 @@ class TemperatureScaler:
     y_val).transform(z_test)``.
     """
 
-    def __init__(self,
-                 mode: str = 'softmax',
-                 objective: str = 'nll',
-                 per_class: bool = False,
-                 n_bins: int = 15,
-                 bounds: Sequence[float] = (0.05, 20.0)) -> None:
+    def __init__(self, mode: str = 'softmax', objective: str = 'nll', per_class: bool = False,
+                 n_bins: int = 15, bounds: Sequence[float] = (0.05, 20.0)) -> None:
         self.mode = mode
         self.objective = objective
         self.per_class = per_class

@@ -16,16 +16,13 @@ from mmengine.dataset import BaseDataset
 
 from mmdet.registry import DATASETS, TRANSFORMS
 
+from ..utils.checkpoint import NUMPY_MULTIARRAY
 from . import transforms  # noqa: F401  (registers RandomCropPad, RandomHFlip, PackClsInputs)
 
 __all__ = ['CIFAR100Dataset', 'CifarUnpickler', 'load_cifar_pickle']
 
 CIFAR100_FOLDER = 'cifar-100-python'
 CIFAR100_FILES = ('train', 'test', 'meta')
-try:  # numpy >= 2 keeps the implementation in numpy._core; older releases in numpy.core
-    from numpy._core.multiarray import _reconstruct
-except ImportError:  # pragma: no cover - numpy < 2
-    from numpy.core.multiarray import _reconstruct
 
 _GET_IT = ('get the `cifar-100-python.tar.gz` archive from the CIFAR page '
            '(https://www.cs.toronto.edu/~kriz/cifar.html) and unpack it there, e.g. '
@@ -36,8 +33,8 @@ _GET_IT = ('get the `cifar-100-python.tar.gz` archive from the CIFAR page '
 #: pickled as ``_reconstruct(ndarray, shape, dtype)`` + state; Python 3 protocol-2 writers encode
 #: raw bytes through ``_codecs.encode(str, 'latin1')``.
 _ALLOWED_GLOBALS = {
-    ('numpy.core.multiarray', '_reconstruct'): _reconstruct,
-    ('numpy._core.multiarray', '_reconstruct'): _reconstruct,
+    ('numpy.core.multiarray', '_reconstruct'): NUMPY_MULTIARRAY._reconstruct,
+    ('numpy._core.multiarray', '_reconstruct'): NUMPY_MULTIARRAY._reconstruct,
     ('numpy', 'ndarray'): np.ndarray,
     ('numpy', 'dtype'): np.dtype,
     ('_codecs', 'encode'): _codecs.encode,
@@ -119,11 +116,8 @@ class CIFAR100Dataset(BaseDataset):
 
     METAINFO: dict = dict(dataset_name='CIFAR-100')
 
-    def __init__(self,
-                 data_root: str,
-                 split: str = 'train',
-                 pipeline: Sequence[Union[dict, Any]] = (),
-                 label_type: str = 'fine',
+    def __init__(self, data_root: str, split: str = 'train',
+                 pipeline: Sequence[Union[dict, Any]] = (), label_type: str = 'fine',
                  **kwargs) -> None:
         if split not in ('train', 'test'):
             raise ValueError(f"CIFAR100Dataset: split must be 'train' or 'test', got {split!r}.")
@@ -149,8 +143,7 @@ class CIFAR100Dataset(BaseDataset):
         # Build the transforms from mmdet's registry here, so that the dataset also works outside a
         # Runner (no default scope set); instances and callables are kept as given.
         built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
-        super().__init__(data_root=str(data_root), metainfo=metainfo, pipeline=built,
-                         **kwargs)
+        super().__init__(data_root=str(data_root), metainfo=metainfo, pipeline=built, **kwargs)
 
     def load_data_list(self) -> List[dict]:
         """One ``dict(img_index, gt_label)`` per image (images kept in one array)."""

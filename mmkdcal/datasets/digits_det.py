@@ -5,6 +5,7 @@ cluttered gray canvas, boxes the tight extent of each digit's ink (:data:`INK_TH
 split by class into disjoint train/calib/val pools. The same parameters give byte-identical
 files; :class:`DigitsDetDataset` builds the data on first use.
 """
+import functools
 import hashlib
 import inspect
 import json
@@ -93,10 +94,6 @@ def _paths(root: str) -> Dict[str, str]:
     return paths
 
 
-def _n_images(params: Dict[str, Any], split: str) -> int:
-    return params[f'n_{split}']
-
-
 def _file_name(index: int) -> str:
     return f'{index:06d}.png'
 
@@ -126,7 +123,7 @@ def digits_det_status(root: str, params: Dict[str, Any]) -> Tuple[str, str]:
         if not osp.isfile(paths[f'{split}_ann']):
             return 'partial', f'{paths[split + "_ann"]} is missing'
         img_dir = paths[f'{split}_img']
-        n = _n_images(params, split)
+        n = params[f'n_{split}']
         if not osp.isdir(img_dir):
             return 'partial', f'{img_dir} is missing'
         names = set(os.listdir(img_dir))
@@ -137,9 +134,10 @@ def digits_det_status(root: str, params: Dict[str, Any]) -> Tuple[str, str]:
     return 'same', f'{root} holds this build (hash {meta.get("content_sha256", "?")[:12]})'
 
 
+@functools.lru_cache(maxsize=None)
 def _cubic_matrix(n_out: int, n_in: int) -> np.ndarray:
     """Bicubic resampling matrix (``n_out x n_in``; Keys' kernel, a = -0.5, half-pixel centres,
-    edge replication): PIL's ``BICUBIC`` except at the border.
+    edge replication): PIL's ``BICUBIC`` except at the border; cached, not to be changed.
     """
     a = -0.5
     u = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
@@ -154,21 +152,10 @@ def _cubic_matrix(n_out: int, n_in: int) -> np.ndarray:
     return w
 
 
-class _Resizer:
-    """Caches bicubic matrices and resizes 8x8 scans (or crops of them) to any size."""
-
-    def __init__(self) -> None:
-        self._cache: Dict[Tuple[int, int], np.ndarray] = {}
-
-    def matrix(self, n_out: int, n_in: int) -> np.ndarray:
-        key = (n_out, n_in)
-        if key not in self._cache:
-            self._cache[key] = _cubic_matrix(n_out, n_in)
-        return self._cache[key]
-
-    def __call__(self, img: np.ndarray, h: int, w: int) -> np.ndarray:
-        out = self.matrix(h, img.shape[0]) @ img @ self.matrix(w, img.shape[1]).T
-        return np.clip(out, 0.0, 1.0)
+def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    """An 8x8 scan (or a crop of one) resized bicubically to ``h`` x ``w``, clipped to [0, 1]."""
+    out = _cubic_matrix(h, img.shape[0]) @ img @ _cubic_matrix(w, img.shape[1]).T
+    return np.clip(out, 0.0, 1.0)
 
 
 def _stratified_pools(targets: np.ndarray, seed: int) -> Dict[str, np.ndarray]:
@@ -232,8 +219,8 @@ def _blob(rng: np.random.Generator, size: int) -> Tuple[np.ndarray, int, int]:
     return patch, y0, x0
 
 
-def _fragment(rng: np.random.Generator, scan: np.ndarray, resize: _Resizer,
-              size_range: Tuple[int, int], canvas: int) -> Tuple[np.ndarray, int, int]:
+def _fragment(rng: np.random.Generator, scan: np.ndarray, size_range: Tuple[int, int],
+              canvas: int) -> Tuple[np.ndarray, int, int]:
     """A faint piece (at most 5 of 8 rows or columns) of a scan: a stroke, not a digit."""
     k = int(rng.integers(2, 6))
     side = int(rng.integers(4))
@@ -241,28 +228,26 @@ def _fragment(rng: np.random.Generator, scan: np.ndarray, resize: _Resizer,
     s = int(rng.integers(size_range[0], size_range[1] + 1))
     h = max(2, round(s * crop.shape[0] / 8))
     w = max(2, round(s * crop.shape[1] / 8))
-    patch = rng.uniform(0.2, 0.45) * resize(crop, h, w)
+    patch = rng.uniform(0.2, 0.45) * _resize(crop, h, w)
     y, x = rng.integers(-h // 2, canvas - h // 2), rng.integers(-w // 2, canvas - w // 2)
     return patch, int(y), int(x)
 
 
 def _render_image(rng: np.random.Generator, params: Dict[str, Any], scans: np.ndarray,
-                  labels: np.ndarray, pool: np.ndarray,
-                  resize: _Resizer) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
+                  labels: np.ndarray, pool: np.ndarray) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
     """Render one image and its annotations (without ids)."""
     size = params['canvas']
     lo_px, hi_px = params['digit_size']
     # Background: level + linear gradient, then strokes, blobs, fragments.
     yy, xx = np.mgrid[0:size, 0:size] / size
-    img = (rng.uniform(0.0, 0.2) + rng.uniform(-0.08, 0.08) * yy +
-           rng.uniform(-0.08, 0.08) * xx)
+    img = rng.uniform(0.0, 0.2) + rng.uniform(-0.08, 0.08) * yy + rng.uniform(-0.08, 0.08) * xx
     img = np.clip(img, 0.0, None)
     for _ in range(int(rng.integers(2, 8))):
         _stamp(img, *_stroke(rng, size))
     for _ in range(int(rng.integers(0, 4))):
         _stamp(img, *_blob(rng, size))
     for _ in range(int(rng.integers(0, 4))):
-        _stamp(img, *_fragment(rng, scans[rng.choice(pool)], resize, (lo_px, hi_px), size))
+        _stamp(img, *_fragment(rng, scans[rng.choice(pool)], (lo_px, hi_px), size))
 
     # Digits: sizes drawn first, placed largest first without overlapping (2 px gap).
     n_digits = int(rng.integers(params['min_digits'], params['max_digits'] + 1))
@@ -286,7 +271,7 @@ def _render_image(rng: np.random.Generator, params: Dict[str, Any], scans: np.nd
             continue
         y, x = pos
         placed.append((y, x, h, w))
-        patch = resize(scans[sources[i]], h, w)
+        patch = _resize(scans[sources[i]], h, w)
         ink = patch >= INK_THRESHOLD
         rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
         _stamp(img, amps[i] * patch, y, x)
@@ -315,22 +300,10 @@ def _ink_rle(ink: np.ndarray, y: int, x: int, box: Tuple[int, int, int, int],
     return dict(size=[int(v) for v in rle['size']], counts=rle['counts'].decode('ascii'))
 
 
-def _write_png(path: str, img: np.ndarray) -> None:
-    Image.fromarray(img, mode='L').save(path, format='PNG', compress_level=1)
-
-
-def build_digits_det(root: str = 'data/digits_det',
-                     n_train: int = 3000,
-                     n_calib: int = 500,
-                     n_val: int = 500,
-                     canvas: int = 128,
-                     seed: int = 0,
-                     min_digits: int = 1,
-                     max_digits: int = 6,
-                     digit_size: Sequence[int] = (14, 40),
-                     with_masks: bool = False,
-                     force: bool = False,
-                     logger: Optional[Any] = None,
+def build_digits_det(root: str = 'data/digits_det', n_train: int = 3000, n_calib: int = 500,
+                     n_val: int = 500, canvas: int = 128, seed: int = 0, min_digits: int = 1,
+                     max_digits: int = 6, digit_size: Sequence[int] = (14, 40),
+                     with_masks: bool = False, force: bool = False, logger: Optional[Any] = None,
                      progress_interval: float = 2.0) -> Dict[str, str]:
     """Build DigitsDet in ``root`` (or reuse the identical build); return the paths ``root``,
     ``meta``, ``{split}_ann`` and ``{split}_img``.
@@ -365,26 +338,25 @@ def build_digits_det(root: str = 'data/digits_det',
     scans = digits.images.astype(np.float64) / 16.0
     labels = digits.target.astype(np.int64)
     pools = _stratified_pools(labels, seed)
-    resize = _Resizer()
     sha = hashlib.sha256()
     sha.update(json.dumps(params, sort_keys=True).encode())
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
     counts = {}
     progress = None
     if logger is not None:
-        total = sum(_n_images(params, split) for split in DIGITS_DET_SPLITS)
+        total = sum(params[f'n_{split}'] for split in DIGITS_DET_SPLITS)
         progress = EtaProgress(max(1, total), f'DigitsDet: building {root}', log=logger.info,
                                interval=progress_interval)
     for split_id, split in enumerate(DIGITS_DET_SPLITS):
         os.makedirs(paths[f'{split}_img'], exist_ok=True)
         images, annotations = [], []
-        for i in range(_n_images(params, split)):
+        for i in range(params[f'n_{split}']):
             rng = np.random.default_rng([seed, split_id, i])
-            img, anns = _render_image(rng, params, scans, labels, pools[split], resize)
-            _write_png(osp.join(paths[f'{split}_img'], _file_name(i)), img)
+            img, anns = _render_image(rng, params, scans, labels, pools[split])
+            Image.fromarray(img, mode='L').save(osp.join(paths[f'{split}_img'], _file_name(i)),
+                                                format='PNG', compress_level=1)
             sha.update(img.tobytes())
-            images.append(dict(id=i + 1, file_name=_file_name(i), width=canvas,
-                               height=canvas))
+            images.append(dict(id=i + 1, file_name=_file_name(i), width=canvas, height=canvas))
             for ann in anns:
                 annotations.append(dict(id=len(annotations) + 1, image_id=i + 1, **ann))
             if progress is not None:
@@ -441,10 +413,8 @@ class DigitsDetDataset(CocoDataset):
                     (210, 245, 60), (250, 190, 212)],
     }
 
-    def __init__(self,
-                 data_root: str = 'data/digits_det',
-                 build_cfg: Optional[Dict[str, Any]] = None,
-                 auto_build: bool = True,
+    def __init__(self, data_root: str = 'data/digits_det',
+                 build_cfg: Optional[Dict[str, Any]] = None, auto_build: bool = True,
                  **kwargs) -> None:
         if not isinstance(data_root, str) or not data_root:
             raise ValueError('DigitsDetDataset: data_root must be a non-empty folder path '

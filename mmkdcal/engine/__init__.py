@@ -16,8 +16,7 @@ from .teacher_calibration import (TARGETS, calibration_report, calibrator_names,
 
 __all__ = ['TARGETS', 'calibrator_names', 'jsonable', 'CALIBRATION_MODES', 'CalibrationContext',
            'CalibrationMode', 'GroundTruthIndex', 'calibration_mode_names', 'calibration_report',
-           'collect_calibration_data',
-           'default_fit_on', 'fit_and_report', 'format_report', 'get_calibration_mode', 'hooks',
-           'log_calibration_to_visualizer', 'register_calibration_mode',
-           'under_confidence_warning', 'fingerprint_as_teacher', 'load_calibrator_file',
-           'save_calibrator_file']
+           'collect_calibration_data', 'default_fit_on', 'fit_and_report', 'format_report',
+           'get_calibration_mode', 'hooks', 'log_calibration_to_visualizer',
+           'register_calibration_mode', 'under_confidence_warning', 'fingerprint_as_teacher',
+           'load_calibrator_file', 'save_calibrator_file']

@@ -42,8 +42,7 @@ class AnnotationAudit:
     @property
     def used(self) -> int:
         """Boxes the calibration pass matches against."""
-        return (self.total - self.invalid - self.marked_ignore - self.other_category
-                - self.crowd)
+        return self.total - self.invalid - self.marked_ignore - self.other_category - self.crowd
 
     def describe(self) -> str:
         """``'<file>: of N boxes, U are used; dropped: ...'``."""
@@ -57,8 +56,7 @@ class AnnotationAudit:
                 f'{", ".join(parts) if parts else "none dropped"}')
 
 
-def audit_annotations(ann_file: str, cat_ids: Optional[Collection[int]] = None
-                      ) -> AnnotationAudit:
+def audit_annotations(ann_file: str, cat_ids: Optional[Collection[int]] = None) -> AnnotationAudit:
     """Count a COCO file's annotations (``cat_ids``: the dataset's kept categories, None: all)."""
     with get_local_path(ann_file) as local:
         with open(local) as f:

@@ -181,15 +181,13 @@ def _collect_detections(model, data, ctx: CalibrationContext) -> List[ImageRecor
             boxes, pred.scores[keep], pred.labels[keep], gt_boxes, gt_labels,
             gt_ignore, image_size=res.metainfo['ori_shape'][:2], iou_thr=ctx.iou_thr,
             box_features=ctx.box_features)
-        keep_gt = ~torch.as_tensor(gt_ignore, dtype=torch.bool) if gt_ignore is not None else \
-            torch.ones(len(gt_labels), dtype=torch.bool)
         records.append((image_key(res), dict(
             logits=torch.logit(torch.as_tensor(m['scores'], dtype=torch.float32), eps=1e-6),
             matched=torch.as_tensor(m['matched']),
             features=torch.as_tensor(m['features'], dtype=torch.float32),
             iou=torch.as_tensor(m['ious'], dtype=torch.float32),
             labels=torch.as_tensor(m['labels'], dtype=torch.long),
-            gt_labels=torch.as_tensor(gt_labels, dtype=torch.long)[keep_gt])))
+            gt_labels=torch.as_tensor(m['gt_labels'], dtype=torch.long))))
     return records
 
 
@@ -248,13 +246,14 @@ def _supports_anchors(model) -> Optional[str]:
     return None
 
 
-def _gt_batch(data, ctx):
-    """The batch's ground truth in the input frame: (kept, ignored) InstanceData per image."""
+def _gt_batch(data, ctx, device: torch.device):
+    """The batch's ground truth in the input frame on ``device``: (kept, ignored) InstanceData
+    per image."""
     gts, ignores = [], []
     for sample in data['data_samples']:
         boxes, labels, ignore = ctx.ground_truth.in_input_frame(sample)
-        gts.append(InstanceData(bboxes=boxes[~ignore], labels=labels[~ignore]))
-        ignores.append(InstanceData(bboxes=boxes[ignore], labels=labels[ignore]))
+        gts.append(InstanceData(bboxes=boxes[~ignore], labels=labels[~ignore]).to(device))
+        ignores.append(InstanceData(bboxes=boxes[ignore], labels=labels[ignore]).to(device))
     return gts, ignores
 
 
@@ -265,11 +264,8 @@ def _collect_anchors(model, data, ctx: CalibrationContext) -> List[ImageRecord]:
     outs = head(model.extract_feat(data['inputs']))
     k = cls_channels(head)
     scores = score_logits(sem, outs, k)
-    gts, ignores = _gt_batch(data, ctx)
+    gts, ignores = _gt_batch(data, ctx, scores[0].device)
     metas = [s.metainfo for s in samples]
-    device = scores[0].device
-    gts = [g.to(device) for g in gts]
-    ignores = [g.to(device) for g in ignores]
     labels, weights = sem.prior_targets(head, sem, outs, gts, metas, ignores)
     records = []
     for i, sample in enumerate(samples):
@@ -337,10 +333,9 @@ def _collect_rois(model, data, ctx: CalibrationContext) -> List[ImageRecord]:
     """Run the model's own ``loss()`` with the dataset's ground truth and record what the first
     RoI stage's ``loss_and_target`` receives (sampled RoI logits) and returns (their labels).
     """
-    gts, ignores = _gt_batch(data, ctx)
     device = data['inputs'].device
-    samples = [DetDataSample(metainfo=s.metainfo, gt_instances=g.to(device),
-                             ignored_instances=ig.to(device))
+    gts, ignores = _gt_batch(data, ctx, device)
+    samples = [DetDataSample(metainfo=s.metainfo, gt_instances=g, ignored_instances=ig)
                for s, g, ig in zip(data['data_samples'], gts, ignores)]
     keys = iter([image_key(s) for s in samples])
     sampler = roi_stage(model.roi_head.bbox_sampler, 0)
@@ -427,8 +422,8 @@ def _collect_queries(model, data, ctx: CalibrationContext) -> List[ImageRecord]:
     head_inputs = model.forward_transformer(model.extract_feat(data['inputs']), samples)
     cls_scores, bbox_preds = head(**head_inputs)
     cls_scores, bbox_preds = cls_scores[-1], bbox_preds[-1]  # the layer predict() uses
-    gts, _ = _gt_batch(data, ctx)  # ignored boxes are left out: their queries are background
-    gts = [g.to(cls_scores.device) for g in gts]
+    # ignored boxes are left out: their queries are background
+    gts, _ = _gt_batch(data, ctx, cls_scores.device)
     labels = head.get_targets(list(cls_scores), list(bbox_preds), gts,
                               [s.metainfo for s in samples])[0]
     return [(image_key(s), dict(logits=cls_scores[i].float().cpu(),

@@ -29,14 +29,10 @@ IMAGE_NAME = 'teacher_calibration'
 TARGETS = ('tp', 'iou')
 
 
-def collect_calibration_data(model: torch.nn.Module,
-                             dataloader,
-                             fit_on: str,
+def collect_calibration_data(model: torch.nn.Module, dataloader, fit_on: str,
                              data_preprocessor: Optional[torch.nn.Module] = None,
-                             score_thr: float = 0.05,
-                             iou_thr: float = 0.5,
-                             max_per_image: int = 1024,
-                             seed: int = 0,
+                             score_thr: float = 0.05, iou_thr: float = 0.5,
+                             max_per_image: int = 1024, seed: int = 0,
                              progress: bool = True) -> Dict[str, torch.Tensor]:
     """Run ``model`` once (eval, ``no_grad``) over ``dataloader``; gather what ``fit_on`` needs:
     every image's tensors once, in image order, identical on every rank, and ``num_images``.
@@ -110,7 +106,6 @@ def calibration_report(data: Dict[str, Any], fit_on: str, calibrator: Any,
     return mode.report(_calibrated(mode, data, calibrator), torch.ones(()), n_bins, score_thr)
 
 
-#: ``calibrator`` values: the registered calibrators and ``'auto'``.
 def calibrator_names() -> Tuple[str, ...]:
     """The ``calibrator=`` values: every calibrator of :data:`mmkdcal.calibration.CALIBRATORS`
     and ``'auto'``."""
@@ -179,16 +174,10 @@ def jsonable(x: Any) -> Any:
     return x
 
 
-def fit_and_report(data: Dict[str, Any],
-                   fit_on: str,
-                   objective: str = 'nll',
-                   per_class: bool = False,
-                   n_bins: int = 15,
-                   out_dir: Optional[str] = None,
-                   prefix: str = 'teacher_calibration',
-                   calibrator: str = 'temperature',
-                   target: str = 'tp',
-                   seed: int = 0) -> Dict[str, Any]:
+def fit_and_report(data: Dict[str, Any], fit_on: str, objective: str = 'nll',
+                   per_class: bool = False, n_bins: int = 15, out_dir: Optional[str] = None,
+                   prefix: str = 'teacher_calibration', calibrator: str = 'temperature',
+                   target: str = 'tp', seed: int = 0) -> Dict[str, Any]:
     """Fit a calibrator on collected data (rank 0, broadcast); report before and after.
 
     With two images or more each candidate is also fitted on a seeded half and reported on both
@@ -331,12 +320,9 @@ def calibration_scalars(report: Dict[str, Any]) -> Dict[str, float]:
     """``teacher_calibration/<metric>_before`` / ``_after`` of a report (and the temperature,
     or its mean, min and max per class).
     """
-    scalars: Dict[str, float] = {}
-    for stage in ('before', 'after'):
-        for key, value in report[stage].items():
-            if key.startswith('num_') or value is None:
-                continue
-            scalars[f'{SCALAR_PREFIX}/{key}_{stage}'] = float(value)
+    scalars = {f'{SCALAR_PREFIX}/{key}_{stage}': float(value) for stage in ('before', 'after')
+               for key, value in report[stage].items()
+               if not key.startswith('num_') and value is not None}
     if 'temperature' not in report:
         return scalars
     t = np.asarray(report['temperature'], dtype=np.float64)

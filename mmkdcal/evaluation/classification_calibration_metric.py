@@ -29,9 +29,7 @@ class ClassificationCalibrationMetric(BaseMetric):
 
     default_prefix: Optional[str] = 'calib'
 
-    def __init__(self,
-                 n_bins: int = 15,
-                 collect_device: str = 'cpu',
+    def __init__(self, n_bins: int = 15, collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:

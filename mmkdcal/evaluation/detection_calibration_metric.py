@@ -1,9 +1,8 @@
 """Calibration of a detector as an MMEngine metric (D-ECE, Kueppers et al. 2020; LaECE, LaACE)."""
 import logging
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
-import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
@@ -11,17 +10,9 @@ from mmengine.structures import BaseDataElement
 from mmdet.registry import METRICS
 
 from .. import calibration as cal
+from ..calibration._inputs import as_tensor
 
 __all__ = ['DetectionCalibrationMetric']
-
-
-def _array(x: Any) -> np.ndarray:
-    """Tensor / box structure / sequence -> numpy (boxes structures expose ``.tensor``)."""
-    if hasattr(x, 'tensor') and not isinstance(x, (torch.Tensor, np.ndarray)):
-        x = x.tensor
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 @METRICS.register_module()
@@ -42,13 +33,9 @@ class DetectionCalibrationMetric(BaseMetric):
 
     default_prefix: Optional[str] = 'calib'
 
-    def __init__(self,
-                 score_thr: float = 0.3,
-                 iou_thr: float = 0.5,
-                 n_bins: Union[int, Sequence[int]] = 10,
-                 box_features: Sequence[str] = ('cx', 'cy'),
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
+    def __init__(self, score_thr: float = 0.3, iou_thr: float = 0.5,
+                 n_bins: Union[int, Sequence[int]] = 10, box_features: Sequence[str] = ('cx', 'cy'),
+                 collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if not 0 <= score_thr < 1:
             raise ValueError(f'DetectionCalibrationMetric.score_thr must be in [0, 1), got '
@@ -61,14 +48,10 @@ class DetectionCalibrationMetric(BaseMetric):
                 or any(f not in ('cx', 'cy', 'w', 'h') for f in box_features)):
             raise ValueError('DetectionCalibrationMetric.box_features must be distinct names '
                              f"from ('cx', 'cy', 'w', 'h'), got {box_features!r}.")
-        dims = 1 + len(box_features)
-        if isinstance(n_bins, (list, tuple)):
-            if len(n_bins) != dims:
-                raise ValueError(f'DetectionCalibrationMetric.n_bins has {len(n_bins)} entries; '
-                                 f'give one int or {dims} (confidence + {box_features}).')
-            bins = list(n_bins)
-        else:
-            bins = [n_bins]
+        bins = list(n_bins) if isinstance(n_bins, (list, tuple)) else [n_bins]
+        if isinstance(n_bins, (list, tuple)) and len(bins) != 1 + len(box_features):
+            raise ValueError(f'DetectionCalibrationMetric.n_bins has {len(bins)} entries; give '
+                             f'one int or {1 + len(box_features)} (confidence + {box_features}).')
         if any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in bins):
             raise ValueError(f'DetectionCalibrationMetric.n_bins must be positive ints, got '
                              f'{n_bins!r}.')
@@ -76,17 +59,6 @@ class DetectionCalibrationMetric(BaseMetric):
         self.iou_thr = float(iou_thr)
         self.n_bins = n_bins
         self.box_features = box_features
-
-    @staticmethod
-    def _ground_truth(sample: dict, i: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Boxes (G, 4), labels (G,) and ignore flags (G,) of one data sample."""
-        gt = cal.ground_truth_arrays(sample)
-        if gt is None:
-            raise ValueError(f'DetectionCalibrationMetric: data_samples[{i}] has no ground '
-                             'truth: it needs `instances` (add "instances" to PackDetInputs '
-                             'meta_keys) or `gt_instances` (keep LoadAnnotations in the test '
-                             'pipeline).')
-        return gt
 
     def process(self, data_batch: Any,
                 data_samples: Sequence[Union[dict, BaseDataElement]]) -> None:
@@ -101,11 +73,18 @@ class DetectionCalibrationMetric(BaseMetric):
                 raise ValueError(f'DetectionCalibrationMetric: data_samples[{i}] has no '
                                  '`ori_shape`; keep it in PackDetInputs meta_keys.')
             pred = sample['pred_instances']
-            scores = _array(pred['scores']).astype(np.float32).reshape(-1)
-            boxes = _array(pred['bboxes']).astype(np.float64).reshape(-1, 4)
-            labels = _array(pred['labels']).astype(np.int64).reshape(-1)
+            scores = as_tensor(pred['scores'], 'scores').cpu().numpy().astype(np.float32)
+            boxes = as_tensor(pred['bboxes'], 'bboxes').cpu().numpy().astype(np.float64)
+            labels = as_tensor(pred['labels'], 'labels').cpu().numpy().astype(np.int64)
+            scores, boxes, labels = scores.reshape(-1), boxes.reshape(-1, 4), labels.reshape(-1)
             keep = scores >= self.score_thr
-            gt_boxes, gt_labels, gt_ignore = self._ground_truth(sample, i)
+            gt = cal.ground_truth_arrays(sample)
+            if gt is None:
+                raise ValueError(f'DetectionCalibrationMetric: data_samples[{i}] has no ground '
+                                 'truth: it needs `instances` (add "instances" to PackDetInputs '
+                                 'meta_keys) or `gt_instances` (keep LoadAnnotations in the test '
+                                 'pipeline).')
+            gt_boxes, gt_labels, gt_ignore = gt
             self.results.append(cal.match_image_detections(
                 boxes[keep], scores[keep], labels[keep], gt_boxes, gt_labels, gt_ignore,
                 image_size=sample['ori_shape'][:2], iou_thr=self.iou_thr,

@@ -28,9 +28,7 @@ class TopKAccuracy(BaseMetric):
 
     default_prefix: Optional[str] = 'accuracy'
 
-    def __init__(self,
-                 topk: Union[int, Sequence[int]] = (1, 5),
-                 collect_device: str = 'cpu',
+    def __init__(self, topk: Union[int, Sequence[int]] = (1, 5), collect_device: str = 'cpu',
                  prefix: Optional[str] = '') -> None:
         super().__init__(collect_device=collect_device, prefix=prefix or None)
         ks = (topk, ) if isinstance(topk, int) else tuple(topk)

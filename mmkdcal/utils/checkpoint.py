@@ -32,6 +32,10 @@ class CheckpointReadError(RuntimeError):
     """A checkpoint file is truncated or corrupt (not a complete torch checkpoint)."""
 
 
+#: numpy's array and scalar reconstruction (moved from numpy.core to numpy._core in numpy 2.0).
+NUMPY_MULTIARRAY = getattr(getattr(np, '_core', None), 'multiarray', None) or np.core.multiarray
+
+
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
     """``getattr`` restricted to the statistics methods of MMEngine's ``HistoryBuffer``."""
     allowed = {'min', 'max', 'current', 'mean'} | set(HistoryBuffer._statistics_methods)
@@ -49,10 +53,7 @@ def allowed_globals() -> List[Any]:
                           # the GLOBAL "getattr" resolves to a getattr that allows only that.
                           (_history_buffer_getattr, 'builtins.getattr'),
                           (_history_buffer_getattr, '__builtin__.getattr')]
-    # numpy array/scalar reconstruction (its module moved from numpy.core to numpy._core in 2.0)
-    multiarray = getattr(np, '_core', None)
-    multiarray = getattr(multiarray, 'multiarray', None) or np.core.multiarray
-    allowed += [multiarray._reconstruct, multiarray.scalar]
+    allowed += [NUMPY_MULTIARRAY._reconstruct, NUMPY_MULTIARRAY.scalar]
     # the concrete dtype classes (numpy>=1.25) that pickled dtypes reference
     dtypes = getattr(np, 'dtypes', None)
     if dtypes is not None:
@@ -114,7 +115,6 @@ def _read_error(filename: str, exc: BaseException) -> CheckpointReadError:
                 f'{previous}: use it instead (to resume training: --resume {previous}).')
     else:
         hint = ' No other complete checkpoint is beside it.'
-
     return CheckpointReadError(
         f'checkpoint file {filename!r} could not be read: it is truncated or corrupt '
         f'({type(exc).__name__}: {detail}). A save that was interrupted (a killed process, a '

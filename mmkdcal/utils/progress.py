@@ -21,12 +21,8 @@ class EtaProgress:
     through ``log`` at most every ``interval`` seconds (the last unit always); ``clock`` for tests.
     """
 
-    def __init__(self,
-                 total: int,
-                 name: str,
-                 log: Callable[[str], None] = print,
-                 interval: float = 5.0,
-                 clock: Optional[Callable[[], float]] = None) -> None:
+    def __init__(self, total: int, name: str, log: Callable[[str], None] = print,
+                 interval: float = 5.0, clock: Optional[Callable[[], float]] = None) -> None:
         if int(total) < 1:
             raise ValueError(f'EtaProgress: total must be >= 1, got {total}.')
         self.total = int(total)

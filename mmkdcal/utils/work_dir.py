@@ -96,8 +96,7 @@ class WorkDirLock:
                 holder = self._read()
                 if holder is None:
                     continue  # released meanwhile
-                if holder.get('pid') == os.getpid() and holder.get('host') == \
-                        socket.gethostname():
+                if holder.get('pid') == os.getpid() and holder.get('host') == socket.gethostname():
                     return self  # this process holds it already (its first holder releases)
                 live = self._holder_is_live(holder)
                 if live is False:

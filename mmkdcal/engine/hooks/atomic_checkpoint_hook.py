@@ -38,8 +38,7 @@ class _DeferredRemoval:
     def remove(self, path: str) -> None:
         self._pending.append(path)
 
-    def rmtree(self, path: str) -> None:
-        self._pending.append(path)
+    rmtree = remove
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._backend, name)

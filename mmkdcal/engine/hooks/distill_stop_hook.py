@@ -51,10 +51,8 @@ class DistillStopHook(Hook):
         self._distiller(runner)  # fail before training, not at the stop epoch
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        if self.stop_epoch is not None:
-            enabled = runner.epoch < self.stop_epoch
-        else:
-            enabled = runner.iter < self.stop_iter
+        enabled = (runner.epoch < self.stop_epoch if self.stop_epoch is not None else
+                   runner.iter < self.stop_iter)
         model = self._distiller(runner)
         if model.distill_enabled and not enabled:
             runner.logger.info(f'DistillStopHook: distillation stops at epoch {runner.epoch}, '

@@ -37,8 +37,7 @@ def teacher_fingerprint(teacher: torch.nn.Module, inference: Optional[dict] = No
     return h.hexdigest()[:16]
 
 
-def fingerprint_as_teacher(model: torch.nn.Module,
-                           teacher_inference: Optional[dict] = None) -> str:
+def fingerprint_as_teacher(model: torch.nn.Module, teacher_inference: Optional[dict] = None) -> str:
     """The :func:`teacher_fingerprint` a distiller gives ``model`` (unchanged: a copy is prepared)
     as its teacher with ``teacher_inference`` (None: the defaults).
     """
@@ -134,17 +133,10 @@ class TeacherCalibrationHook(Hook):
 
     priority = 'VERY_HIGH'
 
-    def __init__(self,
-                 dataloader: Optional[Union[dict, object]] = None,
-                 objective: str = 'nll',
-                 fit_on: Optional[str] = None,
-                 per_class: bool = False,
-                 score_thr: float = 0.05,
-                 iou_thr: float = 0.5,
-                 max_per_image: int = 1024,
-                 n_bins: int = 15,
-                 calibrator: str = 'temperature',
-                 target: str = 'tp',
+    def __init__(self, dataloader: Optional[Union[dict, object]] = None, objective: str = 'nll',
+                 fit_on: Optional[str] = None, per_class: bool = False, score_thr: float = 0.05,
+                 iou_thr: float = 0.5, max_per_image: int = 1024, n_bins: int = 15,
+                 calibrator: str = 'temperature', target: str = 'tp',
                  calibrator_file: Optional[str] = None,
                  calibrator_sha256: Optional[str] = None) -> None:
         try:  # known options and mode (whether the mode fits the model: before_run)

@@ -30,8 +30,7 @@ class _InvertedResidual(nn.Module):
     """Expand (1x1, ``expand_ratio``) -> depth-wise (3x3, ``stride``) -> project (1x1,
     linear), residual if shapes match."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int,
-                 expand_ratio: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, expand_ratio: int) -> None:
         super().__init__()
         hidden = in_channels * expand_ratio
         self.use_residual = stride == 1 and in_channels == out_channels

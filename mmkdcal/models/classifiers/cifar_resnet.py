@@ -66,11 +66,8 @@ class CifarResNet(CifarBackbone):
         num_classes, in_channels (int): Classes of the classifier; input image channels.
     """
 
-    def __init__(self,
-                 arch: Optional[str] = None,
-                 depth: Optional[int] = None,
-                 widths: Optional[Sequence[int]] = None,
-                 num_classes: int = 100,
+    def __init__(self, arch: Optional[str] = None, depth: Optional[int] = None,
+                 widths: Optional[Sequence[int]] = None, num_classes: int = 100,
                  in_channels: int = 3) -> None:
         super().__init__('CifarResNet', num_classes)
         depth, widths = named_arch('CifarResNet', arch, CIFAR_RESNET_ARCHS,

@@ -17,11 +17,7 @@ __all__ = ['CifarWideResNet', 'CIFAR_WRN_ARCHS']
 
 #: arch name -> (depth, widen_factor)
 CIFAR_WRN_ARCHS: Dict[str, Tuple[int, int]] = {
-    'wrn_16_1': (16, 1),
-    'wrn_16_2': (16, 2),
-    'wrn_40_1': (40, 1),
-    'wrn_40_2': (40, 2),
-}
+    'wrn_16_1': (16, 1), 'wrn_16_2': (16, 2), 'wrn_40_1': (40, 1), 'wrn_40_2': (40, 2)}
 
 
 class _PreActBlock(nn.Module):
@@ -66,12 +62,8 @@ class CifarWideResNet(CifarBackbone):
         num_classes, in_channels (int): Classes of the classifier; input image channels.
     """
 
-    def __init__(self,
-                 arch: Optional[str] = None,
-                 depth: Optional[int] = None,
-                 widen_factor: Optional[int] = None,
-                 num_classes: int = 100,
-                 drop_rate: float = 0.0,
+    def __init__(self, arch: Optional[str] = None, depth: Optional[int] = None,
+                 widen_factor: Optional[int] = None, num_classes: int = 100, drop_rate: float = 0.0,
                  in_channels: int = 3) -> None:
         super().__init__('CifarWideResNet', num_classes)
         depth, widen_factor = named_arch('CifarWideResNet', arch, CIFAR_WRN_ARCHS,

@@ -42,11 +42,8 @@ class ImageClassifier(BaseModel):
         init_cfg (dict, optional): MMEngine initialisation config.
     """
 
-    def __init__(self,
-                 backbone: dict,
-                 data_preprocessor: Optional[dict] = None,
-                 loss: Optional[dict] = None,
-                 label_smoothing: float = 0.0,
+    def __init__(self, backbone: dict, data_preprocessor: Optional[dict] = None,
+                 loss: Optional[dict] = None, label_smoothing: float = 0.0,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = cifar100_data_preprocessor()
@@ -118,13 +115,11 @@ class ImageClassifier(BaseModel):
                              f'max={int(labels.max())}. Check the backbone num_classes.')
         if self.loss_module is not None:
             return dict(loss_cls=self.loss_module(logits, labels))
-        return dict(loss_cls=F.cross_entropy(logits, labels,
-                                             label_smoothing=self.label_smoothing))
+        return dict(loss_cls=F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing))
 
     # ------------------------------------------------------------------ predict
     def predict(self, inputs: torch.Tensor,
-                data_samples: Optional[Sequence[BaseDataElement]] = None
-                ) -> List[BaseDataElement]:
+                data_samples: Optional[Sequence[BaseDataElement]] = None) -> List[BaseDataElement]:
         """Write the logits ``pred_logits`` (K,), softmax ``pred_score`` and argmax
         ``pred_label`` into the N input samples (new ones when None); return them."""
         logits = self.extract_logits(inputs)
@@ -137,17 +132,14 @@ class ImageClassifier(BaseModel):
         outputs = []
         for i in range(logits.shape[0]):
             sample = BaseDataElement() if data_samples is None else data_samples[i]
-            sample.set_data(dict(pred_logits=logits[i], pred_score=scores[i],
-                                 pred_label=labels[i]))
+            sample.set_data(dict(pred_logits=logits[i], pred_score=scores[i], pred_label=labels[i]))
             outputs.append(sample)
         return outputs
 
     # ------------------------------------------------------------------ entry point
-    def forward(self,
-                inputs: torch.Tensor,
-                data_samples: Optional[Sequence[BaseDataElement]] = None,
-                mode: str = 'tensor') -> Union[torch.Tensor, Dict[str, torch.Tensor],
-                                               List[BaseDataElement]]:
+    def forward(self, inputs: torch.Tensor,
+                data_samples: Optional[Sequence[BaseDataElement]] = None, mode: str = 'tensor'
+                ) -> Union[torch.Tensor, Dict[str, torch.Tensor], List[BaseDataElement]]:
         """MMEngine's modes on preprocessed images: ``'tensor'`` -> (N, K) logits,
         ``'loss'`` -> ``dict(loss_cls=...)``, ``'predict'`` -> samples with predictions."""
         if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:

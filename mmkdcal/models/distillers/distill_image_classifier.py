@@ -80,8 +80,7 @@ class DistillImageClassifier(DistillerMixin, ImageClassifier):
     def _distill_batches(self, taps: OutputTaps, inputs: torch.Tensor, data_samples,
                          needed: Set[str], teacher_out=None) -> Dict[str, DistillBatch]:
         with self.teacher_context(inputs.device.type):
-            t_logits = self.teacher.extract_logits(inputs)
-        t_logits = t_logits.float()
+            t_logits = self.teacher.extract_logits(inputs).float()
         self._check_finite(t_logits, 'logits')
         s_logits = single_call(taps['logits'], 'backbone')
         labels = self.stack_labels(data_samples, inputs.shape[0]).to(s_logits.device)

@@ -25,7 +25,7 @@ from mmdet.registry import MODELS
 
 from ...calibration.calibrators import CALIBRATORS, apply_calibrator
 from ...utils.config_scope import resolve_config_path
-from ...utils.read_errors import checkpoint_read_error
+from ...utils.read_errors import checkpoint_read_error, is_url
 from ..contract import DistillBatch, DistillInput, call_distill_loss, check_loss_input
 from .heterogeneous import HeteroPair
 from .taps import OutputTaps, single_call
@@ -223,8 +223,7 @@ class DistillerMixin:
 
     @staticmethod
     def _load_teacher_weights(teacher: nn.Module, teacher_ckpt: str) -> None:
-        is_url = teacher_ckpt.startswith(('http://', 'https://'))
-        if not is_url:
+        if not is_url(teacher_ckpt):
             if osp.isdir(teacher_ckpt):
                 raise IsADirectoryError(
                     f'model.teacher_ckpt {teacher_ckpt!r} is a directory; point it at the '

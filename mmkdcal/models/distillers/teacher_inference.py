@@ -103,8 +103,7 @@ def apply_teacher_inference(teacher: nn.Module, settings: Dict[str, Any]) -> nn.
                     isinstance(m, ModulatedDeformConv2d) for m in child.modules())
                 if not last:
                     child.to(memory_format=torch.contiguous_format)
-                child.forward = FastForward(child.forward, dtype, last, settings['compile'],
-                                            name)
+                child.forward = FastForward(child.forward, dtype, last, settings['compile'], name)
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher

@@ -50,8 +50,7 @@ class BoxKDLoss(DistillLoss):
     def check_input(self, spec) -> Optional[str]:
         """Also refuse the GIoU term on box outputs that are not decoded boxes."""
         problem = super().check_input(spec)
-        if problem is None and self.giou_weight > 0 and getattr(spec, 'box_format',
-                                                                None) != 'xyxy':
+        if problem is None and self.giou_weight > 0 and getattr(spec, 'box_format', None) != 'xyxy':
             return (f'BoxKDLoss(giou_weight={self.giou_weight}) needs decoded (x1, y1, x2, y2) '
                     f'boxes, but inputs={spec.name!r} gives {spec.description}; set '
                     'giou_weight=0')

@@ -38,10 +38,8 @@ class CWDLoss(ChannelAdapterMixin, DistillLoss):
     """
 
     def __init__(self, tau: float = 1.0, loss_weight: float = 1.0,
-                 student_channels: Optional[int] = None,
-                 teacher_channels: Optional[int] = None,
-                 adapter: Optional[bool] = None,
-                 standardise: bool = False) -> None:
+                 student_channels: Optional[int] = None, teacher_channels: Optional[int] = None,
+                 adapter: Optional[bool] = None, standardise: bool = False) -> None:
         super().__init__()
         self.init_adapter(student_channels, teacher_channels, adapter, bias=False)
         if not isinstance(standardise, bool):

@@ -54,8 +54,7 @@ class DKDLoss(DistillLoss):
         self.alpha = check_non_negative('alpha', alpha)
         self.beta = check_non_negative('beta', beta)
         self.tau = check_positive('tau', tau)
-        if isinstance(warmup_iters, bool) or not isinstance(warmup_iters, int) \
-                or warmup_iters < 0:
+        if isinstance(warmup_iters, bool) or not isinstance(warmup_iters, int) or warmup_iters < 0:
             raise ValueError(f'warmup_iters must be a non-negative int, got {warmup_iters!r}.')
         self.warmup_iters = warmup_iters
         self.loss_weight = check_non_negative('loss_weight', loss_weight)
@@ -70,14 +69,12 @@ class DKDLoss(DistillLoss):
             raise ValueError(f'DKDLoss has warmup_iters={self.warmup_iters} and needs the '
                              'current iteration: pass cur_iter=<0-based iteration> (the '
                              'distiller does so because needs_iter is True).')
-        if isinstance(cur_iter, bool) or not isinstance(cur_iter, numbers.Integral) \
-                or cur_iter < 0:
+        if isinstance(cur_iter, bool) or not isinstance(cur_iter, numbers.Integral) or cur_iter < 0:
             raise ValueError(f'cur_iter must be a non-negative int, got {cur_iter!r}.')
         return min((cur_iter + 1) / self.warmup_iters, 1.0)
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, labels: Tensor,
-                weight: Optional[Tensor] = None,
-                avg_factor: Optional[Union[float, Tensor]] = None,
+                weight: Optional[Tensor] = None, avg_factor: Optional[Union[float, Tensor]] = None,
                 cur_iter: Optional[int] = None) -> Tensor:
         """The loss of (M, C) logits (C >= 2) with integer ``labels`` (M,) in [0, C);
         ``weight`` (M,); with ``avg_factor``, ``sum / avg_factor`` instead of the mean;
@@ -110,8 +107,6 @@ class DKDLoss(DistillLoss):
         log_q_bin = torch.stack([log_q[gt_mask], torch.logsumexp(log_q_other, dim=1)], dim=1)
         tckd = kl_div(log_q_bin, log_p_bin, dim=1)
         # NCKD: renormalised distribution over the non-target classes.
-        nckd = kl_div(F.log_softmax(log_q_other, dim=1), F.log_softmax(log_p_other, dim=1),
-                      dim=1)
+        nckd = kl_div(F.log_softmax(log_q_other, dim=1), F.log_softmax(log_p_other, dim=1), dim=1)
         per_sample = (self.alpha * tckd + self.beta * nckd) * self.tau**2
-        return self.loss_weight * factor * weighted_reduce(per_sample, weight, 'mean',
-                                                           avg_factor)
+        return self.loss_weight * factor * weighted_reduce(per_sample, weight, 'mean', avg_factor)

@@ -38,8 +38,7 @@ class KDLoss(DistillLoss):
     accepts_weight = True
     accepts_avg_factor = True
 
-    def __init__(self, tau: float = 4.0, loss_weight: float = 1.0,
-                 reduction: str = 'mean') -> None:
+    def __init__(self, tau: float = 4.0, loss_weight: float = 1.0, reduction: str = 'mean') -> None:
         super().__init__()
         self.tau = check_positive('tau', tau)
         self.loss_weight = check_non_negative('loss_weight', loss_weight)
@@ -55,5 +54,4 @@ class KDLoss(DistillLoss):
         log_q = F.log_softmax(detach_teacher(teacher_logits, student_logits) / self.tau, dim=1)
         log_p = F.log_softmax(student_logits / self.tau, dim=1)
         per_sample = kl_div(log_q, log_p, dim=1) * self.tau**2
-        return self.loss_weight * weighted_reduce(per_sample, weight, self.reduction,
-                                                  avg_factor)
+        return self.loss_weight * weighted_reduce(per_sample, weight, self.reduction, avg_factor)

@@ -46,9 +46,8 @@ class MLKDLoss(DistillLoss):
     logit_activation = 'softmax'
 
     def __init__(self, temperatures: Sequence[float] = (2.0, 3.0, 4.0, 5.0, 6.0),
-                 instance_weight: float = 1.0, batch_weight: float = 1.0,
-                 class_weight: float = 1.0, min_teacher_conf: Optional[float] = None,
-                 loss_weight: float = 1.0) -> None:
+                 instance_weight: float = 1.0, batch_weight: float = 1.0, class_weight: float = 1.0,
+                 min_teacher_conf: Optional[float] = None, loss_weight: float = 1.0) -> None:
         super().__init__()
         if isinstance(temperatures, (str, bytes)) or not isinstance(temperatures, Sequence) \
                 or len(temperatures) == 0:

@@ -39,8 +39,7 @@ class PKDLoss(ChannelAdapterMixin, DistillLoss):
     eps = 1e-6
 
     def __init__(self, loss_weight: float = 1.0, resize_stu: bool = True,
-                 student_channels: Optional[int] = None,
-                 teacher_channels: Optional[int] = None,
+                 student_channels: Optional[int] = None, teacher_channels: Optional[int] = None,
                  adapter: Optional[bool] = None) -> None:
         super().__init__()
         self.init_adapter(student_channels, teacher_channels, adapter, bias=False)

@@ -107,9 +107,7 @@ def kl_div(log_q: Tensor, log_p: Tensor, dim: int = -1) -> Tensor:
     return (log_q.exp() * (log_q - log_p)).sum(dim=dim)
 
 
-def weighted_reduce(loss: Tensor,
-                    weight: Optional[Tensor] = None,
-                    reduction: str = 'mean',
+def weighted_reduce(loss: Tensor, weight: Optional[Tensor] = None, reduction: str = 'mean',
                     avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
     """Weight per-sample losses and reduce them with MMDetection's ``weight_reduce_loss``.
 
