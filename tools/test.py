@@ -21,7 +21,8 @@ from mmengine.runner.checkpoint import CheckpointLoader  # noqa: E402
 
 import mmkdcal  # noqa: E402,F401
 from mmkdcal.utils.checkpoint import check_complete, install  # noqa: E402
-from tools.harness.launch import add_common_args, load_config, setup_cpu_distributed  # noqa: E402
+from tools.harness.launch import (add_common_args, end_distributed, load_config,  # noqa: E402
+                                  setup_cpu_distributed)
 from tools.harness.trained_model import check_checkpoint_matches  # noqa: E402
 from tools.harness.trained_model import checkpoint_state_dict  # noqa: E402
 
@@ -58,6 +59,7 @@ def main(argv=None):
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     metrics = runner.test()
+    end_distributed()
     if args.metrics_out:
         import json
         os.makedirs(osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)

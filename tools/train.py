@@ -28,7 +28,8 @@ from mmengine.runner import Runner  # noqa: E402
 import mmkdcal  # noqa: E402,F401  (registers modules, safe checkpoint loading)
 from mmkdcal.utils.checkpoint import install  # noqa: E402
 from mmkdcal.utils.work_dir import WorkDirLock  # noqa: E402
-from tools.harness.launch import add_common_args, load_config, setup_cpu_distributed  # noqa: E402
+from tools.harness.launch import (add_common_args, end_distributed, load_config,  # noqa: E402
+                                  setup_cpu_distributed)
 from tools.harness.teacher_classes import check_teacher_classes  # noqa: E402
 from tools.harness.work_dir import (check_disk_space, check_writable_dir,  # noqa: E402
                                     checkpoint_dir, configure_resume,
@@ -69,6 +70,7 @@ def main(argv=None):
         check_teacher_classes(runner.model, cfg)
         check_disk_space(runner.model, cfg, checkpoint_dir(cfg))
         runner.train()
+        end_distributed()
 
 
 if __name__ == '__main__':

@@ -24,7 +24,8 @@ from mmengine.logging import print_log
 
 from mmkdcal.utils.config_scope import resolve_config_path
 
-__all__ = ['add_common_args', 'default_work_dir', 'load_config', 'setup_cpu_distributed']
+__all__ = ['add_common_args', 'default_work_dir', 'end_distributed', 'load_config',
+           'setup_cpu_distributed']
 
 
 def add_common_args(parser) -> None:
@@ -129,3 +130,11 @@ def setup_cpu_distributed(cfg: Config) -> bool:
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     return True
+
+
+def end_distributed() -> None:
+    """Tear the process group down once every rank is done, so that no rank exits while the
+    backend's threads still run (a rank may otherwise abort at exit)."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
