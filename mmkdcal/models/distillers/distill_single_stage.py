@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Set, Tuple, Union
 
 import torch
 from mmengine.config import Config
+from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmdet.models.detectors import (ATSS, DDOD, FCOS, GFL, PAA, TOOD, YOLOX, CenterNet, RetinaNet,
@@ -48,7 +49,8 @@ class DenseDistillerMixin(DistillerMixin):
     :mod:`.head_semantics`): ``'cls'`` (``avg_factor``: the *uncalibrated* teacher's soft count of
     foreground priors), ``'reg'``, ``'neck'``, CrossKD's (Wang et al., CVPR 2024) ``'crosskd_cls'``
     / ``'crosskd_reg'``: the student's head features after ``k`` tower convs through the
-    teacher's remaining head layers, and ``'mask'`` (RTMDet-Ins: :meth:`_mask_batch`).
+    teacher's remaining head layers, and ``'mask'`` (RTMDet-Ins, CondInst, BoxInst:
+    :meth:`_mask_batch`).
 
     Args:
         teacher_config: The teacher's config (file path, ``mmdet::`` path or model dict). For
@@ -203,8 +205,11 @@ class DenseDistillerMixin(DistillerMixin):
         if cross:
             self._tap_towers(taps, self.bbox_head, 'student')
         if 'mask' in needed:  # the positive priors, and the student's mask logits at them
-            taps.method_call('mask_loss', self.bbox_head, 'loss_mask_by_feat')
-            taps.method_call('mask_logits', self.bbox_head, '_mask_predict_by_feat_single')
+            if 'mask_feat' in self.head_semantics.outputs:  # RTMDet-Ins
+                taps.method_call('mask_loss', self.bbox_head, 'loss_mask_by_feat')
+                taps.method_call('mask_logits', self.bbox_head, '_mask_predict_by_feat_single')
+            else:  # CondInst, BoxInst: per image, its positive infos and mask logits
+                taps.method_call('mask_logits', self.mask_head, 'forward_single')
 
     def _tap_towers(self, taps: OutputTaps, head, who: str) -> None:
         """Record each tower's input to the crossed layer, per level (call order = level order)."""
@@ -270,21 +275,30 @@ class DenseDistillerMixin(DistillerMixin):
         if 'neck' in needed:
             batches['neck'] = self._neck_batch(taps, t_feats)
         if 'mask' in needed:
-            batches['mask'] = self._mask_batch(taps, t_outs)
+            batches['mask'] = self._mask_batch(taps, t_feats, t_outs)
         return batches
 
-    def _mask_batch(self, taps: OutputTaps, t_outs: Tuple) -> DistillBatch:
+    def _mask_batch(self, taps: OutputTaps, t_feats: Tuple, t_outs: Tuple) -> DistillBatch:
         """Mask logits (P, H * W) at the student's positive priors: the student's, and the
-        teacher's kernels at those priors run on the teacher's mask features."""
-        results = single_call(taps['mask_loss'], 'mask loss')['sampling_results_list']
-        head, sem = self.teacher.bbox_head, self.head_semantics
+        teacher's kernels at those priors run by mmdet's own code on the teacher's mask features
+        (RTMDet-Ins: ``_mask_predict_by_feat_single``; CondInst, BoxInst: the mask head's
+        ``forward_single``, with the priors' points and strides)."""
+        sem, calls = self.head_semantics, taps['mask_logits']
         kernels = torch.cat([k.permute(0, 2, 3, 1).flatten(1, 2)
                              for k in sem.output(t_outs, 'kernels')], 1)  # (N, priors, params)
         with self.teacher_context(kernels.device.type):
-            t = torch.cat([head._mask_predict_by_feat_single(f, k[r.pos_inds], r.pos_priors)
-                           for f, k, r in zip(sem.output(t_outs, 'mask_feat'), kernels, results)])
-        s = torch.cat([call['result'] for call in taps['mask_logits']]).flatten(1)
-        return DistillBatch(s, t.flatten(1).to(s.dtype),
+            if 'mask_feat' in sem.outputs:
+                head = self.teacher.bbox_head
+                results = single_call(taps['mask_loss'], 'mask loss')['sampling_results_list']
+                t = [head._mask_predict_by_feat_single(f, k[r.pos_inds], r.pos_priors)
+                     for f, k, r in zip(sem.output(t_outs, 'mask_feat'), kernels, results)]
+            else:
+                head, infos = self.teacher.mask_head, [call['positive_info'] for call in calls]
+                t = [head.forward_single(f, InstanceData(param_preds=k[i.pos_inds], points=i.points,
+                                                         strides=i.strides))[0]
+                     for f, k, i in zip(head.mask_feature_head(t_feats), kernels, infos)]
+        s = _mask_rows([call['result'] for call in calls])
+        return DistillBatch(s, _mask_rows(t).to(s.dtype),
                             avg_factor=s.new_tensor(float(max(s.numel(), 1))))
 
     def _crossed_outputs(self, taps: OutputTaps, t_taps: OutputTaps, t_feats) -> Tuple:
@@ -330,6 +344,26 @@ class DistillSingleStageDetector(DenseDistillerMixin, SingleStageDetector):
 @MODELS.register_module()
 class DistillSingleStageInstanceSegmentor(DenseDistillerMixin, SingleStageInstanceSegmentor):
     """A CondInst, BoxInst or sigmoid-YOLACT student. Arguments: :class:`DenseDistillerMixin`."""
+
+    def _init_distill_losses(self, distill_losses: Optional[Dict[str, dict]]) -> None:
+        """Refuse ``'mask'`` with its reason where the mask head has no per-prior kernels."""
+        for key, cfg in (distill_losses.items() if isinstance(distill_losses, dict) else ()):
+            if (isinstance(cfg, dict) and cfg.get('inputs') == 'mask'
+                    and 'mask' not in self.distill_input_specs):
+                raise ValueError(
+                    f"distill_losses.{key}: inputs='mask' needs mask logits from per-prior "
+                    f'dynamic kernels (RTMDet-Ins, CondInst, BoxInst), and '
+                    f'{type(self.mask_head).__name__} has none: it takes the sigmoid of '
+                    'prototypes x coefficients and crops it to each box inside its forward. '
+                    "Remove this loss; the box head distils ('cls', 'reg', 'neck').")
+        super()._init_distill_losses(distill_losses)
+
+
+def _mask_rows(masks: List) -> Tensor:
+    """Per-image masks (or CondInst's 1-tuples of them) as rows (P, H * W); an image without
+    instances (CondInst gives it (0, 1, h, w)) adds none."""
+    rows = [(m[0] if isinstance(m, tuple) else m).flatten(1) for m in masks]
+    return torch.cat([r for r in rows if len(r)] or rows[:1])
 
 
 def align_feature_stats(student: Tensor, teacher: Tensor, eps: float = 1e-6) -> Tensor:
