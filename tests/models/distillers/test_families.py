@@ -20,6 +20,7 @@ from mmdet.registry import MODELS
 import mmkdcal  # noqa: F401
 from mmkdcal.models.distillers import DenseHeadSemantics, distiller_type, score_logits
 from mmkdcal.models.distillers.head_semantics import DENSE_HEADS
+from mmkdcal.models.distillers.taps import OutputTaps
 from mmkdcal.models.losses import DistillLoss
 from mmkdcal.utils.checkpoint import load_checkpoint_file
 
@@ -542,14 +543,53 @@ def test_condinst_mask_kd_targets_by_hand_on_a_planted_controller(tmp_path, monk
     assert got['avg_factor'].item() == points.shape[0] * h * w
 
 
-def test_mask_kd_is_refused_for_yolact_with_its_reason(tmp_path):
+def test_condinst_mask_kd_rows_of_a_copy_skip_an_image_without_instances(tmp_path):
+    """A copy of the student as teacher: its mask logits equal the student's row by row, one
+    row per positive prior of the image with instances; the image without any adds none."""
+    cfg = tiny_model('condinst')
+    t_path, t_ckpt, teacher = save_teacher(cfg, tmp_path, seed=1)
+    model = MODELS.build(ConfigDict(_distiller_cfg('condinst', t_path, t_ckpt,
+                                                   teacher_temperature=1.0,
+                                                   teacher_inference=dict(fuse_conv_bn=False),
+                                                   distill_losses=dict(loss_kd_mask=dict(
+                                                       type='_MaskRecordingLoss',
+                                                       inputs='mask')))))
+    model.load_state_dict(teacher.state_dict(), strict=True)
+    model.train()
+    model.teacher.train()  # batch statistics on both sides
+    data = batch(model, size=input_size('condinst'), masks=True)
+    data['data_samples'][1].gt_instances = data['data_samples'][1].gt_instances[:0]
+    with OutputTaps() as taps:
+        taps.module_output('mask_feats', model.mask_head.mask_feature_head)
+        model.loss(data['inputs'], data['data_samples'])
+    got = _MaskRecordingLoss.seen
+    h, w = taps['mask_feats'][0].shape[-2:]
+    pos = model.bbox_head.get_positive_infos()  # mmdet's own record of the last step's priors
+    assert len(pos[0]) > 0 and len(pos[1]) == 0
+    assert got['s'].shape == got['t'].shape == (len(pos[0]), 4 * h * w)  # upsampled x 2
+    assert torch.allclose(got['s'], got['t'], atol=1e-5)
+
+
+def test_mask_kd_is_refused_for_yolact_and_other_mask_strides_with_the_reason(tmp_path):
     cfg = tiny_model('yolact')
     t_path, t_ckpt, _ = save_teacher(cfg, tmp_path)
     with pytest.raises(ValueError, match=(
-            r"distill_losses.loss_kd_mask: inputs='mask' needs mask logits from per-prior "
-            r'dynamic kernels \(RTMDet-Ins, CondInst, BoxInst\), and YOLACTProtonet has none: '
-            r'it takes the sigmoid of prototypes x coefficients and crops it to each box')):
+            r"distill_losses.loss_kd_mask: inputs='mask' needs per-prior mask kernels "
+            r'\(RTMDet-Ins, CondInst, BoxInst\); YOLACTProtonet crops the sigmoid of prototypes '
+            r"x coefficients to each box. Remove it; the box head distils \('cls', 'reg', "
+            r"'neck'\).")):
         MODELS.build(ConfigDict(_distiller_cfg('yolact', t_path, t_ckpt,
                                                teacher_temperature=1.0, distill_losses=dict(
                                                    loss_kd_mask=dict(type='BinaryKDLoss',
                                                                      inputs='mask')))))
+    cfg = tiny_model('condinst')
+    t_path, t_ckpt, _ = save_teacher(cfg, tmp_path, 'condinst')
+    student = _distiller_cfg('condinst', t_path, t_ckpt, teacher_temperature=1.0,
+                             distill_losses=dict(loss_kd_mask=dict(type='BinaryKDLoss',
+                                                                   inputs='mask')))
+    student['mask_head'] = dict(student['mask_head'], mask_out_stride=8)
+    with pytest.raises(ValueError, match=(
+            r"distill_losses.loss_kd_mask: inputs='mask' compares mask logits pixel by pixel: "
+            r"set model.mask_head \(mask_feat_stride, mask_out_stride\) to the teacher's "
+            r'\(8, 4\), not \(8, 8\).')):
+        MODELS.build(ConfigDict(student))
