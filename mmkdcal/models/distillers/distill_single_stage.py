@@ -32,8 +32,7 @@ __all__ = ['DenseDistillerMixin', 'DistillATSS', 'DistillCenterNet', 'DistillDDO
 
 def neck_channels(detector) -> Optional[int]:
     """The width of a detector's neck outputs (or its backbone's), when its config states one."""
-    neck = getattr(detector, 'neck', None)
-    width = getattr(neck, 'out_channels', None) if neck is not None else None
+    width = getattr(getattr(detector, 'neck', None), 'out_channels', None)
     if isinstance(width, (list, tuple)):
         width = width[0] if len(set(width)) == 1 else None
     return int(width) if isinstance(width, int) else None
@@ -48,7 +47,7 @@ class DenseDistillerMixin(DistillerMixin):
     :mod:`.head_semantics`): ``'cls'`` (``avg_factor``: the *uncalibrated* teacher's soft count of
     foreground priors), ``'reg'``, ``'neck'``, CrossKD's (Wang et al., CVPR 2024) ``'crosskd_cls'``
     / ``'crosskd_reg'``: the student's head features after ``k`` tower convs through the
-    teacher's remaining head layers, and ``'mask'`` (RTMDet-Ins: :meth:`_mask_batch`).
+    teacher's remaining head layers, and ``'mask'`` (:meth:`_mask_batch`).
 
     Args:
         teacher_config: The teacher's config (file path, ``mmdet::`` path or model dict). For
@@ -190,8 +189,7 @@ class DenseDistillerMixin(DistillerMixin):
             self._tap_towers(taps, self.teacher.bbox_head, 'teacher')
         with self.teacher_context(batch_inputs.device.type):
             feats = self.teacher.extract_feat(batch_inputs)
-            outs = self.teacher.bbox_head(feats)
-        return feats, outs
+            return feats, self.teacher.bbox_head(feats)
 
     # ------------------------------------------------------------------ training
     def _tap_student(self, taps: OutputTaps, needed: Set[str]) -> None:
@@ -202,9 +200,11 @@ class DenseDistillerMixin(DistillerMixin):
             taps.module_output('head', self.bbox_head)
         if cross:
             self._tap_towers(taps, self.bbox_head, 'student')
-        if 'mask' in needed:  # the positive priors, and the student's mask logits at them
-            taps.method_call('mask_loss', self.bbox_head, 'loss_mask_by_feat')
+        if 'mask' in needed and 'mask_feat' in self.head_semantics.outputs:  # RTMDet-Ins
+            taps.method_call('mask_loss', self.bbox_head, 'loss_mask_by_feat')  # positive priors
             taps.method_call('mask_logits', self.bbox_head, '_mask_predict_by_feat_single')
+        elif 'mask' in needed:  # CondInst, BoxInst: per image, positive infos and mask logits
+            taps.method_call('mask_logits', self.mask_head, 'forward_single')
 
     def _tap_towers(self, taps: OutputTaps, head, who: str) -> None:
         """Record each tower's input to the crossed layer, per level (call order = level order)."""
@@ -270,21 +270,28 @@ class DenseDistillerMixin(DistillerMixin):
         if 'neck' in needed:
             batches['neck'] = self._neck_batch(taps, t_feats)
         if 'mask' in needed:
-            batches['mask'] = self._mask_batch(taps, t_outs)
+            batches['mask'] = self._mask_batch(taps, t_feats, t_outs)
         return batches
 
-    def _mask_batch(self, taps: OutputTaps, t_outs: Tuple) -> DistillBatch:
+    def _mask_batch(self, taps: OutputTaps, t_feats: Tuple, t_outs: Tuple) -> DistillBatch:
         """Mask logits (P, H * W) at the student's positive priors: the student's, and the
-        teacher's kernels at those priors run on the teacher's mask features."""
-        results = single_call(taps['mask_loss'], 'mask loss')['sampling_results_list']
-        head, sem = self.teacher.bbox_head, self.head_semantics
+        teacher's kernels at those priors (and their points) run on its mask features by mmdet's
+        own ``_mask_predict_by_feat_single`` (RTMDet-Ins) or ``mask_head.forward_single``."""
+        sem, calls = self.head_semantics, taps['mask_logits']
         kernels = torch.cat([k.permute(0, 2, 3, 1).flatten(1, 2)
                              for k in sem.output(t_outs, 'kernels')], 1)  # (N, priors, params)
         with self.teacher_context(kernels.device.type):
-            t = torch.cat([head._mask_predict_by_feat_single(f, k[r.pos_inds], r.pos_priors)
-                           for f, k, r in zip(sem.output(t_outs, 'mask_feat'), kernels, results)])
-        s = torch.cat([call['result'] for call in taps['mask_logits']]).flatten(1)
-        return DistillBatch(s, t.flatten(1).to(s.dtype),
+            if 'mask_feat' in sem.outputs:
+                head = self.teacher.bbox_head
+                results = single_call(taps['mask_loss'], 'mask loss')['sampling_results_list']
+                t = [head._mask_predict_by_feat_single(f, k[r.pos_inds], r.pos_priors)
+                     for f, k, r in zip(sem.output(t_outs, 'mask_feat'), kernels, results)]
+            else:
+                head, infos = self.teacher.mask_head, [call['positive_info'] for call in calls]
+                t = [head.forward_single(f, i.new(**dict(i.items(), param_preds=k[i.pos_inds])))[0]
+                     for f, k, i in zip(head.mask_feature_head(t_feats), kernels, infos)]
+        s = _mask_rows([call['result'] for call in calls])
+        return DistillBatch(s, _mask_rows(t).to(s.dtype),
                             avg_factor=s.new_tensor(float(max(s.numel(), 1))))
 
     def _crossed_outputs(self, taps: OutputTaps, t_taps: OutputTaps, t_feats) -> Tuple:
@@ -330,6 +337,30 @@ class DistillSingleStageDetector(DenseDistillerMixin, SingleStageDetector):
 @MODELS.register_module()
 class DistillSingleStageInstanceSegmentor(DenseDistillerMixin, SingleStageInstanceSegmentor):
     """A CondInst, BoxInst or sigmoid-YOLACT student. Arguments: :class:`DenseDistillerMixin`."""
+
+    def _init_distill_losses(self, distill_losses: Optional[Dict[str, dict]]) -> None:
+        """Refuse ``'mask'`` with its reason where this pair cannot compare mask logits."""
+        asked = [k for k, c in (distill_losses.items() if isinstance(distill_losses, dict) else ())
+                 if isinstance(c, dict) and c.get('inputs') == 'mask']
+        s_st, t_st = ((getattr(h, 'mask_feat_stride', 0), getattr(h, 'mask_out_stride', 0))
+                      for h in (self.mask_head, getattr(self.teacher, 'mask_head', None)))
+        if asked and 'mask' not in self.distill_input_specs:
+            raise ValueError(f"distill_losses.{asked[0]}: inputs='mask' needs per-prior mask "
+                             'kernels (RTMDet-Ins, CondInst, BoxInst); '
+                             f'{type(self.mask_head).__name__} crops the sigmoid of prototypes x '
+                             "coefficients to each box. Remove it; the box head distils ('cls', "
+                             "'reg', 'neck').")
+        if asked and s_st != t_st:
+            raise ValueError(f"distill_losses.{asked[0]}: inputs='mask' compares mask logits pixel "
+                             'by pixel: set model.mask_head (mask_feat_stride, mask_out_stride) '
+                             f"to the teacher's {t_st}, not {s_st}.")
+        super()._init_distill_losses(distill_losses)
+
+
+def _mask_rows(masks: List) -> Tensor:
+    """Per-image masks (or 1-tuples of them) as rows (P, H * W); empty images add none."""
+    rows = [(m[0] if isinstance(m, tuple) else m).flatten(1) for m in masks]
+    return torch.cat([r for r in rows if len(r)] or rows[:1])
 
 
 def align_feature_stats(student: Tensor, teacher: Tensor, eps: float = 1e-6) -> Tensor:
@@ -394,8 +425,7 @@ class DistillFCOS(DistillSingleStageDetector, FCOS):
 
 @MODELS.register_module()
 class DistillRTMDet(DistillSingleStageDetector, RTMDet):
-    """An RTMDet or RTMDet-Ins student (its ``use_syncbn`` switch is kept). Arguments: as its
-    base."""
+    """An RTMDet or RTMDet-Ins student (keeps its ``use_syncbn`` switch). Arguments: its base."""
 
 
 @MODELS.register_module()

@@ -190,9 +190,9 @@ DENSE_HEADS: Dict[str, DenseHeadSemantics] = {
     # RTMDet-Ins: RTMDet's outputs, then per-prior dynamic mask kernels and the mask features
     'RTMDetInsSepBNHead': DenseHeadSemantics(('cls', 'reg', 'kernels', 'mask_feat'),
                                              prior_targets=_rtmdet_head_targets),
-    # CondInst, BoxInst: FCOS's outputs, then per-prior dynamic mask-head parameters
+    # CondInst, BoxInst: FCOS's outputs, then per-prior dynamic mask-head parameters (kernels)
     **dict.fromkeys(('CondInstBboxHead', 'BoxInstBboxHead'), DenseHeadSemantics(
-        ('cls', 'reg', 'centerness', 'params'), score_factor='centerness',
+        ('cls', 'reg', 'centerness', 'kernels'), score_factor='centerness',
         prior_targets=_fcos_head_targets, eval_box_stride=lambda head: head.norm_on_bbox)),
     # YOLACT (sigmoid scores only, see .zoo): RetinaNet's outputs, then mask coefficients
     'YOLACTHead': DenseHeadSemantics(('cls', 'reg', 'coeff'), prior_targets=_anchor_head_targets),

@@ -15,14 +15,16 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import MessageHub
 from mmengine.runner import Runner
 
-import mmkdcal  # noqa: F401
 from mmdet.registry import MODELS
+
+import mmkdcal  # noqa: F401
 from mmkdcal.models.distillers import DenseHeadSemantics, distiller_type, score_logits
 from mmkdcal.models.distillers.head_semantics import DENSE_HEADS
+from mmkdcal.models.distillers.taps import OutputTaps
 from mmkdcal.models.losses import DistillLoss
 from mmkdcal.utils.checkpoint import load_checkpoint_file
 
-from _families import FAMILIES, TWO_STAGE, WITH_MASK, input_size, family_test_pipeline, tiny_model
+from _families import FAMILIES, TWO_STAGE, WITH_MASK, family_test_pipeline, input_size, tiny_model
 from _helpers import batch, last_checkpoint, save_teacher, train_config, write_coco
 
 torch.set_num_threads(1)
@@ -53,7 +55,7 @@ def _zero_floor_losses(family: str, model_cfg: dict) -> dict:
         losses['loss_kd_reg'] = dict(type='LDLoss', inputs='reg')
     elif family not in ('centernet', 'reppoints'):  # these declare no box output
         losses['loss_kd_reg'] = dict(type='BoxKDLoss', inputs='reg')
-    if family == 'rtmdet_ins':
+    if family in ('rtmdet_ins', 'condinst', 'boxinst'):
         losses['loss_kd_mask'] = dict(type='BinaryKDLoss', inputs='mask', beta=1.0)
     if family in CROSSKD:
         losses['loss_kd_xcls'] = dict(type='BinaryKDLoss', inputs='crosskd_cls', beta=1.0)
@@ -473,11 +475,121 @@ def test_rtmdet_ins_mask_kd_targets_by_hand_on_a_planted_kernel(tmp_path, monkey
     assert got['avg_factor'].item() == priors.shape[0] * h * w
 
 
-def test_mask_kd_is_offered_for_rtmdet_ins_only(tmp_path):
+def test_condinst_mask_kd_targets_by_hand_on_a_planted_controller(tmp_path, monkeypatch):
+    """The teacher's controller (the conv that predicts each prior's dynamic mask-head
+    parameters) is planted so that its 3 dynamic convs give, for the instance at point (px, py)
+    of stride s, the logit x_rel + 0.5 at every mask pixel, where x_rel = (px - 8 (j + 0.5)) /
+    (8 s) is mmdet's relative x coordinate of column j (mask features at stride 8 with point
+    offset 0.5, size_of_interest 8; mask_out_stride 8, so no upsampling follows), plus, in the
+    last bias, a code of the prior's place (px / 64 + py / 256 + image / 8) that a misplaced
+    prior or image would change: the target at each of the student's positive priors."""
+    from mmdet.models.dense_heads import CondInstMaskHead
     cfg = tiny_model('condinst')
+    cfg['mask_head']['mask_out_stride'] = 8
+    t_path, t_ckpt, _ = save_teacher(cfg, tmp_path, seed=1)
+    model = MODELS.build(ConfigDict(dict(_distiller_cfg('condinst', t_path, t_ckpt,
+                                                        teacher_temperature=1.0,
+                                                        distill_losses=dict(loss_kd_mask=dict(
+                                                            type='_MaskRecordingLoss',
+                                                            inputs='mask'))),
+                                         mask_head=cfg['mask_head'])))
+    head = model.teacher.mask_head
+    c = head.feat_channels
+    w0, w1, w2 = torch.zeros(c, head.in_channels + 2), torch.eye(c), torch.zeros(1, c)
+    w0[0, 0], w0[1, 0] = 1.0, -1.0  # relu(x_rel) and relu(-x_rel)
+    w2[0, 0], w2[0, 1] = 1.0, -1.0  # their difference: x_rel
+    b = torch.zeros(2 * c + 1)
+    b[-1] = 0.5
+    params = torch.cat([w0.flatten(), w1.flatten(), w2.flatten(), b])
+    assert params.numel() == head.num_params == model.teacher.bbox_head.num_params
+    with torch.no_grad():
+        model.teacher.bbox_head.controller.weight.zero_()
+        model.teacher.bbox_head.controller.bias.copy_(params)
+    levels = []
+
+    def code_place(_conv, _args, out):  # called once per level, in level order
+        stride = model.teacher.bbox_head.strides[len(levels)]
+        levels.append(stride)
+        n, _, h, w = out.shape
+        y, x = ((torch.arange(size).float() + 0.5) * stride for size in (h, w))
+        code = x[None, None, :] / 64 + y[None, :, None] / 256 + torch.arange(n)[:, None, None] / 8
+        return torch.cat([out[:, :-1], out[:, -1:] + code[:, None]], 1)
+
+    model.teacher.bbox_head.controller.register_forward_hook(code_place)
+    seen = []
+    original = CondInstMaskHead.forward_single
+
+    def record(self, mask_feat, positive_info):
+        if self is model.mask_head:
+            seen.append((positive_info, mask_feat.shape[-2:]))
+        return original(self, mask_feat, positive_info)
+
+    monkeypatch.setattr(CondInstMaskHead, 'forward_single', record)
+    model.train()
+    data = batch(model, size=input_size('condinst'), masks=True)
+    model.loss(data['inputs'], data['data_samples'])
+    got = _MaskRecordingLoss.seen
+    points = torch.cat([info.points for info, _ in seen])
+    strides = torch.cat([info.strides for info, _ in seen]).float()
+    h, w = seen[0][1]
+    assert points.shape[0] > 0 and got['t'].shape == got['s'].shape == (points.shape[0], h * w)
+    cols = 8.0 * (torch.arange(w).float() + 0.5)
+    image = torch.cat([torch.full((len(info),), i / 8) for i, (info, _) in enumerate(seen)])
+    code = points[:, 0] / 64 + points[:, 1] / 256 + image
+    want = (points[:, :1] - cols) / (8 * strides[:, None]) + 0.5 + code[:, None]
+    assert len(seen) == 2 and len(levels) == 5 and image.max() > 0  # both images have priors
+    assert torch.allclose(got['t'], want[:, None, :].expand(-1, h, w).reshape(-1, h * w),
+                          atol=1e-5)
+    assert got['avg_factor'].item() == points.shape[0] * h * w
+
+
+def test_condinst_mask_kd_rows_of_a_copy_skip_an_image_without_instances(tmp_path):
+    """A copy of the student as teacher: its mask logits equal the student's row by row, one
+    row per positive prior of the image with instances; the image without any adds none."""
+    cfg = tiny_model('condinst')
+    t_path, t_ckpt, teacher = save_teacher(cfg, tmp_path, seed=1)
+    model = MODELS.build(ConfigDict(_distiller_cfg('condinst', t_path, t_ckpt,
+                                                   teacher_temperature=1.0,
+                                                   teacher_inference=dict(fuse_conv_bn=False),
+                                                   distill_losses=dict(loss_kd_mask=dict(
+                                                       type='_MaskRecordingLoss',
+                                                       inputs='mask')))))
+    model.load_state_dict(teacher.state_dict(), strict=True)
+    model.train()
+    model.teacher.train()  # batch statistics on both sides
+    data = batch(model, size=input_size('condinst'), masks=True)
+    data['data_samples'][1].gt_instances = data['data_samples'][1].gt_instances[:0]
+    with OutputTaps() as taps:
+        taps.module_output('mask_feats', model.mask_head.mask_feature_head)
+        model.loss(data['inputs'], data['data_samples'])
+    got = _MaskRecordingLoss.seen
+    h, w = taps['mask_feats'][0].shape[-2:]
+    pos = model.bbox_head.get_positive_infos()  # mmdet's own record of the last step's priors
+    assert len(pos[0]) > 0 and len(pos[1]) == 0
+    assert got['s'].shape == got['t'].shape == (len(pos[0]), 4 * h * w)  # upsampled x 2
+    assert torch.allclose(got['s'], got['t'], atol=1e-5)
+
+
+def test_mask_kd_is_refused_for_yolact_and_other_mask_strides_with_the_reason(tmp_path):
+    cfg = tiny_model('yolact')
     t_path, t_ckpt, _ = save_teacher(cfg, tmp_path)
-    with pytest.raises(ValueError, match=r"inputs must be one of \['cls', 'reg', 'neck'\]"):
-        MODELS.build(ConfigDict(_distiller_cfg('condinst', t_path, t_ckpt,
+    with pytest.raises(ValueError, match=(
+            r"distill_losses.loss_kd_mask: inputs='mask' needs per-prior mask kernels "
+            r'\(RTMDet-Ins, CondInst, BoxInst\); YOLACTProtonet crops the sigmoid of prototypes '
+            r"x coefficients to each box. Remove it; the box head distils \('cls', 'reg', "
+            r"'neck'\).")):
+        MODELS.build(ConfigDict(_distiller_cfg('yolact', t_path, t_ckpt,
                                                teacher_temperature=1.0, distill_losses=dict(
                                                    loss_kd_mask=dict(type='BinaryKDLoss',
                                                                      inputs='mask')))))
+    cfg = tiny_model('condinst')
+    t_path, t_ckpt, _ = save_teacher(cfg, tmp_path, 'condinst')
+    student = _distiller_cfg('condinst', t_path, t_ckpt, teacher_temperature=1.0,
+                             distill_losses=dict(loss_kd_mask=dict(type='BinaryKDLoss',
+                                                                   inputs='mask')))
+    student['mask_head'] = dict(student['mask_head'], mask_out_stride=8)
+    with pytest.raises(ValueError, match=(
+            r"distill_losses.loss_kd_mask: inputs='mask' compares mask logits pixel by pixel: "
+            r"set model.mask_head \(mask_feat_stride, mask_out_stride\) to the teacher's "
+            r'\(8, 4\), not \(8, 8\).')):
+        MODELS.build(ConfigDict(student))

@@ -240,6 +240,7 @@ def test_every_family_distils_the_same_from_a_fast_teacher(family, tmp_path, mon
     logged = []
     monkeypatch.setattr(ti, 'print_log', lambda msg, **kw: logged.append(msg))
     MessageHub.get_current_instance().update_info('epoch', 0)  # TOOD reads it (a Runner sets it)
+    MessageHub.get_current_instance().update_info('iter', 0)  # and BoxInst this one
     cfg = tiny_model(family)
     t_path, t_ckpt, teacher = save_teacher(cfg, tmp_path, seed=1)
     losses = (dict(loss_kd_roi=dict(type='KDLoss', inputs='roi_cls', tau=2.0),
