@@ -207,6 +207,14 @@ class DistillerMixin:
         if s_pre is None or t_pre is None:
             return
         s, t = effective(s_pre), effective(t_pre)
+        if s['bgr_to_rgb'] != t['bgr_to_rgb'] and all(torch.allclose(
+                *torch.broadcast_tensors(s[k].flip(0), t[k]), atol=1e-3) for k in ('mean', 'std')):
+            raise ValueError(
+                'The teacher and the student normalise the same colours in reversed channel order '
+                f"(data_preprocessor.bgr_to_rgb is {t['bgr_to_rgb']} for the teacher, "
+                f"{s['bgr_to_rgb']} for the student); the teacher runs on the student's batch, so "
+                "give the student the teacher's data_preprocessor mean, std and bgr_to_rgb (it "
+                "then trains in the teacher's channel order).")
         for key in ('mean', 'std'):
             a, b = torch.broadcast_tensors(s[key], t[key])
             if not torch.allclose(a, b, atol=1e-3):

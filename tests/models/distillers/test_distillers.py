@@ -303,3 +303,10 @@ def test_teacher_ckpt_directory_and_wrong_teacher_family_named_first(gfl_teacher
     plain_cfg = dump_config(dict(model=plain), str(tmp_path / 'plain.py'))
     with pytest.raises(ValueError, match='no mean/std means no normalisation'):
         _distiller(gfl_model(width=8), plain_cfg, ckpt)
+    # the same colours in reversed channel order (an RTMDet student, BGR; most teachers, RGB)
+    bgr = gfl_model(width=8)
+    pre = bgr['data_preprocessor']
+    pre.update(mean=pre['mean'][::-1], std=pre['std'][::-1], bgr_to_rgb=not pre['bgr_to_rgb'])
+    with pytest.raises(ValueError, match=r'reversed channel order \(data_preprocessor.bgr_to_rgb '
+                                         r'is True for the teacher, False for the student\)'):
+        _distiller(bgr, cfg_path, ckpt)
