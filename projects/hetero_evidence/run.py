@@ -1,11 +1,12 @@
 """Any teacher for any student, on DigitsDet: KD across head families, with and without calibration.
 
-Three pairs of a student and a teacher of another head family (docs/heterogeneous.md), the
+Four pairs of a student and a teacher of another head family (docs/heterogeneous.md), the
 students at ResNet-18 width 16 and the teachers at width 32 (configs/demo/):
 
 - RetinaNet student, GFL teacher;
 - GFL student, Cascade R-CNN teacher;
-- Faster R-CNN student, Cascade R-CNN teacher (its last stage classifies the student's RoIs).
+- Faster R-CNN student, Cascade R-CNN teacher (its last stage classifies the student's RoIs);
+- Faster R-CNN student, GFL teacher (its detections are soft targets at the student's RoIs).
 
 Each student is trained four ways with one seed and schedule: no KD (the student config), feature
 KD (PKD on the FPN levels paired by stride, ``pkd_*``), prediction KD from the raw teacher
@@ -58,6 +59,9 @@ PAIRS = {
     'faster<-cascade': dict(student='Faster R-CNN r18w16', teacher='cascade',
                             family='cascade_rcnn', cfg=_cfg('faster-rcnn_r18w16_digits.py'),
                             stem='faster-rcnn_r18w16_cascade-rcnn-r18w32_digits.py'),
+    'faster<-gfl': dict(student='Faster R-CNN r18w16', teacher='gfl', family='cascade_rcnn',
+                        cfg=_cfg('faster-rcnn_r18w16_digits.py'),
+                        stem='faster-rcnn_r18w16_gfl-r18w32_digits.py'),
 }
 #: The four arms: label and the prefix of the config (None: the student config, no KD).
 ARMS = [('no KD', 'none', None), ('feature KD (PKD)', 'pkd', 'pkd'),
@@ -92,7 +96,7 @@ def parse_args(argv=None):
 
 
 def build_jobs(mode_cfg, work, data_root, seeds):
-    """The jobs: teacher trainings and evaluations, then 3 pairs x 4 arms x seeds students."""
+    """The jobs: teacher trainings and evaluations, then 4 pairs x 4 arms x seeds students."""
 
     def options(family, iters, seed=None, extra=()):
         # no validation inside the training (val_begin past the end): tools/test.py evaluates

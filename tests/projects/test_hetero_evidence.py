@@ -12,7 +12,7 @@ _spec = importlib.util.spec_from_file_location(
 run = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(run)
 
-PAIRS = ('retinanet<-gfl', 'gfl<-cascade', 'faster<-cascade')
+PAIRS = ('retinanet<-gfl', 'gfl<-cascade', 'faster<-cascade', 'faster<-gfl')
 ARMS = ('no KD', 'feature KD (PKD)', 'pred KD, raw teacher', 'pred KD, calibrated teacher')
 #: Planted teacher checkpoints, the results of the teachers' training jobs.
 TEACHER_CKPTS = {'teacher_gfl_train': dict(checkpoint='/w/teacher_gfl/iter_400.pth'),
@@ -26,10 +26,11 @@ def _opts(argv):
 def test_the_plan_trains_each_arm_from_its_teacher_with_its_seed():
     jobs, runs = run.build_jobs(run.MODES['default'], '/w', '/data', seeds=[0, 1])
     by_name = {j.name: j for j in jobs}
-    assert len(jobs) == 2 * 2 + 3 * 4 * 2 * 2  # teachers: train + test; students likewise
+    assert len(jobs) == 2 * 2 + 4 * 4 * 2 * 2  # teachers: train + test; students likewise
     assert sorted((r['pair'], r['arm'], r['seed']) for r in runs) == sorted(
         (p, a, s) for p in PAIRS for a in ARMS for s in (0, 1))
-    teacher_of = {'retinanet<-gfl': 'gfl', 'gfl<-cascade': 'cascade', 'faster<-cascade': 'cascade'}
+    teacher_of = {'retinanet<-gfl': 'gfl', 'gfl<-cascade': 'cascade', 'faster<-cascade': 'cascade',
+                  'faster<-gfl': 'gfl'}
     prefix = {'feature KD (PKD)': 'pkd_', 'pred KD, raw teacher': 'pred_',
               'pred KD, calibrated teacher': 'pred-cal_'}
     for r in runs:
@@ -83,8 +84,8 @@ def test_the_table_holds_each_run_and_the_fitted_temperature(tmp_path):
         train = 'reused' if i == 0 else '2.0'
         expected.append(f'| {r["pair"]} | {r["arm"]} | 0 | {i / 100:.4f} | 0.5000 | {t} | '
                         f'{train} + 0.1 |')
-    assert lines[2:] == expected and len(expected) == 12
-    assert sum(r['cal'] for r in runs) == 3
+    assert lines[2:] == expected and len(expected) == 16
+    assert sum(r['cal'] for r in runs) == 4
     assert 'Machine: planted machine. Wall time of this run: 30.0 min' in md
     with open(tmp_path / 'results.json') as f:
         saved = json.load(f)
