@@ -263,14 +263,14 @@ class DETRDistillerMixin(DistillerMixin):
     def _distill_batches(self, taps: OutputTaps, batch_inputs: Tensor, batch_data_samples,
                          needed: Set[str], teacher_out=None) -> Dict[str, DistillBatch]:
         if self.hetero is not None:  # another family: neck levels; detections, last layer
-            batches = {}
+            batches, t_feats = {}, None
             if 'neck' in needed:
                 with self.teacher_context(batch_inputs.device.type):
                     t_feats = self.teacher.extract_feat(batch_inputs)
                 batches['neck'] = self._neck_batch(taps, t_feats)
             if needed - {'neck'}:
                 s_cls, s_box = (out[-1] for out in self._matching_outputs(taps))
-                dets = teacher_detections(self, batch_inputs, batch_data_samples)
+                dets = teacher_detections(self, batch_inputs, batch_data_samples, t_feats)
                 batches.update(detection_batches(self.bbox_head, s_cls, s_box, dets,
                                                  [s.metainfo for s in batch_data_samples]))
             return batches

@@ -232,7 +232,8 @@ class DenseDistillerMixin(DistillerMixin):
             batches = {'neck': self._neck_batch(taps, teacher_out[0])} if 'neck' in needed else {}
             if needed - {'neck'}:
                 batches.update(pred_batches(self, single_call(taps['head'], 'bbox_head'),
-                                            batch_inputs, batch_data_samples, needed))
+                                            batch_inputs, batch_data_samples, needed,
+                                            teacher_out[0] if teacher_out else None))
             return batches
         cross = any(n.startswith('crosskd_') for n in needed)
         t_feats, t_outs, t_taps = teacher_out  # from _teacher_before_student

@@ -204,7 +204,7 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
                 avg.append(s_rows[-1].new_tensor(float(max(s_rows[-1].numel(), 1))))
             batches['roi_mask'] = self._per_stage(s_rows, t_rows, avg_factor=avg)
         if needed & {'roi_pred_cls', 'roi_pred_box'}:  # the teacher's detections at the RoIs
-            dets = teacher_detections(self, batch_inputs, batch_data_samples)
+            dets = teacher_detections(self, batch_inputs, batch_data_samples, t_feats)
             s_cls, t_cls, s_box, t_box, w = zip(*(roi_soft_targets(
                 roi_stage(self.roi_head.bbox_assigner, s), roi_stage(self.roi_head.bbox_head, s),
                 single_call(taps[f'roi{s}'], f'stage-{s} RoI head'), dets) for s in stages))

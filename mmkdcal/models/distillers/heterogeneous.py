@@ -206,11 +206,20 @@ def calibrated_scores(distiller, scores: Tensor, labels: Tensor) -> Tensor:
     return z.gather(1, labels.long()[:, None]).squeeze(1).sigmoid()
 
 
-def teacher_detections(distiller, batch_inputs: Tensor, batch_data_samples) -> List[InstanceData]:
-    """The teacher's final detections (its test_cfg, NMS) in input coordinates, calibrated."""
+def teacher_detections(distiller, batch_inputs: Tensor, batch_data_samples,
+                       feats: Optional[Sequence[Tensor]] = None) -> List[InstanceData]:
+    """The teacher's final detections (its test_cfg, NMS) in input coordinates, calibrated;
+    ``feats``: its ``extract_feat`` of ``batch_inputs`` when the step already ran it (the neck
+    input), so that its ``predict`` does not run the backbone again."""
     samples = [DetDataSample(metainfo=s.metainfo) for s in batch_data_samples]
+    teacher = distiller.teacher
     with distiller.teacher_context(batch_inputs.device.type):
-        results = distiller.teacher.predict(batch_inputs, samples, rescale=False)
+        if feats is not None:  # an instance attribute shadows the method for this call
+            object.__setattr__(teacher, 'extract_feat', lambda inputs: feats)
+        try:
+            results = teacher.predict(batch_inputs, samples, rescale=False)
+        finally:
+            teacher.__dict__.pop('extract_feat', None)
     dets = []
     for res in results:
         pred = res.pred_instances
@@ -344,12 +353,13 @@ def _decode(head, sem, reg_rows: Tensor, priors: Tensor, strides: Tensor) -> Ten
     return head.bbox_coder.decode(priors, reg_rows)
 
 
-def pred_batches(distiller, head_outs, batch_inputs: Tensor, batch_data_samples,
-                 needed) -> dict:
-    """``'pred_cls'`` / ``'pred_box'`` batches of a dense student (see the module docstring)."""
+def pred_batches(distiller, head_outs, batch_inputs: Tensor, batch_data_samples, needed,
+                 t_feats=None) -> dict:
+    """``'pred_cls'`` / ``'pred_box'`` batches of a dense student (see the module docstring);
+    ``t_feats``: the teacher's neck features of the step, if it ran them."""
     head = distiller.bbox_head
     sem = dense_head_semantics(head)
-    dets = teacher_detections(distiller, batch_inputs, batch_data_samples)
+    dets = teacher_detections(distiller, batch_inputs, batch_data_samples, t_feats)
     s_cls = score_logits(sem, head_outs, head.cls_out_channels)
     s_reg = sem.output(head_outs, sem.box_output) if 'pred_box' in needed else None
     gen, a = head.prior_generator, head.prior_generator.num_base_priors[0]

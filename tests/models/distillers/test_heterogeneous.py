@@ -20,10 +20,11 @@ import mmkdcal  # noqa: F401
 from mmkdcal.engine import default_fit_on
 from mmkdcal.engine.hooks import TeacherCalibrationHook
 from mmkdcal.models.distillers.heterogeneous import (calibrated_scores, feature_strides,
-                                                     pair_by_stride, pred_kd_problem)
+                                                     pair_by_stride, pred_kd_problem,
+                                                     teacher_detections)
 from mmkdcal.models.distillers.taps import OutputTaps
 
-from _detr_helpers import deformable_detr_model, detr_model
+from _detr_helpers import deformable_detr_model, detr_distiller, detr_model
 from _families import input_size, tiny_model
 from _helpers import batch as _batch
 from _helpers import distiller as _distiller
@@ -573,3 +574,34 @@ def test_two_iteration_kd_cal_run_of_a_student_that_assigns_by_its_own_rule(
     assert ckpt['meta']['teacher_temperature'] == pytest.approx(fitted) and fitted > 0
     result = MODELS.build(ConfigDict(student)).load_state_dict(ckpt['state_dict'], strict=True)
     assert not result.missing_keys and not result.unexpected_keys
+
+
+@pytest.mark.parametrize('kind', ['dense', 'two_stage', 'detr'])
+def test_neck_and_prediction_kd_run_the_teacher_backbone_once_a_step(tmp_path, kind):
+    """The teacher's detections reuse the neck features the step already computed, and they are
+    the detections its own ``predict`` gives."""
+    t_path, t_ckpt, _ = save_teacher(gfl_model(width=8), tmp_path)  # score_thr 0: detections
+    roi_pred = dict(loss_rc=dict(type='KDLoss', tau=1.0, inputs='roi_pred_cls'),
+                    loss_rb=dict(type='BoxKDLoss', inputs='roi_pred_box'))
+    student, pred, build = dict(dense=(retinanet_model(), PRED, _distiller),
+                                two_stage=(faster_rcnn_model(), roi_pred, _distiller),
+                                detr=(deformable_detr_model(), PRED, detr_distiller))[kind]
+    neck = dict(loss_pkd=dict(type='PKDLoss', inputs='neck', student_channels=32,
+                              teacher_channels=16)) if kind == 'detr' else NECK
+    model = build(student, t_path, t_ckpt, teacher_temperature=1.0,
+                  distill_losses=dict(pred, **neck))
+    calls = []
+    model.teacher.backbone.register_forward_hook(lambda *args: calls.append(1))
+    model.train()
+    data = _batch(model, n=2, size=64)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert len(calls) == 1 and all(math.isfinite(losses[k].item()) for k in pred)
+    with torch.no_grad():
+        feats = model.teacher.extract_feat(data['inputs'])
+        reused = teacher_detections(model, data['inputs'], data['data_samples'], feats)
+        own = teacher_detections(model, data['inputs'], data['data_samples'])
+    assert len(calls) == 3  # the extract_feat above and the stock predict, not the reuse
+    assert sum(len(d) for d in own) > 0 and 'extract_feat' not in vars(model.teacher)
+    for a, b in zip(reused, own):
+        for key in ('bboxes', 'labels', 'scores'):
+            assert torch.equal(a.get(key), b.get(key)), key
