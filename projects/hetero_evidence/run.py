@@ -89,14 +89,19 @@ def parse_args(argv=None):
     parser.add_argument('--seeds', type=int, nargs='+', default=None, help='student seeds')
     parser.add_argument('--jobs', type=int, default=2, help='steps run at once (default 2)')
     parser.add_argument('--retrain', action='store_true', help='rerun every step')
+    parser.add_argument('--pkd-weights', type=float, nargs='+', default=(),
+                        help='extra feature-KD arms, PKD at these loss weights (the configs: 6)')
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error('--jobs must be >= 1')
     return args
 
 
-def build_jobs(mode_cfg, work, data_root, seeds):
-    """The jobs: teacher trainings and evaluations, then 4 pairs x 4 arms x seeds students."""
+def build_jobs(mode_cfg, work, data_root, seeds, pkd_weights=()):
+    """The jobs: teacher trainings and evaluations, then 4 pairs x 4 arms x seeds students (and
+    one more arm per extra PKD loss weight)."""
+    arms = ARMS + [(f'feature KD (PKD, weight {w:g})', f'pkd-w{w:g}', 'pkd', w)
+                   for w in pkd_weights]
 
     def options(family, iters, seed=None, extra=()):
         # no validation inside the training (val_begin past the end): tools/test.py evaluates
@@ -115,10 +120,10 @@ def build_jobs(mode_cfg, work, data_root, seeds):
     for pair, p in PAIRS.items():
         teacher = TEACHERS[p['teacher']]
         t_train = f'teacher_{p["teacher"]}_train'
-        for label, arm, prefix in ARMS:
+        for label, arm, prefix, *weight in arms:
             cfg = p['cfg'] if prefix is None else _cfg(f'{prefix}_{p["stem"]}')
 
-            def extra(d, prefix=prefix, teacher=teacher, t_train=t_train):
+            def extra(d, prefix=prefix, teacher=teacher, t_train=t_train, weight=weight):
                 if prefix is None:
                     return []
                 # the teacher as it was trained: the config its training dumped (in quick mode
@@ -126,6 +131,7 @@ def build_jobs(mode_cfg, work, data_root, seeds):
                 t_dir = osp.dirname(d[t_train]['checkpoint'])
                 opts = [f'model.teacher_config={osp.join(t_dir, osp.basename(teacher["cfg"]))}',
                         f'model.teacher_ckpt={d[t_train]["checkpoint"]}']
+                opts += [f'model.distill_losses.loss_pkd.loss_weight={w}' for w in weight]
                 if prefix == 'pred-cal':
                     opts += _calib_options(mode_cfg, data_root, 'custom_hooks.0.dataloader.')
                     if mode_cfg['score_thr'] != 0.3:  # quick: every detection, loose matches
@@ -220,7 +226,7 @@ def main(argv=None):
         info = staticmethod(_say)
 
     build_digits_det(data_root, logger=_Log(), **mode_cfg['data'])
-    jobs, runs = build_jobs(mode_cfg, work, data_root, seeds)
+    jobs, runs = build_jobs(mode_cfg, work, data_root, seeds, args.pkd_weights)
     done = run_jobs(jobs, ROOT, osp.join(work, 'logs'), workers=args.jobs, retrain=args.retrain,
                     say=_say, progress='hetero')
 

@@ -91,3 +91,19 @@ def test_the_table_holds_each_run_and_the_fitted_temperature(tmp_path):
         saved = json.load(f)
     assert saved['rows'] == rows and saved['machine'] == 'planted machine'
     assert (tmp_path / 'results.md').read_text() == md
+
+
+def test_an_extra_pkd_weight_is_one_more_arm_with_only_that_override():
+    _, base = run.build_jobs(run.MODES['default'], '/w', '/data', seeds=[0])
+    jobs, runs = run.build_jobs(run.MODES['default'], '/w', '/data', seeds=[0], pkd_weights=[1.0])
+    by_name = {j.name: j for j in jobs}
+    extra = [r for r in runs if r['arm'] == 'feature KD (PKD, weight 1)']
+    assert len(runs) == len(base) + len(PAIRS) and [r['pair'] for r in extra] == list(PAIRS)
+    for r in extra:
+        assert r['tag'].endswith('_pkd-w1_seed0') and not r['cal']
+        argv = by_name[f'{r["tag"]}_train'].command(TEACHER_CKPTS)
+        default = by_name[r['tag'].replace('pkd-w1', 'pkd') + '_train'].command(TEACHER_CKPTS)
+        assert argv[1] == default[1] and osp.basename(argv[1]).startswith('pkd_')
+        assert _opts(argv) == dict(_opts(default), **{
+            'model.distill_losses.loss_pkd.loss_weight': '1.0'})
+        assert argv[argv.index('--work-dir') + 1] == f'/w/{r["tag"]}'
