@@ -24,8 +24,8 @@ from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from ..contract import DistillBatch, DistillInput
 from .distill_single_stage import DistillSingleStageDetector, neck_channels
 from .distiller_mixin import DistillerMixin, TemperatureLike, foreground_confidence
-from .heterogeneous import (PRED_INPUTS, detector_num_classes, hetero_pair, soft_targets,
-                            softmax_soft_targets, teacher_detections)
+from .heterogeneous import (PRED_INPUTS, class_count_problem, detector_num_classes, hetero_pair,
+                            soft_targets, softmax_soft_targets, teacher_detections)
 from .query_matching import match_queries, query_match_cost
 from .taps import OutputTaps, single_call
 
@@ -149,9 +149,7 @@ class DETRDistillerMixin(DistillerMixin):
     def _check_teacher(self, teacher) -> None:
         s_head, t_head = self.bbox_head, getattr(teacher, 'bbox_head', None)
         if not isinstance(teacher, DetectionTransformer):  # another family: necks, detections
-            n_t, n_s = detector_num_classes(teacher), s_head.num_classes
-            problem = (None if n_t == n_s else
-                       f'the teacher predicts {n_t} classes, the student {n_s}')
+            problem = class_count_problem(detector_num_classes(teacher), s_head.num_classes)
             self.hetero = hetero_pair(self, teacher, type(s_head).__name__, type(
                 t_head or teacher.roi_head).__name__, () if problem else PRED_INPUTS, problem)
             return

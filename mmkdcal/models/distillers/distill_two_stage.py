@@ -15,7 +15,8 @@ from ..contract import DistillBatch, DistillInput
 from .distill_single_stage import neck_channels
 from .distiller_mixin import (DistillerMixin, TemperatureLike, flatten_level_outputs,
                               foreground_confidence)
-from .heterogeneous import detector_num_classes, hetero_pair, roi_soft_targets, teacher_detections
+from .heterogeneous import (class_count_problem, detector_num_classes, hetero_pair,
+                            roi_soft_targets, teacher_detections)
 from .roi_head_stages import is_cascade, roi_stage
 from .taps import OutputTaps, single_call
 
@@ -95,8 +96,8 @@ class DistillTwoStageDetector(DistillerMixin, TwoStageDetector):
                 problem = 'its RoI class scores are not a softmax over K + 1'
             elif not all(isinstance(h.bbox_coder, DeltaXYWHBBoxCoder) for h in heads):
                 problem = 'its RoI box outputs are not deltas (DeltaXYWHBBoxCoder) of the RoIs'
-            elif (k := detector_num_classes(teacher)) != heads[0].num_classes:
-                problem = f'the teacher predicts {k} classes, the student {heads[0].num_classes}'
+            else:
+                problem = class_count_problem(detector_num_classes(teacher), heads[0].num_classes)
             pred = t_roi is None and not problem  # FastRCNN (no RPN) detects nothing alone
             self.hetero = hetero_pair(self, teacher, type(self.roi_head).__name__,
                                       type(getattr(teacher, 'bbox_head', teacher)).__name__,

@@ -27,8 +27,8 @@ from .roi_head_stages import roi_stage
 from .taps import OutputTaps
 
 __all__ = ['HeteroPair', 'PRED_INPUTS', 'assigned_indices', 'calibrated_scores',
-           'detector_num_classes', 'feature_strides', 'hetero_pair', 'pair_by_stride',
-           'pred_kd_problem', 'roi_soft_targets', 'soft_targets', 'stride_table']
+           'class_count_problem', 'detector_num_classes', 'feature_strides', 'hetero_pair',
+           'pair_by_stride', 'pred_kd_problem', 'roi_soft_targets', 'soft_targets', 'stride_table']
 
 #: The prediction-KD inputs a dense or DETR-family student offers a teacher of another family.
 PRED_INPUTS = (
@@ -192,9 +192,14 @@ def pred_kd_problem(head, teacher_classes: int) -> Optional[str]:
                 f'and prediction KD follows the loss of {list(LOSS_ASSIGNED_HEADS)} only')
     if not getattr(head, 'use_sigmoid_cls', True):
         return 'its class scores are a softmax, not per-class sigmoids'
-    if teacher_classes != head.num_classes:
-        return f'the teacher predicts {teacher_classes} classes, the student {head.num_classes}'
-    return None
+    return class_count_problem(teacher_classes, head.num_classes)
+
+
+def class_count_problem(teacher_classes: int, student_classes: int) -> Optional[str]:
+    """Why prediction KD cannot map the teacher's classes onto the student's, or None."""
+    if teacher_classes == student_classes:
+        return None
+    return f'the teacher predicts {teacher_classes} classes, the student {student_classes}'
 
 
 def calibrated_scores(distiller, scores: Tensor, labels: Tensor) -> Tensor:
