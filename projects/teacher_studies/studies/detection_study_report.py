@@ -130,6 +130,7 @@ def reading(results: Dict[str, Any]) -> List[str]:
                       f'({_verdict(c)}); a negative sign means calibrating helps more the '
                       'teachers that need the stronger sharpening.' if c['pearson_r'] is not None
                       else 'undefined.'))
+    out += _calibrator_reading(results)
     ob = results['objectives']
     held = ob['heldout']
     best = min(held, key=lambda o: held[o]['mean_dece_val'])
@@ -144,6 +145,54 @@ def reading(results: Dict[str, Any]) -> List[str]:
         out.append(f"Temperature objective, KD students of the {len(ob['teachers'])} most "
                    f"miscalibrated teachers ({', '.join(c['teacher'] for c in ob['teachers'])}): "
                    f"{diffs}. Decision: {ob['decision']}. The paper calibrates by ACE.")
+    return out
+
+
+def _calibrator_reading(results: Dict[str, Any]) -> List[str]:
+    """Statements on the calibrators (both arms) and the default they imply, checked against
+    the hook's own default."""
+    import inspect
+
+    from mmkdcal.engine.hooks import TeacherCalibrationHook
+
+    out = []
+    arms = [(k, results[k]) for k in ('calibrator_comparison', 'long_arm') if k in results]
+    for key, comp in arms:
+        label = 'main arm' if key == 'calibrator_comparison' else 'long arm'
+        n = len(comp['teachers'])
+        rk = comp['ranking']
+        for group in ('all', 'under'):
+            g = rk[group]
+            if g['best'] is None:
+                continue
+            means = ', '.join(f"{c} {g[c]['mean']:+.4f}" for c in g
+                              if c != 'best' and g[c]['mean'] is not None)
+            out.append(f"Calibrators, {label} ({n} teachers, {group}): largest mean gain over "
+                       f"raw KD: {g['best']} ({means}).")
+        under = rk['under']
+        if under['best'] is not None and under[under['best']]['mean'] < 0:
+            out.append(f'Calibrators, {label}: every calibrator lowered the student of the '
+                       'under-confident teachers; distil those raw.')
+        ev = comp['error_vs_student']['rho']
+        if ev['mean'] is not None:
+            out.append(f"Calibrators, {label}: over one teacher's calibrators, lower val LaECE "
+                       f"went with the better student by Spearman rho {ev['mean']:+.2f} "
+                       f"[{ev['ci95_low']:+.2f}, {ev['ci95_high']:+.2f}] on average "
+                       '(negative would support "calibrate more, teach better").')
+        av = comp['auto_vs_temperature']
+        out.append(f'Calibrators, {label}: auto gave a weaker student than temperature for '
+                   f"{len(av['teachers_lost'])} of {len(av['teachers'])} teachers.")
+    if arms:
+        implied = {k: c['versus_temperature']['default'] for k, c in arms}
+        main = implied.get('calibrator_comparison', next(iter(implied.values())))
+        default = inspect.signature(TeacherCalibrationHook).parameters['calibrator'].default
+        out.append('Default calibrator: the main arm implies ' + main
+                   + (f", the long arm {implied['long_arm']}" if 'long_arm' in implied else '')
+                   + ' (a calibrator replaces temperature only where its gain over it has a '
+                   'bootstrap interval above 0); where they differ the main arm, with more '
+                   f"teachers, decides. The hook's default is calibrator='{default}'"
+                   + (', as the data imply.' if default == main else
+                      f', which the data do not support: it should be {main}.'))
     return out
 
 
@@ -190,6 +239,21 @@ def _calibrator_section(comp: Dict[str, Any], title: str) -> List[str]:
             lines.append(f'| {arm} | {pred} | '
                          + (' | '.join(_corr_cell(ys[y]).split(' | ')[0] if y in ys else 'n/a'
                                        for y in ('map', 'gain'))) + ' |')
+    vt = comp['versus_temperature']
+    lines += ['', 'Each calibrator minus temperature (mean gain, paired by teacher; bootstrap '
+              '95% CI over teachers): ' + '; '.join(
+                  f"{c} {_f(v['mean'], '+.4f')} {_ci(v['ci95_low'], v['ci95_high'], '+.4f')}"
+                  for c, v in vt.items() if c != 'default')
+              + f". Default it implies: **{vt['default']}** (a calibrator replaces "
+              'temperature only where its interval lies above 0).']
+    ev = comp['error_vs_student']
+    rho = ev['rho']
+    lines += ['', f"Lower teacher error, better student? Per teacher, Spearman rho between "
+              f"{ev['metric']} and the student's mAP over its calibrators: mean "
+              f"{_f(rho['mean'], '+.2f')} {_ci(rho['ci95_low'], rho['ci95_high'], '+.2f')} over "
+              f"{rho['n']} teachers (negative: the better-calibrated teacher teaches better); "
+              f"the calibrator of lowest error gave the best student for "
+              f"{len(ev['lowest_error_best'])} of {ev['teachers']} teachers."]
     av = comp['auto_vs_temperature']
     lines += ['', f"auto vs temperature (paired seeds): auto loses on average for "
               f"{av['teachers_lost'] or 'no teacher'}; with the 95% interval below 0 for "
@@ -235,7 +299,13 @@ def write_markdown(results: Dict[str, Any], path: str,
         'Outputs (work dir): `results.json` (every run and every statistic), this report, '
         'the two figures, per-teacher `measure/<teacher>/detections.npz` (the matched '
         'detections every calibration number is computed from) and the logs. Finished runs are '
-        'reused when the command is run again.', '',
+        'reused when the command is run again.', '']
+    if len(cfg['seeds']) < 3:
+        lines += [f"**{len(cfg['seeds'])} student seed(s), not the command's default 3** (the "
+                  'machine and the wall time are under Set-up). A per-teacher interval over '
+                  'seeds needs at least two, so the intervals below are over teachers '
+                  '(bootstrap) only.', '']
+    lines += [
         '## Set-up', '',
         "- Data: DigitsDet (`mmkdcal.datasets.build_digits_det`"
         + (f", {cfg['data']}" if cfg['data'] else ', default build: train 3000 / calib 500 / '

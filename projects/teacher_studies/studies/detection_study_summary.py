@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .statistics import bootstrap_mean_ci, correlation_with_ci, mean_ci
+from .statistics import bootstrap_mean_ci, correlation_with_ci, mean_ci, pearson_spearman
 
 __all__ = ['TEACHER_METRICS', 'CORRELATION_SETS', 'GAIN_PREDICTORS', 'CALIBRATORS',
            'CAL_METRICS', 'teacher_rows', 'calibrator_comparison', 'summarize']
@@ -230,7 +230,9 @@ def calibrator_comparison(results: Dict[str, Any], schedule: str = 'short',
         KD)); ``ranking[group][calibrator]`` for groups ``all`` / ``over`` / ``under``
         (bootstrap mean of the per-teacher mean gains, ``best_count``: teachers where it has
         the highest mean student mAP of the calibrators, ties counting for each) and
-        ``ranking[group]['best']`` (the largest mean gain); ``auto_vs_temperature``
+        ``ranking[group]['best']`` (the largest mean gain); ``versus_temperature``
+        (:func:`_versus_temperature`); ``error_vs_student`` (:func:`_error_vs_student`);
+        ``auto_vs_temperature``
         (per teacher the paired differences auto - temperature, ``loses``: a mean below 0,
         ``loses_ci``: its 95% t interval below 0; ``ever_loses``, ``teachers_lost``).
     """
@@ -322,10 +324,57 @@ def calibrator_comparison(results: Dict[str, Any], schedule: str = 'short',
                            loses=ci['mean'] is not None and ci['mean'] < 0,
                            loses_ci=ci['ci95_high'] is not None and ci['ci95_high'] < 0))
     return dict(schedule=schedule, teachers=rows, correlations=correlations, ranking=ranking,
+                versus_temperature=_versus_temperature(rows, arms, n_boot),
+                error_vs_student=_error_vs_student(rows, n_boot),
                 auto_vs_temperature=dict(
                     teachers=versus, ever_loses=any(v['loses'] for v in versus),
                     teachers_lost=[v['teacher'] for v in versus if v['loses']],
                     teachers_lost_ci=[v['teacher'] for v in versus if v['loses_ci']]))
+
+
+def _versus_temperature(rows: List[Dict[str, Any]], arms: Sequence[str],
+                        n_boot: int) -> Dict[str, Any]:
+    """Each calibrator against ``temperature``, paired by teacher: the bootstrap mean (over
+    teachers) of the per-teacher difference of mean gains, and the default it implies: the
+    calibrator whose interval lies above 0 with the largest mean, else ``temperature`` (no
+    calibrator beat the one-parameter map distinguishably)."""
+    out: Dict[str, Any] = {}
+    for c in arms:
+        if c == 'temperature':
+            continue
+        d = [r['arms'][c]['gain']['mean'] - r['arms']['temperature']['gain']['mean']
+             for r in rows if c in r['arms'] and 'temperature' in r['arms']
+             and r['arms'][c]['gain']['mean'] is not None
+             and r['arms']['temperature']['gain']['mean'] is not None]
+        out[c] = (bootstrap_mean_ci(d, n_boot=n_boot, seed=0) if d else
+                  dict(n=0, mean=None, ci95_low=None, ci95_high=None))
+    above = [c for c, v in out.items() if v['ci95_low'] is not None and v['ci95_low'] > 0]
+    out['default'] = max(above, key=lambda c: out[c]['mean']) if above else 'temperature'
+    return out
+
+
+def _error_vs_student(rows: List[Dict[str, Any]], n_boot: int,
+                      metric: str = 'laece_val_after') -> Dict[str, Any]:
+    """Does the calibrator that leaves the teacher better calibrated teach better? Per teacher,
+    over its distinct calibrators (``auto`` repeats one of them), the Spearman rho between the
+    teacher's calibration error after the calibrator on val (``metric``) and the student's mean
+    mAP (negative: lower error, better student); the bootstrap mean of rho over teachers; and
+    the teachers where the calibrator of lowest error gave the best student."""
+    rhos, lowest_best = [], []
+    for r in rows:
+        pts = [(a['calibration'][metric], a['mean']) for c, a in r['arms'].items()
+               if c != 'auto' and a['mean'] is not None
+               and a['calibration'].get(metric) is not None]
+        if len(pts) < 3:
+            continue
+        rho = pearson_spearman([p[0] for p in pts], [p[1] for p in pts])['spearman_rho']
+        if rho is not None:
+            rhos.append(rho)
+        if min(pts)[1] == max(p[1] for p in pts):
+            lowest_best.append(r['teacher'])
+    return dict(metric=metric, rho=(bootstrap_mean_ci(rhos, n_boot=n_boot, seed=0) if rhos else
+                                    dict(n=0, mean=None, ci95_low=None, ci95_high=None)),
+                lowest_error_best=lowest_best, teachers=len(rows))
 
 
 def summarize(results: Dict[str, Any]) -> Dict[str, Any]:

@@ -10,6 +10,7 @@ from mmdet.registry import HOOKS
 
 import mmkdcal  # noqa: F401
 from projects.teacher_studies.studies import detection_teacher_study as dts
+from projects.teacher_studies.studies import detection_study_summary as dss
 from projects.teacher_studies.studies.detection_study_summary import calibrator_comparison
 
 CALS = ('temperature', 'class_temperature', 'platt', 'isotonic', 'auto')
@@ -91,3 +92,39 @@ def test_a_calibrator_arm_gives_the_package_hook_its_saved_state():
     assert (hook.calibrator_file, hook.calibrator_sha256) == (rec['state_file'], rec['sha256'])
     assert cfg.model.teacher_temperature is None
     assert dts._kd_argv(None, t, 0, 'auto', deps, [], 8, 'wd') is None  # platt's student
+
+
+def _row(teacher, arms):
+    """A calibrator-comparison row: arm -> (mean gain over raw KD, student mAP, val LaECE)."""
+    return dict(teacher=teacher, arms={c: dict(gain=dict(mean=g), mean=m,
+                                               calibration=dict(laece_val_after=e))
+                                       for c, (g, m, e) in arms.items()})
+
+
+def test_versus_temperature_and_the_default_it_implies_by_hand():
+    # platt - temperature per teacher: +0.01, +0.03 (every resample's mean is above 0);
+    # isotonic - temperature: +0.02, -0.04 -> mean -0.01, an interval that holds 0
+    rows = [_row('a', dict(temperature=(0.02, 0, 0), platt=(0.03, 0, 0), isotonic=(0.04, 0, 0))),
+            _row('b', dict(temperature=(0.05, 0, 0), platt=(0.08, 0, 0), isotonic=(0.01, 0, 0)))]
+    vt = dss._versus_temperature(rows, ('temperature', 'platt', 'isotonic'), n_boot=200)
+    assert vt['platt']['mean'] == pytest.approx(0.02) and vt['platt']['ci95_low'] > 0
+    assert vt['isotonic']['mean'] == pytest.approx(-0.01) and vt['isotonic']['ci95_low'] < 0
+    assert vt['default'] == 'platt'
+    rows[1]['arms']['platt']['gain']['mean'] = 0.0  # platt - temperature: +0.01, -0.05
+    assert dss._versus_temperature(rows, ('temperature', 'platt', 'isotonic'),
+                                   n_boot=200)['default'] == 'temperature'
+
+
+def test_error_vs_student_by_hand():
+    # x: error up, student down -> rho -1, the lowest error the best student (auto ignored);
+    # y: both up -> rho +1; z: errors .1 .2 .3, students .3 .1 .2 -> d = (-2, 1, 1),
+    # rho = 1 - 6 * 6 / (3 * 8) = -0.5, the lowest error the best student
+    rows = [_row('x', dict(temperature=(0, 0.4, 0.1), platt=(0, 0.3, 0.2), isotonic=(0, 0.2, 0.3),
+                           class_temperature=(0, 0.1, 0.4), auto=(0, 0.0, 0.0))),
+            _row('y', dict(temperature=(0, 0.1, 0.1), platt=(0, 0.2, 0.2), isotonic=(0, 0.3, 0.3),
+                           class_temperature=(0, 0.4, 0.4))),
+            _row('z', dict(temperature=(0, 0.3, 0.1), platt=(0, 0.1, 0.2),
+                           isotonic=(0, 0.2, 0.3)))]
+    ev = dss._error_vs_student(rows, n_boot=200)
+    assert ev['rho']['n'] == 3 and ev['rho']['mean'] == pytest.approx(-0.5 / 3)
+    assert ev['lowest_error_best'] == ['x', 'z']
