@@ -177,8 +177,10 @@ def _calibrator_reading(results: Dict[str, Any]) -> List[str]:
         if ev['mean'] is not None:
             out.append(f"Calibrators, {label}: over one teacher's calibrators, lower val LaECE "
                        f"went with the better student by Spearman rho {ev['mean']:+.2f} "
-                       f"[{ev['ci95_low']:+.2f}, {ev['ci95_high']:+.2f}] on average "
-                       '(negative would support "calibrate more, teach better").')
+                       f"[{ev['ci95_low']:+.2f}, {ev['ci95_high']:+.2f}] on average"
+                       + ('; this supports' if ev['ci95_high'] < 0 else
+                          '; this does not support')
+                       + ' "the better-calibrated teacher teaches better" across calibrators.')
         av = comp['auto_vs_temperature']
         out.append(f'Calibrators, {label}: auto gave a weaker student than temperature for '
                    f"{len(av['teachers_lost'])} of {len(av['teachers'])} teachers.")
