@@ -302,7 +302,7 @@ def write_markdown(results: Dict[str, Any], path: str,
         'the two figures, per-teacher `measure/<teacher>/detections.npz` (the matched '
         'detections every calibration number is computed from) and the logs. Finished runs are '
         'reused when the command is run again.', '']
-    if len(cfg['seeds']) < 3:
+    if not quick and len(cfg['seeds']) < 3:  # quick mode's one seed is its own size
         lines += [f"**{len(cfg['seeds'])} student seed(s), not the command's default 3** (the "
                   'machine and the wall time are under Set-up). A per-teacher interval over '
                   'seeds needs at least two, so the intervals below are over teachers '

@@ -9,8 +9,8 @@ from mmengine.config import Config
 from mmdet.registry import HOOKS
 
 import mmkdcal  # noqa: F401
-from projects.teacher_studies.studies import detection_teacher_study as dts
 from projects.teacher_studies.studies import detection_study_summary as dss
+from projects.teacher_studies.studies import detection_teacher_study as dts
 from projects.teacher_studies.studies.detection_study_summary import calibrator_comparison
 
 CALS = ('temperature', 'class_temperature', 'platt', 'isotonic', 'auto')
